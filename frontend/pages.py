@@ -1,0 +1,53 @@
+"""Page rendering shared by every page route: one Jinja environment, the common context."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from portal.auth.principal import Principal
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html", "xml"], default=True),
+        trim_blocks=True, lstrip_blocks=True,
+    )
+    return env
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    html = environment().get_template(template).render(
+        request=request, principal=principal,
+        csrf_token=principal.csrf_token if principal else "", **context,
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+_NEXT_STEP = {
+    400: "Check the values you sent and try again.",
+    401: "Sign in, then try again.",
+    403: "Ask a member of the owning team or a platform admin for access.",
+    404: "It may have been removed or renamed; search the catalog.",
+    409: "Open the existing item instead, or choose another name.",
+    413: "Send less data at once.",
+    422: "Correct the named field and submit again.",
+    429: "Wait a minute before trying again.",
+    503: "A dependency is unavailable; try again shortly.",
+}
+
+
+def render_error(request: Request, status: int, message: str,
+                 field: str | None = None) -> HTMLResponse:
+    return render(request, "error.html", status=status, status_code=status, message=message,
+                  field=field, next_step=_NEXT_STEP.get(status, "Go back to the home page."))

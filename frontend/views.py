@@ -1,0 +1,82 @@
+"""Page routes: sign-in and the home page. Domain pages are added by their own modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlparse
+
+from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from frontend.pages import render
+from portal.auth import service as auth_service
+from portal.auth.views import set_session_cookie
+from portal.deps import SESSION_COOKIE, PrincipalDep, SessionDep, SettingsDep, client_ip
+from portal.errors import CaasError
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+router = APIRouter(include_in_schema=False)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site relative paths: never an open redirect."""
+    if not target:
+        return "/"
+    parsed = urlparse(target)
+    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+@router.get("/login")
+def login_page(request: Request, settings: SettingsDep, next: str = "/") -> Response:  # noqa: A002
+    return render(request, "login.html", next=_safe_next(next), error=None,
+                  local_enabled=settings.local_login_enabled, oidc_enabled=settings.oidc_enabled)
+
+
+@router.post("/login")
+def login_submit(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    username: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",  # noqa: A002
+) -> Response:
+    try:
+        if not settings.local_login_enabled:
+            raise CaasError("local sign-in is disabled; use single sign-on")
+        web, clear, _user = auth_service.login(
+            session, username=username, password=password, ip=client_ip(request),
+            ttl_hours=settings.session_ttl_hours, rate_limit=settings.login_rate_limit,
+            rate_window_s=settings.login_rate_window_s,
+        )
+    except CaasError as exc:
+        return render(request, "login.html", status=exc.status, next=_safe_next(next),
+                      error=exc.message, username=username,
+                      local_enabled=settings.local_login_enabled,
+                      oidc_enabled=settings.oidc_enabled)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    set_session_cookie(response, settings, clear)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, principal: PrincipalDep, session: SessionDep) -> Response:
+    auth_service.logout(session, principal=principal, ip=client_ip(request))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/")
+def home(request: Request, principal: PrincipalDep) -> Response:
+    return render(request, "home.html", title="Home")
+
+
+def mount(app: FastAPI) -> None:
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(router)

@@ -1,0 +1,3 @@
+"""caas-portal: the shell (settings, database, identity, errors) and the app that mounts the domains."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,14 @@
+"""Mounts every domain's API router. Only this module, ``portal.app`` and ``portal.cli`` import
+the domain packages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from portal.auth.views import router as identity_router
+
+
+def api_router() -> APIRouter:
+    router = APIRouter()
+    router.include_router(identity_router)
+    return router

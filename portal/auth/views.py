@@ -1,0 +1,123 @@
+"""Identity API: sign-in and out, who am I, API tokens, the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from portal.auth import audit
+from portal.auth import service as auth_service
+from portal.auth.models import AuditEventPublic, TokenCreated, TokenPublic, UserPublic
+from portal.deps import SESSION_COOKIE, AdminDep, PrincipalDep, SessionDep, SettingsDep, client_ip
+from portal.settings import Settings
+
+router = APIRouter(prefix="/api", tags=["identity"])
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class LoginOut(BaseModel):
+    user: UserPublic
+    csrf_token: str
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100)
+    ttl_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+def set_session_cookie(response: Response, settings: Settings, clear: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE, clear, max_age=settings.session_ttl_hours * 3600, httponly=True,
+        secure=settings.cookie_secure, samesite="lax", path="/",
+    )
+
+
+@router.post("/auth/login", response_model=LoginOut)
+def login(body: LoginIn, request: Request, response: Response, session: SessionDep,
+          settings: SettingsDep) -> LoginOut:
+    if not settings.local_login_enabled:
+        from portal.errors import Forbidden
+
+        raise Forbidden("local sign-in is disabled; use single sign-on", rule="local_login")
+    web, clear, user = auth_service.login(
+        session, username=body.username, password=body.password, ip=client_ip(request),
+        ttl_hours=settings.session_ttl_hours, rate_limit=settings.login_rate_limit,
+        rate_window_s=settings.login_rate_window_s,
+    )
+    set_session_cookie(response, settings, clear)
+    principal = auth_service.principal_for(session, user, via="session", web=web)
+    return LoginOut(user=_public(principal), csrf_token=web.csrf_token)
+
+
+@router.post("/auth/logout", status_code=204)
+def logout(request: Request, response: Response, principal: PrincipalDep,
+           session: SessionDep) -> Response:
+    auth_service.logout(session, principal=principal, ip=client_ip(request))
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/auth/me", response_model=UserPublic)
+def me(principal: PrincipalDep) -> UserPublic:
+    return _public(principal)
+
+
+@router.get("/auth/tokens", response_model=list[TokenPublic])
+def list_tokens(principal: PrincipalDep, session: SessionDep) -> list[TokenPublic]:
+    rows = auth_service.list_tokens(session, user_id=principal.user_id)
+    return [TokenPublic.model_validate(t, from_attributes=True) for t in rows]
+
+
+@router.post("/auth/tokens", response_model=TokenCreated, status_code=201)
+def create_token(body: TokenIn, principal: PrincipalDep, session: SessionDep) -> TokenCreated:
+    token, clear = auth_service.create_token(
+        session, username=principal.username, name=body.name, ttl_days=body.ttl_days)
+    assert token.id is not None
+    return TokenCreated(id=token.id, name=token.name, token=clear, expires_at=token.expires_at)
+
+
+@router.delete("/auth/tokens/{token_id}", response_model=TokenPublic)
+def revoke_token(token_id: int, principal: PrincipalDep, session: SessionDep) -> TokenPublic:
+    token = auth_service.revoke_token(session, token_id=token_id, principal=principal)
+    return TokenPublic.model_validate(token, from_attributes=True)
+
+
+@router.get("/audit", response_model=list[AuditEventPublic])
+def audit_log(
+    _admin: AdminDep,
+    session: SessionDep,
+    actor: str | None = None,
+    action: Annotated[str | None, Query(description="prefix, e.g. `auth.`")] = None,
+    outcome: str | None = None,
+    target: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",  # noqa: A002
+) -> object:
+    events = audit.query(session, actor=actor, action=action, outcome=outcome, target=target,
+                         since=since, until=until, before_id=before_id, limit=limit)
+    if format == "csv":
+        return Response(audit.to_csv(events), media_type="text/csv", headers={
+            "content-disposition": "attachment; filename=audit.csv"})
+    return [AuditEventPublic.model_validate(e, from_attributes=True) for e in events]
+
+
+def _public(principal: auth_service.Principal) -> UserPublic:
+    return UserPublic(
+        id=principal.user_id, username=principal.username,
+        display_name=principal.display_name, email=principal.email,
+        is_platform_admin=principal.is_platform_admin,
+        teams={team: role.value for team, role in principal.team_roles.items()},
+    )

@@ -1,0 +1,249 @@
+"""The ``caas`` command. Every expected failure prints one line and exits non-zero."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from portal import db
+from portal.auth import service as auth_service
+from portal.auth.models import Role
+from portal.auth.passwords import generate_password
+from portal.errors import CaasError, ConfigError
+from portal.settings import Settings
+
+app = typer.Typer(help="caas-portal: self-service Kubernetes through GitOps pull requests.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+user_app = typer.Typer(help="Local user accounts.", no_args_is_help=True)
+team_app = typer.Typer(help="Teams and memberships.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for the CLI and automation.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(team_app, name="team")
+app.add_typer(token_app, name="token")
+
+out = Console()
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = "CAAS_" + str(first["loc"][0]).upper() if first.get("loc") else "settings"
+        raise ConfigError(f"{field}: {first['msg']}", field=field) from exc
+    return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def ready_engine(settings: Settings, *, migrate: bool = True) -> Engine:
+    from portal.logs import configure
+    from portal.startup import check_data_dir
+
+    configure(settings.log_level, settings.log_format)
+    check_data_dir(settings)
+    engine = db.make_engine(settings)
+    db.check_connection(engine)
+    if migrate:
+        db.upgrade(engine)
+    return engine
+
+
+# ---- serving ------------------------------------------------------------------------------------
+
+
+def _serve(settings: Settings, *, background: bool) -> None:
+    import uvicorn
+
+    from portal.app import create_app
+    from portal.startup import check_port
+
+    engine = ready_engine(settings, migrate=settings.migrate_on_start)
+    check_port(settings.host, settings.port)
+    application = create_app(settings, engine=engine, background=background)
+    uvicorn.run(application, host=settings.host, port=settings.port, log_config=None,
+                proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (CAAS_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (CAAS_PORT).")] = None,
+) -> None:
+    """Serve the web portal and API (run `caas worker` beside it)."""
+    _serve(load_settings(host=host, port=port), background=False)
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option(help="Drain the queue, then exit.")] = False,
+) -> None:
+    """Run the reconciler: merge events → jobs → Terraform, ArgoCD, Keycloak, catalog."""
+    from reconciler.runtime import run_worker
+
+    settings = load_settings()
+    run_worker(settings, ready_engine(settings), once=once)
+
+
+@app.command()
+def demo(
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+) -> None:
+    """Embedded demo: SQLite, a local GitOps repository, local users; web and worker in one."""
+    from scaffolder.gitrepo import seed_repository
+
+    settings = load_settings(port=port)
+    engine = ready_engine(settings)
+    if seed_repository(settings.resolved_gitops_repo, settings.skeleton_dir,
+                       branch=settings.main_branch):
+        out.print(f"GitOps repository created: {settings.resolved_gitops_repo}")
+    with db.session_scope(engine) as session:
+        created = _demo_accounts(session)
+    for username, password, what in created:
+        out.print(f"[bold]{what}[/]: user [cyan]{username}[/] password [cyan]{password}[/] "
+                  "(printed once; change it with `caas user password`)")
+    out.print(f"Portal: http://{settings.host}:{settings.port}/")
+    _serve(settings, background=True)
+
+
+def _demo_accounts(session: Session) -> list[tuple[str, str, str]]:
+    from sqlmodel import select
+
+    from portal.auth.models import User
+
+    created: list[tuple[str, str, str]] = []
+    auth_service.ensure_team(session, name="platform", actor="demo")
+    for username, admin, role, what in (
+        ("admin", True, Role.reviewer, "platform admin"),
+        ("dev", False, Role.developer, "demo developer"),
+    ):
+        if session.exec(select(User).where(User.username == username)).first():
+            continue
+        password = generate_password()
+        auth_service.create_user(session, username=username, password=password,
+                                 is_platform_admin=admin, actor="demo")
+        auth_service.add_member(session, team="platform", username=username, role=role,
+                                actor="demo")
+        created.append((username, password, what))
+    return created
+
+
+# ---- database -----------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the Alembic migrations."""
+    settings = load_settings()
+    engine = ready_engine(settings, migrate=False)
+    db.upgrade(engine)
+    out.print(f"database schema up to date ({engine.dialect.name})")
+
+
+# ---- users, teams, tokens -----------------------------------------------------------------------
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    admin: Annotated[bool, typer.Option("--admin", help="Grant platform-admin.")] = False,
+    display_name: Annotated[str, typer.Option(help="Shown in the portal.")] = "",
+    email: Annotated[str, typer.Option()] = "",
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from standard input.")] = False,
+) -> None:
+    """Create a local user; without --password-stdin a password is generated and printed once."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else generate_password()
+    settings = load_settings()
+    with db.session_scope(ready_engine(settings)) as session:
+        auth_service.create_user(session, username=username, password=password,
+                                 display_name=display_name, email=email,
+                                 is_platform_admin=admin, actor="cli")
+    out.print(f"user {username} created" + ("" if password_stdin else f"; password: {password}"))
+
+
+@user_app.command("password")
+def user_password(username: str) -> None:
+    """Set a new generated password for a local user (printed once)."""
+    password = generate_password()
+    settings = load_settings()
+    with db.session_scope(ready_engine(settings)) as session:
+        auth_service.set_password(session, username=username, password=password, actor="cli")
+    out.print(f"new password for {username}: {password}")
+
+
+@team_app.command("add")
+def team_add(
+    name: str,
+    member: Annotated[list[str] | None, typer.Option(
+        help="USER or USER:ROLE (developer|reviewer); repeatable.")] = None,
+) -> None:
+    """Create a team (or add members to an existing one)."""
+    settings = load_settings()
+    with db.session_scope(ready_engine(settings)) as session:
+        auth_service.ensure_team(session, name=name, actor="cli")
+        for spec in member or []:
+            username, _, role = spec.partition(":")
+            try:
+                parsed = Role(role or "developer")
+            except ValueError:
+                raise ConfigError(f"--member {spec}: role must be developer or reviewer",
+                                  field="member") from None
+            auth_service.add_member(session, team=name, username=username, role=parsed,
+                                    actor="cli")
+    out.print(f"team {name} ready")
+
+
+@token_app.command("create")
+def token_create(
+    username: str,
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+    ttl_days: Annotated[int | None, typer.Option(help="Expire after N days.")] = None,
+) -> None:
+    """Create an API token for USERNAME; the token is printed once."""
+    settings = load_settings()
+    with db.session_scope(ready_engine(settings)) as session:
+        _token, clear = auth_service.create_token(session, username=username, name=name,
+                                                  ttl_days=ttl_days, actor="cli")
+    print(clear)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int) -> None:
+    """Revoke an API token by id."""
+    from portal.auth.principal import SYSTEM
+
+    settings = load_settings()
+    with db.session_scope(ready_engine(settings)) as session:
+        auth_service.revoke_token(session, token_id=token_id, principal=SYSTEM)
+    out.print(f"token {token_id} revoked")
+
+
+def main() -> None:
+    """Entry point: expected errors become one line on stderr and exit status 2."""
+    try:
+        app(standalone_mode=False)
+    except CaasError as exc:
+        print(f"caas: error: {exc.message}", file=sys.stderr)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and anything unforeseen: still one line
+        from click.exceptions import ClickException
+
+        if isinstance(exc, ClickException):
+            print(f"caas: error: {exc.format_message()}", file=sys.stderr)
+            sys.exit(exc.exit_code or 2)
+        print(f"caas: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

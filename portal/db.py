@@ -1,0 +1,123 @@
+"""Database engine, sessions and migrations.
+
+SQLite (embedded default, a file under the data directory) and PostgreSQL (production) behind one
+SQLAlchemy engine. Tables are SQLModel classes in each domain's ``models.py``; the schema itself is
+owned by the Alembic migrations in ``portal/migrations``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlmodel import Session
+
+from portal.errors import ConfigError
+from portal.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now; stored as UTC on both databases."""
+    return datetime.now(UTC)
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def make_engine(settings: Settings) -> Engine:
+    """Build the engine for ``settings``; a malformed URL is a ``ConfigError`` naming the setting."""
+    raw = settings.resolved_database_url
+    try:
+        url = make_url(raw)
+    except ArgumentError as exc:
+        raise ConfigError(f"CAAS_DATABASE_URL is malformed: {exc}", field="CAAS_DATABASE_URL") from exc
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite's own implicit transactions break SAVEPOINT; begin explicitly instead.
+        # Deferred, not IMMEDIATE: an idle session that has only read must not hold the
+        # single write lock (WAL readers never block the writer).
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if backend == "postgresql":
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        try:
+            return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        except (ArgumentError, ModuleNotFoundError) as exc:
+            raise ConfigError(f"CAAS_DATABASE_URL cannot be used: {exc}",
+                              field="CAAS_DATABASE_URL") from exc
+    raise ConfigError(
+        f"CAAS_DATABASE_URL must be sqlite:// or postgresql://, got {backend}://",
+        field="CAAS_DATABASE_URL",
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The pysqlite driver's own transaction handling would defeat BEGIN IMMEDIATE.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+def check_connection(engine: Engine) -> None:
+    """Fail with one clear line when the database cannot be reached."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ConfigError(
+            f"database unreachable ({engine.url.render_as_string(hide_password=True)}): {reason}",
+            field="CAAS_DATABASE_URL",
+        ) from exc
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("version_locations", str(MIGRATIONS_DIR / "versions"))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply every migration (all branch heads: each domain owns a branch off the base)."""
+    command.upgrade(alembic_config(engine), "heads")
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session for code outside a request (CLI, worker); commits are explicit in services."""
+    with Session(engine, expire_on_commit=False) as session:
+        yield session

@@ -1,0 +1,102 @@
+"""FastAPI dependencies and their ``Annotated`` aliases, used by every router."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from portal.auth import service as auth_service
+from portal.auth.principal import Principal
+from portal.errors import Forbidden, Unauthenticated
+from portal.settings import Settings
+
+SESSION_COOKIE = "caas_session"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with Session(get_engine(request), expire_on_commit=False) as session:
+        yield session
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+async def get_principal(request: Request, session: SessionDep) -> Principal:
+    """Authenticate the request: a bearer API token, or the session cookie plus CSRF token.
+
+    Cookie-authenticated requests that change state must carry the session's CSRF token
+    (header ``X-CSRF-Token`` or form field ``csrf_token``); bearer tokens are not sent by
+    browsers on their own, so they need none.
+    """
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthenticated("Authorization header must be `Bearer <token>`")
+        principal = auth_service.authenticate_token(session, value.strip())
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            raise Unauthenticated("sign in first (no session cookie or API token)")
+        principal = auth_service.authenticate_session(session, cookie)
+        if request.method in UNSAFE_METHODS:
+            await _check_csrf(request, session, principal)
+    request.state.principal = principal
+    return principal
+
+
+async def _check_csrf(request: Request, session: Session, principal: Principal) -> None:
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()  # Starlette caches it; the route can read it again.
+        value = form.get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    expected = principal.csrf_token or ""
+    if not sent or not expected or not hmac.compare_digest(sent, expected):
+        from portal.auth import audit
+
+        audit.record(session, actor=principal.username, action="auth.csrf", outcome="denied",
+                     ip=client_ip(request), target=request.url.path)
+        raise Forbidden("missing or invalid CSRF token; reload the page and try again",
+                        field=CSRF_FIELD, rule="csrf")
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_admin(principal: PrincipalDep) -> Principal:
+    if not principal.is_platform_admin:
+        raise Forbidden("platform-admin role required", rule="role")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]

@@ -1,0 +1,135 @@
+"""Settings read from the environment (prefix ``CAAS_``) and, optionally, a ``.env`` file.
+
+Nothing here is built at import time: callers construct ``Settings()`` and pass it down.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ForgeKind(StrEnum):
+    local = "local"
+    github = "github"
+
+
+class Settings(BaseSettings):
+    """Every setting of the product. The README's configuration table is generated from this."""
+
+    model_config = SettingsConfigDict(env_prefix="CAAS_", env_file=".env", extra="ignore")
+
+    # --- process -----------------------------------------------------------------------------
+    data_dir: Path = Field(Path(".caas"), description="Where embedded state lives (SQLite file, "
+                           "local GitOps repository, Terraform working directories, secret key).")
+    host: str = Field("127.0.0.1", description="Address the web server binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the web server binds.")
+    base_url: str = Field("http://127.0.0.1:8000", description="Public URL of the portal "
+                          "(links in PR bodies, OIDC redirect URI).")
+    log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
+    log_format: str = Field("json", description="`json` (one object per line) or `text`.")
+
+    # --- database ----------------------------------------------------------------------------
+    database_url: str | None = Field(None, description="SQLAlchemy URL. Empty: SQLite under "
+                                     "`data_dir`. Production: `postgresql+psycopg://user:pw@host/db`.")
+    migrate_on_start: bool = Field(True, description="Apply Alembic migrations when serving starts.")
+
+    # --- identity ----------------------------------------------------------------------------
+    secret_key: SecretStr | None = Field(None, description="Key for signing (CSRF, OIDC state). "
+                                         "Empty: generated once into `data_dir/secret.key`.")
+    session_ttl_hours: int = Field(12, ge=1, description="Lifetime of a sign-in session.")
+    cookie_secure: bool = Field(False, description="Set the Secure flag on cookies "
+                                "(always true behind HTTPS in production).")
+    local_login_enabled: bool = Field(True, description="Allow local accounts to sign in.")
+    login_rate_limit: int = Field(9, ge=1, description="Failed sign-ins allowed per user and "
+                                  "per address within `login_rate_window_s`.")
+    login_rate_window_s: int = Field(60, ge=1, description="Window of the sign-in rate limit.")
+    oidc_enabled: bool = Field(False, description="Enable Keycloak (OIDC) sign-in.")
+    oidc_issuer: str | None = Field(None, description="OIDC issuer URL, e.g. "
+                                    "`https://sso.example.com/realms/caas`.")
+    oidc_client_id: str | None = Field(None, description="OIDC client id (also the audience).")
+    oidc_client_secret: SecretStr | None = Field(None, description="OIDC client secret.")
+    oidc_groups_claim: str = Field("groups", description="Claim holding the user's groups.")
+    oidc_admin_group: str = Field("platform-admins", description="Group whose members are "
+                                  "platform admins.")
+    keycloak_url: str | None = Field(None, description="Keycloak base URL for the admin sync; "
+                                     "empty: the sync is skipped with a visible status.")
+    keycloak_realm: str = Field("caas", description="Realm that holds the team groups.")
+    keycloak_admin_client_id: str | None = Field(None, description="Service-account client for "
+                                                 "the admin API.")
+    keycloak_admin_client_secret: SecretStr | None = Field(None, description="Its secret.")
+
+    # --- gitops / forge ----------------------------------------------------------------------
+    forge: ForgeKind = Field(ForgeKind.local, description="`local` (bare repository under "
+                             "`data_dir`) or `github`.")
+    gitops_repo: Path | None = Field(None, description="Bare repository of the local forge. "
+                                     "Empty: `data_dir/gitops.git`.")
+    main_branch: str = Field("main", description="The GitOps repository's default branch.")
+    github_url: str = Field("https://api.github.com", description="GitHub API base URL "
+                            "(GitHub Enterprise: `https://ghe.example.com/api/v3`).")
+    github_repo: str | None = Field(None, description="`owner/name` of the GitOps repository.")
+    github_token: SecretStr | None = Field(None, description="Token of the portal's GitHub App "
+                                           "or machine user.")
+    github_webhook_secret: SecretStr | None = Field(None, description="Secret that signs "
+                                                    "GitHub webhooks (`X-Hub-Signature-256`).")
+    templates_dir: Path = Field(REPO_ROOT / "templates", description="Cookiecutter templates "
+                                "(only these run hooks).")
+    skeleton_dir: Path = Field(REPO_ROOT / "gitops-skeleton", description="Seed of a new "
+                               "GitOps repository.")
+
+    # --- reconciler --------------------------------------------------------------------------
+    terraform_bin: str = Field("terraform", description="The terraform CLI.")
+    terraform_modules_dir: Path = Field(REPO_ROOT / "terraform", description="Unit modules "
+                                        "(`<provider>/<unit>`).")
+    terraform_plugin_mirror: Path | None = Field(None, description="Filesystem mirror of "
+                                                 "providers; when set, Terraform never downloads.")
+    worker_poll_interval_s: float = Field(1.0, gt=0, description="Idle worker poll interval.")
+    worker_lease_s: int = Field(600, ge=5, description="Lease of a running job.")
+    worker_max_attempts: int = Field(5, ge=1, description="Attempts before a job is dead.")
+    main_poll_interval_s: float = Field(30.0, gt=0, description="Fallback poller of `main` "
+                                        "(missed webhooks).")
+    kubeconfig: Path | None = Field(None, description="Kubeconfig of the platform cluster; "
+                                    "empty: not connected (status says so).")
+    kube_context: str | None = Field(None, description="Context inside the kubeconfig.")
+    argocd_namespace: str = Field("argocd", description="Namespace of ArgoCD's objects.")
+
+    # --- catalog -----------------------------------------------------------------------------
+    price_sheet: Path = Field(REPO_ROOT / "catalog" / "prices.yaml", description="Per-tier "
+                              "prices per CPU, GiB of memory and GiB of storage per month.")
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value not in {"json", "text"}:
+            raise ValueError("must be `json` or `text`")
+        return value
+
+    # --- derived -----------------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'caas.db').resolve()}"
+
+    @property
+    def resolved_gitops_repo(self) -> Path:
+        return (self.gitops_repo or self.data_dir / "gitops.git").resolve()
+
+    def resolved_secret_key(self) -> str:
+        """The signing key: configured, or generated once and kept in the data directory."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key

@@ -1,0 +1,1 @@
+"""Scaffolder: templates → rendered change sets → checked pull requests on a forge."""

@@ -1,0 +1,122 @@
+"""Shared fixtures. Database-touching tests take ``settings``/``engine`` and run twice:
+on SQLite and on a real PostgreSQL started for the session (ids ``[sqlite]``/``[postgresql]``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from portal import db
+from portal.app import create_app
+from portal.auth import service as auth_service
+from portal.auth.models import Role, User
+from portal.settings import Settings
+from tests.harness.databases import PostgresFactory, SqliteFactory
+from tests.harness.postgres import postgres_server
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct-horse-battery"
+
+os.environ.setdefault("CHECKPOINT_DISABLE", "1")
+
+
+@pytest.fixture(scope="session")
+def sqlite_factory(tmp_path_factory: pytest.TempPathFactory) -> SqliteFactory:
+    return SqliteFactory(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(scope="session")
+def postgres_factory() -> Iterator[PostgresFactory]:
+    with postgres_server() as url:
+        factory = PostgresFactory(url)
+        yield factory
+        factory.admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(db_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    factory_name = "sqlite_factory" if db_backend == "sqlite" else "postgres_factory"
+    factory = request.getfixturevalue(factory_name)
+    return str(factory.new(tmp_path / "db"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return make_settings(tmp_path, database_url)
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": tmp_path / ".caas",
+        "database_url": database_url,
+        "secret_key": "test-secret-key-not-for-production",
+        "log_format": "text",
+        "log_level": "WARNING",
+        "worker_poll_interval_s": 0.05,
+        **overrides,
+    }
+    return Settings.model_validate(values)
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = db.make_engine(settings)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """For assertions: call ``session.rollback()`` before reading what the app wrote since."""
+    with Session(engine, expire_on_commit=False) as s:
+        yield s
+
+
+@pytest.fixture
+def app_client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    app = create_app(settings, engine=engine)
+    with TestClient(app) as client:
+        yield client
+
+
+UserFactory = Callable[..., User]
+
+
+@pytest.fixture
+def make_user(engine: Engine) -> UserFactory:
+    """Create a user (and its teams) in a short session of its own, as the app would."""
+
+    def factory(username: str, *, teams: dict[str, Role] | None = None,
+                admin: bool = False) -> User:
+        with Session(engine, expire_on_commit=False) as s:
+            user = auth_service.create_user(s, username=username, password=PASSWORD,
+                                            is_platform_admin=admin)
+            for team, role in (teams or {}).items():
+                auth_service.ensure_team(s, name=team)
+                auth_service.add_member(s, team=team, username=username, role=role)
+            return user
+
+    return factory
+
+
+def bearer(engine: Engine, username: str) -> dict[str, str]:
+    """Headers with a fresh API token for ``username``."""
+    with Session(engine, expire_on_commit=False) as s:
+        _token, clear = auth_service.create_token(s, username=username, name="test")
+    return {"Authorization": f"Bearer {clear}"}
+
+
+@pytest.fixture
+def auth_headers(engine: Engine) -> Callable[[str], dict[str, str]]:
+    return lambda username: bearer(engine, username)
