@@ -1,0 +1,1 @@
+"""Reconciler: merge events → planned units → jobs (Terraform, ArgoCD, Keycloak)."""
