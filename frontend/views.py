@@ -32,7 +32,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @router.get("/login")
-def login_page(request: Request, settings: SettingsDep, next: str = "/") -> Response:  # noqa: A002
+def login_page(request: Request, settings: SettingsDep, next: str = "/") -> Response:
     return render(request, "login.html", next=_safe_next(next), error=None,
                   local_enabled=settings.local_login_enabled, oidc_enabled=settings.oidc_enabled)
 
@@ -44,12 +44,12 @@ def login_submit(
     settings: SettingsDep,
     username: Annotated[str, Form(max_length=64)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "/",  # noqa: A002
+    next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
     try:
         if not settings.local_login_enabled:
             raise CaasError("local sign-in is disabled; use single sign-on")
-        web, clear, _user = auth_service.login(
+        _web, clear, _user = auth_service.login(
             session, username=username, password=password, ip=client_ip(request),
             ttl_hours=settings.session_ttl_hours, rate_limit=settings.login_rate_limit,
             rate_window_s=settings.login_rate_window_s,

@@ -1,3 +1,3 @@
-"""caas-portal: the shell (settings, database, identity, errors) and the app that mounts the domains."""
+"""caas-portal: the shell (settings, database, identity, errors) and the app over the domains."""
 
 __version__ = "0.1.0"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -48,6 +48,8 @@ def ready_engine(settings: Settings, *, migrate: bool = True) -> Engine:
     from portal.startup import check_data_dir
 
     configure(settings.log_level, settings.log_format)
+    # Migration chatter is not news on every command; real problems still log as warnings.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     check_data_dir(settings)
     engine = db.make_engine(settings)
     db.check_connection(engine)
@@ -65,8 +67,8 @@ def _serve(settings: Settings, *, background: bool) -> None:
     from portal.app import create_app
     from portal.startup import check_port
 
-    engine = ready_engine(settings, migrate=settings.migrate_on_start)
     check_port(settings.host, settings.port)
+    engine = ready_engine(settings, migrate=settings.migrate_on_start)
     application = create_app(settings, engine=engine, background=background)
     uvicorn.run(application, host=settings.host, port=settings.port, log_config=None,
                 proxy_headers=True, forwarded_allow_ips="127.0.0.1")
@@ -235,12 +237,11 @@ def main() -> None:
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
-    except Exception as exc:  # click usage errors and anything unforeseen: still one line
-        from click.exceptions import ClickException
-
-        if isinstance(exc, ClickException):
-            print(f"caas: error: {exc.format_message()}", file=sys.stderr)
-            sys.exit(exc.exit_code or 2)
+    except Exception as exc:  # usage errors and anything unforeseen: still one line
+        format_message = getattr(exc, "format_message", None)
+        if callable(format_message):  # click's (or typer's bundled click's) usage errors
+            print(f"caas: error: {format_message()}", file=sys.stderr)
+            sys.exit(int(getattr(exc, "exit_code", 2) or 2))
         print(f"caas: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(1)
 

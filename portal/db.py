@@ -41,12 +41,13 @@ def is_postgres(engine: Engine) -> bool:
 
 
 def make_engine(settings: Settings) -> Engine:
-    """Build the engine for ``settings``; a malformed URL is a ``ConfigError`` naming the setting."""
+    """Build the engine; a malformed URL is a ``ConfigError`` naming the setting."""
     raw = settings.resolved_database_url
     try:
         url = make_url(raw)
     except ArgumentError as exc:
-        raise ConfigError(f"CAAS_DATABASE_URL is malformed: {exc}", field="CAAS_DATABASE_URL") from exc
+        raise ConfigError(f"CAAS_DATABASE_URL is malformed: {exc}",
+                          field="CAAS_DATABASE_URL") from exc
     backend = url.get_backend_name()
     if backend == "sqlite":
         if url.database and url.database != ":memory:":

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     # --- database ----------------------------------------------------------------------------
     database_url: str | None = Field(None, description="SQLAlchemy URL. Empty: SQLite under "
                                      "`data_dir`. Production: `postgresql+psycopg://user:pw@host/db`.")
-    migrate_on_start: bool = Field(True, description="Apply Alembic migrations when serving starts.")
+    migrate_on_start: bool = Field(True, description="Apply migrations when serving starts.")
 
     # --- identity ----------------------------------------------------------------------------
     secret_key: SecretStr | None = Field(None, description="Key for signing (CSRF, OIDC state). "

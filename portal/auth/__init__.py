@@ -1,1 +1,1 @@
-"""Identity: users, teams, memberships, sessions, API tokens, the ``Principal`` and the audit log."""
+"""Identity: users, teams, memberships, sessions, API tokens, the ``Principal``, the audit log."""

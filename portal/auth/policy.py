@@ -136,9 +136,9 @@ def can_approve(principal: Principal, *, author: str, team: str | None, tier: Ti
     who = required_approver(tier=tier, touches_envs=touches_envs)
     if principal.is_platform_admin:
         return ALLOW
-    if who is Approver.platform_admin:
+    if who is Approver.platform_admin or team is None:
         return Decision(False, "this change needs a platform-admin's approval")
-    role = principal.team_roles.get(team) if team else None
+    role = principal.team_roles.get(team)
     if role is None:
         return Decision(False, f"only members of team `{team}` approve its changes")
     if who is Approver.team_reviewer and role != Role.reviewer:

@@ -18,7 +18,7 @@ from portal.errors import Conflict, NotFound, TooManyRequests, Unauthenticated, 
 
 USERNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 TEAM_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-TOKEN_PREFIX = "caas_"
+TOKEN_PREFIX = "caas_"  # noqa: S105 - a prefix, not a secret
 MIN_PASSWORD = 10
 
 

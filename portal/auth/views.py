@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from portal.auth import audit
 from portal.auth import service as auth_service
 from portal.auth.models import AuditEventPublic, TokenCreated, TokenPublic, UserPublic
+from portal.auth.principal import Principal
 from portal.deps import SESSION_COOKIE, AdminDep, PrincipalDep, SessionDep, SettingsDep, client_ip
 from portal.settings import Settings
 
@@ -104,7 +105,7 @@ def audit_log(
     until: datetime | None = None,
     before_id: int | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",  # noqa: A002
+    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> object:
     events = audit.query(session, actor=actor, action=action, outcome=outcome, target=target,
                          since=since, until=until, before_id=before_id, limit=limit)
@@ -114,7 +115,7 @@ def audit_log(
     return [AuditEventPublic.model_validate(e, from_attributes=True) for e in events]
 
 
-def _public(principal: auth_service.Principal) -> UserPublic:
+def _public(principal: Principal) -> UserPublic:
     return UserPublic(
         id=principal.user_id, username=principal.username,
         display_name=principal.display_name, email=principal.email,

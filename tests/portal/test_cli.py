@@ -1,0 +1,92 @@
+"""The `caas` command: bad configuration is one clear line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CAAS = [sys.executable, "-m", "portal.cli"]
+
+
+def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("CAAS_")}
+    full = {**inherited, "CAAS_DATA_DIR": str(tmp_path / ".caas"), "CAAS_LOG_FORMAT": "text",
+            **env}
+    return subprocess.run([*CAAS, *args], env=full, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("caas: error: ")
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+def test_malformed_database_url(tmp_path: Path) -> None:
+    line = one_line_error(run(tmp_path, "db", "upgrade", CAAS_DATABASE_URL="::not a url::"))
+    assert "CAAS_DATABASE_URL is malformed" in line
+
+
+def test_unsupported_database_scheme(tmp_path: Path) -> None:
+    line = one_line_error(run(tmp_path, "db", "upgrade", CAAS_DATABASE_URL="mysql://x@y/z"))
+    assert "must be sqlite:// or postgresql://" in line
+
+
+def test_unreachable_postgresql(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    line = one_line_error(run(tmp_path, "db", "upgrade",
+                              CAAS_DATABASE_URL=f"postgresql://caas:pw@127.0.0.1:{port}/caas"))
+    assert "database unreachable" in line
+    assert ":pw@" not in line  # the password is never printed
+
+
+def test_unwritable_data_dir(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    line = one_line_error(run(tmp_path, "db", "upgrade", CAAS_DATA_DIR=str(blocker / "data")))
+    assert "is not writable" in line
+
+
+def test_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = one_line_error(run(tmp_path, "serve", "--port", str(port)))
+    assert f"cannot listen on 127.0.0.1:{port}: already in use" in line
+
+
+def test_invalid_setting_value(tmp_path: Path) -> None:
+    line = one_line_error(run(tmp_path, "db", "upgrade", CAAS_PORT="eighty"))
+    assert "CAAS_PORT" in line
+
+
+@pytest.mark.parametrize("args", [["user", "add", "Bad Name"], ["team", "add", "Bad_Team"]])
+def test_bad_names_are_one_line(tmp_path: Path, args: list[str]) -> None:
+    line = one_line_error(run(tmp_path, *args))
+    assert "must be" in line
+
+
+def test_usage_error_is_one_line(tmp_path: Path) -> None:
+    line = one_line_error(run(tmp_path, "team", "add", "--no-such-option"))
+    assert "No such option" in line
+
+
+def test_user_team_token_round_trip(tmp_path: Path) -> None:
+    assert run(tmp_path, "user", "add", "alice").returncode == 0
+    assert run(tmp_path, "team", "add", "payments", "--member", "alice:reviewer").returncode == 0
+    token = run(tmp_path, "token", "create", "alice", "--name", "ci")
+    assert token.returncode == 0
+    assert token.stdout.strip().startswith("caas_")
+    assert "caas: error: user 'alice' already exists" in run(tmp_path, "user", "add",
+                                                              "alice").stderr
