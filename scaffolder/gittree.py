@@ -1,0 +1,131 @@
+"""Commit files onto a commit without a work tree, read blobs as bytes, and merge with
+``git merge-tree --write-tree`` (the plumbing the local forge and the scaffolder share)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from scaffolder.forges.base import FileChange
+from scaffolder.gitrepo import IDENTITY, GitError
+
+ZERO = "0" * 40
+
+
+def run(git_dir: Path, *args: str, input_bytes: bytes | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run git and hand back the completed process (bytes, return code unchecked)."""
+    full_env = {**os.environ, **IDENTITY, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C",
+                **(env or {})}
+    full_env.pop("GIT_DIR", None)
+    return subprocess.run(["git", f"--git-dir={git_dir}", "-c", "core.quotepath=off", *args],
+                          input=input_bytes, capture_output=True, env=full_env, check=False)
+
+
+def out(git_dir: Path, *args: str, input_bytes: bytes | None = None,
+        env: dict[str, str] | None = None) -> str:
+    proc = run(git_dir, *args, input_bytes=input_bytes, env=env)
+    if proc.returncode != 0:
+        raise GitError(f"git {args[0]} failed: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout.decode(errors="replace")
+
+
+def check_path(path: str) -> None:
+    """Refuse paths git would store somewhere else than the caller meant."""
+    parts = path.split("/")
+    if (not path or path.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts)
+            or any(ord(c) < 32 or ord(c) == 127 for c in path)):
+        raise GitError(f"refusing unsafe path {path!r}")
+
+
+def resolve(git_dir: Path, ref: str) -> str | None:
+    proc = run(git_dir, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
+
+def read_blob(git_dir: Path, ref: str, path: str) -> bytes | None:
+    proc = run(git_dir, "cat-file", "blob", f"{ref}:{path}")
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def list_paths(git_dir: Path, ref: str, prefix: str = "") -> list[str]:
+    args = ["ls-tree", "-r", "-z", "--name-only", ref]
+    if prefix:
+        args += ["--", prefix.rstrip("/") + "/" if not prefix.endswith("/") else prefix]
+    proc = run(git_dir, *args)
+    if proc.returncode != 0:
+        return []
+    return [p for p in proc.stdout.decode().split("\0") if p]
+
+
+def list_dir(git_dir: Path, ref: str, directory: str) -> list[str]:
+    """Names of the direct children of ``directory`` (files and folders) at ``ref``."""
+    proc = run(git_dir, "ls-tree", "-z", "--name-only", ref, "--", directory.rstrip("/") + "/")
+    if proc.returncode != 0:
+        return []
+    return [p.rsplit("/", 1)[-1] for p in proc.stdout.decode().split("\0") if p]
+
+
+def author_env(author: str) -> dict[str, str]:
+    return {"GIT_AUTHOR_NAME": author, "GIT_AUTHOR_EMAIL": f"{author}@caas.local"}
+
+
+def commit_files(git_dir: Path, *, parent: str, files: Sequence[FileChange], message: str,
+                 author: str) -> str:
+    """A new commit on top of ``parent`` whose tree is the parent's plus ``files``."""
+    for change in files:
+        check_path(change.path)
+    with tempfile.TemporaryDirectory(prefix="caas-commit-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        out(git_dir, "read-tree", parent, env=env)
+        writes = [f for f in files if f.content is not None]
+        blob_paths = []
+        for i, change in enumerate(writes):
+            blob = Path(tmp) / f"blob-{i}"
+            blob.write_bytes(change.content or b"")
+            blob_paths.append(str(blob))
+        shas = out(git_dir, "hash-object", "-w", "--stdin-paths",
+                   input_bytes="\n".join(blob_paths).encode()).split() if writes else []
+        lines = [f"100644 {sha}\t{f.path}" for f, sha in zip(writes, shas, strict=True)]
+        lines += [f"0 {ZERO}\t{f.path}" for f in files if f.content is None]
+        out(git_dir, "update-index", "--index-info", input_bytes=("\n".join(lines) + "\n").encode(),
+            env=env)
+        tree = out(git_dir, "write-tree", env=env).strip()
+    return out(git_dir, "commit-tree", tree, "-p", parent, "-m", message,
+               env=author_env(author)).strip()
+
+
+def update_ref(git_dir: Path, branch: str, new: str, old: str | None) -> bool:
+    """Compare-and-swap ``refs/heads/<branch>`` from ``old`` (None: must not exist) to ``new``."""
+    proc = run(git_dir, "update-ref", f"refs/heads/{branch}", new, old or ZERO)
+    return proc.returncode == 0
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    tree: str | None
+    conflicts: list[str]
+
+
+def merge_tree(git_dir: Path, ours: str, theirs: str) -> MergeResult:
+    """Three-way merge in the object database only (git >= 2.38)."""
+    proc = run(git_dir, "merge-tree", "--write-tree", "--name-only", "--no-messages", ours, theirs)
+    lines = proc.stdout.decode(errors="replace").splitlines()
+    if proc.returncode == 0 and lines:
+        return MergeResult(tree=lines[0].strip(), conflicts=[])
+    if proc.returncode == 1:
+        return MergeResult(tree=None, conflicts=sorted({ln for ln in lines[1:] if ln.strip()}))
+    raise GitError(f"git merge-tree failed: {proc.stderr.decode(errors='replace').strip()}")
+
+
+def changed_paths(git_dir: Path, base: str, head: str) -> list[str]:
+    names = out(git_dir, "diff", "--name-only", "-z", "--no-renames", base, head)
+    return sorted({p for p in names.split("\0") if p})
+
+
+def is_ancestor(git_dir: Path, commit: str, ref: str) -> bool:
+    return run(git_dir, "merge-base", "--is-ancestor", commit, ref).returncode == 0

@@ -1,0 +1,280 @@
+"""Scaffolder tables (local forge PRs, change sets, tasks) and the API's request/response shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PField
+from sqlalchemy import JSON, Column, DateTime, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from portal.db import utcnow
+
+
+def _ts(nullable: bool = False) -> Any:
+    return Field(default_factory=utcnow if not nullable else None,
+                 sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+# ---- local forge: pull requests in the database -------------------------------------------------
+
+
+class LocalPullRequest(SQLModel, table=True):
+    """A pull request of the local forge. ``open_branch`` is the branch while open, else NULL:
+    its unique index allows one open PR per branch (NULLs never collide)."""
+
+    __tablename__ = "local_pull_requests"
+
+    number: int | None = Field(default=None, primary_key=True)
+    branch: str = Field(max_length=255, index=True)
+    open_branch: str | None = Field(default=None, max_length=255, unique=True)
+    base: str = Field(default="main", max_length=255)
+    title: str = Field(max_length=300)
+    body: str = Field(default="", sa_column=Column(Text, nullable=False))
+    author: str = Field(max_length=64)
+    state: str = Field(default="open", max_length=16)
+    head_sha: str = Field(max_length=64)
+    base_sha: str = Field(max_length=64)
+    merge_sha: str | None = Field(default=None, max_length=64)
+    labels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    reviewers: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    merged_at: datetime | None = _ts(nullable=True)
+    merged_by: str | None = Field(default=None, max_length=64)
+    closed_at: datetime | None = _ts(nullable=True)
+    closed_by: str | None = Field(default=None, max_length=64)
+
+
+class LocalCheck(SQLModel, table=True):
+    """A commit status on a local PR (one row per PR and check name; the latest wins)."""
+
+    __tablename__ = "local_pr_checks"
+    __table_args__ = (UniqueConstraint("number", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: int = Field(foreign_key="local_pull_requests.number", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=100)
+    state: str = Field(max_length=16)
+    sha: str = Field(max_length=64)
+    description: str = Field(default="", max_length=1000)
+    url: str = Field(default="", max_length=500)
+    updated_at: datetime = _ts()
+
+
+class LocalComment(SQLModel, table=True):
+    __tablename__ = "local_pr_comments"
+    __table_args__ = (UniqueConstraint("number", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: int = Field(foreign_key="local_pull_requests.number", index=True, ondelete="CASCADE")
+    key: str = Field(max_length=64)
+    body: str = Field(default="", sa_column=Column(Text, nullable=False))
+    updated_at: datetime = _ts()
+
+
+class LocalApproval(SQLModel, table=True):
+    __tablename__ = "local_pr_approvals"
+    __table_args__ = (UniqueConstraint("number", "by"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: int = Field(foreign_key="local_pull_requests.number", index=True, ondelete="CASCADE")
+    by: str = Field(max_length=64)
+    sha: str = Field(max_length=64)
+    at: datetime = _ts()
+
+
+# ---- change sets (every forge) ------------------------------------------------------------------
+
+
+class Change(SQLModel, table=True):
+    """A change set the scaffolder opened: what was rendered, its checks, and the forge's PR.
+
+    ``open_unit_key`` holds the unit's key (its target path) while the change is pending or
+    open and NULL afterwards; the unique index makes two concurrent requests for one unit
+    end with exactly one row (the loser's INSERT fails), whatever the isolation level.
+    """
+
+    __tablename__ = "scaffolder_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    template: str = Field(max_length=63)
+    template_version: str = Field(max_length=64)
+    action: str = Field(default="create", max_length=16)  # create | update
+    unit_key: str = Field(max_length=300, index=True)
+    open_unit_key: str | None = Field(default=None, max_length=300, unique=True)
+    entity: str = Field(default="", max_length=300)
+    branch: str = Field(max_length=255, index=True)
+    forge: str = Field(default="local", max_length=16)
+    number: int | None = Field(default=None, index=True)
+    url: str = Field(default="", max_length=500)
+    title: str = Field(max_length=300)
+    author: str = Field(max_length=64, index=True)
+    team: str | None = Field(default=None, max_length=63)
+    envs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    tier: str = Field(default="dev", max_length=16)
+    touches_envs: bool = Field(default=False)
+    routing: str = Field(default="", max_length=500)
+    answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    files: list[dict[str, Any]] = Field(default_factory=list,
+                                        sa_column=Column(JSON, nullable=False))
+    diff: str = Field(default="", sa_column=Column(Text, nullable=False))
+    checks: list[dict[str, Any]] = Field(default_factory=list,
+                                         sa_column=Column(JSON, nullable=False))
+    checks_green: bool = Field(default=False)
+    status: str = Field(default="pending", max_length=16)  # pending|open|merged|closed
+    base_sha: str = Field(default="", max_length=64)
+    head_sha: str = Field(default="", max_length=64)
+    merge_sha: str | None = Field(default=None, max_length=64)
+    approved_by: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Task(SQLModel, table=True):
+    """One scaffolder run (request → render → checks → PR), with its step log in TaskEvent."""
+
+    __tablename__ = "scaffolder_tasks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    template: str = Field(max_length=63)
+    requested_by: str = Field(max_length=64, index=True)
+    status: str = Field(default="running", max_length=16)  # running | succeeded | failed
+    request: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    change_id: int | None = Field(default=None, foreign_key="scaffolder_changes.id")
+    error: str = Field(default="", sa_column=Column(Text, nullable=False))
+    attempts: int = Field(default=1)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class TaskEvent(SQLModel, table=True):
+    __tablename__ = "scaffolder_task_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="scaffolder_tasks.id", index=True, ondelete="CASCADE")
+    at: datetime = _ts()
+    step: str = Field(max_length=64)
+    status: str = Field(max_length=16)  # started | done | failed | info
+    message: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+# ---- API shapes ---------------------------------------------------------------------------------
+
+MAX_ANSWERS = 64
+
+
+class ScaffoldRequest(BaseModel):
+    """A form submission. ``answers`` are data: validated against the template's schema."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template: str = PField(min_length=1, max_length=63, description="Template name.")
+    answers: dict[str, Any] = PField(default_factory=dict, max_length=MAX_ANSWERS,
+                                     description="Values for `spec.parameters`.")
+    update: bool = PField(False, description="Re-render an existing unit with its stored "
+                          "answers plus these (an update PR with a minimal diff).")
+
+
+class RenderedFile(BaseModel):
+    path: str
+    status: str  # added | modified | deleted
+    content: str | None = None
+
+
+class CheckResult(BaseModel):
+    name: str
+    state: str
+    summary: str = ""
+    details: list[str] = PField(default_factory=list)
+
+
+class DryRunResult(BaseModel):
+    template: str
+    version: str
+    target_path: str
+    unit_exists: bool
+    files: list[RenderedFile]
+    diff: str
+    checks: list[CheckResult]
+    checks_green: bool
+    routing: str
+
+
+class TaskEventPublic(BaseModel):
+    id: int
+    at: datetime
+    step: str
+    status: str
+    message: str
+
+
+class TaskPublic(BaseModel):
+    id: int
+    template: str
+    requested_by: str
+    status: str
+    attempts: int
+    error: str
+    change_id: int | None
+    change_number: int | None = None
+    change_url: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    events: list[TaskEventPublic] = PField(default_factory=list)
+
+
+class ChangePublic(BaseModel):
+    id: int
+    number: int | None
+    url: str
+    template: str
+    template_version: str
+    action: str
+    unit_key: str
+    title: str
+    author: str
+    team: str | None
+    envs: list[str]
+    tier: str
+    touches_envs: bool
+    routing: str
+    status: str
+    checks: list[CheckResult]
+    checks_green: bool
+    approved_by: list[str]
+    base_sha: str
+    head_sha: str
+    merge_sha: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ChangeDetail(ChangePublic):
+    files: list[RenderedFile]
+    diff: str
+    answers: dict[str, Any]
+
+
+class TemplateSummary(BaseModel):
+    name: str
+    title: str
+    description: str
+    version: str
+    target_path: str
+    kind: str
+
+
+class TemplateDetail(TemplateSummary):
+    parameters: list[dict[str, Any]]
+    choices: dict[str, list[str]]
+
+
+class ChangeAction(BaseModel):
+    """Body of approve/merge/close (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str = PField("", max_length=2000)
