@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from portal import __version__, db
@@ -151,6 +152,17 @@ def _install_error_handlers(app: FastAPI) -> None:
             return render_error(request, exc.status_code, message)
         return JSONResponse({"error": {"code": "http_error", "message": message}},
                             status_code=exc.status_code)
+
+    @app.exception_handler(OperationalError)
+    async def database_busy(request: Request, exc: OperationalError) -> Response:
+        # SQLite has one writer: a write that lost a race is worth retrying, not a 500.
+        log.warning("database operational error", extra={"path": request.url.path,
+                                                          "error": str(exc.orig)})
+        err = Unavailable("the database is busy; retry in a moment")
+        if _wants_html(request):
+            return render_error(request, err.status, err.message)
+        return JSONResponse({"error": err.to_dict()}, status_code=err.status,
+                            headers={"retry-after": "1"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
