@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from portal.auth.principal import Principal
+from portal.db import aware
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -22,7 +24,18 @@ def environment() -> Environment:
         autoescape=select_autoescape(["html", "xml"], default=True),
         trim_blocks=True, lstrip_blocks=True,
     )
+    env.filters["iso"] = _iso
+    env.filters["shown"] = _shown
     return env
+
+
+def _iso(value: datetime | None) -> str:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return aware(value).isoformat() if value is not None else ""
+
+
+def _shown(value: datetime | None) -> str:
+    return aware(value).strftime("%Y-%m-%d %H:%M UTC") if value is not None else ""
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:

@@ -78,5 +78,9 @@ def home(request: Request, principal: PrincipalDep) -> Response:
 
 
 def mount(app: FastAPI) -> None:
+    from frontend import audit_pages
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
+    for pages in (audit_pages,):
+        app.include_router(pages.router)

@@ -1,0 +1,212 @@
+"""The request form, built from a template's ``spec.parameters`` (JSON Schema).
+
+``widgets()`` turns the scaffolder's ``FieldSpec`` list into what the page template draws (one
+widget per top-level field: text, number, select, checkbox, checkbox group, lines, JSON), and
+``parse_form()`` turns the submitted form back into typed answers for ``validate_answers``.
+The server stays the judge: this module never decides whether a value is valid, it only
+converts strings to the JSON types the schema declares, so a value the browser sends is checked
+by exactly the same code as an API request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from scaffolder.parameters import FieldSpec
+
+# Choice lists the portal fills in (teams the user belongs to, existing environments).
+PICKER_CHOICES = {"TeamPicker": "team", "EnvironmentPicker": "environment"}
+RULE_CHOICES = {"team": "team", "environment": "environment"}
+MAX_LINES = 200
+
+
+@dataclass
+class Widget:
+    """One form control, ready for ``_fields.html``."""
+
+    name: str
+    label: str
+    kind: str  # text | textarea | number | select | checkbox | checkboxes | lines | json
+    help: str = ""
+    required: bool = False
+    value: str = ""
+    values: frozenset[str] = frozenset()
+    checked: bool = False
+    options: list[str] = field(default_factory=list)
+    minimum: float | None = None
+    maximum: float | None = None
+    step: str = "any"
+    max_length: int | None = None
+    pattern: str | None = None
+    page: str = ""
+    error: str = ""
+
+    @property
+    def input_id(self) -> str:
+        return f"f-{self.name}"
+
+    @property
+    def help_id(self) -> str:
+        return f"f-{self.name}-help"
+
+    @property
+    def error_id(self) -> str:
+        return f"f-{self.name}-error"
+
+
+def _choice_key(spec: FieldSpec) -> str | None:
+    if spec.ui_field in PICKER_CHOICES:
+        return PICKER_CHOICES[spec.ui_field]
+    if spec.rule in RULE_CHOICES:
+        return RULE_CHOICES[spec.rule]
+    items = spec.items or {}
+    if items.get("ui:field") in PICKER_CHOICES:
+        return PICKER_CHOICES[str(items["ui:field"])]
+    if items.get("x-caas-rule") in RULE_CHOICES:
+        return RULE_CHOICES[str(items["x-caas-rule"])]
+    return None
+
+
+def _options(spec: FieldSpec, choices: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """Fixed options of a field: its enum, its items' enum, or a portal-filled picker."""
+    if spec.enum is not None:
+        return [str(v) for v in spec.enum]
+    items = spec.items or {}
+    if isinstance(items.get("enum"), list):
+        return [str(v) for v in items["enum"]]
+    for key in (spec.name, _choice_key(spec)):
+        if key is not None and key in choices:
+            return [str(v) for v in choices[key]]
+    return None
+
+
+def _kind(spec: FieldSpec, options: list[str] | None) -> str:
+    if spec.type == "boolean":
+        return "checkbox"
+    if spec.type == "array":
+        return "checkboxes" if options is not None else "lines"
+    if spec.type == "object":
+        return "json"
+    if options is not None:
+        return "select"
+    if spec.type in ("integer", "number"):
+        return "number"
+    if spec.ui_widget == "textarea":
+        return "textarea"
+    return "text"
+
+
+def _as_text(kind: str, value: object) -> str:
+    if value is None:
+        return ""
+    if kind == "lines" and isinstance(value, list):
+        return "\n".join(str(v) for v in value)
+    if kind == "json":
+        return json.dumps(value, indent=2, sort_keys=True)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def widgets(specs: Sequence[FieldSpec], *, choices: Mapping[str, Sequence[str]] | None = None,
+            values: Mapping[str, object] | None = None,
+            errors: Mapping[str, str] | None = None) -> list[Widget]:
+    """The form's controls, filled with ``values`` (else the schema defaults)."""
+    choices = choices or {}
+    values = values or {}
+    errors = errors or {}
+    result: list[Widget] = []
+    for spec in specs:
+        options = _options(spec, choices)
+        kind = _kind(spec, options)
+        value = values.get(spec.name, spec.default)
+        if kind == "select" and value is None and options and spec.required:
+            value = options[0] if len(options) == 1 else None
+        widget = Widget(
+            name=spec.name, label=spec.title, kind=kind, help=spec.description,
+            required=spec.required and kind != "checkbox", options=options or [],
+            minimum=spec.minimum, maximum=spec.maximum,
+            step="1" if spec.type == "integer" else "any",
+            max_length=spec.max_length, pattern=spec.pattern if kind == "text" else None,
+            page=spec.page, error=errors.get(spec.name, ""),
+        )
+        if kind == "checkbox":
+            widget.checked = bool(value)
+        elif kind == "checkboxes":
+            widget.values = frozenset(str(v) for v in value) if isinstance(value, list) \
+                else frozenset()
+        else:
+            widget.value = _as_text(kind, value)
+        result.append(widget)
+    return result
+
+
+def _number(spec: FieldSpec, raw: str) -> object:
+    """An int or float when the text is one; otherwise the text itself, for the server to
+    refuse with its own message (type error naming the field)."""
+    try:
+        return int(raw) if spec.type == "integer" else float(raw)
+    except ValueError:
+        try:
+            as_float = float(raw)
+        except ValueError:
+            return raw
+        return int(as_float) if spec.type == "integer" and as_float.is_integer() else as_float
+
+
+def parse_form(specs: Sequence[FieldSpec], form: Mapping[str, Sequence[str]]
+               ) -> dict[str, object]:
+    """Typed answers from a submitted form. Empty optional fields are left out, so the
+    schema's default applies exactly as it would for an API request that omits them."""
+    answers: dict[str, object] = {}
+    for spec in specs:
+        raw_values = list(form.get(spec.name, ()))
+        raw = raw_values[0] if raw_values else ""
+        if spec.type == "boolean":
+            answers[spec.name] = raw in ("on", "true", "1")
+        elif spec.type == "array":
+            if _is_multi(spec, form):
+                answers[spec.name] = [v for v in raw_values if v]
+            else:
+                lines = [line.strip() for line in raw.splitlines() if line.strip()]
+                if lines or spec.required:
+                    answers[spec.name] = lines[:MAX_LINES + 1]
+        elif spec.type == "object":
+            if raw.strip():
+                try:
+                    answers[spec.name] = json.loads(raw)
+                except ValueError:
+                    answers[spec.name] = raw  # the schema's type check names the field
+        elif raw == "":
+            continue  # omitted: the default applies, or the server says "is required"
+        elif spec.type in ("integer", "number"):
+            answers[spec.name] = _number(spec, raw.strip())
+        else:
+            answers[spec.name] = raw
+    return answers
+
+
+def _is_multi(spec: FieldSpec, form: Mapping[str, Sequence[str]]) -> bool:
+    """Checkbox groups send one value per ticked box plus a marker field (so "none ticked"
+    is distinguishable from "field not on the form")."""
+    return f"{spec.name}.__multi" in form
+
+
+def specs_by_name(specs: Sequence[FieldSpec]) -> dict[str, FieldSpec]:
+    return {spec.name: spec for spec in specs}
+
+
+def single_field_parameters(parameters: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+                            name: str) -> list[dict[str, Any]]:
+    """The schema reduced to one field: the inline check runs the server's own validator on
+    just the field the user has touched, so untouched required fields do not shout yet."""
+    pages = [parameters] if isinstance(parameters, Mapping) else list(parameters)
+    for page in pages:
+        props = page.get("properties") or {}
+        if name in props:
+            required = [name] if name in (page.get("required") or []) else []
+            return [{"properties": {name: props[name]}, "required": required}]
+    return []
