@@ -1,0 +1,142 @@
+"""The template registry: ``templates/*/template.yaml`` (Backstage v1beta3 Template entities).
+
+A template's version is the git tree id of its folder, computed from the files themselves (the
+same id ``git rev-parse HEAD:templates/<name>`` prints once committed), so a rendered unit's
+``.caas-answers.yaml`` names exactly the template content it came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from portal.errors import ConfigError, NotFound, ValidationFailed
+from portal.settings import REPO_ROOT, Settings
+
+NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_PARAM_REF = re.compile(r"\$\{\{\s*parameters\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    path: Path
+    title: str
+    description: str
+    kind: str
+    parameters: list[dict[str, Any]]
+    target_path: str
+    branch_name: str
+    pr_title: str
+    pr_description: str
+    version: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    trusted: bool = True  # shipped with the portal: its hooks may run
+
+    def fill(self, pattern: str, answers: Mapping[str, Any]) -> str:
+        """Substitute ``${{ parameters.x }}`` with validated answers (plain text, no Jinja)."""
+        def value(match: re.Match[str]) -> str:
+            raw = answers.get(match.group(1), "")
+            return raw if isinstance(raw, str) else json.dumps(raw)
+        return _PARAM_REF.sub(value, pattern)
+
+
+def tree_id(folder: Path) -> str:
+    """The git tree id of ``folder`` (regular files, executable bit honoured, no symlinks)."""
+    entries: list[tuple[str, bytes]] = []
+    for child in folder.iterdir():
+        if child.name in {".git", "__pycache__"} or child.is_symlink():
+            continue
+        if child.is_dir():
+            entries.append((child.name + "/", b"40000 " + child.name.encode() + b"\0"
+                            + bytes.fromhex(tree_id(child))))
+        else:
+            data = child.read_bytes()
+            blob = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False)
+            mode = b"100755" if child.stat().st_mode & 0o111 else b"100644"
+            entries.append((child.name, mode + b" " + child.name.encode() + b"\0"
+                            + blob.digest()))
+    body = b"".join(entry for _name, entry in sorted(entries, key=lambda e: e[0].encode()))
+    return hashlib.sha1(b"tree %d\0" % len(body) + body, usedforsecurity=False).hexdigest()
+
+
+def _step_input(spec: Mapping[str, Any], action: str) -> Mapping[str, Any]:
+    for step in spec.get("steps") or []:
+        if isinstance(step, Mapping) and step.get("action") == action:
+            found = step.get("input") or {}
+            return found if isinstance(found, Mapping) else {}
+    return {}
+
+
+def load_template(path: Path, *, trusted: bool) -> Template:
+    manifest = path / "template.yaml"
+    try:
+        doc = yaml.safe_load(manifest.read_text())
+        defaults = json.loads((path / "cookiecutter.json").read_text())
+    except (OSError, yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"template {path.name}: cannot be read: {exc}",
+                          field="templates_dir") from exc
+    meta, spec = doc.get("metadata") or {}, doc.get("spec") or {}
+    publish = _step_input(spec, "publish:github:pull-request")
+    target = str(publish.get("targetPath") or "")
+    if not target:
+        raise ConfigError(f"template {path.name}: the publish step has no targetPath",
+                          field="templates_dir")
+    params = spec.get("parameters") or []
+    return Template(
+        name=str(meta.get("name") or path.name), path=path,
+        title=str(meta.get("title") or path.name),
+        description=" ".join(str(meta.get("description") or "").split()),
+        kind=str(spec.get("type") or path.name),
+        parameters=[dict(params)] if isinstance(params, Mapping) else list(params),
+        target_path=target,
+        branch_name=str(publish.get("branchName") or f"caas/{path.name}-" + "${{ parameters."
+                        + "name }}"),
+        pr_title=str(publish.get("title") or meta.get("title") or path.name),
+        pr_description=str(publish.get("description") or ""),
+        version=tree_id(path), defaults=defaults, trusted=trusted,
+    )
+
+
+class Registry:
+    """Templates found under ``settings.templates_dir``; re-read when the folder changes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.root = settings.templates_dir.resolve()
+        # Hooks are code: only the templates shipped with the portal may run theirs.
+        self.trusted = self.root == (REPO_ROOT / "templates").resolve()
+        self._cache: dict[str, tuple[float, Template]] = {}
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if (p / "template.yaml").is_file() and NAME.match(p.name))
+
+    def get(self, name: str, *, field_name: str = "template") -> Template:
+        if not isinstance(name, str) or not NAME.match(name) or name not in self.names():
+            raise NotFound(f"{field_name}: no template named {str(name)[:63]!r}",
+                           field=field_name, rule="known-template")
+        path = self.root / name
+        stamp = max((p.stat().st_mtime for p in path.rglob("*")), default=0.0)
+        cached = self._cache.get(name)
+        if cached and cached[0] == stamp:
+            return cached[1]
+        template = load_template(path, trusted=self.trusted)
+        self._cache[name] = (stamp, template)
+        return template
+
+    def all(self) -> list[Template]:
+        return [self.get(n) for n in self.names()]
+
+
+def unknown_template(name: str) -> ValidationFailed:
+    return ValidationFailed(f"template: unknown template {name!r}", field="template",
+                            rule="known-template")
