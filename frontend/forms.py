@@ -86,10 +86,11 @@ def _options(spec: FieldSpec, choices: Mapping[str, Sequence[str]]) -> list[str]
 def _kind(spec: FieldSpec, options: list[str] | None) -> str:
     if spec.type == "boolean":
         return "checkbox"
+    if spec.type == "object" or (spec.type == "array" and (spec.items or {}).get("type")
+                                  in ("object", "array")):
+        return "json"
     if spec.type == "array":
         return "checkboxes" if options is not None else "lines"
-    if spec.type == "object":
-        return "json"
     if options is not None:
         return "select"
     if spec.type in ("integer", "number"):
@@ -167,6 +168,12 @@ def parse_form(specs: Sequence[FieldSpec], form: Mapping[str, Sequence[str]]
         raw = raw_values[0] if raw_values else ""
         if spec.type == "boolean":
             answers[spec.name] = raw in ("on", "true", "1")
+        elif _kind(spec, None) == "json":
+            if raw.strip():
+                try:
+                    answers[spec.name] = json.loads(raw)
+                except ValueError:
+                    answers[spec.name] = raw  # the schema's type check names the field
         elif spec.type == "array":
             if _is_multi(spec, form):
                 answers[spec.name] = [v for v in raw_values if v]
@@ -174,12 +181,6 @@ def parse_form(specs: Sequence[FieldSpec], form: Mapping[str, Sequence[str]]
                 lines = [line.strip() for line in raw.splitlines() if line.strip()]
                 if lines or spec.required:
                     answers[spec.name] = lines[:MAX_LINES + 1]
-        elif spec.type == "object":
-            if raw.strip():
-                try:
-                    answers[spec.name] = json.loads(raw)
-                except ValueError:
-                    answers[spec.name] = raw  # the schema's type check names the field
         elif raw == "":
             continue  # omitted: the default applies, or the server says "is required"
         elif spec.type in ("integer", "number"):
