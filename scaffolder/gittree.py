@@ -129,3 +129,24 @@ def changed_paths(git_dir: Path, base: str, head: str) -> list[str]:
 
 def is_ancestor(git_dir: Path, commit: str, ref: str) -> bool:
     return run(git_dir, "merge-base", "--is-ancestor", commit, ref).returncode == 0
+
+
+def read_many(git_dir: Path, ref: str, paths: Sequence[str]) -> dict[str, bytes]:
+    """Several blobs at ``ref`` through one ``cat-file --batch`` (missing paths are left out)."""
+    if not paths:
+        return {}
+    request = "".join(f"{ref}:{p}\n" for p in paths).encode()
+    data = run(git_dir, "cat-file", "--batch", input_bytes=request).stdout
+    found: dict[str, bytes] = {}
+    pos = 0
+    for path in paths:
+        end = data.index(b"\n", pos)
+        header = data[pos:end].split()
+        pos = end + 1
+        if len(header) == 3 and header[1] == b"blob":
+            size = int(header[2])
+            found[path] = data[pos:pos + size]
+            pos += size + 1
+        elif len(header) == 3:
+            pos += int(header[2]) + 1
+    return found

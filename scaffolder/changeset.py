@@ -1,0 +1,210 @@
+"""From a request to a change set: validate the answers, render, and diff against ``main``.
+
+Nothing here writes: rendering happens in temporary directories and git is only read, so a
+request refused at this stage leaves no branch, no row and no file behind.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from portal.auth import policy
+from portal.auth.principal import Principal
+from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from scaffolder.forges.base import FileChange, Forge
+from scaffolder.gitrepo import GitError
+from scaffolder.gittree import check_path
+from scaffolder.models import RenderedFile, ScaffoldRequest
+from scaffolder.parameters import ParameterContext, validate_answers
+from scaffolder.registry import Registry, Template
+from scaffolder.render import ANSWERS_FILE, read_answers, render
+
+MAX_DIFF_CHARS = 400_000
+
+
+@dataclass
+class Prepared:
+    template: Template
+    answers: dict[str, Any]
+    action: str  # create | update
+    target: str
+    entity: str
+    team: str | None
+    rendered: dict[str, bytes]
+    changes: list[FileChange]
+    files: list[RenderedFile]
+    diff: str
+    envs: list[str]
+    tier: policy.Tier
+    touches_envs: bool
+    routing: str
+    base_sha: str
+    branch: str
+    title: str
+    body: str
+    unit_exists: bool
+    env_docs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _dirs(forge: Forge, directory: str) -> set[str]:
+    lister = getattr(forge, "list_dir", None)
+    if lister is not None:
+        return set(lister(directory))
+    prefix = directory.rstrip("/") + "/"
+    return {p[len(prefix):].split("/", 1)[0] for p in forge.list_files(prefix)}
+
+
+def environments_on_main(forge: Forge) -> set[str]:
+    return {e for e in _dirs(forge, "envs")
+            if forge.read_file(f"envs/{e}/infra.yaml") is not None}
+
+
+def teams_on_main(forge: Forge) -> set[str]:
+    return _dirs(forge, "teams")
+
+
+def parameter_context(forge: Forge, principal: Principal) -> ParameterContext:
+    """Dynamic choices: teams that exist on main and the user belongs to; environments."""
+    teams = teams_on_main(forge)
+    mine = teams if principal.is_platform_admin else teams & set(principal.team_roles)
+    return ParameterContext(teams=frozenset(mine), environments=frozenset(environments_on_main(forge)))
+
+
+def load_yaml(content: bytes | None) -> dict[str, Any]:
+    if content is None:
+        return {}
+    try:
+        doc = yaml.safe_load(content)
+    except yaml.YAMLError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def env_tier(doc: Mapping[str, Any]) -> str:
+    spec = doc.get("spec") if isinstance(doc.get("spec"), Mapping) else {}
+    return str(doc.get("tier") or (spec or {}).get("tier") or "prod")
+
+
+def touched_envs(paths: list[str], answers: Mapping[str, Any]) -> list[str]:
+    """Environments a change touches: ``envs/<env>/…`` anywhere in a path, plus answers."""
+    found: set[str] = set()
+    for path in paths:
+        parts = path.split("/")
+        for i, part in enumerate(parts[:-1]):
+            if part == "envs" and i + 1 < len(parts) - 1:
+                found.add(parts[i + 1])
+    for key in ("environment", "environments"):
+        value = answers.get(key)
+        if isinstance(value, str):
+            found.add(value)
+        elif isinstance(value, list):
+            found.update(v for v in value if isinstance(v, str))
+    return sorted(found)
+
+
+def entity_for(target: str) -> str:
+    parts = target.split("/")
+    if parts[0] == "teams" and len(parts) >= 2:
+        return f"team:{parts[1]}"
+    if parts[0] == "tenants" and len(parts) >= 3:
+        return f"namespace:{parts[1]}/{parts[2]}"
+    if parts[0] == "envs" and len(parts) >= 2:
+        return f"environment:{parts[1]}"
+    if parts[0] in ("apps", "applications") and len(parts) >= 3:
+        return f"application:{parts[1]}/{parts[2]}"
+    return ""
+
+
+def _unified(path: str, old: bytes | None, new: bytes | None) -> str:
+    a = (old or b"").decode(errors="replace").splitlines(keepends=True)
+    b = (new or b"").decode(errors="replace").splitlines(keepends=True)
+    return "".join(difflib.unified_diff(a, b, f"a/{path}" if old is not None else "/dev/null",
+                                        f"b/{path}" if new is not None else "/dev/null"))
+
+
+def stored_answers(forge: Forge, target: str) -> dict[str, Any] | None:
+    direct = read_answers(forge.read_file(f"{target}/{ANSWERS_FILE}"))
+    if direct is not None:
+        return direct
+    for path in forge.list_files(target):
+        if path.rsplit("/", 1)[-1] == ANSWERS_FILE:
+            return read_answers(forge.read_file(path))
+    return None
+
+
+def prepare(forge: Forge, registry: Registry, principal: Principal,
+            request: ScaffoldRequest) -> Prepared:
+    template = registry.get(request.template)
+    context = parameter_context(forge, principal)
+    answers: Mapping[str, Any] = request.answers
+    target = ""
+    if request.update:
+        # The unit is named by the answers that name it; the rest comes from what is stored.
+        target = template.fill(template.target_path, answers)
+        previous = stored_answers(forge, target) if _safe(target) else None
+        if previous is None:
+            raise NotFound(f"answers: no unit at {target!r} to update (no {ANSWERS_FILE})",
+                           field="answers", rule="unit-exists")
+        answers = {**previous, **answers}
+    clean = validate_answers(template.parameters, answers, context=context)
+    target = template.fill(template.target_path, clean)
+    if not _safe(target):
+        raise ValidationFailed(f"answers: they place the unit at an unsafe path {target!r}",
+                               field="answers", rule="safe-path")
+    raw_team = clean.get("team")
+    team = raw_team if isinstance(raw_team, str) else None
+    touches = target.startswith("envs/")
+    decision = policy.can_request(principal, team=team, touches_envs=touches)
+    if not decision:
+        raise Forbidden(decision.reason, field="team" if not touches else "template",
+                        rule="can-request")
+    on_main = forge.list_files(target)
+    if on_main and not request.update:
+        raise Conflict(f"{target} already exists on main; send `update: true` to change it",
+                       field="answers", rule="unit-exists")
+    base_sha = forge.head()
+    rendered = render(template, clean, target=target)
+    changes, files, diff_parts = [], [], []
+    for path in sorted(set(rendered) | set(on_main)):
+        new = rendered.get(path)
+        old = forge.read_file(path, base_sha) if path in on_main else None
+        if old == new:
+            continue
+        status = "added" if old is None else ("deleted" if new is None else "modified")
+        changes.append(FileChange(path, new))
+        files.append(RenderedFile(path=path, status=status,
+                                  content=new.decode(errors="replace") if new else None))
+        diff_parts.append(_unified(path, old, new))
+    if not changes:
+        raise Conflict(f"{target} already matches these answers: nothing to change",
+                       field="answers", rule="no-change")
+    envs = touched_envs(list(rendered), clean)
+    env_docs = {e: load_yaml(rendered.get(f"envs/{e}/infra.yaml")
+                             or forge.read_file(f"envs/{e}/infra.yaml", base_sha)) for e in envs}
+    tier = policy.strictest_tier(env_tier(doc) for doc in env_docs.values())
+    routing = policy.describe_routing(tier=tier, touches_envs=touches, team=team)
+    action = "update" if request.update else "create"
+    branch = template.fill(template.branch_name, clean) + ("-update" if request.update else "")
+    title = template.fill(template.pr_title, clean)
+    title = f"Update {title}" if request.update else title
+    body = template.fill(template.pr_description, clean)
+    return Prepared(
+        template=template, answers=dict(clean), action=action, target=target,
+        entity=entity_for(target), team=team, rendered=rendered, changes=changes, files=files,
+        diff="".join(diff_parts)[:MAX_DIFF_CHARS], envs=envs, tier=tier, touches_envs=touches,
+        routing=routing, base_sha=base_sha, branch=branch[:200], title=title[:300], body=body,
+        unit_exists=bool(on_main), env_docs=env_docs,
+    )
+
+
+def _safe(path: str) -> bool:
+    try:
+        check_path(path)
+    except GitError:
+        return False
+    return True
