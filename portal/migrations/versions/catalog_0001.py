@@ -38,7 +38,6 @@ def upgrade() -> None:
         sa.Column("parse_problems", sa.JSON, nullable=False),
         sa.Column("problems", sa.JSON, nullable=False),
         sa.Column("spec", sa.JSON, nullable=False),
-        sa.Column("monthly_cost", sa.Float, nullable=False),
         sa.Column("path", sa.String(300), nullable=False),
         sa.Column("commit", sa.String(64), nullable=False),
         sa.Column("created_at", TS, nullable=False),
@@ -67,7 +66,6 @@ def upgrade() -> None:
         sa.Column("cpu_milli", sa.BigInteger, nullable=False),
         sa.Column("memory_bytes", sa.BigInteger, nullable=False),
         sa.Column("storage_bytes", sa.BigInteger, nullable=False),
-        sa.Column("monthly_cost", sa.Float, nullable=False),
     )
     op.create_index("ix_catalog_placements_namespace", "catalog_placements", ["namespace"])
     op.create_index("ix_catalog_placements_env_namespace", "catalog_placements",

@@ -1,0 +1,134 @@
+"""Catalog tables and their public shapes.
+
+One ``catalog_entities`` row per entity, keyed by its stable key (``team:<t>``,
+``namespace:<t>/<ns>``, ``environment:<env>``, ``application:<t>/<app>``). Lists page by
+``(kind, key)`` with keyset pagination, so every filter has an index that ends in ``key``.
+Quotas per tenant-environment pair live in ``catalog_placements`` (environment filters and the
+cost/capacity roll-ups are plain indexed aggregates over it); edges in ``catalog_relations``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index
+from sqlmodel import Field, SQLModel
+
+from portal.db import utcnow
+
+
+class Kind(StrEnum):
+    team = "team"
+    namespace = "namespace"
+    environment = "environment"
+    application = "application"
+
+
+class Status(StrEnum):
+    requested = "requested"
+    merged = "merged"
+    applying = "applying"
+    applied = "applied"
+    failed = "failed"
+
+
+class Entity(SQLModel, table=True):
+    __tablename__ = "catalog_entities"
+    __table_args__ = (
+        Index("ix_catalog_entities_kind_key", "kind", "key"),
+        Index("ix_catalog_entities_kind_owner_key", "kind", "owner", "key"),
+        Index("ix_catalog_entities_kind_status_key", "kind", "status", "key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=300, unique=True)
+    kind: str = Field(max_length=16)
+    name: str = Field(max_length=200)
+    owner: str = Field(default="", max_length=100)
+    title: str = Field(default="", max_length=300)
+    description: str = Field(default="")
+    # Lower-cased name, title, description, owner and tags: what `q` matches.
+    search: str = Field(default="")
+    status: str = Field(default="", max_length=16)
+    previous_status: str = Field(default="", max_length=16)
+    sync: str = Field(default="", max_length=16)
+    health: str = Field(default="", max_length=16)
+    # False for an entity that only exists in an open pull request (status `requested`).
+    on_main: bool = Field(default=True)
+    flagged: bool = Field(default=False)
+    orphaned: bool = Field(default=False)
+    parse_problems: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    problems: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    path: str = Field(default="", max_length=300)
+    commit: str = Field(default="", max_length=64)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class Relation(SQLModel, table=True):
+    """A directed edge: ``namespace|application ownedBy team``, ``namespace runsIn environment``,
+    ``application runsIn namespace``. Reverse edges (a team's tenants and applications, what runs
+    in an environment or a namespace) are read through the ``target`` index."""
+
+    __tablename__ = "catalog_relations"
+    __table_args__ = (
+        Index("ix_catalog_relations_source", "source"),
+        Index("ix_catalog_relations_target_type", "target", "type"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=300)
+    type: str = Field(max_length=32)
+    target: str = Field(max_length=300)
+
+
+class Placement(SQLModel, table=True):
+    """One tenant in one environment: its quota requests (priced when read, by the env tier)."""
+
+    __tablename__ = "catalog_placements"
+    __table_args__ = (
+        Index("ix_catalog_placements_namespace", "namespace"),
+        Index("ix_catalog_placements_env_namespace", "environment", "namespace"),
+        Index("ix_catalog_placements_owner", "owner"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    namespace: str = Field(max_length=300)  # entity key
+    environment: str = Field(max_length=100)  # environment name
+    owner: str = Field(default="", max_length=100)
+    cpu_milli: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    memory_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    storage_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class TimelineEvent(SQLModel, table=True):
+    __tablename__ = "catalog_timeline"
+    __table_args__ = (Index("ix_catalog_timeline_entity_at", "entity", "at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    entity: str = Field(max_length=300)
+    event: str = Field(max_length=64)
+    actor: str = Field(default="", max_length=100)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class IndexState(SQLModel, table=True):
+    """The commit of ``main`` the catalog was last built from (one row)."""
+
+    __tablename__ = "catalog_index_state"
+
+    id: int = Field(default=1, primary_key=True)
+    commit: str = Field(default="", max_length=64)
+    indexed_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )

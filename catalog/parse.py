@@ -1,0 +1,317 @@
+"""Turn one entity's files (from the GitOps repository) into a ``Parsed`` record.
+
+Pure functions: no database, no git. Anything wrong with a file becomes a problem string on
+the entity (``"<path>: <reason>"``) and parsing carries on with what it could read, so a bad
+file flags its entity and never stops the index.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from catalog import quantity
+
+KEY_PATTERNS = (
+    (re.compile(r"^teams/([^/]+)/"), "team"),
+    (re.compile(r"^tenants/([^/]+)/([^/]+)/"), "namespace"),
+    (re.compile(r"^envs/([^/]+)/"), "environment"),
+    (re.compile(r"^applications/([^/]+)/([^/]+)/"), "application"),
+)
+PREFIX = {"team": "teams", "namespace": "tenants", "environment": "envs",
+          "application": "applications"}
+QUOTA_KEYS = {"cpu": ("requests.cpu", "cpu"), "memory": ("requests.memory", "memory"),
+              "storage": ("requests.storage",)}
+
+
+def key_for_path(path: str) -> str | None:
+    for pattern, kind in KEY_PATTERNS:
+        match = pattern.match(path)
+        if match:
+            return f"{kind}:{'/'.join(match.groups())}"
+    return None
+
+
+def entity_dir(key: str) -> str:
+    """``namespace:a/b`` → ``tenants/a/b``: the folder that holds the entity's files."""
+    kind, _, name = key.partition(":")
+    return f"{PREFIX[kind]}/{name}"
+
+
+@dataclass
+class Parsed:
+    key: str
+    kind: str
+    name: str
+    owner: str = ""
+    title: str = ""
+    description: str = ""
+    tags: list[str] = field(default_factory=list)
+    spec: dict[str, Any] = field(default_factory=dict)
+    relations: list[tuple[str, str]] = field(default_factory=list)  # (type, target key)
+    problems: list[str] = field(default_factory=list)
+    path: str = ""
+
+
+class _Loader(yaml.CSafeLoader):
+    """Safe loader that keeps timestamps and dates as strings (they go into JSON columns)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for ch, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_docs(path: str, raw: bytes, problems: list[str]) -> list[dict[str, Any]]:
+    """Every mapping document in ``raw``; a YAML error becomes a problem, not an exception."""
+    try:
+        docs = list(yaml.load_all(raw, Loader=_Loader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problems.append(f"{path}: invalid YAML{where}: {reason}")
+        return []
+    return [doc for doc in docs if isinstance(doc, dict)]
+
+
+def _map(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _owner_ref(value: object) -> str:
+    """``group:default/payments`` or ``group:payments`` or ``payments`` → ``payments``."""
+    text = _str(value)
+    return text.split(":", 1)[-1].split("/")[-1]
+
+
+def _catalog_info(path: str, files: Mapping[str, bytes], parsed: Parsed) -> dict[str, Any]:
+    raw = files.get(path)
+    if raw is None:
+        return {}
+    docs = load_docs(path, raw, parsed.problems)
+    doc = docs[0] if docs else {}
+    meta = _map(doc.get("metadata"))
+    parsed.title = _str(meta.get("title")) or parsed.title
+    parsed.description = _str(meta.get("description")) or parsed.description
+    tags = meta.get("tags")
+    if isinstance(tags, list):
+        parsed.tags = [str(t) for t in tags]
+    return doc
+
+
+def parse_entity(key: str, files: Mapping[str, bytes]) -> Parsed | None:
+    """None when the entity has no files at all (it was deleted)."""
+    if not files:
+        return None
+    kind, _, name = key.partition(":")
+    parsed = Parsed(key=key, kind=kind, name=name, path=entity_dir(key))
+    {"team": _team, "namespace": _namespace, "environment": _environment,
+     "application": _application}[kind](parsed, files)
+    return parsed
+
+
+def _team(parsed: Parsed, files: Mapping[str, bytes]) -> None:
+    base = parsed.path
+    parsed.owner = parsed.name
+    doc = _catalog_info(f"{base}/catalog-info.yaml", files, parsed)
+    team_path = f"{base}/team.yaml"
+    if team_path not in files:
+        parsed.problems.append(f"{team_path}: missing")
+        return
+    docs = load_docs(team_path, files[team_path], parsed.problems)
+    team = docs[0] if docs else {}
+    profile = _map(_map(doc.get("spec")).get("profile"))
+    display = team.get("displayName") or team.get("display_name") or profile.get("displayName")
+    parsed.title = _str(display) or parsed.title or parsed.name
+    parsed.description = _str(team.get("description")) or parsed.description
+    owners = _names(team.get("owners"))
+    members = _names(team.get("members"))
+    if docs and not owners:
+        parsed.problems.append(f"{team_path}: owners is missing or empty (a team needs an owner)")
+    parsed.spec = {
+        "owners": owners, "members": sorted(set(members) | set(owners)),
+        "keycloak_group": _str(team.get("keycloakGroup") or team.get("keycloak_group")
+                               or team.get("group") or ""),
+        "cost_center": _str(team.get("costCenter") or team.get("cost_center") or ""),
+        "email": _str(team.get("email") or ""),
+    }
+
+
+def _names(value: object) -> list[str]:
+    """Owners/members as plain user names (a list of strings or of ``{name|username: …}``)."""
+    if not isinstance(value, list):
+        return []
+    names: list[str] = []
+    for item in value:
+        if isinstance(item, dict):
+            item = item.get("username") or item.get("name") or item.get("user")
+        if item:
+            names.append(_owner_ref(item))
+    return names
+
+
+def _quota(docs: Iterable[dict[str, Any]], where: str, problems: list[str]) -> dict[str, int]:
+    """Requests of the ResourceQuota documents in ``docs`` (later documents override)."""
+    quota: dict[str, int] = {}
+    for doc in docs:
+        if doc.get("kind") != "ResourceQuota":
+            continue
+        spec = _map(doc.get("spec"))
+        hard = _map(spec.get("hard"))
+        for name, aliases in QUOTA_KEYS.items():
+            for alias in aliases:
+                if alias in hard:
+                    try:
+                        quota[name] = (quantity.cpu_milli(hard[alias]) if name == "cpu"
+                                       else quantity.to_bytes(hard[alias]))
+                    except quantity.QuantityError as exc:
+                        problems.append(f"{where}: spec.hard.{alias}: {exc}")
+                    break
+    return quota
+
+
+def _docs_with_patches(path: str, raw: bytes, problems: list[str]) -> list[dict[str, Any]]:
+    """A file's documents plus the inline ``patches[].patch`` documents of a kustomization."""
+    docs = load_docs(path, raw, problems)
+    extra: list[dict[str, Any]] = []
+    for doc in docs:
+        for key in ("patches", "patchesStrategicMerge"):
+            items = doc.get(key)
+            if not isinstance(items, list):
+                continue
+            for item in items:
+                text = item.get("patch") if isinstance(item, dict) else item
+                if isinstance(text, str) and "\n" in text:
+                    extra.extend(load_docs(f"{path} ({key})", text.encode(), problems))
+    return docs + extra
+
+
+def _namespace(parsed: Parsed, files: Mapping[str, bytes]) -> None:
+    team, _, ns = parsed.name.partition("/")
+    base = f"{parsed.path}/base"
+    doc = _catalog_info(f"{base}/catalog-info.yaml", files, parsed)
+    spec = _map(doc.get("spec"))
+    if doc and not spec.get("owner"):
+        parsed.problems.append(f"{base}/catalog-info.yaml: spec.owner is missing")
+    owner = _owner_ref(spec.get("owner")) if spec.get("owner") else team
+    if owner != team:
+        parsed.problems.append(f"{base}/catalog-info.yaml: spec.owner {owner!r} differs from "
+                               f"the team folder {team!r}")
+    parsed.owner = owner
+    parsed.title = parsed.title or ns
+    base_docs: list[dict[str, Any]] = []
+    overlays: dict[str, list[dict[str, Any]]] = {}
+    k8s_name = ""
+    env_prefix = f"{parsed.path}/envs/"
+    for path in sorted(files):
+        raw = files[path]
+        if not path.endswith((".yaml", ".yml")) or path.endswith("catalog-info.yaml"):
+            continue
+        if path.startswith(env_prefix):
+            env = path[len(env_prefix):].split("/", 1)[0]
+            bucket = overlays.setdefault(env, [])
+            if b"ResourceQuota" in raw:  # only quota documents matter per environment
+                bucket.extend(_docs_with_patches(path, raw, parsed.problems))
+        elif path.startswith(base + "/") and (b"ResourceQuota" in raw or b"Namespace" in raw):
+            for d in load_docs(path, raw, parsed.problems):
+                if d.get("kind") == "Namespace" and isinstance(d.get("metadata"), dict):
+                    k8s_name = _str(d["metadata"].get("name"))
+                base_docs.append(d)
+    base_quota = _quota(base_docs, base, parsed.problems)
+    environments: dict[str, dict[str, int]] = {}
+    for env, docs in sorted(overlays.items()):
+        quota = dict(base_quota)
+        quota.update(_quota(docs, f"{env_prefix}{env}", parsed.problems))
+        environments[env] = {"cpu_milli": quota.get("cpu", 0),
+                             "memory_bytes": quota.get("memory", 0),
+                             "storage_bytes": quota.get("storage", 0)}
+        parsed.relations.append(("runsIn", f"environment:{env}"))
+    parsed.relations.append(("ownedBy", f"team:{owner}"))
+    parsed.spec = {"namespace": k8s_name or ns, "team": team, "environments": environments,
+                   "base_quota": {"cpu_milli": base_quota.get("cpu", 0),
+                                  "memory_bytes": base_quota.get("memory", 0),
+                                  "storage_bytes": base_quota.get("storage", 0)},
+                   "lifecycle": _str(spec.get("lifecycle") or "")}
+
+
+def _environment(parsed: Parsed, files: Mapping[str, bytes]) -> None:
+    path = f"{parsed.path}/infra.yaml"
+    parsed.title = parsed.name
+    if path not in files:
+        parsed.problems.append(f"{path}: missing")
+        return
+    docs = load_docs(path, files[path], parsed.problems)
+    infra = docs[0] if docs else {}
+    if docs and not infra.get("tier"):
+        parsed.problems.append(f"{path}: tier is missing")
+    capacity: dict[str, int] = {}
+    raw_capacity = infra.get("capacity")
+    if isinstance(raw_capacity, dict):
+        for name in ("cpu", "memory", "storage"):
+            if name in raw_capacity:
+                try:
+                    capacity[name] = (quantity.cpu_milli(raw_capacity[name]) if name == "cpu"
+                                      else quantity.to_bytes(raw_capacity[name]))
+                except quantity.QuantityError as exc:
+                    parsed.problems.append(f"{path}: capacity.{name}: {exc}")
+    elif docs:
+        parsed.problems.append(f"{path}: capacity is missing (cpu, memory, storage)")
+    parsed.owner = _owner_ref(infra.get("owner") or "")
+    parsed.description = _str(infra.get("description") or "")
+    parsed.spec = {
+        "tier": _str(infra.get("tier") or ""), "provider": _str(infra.get("provider") or ""),
+        "region": _str(infra.get("region") or ""),
+        "installed": bool(infra.get("installed", True)),
+        "capacity": {"cpu_milli": capacity.get("cpu", 0),
+                     "memory_bytes": capacity.get("memory", 0),
+                     "storage_bytes": capacity.get("storage", 0)},
+    }
+
+
+def _application(parsed: Parsed, files: Mapping[str, bytes]) -> None:
+    team, _, app = parsed.name.partition("/")
+    doc = _catalog_info(f"{parsed.path}/catalog-info.yaml", files, parsed)
+    spec = _map(doc.get("spec"))
+    parsed.owner = _owner_ref(spec.get("owner")) if spec.get("owner") else team
+    if doc and not spec.get("owner"):
+        parsed.problems.append(f"{parsed.path}/catalog-info.yaml: spec.owner is missing")
+    parsed.title = parsed.title or app
+    destination, repo, path_in_repo = "", "", ""
+    answers: dict[str, Any] = {}
+    for path in sorted(files):
+        if path.endswith(".caas-answers.yaml"):
+            docs = load_docs(path, files[path], parsed.problems)
+            answers = docs[0] if docs else {}
+        elif path.endswith((".yaml", ".yml")) and b"Application" in files[path]:
+            for d in load_docs(path, files[path], parsed.problems):
+                if d.get("kind") == "Application":
+                    app_spec = _map(d.get("spec"))
+                    source = _map(app_spec.get("source"))
+                    destination = _str(_map(app_spec.get("destination")).get("namespace"))
+                    repo = _str(source.get("repoURL"))
+                    path_in_repo = _str(source.get("path"))
+    values = _map(answers.get("answers")) or answers
+    tenant = _str(values.get("tenant") or values.get("namespace") or "") or destination
+    if tenant.startswith(f"{team}-"):
+        tenant = tenant[len(team) + 1:]
+    if not tenant:
+        parsed.problems.append(f"{parsed.path}: no destination namespace (ArgoCD Application "
+                               "spec.destination.namespace)")
+    else:
+        parsed.relations.append(("runsIn", f"namespace:{team}/{tenant}"))
+    parsed.relations.append(("ownedBy", f"team:{parsed.owner}"))
+    parsed.spec = {"team": team, "tenant": tenant, "destination_namespace": destination,
+                   "repo_url": repo,
+                   "path": path_in_repo, "type": _str(spec.get("type") or "service"),
+                   "lifecycle": _str(spec.get("lifecycle") or "production"),
+                   "system": _str(spec.get("system") or "")}

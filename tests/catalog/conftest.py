@@ -1,0 +1,41 @@
+"""The catalog fixture repository: two teams, three environments, tenants and applications."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.catalog import gitops
+
+
+def base_files() -> dict[str, str]:
+    files: dict[str, str] = {}
+    for name in ("payments", "search"):
+        files.update(gitops.team(name))
+    files.update(gitops.environment("dev", "development", cpu="16", memory="64Gi",
+                                    storage="1Ti"))
+    files.update(gitops.environment("stage", "staging", cpu="32", memory="128Gi",
+                                    storage="2Ti"))
+    files.update(gitops.environment("prod", "production", cpu="64", memory="256Gi",
+                                    storage="4Ti"))
+    # payments/api: base 1 CPU, 2Gi, 10Gi; prod overlay 4 CPU, 8Gi, 50Gi.
+    files.update(gitops.tenant("payments", "api",
+                               {"dev": None, "prod": ("4", "8Gi", "50Gi")}))
+    # payments/batch: base 500m, 1Gi, 5Gi in dev and stage.
+    files.update(gitops.tenant("payments", "batch", {"dev": None, "stage": None},
+                               base=("500m", "1Gi", "5Gi")))
+    # search/index: 2 CPU, 4Gi, 100Gi in stage; prod overlay 8 CPU, 16Gi, 200Gi.
+    files.update(gitops.tenant("search", "index", {"stage": None, "prod": ("8", "16Gi", "200Gi")},
+                               base=("2", "4Gi", "100Gi")))
+    files.update(gitops.application("payments", "checkout", "api"))
+    files.update(gitops.application("search", "indexer", "index"))
+    files["README.md"] = "GitOps repository\n"
+    return files
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> gitops.Repo:
+    r = gitops.Repo(tmp_path / "gitops.git")
+    r.commit(base_files(), "bootstrap")
+    return r
