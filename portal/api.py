@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from portal.auth.oidc_views import router as oidc_router
 from portal.auth.views import router as identity_router
 
 
 def api_router() -> APIRouter:
     router = APIRouter()
     router.include_router(identity_router)
+    router.include_router(oidc_router)
     return router

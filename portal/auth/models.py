@@ -115,6 +115,29 @@ class AuditEvent(SQLModel, table=True):
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
+class OidcLogin(SQLModel, table=True):
+    """A sign-in started at the identity provider and not yet finished.
+
+    The callback consumes the row with one ``DELETE`` (single use); the PKCE verifier and the
+    nonce never leave the server.
+    """
+
+    __tablename__ = "oidc_logins"
+
+    id: int | None = Field(default=None, primary_key=True)
+    state_id: str = Field(unique=True, max_length=64)
+    nonce: str = Field(max_length=64)
+    code_verifier: str = Field(max_length=128)
+    next_url: str = Field(default="/", max_length=2000)
+    ip: str = Field(default="", max_length=64)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    expires_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
+
+
 # ---- public shapes ------------------------------------------------------------------------------
 
 
