@@ -13,7 +13,16 @@ from fastapi.staticfiles import StaticFiles
 from frontend.pages import render
 from portal.auth import service as auth_service
 from portal.auth.views import set_session_cookie
-from portal.deps import SESSION_COOKIE, PrincipalDep, SessionDep, SettingsDep, client_ip
+from portal.deps import (
+    SESSION_COOKIE,
+    LoginCsrfDep,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    client_ip,
+    login_csrf,
+    set_login_csrf_cookie,
+)
 from portal.errors import CaasError
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -33,8 +42,12 @@ def _safe_next(target: str | None) -> str:
 
 @router.get("/login")
 def login_page(request: Request, settings: SettingsDep, next: str = "/") -> Response:
-    return render(request, "login.html", next=_safe_next(next), error=None,
-                  local_enabled=settings.local_login_enabled, oidc_enabled=settings.oidc_enabled)
+    token, nonce = login_csrf(request, settings)  # login CSRF: pre-session cookie + token
+    response = render(request, "login.html", next=_safe_next(next), error=None,
+                      local_enabled=settings.local_login_enabled,
+                      oidc_enabled=settings.oidc_enabled, login_csrf=token)
+    set_login_csrf_cookie(response, settings, nonce)
+    return response
 
 
 @router.post("/login")
@@ -42,6 +55,7 @@ def login_submit(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    _csrf: LoginCsrfDep,
     username: Annotated[str, Form(max_length=64)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",
@@ -58,7 +72,8 @@ def login_submit(
         return render(request, "login.html", status=exc.status, next=_safe_next(next),
                       error=exc.message, username=username,
                       local_enabled=settings.local_login_enabled,
-                      oidc_enabled=settings.oidc_enabled)
+                      oidc_enabled=settings.oidc_enabled,
+                      login_csrf=login_csrf(request, settings)[0])
     response = RedirectResponse(_safe_next(next), status_code=303)
     set_session_cookie(response, settings, clear)
     return response

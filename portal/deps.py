@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import secrets
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -16,6 +18,7 @@ from portal.errors import Forbidden, Unauthenticated
 from portal.settings import Settings
 
 SESSION_COOKIE = "caas_session"
+PRELOGIN_COOKIE = "caas_prelogin"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -100,3 +103,49 @@ def require_admin(principal: PrincipalDep) -> Principal:
 
 
 AdminDep = Annotated[Principal, Depends(require_admin)]
+
+
+# ---- login CSRF -------------------------------------------------------------------------------
+# Before sign-in there is no session to hold a CSRF token, yet a forged cross-site POST to the
+# sign-in form could sign the victim in as the attacker. The sign-in page therefore sets a random
+# pre-session cookie and the form carries an HMAC of it under the portal's secret key: another
+# site can neither read the cookie nor compute the token.
+
+
+def _login_mac(settings: Settings, nonce: str) -> str:
+    key = settings.resolved_secret_key().encode()
+    return hmac.new(key, b"login-csrf:" + nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def login_csrf(request: Request, settings: Settings) -> tuple[str, str]:
+    """(form token, cookie nonce) for the sign-in form; reuses the browser's nonce if any."""
+    nonce = request.cookies.get(PRELOGIN_COOKIE, "")
+    if not (16 <= len(nonce) <= 64 and nonce.replace("-", "").replace("_", "").isalnum()):
+        nonce = secrets.token_urlsafe(24)
+    return _login_mac(settings, nonce), nonce
+
+
+def set_login_csrf_cookie(response: Response, settings: Settings, nonce: str) -> None:
+    response.set_cookie(PRELOGIN_COOKIE, nonce, max_age=2 * 3600, httponly=True,
+                        secure=settings.cookie_secure, samesite="lax", path="/")
+
+
+async def require_login_csrf(request: Request, session: SessionDep,
+                             settings: SettingsDep) -> None:
+    """Dependency of the sign-in form's POST: the token must match this browser's cookie."""
+    form = await request.form()  # Starlette caches it; the route reads it again.
+    value = form.get(CSRF_FIELD)
+    sent = value if isinstance(value, str) else ""
+    nonce = request.cookies.get(PRELOGIN_COOKIE, "")
+    if not sent or not nonce or not hmac.compare_digest(sent, _login_mac(settings, nonce)):
+        from portal.auth import audit
+
+        user = form.get("username")
+        audit.record(session, actor=user[:64] if isinstance(user, str) else "",
+                     action="auth.csrf", outcome="denied", ip=client_ip(request),
+                     target=request.url.path)
+        raise Forbidden("missing or invalid CSRF token; reload the sign-in page and try again",
+                        field=CSRF_FIELD, rule="csrf")
+
+
+LoginCsrfDep = Annotated[None, Depends(require_login_csrf)]
