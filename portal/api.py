@@ -7,10 +7,12 @@ from fastapi import APIRouter
 
 from portal.auth.oidc_views import router as oidc_router
 from portal.auth.views import router as identity_router
+from scaffolder.views import router as scaffolder_router
 
 
 def api_router() -> APIRouter:
     router = APIRouter()
     router.include_router(identity_router)
     router.include_router(oidc_router)
+    router.include_router(scaffolder_router)
     return router

@@ -1,0 +1,155 @@
+"""Scaffolder API: templates, dry runs, tasks (with an SSE step stream) and change review."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from sqlmodel import Session
+from sse_starlette.sse import EventSourceResponse
+
+from portal.deps import EngineDep, PrincipalDep, SessionDep, SettingsDep, client_ip
+from scaffolder import service, tasks
+from scaffolder.forges.base import Forge
+from scaffolder.forges.factory import make_forge
+from scaffolder.models import (
+    ChangeDetail,
+    ChangePublic,
+    DryRunResult,
+    ScaffoldRequest,
+    TaskPublic,
+    TemplateDetail,
+    TemplateSummary,
+)
+from scaffolder.registry import Registry
+
+router = APIRouter(prefix="/api", tags=["scaffolder"])
+POLL_S = 0.2
+
+
+def get_registry(request: Request, settings: SettingsDep) -> Registry:
+    registry: Registry | None = getattr(request.app.state, "scaffolder_registry", None)
+    if registry is None:
+        registry = Registry(settings)
+        request.app.state.scaffolder_registry = registry
+    return registry
+
+
+def get_forge(settings: SettingsDep, engine: EngineDep) -> Forge:
+    return make_forge(settings, engine)
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+ForgeDep = Annotated[Forge, Depends(get_forge)]
+
+
+@router.get("/templates", response_model=list[TemplateSummary])
+def list_templates(_principal: PrincipalDep, registry: RegistryDep) -> list[TemplateSummary]:
+    """Every template of the registry with its version (the git tree id of its folder)."""
+    return service.list_templates(registry=registry)
+
+
+@router.get("/templates/{name}", response_model=TemplateDetail)
+def get_template(name: str, principal: PrincipalDep, registry: RegistryDep,
+                 forge: ForgeDep) -> TemplateDetail:
+    """The template's JSON Schema parameters and the caller's dynamic choices."""
+    return service.get_template(registry=registry, forge=forge, principal=principal, name=name)
+
+
+@router.post("/scaffolder/dry-run", response_model=DryRunResult)
+def dry_run(body: ScaffoldRequest, principal: PrincipalDep, session: SessionDep,
+            registry: RegistryDep, forge: ForgeDep) -> DryRunResult:
+    """Rendered files, the diff against main and the check results; touches no git ref."""
+    return service.dry_run(session, registry=registry, forge=forge, principal=principal,
+                           request=body)
+
+
+@router.post("/scaffolder/tasks", response_model=TaskPublic, status_code=201)
+def create_task(body: ScaffoldRequest, request: Request, principal: PrincipalDep,
+                session: SessionDep, registry: RegistryDep, forge: ForgeDep) -> TaskPublic:
+    """Render, check and open the pull request. 409 when the unit exists (without `update`)
+    or another open change already requests it."""
+    return service.create_task(session, registry=registry, forge=forge, principal=principal,
+                               request=body, ip=client_ip(request))
+
+
+@router.get("/scaffolder/tasks/{task_id}", response_model=TaskPublic)
+def get_task(task_id: int, principal: PrincipalDep, session: SessionDep) -> TaskPublic:
+    return service.get_task(session, principal=principal, task_id=task_id)
+
+
+@router.post("/scaffolder/tasks/{task_id}/retry", response_model=TaskPublic)
+def retry_task(task_id: int, request: Request, principal: PrincipalDep, session: SessionDep,
+               registry: RegistryDep, forge: ForgeDep) -> TaskPublic:
+    """Run a failed task again (same branch: an already opened PR is reused, never doubled)."""
+    return service.retry_task(session, registry=registry, forge=forge, principal=principal,
+                              task_id=task_id, ip=client_ip(request))
+
+
+@router.get("/scaffolder/tasks/{task_id}/events", response_class=EventSourceResponse,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "The task's step log as Server-Sent Events."}})
+async def task_events(task_id: int, principal: PrincipalDep, session: SessionDep,
+                      engine: EngineDep,
+                      last_event_id: Annotated[int, Header(ge=0)] = 0) -> EventSourceResponse:
+    """Streams each step event (`event: step`), then `event: end` with the final status."""
+    service.get_task(session, principal=principal, task_id=task_id)  # 404 for others' tasks
+    session.close()
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        after = last_event_id
+        while True:
+            with Session(engine, expire_on_commit=False) as s:
+                found = tasks.events(s, task_id, after_id=after)
+                status = tasks.get(s, task_id).status
+            for event in found:
+                after = event.id
+                yield {"event": "step", "id": str(event.id), "data": event.model_dump_json()}
+            if status in tasks.TERMINAL:
+                yield {"event": "end", "data": json.dumps({"status": status})}
+                return
+            await asyncio.sleep(POLL_S)
+
+    return EventSourceResponse(stream())
+
+
+@router.get("/changes", response_model=list[ChangePublic])
+def list_changes(_principal: PrincipalDep, session: SessionDep,
+                 status: Annotated[str | None, Query(pattern="^(pending|open|merged|closed)$")]
+                 = None,
+                 limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ChangePublic]:
+    return service.list_changes(session, status=status, limit=limit)
+
+
+@router.get("/changes/{change_id}", response_model=ChangeDetail)
+def get_change(change_id: int, _principal: PrincipalDep, session: SessionDep) -> ChangeDetail:
+    """The change set: files, diff, checks, approval routing and status."""
+    return service.get_change(session, change_id=change_id)
+
+
+@router.post("/changes/{change_id}/approve", response_model=ChangePublic)
+def approve(change_id: int, request: Request, principal: PrincipalDep, session: SessionDep,
+            forge: ForgeDep) -> ChangePublic:
+    """Local forge: approve (never your own change; routing by tier)."""
+    return service.approve_change(session, forge=forge, principal=principal,
+                                  change_id=change_id, ip=client_ip(request))
+
+
+@router.post("/changes/{change_id}/merge", response_model=ChangePublic)
+def merge(change_id: int, request: Request, principal: PrincipalDep, session: SessionDep,
+          forge: ForgeDep) -> ChangePublic:
+    """Local forge: merge when checks are green and approved; 409 on a conflict."""
+    return service.merge_change(session, forge=forge, principal=principal, change_id=change_id,
+                                ip=client_ip(request))
+
+
+@router.post("/changes/{change_id}/close", response_model=ChangePublic)
+def close(change_id: int, request: Request, principal: PrincipalDep, session: SessionDep,
+          forge: ForgeDep) -> ChangePublic:
+    return service.close_change(session, forge=forge, principal=principal, change_id=change_id,
+                                ip=client_ip(request))
+
+
