@@ -89,9 +89,15 @@ class Settings(BaseSettings):
                                         "(`<provider>/<unit>`).")
     terraform_plugin_mirror: Path | None = Field(None, description="Filesystem mirror of "
                                                  "providers; when set, Terraform never downloads.")
+    terraform_timeout_s: int = Field(3600, ge=10, description="Longest one terraform command "
+                                     "may run before it is killed (the job is retried).")
+    terraform_lock_timeout_s: int = Field(5, ge=0, description="How long terraform waits for a "
+                                          "unit's state lock before the job is retried later.")
     worker_poll_interval_s: float = Field(1.0, gt=0, description="Idle worker poll interval.")
     worker_lease_s: int = Field(600, ge=5, description="Lease of a running job.")
     worker_max_attempts: int = Field(5, ge=1, description="Attempts before a job is dead.")
+    worker_backoff_s: float = Field(5.0, gt=0, description="First retry delay of a job after a "
+                                    "temporary error; doubles with each attempt (max 10 min).")
     main_poll_interval_s: float = Field(30.0, gt=0, description="Fallback poller of `main` "
                                         "(missed webhooks).")
     kubeconfig: Path | None = Field(None, description="Kubeconfig of the platform cluster; "
