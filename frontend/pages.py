@@ -10,9 +10,14 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
+from portal.auth import service as auth_service
 from portal.auth.principal import Principal
 from portal.db import aware
+from portal.deps import SESSION_COOKIE
+from portal.errors import CaasError
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -60,7 +65,23 @@ _NEXT_STEP = {
 }
 
 
+def _principal_from_cookie(request: Request) -> Principal | None:
+    """Error pages raised before any dependency ran (unknown route) still show who is signed
+    in, so the header keeps its navigation and sign-out."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    engine = getattr(request.app.state, "engine", None)
+    if not cookie or engine is None:
+        return None
+    try:
+        with Session(engine) as session:
+            return auth_service.authenticate_session(session, cookie)
+    except (CaasError, SQLAlchemyError):
+        return None
+
+
 def render_error(request: Request, status: int, message: str,
                  field: str | None = None) -> HTMLResponse:
+    if getattr(request.state, "principal", None) is None and status != 401:
+        request.state.principal = _principal_from_cookie(request)
     return render(request, "error.html", status=status, status_code=status, message=message,
                   field=field, next_step=_NEXT_STEP.get(status, "Go back to the home page."))
