@@ -63,6 +63,9 @@ def derive(kind: str, owner: str, spec: dict[str, Any], parse_problems: list[str
         for env in spec.get("environments", {}):
             if env not in ctx.environments:
                 problems.append(f"runs in unknown environment {env!r} (no envs/{env}/infra.yaml)")
+    if kind == Kind.application and spec.get("environment") and (
+            spec["environment"] not in ctx.environments):
+        problems.append(f"deployed to unknown environment {spec['environment']!r}")
     target = _app_target(owner, spec) if kind == Kind.application else None
     if target is not None and target not in ctx.namespaces:
         problems.append(f"runs in unknown namespace {target.partition(':')[2]!r}")

@@ -55,6 +55,7 @@ class Parsed:
     relations: list[tuple[str, str]] = field(default_factory=list)  # (type, target key)
     problems: list[str] = field(default_factory=list)
     path: str = ""
+    catalog_name: str = ""  # metadata.name of its catalog-info.yaml, when it has one
 
 
 class _Loader(yaml.CSafeLoader):
@@ -101,6 +102,7 @@ def _catalog_info(path: str, files: Mapping[str, bytes], parsed: Parsed) -> dict
     docs = load_docs(path, raw, parsed.problems)
     doc = docs[0] if docs else {}
     meta = _map(doc.get("metadata"))
+    parsed.catalog_name = _str(meta.get("name"))
     parsed.title = _str(meta.get("title")) or parsed.title
     parsed.description = _str(meta.get("description")) or parsed.description
     tags = meta.get("tags")
@@ -117,6 +119,8 @@ def parse_entity(key: str, files: Mapping[str, bytes]) -> Parsed | None:
     parsed = Parsed(key=key, kind=kind, name=name, path=entity_dir(key))
     {"team": _team, "namespace": _namespace, "environment": _environment,
      "application": _application}[kind](parsed, files)
+    if parsed.catalog_name:
+        parsed.spec["catalog_name"] = parsed.catalog_name
     return parsed
 
 
@@ -130,6 +134,8 @@ def _team(parsed: Parsed, files: Mapping[str, bytes]) -> None:
         return
     docs = load_docs(team_path, files[team_path], parsed.problems)
     team = docs[0] if docs else {}
+    if team.get("kind") == "Team":  # caas.io/v1 Team: the fields sit under spec
+        team = _map(team.get("spec"))
     profile = _map(_map(doc.get("spec")).get("profile"))
     display = team.get("displayName") or team.get("display_name") or profile.get("displayName")
     parsed.title = _str(display) or parsed.title or parsed.name
@@ -279,39 +285,47 @@ def _environment(parsed: Parsed, files: Mapping[str, bytes]) -> None:
 
 
 def _application(parsed: Parsed, files: Mapping[str, bytes]) -> None:
+    """An ArgoCD Application (its destination names the environment and the tenant's namespace,
+    which is also the tenant's folder name) plus, optionally, a Backstage Component."""
     team, _, app = parsed.name.partition("/")
     doc = _catalog_info(f"{parsed.path}/catalog-info.yaml", files, parsed)
     spec = _map(doc.get("spec"))
-    parsed.owner = _owner_ref(spec.get("owner")) if spec.get("owner") else team
     if doc and not spec.get("owner"):
         parsed.problems.append(f"{parsed.path}/catalog-info.yaml: spec.owner is missing")
-    parsed.title = parsed.title or app
-    destination, repo, path_in_repo = "", "", ""
-    answers: dict[str, Any] = {}
+    owner = _owner_ref(spec.get("owner")) if spec.get("owner") else ""
+    destination, environment, repo, path_in_repo, found = "", "", "", "", False
     for path in sorted(files):
-        if path.endswith(".caas-answers.yaml"):
-            docs = load_docs(path, files[path], parsed.problems)
-            answers = docs[0] if docs else {}
-        elif path.endswith((".yaml", ".yml")) and b"Application" in files[path]:
-            for d in load_docs(path, files[path], parsed.problems):
-                if d.get("kind") == "Application":
-                    app_spec = _map(d.get("spec"))
-                    source = _map(app_spec.get("source"))
-                    destination = _str(_map(app_spec.get("destination")).get("namespace"))
-                    repo = _str(source.get("repoURL"))
-                    path_in_repo = _str(source.get("path"))
-    values = _map(answers.get("answers")) or answers
-    tenant = _str(values.get("tenant") or values.get("namespace") or "") or destination
-    if tenant.startswith(f"{team}-"):
-        tenant = tenant[len(team) + 1:]
-    if not tenant:
-        parsed.problems.append(f"{parsed.path}: no destination namespace (ArgoCD Application "
-                               "spec.destination.namespace)")
-    else:
-        parsed.relations.append(("runsIn", f"namespace:{team}/{tenant}"))
+        if not path.endswith((".yaml", ".yml")) or b"Application" not in files[path]:
+            continue
+        for d in load_docs(path, files[path], parsed.problems):
+            if d.get("kind") != "Application":
+                continue
+            found = True
+            meta = _map(d.get("metadata"))
+            app_spec = _map(d.get("spec"))
+            source = _map(app_spec.get("source"))
+            dest = _map(app_spec.get("destination"))
+            destination = _str(dest.get("namespace"))
+            environment = _str(dest.get("name"))
+            repo = _str(source.get("repoURL"))
+            path_in_repo = _str(source.get("path") or source.get("chart"))
+            owner = owner or _str(_map(meta.get("labels")).get("team"))
+            parsed.description = parsed.description or _str(
+                _map(meta.get("annotations")).get("caas.io/description"))
+    if not found:
+        parsed.problems.append(f"{parsed.path}: no ArgoCD Application manifest")
+    elif not destination:
+        parsed.problems.append(f"{parsed.path}: the Application has no "
+                               "spec.destination.namespace")
+    parsed.owner = owner or team
+    parsed.title = parsed.title or app
+    if destination:
+        parsed.relations.append(("runsIn", f"namespace:{team}/{destination}"))
+    if environment:
+        parsed.relations.append(("deployedTo", f"environment:{environment}"))
     parsed.relations.append(("ownedBy", f"team:{parsed.owner}"))
-    parsed.spec = {"team": team, "tenant": tenant, "destination_namespace": destination,
-                   "repo_url": repo,
-                   "path": path_in_repo, "type": _str(spec.get("type") or "service"),
+    parsed.spec = {"team": team, "tenant": destination, "environment": environment,
+                   "repo_url": repo, "path": path_in_repo,
+                   "type": _str(spec.get("type") or "service"),
                    "lifecycle": _str(spec.get("lifecycle") or "production"),
                    "system": _str(spec.get("system") or "")}

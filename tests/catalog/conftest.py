@@ -13,23 +13,25 @@ def base_files() -> dict[str, str]:
     files: dict[str, str] = {}
     for name in ("payments", "search"):
         files.update(gitops.team(name))
-    files.update(gitops.environment("dev", "development", cpu="16", memory="64Gi",
+    files.update(gitops.environment("dev", "dev", cpu="16", memory="64Gi",
                                     storage="1Ti"))
     files.update(gitops.environment("stage", "staging", cpu="32", memory="128Gi",
                                     storage="2Ti"))
-    files.update(gitops.environment("prod", "production", cpu="64", memory="256Gi",
+    files.update(gitops.environment("prod", "prod", cpu="64", memory="256Gi",
                                     storage="4Ti"))
-    # payments/api: base 1 CPU, 2Gi, 10Gi; prod overlay 4 CPU, 8Gi, 50Gi.
-    files.update(gitops.tenant("payments", "api",
+    # payments/payments-api: base 1 CPU, 2Gi, 10Gi; prod overlay 4 CPU, 8Gi, 50Gi.
+    files.update(gitops.tenant("payments", "payments-api",
                                {"dev": None, "prod": ("4", "8Gi", "50Gi")}))
-    # payments/batch: base 500m, 1Gi, 5Gi in dev and stage.
-    files.update(gitops.tenant("payments", "batch", {"dev": None, "stage": None},
+    # payments/payments-batch: base 500m, 1Gi, 5Gi in dev and stage.
+    files.update(gitops.tenant("payments", "payments-batch", {"dev": None, "stage": None},
                                base=("500m", "1Gi", "5Gi")))
-    # search/index: 2 CPU, 4Gi, 100Gi in stage; prod overlay 8 CPU, 16Gi, 200Gi.
-    files.update(gitops.tenant("search", "index", {"stage": None, "prod": ("8", "16Gi", "200Gi")},
+    # search/search-index: 2 CPU, 4Gi, 100Gi in stage; prod overlay 8 CPU, 16Gi, 200Gi.
+    files.update(gitops.tenant("search", "search-index",
+                               {"stage": None, "prod": ("8", "16Gi", "200Gi")},
                                base=("2", "4Gi", "100Gi")))
-    files.update(gitops.application("payments", "checkout", "api"))
-    files.update(gitops.application("search", "indexer", "index"))
+    files.update(gitops.application("payments", "checkout", "payments-api", "prod"))
+    files.update(gitops.application("search", "indexer", "search-index", "prod",
+                                       component=False))
     files["README.md"] = "GitOps repository\n"
     return files
 

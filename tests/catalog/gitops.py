@@ -11,12 +11,12 @@ from scaffolder.gitrepo import commit_directory, git, init_bare
 
 def team(name: str, *, owners: tuple[str, ...] = ("alice",),
          members: tuple[str, ...] = ("bob",)) -> dict[str, str]:
-    owner_lines = "".join(f"  - {o}\n" for o in owners) if owners else " []\n"
     return {
         f"teams/{name}/team.yaml": (
-            f"name: {name}\ndisplayName: Team {name.title()}\ncostCenter: CC-{name}\n"
-            f"keycloakGroup: /teams/{name}\nowners:{chr(10) if owners else ''}{owner_lines}"
-            "members:\n" + "".join(f"  - {m}\n" for m in members)),
+            f"apiVersion: caas.io/v1\nkind: Team\nmetadata:\n  name: {name}\nspec:\n"
+            f"  displayName: Team {name.title()}\n  costCenter: CC-{name}\n"
+            f"  keycloakGroup: team-{name}\n  owners: {list(owners)}\n"
+            f"  members: {list(members)}\n"),
         f"teams/{name}/catalog-info.yaml": (
             "apiVersion: backstage.io/v1alpha1\nkind: Group\n"
             f"metadata:\n  name: {name}\n  description: The {name} team\n"
@@ -39,13 +39,13 @@ def tenant(team_name: str, ns: str, envs: Mapping[str, tuple[str, str, str] | No
     owner_line = f"  owner: group:default/{owner or team_name}\n" if owner != "" else ""
     files = {
         f"{root}/base/namespace.yaml": (
-            f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {team_name}-{ns}\n"),
+            f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
         f"{root}/base/resourcequota.yaml": quota(*base),
         f"{root}/base/kustomization.yaml": (
             "resources:\n  - namespace.yaml\n  - resourcequota.yaml\n"),
         f"{root}/base/catalog-info.yaml": (
             "apiVersion: backstage.io/v1alpha1\nkind: Resource\n"
-            f"metadata:\n  name: {team_name}-{ns}\n  description: Namespace {ns}\n"
+            f"metadata:\n  name: {ns}\n  description: Namespace {ns}\n"
             f"spec:\n  type: kubernetes-namespace\n{owner_line}"),
     }
     for env, q in envs.items():
@@ -63,22 +63,26 @@ def environment(name: str, tier: str, *, cpu: str = "64", memory: str = "256Gi",
         f"capacity:\n  cpu: \"{cpu}\"\n  memory: {memory}\n  storage: {storage}\n")}
 
 
-def application(team_name: str, app: str, ns: str) -> dict[str, str]:
+def application(team_name: str, app: str, ns: str, env: str, *,
+                component: bool = True) -> dict[str, str]:
+    """An ArgoCD Application deployed to ``env`` into namespace ``ns`` (+ a Component)."""
     root = f"applications/{team_name}/{app}"
-    return {
+    files = {
         f"{root}/application.yaml": (
             "apiVersion: argoproj.io/v1alpha1\nkind: Application\n"
             f"metadata:\n  name: {team_name}-{app}\n  namespace: argocd\n"
             "spec:\n  project: default\n"
             f"  source:\n    repoURL: https://git.example.com/{team_name}/{app}.git\n"
             "    path: deploy\n"
-            f"  destination:\n    server: https://kubernetes.default.svc\n"
-            f"    namespace: {team_name}-{ns}\n"),
+            f"  destination:\n    name: {env}\n    namespace: {ns}\n"),
         f"{root}/catalog-info.yaml": (
             "apiVersion: backstage.io/v1alpha1\nkind: Component\n"
             f"metadata:\n  name: {app}\n  description: The {app} service\n  tags: [python]\n"
             f"spec:\n  type: service\n  lifecycle: production\n  owner: group:{team_name}\n"),
     }
+    if not component:
+        del files[f"{root}/catalog-info.yaml"]
+    return files
 
 
 class Repo:

@@ -28,6 +28,9 @@ def _placements(engine: Engine) -> dict[tuple[str, str], tuple[int, int, int]]:
 
 
 GI = 2 ** 30
+API, BATCH, JOBS, EDGE = (f"namespace:payments/payments-{n}" for n in ("api", "batch", "jobs",
+                                                                      "edge"))
+INDEX, QUERY = "namespace:search/search-index", "namespace:search/search-query"
 
 
 def test_full_index_entities_and_relations(engine: Engine, repo: gitops.Repo) -> None:
@@ -38,40 +41,43 @@ def test_full_index_entities_and_relations(engine: Engine, repo: gitops.Repo) ->
     entities = _entities(engine)
     assert set(entities) == {
         "team:payments", "team:search", "environment:dev", "environment:stage",
-        "environment:prod", "namespace:payments/api", "namespace:payments/batch",
-        "namespace:search/index", "application:payments/checkout", "application:search/indexer",
+        "environment:prod", API, BATCH,
+        INDEX, "application:payments/checkout", "application:search/indexer",
     }
-    api = entities["namespace:payments/api"]
+    api = entities[API]
     assert (api.kind, api.owner, api.status, api.on_main) == ("namespace", "payments", "merged",
                                                              True)
     assert api.spec["namespace"] == "payments-api"
+    assert entities["application:search/indexer"].owner == "search"  # no Component: the folder
     team = entities["team:payments"]
     assert team.title == "Team Payments"
     assert team.spec["owners"] == ["alice"] and team.spec["cost_center"] == "CC-payments"
-    assert entities["environment:prod"].spec["tier"] == "production"
+    assert entities["environment:prod"].spec["tier"] == "prod"
     assert entities["environment:prod"].spec["capacity"]["cpu_milli"] == 64000
     assert _relations(engine) == {
-        ("namespace:payments/api", "ownedBy", "team:payments"),
-        ("namespace:payments/api", "runsIn", "environment:dev"),
-        ("namespace:payments/api", "runsIn", "environment:prod"),
-        ("namespace:payments/batch", "ownedBy", "team:payments"),
-        ("namespace:payments/batch", "runsIn", "environment:dev"),
-        ("namespace:payments/batch", "runsIn", "environment:stage"),
-        ("namespace:search/index", "ownedBy", "team:search"),
-        ("namespace:search/index", "runsIn", "environment:stage"),
-        ("namespace:search/index", "runsIn", "environment:prod"),
+        (API, "ownedBy", "team:payments"),
+        (API, "runsIn", "environment:dev"),
+        (API, "runsIn", "environment:prod"),
+        (BATCH, "ownedBy", "team:payments"),
+        (BATCH, "runsIn", "environment:dev"),
+        (BATCH, "runsIn", "environment:stage"),
+        (INDEX, "ownedBy", "team:search"),
+        (INDEX, "runsIn", "environment:stage"),
+        (INDEX, "runsIn", "environment:prod"),
         ("application:payments/checkout", "ownedBy", "team:payments"),
-        ("application:payments/checkout", "runsIn", "namespace:payments/api"),
+        ("application:payments/checkout", "runsIn", API),
+        ("application:payments/checkout", "deployedTo", "environment:prod"),
         ("application:search/indexer", "ownedBy", "team:search"),
-        ("application:search/indexer", "runsIn", "namespace:search/index"),
+        ("application:search/indexer", "runsIn", INDEX),
+        ("application:search/indexer", "deployedTo", "environment:prod"),
     }
     assert _placements(engine) == {
-        ("namespace:payments/api", "dev"): (1000, 2 * GI, 10 * GI),
-        ("namespace:payments/api", "prod"): (4000, 8 * GI, 50 * GI),
-        ("namespace:payments/batch", "dev"): (500, 1 * GI, 5 * GI),
-        ("namespace:payments/batch", "stage"): (500, 1 * GI, 5 * GI),
-        ("namespace:search/index", "stage"): (2000, 4 * GI, 100 * GI),
-        ("namespace:search/index", "prod"): (8000, 16 * GI, 200 * GI),
+        (API, "dev"): (1000, 2 * GI, 10 * GI),
+        (API, "prod"): (4000, 8 * GI, 50 * GI),
+        (BATCH, "dev"): (500, 1 * GI, 5 * GI),
+        (BATCH, "stage"): (500, 1 * GI, 5 * GI),
+        (INDEX, "stage"): (2000, 4 * GI, 100 * GI),
+        (INDEX, "prod"): (8000, 16 * GI, 200 * GI),
     }
 
 
@@ -89,46 +95,47 @@ def test_merges_update_exactly_the_changed_entities(engine: Engine, repo: gitops
                                         changed=repo.changed(old, new))
 
     # add a tenant
-    added = merge(gitops.tenant("search", "query", {"dev": None}))
-    assert (added.added, added.changed, added.removed) == (["namespace:search/query"], [], [])
+    added = merge(gitops.tenant("search", "search-query", {"dev": None}))
+    assert (added.added, added.changed, added.removed) == ([QUERY], [], [])
     # change a tenant's prod quota
-    changed = merge({"tenants/payments/api/envs/prod/quota.yaml": gitops.quota("6", "8Gi",
-                                                                               "50Gi")})
+    prod_quota = "tenants/payments/payments-api/envs/prod/quota.yaml"
+    changed = merge({prod_quota: gitops.quota("6", "8Gi", "50Gi")})
     assert (changed.added, changed.changed, changed.removed) == (
-        [], ["namespace:payments/api"], [])
-    assert _placements(engine)[("namespace:payments/api", "prod")][0] == 6000
+        [], [API], [])
+    assert _placements(engine)[(API, "prod")][0] == 6000
     # rename a tenant (git mv: both sides of the rename are changed paths)
-    old_files = {p: None for p in repo.files if p.startswith("tenants/payments/batch/")}
-    renamed = merge({**old_files, **gitops.tenant("payments", "jobs", {"dev": None,
+    old_files = {p: None for p in repo.files if p.startswith("tenants/payments/payments-batch/")}
+    renamed = merge({**old_files, **gitops.tenant("payments", "payments-jobs", {"dev": None,
                                                                        "stage": None})})
     assert (renamed.added, renamed.changed, renamed.removed) == (
-        ["namespace:payments/jobs"], [], ["namespace:payments/batch"])
+        [JOBS], [], [BATCH])
     # remove a tenant: its application now points at a namespace that is gone
-    removed = merge({p: None for p in repo.files if p.startswith("tenants/search/index/")})
+    removed = merge({p: None for p in repo.files if p.startswith("tenants/search/search-index/")})
     assert (removed.added, removed.changed, removed.removed) == (
-        [], [], ["namespace:search/index"])
+        [], [], [INDEX])
 
     after = _entities(engine)
-    untouched = set(before) - {"namespace:payments/api", "namespace:payments/batch",
-                               "namespace:search/index", "application:search/indexer"}
+    untouched = set(before) - {API, BATCH,
+                               INDEX, "application:search/indexer"}
     assert all(after[k].updated_at == before[k] for k in untouched)
-    assert "namespace:payments/batch" not in after and "namespace:search/index" not in after
-    assert after["namespace:payments/jobs"].on_main
+    assert BATCH not in after and INDEX not in after
+    assert after[JOBS].on_main
     indexer = after["application:search/indexer"]
-    assert indexer.flagged and indexer.problems == ["runs in unknown namespace 'search/index'"]
+    assert indexer.flagged
+    assert indexer.problems == ["runs in unknown namespace 'search/search-index'"]
     rels = _relations(engine)
-    assert not any("payments/batch" in x or "search/index" in x
+    assert not any("payments/payments-batch" in x or "search/search-index" in x
                    for x, _t, _y in rels if not x.startswith("application:"))
     # the application still points at the namespace it names (and is flagged for it)
-    assert ("application:search/indexer", "runsIn", "namespace:search/index") in rels
-    assert ("namespace:search/query", "runsIn", "environment:dev") in rels
+    assert ("application:search/indexer", "runsIn", INDEX) in rels
+    assert (QUERY, "runsIn", "environment:dev") in rels
     with Session(engine) as s:
         events = s.exec(select(TimelineEvent).where(
-            col(TimelineEvent.entity).in_(["namespace:payments/batch",
-                                           "namespace:payments/jobs"]))).all()
+            col(TimelineEvent.entity).in_([BATCH,
+                                           JOBS]))).all()
     assert {(e.entity, e.event) for e in events} == {
-        ("namespace:payments/batch", "catalog.removed"),
-        ("namespace:payments/jobs", "catalog.added")}
+        (BATCH, "catalog.removed"),
+        (JOBS, "catalog.added")}
 
 
 def test_owner_removed_flags_orphans_and_return_clears_them(engine: Engine,
@@ -142,16 +149,16 @@ def test_owner_removed_flags_orphans_and_return_clears_them(engine: Engine,
         result = service.index_commit(s, forge=reader, commit=new,
                                       changed=repo.changed(old, new))
     assert result.removed == ["team:search"]
-    assert result.flagged == ["application:search/indexer", "namespace:search/index"]
+    assert result.flagged == ["application:search/indexer", INDEX]
     entities = _entities(engine)
-    assert entities["namespace:search/index"].orphaned
-    assert entities["namespace:search/index"].problems == [
+    assert entities[INDEX].orphaned
+    assert entities[INDEX].problems == [
         "owner team 'search' does not exist (no teams/search/)"]
-    assert not entities["namespace:payments/api"].orphaned
+    assert not entities[API].orphaned
     back = repo.commit(gitops.team("search"))
     with Session(engine) as s:
         service.index_commit(s, forge=reader, commit=back, changed=repo.changed(new, back))
-    assert not _entities(engine)["namespace:search/index"].flagged
+    assert not _entities(engine)[INDEX].flagged
 
 
 def test_malformed_files_flag_their_entity_and_the_rest_is_indexed(tmp_path, engine: Engine
@@ -161,25 +168,26 @@ def test_malformed_files_flag_their_entity_and_the_rest_is_indexed(tmp_path, eng
     repo = gitops.Repo(tmp_path / "bad.git")
     files = base_files()
     files["teams/search/team.yaml"] = "owners: [alice\nmembers: {"  # bad YAML
-    files["tenants/payments/batch/base/catalog-info.yaml"] = (
+    files["tenants/payments/payments-batch/base/catalog-info.yaml"] = (
         "apiVersion: backstage.io/v1alpha1\nkind: Resource\nmetadata:\n  name: x\n"
         "spec:\n  type: kubernetes-namespace\n")  # missing owner
-    files.update(gitops.tenant("payments", "edge", {"qa": None}))  # unknown environment
-    files["tenants/payments/api/envs/prod/quota.yaml"] = gitops.quota("lots", "8Gi", "50Gi")
+    files.update(gitops.tenant("payments", "payments-edge", {"qa": None}))  # unknown environment
+    bad_quota = gitops.quota("lots", "8Gi", "50Gi")
+    files["tenants/payments/payments-api/envs/prod/quota.yaml"] = bad_quota
     repo.commit(files)
     with Session(engine) as s:
         result = service.reindex(s, forge=GitReader(repo.git_dir))
     entities = _entities(engine)
     assert len(entities) == 11
-    assert result.flagged == ["namespace:payments/api", "namespace:payments/batch",
-                              "namespace:payments/edge", "team:search"]
+    assert result.flagged == [API, BATCH,
+                              EDGE, "team:search"]
     assert entities["team:search"].problems[0].startswith(
         "teams/search/team.yaml: invalid YAML (line 2)")
-    assert entities["namespace:payments/batch"].problems == [
-        "tenants/payments/batch/base/catalog-info.yaml: spec.owner is missing"]
-    assert entities["namespace:payments/edge"].problems == [
+    assert entities[BATCH].problems == [
+        "tenants/payments/payments-batch/base/catalog-info.yaml: spec.owner is missing"]
+    assert entities[EDGE].problems == [
         "runs in unknown environment 'qa' (no envs/qa/infra.yaml)"]
-    assert "spec.hard.requests.cpu" in entities["namespace:payments/api"].problems[0]
+    assert "spec.hard.requests.cpu" in entities[API].problems[0]
     # the rest is indexed in full
-    assert not entities["namespace:search/index"].flagged
-    assert entities["namespace:search/index"].spec["environments"]["prod"]["cpu_milli"] == 8000
+    assert not entities[INDEX].flagged
+    assert entities[INDEX].spec["environments"]["prod"]["cpu_milli"] == 8000
