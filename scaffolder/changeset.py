@@ -20,7 +20,7 @@ from scaffolder.forges.base import FileChange, Forge
 from scaffolder.gitrepo import GitError
 from scaffolder.gittree import check_path
 from scaffolder.models import RenderedFile, ScaffoldRequest
-from scaffolder.parameters import ParameterContext, validate_answers
+from scaffolder.parameters import ParameterContext, form_fields, validate_answers
 from scaffolder.registry import Registry, Template
 from scaffolder.render import ANSWERS_FILE, read_answers, render
 
@@ -150,7 +150,9 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
         if previous is None:
             raise NotFound(f"answers: no unit at {target!r} to update (no {ANSWERS_FILE})",
                            field="answers", rule="unit-exists")
-        answers = {**previous, **answers}
+        # Stored answers also hold derived values (e.g. namespace): keep the form's fields.
+        fields = {f.name for f in form_fields(template.parameters)}
+        answers = {**{k: v for k, v in previous.items() if k in fields}, **answers}
     clean = validate_answers(template.parameters, answers, context=context)
     target = template.fill(template.target_path, clean)
     if not _safe(target):

@@ -159,17 +159,20 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
                        "all green" if not failed else "failing: " + ", ".join(failed), progress)
         step = "pull-request"
         tasks.log_step(session, task, step, "started", prepared.branch, progress)
-        info = forge.find_change(prepared.branch)
-        if info is None:
-            info = forge.open_change(ChangeSpec(
-                branch=prepared.branch, title=prepared.title, body=_body(prepared, checks),
-                files=prepared.changes, author=change.author, labels=_labels(prepared)))
+        spec = ChangeSpec(branch=prepared.branch, title=prepared.title,
+                          body=_body(prepared, checks), files=prepared.changes,
+                          author=change.author, labels=_labels(prepared))
+        # The forge writes through its own connection: end ours first (an SQLite reader
+        # that began before another writer's commit can never write afterwards).
+        session.commit()
+        info = forge.find_change(prepared.branch) or forge.open_change(spec)
         change.number, change.url, change.status = info.number, info.url, "open"
         change.head_sha, change.base_sha = info.head_sha, info.base_sha
         change.updated_at = utcnow()
         session.add(change)
         tasks.log_step(session, task, step, "done", f"#{info.number} {info.url}", progress)
         step = "statuses"
+        session.commit()
         for c in checks:
             forge.set_check(info.number, Check(name=f"caas/{c.name}", state=CheckState(c.state),
                                                description=c.summary[:140]))
@@ -298,6 +301,7 @@ def approve_change(session: Session, *, forge: Forge, principal: Principal, chan
                      target=change.unit_key, outcome="denied", ip=ip,
                      detail={"change": change.id, "reason": decision.reason})
         raise Forbidden(decision.reason, rule="can-approve")
+    session.commit()  # the forge writes through its own connection (see _run)
     _local(forge).approve(number, by=principal.username)
     change.approved_by = sorted({*change.approved_by, principal.username})
     change.updated_at = utcnow()
@@ -327,6 +331,7 @@ def merge_change(session: Session, *, forge: Forge, principal: Principal, change
         if not change.checks_green or not [a for a in approvals if a != change.author]:
             raise Conflict(decision.reason, field="change_id", rule="mergeable")
         raise Forbidden(decision.reason, rule="can-merge")
+    session.commit()
     try:
         event = local.merge(number, by=principal.username)
     except CaasError as exc:
@@ -362,6 +367,7 @@ def close_change(session: Session, *, forge: Forge, principal: Principal, change
         raise Forbidden("only the author, a reviewer of the team or a platform-admin closes it",
                         rule="can-close")
     if change.number is not None:
+        session.commit()
         forge.close_change(change.number, by=principal.username)
     change.status, change.open_unit_key = "closed", None
     change.updated_at = utcnow()
