@@ -1,0 +1,46 @@
+"""kmock's Kubernetes emulator plus what a real API server does for server-side apply.
+
+kmock stores objects and merges PATCH bodies, but a PATCH of a missing object is a 404 there,
+while a real API server *creates* the object on an apply patch
+(``application/apply-patch+yaml``). This subclass adds exactly that, and writes kubeconfigs
+that point the official client at the emulator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+import yaml
+
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+@attrs.define(kw_only=True)
+class ApplyingEmulator(kmock.KubernetesEmulator):
+    """Creates objects on server-side apply, as the real API server does."""
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        content_type = request.headers.get("Content-Type", "")
+        if (request.method == kmock.method.PATCH and content_type.startswith(APPLY_PATCH)
+                and request.resource is not None and request.name is not None
+                and isinstance(request.data, dict)):
+            key = (request.resource, request.namespace, request.name)
+            if key not in self.objects or self.objects[key].deleted:
+                self.objects[key] = {}  # the patch below then fills it in
+        return await super()._handle(request)
+
+
+def write_kubeconfig(path: Path, url: str, *, context: str = "fake") -> Path:
+    """A kubeconfig with one context pointing at ``url`` with a bearer token."""
+    config: dict[str, Any] = {
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": "fake", "cluster": {"server": url.rstrip("/")}}],
+        "users": [{"name": "portal", "user": {"token": "fake-token"}}],
+        "contexts": [{"name": context, "context": {"cluster": "fake", "user": "portal"}}],
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
