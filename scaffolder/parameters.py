@@ -453,7 +453,7 @@ def _check_dns_label(field_name: str, where: str, value: object, rule: str) -> N
             field=field_name,
             rule="dns-1123",
         )
-    if not DNS_LABEL.match(value):
+    if not DNS_LABEL.fullmatch(value):
         raise ValidationFailed(
             f"{where}: must be a DNS-1123 label: lower-case letters, digits and '-', "
             "starting and ending with a letter or digit (dns-1123)",

@@ -34,10 +34,11 @@ _DECIMAL = {
     "P": Decimal("1e15"),
     "E": Decimal("1e18"),
 }
-# The API server's grammar; the length cap keeps Decimal away from absurd inputs.
+# The API server's grammar ([0-9], not \d: no other scripts' digits); the length cap keeps
+# Decimal away from absurd inputs.
 _QUANTITY = re.compile(
-    r"^(?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+))"
-    r"(?:(?P<bin>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<exp>[eE][+-]?\d{1,3})|(?P<dec>[numkMGTPE]?))$"
+    r"^(?P<num>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
+    r"(?:(?P<bin>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<exp>[eE][+-]?[0-9]{1,3})|(?P<dec>[numkMGTPE]?))$"
 )
 _MAX_LENGTH = 64
 
