@@ -1,0 +1,71 @@
+"""Fallback for missed webhooks: compare main's head with the last commit seen, and record a
+merge event for every new first-parent commit (idempotent: already-recorded commits are no-ops).
+
+The first poll ever records main's head without a predecessor, so a fresh installation
+reconciles everything the repository already declares.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from portal.db import utcnow
+from portal.settings import Settings
+from reconciler import service
+from reconciler.models import Cursor
+from scaffolder import gittree
+from scaffolder.forges.base import Forge, MergeEvent
+
+log = logging.getLogger("caas.reconciler.poller")
+CURSOR = "main"
+MAX_COMMITS = 500  # one poll records at most this many commits; the next poll continues
+
+
+class Poller:
+    def __init__(self, settings: Settings, engine: Engine, forge: Forge) -> None:
+        self.settings, self.engine, self.forge = settings, engine, forge
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.settings.main_poll_interval_s):
+            try:
+                self.poll_once()
+            except Exception:  # the forge or database is down: try again next interval
+                log.warning("polling %s failed", self.settings.main_branch, exc_info=True)
+
+    def poll_once(self) -> int:
+        """Record events for new commits on main; returns how many commits were new."""
+        head = self.forge.head(self.settings.main_branch)
+        with Session(self.engine, expire_on_commit=False) as session:
+            cursor = session.get(Cursor, CURSOR)
+            last = cursor.commit if cursor else None
+        if last == head:
+            return 0
+        pairs = self._new_commits(last, head)
+        with Session(self.engine, expire_on_commit=False) as session:
+            for before, commit in pairs:
+                service.record_merge_event(session, event=MergeEvent(
+                    commit=commit, before=before, source="poller"))
+            cursor = session.get(Cursor, CURSOR) or Cursor(name=CURSOR, commit=head)
+            cursor.commit, cursor.updated_at = pairs[-1][1], utcnow()
+            session.add(cursor)
+            session.commit()
+        return len(pairs)
+
+    def _new_commits(self, last: str | None, head: str) -> list[tuple[str | None, str]]:
+        """(before, commit) pairs oldest first along main's first-parent chain."""
+        if last is None:
+            return [(None, head)]
+        git_dir = getattr(self.forge, "git_dir", None)
+        if isinstance(git_dir, Path) and gittree.is_ancestor(git_dir, last, head):
+            commits = gittree.out(git_dir, "rev-list", "--first-parent", "--reverse",
+                                  f"--max-count={MAX_COMMITS}", f"{last}..{head}").split()
+            if commits:
+                befores: list[str | None] = [last, *commits[:-1]]
+                return list(zip(befores, commits, strict=True))
+        # A remote forge (or a rewritten main): one event spanning everything since ``last``.
+        return [(last, head)]

@@ -1,0 +1,292 @@
+"""The job queue: enqueue, claim, heartbeat, finish.
+
+Claiming is safe with several workers on one database:
+
+- PostgreSQL: candidates are read with ``SELECT … FOR UPDATE SKIP LOCKED``, so two workers
+  never look at the same row at the same time, and the state change is a compare-and-swap.
+- SQLite: the claim transaction starts with a write (the worker's heartbeat), which takes the
+  database's single write lock before anything is read, so claims are serialised.
+
+A job that holds an environment (Terraform units) also takes that environment's row in
+``reconciler_env_locks`` with a conditional UPDATE: two applies never overlap on one
+environment, and jobs of one environment run in id order (units of one commit were enqueued
+upstream first; a later commit waits for the earlier one). A crashed worker's lease expires and
+the job (and its environment lock) can be claimed again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from portal.db import utcnow
+from portal.redact import redact
+from reconciler.models import DONE_OK, TERMINAL, EnvLock, Job, JobLog, JobState, WorkerRecord
+
+log = logging.getLogger("caas.reconciler.queue")
+
+# How many queued rows one claim looks at before giving up; blocked jobs (waiting for their
+# upstream or for their environment) are skipped over, not waited on.
+CANDIDATES = 64
+MAX_BACKOFF_S = 600.0
+
+_wake = threading.Event()
+
+
+def notify() -> None:
+    """Wake in-process workers now (a merge in this process need not wait for a poll)."""
+    _wake.set()
+
+
+def wait_for_work(timeout: float) -> None:
+    _wake.wait(timeout)
+    _wake.clear()
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job the planner wants; ``depends_on`` names a unit of the same commit."""
+
+    unit: str
+    kind: str
+    environment: str | None = None
+    depends_on: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    entities: tuple[str, ...] = ()
+
+
+def enqueue(session: Session, *, commit: str, jobs: list[NewJob],
+            change_number: int | None = None) -> list[Job]:
+    """Insert the jobs that do not exist yet for ``commit`` (idempotent; caller commits)."""
+    existing = set(session.exec(select(Job.unit).where(Job.commit == commit)).all())
+    created: list[Job] = []
+    for new in jobs:
+        if new.unit in existing:
+            continue
+        job = Job(commit=commit, unit=new.unit, kind=new.kind, environment=new.environment,
+                  depends_on=new.depends_on, payload=new.payload, entities=list(new.entities),
+                  change_number=change_number)
+        try:
+            with session.begin_nested():
+                session.add(job)
+        except IntegrityError:  # a concurrent planner inserted it first: same job, fine
+            continue
+        existing.add(new.unit)
+        created.append(job)
+    return created
+
+
+def backoff(attempts: int, base: float) -> float:
+    """Exponential: base, 2·base, 4·base, … capped."""
+    return float(min(base * (2 ** max(0, attempts - 1)), MAX_BACKOFF_S))
+
+
+# ---- workers ------------------------------------------------------------------------------------
+
+
+def register_worker(session: Session, *, worker_id: str, hostname: str, pid: int) -> None:
+    session.add(WorkerRecord(id=worker_id, hostname=hostname, pid=pid))
+    session.commit()
+
+
+def stop_worker(session: Session, *, worker_id: str) -> None:
+    session.execute(update(WorkerRecord).where(col(WorkerRecord.id) == worker_id)
+                    .values(stopped_at=utcnow()))
+    session.commit()
+
+
+def _touch_worker(session: Session, worker_id: str, now: datetime) -> None:
+    session.execute(update(WorkerRecord).where(col(WorkerRecord.id) == worker_id)
+                    .values(last_seen_at=now))
+
+
+# ---- claim --------------------------------------------------------------------------------------
+
+
+def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int) -> Job | None:
+    """Take the oldest runnable job, or None. Commits."""
+    now = utcnow()
+    _touch_worker(session, worker_id, now)  # first statement writes: see the module docstring
+    runnable = or_(
+        and_(col(Job.state) == JobState.queued.value, col(Job.not_before) <= now),
+        and_(col(Job.state) == JobState.running.value, col(Job.lease_expires_at) < now),
+    )
+    stmt = select(Job).where(runnable).order_by(col(Job.id)).limit(CANDIDATES)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    expires = now + timedelta(seconds=lease_s)
+    # Jobs of one environment run in id order: once one is blocked, the later ones are too.
+    blocked_envs: set[str] = set()
+    for job in session.exec(stmt).all():
+        if job.environment in blocked_envs:
+            continue
+        if job.state == JobState.running.value and job.attempts >= max_attempts:
+            # Its worker died on the last attempt: no further attempt is allowed.
+            _release_env(session, job)
+            _terminate(job, JobState.dead, "lease expired on the last attempt", now)
+            continue
+        verdict = _upstream(session, job)
+        if verdict == "blocked":
+            if job.environment:
+                blocked_envs.add(job.environment)
+            continue
+        if verdict == "failed":
+            _terminate(job, JobState.failed, f"upstream unit {job.depends_on} did not succeed",
+                       now)
+            session.add(JobLog(job_id=job.id or 0, level="error", message=job.message))
+            continue
+        if job.environment and not _take_env(session, job, worker_id, now, expires):
+            blocked_envs.add(job.environment)
+            continue
+        job.state = JobState.running.value
+        job.attempts += 1
+        job.lease_owner = worker_id
+        job.lease_expires_at = expires
+        job.started_at = now
+        job.finished_at = None
+        session.add(job)
+        session.commit()
+        return job
+    session.commit()
+    return None
+
+
+def _upstream(session: Session, job: Job) -> str:
+    if not job.depends_on:
+        return "ok"
+    state = session.exec(select(Job.state).where(Job.commit == job.commit,
+                                                 Job.unit == job.depends_on)).first()
+    if state is None or state in DONE_OK:
+        return "ok"
+    if state in (JobState.failed.value, JobState.dead.value):
+        return "failed"
+    return "blocked"
+
+
+def _take_env(session: Session, job: Job, worker_id: str, now: datetime,
+              expires: datetime) -> bool:
+    env = job.environment or ""
+    earlier = session.exec(
+        select(Job.id).where(Job.environment == env, col(Job.id) < (job.id or 0),
+                             col(Job.state).in_([JobState.queued.value, JobState.running.value]))
+        .limit(1)
+    ).first()
+    if earlier is not None:
+        return False
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(EnvLock).values(environment=env).on_conflict_do_nothing())
+    taken = session.execute(
+        update(EnvLock)
+        .where(col(EnvLock.environment) == env,
+               or_(col(EnvLock.job_id).is_(None), col(EnvLock.expires_at) < now,
+                   col(EnvLock.job_id) == job.id))
+        .values(job_id=job.id, owner=worker_id, expires_at=expires)
+    )
+    return bool(getattr(taken, "rowcount", 0) == 1)
+
+
+def _release_env(session: Session, job: Job) -> None:
+    if job.environment:
+        session.execute(update(EnvLock).where(col(EnvLock.environment) == job.environment,
+                                              col(EnvLock.job_id) == job.id)
+                        .values(job_id=None, owner=None, expires_at=None))
+
+
+def _terminate(job: Job, state: JobState, message: str, now: datetime) -> None:
+    job.state = state.value
+    job.message = message
+    job.lease_owner = None
+    job.lease_expires_at = None
+    job.finished_at = now
+
+
+# ---- while running ------------------------------------------------------------------------------
+
+
+def heartbeat(session: Session, *, job: Job, worker_id: str, lease_s: float) -> bool:
+    """Extend the lease; False when the job is no longer ours (lease lost)."""
+    expires = utcnow() + timedelta(seconds=lease_s)
+    res = session.execute(
+        update(Job).where(col(Job.id) == job.id, col(Job.lease_owner) == worker_id,
+                          col(Job.state) == JobState.running.value)
+        .values(lease_expires_at=expires)
+    )
+    ours = bool(getattr(res, "rowcount", 0) == 1)
+    if ours and job.environment:
+        session.execute(update(EnvLock).where(col(EnvLock.environment) == job.environment,
+                                              col(EnvLock.job_id) == job.id)
+                        .values(expires_at=expires))
+    session.commit()
+    return ours
+
+
+def append_log(session: Session, *, job_id: int, message: str, level: str = "info") -> None:
+    session.add(JobLog(job_id=job_id, level=level, message=redact(message)[:20000]))
+    session.commit()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: JobState  # succeeded | skipped | failed | (temporary →) queued/dead
+    message: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+    temporary: bool = False
+    delay: float | None = None
+
+
+def finish(session: Session, *, job: Job, worker_id: str, outcome: Outcome,
+           max_attempts: int, backoff_s: float) -> Job | None:
+    """Record the outcome (compare-and-swap on the lease). None when the lease was lost.
+
+    Does not commit: the caller adds the merge's finalisation to the same transaction.
+    """
+    now = utcnow()
+    values: dict[str, Any] = {"message": redact(outcome.message)[:4000],
+                              "lease_owner": None, "lease_expires_at": None}
+    if outcome.result:
+        values["result"] = outcome.result
+    if outcome.temporary and job.attempts < max_attempts:
+        delay = outcome.delay if outcome.delay is not None else backoff(job.attempts, backoff_s)
+        values |= {"state": JobState.queued.value,
+                   "not_before": now + timedelta(seconds=delay)}
+    elif outcome.temporary:
+        values |= {"state": JobState.dead.value, "finished_at": now}
+    else:
+        values |= {"state": outcome.state.value, "finished_at": now}
+    res = session.execute(
+        update(Job).where(col(Job.id) == job.id, col(Job.lease_owner) == worker_id,
+                          col(Job.state) == JobState.running.value).values(**values)
+    )
+    if getattr(res, "rowcount", 0) != 1:
+        session.rollback()
+        return None
+    _release_env(session, job)
+    return session.get(Job, job.id, populate_existing=True)
+
+
+def open_jobs(session: Session, *, commit: str) -> int:
+    return int(session.exec(
+        select(func.count()).select_from(Job).where(
+            Job.commit == commit, col(Job.state).not_in([s.value for s in TERMINAL]))
+    ).one())
+
+
+def requeue(session: Session, *, job: Job) -> None:
+    """Put a failed or dead job back in the queue with fresh attempts (caller commits)."""
+    job.state = JobState.queued.value
+    job.attempts = 0
+    job.not_before = utcnow()
+    job.finished_at = None
+    job.lease_owner = None
+    job.lease_expires_at = None
+    session.add(job)

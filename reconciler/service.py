@@ -1,0 +1,276 @@
+"""The reconciler's service layer: record merges, queue previews, read and retry jobs.
+
+Merges arrive from the local forge, GitHub webhooks and the poller; each is recorded once per
+commit with a ``plan`` job. The worker runs that job: it verifies the commit is on main (or
+refuses it, visibly) and plans the real jobs. Keeping the forge out of this function lets every
+caller hand over just a session and the event.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from portal.auth import audit
+from portal.auth.principal import Principal
+from portal.db import aware, utcnow
+from portal.errors import Conflict, NotFound, ValidationFailed
+from reconciler import queue
+from reconciler.models import (
+    DONE_OK,
+    EnvironmentStatus,
+    EnvLock,
+    Job,
+    JobDetail,
+    JobKind,
+    JobList,
+    JobLog,
+    JobLogPublic,
+    JobPublic,
+    JobState,
+    MergePublic,
+    MergeRecord,
+    MergeState,
+    UnitApply,
+    UnitStatus,
+)
+from scaffolder.forges.base import MergeEvent
+from scaffolder.forges.github_webhook import PullRequestEvent
+
+_SHA = re.compile(r"^[0-9a-f]{7,64}$")
+_ENV = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+ACTOR = "reconciler"
+
+
+def _check_sha(value: str, field: str) -> None:
+    if not _SHA.match(value):
+        raise ValidationFailed(f"{field} must be a hexadecimal commit id", field=field,
+                               rule="pattern")
+
+
+# ---- merge events -------------------------------------------------------------------------------
+
+
+def record_merge_event(session: Session, *, event: MergeEvent) -> None:
+    """Record a commit that landed on main and queue its planning. Idempotent per commit."""
+    _check_sha(event.commit, "commit")
+    if event.before is not None:
+        _check_sha(event.before, "before")
+    if session.exec(select(MergeRecord.id).where(MergeRecord.commit == event.commit)).first():
+        return
+    record = MergeRecord(commit=event.commit, before=event.before,
+                         change_number=event.change_number, merged_by=event.merged_by or "",
+                         source=event.source[:16])
+    try:
+        with session.begin_nested():
+            session.add(record)
+    except IntegrityError:  # the same commit recorded concurrently (webhook + poller)
+        return
+    queue.enqueue(session, commit=event.commit, change_number=event.change_number, jobs=[
+        queue.NewJob(unit="plan", kind=JobKind.plan.value, payload={"before": event.before})])
+    audit.record(session, actor=event.merged_by or ACTOR, action="reconciler.merge",
+                 target=event.commit, detail={"source": event.source,
+                                              "change": event.change_number}, commit=False)
+    session.commit()
+    queue.notify()
+
+
+def request_plan_preview(session: Session, *, change_number: int, head_sha: str) -> None:
+    """Queue a Terraform plan preview for an open PR's head (plan only, never apply)."""
+    _check_sha(head_sha, "head_sha")
+    if change_number < 1:
+        raise ValidationFailed("change_number must be positive", field="change_number",
+                               rule="minimum")
+    queue.enqueue(session, commit=head_sha, change_number=change_number, jobs=[
+        queue.NewJob(unit=f"plan-preview#{change_number}", kind=JobKind.plan_preview.value,
+                     payload={"change": change_number})])
+    session.commit()
+    queue.notify()
+
+
+def refuse_merge(session: Session, *, commit: str, reason: str) -> None:
+    """A commit that is not on main: nothing will run for it (caller commits)."""
+    record = session.exec(select(MergeRecord).where(MergeRecord.commit == commit)).first()
+    if record is not None:
+        record.state, record.reason, record.finished_at = MergeState.refused.value, reason, utcnow()
+        session.add(record)
+    audit.record(session, actor=ACTOR, action="reconciler.merge.refused", target=commit,
+                 outcome="denied", detail={"reason": reason}, commit=False)
+
+
+def mark_planned(session: Session, *, commit: str, paths: list[str],
+                 entities: list[str]) -> None:
+    record = session.exec(select(MergeRecord).where(MergeRecord.commit == commit)).first()
+    if record is not None and record.state == MergeState.recorded.value:
+        record.state, record.paths, record.entities = MergeState.planned.value, paths, entities
+        session.add(record)
+
+
+def finalize_merge(session: Session, *, commit: str) -> tuple[str, list[str]] | None:
+    """When every job of ``commit`` is done: its merge becomes applied or failed.
+
+    The merge row is locked first so two workers finishing the last two jobs at once cannot
+    both miss the moment. Returns (state, entities) when the state changed.
+    """
+    stmt = select(MergeRecord).where(MergeRecord.commit == commit)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    record = session.exec(stmt).first()
+    if record is None or record.state in (MergeState.recorded.value, MergeState.refused.value):
+        return None
+    if queue.open_jobs(session, commit=commit):
+        return None
+    states = session.exec(select(Job.state).where(Job.commit == commit)).all()
+    final = (MergeState.applied if all(s in DONE_OK for s in states) else MergeState.failed).value
+    if record.state == final:
+        return None
+    record.state, record.finished_at = final, utcnow()
+    session.add(record)
+    return final, list(record.entities)
+
+
+# ---- reading ------------------------------------------------------------------------------------
+
+
+def job_public(job: Job) -> JobPublic:
+    # Attribute access (not model_dump) so an expired instance reloads itself.
+    data: dict[str, Any] = {name: getattr(job, name) for name in JobPublic.model_fields}
+    for key in ("not_before", "lease_expires_at", "created_at", "started_at", "finished_at"):
+        if data.get(key) is not None:
+            data[key] = aware(data[key])
+    return JobPublic.model_validate(data)
+
+
+def list_jobs(session: Session, *, state: str | None = None, commit: str | None = None,
+              environment: str | None = None, kind: str | None = None,
+              before_id: int | None = None, limit: int = 50) -> JobList:
+    if state is not None and state not in {s.value for s in JobState}:
+        raise ValidationFailed(f"state must be one of {', '.join(s.value for s in JobState)}",
+                               field="state", rule="enum")
+    if kind is not None and kind not in {k.value for k in JobKind}:
+        raise ValidationFailed(f"kind must be one of {', '.join(k.value for k in JobKind)}",
+                               field="kind", rule="enum")
+    if not 1 <= limit <= 500:
+        raise ValidationFailed("limit must be between 1 and 500", field="limit", rule="range")
+    stmt = select(Job)
+    if state:
+        stmt = stmt.where(Job.state == state)
+    if commit:
+        stmt = stmt.where(col(Job.commit).startswith(commit))
+    if environment:
+        stmt = stmt.where(Job.environment == environment)
+    if kind:
+        stmt = stmt.where(Job.kind == kind)
+    if before_id:
+        stmt = stmt.where(col(Job.id) < before_id)
+    rows = session.exec(stmt.order_by(col(Job.id).desc()).limit(limit + 1)).all()
+    items = [job_public(j) for j in rows[:limit]]
+    return JobList(items=items, next_before_id=items[-1].id if len(rows) > limit else None)
+
+
+def get_job(session: Session, *, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist", field="job_id")
+    return job
+
+
+def job_logs(session: Session, *, job_id: int, after_id: int = 0) -> list[JobLogPublic]:
+    rows = session.exec(select(JobLog).where(JobLog.job_id == job_id, col(JobLog.id) > after_id)
+                        .order_by(col(JobLog.id))).all()
+    return [JobLogPublic(id=r.id or 0, at=aware(r.at), level=r.level, message=r.message)
+            for r in rows]
+
+
+def job_detail(session: Session, *, job_id: int) -> JobDetail:
+    job = get_job(session, job_id=job_id)
+    return JobDetail(**job_public(job).model_dump(), log=job_logs(session, job_id=job_id))
+
+
+def list_merges(session: Session, *, limit: int = 50) -> list[MergePublic]:
+    rows = session.exec(select(MergeRecord).order_by(col(MergeRecord.id).desc())
+                        .limit(max(1, min(limit, 500)))).all()
+    return [MergePublic.model_validate({
+        **r.model_dump(), "id": r.id or 0, "created_at": aware(r.created_at),
+        "finished_at": aware(r.finished_at) if r.finished_at else None}) for r in rows]
+
+
+def retry_job(session: Session, *, job_id: int, principal: Principal, ip: str = "") -> JobPublic:
+    """Put a failed or dead job back in the queue (with the units it held back)."""
+    job = get_job(session, job_id=job_id)
+    if job.state not in (JobState.failed.value, JobState.dead.value):
+        raise Conflict(f"job {job_id} is {job.state}; only failed or dead jobs can be retried",
+                       field="state", rule="retryable")
+    queue.requeue(session, job=job)
+    pending = [job.unit]
+    while pending:  # units that failed only because this one did
+        unit = pending.pop()
+        for held in session.exec(select(Job).where(
+                Job.commit == job.commit, Job.depends_on == unit,
+                Job.state == JobState.failed.value)).all():
+            queue.requeue(session, job=held)
+            pending.append(held.unit)
+    record = session.exec(select(MergeRecord).where(MergeRecord.commit == job.commit)).first()
+    if record is not None and record.state == MergeState.failed.value:
+        record.state, record.finished_at = MergeState.planned.value, None
+        session.add(record)
+    audit.record(session, actor=principal.username, action="reconciler.job.retry",
+                 target=f"{job.id} {job.unit}", ip=ip, detail={"commit": job.commit},
+                 commit=False)
+    session.commit()
+    queue.notify()
+    return job_public(job)
+
+
+def environment_status(session: Session, *, environment: str) -> EnvironmentStatus:
+    """Units of an environment: last job, last plan, last apply, non-sensitive outputs."""
+    if not _ENV.match(environment):
+        raise ValidationFailed("environment must be a lower-case DNS label",
+                               field="environment", rule="pattern")
+    jobs = session.exec(select(Job).where(Job.environment == environment,
+                                          Job.kind == JobKind.terraform.value)
+                        .order_by(col(Job.id).desc())).all()
+    applies = session.exec(select(UnitApply).where(UnitApply.environment == environment)
+                           .order_by(col(UnitApply.id).desc())).all()
+    if not jobs and not applies:
+        raise NotFound(f"no reconciler activity for environment {environment!r}",
+                       field="environment")
+    units: dict[str, UnitStatus] = {}
+    for job in jobs:
+        name = str(job.payload.get("unit") or job.unit.rsplit("/", 1)[-1])
+        if name not in units:
+            units[name] = UnitStatus(unit=name, last_job=job_public(job),
+                                     last_plan=job.result.get("plan"), last_apply=None,
+                                     outputs={})
+    for row in applies:
+        status = units.setdefault(row.unit, UnitStatus(unit=row.unit, last_job=None,
+                                                       last_plan=None, last_apply=None,
+                                                       outputs={}))
+        if status.last_apply is None:
+            status.last_apply = {"commit": row.commit, "action": row.action, "job_id": row.job_id,
+                                 "at": aware(row.applied_at).isoformat(),
+                                 "summary": row.summary}
+            status.outputs = row.outputs
+    lock = session.get(EnvLock, environment)
+    return EnvironmentStatus(environment=environment,
+                             locked_by_job=lock.job_id if lock else None,
+                             units=sorted(units.values(), key=lambda u: u.unit))
+
+
+PREVIEW_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
+
+
+def handle_forge_event(session: Session, *, event: MergeEvent | PullRequestEvent | None) -> str:
+    """A webhook delivery: a merge is recorded, an updated PR gets a plan preview queued (the
+    preview job itself finds out whether the PR touches ``envs/``). Returns what was done."""
+    if isinstance(event, MergeEvent):
+        record_merge_event(session, event=event)
+        return "merge recorded"
+    if (isinstance(event, PullRequestEvent) and event.action in PREVIEW_ACTIONS
+            and event.head_sha and event.number > 0):
+        request_plan_preview(session, change_number=event.number, head_sha=event.head_sha)
+        return "plan preview queued"
+    return "ignored"

@@ -1,0 +1,139 @@
+"""HTTP: jobs (list, detail, log as Server-Sent Events, retry), merges, environment status,
+and the GitHub webhook that turns pushes and merged pull requests into merge events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine
+from sqlmodel import Session
+from sse_starlette.sse import EventSourceResponse
+
+from portal.deps import AdminDep, EngineDep, PrincipalDep, SessionDep, SettingsDep, client_ip
+from portal.errors import BadRequest, Unauthenticated, Unavailable
+from reconciler import service
+from reconciler.models import (
+    TERMINAL,
+    EnvironmentStatus,
+    JobDetail,
+    JobList,
+    JobLogPublic,
+    JobPublic,
+    JobState,
+    MergePublic,
+)
+from scaffolder.forges.github_webhook import parse_event, verify_signature
+
+log = logging.getLogger("caas.reconciler.http")
+router = APIRouter(tags=["reconciler"])
+STREAM_POLL_S = 0.3
+
+
+@router.get("/api/reconciler/jobs", response_model=JobList)
+def list_jobs(
+    session: SessionDep, _principal: PrincipalDep,
+    state: Annotated[str | None, Query(description="queued, running, succeeded, skipped, "
+                                       "failed or dead")] = None,
+    commit: Annotated[str | None, Query(max_length=64, description="Commit id prefix")] = None,
+    environment: Annotated[str | None, Query(max_length=100)] = None,
+    kind: Annotated[str | None, Query(max_length=32)] = None,
+    before_id: Annotated[int | None, Query(ge=1, description="Cursor: next_before_id")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> JobList:
+    """Jobs, newest first."""
+    return service.list_jobs(session, state=state, commit=commit, environment=environment,
+                             kind=kind, before_id=before_id, limit=limit)
+
+
+@router.get("/api/reconciler/jobs/{job_id}", response_model=JobDetail)
+def get_job(job_id: int, session: SessionDep, _principal: PrincipalDep) -> JobDetail:
+    """One job with its whole log."""
+    return service.job_detail(session, job_id=job_id)
+
+
+@router.get("/api/reconciler/jobs/{job_id}/events")
+async def job_events(
+    job_id: int, request: Request, engine: EngineDep, session: SessionDep,
+    _principal: PrincipalDep,
+    last_event_id: Annotated[str | None, Header(alias="last-event-id")] = None,
+) -> EventSourceResponse:
+    """The job's log as Server-Sent Events (`log` events, then one `state` event when the job
+    has finished). Reconnecting with `Last-Event-ID` resumes after that line."""
+    service.get_job(session, job_id=job_id)  # 404 before the stream starts
+    session.close()
+    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    return EventSourceResponse(_stream(request, engine, job_id, start))
+
+
+def _read(engine: Engine, job_id: int, after: int) -> tuple[list[JobLogPublic], JobPublic]:
+    with Session(engine) as session:
+        return (service.job_logs(session, job_id=job_id, after_id=after),
+                service.job_public(service.get_job(session, job_id=job_id)))
+
+
+async def _stream(request: Request, engine: Engine, job_id: int,
+                  after: int) -> AsyncIterator[dict[str, Any]]:
+    while True:
+        lines, job = await run_in_threadpool(_read, engine, job_id, after)
+        for line in lines:
+            after = line.id
+            yield {"event": "log", "id": str(line.id), "data": line.model_dump_json()}
+        if JobState(job.state) in TERMINAL:
+            yield {"event": "state", "data": job.model_dump_json()}
+            return
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(STREAM_POLL_S)
+
+
+@router.post("/api/reconciler/jobs/{job_id}/retry", response_model=JobPublic)
+def retry_job(job_id: int, request: Request, session: SessionDep,
+              principal: AdminDep) -> JobPublic:
+    """Queue a failed or dead job again (platform-admin)."""
+    return service.retry_job(session, job_id=job_id, principal=principal, ip=client_ip(request))
+
+
+@router.get("/api/reconciler/merges", response_model=list[MergePublic])
+def list_merges(session: SessionDep, _principal: PrincipalDep,
+                limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[MergePublic]:
+    """Commits that landed on main, newest first, and what became of them."""
+    return service.list_merges(session, limit=limit)
+
+
+@router.get("/api/reconciler/environments/{environment}", response_model=EnvironmentStatus)
+def environment_status(environment: str, session: SessionDep,
+                       _principal: PrincipalDep) -> EnvironmentStatus:
+    """Units of an environment: last job, last plan, last apply, non-sensitive outputs."""
+    return service.environment_status(session, environment=environment)
+
+
+@router.post("/api/webhooks/github", status_code=202)
+async def github_webhook(
+    request: Request, session: SessionDep, settings: SettingsDep,
+    x_github_event: Annotated[str, Header()] = "",
+    x_hub_signature_256: Annotated[str | None, Header()] = None,
+) -> dict[str, str]:
+    """GitHub `push` and `pull_request` deliveries, signed with `X-Hub-Signature-256`."""
+    secret = settings.github_webhook_secret
+    if secret is None or not secret.get_secret_value():
+        raise Unavailable("GitHub webhooks are not configured (CAAS_GITHUB_WEBHOOK_SECRET)")
+    body = await request.body()
+    if not verify_signature(secret.get_secret_value(), body, x_hub_signature_256):
+        log.warning("webhook with a bad signature refused", extra={"ip": client_ip(request)})
+        raise Unauthenticated("X-Hub-Signature-256 does not match the payload",
+                              field="X-Hub-Signature-256", rule="signature")
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise BadRequest("body is not JSON", field="body", rule="json") from exc
+    if not isinstance(payload, dict):
+        raise BadRequest("body must be a JSON object", field="body", rule="type")
+    event = parse_event(x_github_event, payload, settings.main_branch)
+    outcome = await run_in_threadpool(service.handle_forge_event, session, event=event)
+    return {"status": outcome}
