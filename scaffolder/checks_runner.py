@@ -24,10 +24,11 @@ from scaffolder.models import CheckResult
 from scaffolder.quantity import parse_quantity
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _docs(content: bytes) -> list[Any]:
-    return [d for d in yaml.safe_load_all(content) if d is not None]
+    return [d for d in yaml.load_all(content, Loader=_LOADER) if d is not None]
 
 
 def check_manifests(rendered: Mapping[str, bytes]) -> CheckResult:
@@ -65,11 +66,14 @@ def check_kustomize(rendered: Mapping[str, bytes]) -> CheckResult:
         for path, content in rendered.items():
             (root / path).parent.mkdir(parents=True, exist_ok=True)
             (root / path).write_bytes(content)
-        for overlay in overlays:
-            proc = subprocess.run([KUBECTL, "kustomize", str(root / overlay)],
-                                  capture_output=True, check=False, timeout=60)
+        # kubectl starts slowly: build every overlay at once.
+        procs = [(o, subprocess.Popen([KUBECTL, "kustomize", str(root / o)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+                 for o in overlays]
+        for overlay, proc in procs:
+            _out, err = proc.communicate(timeout=60)
             if proc.returncode != 0:
-                problems.append(f"{overlay}: {proc.stderr.decode(errors='replace').strip()}")
+                problems.append(f"{overlay}: {err.decode(errors='replace').strip()}")
     if problems:
         return CheckResult(name="kustomize", state="failure",
                            summary=f"{len(problems)} overlay(s) do not build", details=problems)

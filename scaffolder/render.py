@@ -10,6 +10,7 @@ answers go into the context as they are and only the template's own defaults (tr
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,14 @@ from cookiecutter.prompt import render_variable
 from jinja2 import TemplateError
 
 from portal.errors import ValidationFailed
-from scaffolder.gittree import check_path
 from scaffolder.gitrepo import GitError
+from scaffolder.gittree import check_path
 from scaffolder.registry import Template
 
 ANSWERS_FILE = ".caas-answers.yaml"
+# cookiecutter changes the process's working directory while it generates (and for hooks):
+# one render at a time per process, or concurrent requests would write into each other.
+_RENDER_LOCK = threading.Lock()
 
 
 def build_context(template: Template, answers: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,8 +67,9 @@ def render(template: Template, answers: Mapping[str, Any], *, target: str) -> di
     files: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="caas-render-") as tmp:
         try:
-            project = Path(generate_files(repo_dir=str(template.path), context=context,
-                                          output_dir=tmp, accept_hooks=template.trusted))
+            with _RENDER_LOCK:
+                project = Path(generate_files(repo_dir=str(template.path), context=context,
+                                              output_dir=tmp, accept_hooks=template.trusted))
         except (CookiecutterException, TemplateError, OSError) as exc:
             raise ValidationFailed(f"template {template.name} does not render with these "
                                    f"answers: {exc}", field="answers", rule="render") from exc

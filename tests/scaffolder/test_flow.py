@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -29,6 +30,8 @@ EXPECTED = {f"tenants/payments/payments-web/{p}" for p in (
     "base/networkpolicy.yaml", "base/prometheusrule.yaml", "base/resourcequota.yaml",
     "base/rolebindings.yaml", "envs/dev/kustomization.yaml", "envs/dev/quota.yaml")}
 
+# The database matters for the flow and the race; the rest runs on SQLite only.
+SQLITE_ONLY = pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
 Headers = Callable[[str], dict[str, str]]
 
 
@@ -82,6 +85,7 @@ def test_request_review_merge_end_to_end(app_client: TestClient, gitops: Path,
     assert again.status_code == 409 and again.json()["error"]["field"] == "answers"
 
 
+@SQLITE_ONLY
 def test_update_pr_shows_only_what_changed(app_client: TestClient, gitops: Path,
                                            make_user: UserFactory, auth_headers: Headers) -> None:
     _people(make_user)
@@ -109,6 +113,7 @@ def test_update_pr_shows_only_what_changed(app_client: TestClient, gitops: Path,
     assert unchanged.status_code == 409
 
 
+@SQLITE_ONLY
 def test_two_prs_touching_one_file_the_second_merge_conflicts(
         settings: Settings, engine: Engine, app_client: TestClient, gitops: Path,
         make_user: UserFactory, auth_headers: Headers) -> None:
@@ -180,6 +185,7 @@ def test_identical_requests_racing_open_exactly_one_pr(
     assert sorted(branches) == ["refs/heads/caas/tenant-payments-web", "refs/heads/main"]
 
 
+@SQLITE_ONLY
 def test_task_events_stream_as_sse(app_client: TestClient, gitops: Path,
                                    make_user: UserFactory, auth_headers: Headers) -> None:
     _people(make_user)

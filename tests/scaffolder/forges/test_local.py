@@ -112,7 +112,7 @@ def test_second_merge_touching_the_same_file_conflicts_and_main_is_untouched(
         _green_and_approved(forge, n)
     forge.merge(first, by="bob")
     main = forge.head()
-    with pytest.raises(MergeConflict, match="same.yaml"):
+    with pytest.raises(MergeConflict, match=r"same\.yaml"):
         forge.merge(second, by="bob")
     assert forge.head() == main
     assert forge.read_file("same.yaml") == b"one\n"
