@@ -132,3 +132,33 @@ class IndexState(SQLModel, table=True):
     indexed_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+
+
+# ---- public shapes ------------------------------------------------------------------------------
+
+
+class EntitySummary(SQLModel):
+    """One row of a list: enough to render a table without a second request."""
+
+    key: str
+    kind: str
+    name: str
+    title: str
+    owner: str
+    description: str
+    status: str
+    sync: str
+    health: str
+    on_main: bool
+    flagged: bool
+    orphaned: bool
+    problems: list[str]
+    environments: list[str] = []
+    tier: str = ""
+    monthly_cost: float | None = None
+
+
+class EntityPage(SQLModel):
+    items: list[EntitySummary]
+    next_cursor: str | None
+    limit: int

@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
 
+from catalog import service
+from catalog.gitreader import GitReader
+from portal.settings import Settings
 from tests.catalog import gitops
+from tests.conftest import make_settings
 
 
 def base_files() -> dict[str, str]:
@@ -41,3 +47,28 @@ def repo(tmp_path: Path) -> gitops.Repo:
     r = gitops.Repo(tmp_path / "gitops.git")
     r.commit(base_files(), "bootstrap")
     return r
+
+
+PRICES = """\
+currency: EUR
+tiers:
+  dev: {cpu: 10, memory_gib: 2, storage_gib: 0.1}
+  staging: {cpu: 20, memory_gib: 4, storage_gib: 0.2}
+  prod: {cpu: 40, memory_gib: 8, storage_gib: 0.5}
+"""
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """The shared settings plus a price sheet with round numbers for hand computation."""
+    sheet = tmp_path / "prices.yaml"
+    sheet.write_text(PRICES)
+    return make_settings(tmp_path, database_url, price_sheet=sheet,
+                         gitops_repo=tmp_path / "gitops.git")
+
+
+@pytest.fixture
+def indexed(engine: Engine, repo: gitops.Repo) -> gitops.Repo:
+    with Session(engine) as s:
+        service.reindex(s, forge=GitReader(repo.git_dir))
+    return repo

@@ -1,0 +1,108 @@
+"""Catalog API: lists with filters and cursors, detail views, the Backstage-shaped export.
+
+Any signed-in user may read the catalog; nothing here writes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from catalog import backstage, detail, query
+from catalog.cost import load_price_sheet
+from catalog.live_status import live_block
+from catalog.models import EntityPage, Kind
+from portal.deps import PrincipalDep, SessionDep, SettingsDep
+
+router = APIRouter(prefix="/api/catalog", tags=["catalog"])
+
+Q = Annotated[str | None, Query(description="Search in name, title, description, owner, tags.")]
+Owner = Annotated[str | None, Query(description="Owning team (`payments` or `group:payments`).")]
+Env = Annotated[str | None, Query(description="Only entities that run in this environment.")]
+StatusQ = Annotated[str | None, Query(
+    description="requested, merged, applying, applied, failed, synced, out-of-sync, flagged "
+                "or orphaned.")]
+Limit = Annotated[int, Query(description=f"Page size, 1-{query.MAX_LIMIT}.")]
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
+
+
+def _list(kind: Kind, session: SessionDep, settings: SettingsDep, q: str | None,
+          owner: str | None, env: str | None, status: str | None, limit: int,
+          cursor: str | None) -> EntityPage:
+    return query.list_entities(session, kind=kind, prices=load_price_sheet(settings.price_sheet),
+                               q=q, owner=owner, env=env, status=status, limit=limit,
+                               cursor=cursor)
+
+
+@router.get("/teams", response_model=EntityPage)
+def list_teams(_p: PrincipalDep, session: SessionDep, settings: SettingsDep, q: Q = None,
+               owner: Owner = None, env: Env = None, status: StatusQ = None, limit: Limit = 50,
+               cursor: Cursor = None) -> EntityPage:
+    return _list(Kind.team, session, settings, q, owner, env, status, limit, cursor)
+
+
+@router.get("/namespaces", response_model=EntityPage)
+def list_namespaces(_p: PrincipalDep, session: SessionDep, settings: SettingsDep, q: Q = None,
+                    owner: Owner = None, env: Env = None, status: StatusQ = None,
+                    limit: Limit = 50, cursor: Cursor = None) -> EntityPage:
+    return _list(Kind.namespace, session, settings, q, owner, env, status, limit, cursor)
+
+
+@router.get("/environments", response_model=EntityPage)
+def list_environments(_p: PrincipalDep, session: SessionDep, settings: SettingsDep,
+                      q: Q = None, owner: Owner = None, env: Env = None,
+                      status: StatusQ = None, limit: Limit = 50,
+                      cursor: Cursor = None) -> EntityPage:
+    return _list(Kind.environment, session, settings, q, owner, env, status, limit, cursor)
+
+
+@router.get("/applications", response_model=EntityPage)
+def list_applications(_p: PrincipalDep, session: SessionDep, settings: SettingsDep,
+                      q: Q = None, owner: Owner = None, env: Env = None,
+                      status: StatusQ = None, limit: Limit = 50,
+                      cursor: Cursor = None) -> EntityPage:
+    return _list(Kind.application, session, settings, q, owner, env, status, limit, cursor)
+
+
+def _detail(key: str, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    row = query.get_row(session, key)
+    return detail.entity_detail(session, key=key,
+                                prices=load_price_sheet(settings.price_sheet),
+                                live=live_block(settings, row))
+
+
+@router.get("/teams/{team}")
+def get_team(team: str, _p: PrincipalDep, session: SessionDep,
+             settings: SettingsDep) -> dict[str, Any]:
+    return _detail(f"team:{team}", session, settings)
+
+
+@router.get("/namespaces/{team}/{namespace}")
+def get_namespace(team: str, namespace: str, _p: PrincipalDep, session: SessionDep,
+                  settings: SettingsDep) -> dict[str, Any]:
+    return _detail(f"namespace:{team}/{namespace}", session, settings)
+
+
+@router.get("/environments/{env}")
+def get_environment(env: str, _p: PrincipalDep, session: SessionDep,
+                    settings: SettingsDep) -> dict[str, Any]:
+    return _detail(f"environment:{env}", session, settings)
+
+
+@router.get("/applications/{team}/{app}")
+def get_application(team: str, app: str, _p: PrincipalDep, session: SessionDep,
+                    settings: SettingsDep) -> dict[str, Any]:
+    return _detail(f"application:{team}/{app}", session, settings)
+
+
+@router.get("/entities")
+def backstage_entities(
+    _p: PrincipalDep, session: SessionDep,
+    filter: Annotated[list[str] | None, Query(
+        description="Backstage filter, e.g. `kind=component` or `kind=resource,spec.type="
+                    "kubernetes-namespace`; repeat for OR.")] = None,
+    offset: Annotated[int, Query(description="Skip this many entities.")] = 0,
+    limit: Annotated[int | None, Query(description="Return at most this many.")] = None,
+) -> list[dict[str, Any]]:
+    return backstage.export(session, filters=filter, offset=offset, limit=limit)
