@@ -13,7 +13,14 @@ _PATTERNS: list[tuple[re.Pattern[str], bool]] = [
     # key=value / key: value pairs whose key looks secret
     (re.compile(r"(?i)(\b[\w.-]*(?:password|passwd|secret|token|api[_-]?key)[\w.-]*\s*[=:]\s*)"
                 r"(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"), True),
-    (re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/=-]{8,})"), True),
+    # "password": "..." in JSON (the key is quoted, so the pattern above does not see it)
+    (re.compile(r'(?i)("[\w.-]*(?:password|passwd|secret|token|api[_-]?key)[\w.-]*"\s*:\s*)'
+                r'("(?:[^"\\]|\\.)*")'), True),
+    (re.compile(r"(?i)(\b(?:bearer|basic)\s+)([A-Za-z0-9._~+/=-]{8,})"), True),
+    # signed JWTs (ID and access tokens) wherever they appear
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), False),
+    # the portal's own cookies in a logged header
+    (re.compile(r"(\bcaas_(?:session|prelogin|oidc)=)([^\s;]+)"), True),
     (re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{10,}"), False),
     (re.compile(r"\bcaas_[A-Za-z0-9_-]{20,}"), False),
     (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), False),

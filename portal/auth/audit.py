@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -18,6 +19,9 @@ from portal.auth.models import AuditEvent
 from portal.redact import redact_mapping
 
 log = logging.getLogger("caas.audit")
+
+OUTCOMES = ("success", "failure", "denied")
+CSV_COLUMNS = ["id", "at", "actor", "action", "target", "outcome", "ip", "detail"]
 
 
 def record(
@@ -32,9 +36,14 @@ def record(
     commit: bool = True,
 ) -> AuditEvent:
     """Append one event. ``commit=False`` lets the caller make it part of its own transaction."""
+    detail = dict(detail or {})
+    if outcome not in OUTCOMES:
+        # Keep the filter vocabulary closed (success | failure | denied) without losing words.
+        detail.setdefault("outcome", outcome)
+        outcome = "denied" if outcome in ("refused", "forbidden") else "failure"
     event = AuditEvent(
         actor=actor[:64], action=action[:64], target=target[:300], outcome=outcome,
-        ip=ip[:64], detail=redact_mapping(detail or {}),
+        ip=ip[:64], detail=redact_mapping(detail),
     )
     session.add(event)
     if commit:
@@ -51,6 +60,7 @@ def query(
     action: str | None = None,
     outcome: str | None = None,
     target: str | None = None,
+    ip: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     before_id: int | None = None,
@@ -65,6 +75,8 @@ def query(
         stmt = stmt.where(AuditEvent.outcome == outcome)
     if target:
         stmt = stmt.where(col(AuditEvent.target).contains(target))
+    if ip:
+        stmt = stmt.where(AuditEvent.ip == ip)
     if since:
         stmt = stmt.where(col(AuditEvent.at) >= since)
     if until:
@@ -78,7 +90,15 @@ def query(
 def to_csv(events: Sequence[AuditEvent]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["id", "at", "actor", "action", "target", "outcome", "ip"])
+    writer.writerow(CSV_COLUMNS)
     for e in events:
-        writer.writerow([e.id, e.at.isoformat(), e.actor, e.action, e.target, e.outcome, e.ip])
+        writer.writerow([e.id, e.at.isoformat(), *(_cell(v) for v in (
+            e.actor, e.action, e.target, e.outcome, e.ip,
+            json.dumps(e.detail, sort_keys=True, default=str)))])
     return out.getvalue()
+
+
+def _cell(value: str) -> str:
+    """Neutralise spreadsheet formulas: actors and targets can be typed by anyone (a failed
+    sign-in records the username as sent), and the export is opened in spreadsheets."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

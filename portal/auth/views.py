@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from portal.auth import audit
@@ -99,8 +100,9 @@ def audit_log(
     session: SessionDep,
     actor: str | None = None,
     action: Annotated[str | None, Query(description="prefix, e.g. `auth.`")] = None,
-    outcome: str | None = None,
-    target: str | None = None,
+    outcome: Annotated[str | None, Query(pattern="^(success|failure|denied)$")] = None,
+    target: Annotated[str | None, Query(description="substring of the target")] = None,
+    ip: Annotated[str | None, Query(description="client address, exact")] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     before_id: int | None = None,
@@ -108,11 +110,15 @@ def audit_log(
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> object:
     events = audit.query(session, actor=actor, action=action, outcome=outcome, target=target,
-                         since=since, until=until, before_id=before_id, limit=limit)
+                         ip=ip, since=since, until=until, before_id=before_id, limit=limit)
+    # Newest first; the next page is `before_id=<last id>` (the header says it when full).
+    headers = {"x-next-before-id": str(events[-1].id)} if len(events) == limit else {}
     if format == "csv":
         return Response(audit.to_csv(events), media_type="text/csv", headers={
-            "content-disposition": "attachment; filename=audit.csv"})
-    return [AuditEventPublic.model_validate(e, from_attributes=True) for e in events]
+            "content-disposition": "attachment; filename=audit.csv", **headers})
+    body = [AuditEventPublic.model_validate(e, from_attributes=True).model_dump(mode="json")
+            for e in events]
+    return JSONResponse(body, headers=headers)
 
 
 def _public(principal: Principal) -> UserPublic:

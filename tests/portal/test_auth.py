@@ -108,4 +108,4 @@ def test_audit_log_is_admin_only(
     assert {r["target"] for r in rows} == {"root", "gina"}
     csv = app_client.get("/api/audit", params={"format": "csv"}, headers=admin)
     assert csv.headers["content-type"].startswith("text/csv")
-    assert csv.text.splitlines()[0] == "id,at,actor,action,target,outcome,ip"
+    assert csv.text.splitlines()[0] == "id,at,actor,action,target,outcome,ip,detail"
