@@ -79,7 +79,7 @@ def api_client_from_settings(settings: Settings) -> k8s.ApiClient:
     try:
         return k8s_config.new_client_from_config(config_file=str(settings.kubeconfig),
                                                  context=settings.kube_context)
-    except (k8s_config.ConfigException, OSError) as exc:
+    except Exception as exc:  # YAML, missing keys, bad certificates: all mean unusable
         raise ApplyError(f"kubeconfig {settings.kubeconfig} is unusable: {exc}",
                          temporary=False) from exc
 

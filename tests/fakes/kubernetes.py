@@ -44,3 +44,19 @@ def write_kubeconfig(path: Path, url: str, *, context: str = "fake") -> Path:
     }
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def serve_namespace(server: kmock.KubernetesEmulator, name: str, phase: str | None) -> None:
+    """Serve ``GET /api/v1/namespaces/<name>`` (``phase=None``: a 404, as for a missing one).
+
+    kmock's path parser reads ``/api/v1/namespaces/<name>`` as a namespace prefix, not as the
+    Namespace object, so the object is declared as an explicit reaction.
+    """
+    path = f"get /api/v1/namespaces/{name}"
+    if phase is None:
+        server[path] << 404 << {"apiVersion": "v1", "kind": "Status", "status": "Failure",
+                                "code": 404, "reason": "NotFound",
+                                "message": f'namespaces "{name}" not found'}
+    else:
+        server[path] << {"apiVersion": "v1", "kind": "Namespace",
+                         "metadata": {"name": name}, "status": {"phase": phase}}
