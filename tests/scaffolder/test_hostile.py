@@ -3,7 +3,7 @@ row, no task row, no file in the repository)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("default namespace", {"template": "team", "answers": {
         "team": "default", "display_name": "x", "cost_center": "c", "owners": ["a"]}}, "team"),
     ("oversized value", tenant(description="x" * 5000), "description"),
-    ("unicode look-alike", tenant(name="wеb"), "name"),
+    ("unicode look-alike", tenant(name="w\u0435b"), "name"),
     ("zero-width character", tenant(name="w\u200beb"), "name"),
     ("control character", tenant(description="a\x1b[31mb"), "description"),
     ("bidi override", tenant(description="a\u202eb"), "description"),
@@ -64,10 +64,10 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
 @pytest.fixture
 def client(app_client: TestClient, gitops: Path, make_user: UserFactory,
            auth_headers: Callable[[str], dict[str, str]]
-           ) -> Iterator[tuple[TestClient, dict[str, str]]]:
+           ) -> tuple[TestClient, dict[str, str]]:
     make_user("alice", teams={"payments": Role.developer})
     make_user("sam", teams={"search": Role.developer})
-    yield app_client, auth_headers("alice")
+    return app_client, auth_headers("alice")
 
 
 @pytest.mark.parametrize(("case", "body", "field"), CASES, ids=[c[0] for c in CASES])
