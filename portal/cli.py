@@ -137,6 +137,82 @@ def _demo_accounts(session: Session) -> list[tuple[str, str, str]]:
     return created
 
 
+# ---- scaffolder ---------------------------------------------------------------------------------
+
+
+def _scaffold(settings: Settings, username: str, template: str, answers: dict[str, object],
+              *, dry_run: bool) -> None:
+    from rich.table import Table
+
+    from scaffolder import service as scaffolder_service
+    from scaffolder.forges.factory import make_forge
+    from scaffolder.models import ScaffoldRequest
+    from scaffolder.registry import Registry
+
+    engine = ready_engine(settings)
+    registry, forge = Registry(settings), make_forge(settings, engine)
+    request = ScaffoldRequest(template=template, answers=answers)
+    with db.session_scope(engine) as session:
+        principal = auth_service.principal_for(
+            session, auth_service.get_user(session, username=username), via="token")
+        if dry_run:
+            result = scaffolder_service.dry_run(session, registry=registry, forge=forge,
+                                                principal=principal, request=request)
+            table = Table("file", "status")
+            for f in result.files:
+                table.add_row(f.path, f.status)
+            out.print(table)
+            for c in result.checks:
+                out.print(f"{'[green]ok[/]' if c.state == 'success' else '[red]FAIL[/]'} "
+                          f"{c.name}: {c.summary}")
+            return
+        with out.status("scaffolding…") as status:
+            def progress(step: str, state: str, message: str) -> None:
+                status.update(f"{step}: {state}")
+                out.print(f"[dim]{step}[/] {state} {message}")
+
+            task = scaffolder_service.create_task(session, registry=registry, forge=forge,
+                                                  principal=principal, request=request,
+                                                  progress=progress)
+    if task.status != "succeeded":
+        raise CaasError(f"task {task.id} failed: {task.error} (retry with the API)")
+    out.print(f"[bold]change #{task.change_number}[/] {task.change_url}")
+
+
+@app.command()
+def scaffold(
+    template: str,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value (repeatable); "
+                                                   "non-string fields take JSON.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Render and check only.")] = False,
+    user: Annotated[str, typer.Option(help="Request as this user.", envvar="CAAS_USER")]
+    = "admin",
+) -> None:
+    """Render TEMPLATE with --set answers, run the checks and open the pull request."""
+    from scaffolder import service as scaffolder_service
+    from scaffolder.registry import Registry
+
+    settings = load_settings()
+    answers = scaffolder_service.parse_values(registry=Registry(settings), template=template,
+                                              pairs=set_ or [])
+    _scaffold(settings, user, template, answers, dry_run=dry_run)
+
+
+@app.command("create-environment")
+def create_environment(
+    name: str,
+    provider: Annotated[str, typer.Option(help="aws or local.")] = "local",
+    region: Annotated[str, typer.Option(help="Cloud region.")] = "local",
+    tier: Annotated[str, typer.Option(help="dev, staging or prod.")] = "dev",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Render and check only.")] = False,
+    user: Annotated[str, typer.Option(help="A platform-admin.", envvar="CAAS_USER")] = "admin",
+) -> None:
+    """Open the pull request that adds environment NAME (envs/NAME/infra.yaml)."""
+    _scaffold(load_settings(), user, "environment",
+              {"environment": name, "provider": provider, "region": region, "tier": tier},
+              dry_run=dry_run)
+
+
 # ---- database -----------------------------------------------------------------------------------
 
 

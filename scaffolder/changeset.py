@@ -72,7 +72,8 @@ def parameter_context(forge: Forge, principal: Principal) -> ParameterContext:
     """Dynamic choices: teams that exist on main and the user belongs to; environments."""
     teams = teams_on_main(forge)
     mine = teams if principal.is_platform_admin else teams & set(principal.team_roles)
-    return ParameterContext(teams=frozenset(mine), environments=frozenset(environments_on_main(forge)))
+    return ParameterContext(teams=frozenset(mine),
+                            environments=frozenset(environments_on_main(forge)))
 
 
 def load_yaml(content: bytes | None) -> dict[str, Any]:

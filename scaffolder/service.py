@@ -242,16 +242,18 @@ def _may_see(principal: Principal, owner: str) -> None:
 
 
 def _public(change: Change) -> dict[str, Any]:
-    return dict(
-        id=change.id or 0, number=change.number, url=change.url, template=change.template,
-        template_version=change.template_version, action=change.action,
-        unit_key=change.unit_key, title=change.title, author=change.author, team=change.team,
-        envs=change.envs, tier=change.tier, touches_envs=change.touches_envs,
-        routing=change.routing, status=change.status,
-        checks=[CheckResult.model_validate(c) for c in change.checks],
-        checks_green=change.checks_green, approved_by=change.approved_by,
-        base_sha=change.base_sha, head_sha=change.head_sha, merge_sha=change.merge_sha,
-        created_at=aware(change.created_at), updated_at=aware(change.updated_at))
+    return {
+        "id": change.id or 0, "number": change.number, "url": change.url,
+        "template": change.template,
+        "template_version": change.template_version, "action": change.action,
+        "unit_key": change.unit_key, "title": change.title, "author": change.author,
+        "team": change.team,
+        "envs": change.envs, "tier": change.tier, "touches_envs": change.touches_envs,
+        "routing": change.routing, "status": change.status,
+        "checks": [CheckResult.model_validate(c) for c in change.checks],
+        "checks_green": change.checks_green, "approved_by": change.approved_by,
+        "base_sha": change.base_sha, "head_sha": change.head_sha, "merge_sha": change.merge_sha,
+        "created_at": aware(change.created_at), "updated_at": aware(change.updated_at)}
 
 
 def list_changes(session: Session, *, status: str | None = None, limit: int = 100
@@ -380,3 +382,26 @@ def close_change(session: Session, *, forge: Forge, principal: Principal, change
                  target=change.unit_key, ip=ip, detail={"change": change.id}, commit=False)
     session.commit()
     return ChangePublic(**_public(change))
+
+
+def parse_values(*, registry: Registry, template: str, pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs from the command line: strings stay strings, other schema types
+    (numbers, booleans, arrays, objects) are read as JSON; the server validates as usual."""
+    import json
+
+    from portal.errors import ValidationFailed
+
+    types = {f.name: f.type for f in form_fields(registry.get(template).parameters)}
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ValidationFailed(f"--set {pair!r}: expected key=value", field="set")
+        if types.get(key, "string") == "string":
+            values[key] = raw
+            continue
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = [v for v in raw.split(",") if v] if types[key] == "array" else raw
+    return values
