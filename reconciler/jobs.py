@@ -64,13 +64,14 @@ def catalog(ctx: JobContext) -> Result:
 def handlers() -> dict[str, Handler]:
     # The adapters (terraform CLI, kubernetes client, python-keycloak) load with the first
     # worker, not with every module that plans or lists jobs.
-    from reconciler import integrations, tfjobs
+    from reconciler.integrations import argocd, keycloak
+    from reconciler.tfjobs import plan_preview, run_unit
 
     return {
         JobKind.plan.value: plan,
         JobKind.catalog.value: catalog,
-        JobKind.terraform.value: tfjobs.run_unit,
-        JobKind.plan_preview.value: tfjobs.plan_preview,
-        JobKind.argocd.value: integrations.argocd,
-        JobKind.keycloak.value: integrations.keycloak,
+        JobKind.terraform.value: run_unit,
+        JobKind.plan_preview.value: plan_preview,
+        JobKind.argocd.value: argocd,
+        JobKind.keycloak.value: keycloak,
     }

@@ -50,7 +50,8 @@ def plan_environment(ctx: JobContext, env: str, before: object) -> list[NewJob]:
     units = changed_units(old, new)
     ctx.log(f"environment {env}: {mode}" + (f" {', '.join(units)}" if units else
                                             " (no unit inputs changed)"))
-    provider = (new or old).provider if (new or old) else ""
+    manifest = new or old
+    provider = manifest.provider if manifest is not None else ""
     jobs: list[NewJob] = []
     previous: str | None = None
     for unit in units:

@@ -1,0 +1,129 @@
+"""Job handlers for the cluster and identity adapters: ArgoCD objects and Keycloak groups.
+
+Either adapter, when not configured, makes its job ``skipped`` with the reason (visible in the
+job list and the catalog timeline), never a silent success. Adapter errors keep their
+temporary/permanent nature.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from sqlmodel import Session
+
+from catalog import service as catalog_service
+from reconciler.adapters import AdapterError, NotConfigured
+from reconciler.argocd import KINDS, ArgoCDApplier
+from reconciler.context import JobContext, Result
+from reconciler.errors import PermanentError, TemporaryError
+
+# Files whose objects the applier owns (everything else reaches the cluster through ArgoCD).
+_MANAGED = (re.compile(r"^bootstrap/[^/]+\.ya?ml$"), re.compile(r"^appsets/[^/]+\.ya?ml$"),
+            re.compile(r"^teams/[^/]+/appproject\.ya?ml$"),
+            re.compile(r"^platform/[^/]+/application\.ya?ml$"))
+_TENANT_ENV = re.compile(r"^tenants/([^/]+)/([^/]+)/envs/([^/]+)/")
+_APPLICATION = re.compile(r"^applications/([^/]+)/([^/]+)/")
+# Root Applications of the App of Apps, by the folder they watch.
+_ROOTS = {"platform": "platform", "appsets": "appsets", "teams": "teams", "envs": "clusters"}
+_SYNC = {"Synced": "synced", "OutOfSync": "out-of-sync"}
+_HEALTH = {"Healthy": "healthy", "Degraded": "degraded", "Progressing": "progressing",
+           "Missing": "missing", "Unknown": "unknown"}
+
+
+def _adapter_error(exc: AdapterError) -> Exception:
+    return TemporaryError(exc.message) if exc.temporary else PermanentError(exc.message)
+
+
+def _documents(text: bytes, path: str) -> Iterator[dict[str, Any]]:
+    try:
+        docs = list(YAML(typ="safe", pure=True).load_all(text.decode("utf-8")))
+    except (YAMLError, UnicodeDecodeError) as exc:
+        raise PermanentError(f"{path} is not valid YAML: {exc}") from None
+    for doc in docs:
+        if isinstance(doc, dict) and str(doc.get("apiVersion", "")).startswith("argoproj.io/") \
+                and doc.get("kind") in KINDS:
+            yield doc
+
+
+def affected_applications(paths: list[str]) -> dict[str, str]:
+    """Application name → the catalog entity it belongs to ("" for platform ones)."""
+    apps: dict[str, str] = {}
+    for path in paths:
+        if m := _TENANT_ENV.match(path):
+            apps[f"{m.group(2)}-{m.group(3)}"] = f"namespace:{m.group(1)}/{m.group(2)}"
+        elif m := _APPLICATION.match(path):
+            apps[f"{m.group(1)}-{m.group(2)}"] = f"application:{m.group(1)}/{m.group(2)}"
+        elif (root := _ROOTS.get(path.split("/", 1)[0])) is not None:
+            apps.setdefault(root, "")
+    return apps
+
+
+def argocd(ctx: JobContext) -> Result:
+    """Apply changed AppProjects/ApplicationSets/root Applications; refresh and read back the
+    Applications the change affects."""
+    try:
+        applier = ArgoCDApplier.from_settings(ctx.settings)
+    except NotConfigured as exc:
+        return Result.skipped(f"skipped: ArgoCD {exc.reason}",
+                              setting=exc.field or "CAAS_KUBECONFIG")
+    paths = [str(p) for p in ctx.job.payload.get("paths") or []]
+    manifests: list[dict[str, Any]] = []
+    for path in paths:
+        if not any(p.match(path) for p in _MANAGED):
+            continue
+        content = ctx.forge.read_file(path, ctx.job.commit)
+        if content is None:
+            ctx.log(f"{path} removed: its objects are pruned by ArgoCD, not deleted here")
+            continue
+        manifests.extend(_documents(content, path))
+    try:
+        applied = applier.apply_all(manifests)
+        for item in applied:
+            ctx.log(f"applied {item.kind} {item.namespace}/{item.name}")
+        apps = affected_applications(paths)
+        statuses: dict[str, dict[str, str | None]] = {}
+        for name, entity in sorted(apps.items()):
+            if not applier.refresh(name):
+                ctx.log(f"Application {name} does not exist (yet): ArgoCD creates it")
+                continue
+            status = applier.status(name)
+            statuses[name] = {"sync": status.sync, "health": status.health}
+            ctx.log(f"Application {name}: sync {status.sync}, health {status.health}")
+            if entity:
+                _record_status(ctx, entity, status.sync, status.health)
+    except AdapterError as exc:
+        raise _adapter_error(exc) from exc
+    return Result(message=f"applied {len(applied)} ArgoCD objects, refreshed {len(statuses)}",
+                  detail={"applied": [f"{a.kind}/{a.name}" for a in applied],
+                          "applications": statuses})
+
+
+def _record_status(ctx: JobContext, entity: str, sync: str | None, health: str | None) -> None:
+    with Session(ctx.engine) as session:
+        if sync in _SYNC:
+            catalog_service.set_status(session, entity=entity, status=_SYNC[sync])
+        if health in _HEALTH:
+            catalog_service.set_status(session, entity=entity, status=_HEALTH[health])
+        session.commit()
+
+
+def keycloak(ctx: JobContext) -> Result:
+    """A group per changed team and its members, through the Keycloak adapter."""
+    from reconciler import keycloak as kc
+
+    teams = [str(t) for t in ctx.job.payload.get("teams") or []]
+    try:
+        sync = kc.KeycloakSync.from_settings(ctx.settings)
+    except NotConfigured as exc:
+        return Result.skipped(f"skipped: Keycloak {exc.reason}",
+                              setting=exc.field or "CAAS_KEYCLOAK_URL")
+    try:
+        report = sync.sync_teams(ctx.forge, teams, ref=ctx.job.commit, log=ctx.log)
+    except AdapterError as exc:
+        raise _adapter_error(exc) from exc
+    return Result(message=f"Keycloak groups in step for {', '.join(teams)}",
+                  detail={"report": str(report)})

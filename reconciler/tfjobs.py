@@ -1,0 +1,166 @@
+"""Terraform job handlers: apply (or destroy) one unit of one environment; plan previews.
+
+A unit's apply is recorded per (environment, unit, commit) in ``reconciler_unit_applies`` in
+its own transaction right after Terraform returns. A job that is run again (its worker died
+after the apply) finds that record and does not apply twice; a job whose worker died *during*
+the apply re-plans against the state Terraform left and applies only what is still missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from portal.errors import CaasError
+from reconciler.context import JobContext, Result
+from reconciler.errors import PermanentError
+from reconciler.infra import InfraManifest
+from reconciler.models import UnitApply
+from reconciler.planner import changed_environments
+from reconciler.terraform import PlanSummary, TerraformError, TerraformRunner, UnitRef
+from reconciler.tfplan import read_manifest
+from reconciler.units import (
+    MissingUpstreamOutput,
+    changed_units,
+    plan_mode,
+    unit_inputs,
+    upstream_units,
+)
+from scaffolder.forges.base import Check, CheckState
+
+
+def _variables(ctx: JobContext, runner: TerraformRunner, env: str, infra: InfraManifest,
+               unit: str) -> dict[str, object]:
+    upstream = {u: runner.outputs(UnitRef(env=env, unit=u, provider=infra.provider)).values
+                for u in upstream_units(unit)}
+    return unit_inputs(env, infra, unit, upstream, gitops_repo_url=_repo_url(ctx),
+                       gitops_revision=ctx.settings.main_branch)
+
+
+def _repo_url(ctx: JobContext) -> str:
+    if ctx.settings.github_repo:
+        return f"https://github.com/{ctx.settings.github_repo}.git"
+    return str(ctx.settings.resolved_gitops_repo)
+
+
+def run_unit(ctx: JobContext) -> Result:
+    payload: Mapping[str, Any] = ctx.job.payload
+    if payload.get("error"):
+        raise PermanentError(str(payload["error"]))
+    env, unit, action = str(payload["env"]), str(payload["unit"]), str(payload["action"])
+    commit = ctx.job.commit
+    with Session(ctx.engine) as session:
+        done = session.exec(select(UnitApply).where(
+            UnitApply.environment == env, UnitApply.unit == unit,
+            UnitApply.commit == commit)).first()
+        if done is not None:
+            ctx.log(f"{env}/{unit} already {action} for {commit[:12]} by job {done.job_id}; "
+                    "not running Terraform again")
+            return Result(message=f"{action} already recorded", detail={
+                "plan": done.summary, "outputs": done.outputs})
+    try:
+        infra = read_manifest(ctx, env, commit)
+        if action == "destroy" and (infra is None or infra.installed):
+            # The file was deleted: destroy with the last manifest that declared it.
+            infra = read_manifest(ctx, env, str(payload.get("before") or "")) or infra
+    except CaasError as exc:
+        raise PermanentError(f"envs/{env}/infra.yaml: {exc.message}") from exc
+    if infra is None:
+        raise PermanentError(f"envs/{env}/infra.yaml does not exist at {commit[:12]}")
+    runner = TerraformRunner(ctx.settings)
+    ref = UnitRef(env=env, unit=unit, provider=infra.provider)
+    try:
+        variables = _variables(ctx, runner, env, infra, unit)
+    except MissingUpstreamOutput as exc:
+        raise PermanentError(str(exc.args[0] if exc.args else exc)) from exc
+    if action == "destroy":
+        summary = runner.destroy(ref, variables, log=ctx.log)
+        public: dict[str, object] = {}
+    else:
+        summary, outputs = runner.run(ref, variables, log=ctx.log)
+        public = outputs.public()
+    _record_apply(ctx, env, unit, action, summary, public)
+    return Result(message=f"{action} {env}/{unit}: {_counts(summary)}",
+                  detail={"plan": summary.to_dict(), "outputs": public})
+
+
+def _record_apply(ctx: JobContext, env: str, unit: str, action: str, summary: PlanSummary,
+                  public: dict[str, object]) -> None:
+    with Session(ctx.engine) as session:
+        session.add(UnitApply(environment=env, unit=unit, commit=ctx.job.commit, action=action,
+                              job_id=ctx.job.id, summary=summary.to_dict(), outputs=public))
+        try:
+            session.commit()
+        except IntegrityError:  # recorded by an earlier attempt of this same job
+            session.rollback()
+
+
+def _counts(summary: PlanSummary) -> str:
+    return f"{summary.add} to add, {summary.change} to change, {summary.destroy} to destroy"
+
+
+# ---- plan previews on open pull requests --------------------------------------------------------
+
+
+def plan_preview(ctx: JobContext) -> Result:
+    """Plan (never apply) the units an open PR's ``infra.yaml`` changes would touch; post the
+    summary as the PR's ``plan`` comment and a ``terraform-plan`` check."""
+    number = int(ctx.job.payload["change"])
+    change = ctx.forge.get_change(number)
+    if change.head_sha != ctx.job.commit:
+        return Result(message=f"PR #{number} moved on to {change.head_sha[:12]}; "
+                      "this preview is stale and was not run")
+    main = ctx.forge.head(ctx.settings.main_branch)
+    envs = changed_environments(ctx.forge.changed_paths(change.base_sha, change.head_sha))
+    if not envs:
+        return Result(message="no envs/<env>/infra.yaml in this change: nothing to plan")
+    runner = TerraformRunner(ctx.settings)
+    sections: list[str] = []
+    detail: dict[str, Any] = {}
+    failed = False
+    for env in envs:
+        try:
+            new = read_manifest(ctx, env, change.head_sha)
+            old = read_manifest(ctx, env, main)
+        except CaasError as exc:
+            sections.append(f"### {env}\n\ninfra.yaml is invalid: {exc.message}")
+            failed = True
+            continue
+        mode, units = plan_mode(old, new), changed_units(old, new)
+        infra = new or old
+        lines = [f"### {env} ({mode})", "", "| unit | add | change | destroy |",
+                 "|---|---|---|---|"]
+        for unit in units:
+            if infra is None:  # changed_units is empty without a manifest on either side
+                break
+            ref = UnitRef(env=env, unit=unit, provider=infra.provider)
+            try:
+                summary = runner.plan_preview(ref, _variables(ctx, runner, env, infra, unit),
+                                              destroy=mode == "destroy", log=ctx.log)
+            except MissingUpstreamOutput:
+                lines.append(f"| {unit} | planned once its upstream units are applied | | |")
+                continue
+            except TerraformError as exc:
+                lines.append(f"| {unit} | error: {exc.message} | | |")
+                failed = True
+                continue
+            detail[f"{env}/{unit}"] = summary.to_dict()
+            lines.append(f"| {unit} | {summary.add} | {summary.change} | {summary.destroy} |")
+        if not units:
+            lines.append("| (no unit inputs changed) | | | |")
+        sections.append("\n".join(lines))
+    body = "## Terraform plan preview\n\nNothing is applied before the merge.\n\n" + \
+        "\n\n".join(sections)
+    ctx.forge.comment(number, body, key="plan")
+    ctx.forge.set_check(number, Check(
+        name="terraform-plan", state=CheckState.failure if failed else CheckState.success,
+        description="plan failed for a unit" if failed else
+        f"planned {len(detail)} unit(s) in {', '.join(envs)}"))
+    result = Result(message=f"plan preview for PR #{number}: {len(detail)} unit(s)",
+                    detail={"plans": detail, "environments": envs})
+    if failed:
+        raise PermanentError("plan preview failed for at least one unit (see the PR comment)")
+    return result

@@ -1,0 +1,146 @@
+"""End to end on LocalForge with the real GitOps skeleton: a merged tenant PR runs its jobs and
+the catalog shows it applied; a merged environment PR on the `local` provider really runs
+`terraform apply` for its units in order with outputs passed on; changing one unit's inputs
+plans only that unit and its dependants."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from catalog import service as catalog_service
+from catalog.models import Entity, TimelineEvent
+from portal import db
+from portal.settings import Settings
+from reconciler import service
+from reconciler.models import Job, MergeRecord, UnitApply
+from reconciler.worker import Worker
+from scaffolder.forges.base import ChangeSpec, Check, CheckState, FileChange
+from scaffolder.forges.local import LocalForge
+from scaffolder.gitrepo import seed_repository
+from tests.conftest import REPO_ROOT, make_settings
+from tests.harness.databases import SqliteFactory
+from tests.reconciler.conftest import jobs_of
+from tests.reconciler.test_queue import drain
+
+SKELETON = REPO_ROOT / "gitops-skeleton"
+
+
+def skeleton_forge(settings: Settings, engine: Engine) -> LocalForge:
+    seed_repository(settings.resolved_gitops_repo, SKELETON, branch="main")
+    forge = LocalForge(settings, engine)
+    with Session(engine) as session:
+        catalog_service.reindex(session, forge=forge)
+    return forge
+
+
+def merge_pr(forge: LocalForge, engine: Engine, files: Mapping[str, str | None],
+             branch: str) -> str:
+    """Open a PR, make its checks green, approve it as someone else, merge, record the event
+    (what the scaffolder's merge does)."""
+    info = forge.open_change(ChangeSpec(
+        branch=branch, title=branch, body="", author="dev",
+        files=[FileChange(p, None if c is None else c.encode()) for p, c in files.items()]))
+    forge.set_check(info.number, Check("checks", CheckState.success))
+    forge.approve(info.number, by="reviewer")
+    event = forge.merge(info.number, by="reviewer")
+    with Session(engine) as session:
+        service.record_merge_event(session, event=event)
+    return event.commit
+
+
+def tenant_files(team: str, name: str) -> dict[str, str]:
+    source = SKELETON / "tenants" / "platform" / "platform-tools"
+    return {f"tenants/{team}/{name}/{p.relative_to(source)}":
+            p.read_text().replace("platform-tools", name)
+            for p in sorted(source.rglob("*")) if p.is_file()}
+
+
+def test_tenant_merge_runs_its_jobs_and_the_catalog_shows_it_applied(
+        settings: Settings, engine: Engine) -> None:
+    forge = skeleton_forge(settings, engine)
+    commit = merge_pr(forge, engine, tenant_files("platform", "web"), "tenant-web")
+    drain(Worker(settings, engine, forge))
+    jobs = jobs_of(engine, commit)
+    assert {u: j.state for u, j in jobs.items()} == {
+        "plan": "succeeded", "catalog": "succeeded", "argocd": "skipped"}
+    assert jobs["argocd"].message.startswith("skipped: ArgoCD not connected")
+    assert jobs["catalog"].result["added"] == ["namespace:platform/web"]
+    with Session(engine) as session:
+        assert session.exec(select(MergeRecord.state).where(
+            MergeRecord.commit == commit)).one() == "applied"
+        entity = session.exec(select(Entity).where(Entity.key == "namespace:platform/web")).one()
+        assert entity.status == "applied"
+        events = session.exec(select(TimelineEvent.event).where(
+            TimelineEvent.entity == "namespace:platform/web")
+            .order_by(col(TimelineEvent.id))).all()
+    assert [e for e in events if e.startswith("job.")] == [
+        "job.started", "job.succeeded", "job.started", "job.skipped"]
+
+
+def _infra(name: str, domain: str) -> str:
+    text = (SKELETON / "envs" / "dev" / "infra.yaml").read_text()
+    return text.replace("name: dev", f"name: {name}").replace("dev.caas.internal", domain)
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path, sqlite_factory: SqliteFactory) -> Settings:
+    return make_settings(tmp_path, sqlite_factory.new(tmp_path / "db"))
+
+
+@pytest.mark.terraform
+@pytest.mark.slow
+def test_environment_merge_applies_units_in_order_then_only_what_changed(
+        sqlite_settings: Settings) -> None:
+    settings = sqlite_settings
+    engine = db.make_engine(settings)
+    forge = skeleton_forge(settings, engine)
+    worker = Worker(settings, engine, forge)
+    first = merge_pr(forge, engine, {"envs/qa/infra.yaml": _infra("qa", "qa.caas.internal")},
+                     "env-qa")
+    drain(worker, rounds=400)
+    order = ["backend", "network", "domain", "kubernetes", "addons"]
+    jobs = jobs_of(engine, first)
+    assert {u: j.state for u, j in jobs.items() if u.startswith("terraform:")} == {
+        f"terraform:qa/{u}": "succeeded" for u in order}
+    with Session(engine) as session:
+        applied = session.exec(select(UnitApply).where(UnitApply.commit == first)
+                               .order_by(col(UnitApply.id))).all()
+        assert [a.unit for a in applied] == order  # in dependency order
+        outputs = {a.unit: a.outputs for a in applied}
+        assert session.exec(select(MergeRecord.state).where(
+            MergeRecord.commit == first)).one() == "applied"
+    # outputs passed on: the kubernetes unit got the network unit's VPC and subnets
+    tfvars = json.loads((settings.data_dir / "terraform" / "qa" / "kubernetes" /
+                         "caas.auto.tfvars.json").read_text())
+    assert tfvars["vpc_id"] == outputs["network"]["vpc_id"]
+    assert tfvars["private_subnet_ids"] == outputs["network"]["private_subnet_ids"]
+    addons = json.loads((settings.data_dir / "terraform" / "qa" / "addons" /
+                         "caas.auto.tfvars.json").read_text())
+    assert addons["zone_name"] == outputs["domain"]["zone_name"] == "qa.caas.internal"
+
+    second = merge_pr(forge, engine, {"envs/qa/infra.yaml": _infra("qa", "qa2.caas.internal")},
+                      "env-qa-domain")
+    drain(worker, rounds=400)
+    jobs = jobs_of(engine, second)
+    assert sorted(u for u in jobs if u.startswith("terraform:")) == [
+        "terraform:qa/addons", "terraform:qa/domain"]
+    assert jobs["terraform:qa/addons"].depends_on == "terraform:qa/domain"
+    assert all(j.state in ("succeeded", "skipped") for j in jobs.values())
+    with Session(engine) as session:
+        status = service.environment_status(session, environment="qa")
+    by_unit = {u.unit: u for u in status.units}
+    assert by_unit["domain"].outputs["zone_name"] == "qa2.caas.internal"
+    assert by_unit["domain"].last_apply is not None
+    assert by_unit["domain"].last_apply["commit"] == second
+    assert by_unit["network"].last_apply is not None
+    assert by_unit["network"].last_apply["commit"] == first  # untouched by the second merge
+    with Session(engine) as session:
+        assert session.exec(select(Job).where(Job.kind == "terraform",
+                                              Job.state != "succeeded")).first() is None
+    engine.dispose()
