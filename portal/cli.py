@@ -29,6 +29,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(team_app, name="team")
 app.add_typer(token_app, name="token")
+catalog_app = typer.Typer(help="The catalog of teams, namespaces, environments, applications.",
+                          no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
 
 out = Console()
 
@@ -302,6 +305,24 @@ def token_revoke(token_id: int) -> None:
     with db.session_scope(ready_engine(settings)) as session:
         auth_service.revoke_token(session, token_id=token_id, principal=SYSTEM)
     out.print(f"token {token_id} revoked")
+
+
+@catalog_app.command("reindex")
+def catalog_reindex() -> None:
+    """Rebuild the whole catalog from the head of the GitOps repository's main branch."""
+    from catalog import service as catalog_service
+    from scaffolder.forges.factory import make_forge
+
+    settings = load_settings()
+    engine = ready_engine(settings)
+    forge = make_forge(settings, engine)
+    with db.session_scope(engine) as session:
+        result = catalog_service.reindex(session, forge=forge, ref=settings.main_branch)
+    out.print(f"catalog indexed {result.commit[:12]}: {len(result.added)} added, "
+              f"{len(result.changed)} updated, {len(result.removed)} removed, "
+              f"{len(result.flagged)} flagged ({result.seconds:.2f} s)")
+    for key in result.flagged:
+        out.print(f"  flagged: {key}")
 
 
 def main() -> None:
