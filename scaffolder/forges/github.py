@@ -321,13 +321,23 @@ class GitHubForge:
     # --- internals ----------------------------------------------------------------------
     def _commit(self, parent_sha: str, files: Sequence[FileChange], message: str,
                 author: str | None) -> str:
-        """Blobs → a tree on the parent's tree → a commit; returns the commit id."""
+        """Blobs → a tree on the parent's tree → a commit; returns the commit id.
+
+        UTF-8 text goes inline in the tree request (GitHub stores it as a blob) and only other
+        content gets a blob request of its own: every write counts against GitHub's secondary
+        rate limit and PyGithub spaces writes a second apart.
+        """
         repo = self._repo
         parent = self._call(lambda: repo.get_git_commit(parent_sha))
         elements = []
         for change in files:
             if change.content is None:
                 elements.append(InputGitTreeElement(change.path, "100644", "blob", sha=None))
+                continue
+            text = _utf8(change.content)
+            if text is not None:
+                elements.append(InputGitTreeElement(change.path, "100644", "blob",
+                                                    content=text))
                 continue
             encoded = base64.b64encode(change.content).decode()
             blob = self._call(lambda e=encoded: repo.create_git_blob(e, "base64"))
@@ -386,6 +396,15 @@ class GitHubForge:
             created_at=_aware(pr.created_at), merged_at=_aware(pr.merged_at),
             merged_by=pr.merged_by.login if pr.merged and pr.merged_by else None,
         )
+
+
+def _utf8(content: bytes) -> str | None:
+    """The text of ``content`` when it is UTF-8 and round-trips unchanged, else None."""
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if "\x00" not in text else None
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -81,7 +81,7 @@ def test_open_change_commits_through_git_data_api_and_opens_pr(
     info = forge.open_change(_spec())
 
     calls = [(m, p.split(f"/{repo.name}", 1)[-1]) for m, p in fake.requests]
-    assert ("POST", "/git/blobs") in calls
+    assert ("POST", "/git/blobs") not in calls  # text rides inline in the tree request
     assert ("POST", "/git/trees") in calls
     assert ("POST", "/git/commits") in calls
     assert ("POST", "/git/refs") in calls
@@ -228,10 +228,16 @@ def test_errors_map_to_the_portal_error_tree(forge: GitHubForge) -> None:
         forge.open_change(_spec(files=[FileChange("nope.yaml", None)]))
 
 
-def test_binary_content_round_trips(forge: GitHubForge) -> None:
+def test_binary_content_goes_through_blobs_and_round_trips(forge: GitHubForge,
+                                                           fake: FakeGitHub) -> None:
     data = bytes(range(256))
-    info = forge.open_change(_spec(files=[FileChange("bin/blob.dat", data)], reviewers=[]))
+    text = "größe: 1Gi\n".encode()
+    fake.reset_log()
+    info = forge.open_change(_spec(files=[FileChange("bin/blob.dat", data),
+                                          FileChange("a/text.yaml", text)], reviewers=[]))
+    assert [m for m, p in fake.requests if p.endswith("/git/blobs")] == ["POST"]
     assert forge.read_file("bin/blob.dat", ref=info.branch) == data
+    assert forge.read_file("a/text.yaml", ref=info.branch) == text
 
 
 def test_from_settings(tmp_path: Path, fake: FakeGitHub, repo: FakeRepo) -> None:
