@@ -273,3 +273,25 @@ def test_codeowners_patterns_at_any_depth() -> None:
 def test_split_reviewers() -> None:
     assert split_reviewers(["@bob", "acme/sre", "@acme/sre", "bob", "x@y.z", ""]) == (
         ["bob"], ["acme/sre"])
+
+
+def test_codeowners_matching_reads_the_generated_file() -> None:
+    """The reviewers GitHubForge requests follow the portal's own generated CODEOWNERS."""
+    from scaffolder.codeowners import TeamOwners, render_codeowners
+
+    text = render_codeowners(
+        teams=[TeamOwners("shop", ("@acme/team-shop",), ("@acme/team-shop-admins",))],
+        environments={"dev": "dev", "stage": "staging", "prod": "prod"},
+        admins=["@acme/platform-admins"])
+    admins = "acme/platform-admins"
+    assert codeowners_for(text, ["tenants/shop/web/base/quota.yaml"]) == (
+        [], ["acme/team-shop", admins])
+    assert codeowners_for(text, ["tenants/shop/web/envs/dev/kustomization.yaml"]) == (
+        [], ["acme/team-shop", admins])
+    assert codeowners_for(text, ["tenants/shop/web/envs/stage/kustomization.yaml"]) == (
+        [], ["acme/team-shop-admins", admins])
+    assert codeowners_for(text, ["tenants/shop/web/envs/prod/kustomization.yaml"]) == (
+        [], [admins])
+    assert codeowners_for(text, ["teams/shop/team.yaml"]) == (
+        [], ["acme/team-shop-admins", admins])
+    assert codeowners_for(text, ["envs/prod/infra.yaml"]) == ([], [admins])
