@@ -7,8 +7,8 @@ Public contract:
   raises ``ConfigError`` when the repository or the token is missing).
 - Implements ``scaffolder.forges.base.Forge`` (``kind = "github"``). Merges happen on GitHub
   and reach the portal as webhooks (``scaffolder.forges.github_webhook``), so there is no merge.
-- ``codeowners_for(codeowners_text, paths) -> (users, teams)`` and ``split_reviewers(names)``
-  are the reviewer-routing helpers (``@org/team`` → team reviewers, ``@user`` → users).
+- Reviewers: those given in the spec plus the owners of the changed paths per the repository's
+  CODEOWNERS on the base branch (``scaffolder.forges.github_codeowners``).
 
 Branches and commits go through the Git Data API (blobs, a tree on ``base_tree``, a commit, a
 ref) so a change set of many files is one commit and never touches a working copy. The author
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,11 @@ from scaffolder.forges.base import (
     FileChange,
     ForgeError,
 )
+from scaffolder.forges.github_codeowners import (
+    CODEOWNERS_PATHS,
+    codeowners_for,
+    split_reviewers,
+)
 
 if TYPE_CHECKING:
     from github.PullRequest import PullRequest
@@ -44,7 +49,6 @@ if TYPE_CHECKING:
 
     from portal.settings import Settings
 
-CODEOWNERS_PATHS = ("CODEOWNERS", ".github/CODEOWNERS", "docs/CODEOWNERS")
 _AUTHOR_MARKER = re.compile(r"\n*<!-- caas:author=([^ >]+) -->\s*$")
 _STATUS_DESCRIPTION_MAX = 140  # GitHub refuses longer commit status descriptions (422)
 _COMPARE_FILES_MAX = 300  # the compare API lists at most this many files
@@ -53,79 +57,6 @@ _COMPARE_FILES_MAX = 300  # the compare API lists at most this many files
 def comment_marker(key: str) -> str:
     """The hidden line that identifies the portal's comment ``key`` on a PR."""
     return f"<!-- caas:{key} -->"
-
-
-# --- CODEOWNERS ---------------------------------------------------------------------------
-
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    """gitignore-style CODEOWNERS pattern → regex over repository paths.
-
-    A leading slash or an inner slash anchors at the root; otherwise the pattern matches at any
-    depth. A match on a directory owns everything below it; a trailing slash matches only
-    directories.
-    """
-    anchored = pattern.startswith("/") or "/" in pattern.strip("/")
-    dir_only = pattern.endswith("/")
-    body = pattern.strip("/")
-    out, i = [], 0
-    while i < len(body):
-        if body.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif body.startswith("/**", i) and i + 3 == len(body):
-            out.append("/.*")
-            i += 3
-        elif body.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif body[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif body[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(body[i]))
-            i += 1
-    prefix = "" if anchored else "(?:.*/)?"
-    suffix = "/.*" if dir_only else "(?:/.*)?"
-    return re.compile(f"{prefix}{''.join(out)}{suffix}")
-
-
-def codeowners_for(text: str, paths: Iterable[str]) -> tuple[list[str], list[str]]:
-    """Owners of ``paths`` per CODEOWNERS ``text``: (user logins, team slugs as ``org/team``).
-
-    As on GitHub, the last matching line wins for each path; email owners are ignored because
-    review requests take logins only.
-    """
-    rules: list[tuple[re.Pattern[str], list[str]]] = []
-    for raw in text.splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        pattern, *line_owners = line.split()
-        rules.append((_pattern_regex(pattern), line_owners))
-    owners: list[str] = []
-    for path in paths:
-        for regex, rule_owners in reversed(rules):
-            if regex.fullmatch(path):
-                owners += [o for o in rule_owners if o not in owners]
-                break
-    return split_reviewers(owners)
-
-
-def split_reviewers(names: Iterable[str]) -> tuple[list[str], list[str]]:
-    """``@user``/``user`` → users; ``@org/team``/``org/team`` → teams; emails dropped."""
-    users: list[str] = []
-    teams: list[str] = []
-    for name in names:
-        clean = name.strip().lstrip("@")
-        if not clean or "@" in clean:
-            continue
-        target = teams if "/" in clean else users
-        if clean not in target:
-            target.append(clean)
-    return users, teams
 
 
 # --- the forge ----------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from scaffolder.forges.base import (
     Forge,
     ForgeError,
 )
-from scaffolder.forges.github import GitHubForge, codeowners_for, split_reviewers
+from scaffolder.forges.github import GitHubForge
+from scaffolder.forges.github_codeowners import codeowners_for, split_reviewers
 from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo
 from tests.fakes.server import serve
 
