@@ -1,41 +1,34 @@
-"""A GitOps repository seeded with one team and two environments, and the real templates."""
+"""The GitOps repository the tests scaffold into: the real ``gitops-skeleton/`` (policies,
+the platform team and tenant, the ``dev`` environment) plus two teams and a ``prod``
+environment, seeded as a bare repository by the product's own ``seed_repository``."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from portal.settings import Settings
+from portal.settings import REPO_ROOT, Settings
 from scaffolder.gitrepo import seed_repository
 
-INFRA = """apiVersion: caas.io/v1
-kind: Environment
-metadata:
-  name: {env}
-spec:
-  provider: local
-  tier: {tier}
-  capacity:
-    cpu: "{cpu}"
-    memory: 64Gi
-"""
+SKELETON = REPO_ROOT / "gitops-skeleton"
 
 
-def write_skeleton(root: Path, *, teams: tuple[str, ...] = ("payments", "search"),
-                   dev_cpu: str = "40") -> Path:
+def write_skeleton(root: Path, *, teams: tuple[str, ...] = ("payments", "search")) -> Path:
+    shutil.copytree(SKELETON, root)
     for team in teams:
         (root / "teams" / team).mkdir(parents=True, exist_ok=True)
         (root / "teams" / team / "team.yaml").write_text(f"name: {team}\n")
-    for env, tier, cpu in (("dev", "dev", dev_cpu), ("prod", "prod", "400")):
-        (root / "envs" / env).mkdir(parents=True, exist_ok=True)
-        (root / "envs" / env / "infra.yaml").write_text(INFRA.format(env=env, tier=tier, cpu=cpu))
-    (root / "README.md").write_text("GitOps repository\n")
+    dev = (root / "envs" / "dev" / "infra.yaml").read_text()
+    (root / "envs" / "prod").mkdir(parents=True, exist_ok=True)
+    (root / "envs" / "prod" / "infra.yaml").write_text(
+        dev.replace("name: dev", "name: prod").replace("tier: dev", "tier: prod"))
     return root
 
 
-def seed(settings: Settings, tmp_path: Path, **kwargs: object) -> Path:
-    skeleton = write_skeleton(tmp_path / "skeleton", **kwargs)  # type: ignore[arg-type]
+def seed(settings: Settings, tmp_path: Path, **kwargs: tuple[str, ...]) -> Path:
+    skeleton = write_skeleton(tmp_path / "skeleton", **kwargs)
     seed_repository(settings.resolved_gitops_repo, skeleton)
     return settings.resolved_gitops_repo
 

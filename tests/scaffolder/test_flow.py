@@ -57,8 +57,8 @@ def test_request_review_merge_end_to_end(app_client: TestClient, gitops: Path,
     assert {f["path"] for f in change["files"]} == EXPECTED
     assert all(f["status"] == "added" for f in change["files"])
     assert change["status"] == "open" and change["checks_green"], change["checks"]
-    assert {c["name"] for c in change["checks"]} >= {"manifests", "kustomize", "collisions",
-                                                      "capacity"}
+    assert [c["name"] for c in change["checks"]] == ["manifests", "kustomize", "policies",
+                                                     "collisions", "capacity"]
     assert "member of team `payments`" in change["routing"]
     # The PR exists on the branch, main is untouched.
     assert gittree.resolve(gitops, "main") == main_before
@@ -74,7 +74,7 @@ def test_request_review_merge_end_to_end(app_client: TestClient, gitops: Path,
     merged = app_client.post(f"/api/changes/{cid}/merge", headers=bob)
     assert merged.status_code == 200, merged.text
     assert merged.json()["status"] == "merged"
-    assert set(gittree.list_paths(gitops, "main", "tenants")) == EXPECTED
+    assert set(gittree.list_paths(gitops, "main", "tenants/payments")) == EXPECTED
     answers = gittree.read_blob(gitops, "main",
                                 "tenants/payments/payments-web/.caas-answers.yaml") or b""
     assert b"template: tenant" in answers and b"name: web" in answers
@@ -205,3 +205,22 @@ def test_task_events_stream_as_sse(app_client: TestClient, gitops: Path,
     other = app_client.get(f"/api/scaffolder/tasks/{task['id']}/events",
                            headers=auth_headers("bob"))
     assert other.status_code == 404
+
+
+@SQLITE_ONLY
+def test_a_failed_check_blocks_merging(app_client: TestClient, gitops: Path,
+                                       make_user: UserFactory, auth_headers: Headers) -> None:
+    _people(make_user)
+    alice, bob = auth_headers("alice"), auth_headers("bob")
+    # dev declares 8 CPUs; the platform's own tenant holds 2 of them.
+    body = {"template": "tenant", "answers": {**TENANT, "cpu_quota": "7"}}
+    dry = app_client.post("/api/scaffolder/dry-run", headers=alice, json=body).json()
+    capacity = next(c for c in dry["checks"] if c["name"] == "capacity")
+    assert capacity["state"] == "failure" and "dev: cpu 9 of 8 (over capacity)" in capacity[
+        "details"]
+    assert not dry["checks_green"]
+    task = app_client.post("/api/scaffolder/tasks", headers=alice, json=body).json()
+    cid = task["change_id"]
+    assert app_client.post(f"/api/changes/{cid}/approve", headers=bob).status_code == 200
+    blocked = app_client.post(f"/api/changes/{cid}/merge", headers=bob)
+    assert blocked.status_code == 409 and "checks" in blocked.json()["error"]["message"]
