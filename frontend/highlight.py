@@ -107,44 +107,76 @@ def _path_from_header(line: str) -> str:
     return rest[half + 3:] if half >= 0 else rest
 
 
+def _strip_side(name: str) -> str:
+    name = name.split("\t", 1)[0]
+    return name[2:] if name.startswith(("a/", "b/")) else name
+
+
+_SIGNS = {"add": Markup("+"), "del": Markup("-"), "ctx": Markup(" ")}
+_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
+
+
 def split_diff(diff: str) -> list[FileDiff]:
-    """A unified git diff, one ``FileDiff`` per file, each line escaped and highlighted."""
+    """A unified diff (``git diff`` or plain ``diff -u`` / difflib), one ``FileDiff`` per file,
+    each line escaped and highlighted. Hunk line counts are tracked, so a removed line that
+    happens to start with ``-- `` is never mistaken for the next file's header."""
     files: list[FileDiff] = []
     current: FileDiff | None = None
     language = "text"
-    for raw in diff.splitlines():
-        if raw.startswith("diff --git "):
+    old_left = new_left = 0
+    lines = diff.splitlines()
+    for index, raw in enumerate(lines):
+        in_hunk = old_left > 0 or new_left > 0
+        if not in_hunk and raw.startswith("diff --git "):
             current = FileDiff(path=_path_from_header(raw))
             language = language_of(current.path)
             files.append(current)
             continue
+        if not in_hunk and raw.startswith("--- ") and index + 1 < len(lines) \
+                and lines[index + 1].startswith("+++ "):
+            old_name, new_name = raw[4:], lines[index + 1][4:]
+            path = _strip_side(new_name if new_name != "/dev/null" else old_name)
+            if current is None or current.lines or current.path != path:
+                current = FileDiff(path=path)
+                files.append(current)
+            if old_name == "/dev/null":
+                current.status = "added"
+            elif new_name == "/dev/null":
+                current.status = "deleted"
+            language = language_of(current.path)
+            continue
         if current is None:
             continue
-        if raw.startswith("new file mode"):
-            current.status = "added"
-        elif raw.startswith("deleted file mode"):
-            current.status = "deleted"
-        if raw.startswith(("index ", "new file mode", "deleted file mode", "--- ", "+++ ",
-                           "similarity", "rename ", "old mode", "new mode", "Binary files")):
-            if raw.startswith("Binary files"):
+        if not in_hunk:
+            if raw.startswith("new file mode"):
+                current.status = "added"
+            elif raw.startswith("deleted file mode"):
+                current.status = "deleted"
+            elif raw.startswith("Binary files"):
                 current.lines.append(DiffLine("meta", escape(raw)))
+            match = _HUNK.match(raw)
+            if match:
+                old_left = int(match.group(1) or 1)
+                new_left = int(match.group(2) or 1)
+                current.lines.append(DiffLine("hunk", escape(raw)))
             continue
+        kind = {"+": "add", "-": "del", "\\": "meta"}.get(raw[:1], "ctx")
+        if kind == "add":
+            new_left -= 1
+            current.added += 1
+        elif kind == "del":
+            old_left -= 1
+            current.removed += 1
+        elif kind == "ctx":
+            old_left -= 1
+            new_left -= 1
         if len(current.lines) >= MAX_LINES_PER_FILE:
             current.truncated = True
             continue
-        if raw.startswith("@@"):
-            current.lines.append(DiffLine("hunk", escape(raw)))
-        elif raw.startswith("+"):
-            current.added += 1
-            current.lines.append(DiffLine("add", Markup("+") + highlight_line(raw[1:], language)))
-        elif raw.startswith("-"):
-            current.removed += 1
-            current.lines.append(DiffLine("del", Markup("-") + highlight_line(raw[1:], language)))
-        elif raw.startswith("\\"):
+        if kind == "meta":
             current.lines.append(DiffLine("meta", escape(raw)))
         else:
-            body = raw[1:] if raw.startswith(" ") else raw
-            current.lines.append(DiffLine("ctx", Markup(" ") + highlight_line(body, language)))
+            current.lines.append(DiffLine(kind, _SIGNS[kind] + highlight_line(raw[1:], language)))
     return files
 
 

@@ -93,9 +93,9 @@ def home(request: Request, principal: PrincipalDep) -> Response:
 
 
 def mount(app: FastAPI) -> None:
-    from frontend import audit_pages
+    from frontend import audit_pages, catalog_pages, change_pages, env_pages, request_pages
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
-    for pages in (audit_pages,):
+    for pages in (audit_pages, catalog_pages, request_pages, change_pages, env_pages):
         app.include_router(pages.router)

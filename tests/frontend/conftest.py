@@ -6,6 +6,7 @@ browser context, so cookies never leak between users.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 import time
@@ -25,6 +26,9 @@ from portal.auth import service as auth_service
 from portal.auth.models import Role
 from portal.settings import Settings
 from scaffolder.gitrepo import seed_repository
+from scaffolder.parameters import ParameterContext, validate_answers
+from scaffolder.registry import Registry
+from scaffolder.render import render
 from tests.conftest import PASSWORD, REPO_ROOT, make_settings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -53,6 +57,30 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _seed(folder: Path, settings: Settings) -> Path:
+    """The skeleton plus team `payments` and environment `dev`, rendered by the real templates
+    (as if their PRs had been merged), so a developer of `payments` can request a tenant."""
+    shutil.copytree(settings.skeleton_dir, folder)
+    registry = Registry(settings)
+    context = ParameterContext(teams=frozenset({"payments"}), environments=frozenset({"dev"}))
+    units = {
+        "team": {"team": "payments", "display_name": "Payments", "cost_center": "cc-payments",
+                 "owners": ["rui"], "members": ["dana"]},
+        "environment": {"environment": "dev", "provider": "local", "region": "local",
+                        "tier": "dev"},
+    }
+    for name, answers in units.items():
+        template = registry.get(name)
+        clean = validate_answers(template.parameters, answers, context=context)
+        target = template.fill(template.target_path, clean)
+        if (folder / target).exists():
+            continue
+        for path, content in render(template, clean, target=target).items():
+            (folder / path).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path).write_bytes(content)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("ui")
@@ -61,7 +89,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
                              base_url=f"http://127.0.0.1:{port}")
     engine = db.make_engine(settings)
     db.upgrade(engine)
-    seed_repository(settings.resolved_gitops_repo, settings.skeleton_dir)
+    seed_repository(settings.resolved_gitops_repo, _seed(root / "seed", settings))
     with Session(engine, expire_on_commit=False) as s:
         for username, (teams, admin) in USERS.items():
             auth_service.create_user(s, username=username, password=PASSWORD,
@@ -129,5 +157,5 @@ def sign_in(context: BrowserContext, username: str) -> Page:
 def screenshot(page: Page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path))  # the viewport: full pages of long diffs are slow
     return path

@@ -46,3 +46,15 @@ def test_languages() -> None:
         '<span class="key">resource</span>')
     assert str(highlight_line("a: <b>", "text")) == "a: &lt;b&gt;"
     assert len(highlight_file("main.tf", "a = 1\nb = 2\n")) == 2
+
+
+def test_plain_unified_diff_as_difflib_writes_it() -> None:
+    import difflib
+
+    old = "a: 1\n-- not a header\nb: 2\n".splitlines(keepends=True)
+    new = "a: 1\nb: 3\n".splitlines(keepends=True)
+    text = "".join(difflib.unified_diff(old, new, "a/x.yaml", "b/x.yaml"))
+    text += "".join(difflib.unified_diff([], ["k: v\n"], "/dev/null", "b/new.yaml"))
+    files = split_diff(text)
+    assert [(f.path, f.status, f.added, f.removed) for f in files] == [
+        ("x.yaml", "modified", 1, 2), ("new.yaml", "added", 1, 0)]

@@ -1,0 +1,139 @@
+"""Catalog pages: lists with search, filters and cursor paging; entity pages with owner,
+relations, quota, monthly cost, status badges, live status and the timeline."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from sqlmodel import Session
+
+from catalog import detail as catalog_detail
+from catalog import query as catalog_query
+from catalog.cost import load_price_sheet
+from catalog.live_status import live_block
+from catalog.models import Kind
+from frontend.pages import render
+from portal.deps import PrincipalDep, SessionDep, SettingsDep
+from portal.errors import NotFound
+from portal.settings import Settings
+
+router = APIRouter(include_in_schema=False)
+
+KINDS = {"namespaces": Kind.namespace, "teams": Kind.team, "environments": Kind.environment,
+         "applications": Kind.application}
+STATUS_FILTERS = ("requested", "merged", "applying", "applied", "failed", "synced",
+                  "out-of-sync", "flagged", "orphaned")
+EVENTS = {
+    "pr.opened": "Pull request opened", "checks.finished": "Checks finished",
+    "pr.approved": "Approved", "pr.merged": "Merged", "pr.closed": "Closed without merging",
+    "job.started": "Job started", "job.finished": "Job finished", "job.failed": "Job failed",
+    "applied": "Applied", "indexed": "Indexed from main", "sync": "Sync changed",
+}
+
+
+def entity_url(key: str) -> str:
+    """``namespace:payments/api`` → ``/catalog/namespaces/payments/api``."""
+    kind, _, name = key.partition(":")
+    return f"/catalog/{kind}s/{name}" if kind in {k.value for k in Kind} else "/catalog"
+
+
+def _event_text(event: str) -> str:
+    return EVENTS.get(event, event.replace(".", " ").replace("_", " ").capitalize())
+
+
+def _detail_text(detail: dict[str, Any]) -> str:
+    """A one-line, plain-text summary of an event's detail (escaped by the template)."""
+    parts = []
+    for key in ("number", "commit", "unit", "state", "green", "failing", "message", "reason"):
+        value = detail.get(key)
+        if value in (None, "", []):
+            continue
+        if key == "commit" and isinstance(value, str):
+            value = value[:10]
+        if isinstance(value, list):
+            value = ", ".join(map(str, value))
+        parts.append(f"{key}: {value}")
+    return " · ".join(parts)[:300]
+
+
+def timeline_view(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"text": _event_text(str(e.get("event", ""))), "event": e.get("event", ""),
+             "actor": e.get("actor", ""), "at": e.get("at", ""),
+             "detail": _detail_text(e.get("detail") or {})} for e in events]
+
+
+def entity_context(session: Session, settings: Settings, key: str) -> dict[str, Any]:
+    """Everything an entity page shows (NotFound when the catalog has no such entity)."""
+    row = catalog_query.get_row(session, key)
+    detail = catalog_detail.entity_detail(session, key=key,
+                                          prices=load_price_sheet(settings.price_sheet),
+                                          live=live_block(settings, row))
+    relations = [{"type": r["type"], "target": r["target"], "url": entity_url(r["target"])}
+                 for r in detail["relations"]["items"]]
+    return {"entity": detail, "relations": relations,
+            "timeline": timeline_view(detail["timeline"]),
+            "owner_url": entity_url(f"team:{detail['owner']}") if detail["owner"] else None}
+
+
+@router.get("/catalog")
+def catalog_list(
+    request: Request, principal: PrincipalDep, session: SessionDep, settings: SettingsDep,
+    kind: Annotated[str, Query(pattern="^(namespaces|teams|environments|applications)$")]
+    = "namespaces",
+    q: Annotated[str, Query(max_length=200)] = "",
+    owner: Annotated[str, Query(max_length=100)] = "",
+    env: Annotated[str, Query(max_length=100)] = "",
+    status: Annotated[str, Query(max_length=20)] = "",
+    cursor: Annotated[str, Query(max_length=600)] = "",
+) -> Response:
+    page = catalog_query.list_entities(
+        session, kind=KINDS[kind], prices=load_price_sheet(settings.price_sheet),
+        q=q or None, owner=owner or None, env=env or None, status=status or None, limit=50,
+        cursor=cursor or None)
+    filters = {k: v for k, v in (("q", q), ("owner", owner), ("env", env), ("status", status))
+               if v}
+    next_url = ("/catalog?" + urlencode({"kind": kind, **filters, "cursor": page.next_cursor})
+                if page.next_cursor else None)
+    teams = catalog_query.list_entities(session, kind=Kind.team,
+                                        prices=load_price_sheet(settings.price_sheet),
+                                        limit=200).items
+    envs = catalog_query.list_entities(session, kind=Kind.environment,
+                                       prices=load_price_sheet(settings.price_sheet),
+                                       limit=200).items
+    return render(request, "catalog.html", title="Catalog", kind=kind, kinds=list(KINDS),
+                  items=[(item, entity_url(item.key)) for item in page.items],
+                  filters=filters, next_url=next_url, statuses=STATUS_FILTERS,
+                  team_names=[t.name for t in teams], env_names=[e.name for e in envs],
+                  first_page=not cursor)
+
+
+@router.get("/catalog/teams/{team}")
+def team_page(request: Request, team: str, principal: PrincipalDep, session: SessionDep,
+              settings: SettingsDep) -> Response:
+    return render(request, "entity.html", title=f"Team {team}",
+                  **entity_context(session, settings, f"team:{team}"))
+
+
+@router.get("/catalog/namespaces/{team}/{name}")
+def namespace_page(request: Request, team: str, name: str, principal: PrincipalDep,
+                   session: SessionDep, settings: SettingsDep) -> Response:
+    return render(request, "entity.html", title=f"Namespace {team}/{name}",
+                  **entity_context(session, settings, f"namespace:{team}/{name}"))
+
+
+@router.get("/catalog/applications/{team}/{name}")
+def application_page(request: Request, team: str, name: str, principal: PrincipalDep,
+                     session: SessionDep, settings: SettingsDep) -> Response:
+    return render(request, "entity.html", title=f"Application {team}/{name}",
+                  **entity_context(session, settings, f"application:{team}/{name}"))
+
+
+def environment_entity(session: Session, settings: Settings, name: str) -> dict[str, Any]:
+    """The catalog part of the environment page; empty when the catalog has not indexed it."""
+    try:
+        return entity_context(session, settings, f"environment:{name}")
+    except NotFound:
+        return {}

@@ -1,0 +1,151 @@
+"""Changes: the list, and the change page with its diff, checks, plan summary and the
+approve / merge / close actions of the local forge (the policy's reason shown when it blocks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlmodel import Session
+
+from frontend.env_pages import plan_counts
+from frontend.highlight import split_diff
+from frontend.pages import render
+from frontend.services import ForgeDep
+from portal.auth import policy
+from portal.auth.principal import Principal
+from portal.deps import PrincipalDep, SessionDep, client_ip
+from portal.errors import CaasError, NotFound
+from reconciler import service as reconciler_service
+from scaffolder import service as scaffolder_service
+from scaffolder.changeset import entity_for
+from scaffolder.forges.base import Forge
+from scaffolder.models import ChangeDetail
+
+router = APIRouter(include_in_schema=False)
+
+DONE = {"approve": "Approved.", "merge": "Merged: the reconciler takes it from here.",
+        "close": "Closed without merging."}
+VIEWS = ("open", "mine", "review", "merged", "closed", "all")
+
+
+@dataclass(frozen=True)
+class ActionView:
+    name: str
+    label: str
+    style: str
+    allowed: bool
+    reason: str
+
+
+def _actions(principal: Principal, change: ChangeDetail) -> list[ActionView]:
+    tier = policy.Tier(change.tier) if change.tier in policy.Tier.__members__ else policy.Tier.prod
+    approve = policy.can_approve(principal, author=change.author, team=change.team, tier=tier,
+                                 touches_envs=change.touches_envs)
+    already = principal.username in change.approved_by
+    merge = policy.can_merge(principal, author=change.author, team=change.team, tier=tier,
+                             touches_envs=change.touches_envs, approved_by=change.approved_by,
+                             checks_green=change.checks_green)
+    may_close = (principal.username == change.author or principal.is_platform_admin
+                 or (change.team is not None and principal.can_review(change.team)))
+    return [
+        ActionView("approve", "Approve", "primary", approve.allowed and not already,
+                   "you already approved it" if already else approve.reason),
+        ActionView("merge", "Merge", "primary", merge.allowed, merge.reason),
+        ActionView("close", "Close", "danger", may_close,
+                   "only the author, a reviewer of the team or a platform-admin closes it"),
+    ]
+
+
+def _plan(session: Session, change: ChangeDetail) -> list[dict[str, Any]]:
+    """The latest plan preview of this PR (changes under ``envs/``), per unit."""
+    if not change.touches_envs or change.number is None:
+        return []
+    unit = f"plan-preview#{change.number}"
+    jobs = reconciler_service.list_jobs(session, kind="plan_preview", limit=100).items
+    job = next((j for j in jobs if j.unit == unit), None)
+    if job is None:
+        return []
+    rows: list[dict[str, Any]] = []
+    plans = job.result.get("plans") or job.result.get("units") or {}
+    if isinstance(plans, dict):
+        for name, plan in plans.items():
+            counts = plan_counts(plan if isinstance(plan, dict) else None)
+            if counts:
+                rows.append({"unit": name, **counts})
+    counts = plan_counts(job.result.get("plan") if isinstance(job.result.get("plan"), dict)
+                         else None)
+    if counts and not rows:
+        rows.append({"unit": "all units", **counts})
+    return rows
+
+
+def _entity_link(unit_key: str) -> str | None:
+    entity = entity_for(unit_key)
+    kind, _, name = entity.partition(":")
+    if not name:
+        return None
+    return {"namespace": f"/catalog/namespaces/{name}", "team": f"/catalog/teams/{name}",
+            "environment": f"/catalog/environments/{name}",
+            "application": f"/catalog/applications/{name}"}.get(kind)
+
+
+def _change_page(request: Request, session: Session, forge: Forge, principal: Principal,
+                 change_id: int, *, error: CaasError | None = None,
+                 flash: str | None = None) -> Response:
+    change = scaffolder_service.get_change(session, change_id=change_id)
+    local = forge.kind == "local"
+    return render(
+        request, "change.html", status=error.status if error else 200,
+        title=f"Change #{change.number or change.id}", change=change,
+        files=split_diff(change.diff), actions=_actions(principal, change),
+        local_forge=local, external_url=change.url if not local and change.url else None,
+        plan=_plan(session, change), entity_link=_entity_link(change.unit_key),
+        error=error.message if error else None, flash=flash)
+
+
+@router.get("/changes")
+def changes_page(request: Request, principal: PrincipalDep, session: SessionDep,
+                 view: Annotated[str, Query(pattern="^(open|mine|review|merged|closed|all)$")]
+                 = "open") -> Response:
+    status = {"open": "open", "review": "open", "merged": "merged", "closed": "closed"}.get(view)
+    changes = scaffolder_service.list_changes(session, status=status, limit=200)
+    if view == "mine":
+        changes = [c for c in changes if c.author == principal.username]
+    elif view == "review":
+        changes = [c for c in changes if c.author != principal.username and policy.can_approve(
+            principal, author=c.author, team=c.team,
+            tier=policy.Tier(c.tier) if c.tier in policy.Tier.__members__ else policy.Tier.prod,
+            touches_envs=c.touches_envs)]
+    return render(request, "changes.html", title="Changes", changes=changes, view=view,
+                  views=VIEWS)
+
+
+@router.get("/changes/{change_id}")
+def change_page(request: Request, change_id: int, principal: PrincipalDep, session: SessionDep,
+                forge: ForgeDep,
+                done: Annotated[str, Query(pattern="^(|approve|merge|close)$")] = "") -> Response:
+    return _change_page(request, session, forge, principal, change_id,
+                        flash=DONE.get(done))
+
+
+@router.post("/changes/{change_id}/{action}")
+def change_action(request: Request, change_id: int, action: str, principal: PrincipalDep,
+                  session: SessionDep, forge: ForgeDep) -> Response:
+    handlers = {"approve": scaffolder_service.approve_change,
+                "merge": scaffolder_service.merge_change,
+                "close": scaffolder_service.close_change}
+    handler = handlers.get(action)
+    if handler is None:
+        raise NotFound(f"no action {action[:20]!r} on a change", field="action")
+    try:
+        handler(session, forge=forge, principal=principal, change_id=change_id,
+                ip=client_ip(request))
+    except CaasError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        session.rollback()
+        return _change_page(request, session, forge, principal, change_id, error=exc)
+    return RedirectResponse(f"/changes/{change_id}?done={action}", status_code=303)

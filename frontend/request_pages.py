@@ -1,0 +1,232 @@
+"""Templates gallery, the request form, inline checks, the dry-run preview and submitting.
+
+The form posts plain HTML forms (works without JavaScript); ``form.js`` adds the inline checks
+through ``/templates/{name}/check``, which runs the scaffolder's own ``validate_answers`` on the
+touched fields, so the page and the API always say the same thing about a value.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from frontend.forms import Widget, parse_form, single_field_parameters, widgets
+from frontend.highlight import highlight_file
+from frontend.pages import render
+from frontend.services import ForgeDep, RegistryDep
+from portal.auth.principal import Principal
+from portal.deps import EngineDep, PrincipalDep, SessionDep, client_ip
+from portal.errors import CaasError, Unavailable, ValidationFailed
+from scaffolder import service as scaffolder_service
+from scaffolder.changeset import parameter_context
+from scaffolder.forges.base import Forge
+from scaffolder.models import ScaffoldRequest, Task, TemplateDetail
+from scaffolder.parameters import form_fields, validate_answers
+from scaffolder.registry import Registry
+
+router = APIRouter(include_in_schema=False)
+
+START_TIMEOUT_S = 60.0
+MAX_ANSWERS_CHARS = 64 * 1024
+
+
+def _choices(detail: TemplateDetail) -> dict[str, list[str]]:
+    return {"team": detail.choices.get("teams", []),
+            "environment": detail.choices.get("environments", [])}
+
+
+def _form_page(request: Request, detail: TemplateDetail, *, values: Mapping[str, object],
+               error: CaasError | None = None) -> Response:
+    errors = {error.field: error.message} if error is not None and error.field else {}
+    pages: dict[str, list[Widget]] = {}
+    for widget in widgets(form_fields(detail.parameters), choices=_choices(detail),
+                          values=values, errors=errors):
+        pages.setdefault(widget.page, []).append(widget)
+    return render(
+        request, "request_form.html", status=error.status if error else 200,
+        title=f"Request {detail.title}", tmpl=detail, pages=list(pages.items()),
+        error=error.message if error else None,
+        error_field=error.field if error and error.field in errors else None,
+    )
+
+
+async def _form_data(request: Request) -> dict[str, list[str]]:
+    form = await request.form()
+    data: dict[str, list[str]] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, str):
+            data.setdefault(key, []).append(value)
+    return data
+
+
+def _scaffold_request(name: str, answers: Mapping[str, object]) -> ScaffoldRequest:
+    try:
+        return ScaffoldRequest(template=name, answers=dict(answers))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ValidationFailed(f"answers: {first.get('msg', 'invalid')}", field="answers",
+                               rule=str(first.get("type", "invalid"))) from exc
+
+
+def _answers_from_hidden(form: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    raw = (form.get("answers") or [""])[0]
+    if len(raw) > MAX_ANSWERS_CHARS:
+        raise ValidationFailed("answers are too large", field="answers", rule="max-size")
+    try:
+        answers = json.loads(raw)
+    except ValueError as exc:
+        raise ValidationFailed("answers must be a JSON object", field="answers",
+                               rule="type") from exc
+    if not isinstance(answers, dict):
+        raise ValidationFailed("answers must be a JSON object", field="answers", rule="type")
+    return answers
+
+
+@router.get("/templates")
+def gallery(request: Request, principal: PrincipalDep, registry: RegistryDep) -> Response:
+    return render(request, "gallery.html", title="Request",
+                  templates=scaffolder_service.list_templates(registry=registry))
+
+
+@router.get("/templates/{name}")
+def request_form(request: Request, name: str, principal: PrincipalDep, registry: RegistryDep,
+                 forge: ForgeDep) -> Response:
+    detail = scaffolder_service.get_template(registry=registry, forge=forge,
+                                             principal=principal, name=name)
+    return _form_page(request, detail, values={})
+
+
+@router.post("/templates/{name}/check")
+async def check_fields(request: Request, name: str, principal: PrincipalDep,
+                       registry: RegistryDep, forge: ForgeDep) -> Response:
+    """Inline validation: the server's validator on each touched field alone."""
+    template = registry.get(name, field_name="name")
+    form = await _form_data(request)
+    answers = parse_form(form_fields(template.parameters), form)
+    context = parameter_context(forge, principal)
+    errors: dict[str, str] = {}
+    for field_name in list(dict.fromkeys(form.get("_fields", [])))[:64]:
+        single = single_field_parameters(template.parameters, field_name)
+        if not single:
+            continue
+        one = {field_name: answers[field_name]} if field_name in answers else {}
+        try:
+            validate_answers(single, one, context=context)
+        except ValidationFailed as exc:
+            errors[field_name] = exc.message
+    return JSONResponse({"errors": errors})
+
+
+@router.post("/templates/{name}/preview")
+async def preview(request: Request, name: str, principal: PrincipalDep, session: SessionDep,
+                  registry: RegistryDep, forge: ForgeDep) -> Response:
+    detail = scaffolder_service.get_template(registry=registry, forge=forge,
+                                             principal=principal, name=name)
+    form = await _form_data(request)
+    answers = parse_form(form_fields(detail.parameters), form)
+    try:
+        result = scaffolder_service.dry_run(session, registry=registry, forge=forge,
+                                            principal=principal,
+                                            request=_scaffold_request(name, answers))
+    except CaasError as exc:
+        return _form_page(request, detail, values=answers, error=exc)
+    files = [{"path": f.path, "status": f.status, "anchor": "file-" + str(i),
+              "lines": highlight_file(f.path, f.content or "")}
+             for i, f in enumerate(result.files)]
+    return render(request, "preview.html", title=f"Preview {detail.title}", tmpl=detail,
+                  result=result, files=files, answers_json=json.dumps(answers))
+
+
+@router.post("/templates/{name}/edit")
+async def edit(request: Request, name: str, principal: PrincipalDep, registry: RegistryDep,
+               forge: ForgeDep) -> Response:
+    detail = scaffolder_service.get_template(registry=registry, forge=forge,
+                                             principal=principal, name=name)
+    answers = _answers_from_hidden(await _form_data(request))
+    return _form_page(request, detail, values=answers)
+
+
+class _Started:
+    """Hands the task id from the worker thread to the request as soon as it exists."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.task_id: int | None = None
+        self.error: CaasError | None = None
+
+
+def _run_task(engine: Engine, registry: Registry, forge: Forge, principal: Principal,
+              request: ScaffoldRequest, ip: str, started: _Started) -> None:
+    with Session(engine, expire_on_commit=False) as session:
+        def progress(_step: str, _status: str, _message: str) -> None:
+            if started.task_id is None:
+                for obj in list(session.identity_map.values()):
+                    if isinstance(obj, Task) and obj.id is not None:
+                        started.task_id = obj.id
+                        started.ready.set()
+
+        try:
+            task = scaffolder_service.create_task(session, registry=registry, forge=forge,
+                                                  principal=principal, request=request, ip=ip,
+                                                  progress=progress)
+            started.task_id = started.task_id or task.id
+        except CaasError as exc:
+            started.error = exc
+        except Exception as exc:  # logged by the thread's caller: the page says it failed
+            started.error = Unavailable(f"the request could not start: {type(exc).__name__}")
+            raise
+        finally:
+            started.ready.set()
+
+
+@router.post("/templates/{name}/submit")
+async def submit(request: Request, name: str, principal: PrincipalDep, engine: EngineDep,
+                 registry: RegistryDep, forge: ForgeDep) -> Response:
+    """Start the task in the background and go to its page at once, so the step log is
+    followed live; refusals (validation, permission, conflict) come back to the form."""
+    detail = scaffolder_service.get_template(registry=registry, forge=forge,
+                                             principal=principal, name=name)
+    answers = _answers_from_hidden(await _form_data(request))
+    try:
+        scaffold = _scaffold_request(name, answers)
+    except CaasError as exc:
+        return _form_page(request, detail, values=answers, error=exc)
+    started = _Started()
+    thread = threading.Thread(
+        target=_run_task, name="caas-ui-task", daemon=True,
+        args=(engine, registry, forge, principal, scaffold, client_ip(request), started))
+    thread.start()
+    await _wait(started)
+    if started.task_id is None:
+        error = started.error or Unavailable("the request did not start in time")
+        return _form_page(request, detail, values=answers, error=error)
+    return RedirectResponse(f"/tasks/{started.task_id}", status_code=303)
+
+
+async def _wait(started: _Started) -> None:
+    import anyio.to_thread
+
+    await anyio.to_thread.run_sync(started.ready.wait, START_TIMEOUT_S)
+
+
+@router.get("/tasks/{task_id}")
+def task_page(request: Request, task_id: int, principal: PrincipalDep,
+              session: SessionDep) -> Response:
+    task = scaffolder_service.get_task(session, principal=principal, task_id=task_id)
+    return render(request, "task.html", title=f"Request #{task.id}", task=task)
+
+
+@router.post("/tasks/{task_id}/retry")
+def retry(request: Request, task_id: int, principal: PrincipalDep, session: SessionDep,
+          registry: RegistryDep, forge: ForgeDep) -> Response:
+    scaffolder_service.retry_task(session, registry=registry, forge=forge, principal=principal,
+                                  task_id=task_id, ip=client_ip(request))
+    return RedirectResponse(f"/tasks/{task_id}", status_code=303)

@@ -1,0 +1,81 @@
+"""The journey of issue 8 in a real browser: a developer requests a tenant through the form,
+a reviewer approves and merges it, and the namespace shows up applied with its timeline."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import BrowserContext, Locator, Page, expect
+
+from tests.frontend.conftest import screenshot, sign_in
+
+pytestmark = pytest.mark.browser
+
+
+def field_error(page: Page, control: Locator) -> str:
+    """The error text the control points at through aria-describedby."""
+    ids = (control.get_attribute("aria-describedby") or "").split()
+    return " ".join(page.locator(f"#{i}.field-error").inner_text() for i in ids
+                    if page.locator(f"#{i}.field-error").count())
+
+
+def test_request_review_merge_and_follow(new_context: Callable[[], BrowserContext]) -> None:
+    dev = sign_in(new_context(), "dana")
+    screenshot(dev, "home")
+    dev.get_by_role("navigation", name="Main").get_by_role("link", name="Request").click()
+    dev.get_by_role("link", name="Request a Tenant namespace").click()
+    expect(dev.get_by_role("heading", level=1)).to_have_text("Request: Tenant namespace")
+
+    # Every control of the form has an accessible name.
+    unnamed = dev.evaluate("""() => Array.from(document.querySelectorAll(
+        'main input:not([type=hidden]), main select, main textarea'))
+        .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+        .map(el => el.name)""")
+    assert unnamed == []
+
+    dev.get_by_role("combobox", name="Team", exact=True).select_option("payments")
+    name = dev.get_by_role("textbox", name="Name", exact=True)
+    name.fill("Web_Shop")
+    # Leaving the field sends it to the server, which judges it.
+    dev.get_by_role("textbox", name="Cost centre").fill("cc-42")
+    expect(name).to_have_attribute("aria-invalid", "true")
+    assert "must match the pattern" in field_error(dev, name)
+    screenshot(dev, "form")
+
+    name.fill("web-shop")
+    expect(name).not_to_have_attribute("aria-invalid", "true")
+    assert field_error(dev, name) == ""
+    dev.get_by_role("button", name="Preview the change").click()
+
+    expect(dev.get_by_role("heading", level=1)).to_have_text("Preview: Tenant namespace")
+    expect(dev.locator("main")).to_contain_text("tenants/payments/payments-web-shop")
+    expect(dev.get_by_role("table", name="Check results")).to_be_visible()
+    assert dev.locator("h3", has_text="namespace").count() >= 1
+    dev.get_by_role("button", name="Submit the request").click()
+
+    expect(dev).to_have_url(re.compile(r"/tasks/\d+$"))
+    log = dev.get_by_role("list", name="Step log")
+    expect(log).to_contain_text("pull-request")
+    dev.get_by_role("link", name=re.compile("Open the change")).click()
+    expect(dev).to_have_url(re.compile(r"/changes/\d+$"))
+    change_url = dev.url
+    expect(dev.get_by_role("heading", level=1)).to_contain_text("web-shop")
+    # The author may not approve: the four-eyes rule is explained.
+    dev.get_by_role("button", name="Approve").click()
+    expect(dev.get_by_role("alert")).to_contain_text("four-eyes")
+    expect(dev.locator("#routing")).to_contain_text("approval from a member of team `payments`")
+
+    reviewer = sign_in(new_context(), "rui")
+    reviewer.goto(change_url)
+    namespace_diff = reviewer.locator("pre.diff").filter(has_text="kind: Namespace")
+    expect(namespace_diff).to_have_count(1)
+    expect(namespace_diff.locator(".key").first).to_be_visible()  # highlighted server-side
+    screenshot(reviewer, "change")
+    reviewer.get_by_role("button", name="Approve").click()
+    expect(reviewer.get_by_role("status")).to_contain_text("Approved")
+    reviewer.get_by_role("button", name="Merge").click()
+    expect(reviewer.get_by_role("status")).to_contain_text("Merged")
+    reviewer.get_by_role("link", name="follow it in the catalog").click()
+    expect(reviewer).to_have_url(re.compile(r"/catalog/namespaces/payments/[a-z-]*web-shop$"))
