@@ -66,7 +66,7 @@ _MAX_ERRORS = 5
 
 def load_documents(text: str) -> list[dict[str, Any]]:
     """All YAML documents of ``text`` as plain data (safe loader: no tags, no objects)."""
-    yaml = YAML(typ="safe", pure=True)
+    yaml = YAML(typ="safe")
     try:
         documents = [doc for doc in yaml.load_all(io.StringIO(text)) if doc is not None]
     except YAMLError as exc:

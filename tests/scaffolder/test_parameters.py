@@ -30,7 +30,9 @@ def parameters(name: str) -> Any:
 TENANT = {"team": "payments", "name": "checkout", "cost_center": "cc-1", "environments": ["dev"]}
 
 
-def refused(name: str, answers: dict[str, Any], context: ParameterContext = CONTEXT) -> ValidationFailed:
+def refused(
+    name: str, answers: dict[str, Any], context: ParameterContext = CONTEXT
+) -> ValidationFailed:
     with pytest.raises(ValidationFailed) as caught:
         validate_answers(parameters(name), answers, context=context)
     return caught.value
@@ -44,7 +46,9 @@ def test_defaults_and_derived_values_are_added() -> None:
     assert result["allow_ingress_controller"] is True
     # Defaults are copies: changing one result must not change the schema's default.
     result["environments"].append("prod")  # type: ignore[attr-defined]
-    again = validate_answers(parameters("tenant"), {**TENANT, "environments": None}, context=CONTEXT)
+    again = validate_answers(
+        parameters("tenant"), {**TENANT, "environments": None}, context=CONTEXT
+    )
     assert again["environments"] == ["dev"]
 
 
@@ -70,15 +74,39 @@ def test_defaults_and_derived_values_are_added() -> None:
         ({**TENANT, "description": "line\nbreak"}, "description", "no-control-characters"),
         ({**TENANT, "description": "bidi\u202eevil"}, "description", "no-control-characters"),
         ({**TENANT, "description": "x" * 301}, "description", "max-length"),
-        ({**TENANT, "environment_quotas": {"qa": {"cpu": "1"}}}, "environment_quotas", "environment"),
-        ({**TENANT, "environment_quotas": {"dev": {"cpu": "99"}}}, "environment_quotas",
-         "quantity-bounds"),
-        ({**TENANT, "environment_quotas": {"dev": {"gpu": "1"}}}, "environment_quotas",
-         "additionalProperties"),
-        ({**TENANT, "http_allow": [{"from_namespace": "web", "port": 80, "method": "GET",
-                                    "path": "/a b"}]}, "http_allow", "pattern"),
-        ({**TENANT, "http_allow": [{"from_namespace": "Web", "port": 80, "method": "GET",
-                                    "path": "/"}]}, "http_allow", "pattern"),
+        (
+            {**TENANT, "environment_quotas": {"qa": {"cpu": "1"}}},
+            "environment_quotas",
+            "environment",
+        ),
+        (
+            {**TENANT, "environment_quotas": {"dev": {"cpu": "99"}}},
+            "environment_quotas",
+            "quantity-bounds",
+        ),
+        (
+            {**TENANT, "environment_quotas": {"dev": {"gpu": "1"}}},
+            "environment_quotas",
+            "additionalProperties",
+        ),
+        (
+            {
+                **TENANT,
+                "http_allow": [
+                    {"from_namespace": "web", "port": 80, "method": "GET", "path": "/a b"}
+                ],
+            },
+            "http_allow",
+            "pattern",
+        ),
+        (
+            {
+                **TENANT,
+                "http_allow": [{"from_namespace": "Web", "port": 80, "method": "GET", "path": "/"}],
+            },
+            "http_allow",
+            "pattern",
+        ),
     ],
 )
 def test_first_problem_names_field_and_rule(answers: dict[str, Any], field: str, rule: str) -> None:
@@ -88,24 +116,29 @@ def test_first_problem_names_field_and_rule(answers: dict[str, Any], field: str,
 
 
 def test_look_alike_names_are_refused_before_anything_else() -> None:
-    # Cyrillic "а" in a DNS name: the pattern refuses it; the namespace rule explains it.
-    error = refused("tenant", {**TENANT, "name": "checkоut"})
+    # A Cyrillic letter in a DNS name: the pattern refuses it.
+    error = refused("tenant", {**TENANT, "name": "check\u043eut"})
     assert error.field == "name"
-    team = refused("team", {"team": "pаyments", "display_name": "P", "cost_center": "c",
-                            "owners": ["a"]})
+    team = refused(
+        "team", {"team": "p\u0430yments", "display_name": "P", "cost_center": "c", "owners": ["a"]}
+    )
     assert team.field == "team"
 
 
 @pytest.mark.parametrize("team", ["default", "kube", "kube-system", "kube-anything", "argocd"])
 def test_reserved_names(team: str) -> None:
-    error = refused("team", {"team": team, "display_name": "T", "cost_center": "c",
-                             "owners": ["a"]})
+    error = refused(
+        "team", {"team": team, "display_name": "T", "cost_center": "c", "owners": ["a"]}
+    )
     assert (error.field, error.rule) in {("team", "reserved-name"), ("team", "pattern")}
 
 
 def test_derived_namespace_is_checked_against_reserved_names() -> None:
-    context = ParameterContext(teams=frozenset({"cert"}), environments=frozenset({"dev"}),
-                               reserved_namespaces=frozenset({"cert-manager"}))
+    context = ParameterContext(
+        teams=frozenset({"cert"}),
+        environments=frozenset({"dev"}),
+        reserved_namespaces=frozenset({"cert-manager"}),
+    )
     error = refused("tenant", {**TENANT, "team": "cert", "name": "manager"}, context)
     assert (error.field, error.rule) == ("namespace", "reserved-name")
 
@@ -118,10 +151,18 @@ def test_oversized_and_non_json_answers() -> None:
 
 
 def test_application_and_environment_rules() -> None:
-    base = {"team": "payments", "name": "api", "tenant": "checkout", "environment": "dev",
-            "repo_url": "https://charts.example.org/x", "revision": "1.0.0"}
-    assert validate_answers(parameters("application"), base, context=CONTEXT)[
-        "destination_namespace"] == "payments-checkout"
+    base = {
+        "team": "payments",
+        "name": "api",
+        "tenant": "checkout",
+        "environment": "dev",
+        "repo_url": "https://charts.example.org/x",
+        "revision": "1.0.0",
+    }
+    assert (
+        validate_answers(parameters("application"), base, context=CONTEXT)["destination_namespace"]
+        == "payments-checkout"
+    )
     assert refused("application", {**base, "path": "../../etc"}).field == "path"
     assert refused("application", {**base, "repo_url": "http://x.org/a"}).field == "repo_url"
     assert refused("application", {**base, "environment": "staging"}).rule == "environment"

@@ -34,8 +34,27 @@ def test_parses_the_api_grammar(text: object, value: Decimal) -> None:
 
 @pytest.mark.parametrize(
     "junk",
-    ["", "lots", "4GB", "4 Gi", "Gi", "1.2.3", "--1", "1e", "0x10", "4gi", "1Gi ", "١٢", True, None,
-     float("inf"), float("nan"), "9" * 80, [], "{{ 7 }}"],
+    [
+        "",
+        "lots",
+        "4GB",
+        "4 Gi",
+        "Gi",
+        "1.2.3",
+        "--1",
+        "1e",
+        "0x10",
+        "4gi",
+        "1Gi ",
+        "١٢",
+        True,
+        None,
+        float("inf"),
+        float("nan"),
+        "9" * 80,
+        [],
+        "{{ 7 }}",
+    ],
 )
 def test_refuses_junk(junk: object) -> None:
     with pytest.raises(ValueError, match="not a Kubernetes quantity"):

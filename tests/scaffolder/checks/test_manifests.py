@@ -1,4 +1,4 @@
-"""Strict manifest validation, and the repository's CRD schemas cross-checked with the official CRDs."""
+"""Strict manifest validation; the repository's CRD schemas checked against the official CRDs."""
 
 from __future__ import annotations
 
@@ -40,32 +40,52 @@ def test_core_kinds_are_strict() -> None:
     assert any("'dta' was unexpected" in p for p in validate_manifest(typo))
     wrong = {**ok, "data": {"k": 1}}
     assert validate_manifest(wrong) and "ConfigMap/a: data.k" in validate_manifest(wrong)[0]
-    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
-                  "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", "imagee": "x"}]}}}}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d"},
+        "spec": {
+            "selector": {},
+            "template": {"spec": {"containers": [{"name": "c", "imagee": "x"}]}},
+        },
+    }
     assert any("imagee" in p for p in validate_manifest(deployment))
 
 
 def test_unknown_kinds_and_shapes_are_problems() -> None:
-    assert validate_manifest({"apiVersion": "example.com/v1", "kind": "Widget",
-                              "metadata": {"name": "w"}}) == [
-        "Widget/w: no schema for example.com/v1 Widget"]
+    assert validate_manifest(
+        {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    ) == ["Widget/w: no schema for example.com/v1 Widget"]
     assert validate_manifest({"kind": "ConfigMap"}) == ["manifest has no apiVersion/kind"]
 
 
 def test_custom_resources_are_checked_with_repository_schemas() -> None:
-    app = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-           "metadata": {"name": "a", "namespace": "argocd"},
-           "spec": {"project": "p", "destination": {"name": "dev", "namespace": "x"},
-                    "source": {"repoURL": "https://x", "targetRevision": "1"}}}
+    app = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "a", "namespace": "argocd"},
+        "spec": {
+            "project": "p",
+            "destination": {"name": "dev", "namespace": "x"},
+            "source": {"repoURL": "https://x", "targetRevision": "1"},
+        },
+    }
     assert validate_manifest(app) == []
     bad = {**app, "spec": {**app["spec"], "sourc": {}}}
     assert any("'sourc' was unexpected" in p for p in validate_manifest(bad))
-    cnp = {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
-           "metadata": {"name": "c", "namespace": "n"},
-           "spec": {"endpointSelector": {}, "ingress": [{"fromEndpoint": [{}]}]}}
+    cnp = {
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumNetworkPolicy",
+        "metadata": {"name": "c", "namespace": "n"},
+        "spec": {"endpointSelector": {}, "ingress": [{"fromEndpoint": [{}]}]},
+    }
     assert any("fromEndpoint" in p for p in validate_manifest(cnp))
-    constraint = {"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sAllowedRegistries",
-                  "metadata": {"name": "r"}, "spec": {"parameters": {"registries": []}}}
+    constraint = {
+        "apiVersion": "constraints.gatekeeper.sh/v1beta1",
+        "kind": "K8sAllowedRegistries",
+        "metadata": {"name": "r"},
+        "spec": {"parameters": {"registries": []}},
+    }
     assert validate_manifest(constraint)
 
 
@@ -80,9 +100,11 @@ def test_load_documents_is_safe_and_strict() -> None:
 
 
 def test_non_cluster_files_are_skipped() -> None:
-    docs = [{"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": "x"}},
-            {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"},
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x", "oops": 1}}]
+    docs = [
+        {"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": "x"}},
+        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x", "oops": 1}},
+    ]
     problems = validate_documents(docs)
     assert len(problems) == 1 and "Namespace/x" in problems[0]
 
@@ -164,12 +186,17 @@ def rendered_and_skeleton_objects(kind: str, rendered: dict[str, Path]) -> list[
 
 
 @pytest.mark.parametrize("kind", AVAILABLE)
-def test_rendered_objects_pass_the_official_crd_schema(kind: str, rendered: dict[str, Path]) -> None:
+def test_rendered_objects_pass_the_official_crd_schema(
+    kind: str, rendered: dict[str, Path]
+) -> None:
     objects = rendered_and_skeleton_objects(kind, rendered)
     assert objects, f"nothing of kind {kind} is rendered"
     validator = jsonschema.Draft7Validator(official_schema(kind))
-    problems = [f"{doc['metadata']['name']}: {e.message}" for doc in objects
-                for e in validator.iter_errors(doc)]
+    problems = [
+        f"{doc['metadata']['name']}: {e.message}"
+        for doc in objects
+        for e in validator.iter_errors(doc)
+    ]
     assert problems == []
     assert all(validate_manifest(doc) == [] for doc in objects)
 

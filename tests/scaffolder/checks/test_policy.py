@@ -19,17 +19,24 @@ def policies() -> PolicySet:
 
 
 def deployment(**container: Any) -> dict[str, Any]:
-    spec = {"name": "app", "image": "ghcr.io/example-org/app:1.0.0",
-            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}
+    spec = {
+        "name": "app",
+        "image": "ghcr.io/example-org/app:1.0.0",
+        "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
+    }
     spec.update(container)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "app", "namespace": "payments-web",
-                     "labels": {"team": "payments", "cost-center": "cc-1"}},
-        "spec": {"selector": {"matchLabels": {"a": "b"}},
-                 "template": {"metadata": {"labels": {"a": "b"}},
-                              "spec": {"containers": [spec]}}},
+        "metadata": {
+            "name": "app",
+            "namespace": "payments-web",
+            "labels": {"team": "payments", "cost-center": "cc-1"},
+        },
+        "spec": {
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [spec]}},
+        },
     }
 
 
@@ -38,8 +45,14 @@ def messages(policies: PolicySet, obj: dict[str, Any]) -> list[str]:
 
 
 def test_loads_six_templates_with_their_constraints(policies: PolicySet) -> None:
-    assert policies.kinds == ["K8sAllowedRegistries", "K8sContainerLimits", "K8sHostIsolation",
-                              "K8sImageTag", "K8sNoPrivileged", "K8sRequiredLabels"]
+    assert policies.kinds == [
+        "K8sAllowedRegistries",
+        "K8sContainerLimits",
+        "K8sHostIsolation",
+        "K8sImageTag",
+        "K8sNoPrivileged",
+        "K8sRequiredLabels",
+    ]
     assert len(policies.constraints) == 6
 
 
@@ -52,25 +65,47 @@ def test_compliant_deployment_is_admitted(policies: PolicySet) -> None:
 @pytest.mark.parametrize(
     ("container", "expected"),
     [
-        ({"securityContext": {"privileged": True}},
-         ["container app is privileged; privileged containers are not allowed"]),
-        ({"image": "ghcr.io/example-org/app:latest"},
-         ["container app uses the :latest tag (ghcr.io/example-org/app:latest); pin a version "
-          "tag or digest"]),
-        ({"image": "ghcr.io/example-org/app"},
-         ["container app uses the untagged image ghcr.io/example-org/app; pin a version tag or "
-          "digest"]),
-        ({"image": "registry.example.org:5000/app"},
-         ["container app uses image registry.example.org:5000/app from a registry that is not "
-          "allowed (allowed: ghcr.io/example-org/, registry.example.org/)",
-          "container app uses the untagged image registry.example.org:5000/app; pin a version "
-          "tag or digest"]),
-        ({"resources": {}},
-         ["container app has no CPU limit; set resources.limits.cpu",
-          "container app has no memory limit; set resources.limits.memory"]),
-        ({"image": "docker.io/library/nginx:1.27"},
-         ["container app uses image docker.io/library/nginx:1.27 from a registry that is not "
-          "allowed (allowed: ghcr.io/example-org/, registry.example.org/)"]),
+        (
+            {"securityContext": {"privileged": True}},
+            ["container app is privileged; privileged containers are not allowed"],
+        ),
+        (
+            {"image": "ghcr.io/example-org/app:latest"},
+            [
+                "container app uses the :latest tag (ghcr.io/example-org/app:latest); "
+                "pin a version tag or digest"
+            ],
+        ),
+        (
+            {"image": "ghcr.io/example-org/app"},
+            [
+                "container app uses the untagged image ghcr.io/example-org/app; "
+                "pin a version tag or digest"
+            ],
+        ),
+        (
+            {"image": "registry.example.org:5000/app"},
+            [
+                "container app uses image registry.example.org:5000/app from a registry "
+                "that is not allowed (allowed: ghcr.io/example-org/, registry.example.org/)",
+                "container app uses the untagged image registry.example.org:5000/app; "
+                "pin a version tag or digest",
+            ],
+        ),
+        (
+            {"resources": {}},
+            [
+                "container app has no CPU limit; set resources.limits.cpu",
+                "container app has no memory limit; set resources.limits.memory",
+            ],
+        ),
+        (
+            {"image": "docker.io/library/nginx:1.27"},
+            [
+                "container app uses image docker.io/library/nginx:1.27 from a registry that is not "
+                "allowed (allowed: ghcr.io/example-org/, registry.example.org/)"
+            ],
+        ),
     ],
 )
 def test_non_compliant_containers_are_denied(
@@ -91,19 +126,40 @@ def test_missing_labels_are_denied(policies: PolicySet) -> None:
 
 
 def test_host_access_is_denied_for_every_workload_kind(policies: PolicySet) -> None:
-    pod_spec = {"hostNetwork": True, "hostPID": True, "hostIPC": True,
-                "volumes": [{"name": "root", "hostPath": {"path": "/"}}],
-                "containers": deployment()["spec"]["template"]["spec"]["containers"]}
-    expected = ["hostIPC is not allowed", "hostNetwork is not allowed", "hostPID is not allowed",
-                "volume root mounts a hostPath; hostPath volumes are not allowed"]
-    meta = {"name": "x", "namespace": "payments-web",
-            "labels": {"team": "payments", "cost-center": "cc"}}
+    pod_spec = {
+        "hostNetwork": True,
+        "hostPID": True,
+        "hostIPC": True,
+        "volumes": [{"name": "root", "hostPath": {"path": "/"}}],
+        "containers": deployment()["spec"]["template"]["spec"]["containers"],
+    }
+    expected = [
+        "hostIPC is not allowed",
+        "hostNetwork is not allowed",
+        "hostPID is not allowed",
+        "volume root mounts a hostPath; hostPath volumes are not allowed",
+    ]
+    meta = {
+        "name": "x",
+        "namespace": "payments-web",
+        "labels": {"team": "payments", "cost-center": "cc"},
+    }
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec}
-    cron = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta,
-            "spec": {"schedule": "* * * * *",
-                     "jobTemplate": {"spec": {"template": {"spec": pod_spec}}}}}
-    daemonset = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": meta,
-                 "spec": {"template": {"spec": pod_spec}}}
+    cron = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": meta,
+        "spec": {
+            "schedule": "* * * * *",
+            "jobTemplate": {"spec": {"template": {"spec": pod_spec}}},
+        },
+    }
+    daemonset = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": meta,
+        "spec": {"template": {"spec": pod_spec}},
+    }
     for obj in (pod, cron, daemonset):
         assert messages(policies, obj) == expected
 
@@ -111,9 +167,16 @@ def test_host_access_is_denied_for_every_workload_kind(policies: PolicySet) -> N
 def test_init_containers_are_checked(policies: PolicySet) -> None:
     obj = deployment()
     obj["spec"]["template"]["spec"]["initContainers"] = [
-        {"name": "init", "image": "ghcr.io/example-org/init:1", "securityContext": {"privileged": True},
-         "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]
-    assert messages(policies, obj) == ["container init is privileged; privileged containers are not allowed"]
+        {
+            "name": "init",
+            "image": "ghcr.io/example-org/init:1",
+            "securityContext": {"privileged": True},
+            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
+        }
+    ]
+    assert messages(policies, obj) == [
+        "container init is privileged; privileged containers are not allowed"
+    ]
 
 
 def test_platform_namespaces_and_other_kinds_are_not_matched(policies: PolicySet) -> None:
@@ -125,11 +188,17 @@ def test_platform_namespaces_and_other_kinds_are_not_matched(policies: PolicySet
 
 
 def test_match_rules() -> None:
-    match = {"kinds": [{"apiGroups": ["apps"], "kinds": ["Deployment"]}],
-             "namespaces": ["team-*"], "excludedNamespaces": ["team-secret"],
-             "labelSelector": {"matchLabels": {"tier": "web"}}}
-    obj = {"apiVersion": "apps/v1", "kind": "Deployment",
-           "metadata": {"name": "a", "namespace": "team-a", "labels": {"tier": "web"}}}
+    match = {
+        "kinds": [{"apiGroups": ["apps"], "kinds": ["Deployment"]}],
+        "namespaces": ["team-*"],
+        "excludedNamespaces": ["team-secret"],
+        "labelSelector": {"matchLabels": {"tier": "web"}},
+    }
+    obj = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "a", "namespace": "team-a", "labels": {"tier": "web"}},
+    }
     assert matches(match, obj)
     other = copy.deepcopy(obj)
     other["metadata"]["namespace"] = "team-secret"
@@ -149,13 +218,14 @@ def test_match_rules() -> None:
 
 def test_broken_policies_are_reported(tmp_path: Path) -> None:
     template = (POLICIES / "template-k8snoprivileged.yaml").read_text()
-    (tmp_path / "t.yaml").write_text(template.replace("violation contains", "violation contains contains"))
+    (tmp_path / "t.yaml").write_text(
+        template.replace("violation contains", "violation contains contains")
+    )
     with pytest.raises(PolicyError, match="K8sNoPrivileged"):
         PolicySet.from_directory(tmp_path)
     (tmp_path / "t.yaml").write_text(template.replace("violation contains", "other contains"))
     with pytest.raises(PolicyError, match="undefined"):
         PolicySet.from_directory(tmp_path)
-    (tmp_path / "t.yaml").write_text(
-        (POLICIES / "constraint-k8snoprivileged.yaml").read_text())
+    (tmp_path / "t.yaml").write_text((POLICIES / "constraint-k8snoprivileged.yaml").read_text())
     with pytest.raises(PolicyError, match="has no ConstraintTemplate"):
         PolicySet.from_directory(tmp_path)
