@@ -63,12 +63,13 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise Unauthenticated("Authorization header must be `Bearer <token>`")
-        principal = auth_service.authenticate_token(session, value.strip())
+        principal = auth_service.authenticate_token(session, value.strip(),
+                                                    ip=client_ip(request))
     else:
         cookie = request.cookies.get(SESSION_COOKIE)
         if not cookie:
             raise Unauthenticated("sign in first (no session cookie or API token)")
-        principal = auth_service.authenticate_session(session, cookie)
+        principal = auth_service.authenticate_session(session, cookie, ip=client_ip(request))
         if request.method in UNSAFE_METHODS:
             await _check_csrf(request, session, principal)
     request.state.principal = principal

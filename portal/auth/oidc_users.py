@@ -3,21 +3,20 @@
 Groups claim mapping (Keycloak sends full group paths when "Full group path" is on, plain
 names otherwise; both work; a leading ``/`` is ignored):
 
-===============================================  =========================================
-group                                            meaning
-===============================================  =========================================
-``settings.oidc_admin_group`` (``platform-admins``)  platform-admin (global)
-``/teams/<team>``, ``/teams/<team>/developers``  developer of ``<team>``
-``/teams/<team>/reviewers``, ``/teams/<team>-reviewers``  reviewer of ``<team>``
-``<team>``                                       developer of ``<team>`` (team must exist)
-``<team>-reviewers``                             reviewer of ``<team>`` (team must exist)
-anything else                                    ignored (``offline_access``, default roles…)
-===============================================  =========================================
+- ``settings.oidc_admin_group`` (default ``platform-admins``): platform-admin (global);
+- ``team-<team>`` (``spec.groups.edit`` of ``teams/<team>/team.yaml``, the group the Keycloak
+  admin sync creates), ``/teams/<team>``, ``/teams/<team>/developers``: developer of the team;
+- ``team-<team>-admins`` (``spec.groups.admin``), ``/teams/<team>/reviewers``,
+  ``/teams/<team>-reviewers``: reviewer of the team;
+- ``team-<team>-viewers`` (``spec.groups.view``): nothing (everybody signed in reads);
+- ``<team>`` / ``<team>-reviewers`` / ``<team>-admins``: developer / reviewer of a team the
+  portal already knows;
+- anything else (``offline_access``, ``default-roles-…``): ignored.
 
-A user in both a team's group and its reviewers group is a reviewer. Groups under ``/teams/``
-create the team when it is missing; flat names only count for teams the portal already knows,
-so unrelated realm groups never become teams. At every sign-in the user's memberships and the
-platform-admin flag are replaced by what the claim says (removal in Keycloak revokes here).
+A user in both a team's group and its reviewers group is a reviewer. ``team-…`` and
+``/teams/…`` groups create the team when it is missing; flat names only count for existing
+teams, so unrelated realm groups never become teams. At every sign-in the user's memberships
+and the platform-admin flag are replaced by what the claim says (removal in Keycloak revokes).
 """
 
 from __future__ import annotations
@@ -57,11 +56,14 @@ def map_groups(groups: Iterable[str], *, admin_group: str,
         if path == admin:
             is_admin = True
             continue
-        explicit = path.startswith("teams/")
-        name = path[len("teams/"):] if explicit else path
+        if path.startswith("team-") and path.endswith("-viewers"):
+            continue
+        explicit = path.startswith(("teams/", "team-"))
+        name = path.split("/", 1)[1] if path.startswith("teams/") else (
+            path[len("team-"):] if explicit else path)
         role = Role.developer
         for suffix, suffix_role in (("/reviewers", Role.reviewer), ("-reviewers", Role.reviewer),
-                                    ("/developers", Role.developer)):
+                                    ("-admins", Role.reviewer), ("/developers", Role.developer)):
             if name.endswith(suffix):
                 name, role = name[: -len(suffix)], suffix_role
                 break

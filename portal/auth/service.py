@@ -203,15 +203,18 @@ def revoke_token(session: Session, *, token_id: int, principal: Principal) -> Ap
     return token
 
 
-def authenticate_token(session: Session, clear: str) -> Principal:
+def authenticate_token(session: Session, clear: str, *, ip: str = "") -> Principal:
     token = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(clear))).first()
     now = utcnow()
-    if token is None or token.revoked_at is not None or (
-        token.expires_at is not None and aware(token.expires_at) <= now
-    ):
+    if token is None:
         raise Unauthenticated("invalid, expired or revoked API token")
     user = session.get(User, token.user_id)
-    if user is None or not user.is_active:
+    if token.revoked_at is not None or (
+        token.expires_at is not None and aware(token.expires_at) <= now
+    ) or user is None or not user.is_active:
+        audit.record(session, actor=user.username if user else "", action="auth.token",
+                     outcome="denied", ip=ip, target=f"token:{token.id}:{token.name}",
+                     detail={"reason": "revoked" if token.revoked_at else "expired or disabled"})
         raise Unauthenticated("invalid, expired or revoked API token")
     token.last_used_at = now
     session.add(token)
@@ -266,12 +269,19 @@ def open_session(session: Session, *, user: User, ip: str, ttl_hours: int, via: 
     return web, clear
 
 
-def authenticate_session(session: Session, clear: str) -> Principal:
+def authenticate_session(session: Session, clear: str, *, ip: str = "") -> Principal:
     web = session.exec(select(WebSession).where(WebSession.token_hash == token_hash(clear))).first()
-    if web is None or web.revoked_at is not None or aware(web.expires_at) <= utcnow():
+    if web is None:
         raise Unauthenticated("session expired or signed out; sign in again")
     user = session.get(User, web.user_id)
-    if user is None or not user.is_active:
+    if web.revoked_at is not None or aware(web.expires_at) <= utcnow() or user is None \
+            or not user.is_active:
+        # A known session presented after sign-out or expiry: a replayed (maybe stolen) cookie.
+        reason = "signed out" if web.revoked_at is not None else (
+            "expired" if aware(web.expires_at) <= utcnow() else "account disabled")
+        audit.record(session, actor=user.username if user else "", action="auth.session",
+                     outcome="denied", ip=ip, target=f"session:{web.id}",
+                     detail={"reason": reason})
         raise Unauthenticated("session expired or signed out; sign in again")
     return principal_for(session, user, via="oidc" if web.via == "oidc" else "session", web=web)
 
