@@ -49,9 +49,16 @@ def load_documents(text: str) -> list[dict[str, Any]]:
     return docs
 
 
+def _is_data_file(path: str) -> bool:
+    """Repository files that are not Kubernetes objects: answers, environment manifests."""
+    parts = path.split("/")
+    return (parts[-1] == ANSWERS_FILE
+            or (len(parts) == 3 and parts[0] == "envs" and parts[2] == "infra.yaml"))
+
+
 def _manifest_files(rendered: Mapping[str, bytes]) -> list[str]:
     return [p for p in sorted(rendered) if p.endswith((".yaml", ".yml"))
-            and not p.endswith(ANSWERS_FILE) and "/hooks/" not in p]
+            and not _is_data_file(p)]
 
 
 def check_manifests(rendered: Mapping[str, bytes], *, kubernetes_version: str
