@@ -56,10 +56,7 @@ def make_engine(settings: Settings) -> Engine:
             url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own implicit transactions break SAVEPOINT; begin explicitly instead.
-        # Deferred, not IMMEDIATE: an idle session that has only read must not hold the
-        # single write lock (WAL readers never block the writer).
-        event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "before_cursor_execute", _sqlite_begin_on_first_write)
         return engine
     if backend == "postgresql":
         if url.drivername == "postgresql":
@@ -86,8 +83,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+_WRITE_PREFIXES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER",
+                   "SAVEPOINT")
+
+
+def _sqlite_begin_on_first_write(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    """SQLite transactions, shaped like PostgreSQL's READ COMMITTED.
+
+    SQLite has a single writer. A deferred transaction that read first and writes later fails
+    at once (SQLITE_BUSY_SNAPSHOT) when another connection committed in between, and an
+    IMMEDIATE transaction opened for every read would let an idle or streaming reader hold
+    the write lock. So reads run in autocommit (each sees the latest commit, as in PostgreSQL)
+    and the transaction starts, IMMEDIATE, at the first write: writers queue on the lock
+    (busy_timeout) instead of failing, and readers never block anyone.
+    """
+    if not statement.lstrip()[:10].upper().startswith(_WRITE_PREFIXES):
+        return
+    dbapi_connection = conn.connection.dbapi_connection
+    if dbapi_connection is not None and not dbapi_connection.in_transaction:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
 def check_connection(engine: Engine) -> None:
