@@ -20,11 +20,13 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from catalog import service as catalog_service
 from portal import db
 from portal.app import create_app
 from portal.auth import service as auth_service
 from portal.auth.models import Role
 from portal.settings import Settings
+from scaffolder.forges.factory import make_forge
 from scaffolder.gitrepo import seed_repository
 from scaffolder.parameters import ParameterContext, validate_answers
 from scaffolder.registry import Registry
@@ -97,7 +99,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             for team, role in teams.items():
                 auth_service.ensure_team(s, name=team)
                 auth_service.add_member(s, team=team, username=username, role=role)
-    app = create_app(settings, engine=engine, background=False)
+    with Session(engine, expire_on_commit=False) as s:  # as `caas catalog reindex` does
+        catalog_service.reindex(s, forge=make_forge(settings, engine))
+    app = create_app(settings, engine=engine, background=True)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on"))
     thread = threading.Thread(target=server.run, name="ui-server", daemon=True)

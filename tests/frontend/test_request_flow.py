@@ -4,6 +4,7 @@ a reviewer approves and merges it, and the namespace shows up applied with its t
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 
 import pytest
@@ -79,3 +80,17 @@ def test_request_review_merge_and_follow(new_context: Callable[[], BrowserContex
     expect(reviewer.get_by_role("status")).to_contain_text("Merged")
     reviewer.get_by_role("link", name="follow it in the catalog").click()
     expect(reviewer).to_have_url(re.compile(r"/catalog/namespaces/payments/[a-z-]*web-shop$"))
+
+    # The in-process reconciler applies the merge; the page shows it once it has.
+    status = reviewer.get_by_role("group", name="Status")
+    deadline = time.monotonic() + 60
+    while "applied" not in (status.all_inner_texts() or [""])[0]:
+        assert time.monotonic() < deadline, reviewer.locator("main").inner_text()
+        reviewer.wait_for_timeout(500)
+        reviewer.reload()
+    timeline = reviewer.get_by_role("list", name="Timeline, newest first")
+    for step in ("Pull request opened", "Checks finished", "Approved", "Merged"):
+        expect(timeline).to_contain_text(step)
+    expect(timeline).to_contain_text("by rui")
+    expect(reviewer.get_by_role("table", name="Quota per environment")).to_contain_text("dev")
+    screenshot(reviewer, "namespace")
