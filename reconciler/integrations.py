@@ -20,6 +20,7 @@ from reconciler.adapters import AdapterError, NotConfigured
 from reconciler.argocd import KINDS, ArgoCDApplier
 from reconciler.context import JobContext, Result
 from reconciler.errors import PermanentError, TemporaryError
+from reconciler.keycloak import GroupSpec, KeycloakSync, groups_from_team
 
 # Files whose objects the applier owns (everything else reaches the cluster through ArgoCD).
 _MANAGED = (re.compile(r"^bootstrap/[^/]+\.ya?ml$"), re.compile(r"^appsets/[^/]+\.ya?ml$"),
@@ -112,18 +113,40 @@ def _record_status(ctx: JobContext, entity: str, sync: str | None, health: str |
 
 
 def keycloak(ctx: JobContext) -> Result:
-    """A group per changed team and its members, through the Keycloak adapter."""
-    from reconciler import keycloak as kc
-
+    """A group per changed team (``spec.keycloakGroup`` and the admin group) with its exact
+    members, and the platform-admin user in the platform admins' group."""
     teams = [str(t) for t in ctx.job.payload.get("teams") or []]
     try:
-        sync = kc.KeycloakSync.from_settings(ctx.settings)
+        sync = KeycloakSync.from_settings(ctx.settings)
     except NotConfigured as exc:
         return Result.skipped(f"skipped: Keycloak {exc.reason}",
                               setting=exc.field or "CAAS_KEYCLOAK_URL")
+    groups: list[GroupSpec] = []
+    for team in teams:
+        path = f"teams/{team}/team.yaml"
+        content = ctx.forge.read_file(path, ctx.job.commit)
+        if content is None:
+            ctx.log(f"{path} removed: its Keycloak groups are kept (members may own data)")
+            continue
+        try:
+            doc = YAML(typ="safe", pure=True).load(content.decode("utf-8"))
+        except (YAMLError, UnicodeDecodeError) as exc:
+            raise PermanentError(f"{path} is not valid YAML: {exc}") from None
+        if not isinstance(doc, dict):
+            raise PermanentError(f"{path} must hold a mapping")
+        found = groups_from_team(doc)
+        ctx.log(f"team {team}: groups {', '.join(g.name for g in found) or '(none declared)'}")
+        groups.extend(found)
     try:
-        report = sync.sync_teams(ctx.forge, teams, ref=ctx.job.commit, log=ctx.log)
+        report = sync.sync(groups)
     except AdapterError as exc:
         raise _adapter_error(exc) from exc
-    return Result(message=f"Keycloak groups in step for {', '.join(teams)}",
-                  detail={"report": str(report)})
+    ctx.log(report.summary())
+    if report.missing_users:
+        ctx.log("users not in Keycloak yet (added at their first sign-in): "
+                + ", ".join(sorted(report.missing_users)))
+    return Result(message=f"Keycloak: {report.summary()}", detail={
+        "created_groups": report.created_groups,
+        "added": [list(pair) for pair in report.added],
+        "removed": [list(pair) for pair in report.removed],
+        "missing_users": report.missing_users})

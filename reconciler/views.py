@@ -63,8 +63,9 @@ async def job_events(
     _principal: PrincipalDep,
     last_event_id: Annotated[str | None, Header(alias="last-event-id")] = None,
 ) -> EventSourceResponse:
-    """The job's log as Server-Sent Events (`log` events, then one `state` event when the job
-    has finished). Reconnecting with `Last-Event-ID` resumes after that line."""
+    """The job's log as Server-Sent Events: `log` events, then one `end` event with the final
+    state once the job has finished. Reconnecting with `Last-Event-ID` resumes after that
+    line."""
     service.get_job(session, job_id=job_id)  # 404 before the stream starts
     session.close()
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
@@ -85,7 +86,8 @@ async def _stream(request: Request, engine: Engine, job_id: int,
             after = line.id
             yield {"event": "log", "id": str(line.id), "data": line.model_dump_json()}
         if JobState(job.state) in TERMINAL:
-            yield {"event": "state", "data": job.model_dump_json()}
+            yield {"event": "end", "data": json.dumps({"state": job.state,
+                                                       "message": job.message})}
             return
         if await request.is_disconnected():
             return
