@@ -90,8 +90,7 @@ def timed(samples: int, run: Callable[[int], object]) -> tuple[float, float]:
 def bench_size(tenants: int, samples: int) -> dict[str, tuple[float, float]]:
     with tempfile.TemporaryDirectory(prefix="caas-bench-") as tmp:
         root = Path(tmp)
-        settings = Settings(data_dir=root / ".caas", log_format="text",
-                            secret_key="bench")  # type: ignore[arg-type]
+        settings = Settings(data_dir=root / ".caas", log_format="text")
         engine = db.make_engine(settings)
         db.upgrade(engine)
         seeded = time.perf_counter()
