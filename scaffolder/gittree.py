@@ -9,11 +9,21 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from scaffolder.forges.base import FileChange
 from scaffolder.gitrepo import IDENTITY, GitError
 
 ZERO = "0" * 40
+
+
+class FileLike(Protocol):
+    """What ``commit_files`` writes (``scaffolder.forges.base.FileChange`` is one)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def content(self) -> bytes | None: ...
 
 
 def run(git_dir: Path, *args: str, input_bytes: bytes | None = None,
@@ -74,7 +84,7 @@ def author_env(author: str) -> dict[str, str]:
     return {"GIT_AUTHOR_NAME": author, "GIT_AUTHOR_EMAIL": f"{author}@caas.local"}
 
 
-def commit_files(git_dir: Path, *, parent: str, files: Sequence[FileChange], message: str,
+def commit_files(git_dir: Path, *, parent: str, files: Sequence[FileLike], message: str,
                  author: str) -> str:
     """A new commit on top of ``parent`` whose tree is the parent's plus ``files``."""
     for change in files:
