@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from portal.auth import oidc_flow
+from portal.auth.deps import SessionDep, SettingsDep, client_ip
 from portal.auth.oidc import OidcClient
 from portal.auth.views import set_session_cookie
-from portal.deps import SessionDep, SettingsDep, client_ip
 from portal.errors import NotFound, Unavailable
 from portal.settings import Settings
 

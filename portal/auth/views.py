@@ -11,9 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from portal.auth import audit
 from portal.auth import service as auth_service
+from portal.auth.deps import (
+    SESSION_COOKIE,
+    AdminDep,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    client_ip,
+)
 from portal.auth.models import AuditEventPublic, TokenCreated, TokenPublic, UserPublic
 from portal.auth.principal import Principal
-from portal.deps import SESSION_COOKIE, AdminDep, PrincipalDep, SessionDep, SettingsDep, client_ip
 from portal.settings import Settings
 
 router = APIRouter(prefix="/api", tags=["identity"])
