@@ -22,7 +22,7 @@ from reconciler import service as reconciler_service
 from scaffolder import service as scaffolder_service
 from scaffolder.changeset import entity_for
 from scaffolder.forges.base import Forge
-from scaffolder.models import ChangeDetail
+from scaffolder.models import ChangeDetail, ChangePublic
 
 router = APIRouter(include_in_schema=False)
 
@@ -40,8 +40,18 @@ class ActionView:
     reason: str
 
 
+def _tier(change: ChangePublic) -> policy.Tier:
+    return policy.Tier(change.tier) if change.tier in policy.Tier.__members__ \
+        else policy.Tier.prod
+
+
+def can_approve(principal: Principal, change: ChangePublic) -> bool:
+    return policy.can_approve(principal, author=change.author, team=change.team,
+                              tier=_tier(change), touches_envs=change.touches_envs).allowed
+
+
 def _actions(principal: Principal, change: ChangeDetail) -> list[ActionView]:
-    tier = policy.Tier(change.tier) if change.tier in policy.Tier.__members__ else policy.Tier.prod
+    tier = _tier(change)
     approve = policy.can_approve(principal, author=change.author, team=change.team, tier=tier,
                                  touches_envs=change.touches_envs)
     already = principal.username in change.approved_by
@@ -115,10 +125,8 @@ def changes_page(request: Request, principal: PrincipalDep, session: SessionDep,
     if view == "mine":
         changes = [c for c in changes if c.author == principal.username]
     elif view == "review":
-        changes = [c for c in changes if c.author != principal.username and policy.can_approve(
-            principal, author=c.author, team=c.team,
-            tier=policy.Tier(c.tier) if c.tier in policy.Tier.__members__ else policy.Tier.prod,
-            touches_envs=c.touches_envs)]
+        changes = [c for c in changes
+                   if c.author != principal.username and can_approve(principal, c)]
     return render(request, "changes.html", title="Changes", changes=changes, view=view,
                   views=VIEWS)
 

@@ -10,6 +10,8 @@ from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from frontend import activity, change_pages
+from frontend.catalog_pages import entity_url, timeline_view
 from frontend.pages import render
 from portal.auth import service as auth_service
 from portal.auth.views import set_session_cookie
@@ -24,6 +26,7 @@ from portal.deps import (
     set_login_csrf_cookie,
 )
 from portal.errors import CaasError
+from scaffolder import service as scaffolder_service
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -88,8 +91,21 @@ def logout(request: Request, principal: PrincipalDep, session: SessionDep) -> Re
 
 
 @router.get("/")
-def home(request: Request, principal: PrincipalDep) -> Response:
-    return render(request, "home.html", title="Home")
+def home(request: Request, principal: PrincipalDep, session: SessionDep) -> Response:
+    changes = scaffolder_service.list_changes(session, limit=200)
+    review = [c for c in changes if c.status == "open" and c.author != principal.username
+              and change_pages.can_approve(principal, c)]
+    events = activity.team_activity(session, principal.team_roles)
+    return render(request, "home.html", title="Home",
+                  requests=activity.my_requests(session, changes, principal.username),
+                  review=review[:10],
+                  activity=[{**e, "url": entity_url(str(e["entity"]))}
+                            for e in timeline_view_with_entity(events)])
+
+
+def timeline_view_with_entity(events: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [{**view, "entity": event["entity"]}
+            for event, view in zip(events, timeline_view(events), strict=True)]
 
 
 def mount(app: FastAPI) -> None:

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -36,6 +43,8 @@ from tests.conftest import PASSWORD, REPO_ROOT, make_settings
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+# Dry runs render, build and check for real (kustomize, Rego) on 2 cores: allow for it.
+expect.set_options(timeout=20_000)
 SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
 
 # Who exists in the browser tests: a developer and a reviewer of team `payments`, an admin.
@@ -163,3 +172,23 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path))  # the viewport: full pages of long diffs are slow
     return path
+
+
+def unlabelled_controls(page: Page) -> list[str]:
+    """Form controls without an accessible name (a <label>, aria-label or aria-labelledby)."""
+    names: list[str] = page.evaluate("""() => Array.from(document.querySelectorAll(
+        'input:not([type=hidden]), select, textarea'))
+        .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                      && !el.getAttribute('aria-labelledby'))
+        .map(el => el.name || el.id || el.outerHTML.slice(0, 60))""")
+    return names
+
+
+def tab_to(page: Page, selector: str, *, limit: int = 80) -> None:
+    """Press Tab until the element matching ``selector`` has the focus (keyboard only)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => document.activeElement && document.activeElement.matches(s)",
+                         selector):
+            return
+    raise AssertionError(f"Tab never reached {selector}")
