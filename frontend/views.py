@@ -64,12 +64,12 @@ def login_submit(
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
     try:
-        if not settings.local_login_enabled:
-            raise CaasError("local sign-in is disabled; use single sign-on")
+        # Disabled local sign-in still lets a local platform-admin in (break-glass).
         _web, clear, _user = auth_service.login(
             session, username=username, password=password, ip=client_ip(request),
             ttl_hours=settings.session_ttl_hours, rate_limit=settings.login_rate_limit,
             rate_window_s=settings.login_rate_window_s,
+            local_enabled=settings.local_login_enabled,
         )
     except CaasError as exc:
         return render(request, "login.html", status=exc.status, next=_safe_next(next),

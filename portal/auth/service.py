@@ -14,7 +14,14 @@ from portal.auth.models import ApiToken, AuditEvent, Membership, Role, Team, Use
 from portal.auth.passwords import hash_password, new_secret, token_hash, verify_password
 from portal.auth.principal import Principal
 from portal.db import aware, utcnow
-from portal.errors import Conflict, NotFound, TooManyRequests, Unauthenticated, ValidationFailed
+from portal.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+    ValidationFailed,
+)
 
 USERNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 TEAM_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -236,8 +243,13 @@ def failed_logins(session: Session, *, username: str, ip: str, window_s: int) ->
 
 
 def login(session: Session, *, username: str, password: str, ip: str, ttl_hours: int,
-          rate_limit: int, rate_window_s: int) -> tuple[WebSession, str, User]:
-    """Check a password and open a session. Every outcome is audited."""
+          rate_limit: int, rate_window_s: int, local_enabled: bool = True
+          ) -> tuple[WebSession, str, User]:
+    """Check a password and open a session. Every outcome is audited.
+
+    With ``local_enabled=False`` (single sign-on is the way in) a local platform-admin can
+    still sign in: the break-glass account for when the identity provider is down.
+    """
     username = username.strip().lower()[:64]
     if failed_logins(session, username=username, ip=ip, window_s=rate_window_s) >= rate_limit:
         audit.record(session, actor=username, action="auth.login", outcome="denied", ip=ip,
@@ -249,7 +261,13 @@ def login(session: Session, *, username: str, password: str, ip: str, ttl_hours:
         audit.record(session, actor=username, action="auth.login", outcome="failure", ip=ip,
                      detail={"reason": "bad credentials"})
         raise Unauthenticated("wrong username or password", field="password")
-    web, clear = open_session(session, user=user, ip=ip, ttl_hours=ttl_hours, via="password")
+    if not local_enabled and not user.is_platform_admin:
+        audit.record(session, actor=username, action="auth.login", outcome="denied", ip=ip,
+                     detail={"reason": "local sign-in disabled"})
+        raise Forbidden("local sign-in is disabled; use single sign-on", field="username",
+                        rule="local_login")
+    via = "password" if local_enabled else "break-glass"
+    web, clear = open_session(session, user=user, ip=ip, ttl_hours=ttl_hours, via=via)
     return web, clear, user
 
 

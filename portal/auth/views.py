@@ -53,14 +53,10 @@ def set_session_cookie(response: Response, settings: Settings, clear: str) -> No
 @router.post("/auth/login", response_model=LoginOut)
 def login(body: LoginIn, request: Request, response: Response, session: SessionDep,
           settings: SettingsDep) -> LoginOut:
-    if not settings.local_login_enabled:
-        from portal.errors import Forbidden
-
-        raise Forbidden("local sign-in is disabled; use single sign-on", rule="local_login")
     web, clear, user = auth_service.login(
         session, username=body.username, password=body.password, ip=client_ip(request),
         ttl_hours=settings.session_ttl_hours, rate_limit=settings.login_rate_limit,
-        rate_window_s=settings.login_rate_window_s,
+        rate_window_s=settings.login_rate_window_s, local_enabled=settings.local_login_enabled,
     )
     set_session_cookie(response, settings, clear)
     principal = auth_service.principal_for(session, user, via="session", web=web)

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from portal.app import create_app
 from portal.auth.models import AuditEvent, Role
-from tests.conftest import PASSWORD, UserFactory
+from tests.conftest import PASSWORD, UserFactory, make_settings
 
 
 def _audit(session: Session, action: str) -> list[AuditEvent]:
@@ -109,3 +111,22 @@ def test_audit_log_is_admin_only(
     csv = app_client.get("/api/audit", params={"format": "csv"}, headers=admin)
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.text.splitlines()[0] == "id,at,actor,action,target,outcome,ip,detail"
+
+
+def test_local_sign_in_disabled_leaves_break_glass_admins(
+    tmp_path: Path, database_url: str, make_user: UserFactory, session: Session
+) -> None:
+    make_user("root", admin=True)
+    make_user("hank")
+    settings = make_settings(tmp_path, database_url, local_login_enabled=False)
+    with TestClient(create_app(settings)) as client:
+        refused = client.post("/api/auth/login", json={"username": "hank", "password": PASSWORD})
+        assert refused.status_code == 403 and refused.json()["error"]["rule"] == "local_login"
+        wrong = client.post("/api/auth/login", json={"username": "root", "password": "nope"})
+        assert wrong.status_code == 401
+        glass = client.post("/api/auth/login", json={"username": "root", "password": PASSWORD})
+        assert glass.status_code == 200 and glass.json()["user"]["is_platform_admin"]
+    rows = [(r.actor, r.outcome, r.detail.get("via") or r.detail.get("reason"))
+            for r in _audit(session, "auth.login")]
+    assert rows == [("hank", "denied", "local sign-in disabled"),
+                    ("root", "failure", "bad credentials"), ("root", "success", "break-glass")]
