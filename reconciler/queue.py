@@ -230,9 +230,11 @@ def heartbeat(session: Session, *, job: Job, worker_id: str, lease_s: float) -> 
     return ours
 
 
-def append_log(session: Session, *, job_id: int, message: str, level: str = "info") -> None:
-    session.add(JobLog(job_id=job_id, level=level, message=redact(message)[:20000]))
-    session.commit()
+def add_logs(session: Session, *, job_id: int, lines: list[JobLog]) -> None:
+    """Add buffered log lines (already redacted) to the caller's transaction."""
+    for line in lines:
+        line.job_id = job_id
+        session.add(line)
 
 
 @dataclass(frozen=True)

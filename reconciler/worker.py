@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 
@@ -20,14 +21,17 @@ from sqlmodel import Session, col, select
 from catalog import service as catalog_service
 from catalog.models import Entity
 from portal.auth import audit
+from portal.db import aware, utcnow
+from portal.redact import redact
 from portal.settings import Settings
 from reconciler import queue, service
 from reconciler.context import Handler, JobContext, Result
 from reconciler.errors import PermanentError, TemporaryError
-from reconciler.models import TERMINAL, Job, JobKind, JobState, MergeState
+from reconciler.models import TERMINAL, Job, JobKind, JobLog, JobState, MergeState
 from scaffolder.forges.base import Forge
 
 log = logging.getLogger("caas.reconciler.worker")
+FLUSH_S = 0.5  # how often a running job's log lines reach the database (and the SSE stream)
 ACTOR = "reconciler"
 
 
@@ -81,20 +85,21 @@ class Worker:
     # ---- one job -------------------------------------------------------------------------------
 
     def execute(self, job: Job) -> None:
-        self._log(job, f"attempt {job.attempts} on worker {self.id}")
-        self._timeline(job, "job.started", {"attempt": job.attempts})
+        buffer = LogBuffer()
+        buffer.add(f"attempt {job.attempts} on worker {self.id}")
+        self._started(job)
         done = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(job, done), daemon=True,
+        beat = threading.Thread(target=self._heartbeat, args=(job, buffer, done), daemon=True,
                                 name=f"lease-{job.id}")
         beat.start()
         try:
-            outcome = self._run_handler(job)
+            outcome = self._run_handler(job, buffer)
         finally:
             done.set()
             beat.join()
-        self._finish(job, outcome)
+        self._finish(job, outcome, buffer)
 
-    def _run_handler(self, job: Job) -> queue.Outcome:
+    def _run_handler(self, job: Job, buffer: LogBuffer) -> queue.Outcome:
         handler = self.handlers.get(job.kind)
         try:
             if handler is None:
@@ -102,22 +107,22 @@ class Worker:
             if job.kind not in (JobKind.plan.value, JobKind.plan_preview.value):
                 self._check_on_main(job)
             ctx = JobContext(settings=self.settings, engine=self.engine, forge=self.forge,
-                             job=job, worker_id=self.id, log=lambda m: self._log(job, m))
+                             job=job, worker_id=self.id, log=buffer.add)
             result: Result = handler(ctx)
         except PermanentError as exc:
-            self._log(job, f"failed: {exc.message}", level="error")
+            buffer.add(f"failed: {exc.message}", "error")
             return queue.Outcome(state=JobState.failed, message=exc.message)
         except TemporaryError as exc:
-            self._log(job, f"temporary error: {exc.message}", level="warning")
+            buffer.add(f"temporary error: {exc.message}", "warning")
             return queue.Outcome(state=JobState.failed, message=exc.message, temporary=True,
                                  delay=exc.delay)
         except Exception as exc:  # an unforeseen error is retried: a bug must not lose a job
             log.exception("job %s (%s) raised", job.id, job.unit)
             message = f"{type(exc).__name__}: {exc}"
-            self._log(job, f"error: {message}", level="error")
+            buffer.add(f"error: {message}", "error")
             return queue.Outcome(state=JobState.failed, message=message, temporary=True)
         if result.message:
-            self._log(job, result.message)
+            buffer.add(result.message)
         return queue.Outcome(state=result.state, message=result.message, result=result.detail)
 
     def _check_on_main(self, job: Job) -> None:
@@ -130,85 +135,117 @@ class Worker:
             raise PermanentError(f"refused: commit {job.commit[:12]} is not reachable from "
                                  f"{main}; nothing was applied")
 
-    def _heartbeat(self, job: Job, done: threading.Event) -> None:
-        interval = max(1.0, self.settings.worker_lease_s / 3)
-        while not done.wait(interval):
+    def _heartbeat(self, job: Job, buffer: LogBuffer, done: threading.Event) -> None:
+        """Flush the log every FLUSH_S (the SSE stream follows it) and renew the lease every
+        third of its length."""
+        every = max(1.0, self.settings.worker_lease_s / 3)
+        last_beat = time.monotonic()
+        ours = True
+        while not done.wait(FLUSH_S):
+            beat = ours and time.monotonic() - last_beat >= every
+            if not beat and not buffer.pending():
+                continue
             try:
                 with Session(self.engine) as session:
-                    ours = queue.heartbeat(session, job=job, worker_id=self.id,
-                                           lease_s=self.settings.worker_lease_s)
-            except Exception:  # the database blinked; the next beat tries again
+                    queue.add_logs(session, job_id=job.id or 0, lines=buffer.drain())
+                    if beat:
+                        ours = queue.heartbeat(session, job=job, worker_id=self.id,
+                                               lease_s=self.settings.worker_lease_s)
+                        last_beat = time.monotonic()
+                        if not ours:
+                            log.warning("job %s: lease lost to another worker", job.id)
+                    session.commit()
+            except Exception:  # the database blinked; the next round tries again
                 log.warning("heartbeat of job %s failed", job.id, exc_info=True)
-                continue
-            if not ours:
-                log.warning("job %s: lease lost to another worker", job.id)
-                return
 
-    def _finish(self, job: Job, outcome: queue.Outcome) -> None:
-        finalized: tuple[str, list[str]] | None = None
+    def _finish(self, job: Job, outcome: queue.Outcome, buffer: LogBuffer) -> None:
+        """Outcome, log, audit, the merge's final state and the catalog: one transaction."""
         with Session(self.engine, expire_on_commit=False) as session:
             fresh = queue.finish(session, job=job, worker_id=self.id, outcome=outcome,
                                  max_attempts=self.settings.worker_max_attempts,
                                  backoff_s=self.settings.worker_backoff_s)
             if fresh is None:
                 log.warning("job %s finished after its lease was lost; outcome dropped", job.id)
+                buffer.add("finished after the lease was lost: outcome dropped", "warning")
+                queue.add_logs(session, job_id=job.id or 0, lines=buffer.drain())
+                session.commit()
                 return
             state = JobState(fresh.state)
             if state in TERMINAL:
+                buffer.add(f"{state.value} after {fresh.attempts} attempt(s)")
                 audit.record(session, actor=ACTOR, action=f"reconciler.job.{state.value}",
                              target=f"{fresh.id} {fresh.unit}",
                              outcome="success" if state in (JobState.succeeded,
                                                             JobState.skipped) else "failure",
                              detail={"commit": fresh.commit, "attempts": fresh.attempts,
                                      "message": fresh.message[:500]}, commit=False)
-                finalized = service.finalize_merge(session, commit=fresh.commit)
+            else:
+                buffer.add(f"retry {fresh.attempts + 1} not before "
+                           f"{aware(fresh.not_before).isoformat(timespec='seconds')}", "warning")
+            queue.add_logs(session, job_id=job.id or 0, lines=buffer.drain())
+            finalized = service.finalize_merge(session, commit=fresh.commit) \
+                if state in TERMINAL else None
+            self._catalog(session, job, f"job.{state.value}", {"message": fresh.message[:300]},
+                          finalized)
             session.commit()
-        if state in TERMINAL:
-            self._log(job, f"{state.value} after {fresh.attempts} attempt(s)")
-        else:
-            self._log(job, f"retry {fresh.attempts + 1} not before "
-                      f"{fresh.not_before.isoformat(timespec='seconds')}", level="warning")
-        self._timeline(job, f"job.{state.value}", {"message": fresh.message[:300]})
-        if finalized is not None:
-            self._set_statuses(*finalized)
 
     # ---- bookkeeping ---------------------------------------------------------------------------
 
-    def _log(self, job: Job, message: str, *, level: str = "info") -> None:
+    def _started(self, job: Job) -> None:
         try:
             with Session(self.engine) as session:
-                queue.append_log(session, job_id=job.id or 0, message=message, level=level)
-        except Exception:
-            log.warning("could not persist a log line of job %s", job.id, exc_info=True)
-
-    def _timeline(self, job: Job, event: str, detail: dict[str, object]) -> None:
-        """Job start/finish on the timeline of the entities it touches (best effort: catalog
-        bookkeeping never fails an apply, but a failure to write it is logged)."""
-        if job.kind in (JobKind.plan.value, JobKind.plan_preview.value) or not job.entities:
-            return
-        try:
-            with Session(self.engine) as session:
-                for entity in job.entities:
-                    catalog_service.record_timeline(
-                        session, entity=entity, event=event, actor=ACTOR,
-                        detail={"job": job.id, "unit": job.unit, "commit": job.commit[:12],
-                                **detail})
-                    if event == "job.started" and entity in _existing(session, [entity]):
-                        catalog_service.set_status(session, entity=entity, status="applying")
+                self._catalog(session, job, "job.started", {"attempt": job.attempts}, None)
                 session.commit()
         except Exception:
             log.warning("catalog timeline of job %s not recorded", job.id, exc_info=True)
 
-    def _set_statuses(self, state: str, entities: list[str]) -> None:
-        status = "applied" if state == MergeState.applied.value else "failed"
+    def _catalog(self, session: Session, job: Job, event: str, detail: dict[str, object],
+                 finalized: tuple[str, list[str]] | None) -> None:
+        """The job on its entities' timelines; ``applying`` when it starts; ``applied`` or
+        ``failed`` when the whole merge is done. In a savepoint: catalog bookkeeping never
+        undoes a job's outcome, and a failure to write it is logged."""
         try:
-            with Session(self.engine) as session:
-                # An entity the merge removed stays removed: no placeholder for it.
-                for entity in _existing(session, entities):
-                    catalog_service.set_status(session, entity=entity, status=status)
-                session.commit()
+            with session.begin_nested():
+                if job.kind not in (JobKind.plan.value, JobKind.plan_preview.value):
+                    existing = _existing(session, job.entities)
+                    for entity in job.entities:
+                        catalog_service.record_timeline(
+                            session, entity=entity, event=event, actor=ACTOR,
+                            detail={"job": job.id, "unit": job.unit, "commit": job.commit[:12],
+                                    **detail})
+                        if event == "job.started" and entity in existing:
+                            catalog_service.set_status(session, entity=entity,
+                                                       status="applying")
+                if finalized is not None:
+                    state, entities = finalized
+                    status = "applied" if state == MergeState.applied.value else "failed"
+                    # An entity the merge removed stays removed: no placeholder for it.
+                    for entity in _existing(session, entities):
+                        catalog_service.set_status(session, entity=entity, status=status)
         except Exception:
-            log.warning("catalog statuses not set (%s)", status, exc_info=True)
+            log.warning("catalog bookkeeping of job %s failed", job.id, exc_info=True)
+
+
+class LogBuffer:
+    """A job's log lines, collected from the handler's thread and written in batches."""
+
+    def __init__(self) -> None:
+        self._lines: list[JobLog] = []
+        self._lock = threading.Lock()
+
+    def add(self, message: str, level: str = "info") -> None:
+        line = JobLog(job_id=0, at=utcnow(), level=level, message=redact(message)[:20000])
+        with self._lock:
+            self._lines.append(line)
+
+    def pending(self) -> bool:
+        with self._lock:
+            return bool(self._lines)
+
+    def drain(self) -> list[JobLog]:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        return lines
 
 
 def _existing(session: Session, keys: list[str]) -> list[str]:
