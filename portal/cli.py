@@ -192,11 +192,11 @@ def scaffold(
     = "admin",
 ) -> None:
     """Render TEMPLATE with --set answers, run the checks and open the pull request."""
-    from scaffolder import service as scaffolder_service
+    from scaffolder.cli_values import parse_values
     from scaffolder.registry import Registry
 
     settings = load_settings()
-    answers = scaffolder_service.parse_values(registry=Registry(settings), template=template,
+    answers = parse_values(registry=Registry(settings), template=template,
                                               pairs=set_ or [])
     _scaffold(settings, user, template, answers, dry_run=dry_run)
 

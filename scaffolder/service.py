@@ -15,10 +15,11 @@ from portal.db import aware, utcnow
 from portal.errors import BadRequest, CaasError, Conflict, Forbidden, NotFound
 from portal.redact import redact
 from reconciler import service as reconciler_service
-from scaffolder import tasks
+from scaffolder import pr_text, tasks
 from scaffolder.changeset import Prepared, parameter_context, prepare
 from scaffolder.checks_runner import run_checks
-from scaffolder.forges.base import ChangeSpec, Check, CheckState, Forge
+from scaffolder.forges.base import ChangeSpec, Check, CheckState, Forge, MergeEvent
+from scaffolder.forges.github_webhook import PullRequestEvent
 from scaffolder.models import (
     Change,
     ChangeDetail,
@@ -160,8 +161,8 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
         step = "pull-request"
         tasks.log_step(session, task, step, "started", prepared.branch, progress)
         spec = ChangeSpec(branch=prepared.branch, title=prepared.title,
-                          body=_body(prepared, checks), files=prepared.changes,
-                          author=change.author, labels=_labels(prepared))
+                          body=pr_text.body(prepared, checks), files=prepared.changes,
+                          author=change.author, labels=pr_text.labels(prepared))
         # The forge writes through its own connection: end ours first (an SQLite reader
         # that began before another writer's commit can never write afterwards).
         session.commit()
@@ -176,7 +177,7 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
         for c in checks:
             forge.set_check(info.number, Check(name=f"caas/{c.name}", state=CheckState(c.state),
                                                description=c.summary[:140]))
-        forge.comment(info.number, redact(_preview(prepared, checks)))
+        forge.comment(info.number, redact(pr_text.preview(prepared, checks)))
         tasks.log_step(session, task, step, "done", f"{len(checks)} check(s) reported", progress)
         step = "catalog"
         if change.entity:
@@ -206,25 +207,6 @@ def _fail(session: Session, task: Task, step: str, message: str,
     session.rollback()
     task.status, task.error = "failed", redact(message)[:4000]
     tasks.log_step(session, task, step, "failed", message, progress)
-
-
-def _labels(prepared: Prepared) -> list[str]:
-    return ["caas", f"template:{prepared.template.name}", f"tier:{prepared.tier.value}",
-            *(["envs"] if prepared.touches_envs else [])]
-
-
-def _body(prepared: Prepared, checks: list[CheckResult]) -> str:
-    lines = [prepared.body, "", f"Template `{prepared.template.name}` version "
-             f"`{prepared.template.version[:12]}` → `{prepared.target}`.", "",
-             f"**Review:** {prepared.routing}", ""]
-    return redact("\n".join(lines) + _preview(prepared, checks))
-
-
-def _preview(prepared: Prepared, checks: list[CheckResult]) -> str:
-    files = "\n".join(f"- `{f.path}` ({f.status})" for f in prepared.files)
-    results = "\n".join(f"- {'✅' if c.state == 'success' else '❌'} **{c.name}**: {c.summary}"
-                        for c in checks)
-    return f"### Files\n{files}\n\n### Checks\n{results}\n"
 
 
 def get_task(session: Session, *, principal: Principal, task_id: int) -> TaskPublic:
@@ -384,24 +366,39 @@ def close_change(session: Session, *, forge: Forge, principal: Principal, change
     return ChangePublic(**_public(change))
 
 
-def parse_values(*, registry: Registry, template: str, pairs: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs from the command line: strings stay strings, other schema types
-    (numbers, booleans, arrays, objects) are read as JSON; the server validates as usual."""
-    import json
-
-    from portal.errors import ValidationFailed
-
-    types = {f.name: f.type for f in form_fields(registry.get(template).parameters)}
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ValidationFailed(f"--set {pair!r}: expected key=value", field="set")
-        if types.get(key, "string") == "string":
-            values[key] = raw
-            continue
-        try:
-            values[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            values[key] = [v for v in raw.split(",") if v] if types[key] == "array" else raw
-    return values
+def record_pr_event(session: Session, *, event: MergeEvent | PullRequestEvent) -> str:
+    """Keep a change in step with what its forge reports (GitHub webhooks, the poller):
+    merged → ``merged`` (the unit key is released, the catalog says merged), closed unmerged →
+    ``closed``, a new head → new ``head_sha``. Unknown PR numbers are ignored."""
+    number = event.change_number if isinstance(event, MergeEvent) else event.number
+    if not number:
+        return "no change number"
+    change = session.exec(select(Change).where(Change.number == number,
+                                               col(Change.status).in_(OPEN))).first()
+    if change is None:
+        return "not a scaffolder change"
+    actor = (event.merged_by if isinstance(event, MergeEvent) else event.sender) or "forge"
+    if isinstance(event, MergeEvent) or event.merged:
+        change.status, change.open_unit_key = "merged", None
+        change.merge_sha = event.commit if isinstance(event, MergeEvent) else None
+        outcome, status = "pr.merged", "merged"
+    elif event.action == "closed":
+        change.status, change.open_unit_key = "closed", None
+        outcome, status = "pr.closed", "closed"
+    else:
+        if event.head_sha:
+            change.head_sha = event.head_sha
+        change.updated_at = utcnow()
+        session.add(change)
+        session.commit()
+        return "head updated"
+    change.updated_at = utcnow()
+    session.add(change)
+    if change.entity:
+        catalog_service.record_timeline(session, entity=change.entity, event=outcome,
+                                        actor=actor[:100], detail={"change": change.id})
+        catalog_service.set_status(session, entity=change.entity, status=status)
+    audit.record(session, actor=actor, action=f"scaffolder.{status}", target=change.unit_key,
+                 detail={"change": change.id, "source": "forge"}, commit=False)
+    session.commit()
+    return outcome

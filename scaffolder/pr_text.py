@@ -1,0 +1,26 @@
+"""What a pull request says: labels, body (routing, files, checks) and the preview comment."""
+
+from __future__ import annotations
+
+from portal.redact import redact
+from scaffolder.changeset import Prepared
+from scaffolder.models import CheckResult
+
+
+def labels(prepared: Prepared) -> list[str]:
+    return ["caas", f"template:{prepared.template.name}", f"tier:{prepared.tier.value}",
+            *(["envs"] if prepared.touches_envs else [])]
+
+
+def body(prepared: Prepared, checks: list[CheckResult]) -> str:
+    lines = [prepared.body, "", f"Template `{prepared.template.name}` version "
+             f"`{prepared.template.version[:12]}` → `{prepared.target}`.", "",
+             f"**Review:** {prepared.routing}", ""]
+    return redact("\n".join(lines) + preview(prepared, checks))
+
+
+def preview(prepared: Prepared, checks: list[CheckResult]) -> str:
+    files = "\n".join(f"- `{f.path}` ({f.status})" for f in prepared.files)
+    results = "\n".join(f"- {'✅' if c.state == 'success' else '❌'} **{c.name}**: {c.summary}"
+                        for c in checks)
+    return f"### Files\n{files}\n\n### Checks\n{results}\n"
