@@ -69,27 +69,41 @@ def _actions(principal: Principal, change: ChangeDetail) -> list[ActionView]:
     ]
 
 
-def _plan(session: Session, change: ChangeDetail) -> list[dict[str, Any]]:
-    """The latest plan preview of this PR (changes under ``envs/``), per unit."""
+def _plan(session: Session, change: ChangeDetail) -> tuple[str, list[dict[str, Any]]]:
+    """The latest Terraform plan preview of this PR (changes under ``envs/``): the preview
+    job's state and, per environment/unit, add/change/destroy with the resources."""
     if not change.touches_envs or change.number is None:
-        return []
+        return "", []
     unit = f"plan-preview#{change.number}"
-    jobs = reconciler_service.list_jobs(session, kind="plan_preview", limit=100).items
+    jobs = reconciler_service.list_jobs(session, kind="plan_preview", limit=200).items
     job = next((j for j in jobs if j.unit == unit), None)
     if job is None:
-        return []
+        return "not started", []
     rows: list[dict[str, Any]] = []
-    plans = job.result.get("plans") or job.result.get("units") or {}
+    plans = job.result.get("plans") or {}
     if isinstance(plans, dict):
-        for name, plan in plans.items():
+        for name, plan in sorted(plans.items()):
             counts = plan_counts(plan if isinstance(plan, dict) else None)
-            if counts:
-                rows.append({"unit": name, **counts})
-    counts = plan_counts(job.result.get("plan") if isinstance(job.result.get("plan"), dict)
-                         else None)
-    if counts and not rows:
-        rows.append({"unit": "all units", **counts})
-    return rows
+            if counts is None:
+                continue
+            resources = plan.get("resources") or [] if isinstance(plan, dict) else []
+            rows.append({"unit": name, **counts,
+                         "resources": [f"{r.get('action', '')} {r.get('address', '')}"
+                                       for r in resources[:30] if isinstance(r, dict)]})
+    return job.state, rows
+
+
+def _forge_checks(forge: Forge, change: ChangeDetail) -> list[dict[str, str]]:
+    """Checks other parts set on the PR (the reconciler's ``terraform-plan``); the
+    scaffolder's own, mirrored as ``caas/<name>``, are already on the page."""
+    if change.number is None:
+        return []
+    try:
+        info = forge.get_change(change.number)
+    except CaasError:
+        return []
+    return [{"name": c.name, "state": c.state.value, "summary": c.description}
+            for c in info.checks if not c.name.startswith("caas/")]
 
 
 def _entity_link(unit_key: str) -> str | None:
@@ -107,12 +121,14 @@ def _change_page(request: Request, session: Session, forge: Forge, principal: Pr
                  flash: str | None = None) -> Response:
     change = scaffolder_service.get_change(session, change_id=change_id)
     local = forge.kind == "local"
+    plan_state, plan = _plan(session, change)
     return render(
         request, "change.html", status=error.status if error else 200,
         title=f"Change #{change.number or change.id}", change=change,
         files=split_diff(change.diff), actions=_actions(principal, change),
         local_forge=local, external_url=change.url if not local and change.url else None,
-        plan=_plan(session, change), entity_link=_entity_link(change.unit_key),
+        plan_state=plan_state, plan=plan, forge_checks=_forge_checks(forge, change),
+        entity_link=_entity_link(change.unit_key),
         error=error.message if error else None, flash=flash)
 
 
