@@ -86,27 +86,75 @@ def author_env(author: str) -> dict[str, str]:
 
 def commit_files(git_dir: Path, *, parent: str, files: Sequence[FileLike], message: str,
                  author: str) -> str:
-    """A new commit on top of ``parent`` whose tree is the parent's plus ``files``."""
+    """A new commit on top of ``parent`` whose tree is the parent's plus ``files``.
+
+    Only the trees on the changed paths are rewritten (``ls-tree`` + ``mktree``), so the cost
+    does not grow with the size of the repository the way an index of every file would.
+    """
     for change in files:
         check_path(change.path)
-    with tempfile.TemporaryDirectory(prefix="caas-commit-") as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        out(git_dir, "read-tree", parent, env=env)
-        writes = [f for f in files if f.content is not None]
-        blob_paths = []
-        for i, change in enumerate(writes):
-            blob = Path(tmp) / f"blob-{i}"
-            blob.write_bytes(change.content or b"")
-            blob_paths.append(str(blob))
-        shas = out(git_dir, "hash-object", "-w", "--stdin-paths",
-                   input_bytes="\n".join(blob_paths).encode()).split() if writes else []
-        lines = [f"100644 {sha}\t{f.path}" for f, sha in zip(writes, shas, strict=True)]
-        lines += [f"0 {ZERO}\t{f.path}" for f in files if f.content is None]
-        out(git_dir, "update-index", "--index-info", input_bytes=("\n".join(lines) + "\n").encode(),
-            env=env)
-        tree = out(git_dir, "write-tree", env=env).strip()
+    writes = [f for f in files if f.content is not None]
+    blobs: dict[str, str] = {}
+    if writes:
+        with tempfile.TemporaryDirectory(prefix="caas-commit-") as tmp:
+            blob_paths = []
+            for i, change in enumerate(writes):
+                blob = Path(tmp) / f"blob-{i}"
+                blob.write_bytes(change.content or b"")
+                blob_paths.append(str(blob))
+            shas = out(git_dir, "hash-object", "-w", "--stdin-paths",
+                       input_bytes="\n".join(blob_paths).encode()).split()
+        blobs = {f.path: sha for f, sha in zip(writes, shas, strict=True)}
+    changes: dict[str, str | None] = {f.path: blobs.get(f.path) for f in files}
+    root = out(git_dir, "rev-parse", f"{parent}^{{tree}}").strip()
+    tree = _rewrite(git_dir, root, changes) or _empty_tree(git_dir)
     return out(git_dir, "commit-tree", tree, "-p", parent, "-m", message,
                env=author_env(author)).strip()
+
+
+def _entries(git_dir: Path, tree: str | None) -> dict[str, tuple[str, str, str]]:
+    """name → (mode, type, object) of one tree's direct entries."""
+    if tree is None:
+        return {}
+    found: dict[str, tuple[str, str, str]] = {}
+    for record in out(git_dir, "ls-tree", "-z", tree).split("\0"):
+        if record:
+            meta, name = record.split("\t", 1)
+            mode, kind, obj = meta.split()
+            found[name] = (mode, kind, obj)
+    return found
+
+
+def _rewrite(git_dir: Path, tree: str | None, changes: dict[str, str | None]) -> str | None:
+    """The tree ``tree`` with ``changes`` (relative path → blob id, None deletes) applied;
+    None when nothing is left in it."""
+    entries = _entries(git_dir, tree)
+    nested: dict[str, dict[str, str | None]] = {}
+    for path, blob in changes.items():
+        head, sep, rest = path.partition("/")
+        if sep:
+            nested.setdefault(head, {})[rest] = blob
+        elif blob is None:
+            entries.pop(head, None)
+        else:
+            entries[head] = ("100644", "blob", blob)
+    for name, inner in nested.items():
+        current = entries.get(name)
+        sub = current[2] if current and current[1] == "tree" else None
+        rewritten = _rewrite(git_dir, sub, inner)
+        if rewritten is None:
+            entries.pop(name, None)
+        else:
+            entries[name] = ("040000", "tree", rewritten)
+    if not entries:
+        return None
+    listing = "".join(f"{mode} {kind} {obj}\t{name}\0"
+                      for name, (mode, kind, obj) in sorted(entries.items()))
+    return out(git_dir, "mktree", "-z", input_bytes=listing.encode()).strip()
+
+
+def _empty_tree(git_dir: Path) -> str:
+    return out(git_dir, "mktree", input_bytes=b"").strip()
 
 
 def update_ref(git_dir: Path, branch: str, new: str, old: str | None) -> bool:
