@@ -1,8 +1,9 @@
 """Fallback for missed webhooks: compare main's head with the last commit seen, and record a
 merge event for every new first-parent commit (idempotent: already-recorded commits are no-ops).
 
-The first poll ever records main's head without a predecessor, so a fresh installation
-reconciles everything the repository already declares.
+The first poll ever continues from the newest merge already recorded; on a fresh installation
+(nothing recorded) it records main's head without a predecessor, so everything the repository
+already declares is reconciled once.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import threading
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from portal.db import utcnow
 from portal.settings import Settings
 from reconciler import service
-from reconciler.models import Cursor
+from reconciler.models import Cursor, MergeRecord, MergeState
 from scaffolder import gittree
 from scaffolder.forges.base import Forge, MergeEvent
 
@@ -42,7 +43,7 @@ class Poller:
         head = self.forge.head(self.settings.main_branch)
         with Session(self.engine, expire_on_commit=False) as session:
             cursor = session.get(Cursor, CURSOR)
-            last = cursor.commit if cursor else None
+            last = cursor.commit if cursor else self._last_recorded(session, head)
         if last == head:
             return 0
         pairs = self._new_commits(last, head)
@@ -55,6 +56,18 @@ class Poller:
             session.add(cursor)
             session.commit()
         return len(pairs)
+
+    def _last_recorded(self, session: Session, head: str) -> str | None:
+        """Before the first poll: the newest merge already recorded (by a local merge or a
+        webhook) that is still on main, so the poller continues from there instead of
+        reconciling everything again."""
+        rows = session.exec(select(MergeRecord.commit).where(
+            MergeRecord.state != MergeState.refused.value)
+            .order_by(col(MergeRecord.id).desc()).limit(20)).all()
+        for commit in rows:
+            if self.forge.is_ancestor(commit, head):
+                return commit
+        return None
 
     def _new_commits(self, last: str | None, head: str) -> list[tuple[str | None, str]]:
         """(before, commit) pairs oldest first along main's first-parent chain."""

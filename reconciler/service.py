@@ -37,6 +37,7 @@ from reconciler.models import (
     UnitApply,
     UnitStatus,
 )
+from reconciler.units import UNIT_ORDER
 from scaffolder.forges.base import MergeEvent
 from scaffolder.forges.github_webhook import PullRequestEvent
 
@@ -257,7 +258,13 @@ def environment_status(session: Session, *, environment: str) -> EnvironmentStat
     lock = session.get(EnvLock, environment)
     return EnvironmentStatus(environment=environment,
                              locked_by_job=lock.job_id if lock else None,
-                             units=sorted(units.values(), key=lambda u: u.unit))
+                             units=sorted(units.values(), key=lambda u: _unit_rank(u.unit)))
+
+
+def _unit_rank(unit: str) -> tuple[int, str]:
+    """Units in the order they apply (backend first); unknown names after, by name."""
+    order = UNIT_ORDER.index(unit) if unit in UNIT_ORDER else len(UNIT_ORDER)
+    return order, unit
 
 
 PREVIEW_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})

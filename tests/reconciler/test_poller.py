@@ -43,3 +43,14 @@ def test_poller_records_each_new_commit_once(forge: LocalForge, engine: Engine,
     with Session(engine) as session:
         assert session.get(Cursor, "main").commit == c3  # type: ignore[union-attr]
     assert poller.poll_once() == 0
+
+
+def test_first_poll_continues_after_the_last_recorded_merge(
+        forge: LocalForge, engine: Engine, settings: Settings) -> None:
+    root = forge.head()
+    _, c1 = push(forge, {"teams/a/team.yaml": "name: a\n"})
+    with Session(engine) as session:
+        service.record_merge_event(session, event=MergeEvent(commit=c1, before=root))
+    _, c2 = push(forge, {"teams/b/team.yaml": "name: b\n"})
+    assert Poller(settings, engine, forge).poll_once() == 1
+    assert merges(engine) == [(root, c1, "local"), (c1, c2, "poller")]
