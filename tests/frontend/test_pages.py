@@ -4,11 +4,14 @@ to do next; plain HTTP against the live server (fast, no browser)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
-from tests.conftest import bearer
+from portal.app import create_app
+from tests.conftest import bearer, make_settings
 from tests.frontend.conftest import LiveServer
 
 
@@ -77,3 +80,13 @@ def test_request_form_refuses_bad_values_server_side(client: Callable[[str], htt
         "team": "platform", "name": "x", "cost_center": "cc",
         "environments.__multi": "1", "environments": "dev"})
     assert other.status_code == 422 and "not an existing team you belong to" in other.text
+
+
+def test_login_page_follows_the_identity_settings(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'caas.db'}", oidc_enabled=True,
+                             oidc_issuer="https://sso.example.test/realms/caas",
+                             oidc_client_id="caas-portal", local_login_enabled=False)
+    page = TestClient(create_app(settings)).get("/login?next=/catalog")  # no lifespan: no DB
+    assert page.status_code == 200
+    assert 'href="/auth/oidc/login?next=/catalog"' in page.text
+    assert 'name="password"' not in page.text
