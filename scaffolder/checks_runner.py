@@ -182,10 +182,9 @@ def check_collisions(forge: Forge, prepared: Prepared, open_units: Iterable[str]
     kind, name = unit_name(prepared.target)
     clashes: list[str] = []
     if kind == "namespace":
-        for team in _children(forge, "tenants"):
-            for ns in _children(forge, f"tenants/{team}"):
-                if ns == name and f"tenants/{team}/{ns}" != prepared.target:
-                    clashes.append(f"namespace {name} exists on main at tenants/{team}/{ns}")
+        for unit in _tenant_units(forge, prepared.base_sha):
+            if unit_name(unit) == (kind, name) and unit != prepared.target:
+                clashes.append(f"namespace {name} exists on main at {unit}")
     for other in open_units:
         if other != prepared.target and unit_name(other) == (kind, name):
             clashes.append(f"{kind} {name} is requested by an open change at {other}")
@@ -195,12 +194,22 @@ def check_collisions(forge: Forge, prepared: Prepared, open_units: Iterable[str]
     return CheckResult(name="collisions", state="success", summary=f"{kind} {name} is free")
 
 
-def _children(forge: Forge, directory: str) -> list[str]:
-    lister = getattr(forge, "list_dir", None)
-    if lister is not None:
-        return list(lister(directory))
-    prefix = directory + "/"
-    return sorted({p[len(prefix):].split("/", 1)[0] for p in forge.list_files(prefix)})
+@lru_cache(maxsize=16)
+def _tenant_dirs(git_dir: str, sha: str) -> tuple[str, ...]:
+    from scaffolder import gittree
+
+    listing = gittree.out(Path(git_dir), "ls-tree", "-r", "-d", "-z", "--name-only", sha,
+                          "--", "tenants/")
+    return tuple(p for p in listing.split("\0") if p.count("/") == 2)
+
+
+def _tenant_units(forge: Forge, sha: str) -> Iterable[str]:
+    """``tenants/<team>/<namespace>`` folders at ``sha`` (one git call, cached per commit)."""
+    git_dir = getattr(forge, "git_dir", None)
+    if git_dir is not None:
+        return _tenant_dirs(str(git_dir), sha)
+    return sorted({"/".join(p.split("/")[:3]) for p in forge.list_files("tenants", sha)
+                   if p.count("/") >= 3})
 
 
 def _capacity(doc: Mapping[str, Any]) -> Mapping[str, Any]:
