@@ -1,0 +1,109 @@
+"""The ArgoCD and Keycloak jobs end to end: a merge on the real skeleton, the worker, and the
+adapters talking to a fake Kubernetes API (kmock) and a fake Keycloak over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import kmock
+import pytest
+from sqlmodel import Session, select
+
+from catalog import service as catalog_service
+from catalog.models import Entity
+from portal import db
+from reconciler import service
+from reconciler.argocd import REFRESH_ANNOTATION
+from reconciler.worker import Worker
+from scaffolder.forges.base import MergeEvent
+from scaffolder.forges.local import LocalForge
+from scaffolder.gitrepo import seed_repository
+from tests.conftest import REPO_ROOT, make_settings
+from tests.fakes.keycloak import FakeKeycloak
+from tests.fakes.kubernetes import ApplyingEmulator, write_kubeconfig
+from tests.fakes.server import serve
+from tests.harness.databases import SqliteFactory
+from tests.reconciler.conftest import jobs_of, push
+from tests.reconciler.test_end_to_end import tenant_files
+from tests.reconciler.test_queue import drain
+
+APPS = "argoproj.io/v1alpha1/applications"
+TEAM = """apiVersion: caas.io/v1
+kind: Team
+metadata:
+  name: shop
+spec:
+  keycloakGroup: team-shop
+  groups: {admin: team-shop-admins, edit: team-shop, view: team-shop-viewers}
+  owners: [alice]
+  members: [bob]
+"""
+
+
+@pytest.mark.kmock(cls=ApplyingEmulator)
+async def test_argocd_job_applies_refreshes_and_reads_status_back(
+        kmock: kmock.KubernetesEmulator, tmp_path: Path, sqlite_factory: SqliteFactory) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url), context="platform")
+    settings = make_settings(tmp_path, sqlite_factory.new(tmp_path / "db"),
+                             kubeconfig=kubeconfig, kube_context="platform")
+    engine = db.make_engine(settings)
+    seed_repository(settings.resolved_gitops_repo, REPO_ROOT / "gitops-skeleton")
+    forge = LocalForge(settings, engine)
+    with Session(engine) as session:
+        catalog_service.reindex(session, forge=forge)
+    # the Application the tenants ApplicationSet generates for tenants/platform/web/envs/dev
+    kmock.objects[APPS, "argocd", "web-dev"] = {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": "web-dev", "namespace": "argocd"},
+        "status": {"sync": {"status": "OutOfSync"}, "health": {"status": "Progressing"}}}
+    root = (REPO_ROOT / "gitops-skeleton" / "bootstrap" / "root.yaml").read_text()
+    before, commit = push(forge, {**tenant_files("platform", "web"),
+                                  "bootstrap/root.yaml": root + "# touched\n"})
+    with Session(engine) as session:
+        service.record_merge_event(session, event=MergeEvent(commit=commit, before=before))
+    await asyncio.to_thread(drain, Worker(settings, engine, forge))
+
+    job = jobs_of(engine, commit)["argocd"]
+    assert job.state == "succeeded", job.message
+    assert sorted(job.result["applied"]) == [
+        "AppProject/platform", "Application/appsets", "Application/clusters",
+        "Application/platform", "Application/teams"]
+    assert job.result["applications"]["web-dev"] == {"sync": "OutOfSync",
+                                                     "health": "Progressing"}
+    stored = kmock.objects[APPS, "argocd", "web-dev"]
+    assert stored["metadata"]["annotations"][REFRESH_ANNOTATION] == "normal"
+    assert kmock.objects["argoproj.io/v1alpha1/appprojects", "argocd", "platform"]
+    with Session(engine) as session:
+        web = session.exec(select(Entity).where(Entity.key == "namespace:platform/web")).one()
+    assert (web.status, web.sync, web.health) == ("applied", "out-of-sync", "progressing")
+    engine.dispose()
+
+
+def test_keycloak_job_syncs_the_changed_team(tmp_path: Path,
+                                             sqlite_factory: SqliteFactory) -> None:
+    keycloak = FakeKeycloak(client_id="portal-admin", client_secret="s3cr3t")
+    realm = keycloak.add_realm("caas")
+    for user in ("alice", "bob", "platform-admin"):
+        realm.add_user(user)
+    with serve(keycloak.app) as url:
+        settings = make_settings(tmp_path, sqlite_factory.new(tmp_path / "db"),
+                                 keycloak_url=url, keycloak_realm="caas",
+                                 keycloak_admin_client_id="portal-admin",
+                                 keycloak_admin_client_secret="s3cr3t")
+        engine = db.make_engine(settings)
+        seed_repository(settings.resolved_gitops_repo, REPO_ROOT / "gitops-skeleton")
+        forge = LocalForge(settings, engine)
+        before, commit = push(forge, {"teams/shop/team.yaml": TEAM})
+        with Session(engine) as session:
+            service.record_merge_event(session, event=MergeEvent(commit=commit, before=before))
+        drain(Worker(settings, engine, forge))
+    job = jobs_of(engine, commit)["keycloak"]
+    assert job.state == "succeeded", job.message
+    assert job.payload == {"teams": ["shop"]}
+    assert realm.members("team-shop") == {"alice", "bob"}
+    assert realm.members("team-shop-admins") == {"alice"}
+    assert "platform-admin" in realm.members("platform-admins")
+    assert sorted(job.result["created_groups"]) == ["platform-admins", "team-shop",
+                                                   "team-shop-admins"]
+    engine.dispose()
