@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,7 +60,7 @@ def test_every_tenant_overlay_builds_and_passes(
 
 
 def test_tenant_network_policy_follows_the_switches(rendered: dict[str, Path]) -> None:
-    def policies_of(case: str) -> list[dict]:
+    def policies_of(case: str) -> list[dict[str, Any]]:
         return [
             doc for _p, doc in documents(rendered[case]) if doc.get("kind") == "CiliumNetworkPolicy"
         ]
@@ -92,7 +93,7 @@ def test_free_text_lands_verbatim_and_inert(rendered: dict[str, Path]) -> None:
 
 
 def test_application_shapes(rendered: dict[str, Path]) -> None:
-    def app(case: str) -> dict:
+    def app(case: str) -> dict[str, Any]:
         return load_documents((rendered[case] / "application.yaml").read_text())[0]
 
     helm = app("application-typical")

@@ -60,7 +60,7 @@ def test_unknown_kinds_and_shapes_are_problems() -> None:
 
 
 def test_custom_resources_are_checked_with_repository_schemas() -> None:
-    app = {
+    app: dict[str, Any] = {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
         "metadata": {"name": "a", "namespace": "argocd"},
@@ -100,7 +100,7 @@ def test_load_documents_is_safe_and_strict() -> None:
 
 
 def test_non_cluster_files_are_skipped() -> None:
-    docs = [
+    docs: list[dict[str, Any]] = [
         {"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": "x"}},
         {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"},
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x", "oops": 1}},
@@ -125,7 +125,8 @@ def official_schema(kind: str) -> dict[str, Any]:
     crd = yaml.load((OFFICIAL / CRD_FILES[kind]).read_text(), Loader=yaml.CSafeLoader)
     versions = crd["spec"]["versions"]
     version = next(v for v in versions if v.get("storage")) if len(versions) > 1 else versions[0]
-    return to_json_schema(version["schema"]["openAPIV3Schema"])
+    schema: dict[str, Any] = to_json_schema(version["schema"]["openAPIV3Schema"])
+    return schema
 
 
 def to_json_schema(node: Any) -> Any:

@@ -194,7 +194,7 @@ def test_match_rules() -> None:
         "excludedNamespaces": ["team-secret"],
         "labelSelector": {"matchLabels": {"tier": "web"}},
     }
-    obj = {
+    obj: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": "a", "namespace": "team-a", "labels": {"tier": "web"}},
