@@ -15,6 +15,8 @@ from typing import Protocol
 from scaffolder.forges.base import Forge, ForgeError
 from scaffolder.gitrepo import git
 
+FEW = 64  # up to this many folders, walk them in one cat-file process (no ls-tree spawn)
+
 
 class TreeSource(Protocol):
     """What the indexer needs: the commit of a ref, and every file under some prefixes."""
@@ -59,11 +61,54 @@ class GitReader:
         return self.read_tree([path], ref).get(path)
 
     def read_tree(self, prefixes: Sequence[str], ref: str) -> dict[str, bytes]:
+        if prefixes and len(prefixes) <= FEW:
+            return self._walk(prefixes, ref)
         entries = self._ls(prefixes, ref)
         # ls-tree matches path prefixes component-wise; a file named exactly like the prefix
         # counts too (read_file of a single path).
         blobs = self._cat(sha for sha, _path in entries)
         return {path: blobs[sha] for sha, path in entries}
+
+    def _walk(self, prefixes: Sequence[str], ref: str) -> dict[str, bytes]:
+        """Read a few folders through one interactive ``git cat-file --batch``: after a merge
+        only one or two entities change, and each process spawn costs more than the reads."""
+        proc = subprocess.Popen(["git", f"--git-dir={self.git_dir}", "cat-file", "--batch"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        assert proc.stdin is not None and proc.stdout is not None
+        stdin, stdout = proc.stdin, proc.stdout
+
+        def get(name: str) -> tuple[bytes, bytes] | None:
+            stdin.write(name.encode() + b"\n")
+            stdin.flush()
+            header = stdout.readline().split()
+            if len(header) != 3:  # "<name> missing" (or ambiguous)
+                return None
+            data = stdout.read(int(header[2]))
+            stdout.read(1)
+            return header[1], data
+
+        files: dict[str, bytes] = {}
+        try:
+            for prefix in prefixes:
+                top = get(f"{ref}:{prefix.rstrip('/')}")
+                stack = [(prefix.rstrip("/"), top)] if top else []
+                while stack:
+                    path, (kind, data) = stack.pop()
+                    if kind == b"blob":
+                        files[path] = data
+                        continue
+                    if kind != b"tree":
+                        continue
+                    for mode, name, sha in _tree_entries(data):
+                        if mode != b"160000":  # submodules have no objects here
+                            child = get(sha)
+                            if child is not None:
+                                stack.append((f"{path}/{name}", child))
+        finally:
+            stdin.close()
+            proc.wait()
+        return files
 
     def _cat(self, shas: Iterable[str]) -> dict[str, bytes]:
         wanted = list(dict.fromkeys(shas))
@@ -87,6 +132,16 @@ class GitReader:
             result[sha] = data[end + 1:end + 1 + size]
             pos = end + 1 + size + 1
         return result
+
+
+def _tree_entries(data: bytes) -> Iterable[tuple[bytes, str, str]]:
+    """Entries of a raw tree object: ``<mode> <name>\\0<20-byte id>`` repeated."""
+    pos = 0
+    while pos < len(data):
+        space = data.index(b" ", pos)
+        nul = data.index(b"\0", space)
+        yield data[pos:space], data[space + 1:nul].decode(), data[nul + 1:nul + 21].hex()
+        pos = nul + 21
 
 
 class ForgeSource:

@@ -125,17 +125,19 @@ def _delete_keys(session: Session, keys: Sequence[str]) -> None:
 
 
 def _insert(session: Session, parsed: Sequence[Parsed], rows: list[dict[str, Any]]) -> None:
+    # Core inserts (executemany): the ORM's bulk path costs more than the database here.
+    conn = session.connection()
     if rows:
-        session.execute(insert(Entity), rows)
+        conn.execute(insert(Entity.__table__), rows)  # type: ignore[attr-defined]
     relations = [{"source": p.key, "type": t, "target": target}
                  for p in parsed for t, target in p.relations]
     if relations:
-        session.execute(insert(Relation), relations)
+        conn.execute(insert(Relation.__table__), relations)  # type: ignore[attr-defined]
     placements = [{"namespace": p.key, "environment": env, "owner": p.owner, **quota}
                   for p in parsed if p.kind == Kind.namespace
                   for env, quota in p.spec.get("environments", {}).items()]
     if placements:
-        session.execute(insert(Placement), placements)
+        conn.execute(insert(Placement.__table__), placements)  # type: ignore[attr-defined]
 
 
 def _save_state(session: Session, commit: str) -> None:

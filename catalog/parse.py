@@ -12,28 +12,27 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
+import yaml_rs
 
 from catalog import quantity
 
-KEY_PATTERNS = (
-    (re.compile(r"^teams/([^/]+)/"), "team"),
-    (re.compile(r"^tenants/([^/]+)/([^/]+)/"), "namespace"),
-    (re.compile(r"^envs/([^/]+)/"), "environment"),
-    (re.compile(r"^applications/([^/]+)/([^/]+)/"), "application"),
-)
 PREFIX = {"team": "teams", "namespace": "tenants", "environment": "envs",
           "application": "applications"}
 QUOTA_KEYS = {"cpu": ("requests.cpu", "cpu"), "memory": ("requests.memory", "memory"),
               "storage": ("requests.storage",)}
 
 
+_DEPTH = {"teams": ("team", 1), "tenants": ("namespace", 2), "envs": ("environment", 1),
+          "applications": ("application", 2)}
+
+
 def key_for_path(path: str) -> str | None:
-    for pattern, kind in KEY_PATTERNS:
-        match = pattern.match(path)
-        if match:
-            return f"{kind}:{'/'.join(match.groups())}"
-    return None
+    """``tenants/<t>/<ns>/…`` → ``namespace:<t>/<ns>`` (the file must sit inside the folder)."""
+    parts = path.split("/")
+    spec = _DEPTH.get(parts[0])
+    if spec is None or len(parts) < spec[1] + 2 or not all(parts[1:spec[1] + 1]):
+        return None
+    return f"{spec[0]}:{'/'.join(parts[1:spec[1] + 1])}"
 
 
 def entity_dir(key: str) -> str:
@@ -58,26 +57,25 @@ class Parsed:
     catalog_name: str = ""  # metadata.name of its catalog-info.yaml, when it has one
 
 
-class _Loader(yaml.CSafeLoader):
-    """Safe loader that keeps timestamps and dates as strings (they go into JSON columns)."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for ch, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def load_docs(path: str, raw: bytes, problems: list[str]) -> list[dict[str, Any]]:
-    """Every mapping document in ``raw``; a YAML error becomes a problem, not an exception."""
+    """Every mapping document in ``raw``; a YAML error becomes a problem, not an exception.
+
+    yaml-rs (Rust) parses ~15x faster than PyYAML's C loader, which is what keeps a full reindex
+    of tens of thousands of files within seconds. Dates stay strings (they go into JSON).
+    """
     try:
-        docs = list(yaml.load_all(raw, Loader=_Loader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        problems.append(f"{path}: invalid YAML{where}: {reason}")
+        loaded = yaml_rs.loads(raw.decode("utf-8"), parse_datetime=False)
+    except UnicodeDecodeError as exc:
+        problems.append(f"{path}: not UTF-8 text ({exc.reason})")
         return []
+    except (yaml_rs.YAMLDecodeError, ValueError) as exc:
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        where = re.search(r"line (\d+)", lines[0]) if lines else None
+        reason = lines[-1].strip() if len(lines) > 1 else (lines[0] if lines else "")
+        problems.append(f"{path}: invalid YAML"
+                        + (f" (line {where.group(1)})" if where else "") + f": {reason}")
+        return []
+    docs = loaded if isinstance(loaded, list) else [loaded]
     return [doc for doc in docs if isinstance(doc, dict)]
 
 

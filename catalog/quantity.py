@@ -7,6 +7,7 @@ this module only fixes the units the catalog stores and the error it raises.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 from scaffolder.quantity import format_bytes, format_cpu, parse_quantity
 
@@ -20,6 +21,25 @@ class QuantityError(ValueError):
 
 
 def cpu_milli(value: object) -> int:
+    # Quotas repeat the same few spellings thousands of times per reindex.
+    return _cpu_milli(value) if isinstance(value, str) else _cpu_milli_uncached(value)
+
+
+def to_bytes(value: object) -> int:
+    return _to_bytes(value) if isinstance(value, str) else _to_bytes_uncached(value)
+
+
+@lru_cache(maxsize=4096)
+def _cpu_milli(value: str) -> int:
+    return _cpu_milli_uncached(value)
+
+
+@lru_cache(maxsize=4096)
+def _to_bytes(value: str) -> int:
+    return _to_bytes_uncached(value)
+
+
+def _cpu_milli_uncached(value: object) -> int:
     try:
         quantity = parse_quantity(value)
     except ValueError as exc:
@@ -29,7 +49,7 @@ def cpu_milli(value: object) -> int:
     return math.ceil(quantity * 1000)
 
 
-def to_bytes(value: object) -> int:
+def _to_bytes_uncached(value: object) -> int:
     try:
         quantity = parse_quantity(value)
     except ValueError as exc:

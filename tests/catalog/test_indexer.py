@@ -182,7 +182,7 @@ def test_malformed_files_flag_their_entity_and_the_rest_is_indexed(tmp_path, eng
     assert result.flagged == [API, BATCH,
                               EDGE, "team:search"]
     assert entities["team:search"].problems[0].startswith(
-        "teams/search/team.yaml: invalid YAML (line 2)")
+        "teams/search/team.yaml: invalid YAML (line 2): ")
     assert entities[BATCH].problems == [
         "tenants/payments/payments-batch/base/catalog-info.yaml: spec.owner is missing"]
     assert entities[EDGE].problems == [

@@ -1,0 +1,269 @@
+"""Catalog benchmark: prints figures, asserts nothing.
+
+Generates a GitOps repository of TEAMS x TENANTS tenants in 3 environments (default 50 x 100 x 3
+= 15,000 tenant-environment pairs, ~70,000 files, written with ``git fast-import``), then
+measures:
+
+- full reindex (``catalog.service.reindex``) into a fresh database;
+- incremental reindex after one merge that changes one tenant's quota (``index_commit``);
+- list and search latency (p50/p99) of ``/api/catalog/namespaces`` under CONCURRENCY concurrent
+  loopback requests against ``caas serve`` (uvicorn in a subprocess on a free port);
+- the serving process's peak RSS (VmHWM).
+
+    .venv/bin/python bench/catalog.py [--teams 50] [--tenants 100] [--requests 4000]
+                                      [--concurrency 200] [--database-url postgresql://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from sqlmodel import Session
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from catalog import service  # noqa: E402
+from catalog.gitreader import GitReader  # noqa: E402
+from portal import db  # noqa: E402
+from portal.auth import service as auth_service  # noqa: E402
+from portal.settings import Settings  # noqa: E402
+from scaffolder.gitrepo import git, init_bare  # noqa: E402
+
+ENVS = (("dev", "dev"), ("stage", "staging"), ("prod", "prod"))
+PASSWORD = "bench-password-1"  # noqa: S105 - a throwaway user in a throwaway database
+
+
+def tenant_files(team: str, ns: str) -> dict[str, str]:
+    root = f"tenants/{team}/{ns}"
+    quota = ("apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: tenant-quota\n"
+             f"  namespace: {ns}\nspec:\n  hard:\n    requests.cpu: \"{{cpu}}\"\n"
+             "    limits.cpu: \"{cpu}\"\n    requests.memory: {mem}\n    limits.memory: {mem}\n"
+             "    requests.storage: 50Gi\n    pods: \"50\"\n")
+    files = {
+        f"{root}/.caas-answers.yaml": f"template: tenant\nversion: abc\nanswers:\n  team: {team}\n"
+                                      f"  namespace: {ns}\n",
+        f"{root}/base/namespace.yaml": f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"
+                                       f"  labels:\n    team: {team}\n",
+        f"{root}/base/resourcequota.yaml": quota.format(cpu="4", mem="8Gi"),
+        f"{root}/base/limitrange.yaml": "apiVersion: v1\nkind: LimitRange\nmetadata:\n"
+                                        "  name: defaults\nspec:\n  limits:\n  - type: Container\n"
+                                        "    default: {cpu: 500m, memory: 512Mi}\n",
+        f"{root}/base/networkpolicy.yaml": "apiVersion: cilium.io/v2\n"
+                                           "kind: CiliumNetworkPolicy\nmetadata:\n"
+                                           "  name: default-deny\nspec:\n  endpointSelector: {}\n"
+                                           "  ingress: [{}]\n",
+        f"{root}/base/rolebindings.yaml": "apiVersion: rbac.authorization.k8s.io/v1\n"
+                                          "kind: RoleBinding\nmetadata:\n  name: team-edit\n"
+                                          f"subjects:\n- kind: Group\n  name: team-{team}\n"
+                                          "roleRef: {kind: ClusterRole, name: edit}\n",
+        f"{root}/base/kustomization.yaml": "resources: [namespace.yaml, resourcequota.yaml, "
+                                           "limitrange.yaml, networkpolicy.yaml, "
+                                           "rolebindings.yaml]\n",
+        f"{root}/base/catalog-info.yaml": "apiVersion: backstage.io/v1alpha1\nkind: Resource\n"
+                                          f"metadata:\n  name: {ns}\n  description: Tenant {ns}\n"
+                                          "spec:\n  type: kubernetes-namespace\n"
+                                          f"  owner: group:default/{team}\n  system: caas\n",
+    }
+    for i, (env, _tier) in enumerate(ENVS):
+        files[f"{root}/envs/{env}/kustomization.yaml"] = (
+            "resources: [../../base]\npatches:\n  - path: quota.yaml\n")
+        files[f"{root}/envs/{env}/quota.yaml"] = quota.format(cpu=str(i + 1), mem=f"{2 * i + 2}Gi")
+    return files
+
+
+def repo_files(teams: int, tenants: int) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for env, tier in ENVS:
+        files[f"envs/{env}/infra.yaml"] = (
+            f"name: {env}\nprovider: local\nregion: local\ntier: {tier}\ninstalled: true\n"
+            "capacity:\n  cpu: \"40000\"\n  memory: 80000Gi\n  storage: 2000Ti\n")
+    for t in range(teams):
+        team = f"team{t:02d}"
+        files[f"teams/{team}/team.yaml"] = (
+            f"apiVersion: caas.io/v1\nkind: Team\nmetadata:\n  name: {team}\nspec:\n"
+            f"  displayName: Team {t}\n  owners: [owner{t}]\n  members: [dev{t}a, dev{t}b]\n")
+        files[f"teams/{team}/catalog-info.yaml"] = (
+            f"apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: {team}\n"
+            "spec:\n  type: team\n  children: []\n")
+        for n in range(tenants):
+            files.update(tenant_files(team, f"{team}-ns{n:03d}"))
+        files[f"applications/{team}/web/application.yaml"] = (
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n"
+            f"  name: {team}-web\nspec:\n  destination:\n    name: prod\n"
+            f"    namespace: {team}-ns000\n  source:\n    repoURL: https://git/x\n")
+    return files
+
+
+def fast_import(git_dir: Path, files: dict[str, str | None], *, parent: str | None,
+                message: str) -> str:
+    """Write one commit on main with git fast-import (70k files in a couple of seconds)."""
+    chunks: list[bytes] = [b"commit refs/heads/main\n",
+                           b"committer bench <bench@localhost> 1700000000 +0000\n"]
+    msg = message.encode()
+    chunks.append(b"data %d\n%s\n" % (len(msg), msg))
+    if parent:
+        chunks.append(f"from {parent}\n".encode())
+    for path, content in files.items():
+        if content is None:
+            chunks.append(f"D {path}\n".encode())
+            continue
+        data = content.encode()
+        chunks.append(f"M 100644 inline {path}\n".encode())
+        chunks.append(b"data %d\n%s\n" % (len(data), data))
+    subprocess.run(["git", f"--git-dir={git_dir}", "fast-import", "--quiet"],
+                   input=b"".join(chunks), check=True)
+    return git(git_dir, "rev-parse", "main").strip()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def load(base: str, cookie: str, paths: list[str], concurrency: int
+               ) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for p in paths:
+        queue.put_nowait(p)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, cookies={"caas_session": cookie},
+                                 limits=limits, timeout=60) as client:
+        async def worker() -> None:
+            nonlocal errors
+            while not queue.empty():
+                path = queue.get_nowait()
+                started = time.perf_counter()
+                response = await client.get(path)
+                latencies.append((time.perf_counter() - started) * 1000)
+                errors += response.status_code != 200
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, errors
+
+
+def vm_hwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teams", type=int, default=50)
+    parser.add_argument("--tenants", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--no-serve", action="store_true", help="Only the indexing figures.")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="caas-bench-") as tmp:
+        work = Path(tmp)
+        git_dir = work / "gitops.git"
+        init_bare(git_dir)
+        started = time.perf_counter()
+        files = repo_files(args.teams, args.tenants)
+        first = fast_import(git_dir, dict(files), parent=None, message="bootstrap")
+        pairs = args.teams * args.tenants * len(ENVS)
+        print(f"repository: {args.teams} teams x {args.tenants} tenants x {len(ENVS)} envs = "
+              f"{pairs} tenant-environment pairs, {len(files)} files "
+              f"(generated in {time.perf_counter() - started:.1f} s)")
+        del files
+
+        settings = Settings(data_dir=work / ".caas", database_url=args.database_url,
+                            gitops_repo=git_dir, secret_key="bench-secret-key",  # noqa: S106
+                            log_level="WARNING", log_format="text")
+        engine = db.make_engine(settings)
+        db.upgrade(engine)
+        reader = GitReader(git_dir)
+        with Session(engine, expire_on_commit=False) as session:
+            result = service.reindex(session, forge=reader)
+        print(f"full reindex ({engine.dialect.name}): {result.seconds:.2f} s, "
+              f"{len(result.added)} entities, {len(result.flagged)} flagged")
+
+        target = "tenants/team07/team07-ns042/envs/prod/quota.yaml"
+        changed = tenant_files("team07", "team07-ns042")[target].replace('"3"', '"5"')
+        second = fast_import(git_dir, {target: changed}, parent=first, message="one merge")
+        paths = git(git_dir, "diff", "--name-only", first, second).split()
+        timings = []
+        for commit in (second, first, second):  # a few merges back and forth
+            with Session(engine, expire_on_commit=False) as session:
+                r = service.index_commit(session, forge=reader, commit=commit, changed=paths)
+            timings.append(r.seconds * 1000)
+        print(f"incremental reindex after one merge ({len(paths)} path, 1 entity): "
+              f"median {statistics.median(timings):.1f} ms (runs: "
+              + ", ".join(f"{t:.1f}" for t in timings) + ")")
+
+        with Session(engine, expire_on_commit=False) as session:
+            auth_service.create_user(session, username="bench", password=PASSWORD)
+            _web, cookie, _user = auth_service.login(
+                session, username="bench", password=PASSWORD, ip="127.0.0.1",
+                ttl_hours=2, rate_limit=100, rate_window_s=60)
+        engine.dispose()
+        print(f"bench process peak RSS (indexing): "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+        if args.no_serve:
+            return
+        port = free_port()
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("CAAS_")},
+               "CAAS_DATA_DIR": str(settings.data_dir), "CAAS_GITOPS_REPO": str(git_dir),
+               "CAAS_PORT": str(port), "CAAS_LOG_LEVEL": "WARNING", "CAAS_LOG_FORMAT": "text",
+               "CAAS_SECRET_KEY": "bench-secret-key",
+               **({"CAAS_DATABASE_URL": args.database_url} if args.database_url else {})}
+        server = subprocess.Popen([sys.executable, "-m", "portal.cli", "serve"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit("caas serve did not start: "
+                                         f"exit status {server.poll()}") from None
+                    time.sleep(0.2)
+            n = args.requests
+            lists = [f"/api/catalog/namespaces?limit=50&owner=team{i % args.teams:02d}"
+                     if i % 3 == 0 else
+                     f"/api/catalog/namespaces?limit=50&env={ENVS[i % 3][0]}" if i % 3 == 1
+                     else "/api/catalog/namespaces?limit=50" for i in range(n)]
+            searches = [f"/api/catalog/namespaces?limit=20&q=ns{i % 1000:03d}" for i in range(n)]
+            for label, paths_ in (("list", lists), ("search", searches)):
+                asyncio.run(load(base, cookie, paths_[:50], 10))  # warm-up
+                wall = time.perf_counter()
+                lat, errors = asyncio.run(load(base, cookie, paths_, args.concurrency))
+                wall = time.perf_counter() - wall
+                print(f"{label}: {n} requests, {args.concurrency} concurrent: "
+                      f"p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms, "
+                      f"{n / wall:.0f} req/s, {errors} errors")
+            print(f"portal process peak RSS: {vm_hwm_mb(server.pid):.0f} MB")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
