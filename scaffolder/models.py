@@ -272,9 +272,14 @@ class TemplateDetail(TemplateSummary):
     choices: dict[str, list[str]]
 
 
-class ChangeAction(BaseModel):
-    """Body of approve/merge/close (optional)."""
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+    rule: str | None = None
 
-    model_config = ConfigDict(extra="forbid")
 
-    comment: str = PField("", max_length=2000)
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx of the API: what failed, the field it concerns and the rule it broke."""
+
+    error: ErrorDetail

@@ -19,6 +19,7 @@ from scaffolder.models import (
     ChangeDetail,
     ChangePublic,
     DryRunResult,
+    ErrorBody,
     ScaffoldRequest,
     TaskPublic,
     TemplateDetail,
@@ -26,7 +27,13 @@ from scaffolder.models import (
 )
 from scaffolder.registry import Registry
 
-router = APIRouter(prefix="/api", tags=["scaffolder"])
+ERRORS: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in (
+        (401, "Not signed in"), (403, "Not allowed (policy, four-eyes rule)"),
+        (404, "Unknown template, task or change"),
+        (409, "Unit exists or is already requested, change not mergeable, merge conflict"),
+        (413, "Body too large"), (422, "Invalid input; `field` names it"))}
+router = APIRouter(prefix="/api", tags=["scaffolder"], responses=ERRORS)
 POLL_S = 0.2
 
 
