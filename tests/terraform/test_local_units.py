@@ -56,8 +56,9 @@ def test_local_units_apply_in_order_then_destroy_in_reverse(tmp_path: Path) -> N
     cluster = resource_input(runner.root / "demo" / "kubernetes", "terraform_data.cluster")
     assert cluster["vpc_id"] == network["vpc_id"]
     assert cluster["secrets_key"] == outputs["backend"]["kms_key_arn"]
-    assert cluster["subnet_ids"] == [*network["private_subnet_ids"],  # type: ignore[misc]
-                                     *network["public_subnet_ids"]]  # type: ignore[misc]
+    subnet_ids = [*list(network["private_subnet_ids"]),  # type: ignore[call-overload]
+                  *list(network["public_subnet_ids"])]  # type: ignore[call-overload]
+    assert cluster["subnet_ids"] == subnet_ids
     argocd = resource_input(runner.root / "demo" / "addons", "terraform_data.argocd")
     assert argocd["zone"] == {"id": outputs["domain"]["zone_id"], "name": "demo.caas.internal"}
     assert argocd["oidc_provider"] == kubernetes["oidc_provider_arn"]
