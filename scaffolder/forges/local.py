@@ -267,8 +267,3 @@ class LocalForge:
             checks=tuple(checks), created_at=aware(row.created_at),
             merged_at=aware(row.merged_at) if row.merged_at else None, merged_by=row.merged_by,
         )
-
-
-def read_files(forge: LocalForge, paths: Sequence[str], ref: str = "main") -> dict[str, bytes]:
-    """Batch read for the checks (one git process instead of one per file)."""
-    return gittree.read_many(forge.git_dir, forge._ref(ref), paths)
