@@ -111,7 +111,8 @@ def mark_planned(session: Session, *, commit: str, paths: list[str],
 
 
 def finalize_merge(session: Session, *, commit: str) -> tuple[str, list[str]] | None:
-    """When every job of ``commit`` is done: its merge becomes applied or failed.
+    """When every job of ``commit`` is done: its merge becomes applied or failed (also when
+    its plan job failed, so nothing was planned).
 
     The merge row is locked first so two workers finishing the last two jobs at once cannot
     both miss the moment. Returns (state, entities) when the state changed.
@@ -120,7 +121,7 @@ def finalize_merge(session: Session, *, commit: str) -> tuple[str, list[str]] | 
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     record = session.exec(stmt).first()
-    if record is None or record.state in (MergeState.recorded.value, MergeState.refused.value):
+    if record is None or record.state == MergeState.refused.value:
         return None
     if queue.open_jobs(session, commit=commit):
         return None
@@ -216,7 +217,9 @@ def retry_job(session: Session, *, job_id: int, principal: Principal, ip: str = 
             pending.append(held.unit)
     record = session.exec(select(MergeRecord).where(MergeRecord.commit == job.commit)).first()
     if record is not None and record.state == MergeState.failed.value:
-        record.state, record.finished_at = MergeState.planned.value, None
+        # A retried plan job has not planned anything yet; any other job reopens the merge.
+        back = MergeState.recorded if job.kind == JobKind.plan.value else MergeState.planned
+        record.state, record.finished_at = back.value, None
         session.add(record)
     audit.record(session, actor=principal.username, action="reconciler.job.retry",
                  target=f"{job.id} {job.unit}", ip=ip, detail={"commit": job.commit},

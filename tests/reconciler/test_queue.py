@@ -273,3 +273,28 @@ def test_two_workers_never_run_one_job_twice_nor_overlap_an_environment(
     assert states == Counter({"succeeded": 40})
     assert len(runs) == 40 and set(runs.values()) == {1}
     assert overlaps == []
+
+
+def test_failed_plan_fails_the_merge_and_retry_reopens_it(
+        forge: LocalForge, engine: Engine, settings: Settings) -> None:
+    broken = {"on": True}
+    inner = units_plan([queue.NewJob(unit="catalog", kind="catalog")])
+
+    def plan(ctx: JobContext) -> Result:
+        if broken["on"]:
+            raise PermanentError("forge said no")
+        return inner(ctx)
+
+    worker = Worker(settings, engine, forge, handlers={"plan": plan,
+                                                       "catalog": lambda ctx: Result()})
+    commit = merge(forge, engine, {"README.md": "y\n"})
+    drain(worker)
+    with Session(engine) as session:
+        assert session.exec(select(MergeRecord.state)).one() == "failed"
+        service.retry_job(session, job_id=jobs_of(engine, commit)["plan"].id or 0,
+                          principal=SYSTEM)
+        assert session.exec(select(MergeRecord.state)).one() == "recorded"
+    broken["on"] = False
+    drain(worker)
+    with Session(engine) as session:
+        assert session.exec(select(MergeRecord.state)).one() == "applied"
