@@ -72,6 +72,10 @@ def _serve(settings: Settings, *, background: bool) -> None:
 
     check_port(settings.host, settings.port)
     engine = ready_engine(settings, migrate=settings.migrate_on_start)
+    from portal.auth.settings_audit import record_settings_change
+
+    with db.session_scope(engine) as session:  # settings changed since the last start
+        record_settings_change(session, settings)
     application = create_app(settings, engine=engine, background=background)
     uvicorn.run(application, host=settings.host, port=settings.port, log_config=None,
                 proxy_headers=True, forwarded_allow_ips="127.0.0.1")
