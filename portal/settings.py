@@ -82,6 +82,13 @@ class Settings(BaseSettings):
                                 "(only these run hooks).")
     skeleton_dir: Path = Field(REPO_ROOT / "gitops-skeleton", description="Seed of a new "
                                "GitOps repository.")
+    quota_bounds: str = Field("cpu=100m..64,memory=128Mi..256Gi,storage=1Gi..10Ti",
+                              description="Bounds of tenant quota answers, `kind=min..max` "
+                              "(Kubernetes quantities); read by scaffolder.parameters."
+                              "parse_quota_bounds.")
+    reserved_namespaces: str = Field("", description="Extra namespace names templates refuse, "
+                                     "comma-separated (besides default, kube-* and the "
+                                     "platform's own namespaces).")
 
     # --- reconciler --------------------------------------------------------------------------
     terraform_bin: str = Field("terraform", description="The terraform CLI.")

@@ -12,6 +12,9 @@ Public API:
   (defaults applied) or ``ValidationFailed(message, field=..., rule=...)`` for the FIRST problem,
   fields checked in the order the form shows them.
 - ``form_fields(parameters) -> list[FieldSpec]`` — the top-level fields, in form order.
+- ``parameter_context(*, teams, environments, quota_bounds=None, reserved_namespaces="")`` and
+  ``parse_quota_bounds(text)`` — a context from the settings ``CAAS_QUOTA_BOUNDS`` and
+  ``CAAS_RESERVED_NAMESPACES``.
 
 Besides standard JSON Schema (Draft 2020-12), each property may say what it means to the platform:
 
@@ -92,6 +95,44 @@ class ParameterContext:
         default_factory=lambda: dict(DEFAULT_QUOTA_BOUNDS)
     )
     max_string_length: int = 1024
+
+
+def parse_quota_bounds(text: str) -> dict[str, tuple[str, str]]:
+    """``"cpu=100m..64,memory=128Mi..256Gi"`` → ``{"cpu": ("100m", "64"), ...}`` (the setting).
+
+    ``ValueError`` names the entry that is not ``kind=min..max`` with quantities, min <= max.
+    """
+    bounds: dict[str, tuple[str, str]] = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        kind, _, span = entry.partition("=")
+        low, _, high = span.partition("..")
+        try:
+            if not kind.strip() or parse_quantity(low.strip()) > parse_quantity(high.strip()):
+                raise ValueError("min is above max")
+        except ValueError as exc:
+            raise ValueError(f"quota bound {entry!r} is not kind=min..max ({exc})") from exc
+        bounds[kind.strip()] = (low.strip(), high.strip())
+    return bounds
+
+
+def parameter_context(
+    *,
+    teams: frozenset[str],
+    environments: frozenset[str],
+    quota_bounds: str | None = None,
+    reserved_namespaces: str = "",
+) -> ParameterContext:
+    """A context from the catalog's choices and the two settings (``quota_bounds``,
+    ``reserved_namespaces``)."""
+    extra = frozenset(n.strip() for n in reserved_namespaces.split(",") if n.strip())
+    return ParameterContext(
+        teams=teams,
+        environments=environments,
+        reserved_namespaces=DEFAULT_PLATFORM_NAMESPACES | extra,
+        quota_bounds=(
+            parse_quota_bounds(quota_bounds) if quota_bounds is not None else DEFAULT_QUOTA_BOUNDS
+        ),
+    )
 
 
 @dataclass(frozen=True)

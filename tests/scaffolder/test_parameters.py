@@ -9,7 +9,14 @@ import pytest
 from ruamel.yaml import YAML
 
 from portal.errors import ValidationFailed
-from scaffolder.parameters import ParameterContext, form_fields, merged_schema, validate_answers
+from scaffolder.parameters import (
+    ParameterContext,
+    form_fields,
+    merged_schema,
+    parameter_context,
+    parse_quota_bounds,
+    validate_answers,
+)
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 CONTEXT = ParameterContext(
@@ -187,3 +194,24 @@ def test_form_fields_follow_the_schema() -> None:
     # One object schema works as well as a list of pages.
     single = merged_schema(parameters("team")[0])
     assert single["additionalProperties"] is False and "team" in single["properties"]
+
+
+def test_quota_bounds_come_from_a_setting() -> None:
+    assert parse_quota_bounds("cpu=100m..8, memory=1Gi..2Gi") == {
+        "cpu": ("100m", "8"),
+        "memory": ("1Gi", "2Gi"),
+    }
+    for bad in ("cpu=8..1", "cpu=1", "cpu=a..b", "=1..2"):
+        with pytest.raises(ValueError, match=r"not kind=min\.\.max"):
+            parse_quota_bounds(bad)
+    context = parameter_context(
+        teams=frozenset({"payments"}),
+        environments=frozenset({"dev"}),
+        quota_bounds="cpu=100m..2",
+        reserved_namespaces="legacy, payments-old",
+    )
+    error = refused("tenant", {**TENANT, "cpu_quota": "3"}, context)
+    assert error.rule == "quantity-bounds" and "100m..2" in error.message
+    error = refused("tenant", {**TENANT, "name": "old", "cpu_quota": "2"}, context)
+    assert (error.field, error.rule) == ("namespace", "reserved-name")
+    assert "argocd" in context.reserved_namespaces
