@@ -52,12 +52,17 @@ def get_template(*, registry: Registry, forge: Forge, principal: Principal,
                  name: str) -> TemplateDetail:
     t = registry.get(name, field_name="name")
     context = parameter_context(forge, principal)
-    choices = {"teams": sorted(context.teams), "environments": sorted(context.environments)}
-    fields = {f.name for f in form_fields(t.parameters)}
+    # "team"/"environment": the caller's teams on main and the environments on main; each
+    # picker field also gets its own entry under its name.
+    choices = {"team": sorted(context.teams), "environment": sorted(context.environments)}
+    for f in form_fields(t.parameters):
+        if f.ui_field == "TeamPicker" or f.rule == "team":
+            choices[f.name] = sorted(context.teams)
+        elif f.ui_field == "EnvironmentPicker" or f.rule == "environment":
+            choices[f.name] = sorted(context.environments)
     return TemplateDetail(name=t.name, title=t.title, description=t.description,
                           version=t.version, target_path=t.target_path, kind=t.kind,
-                          parameters=t.parameters,
-                          choices={k: v for k, v in choices.items() if fields})
+                          parameters=t.parameters, choices=choices)
 
 
 # ---- dry run and tasks --------------------------------------------------------------------------

@@ -224,3 +224,19 @@ def test_a_failed_check_blocks_merging(app_client: TestClient, gitops: Path,
     assert app_client.post(f"/api/changes/{cid}/approve", headers=bob).status_code == 200
     blocked = app_client.post(f"/api/changes/{cid}/merge", headers=bob)
     assert blocked.status_code == 409 and "checks" in blocked.json()["error"]["message"]
+
+
+@SQLITE_ONLY
+def test_templates_api_lists_versions_and_dynamic_choices(
+        app_client: TestClient, gitops: Path, make_user: UserFactory,
+        auth_headers: Headers) -> None:
+    _people(make_user)
+    alice = auth_headers("alice")
+    listed = {t["name"]: t for t in app_client.get("/api/templates", headers=alice).json()}
+    assert {"team", "tenant", "application", "environment"} <= set(listed)
+    assert len(listed["tenant"]["version"]) == 40
+    tenant = app_client.get("/api/templates/tenant", headers=alice).json()
+    assert tenant["choices"]["team"] == ["payments"]  # alice's teams that exist on main
+    assert tenant["choices"]["environments"] == ["dev", "prod"]
+    assert app_client.get("/api/templates/nope", headers=alice).status_code == 404
+    assert app_client.get("/api/templates", headers={}).status_code == 401
