@@ -89,19 +89,18 @@ def catalog_list(
     status: Annotated[str, Query(max_length=20)] = "",
     cursor: Annotated[str, Query(max_length=600)] = "",
 ) -> Response:
+    prices = load_price_sheet(settings.price_sheet)
     page = catalog_query.list_entities(
-        session, kind=KINDS[kind], prices=load_price_sheet(settings.price_sheet),
+        session, kind=KINDS[kind], prices=prices,
         q=q or None, owner=owner or None, env=env or None, status=status or None, limit=50,
         cursor=cursor or None)
     filters = {k: v for k, v in (("q", q), ("owner", owner), ("env", env), ("status", status))
                if v}
     next_url = ("/catalog?" + urlencode({"kind": kind, **filters, "cursor": page.next_cursor})
                 if page.next_cursor else None)
-    teams = catalog_query.list_entities(session, kind=Kind.team,
-                                        prices=load_price_sheet(settings.price_sheet),
+    teams = catalog_query.list_entities(session, kind=Kind.team, prices=prices,
                                         limit=200).items
-    envs = catalog_query.list_entities(session, kind=Kind.environment,
-                                       prices=load_price_sheet(settings.price_sheet),
+    envs = catalog_query.list_entities(session, kind=Kind.environment, prices=prices,
                                        limit=200).items
     return render(request, "catalog.html", title="Catalog", kind=kind, kinds=list(KINDS),
                   items=[(item, entity_url(item.key)) for item in page.items],
