@@ -80,6 +80,8 @@ DEFAULT_QUOTA_BOUNDS: Mapping[str, tuple[str, str]] = {
 _TEMPLATE_MARKERS = ("{{", "{%", "{#", "${{")
 # Whole answer documents above this size are refused before anything walks them.
 MAX_ANSWERS_BYTES = 64 * 1024
+# No template nests deeper than a few levels; deeper input is refused before any recursion.
+MAX_DEPTH = 10
 _PICKER_RULES = {"TeamPicker": "team", "EnvironmentPicker": "environment"}
 _MULTILINE_WIDGETS = {"textarea"}
 
@@ -231,8 +233,12 @@ def validate_answers(
     """The answers with defaults and derived values; ``ValidationFailed`` for the first problem."""
     if not isinstance(answers, Mapping):
         raise ValidationFailed("answers must be an object", field="answers", rule="type")
+    if _depth(answers) > MAX_DEPTH:
+        raise ValidationFailed(
+            f"answers are nested deeper than {MAX_DEPTH} levels", field="answers", rule="max-depth"
+        )
     try:
-        size = len(json.dumps(answers, default=str))
+        size = len(json.dumps(answers))
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(
             "answers must be plain JSON data", field="answers", rule="type"
@@ -336,6 +342,17 @@ def _explain(error: jsonschema.ValidationError) -> str:
         return "has unknown fields"
     message = str(error.message)
     return message if len(message) <= 200 else message[:200] + "…"
+
+
+def _depth(value: object, level: int = 0) -> int:
+    """Nesting depth, stopping as soon as it passes ``MAX_DEPTH`` (no deep recursion)."""
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, Mapping):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list | tuple):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
 
 
 def _show(value: object) -> str:

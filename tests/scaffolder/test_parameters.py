@@ -215,3 +215,11 @@ def test_quota_bounds_come_from_a_setting() -> None:
     error = refused("tenant", {**TENANT, "name": "old", "cpu_quota": "2"}, context)
     assert (error.field, error.rule) == ("namespace", "reserved-name")
     assert "argocd" in context.reserved_namespaces
+
+
+def test_deeply_nested_answers_are_refused() -> None:
+    nested: object = "x"
+    for _ in range(5000):
+        nested = [nested]
+    error = refused("tenant", {**TENANT, "http_allow": nested})
+    assert (error.field, error.rule) == ("answers", "max-depth")
