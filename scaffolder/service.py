@@ -96,7 +96,13 @@ def create_task(session: Session, *, registry: Registry, forge: Forge, principal
     The reservation is the INSERT of the change with ``open_unit_key``: of two identical
     requests racing, the database lets exactly one through and the other gets a 409.
     """
-    prepared = prepare(forge, registry, principal, request)
+    try:
+        prepared = prepare(forge, registry, principal, request)
+    except Forbidden as exc:
+        audit.record(session, actor=principal.username, action="scaffolder.request",
+                     target=request.template, outcome="denied", ip=ip,
+                     detail={"reason": exc.message})
+        raise
     change = Change(
         template=prepared.template.name, template_version=prepared.template.version,
         action=prepared.action, unit_key=prepared.target, open_unit_key=prepared.target,

@@ -240,3 +240,31 @@ def test_templates_api_lists_versions_and_dynamic_choices(
     assert tenant["choices"]["environments"] == ["dev", "prod"]
     assert app_client.get("/api/templates/nope", headers=alice).status_code == 404
     assert app_client.get("/api/templates", headers={}).status_code == 401
+
+
+@SQLITE_ONLY
+def test_only_a_platform_admin_requests_an_environment(
+        app_client: TestClient, engine: Engine, gitops: Path, make_user: UserFactory,
+        auth_headers: Headers) -> None:
+    from portal.auth.models import AuditEvent
+
+    _people(make_user)
+    body = {"template": "environment", "answers": {
+        "environment": "staging", "provider": "local", "region": "local", "tier": "staging"}}
+    got = app_client.post("/api/scaffolder/tasks", headers=auth_headers("alice"), json=body)
+    assert got.status_code == 403 and got.json()["error"]["field"] == "template"
+    with Session(engine) as s:
+        assert s.exec(select(Change)).all() == []
+        denied = s.exec(select(AuditEvent).where(AuditEvent.action == "scaffolder.request")).all()
+        assert [e.outcome for e in denied] == ["denied"]
+    make_user("root", admin=True)
+    task = app_client.post("/api/scaffolder/tasks", headers=auth_headers("root"), json=body)
+    assert task.status_code == 201 and task.json()["status"] == "succeeded", task.text
+    change = app_client.get(f"/api/changes/{task.json()['change_id']}",
+                            headers=auth_headers("root")).json()
+    assert change["touches_envs"] and "platform-admin" in change["routing"]
+    assert change["checks_green"], change["checks"]
+    # Environment changes need a platform-admin's approval, not a team member's.
+    approve = app_client.post(f"/api/changes/{change['id']}/approve",
+                              headers=auth_headers("bob"))
+    assert approve.status_code == 403
