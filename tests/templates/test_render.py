@@ -156,3 +156,16 @@ def test_a_compliant_deployment_is_admitted(policies: PolicySet) -> None:
     }
     assert validate_manifest(deployment) == []
     assert policies.evaluate(deployment) == []
+
+
+@pytest.mark.parametrize("case", [c for c in CASE_IDS if c.startswith("environment")])
+def test_environment_manifest_is_what_the_reconciler_accepts(
+    case: str, rendered: dict[str, Path]
+) -> None:
+    """The contract with the reconciler: its own parser accepts every rendered infra.yaml."""
+    from reconciler.infra import load_infra_text
+
+    root = rendered[case]
+    infra = load_infra_text((root / "infra.yaml").read_text(), env=root.name)
+    assert infra.provider == CASES[case][1]["provider"]
+    assert infra.capacity is not None
