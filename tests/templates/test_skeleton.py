@@ -13,6 +13,7 @@ import yaml
 from scaffolder.checks.kustomize import build
 from scaffolder.checks.manifests import load_documents, validate_documents, validate_manifest
 from scaffolder.checks.policy import PolicySet
+from scaffolder.registry import tree_id
 from tests.templates.support import SKELETON, TEMPLATES, cluster_objects, documents, render
 
 REPO_URL = "https://github.com/example-org/gitops.git"
@@ -169,6 +170,8 @@ def test_examples_are_exactly_what_the_templates_render(tmp_path: Path) -> None:
         unit = answers_file.parent
         stored = yaml.safe_load(answers_file.read_text())
         assert (TEMPLATES / stored["template"]).is_dir()
+        # The answers file names the template content the unit came from (drift reports).
+        assert stored["version"] == tree_id(TEMPLATES / stored["template"])
         out = render(stored["template"], stored["answers"], tmp_path / unit.name, validate=False)
         expected = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
         actual = sorted(
