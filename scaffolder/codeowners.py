@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import yaml
 
 from portal.errors import ValidationFailed
+from portal.settings import ForgeKind, Settings
 from scaffolder.forges.base import FileChange, Forge
 
 PATH = "CODEOWNERS"
@@ -95,6 +96,16 @@ def team_owners(name: str, *, org: str | None, team_doc: Mapping[str, object]) -
     owners = [f"@{u}" for u in _strings(spec.get("owners"))]
     members = [f"@{u}" for u in _strings(spec.get("members"))]
     return TeamOwners(name, tuple(dict.fromkeys(owners + members)), tuple(owners))
+
+
+def owners_config(settings: Settings) -> tuple[str | None, list[str]]:
+    """(GitHub organisation, platform-admin handles) for ``codeowners_changes``: on GitHub the
+    owner of ``CAAS_GITHUB_REPO`` and its team named like ``CAAS_OIDC_ADMIN_GROUP``."""
+    group = settings.oidc_admin_group.strip("/").replace("/", "-") or "platform-admins"
+    if settings.forge is ForgeKind.github and settings.github_repo and "/" in settings.github_repo:
+        org = settings.github_repo.split("/", 1)[0]
+        return org, [f"@{org}/{group}"]
+    return None, [f"@{group}"]
 
 
 def codeowners_changes(forge: Forge, changes: Sequence[FileChange], *, org: str | None,

@@ -14,6 +14,7 @@ from scaffolder.codeowners import (
     PATH,
     TeamOwners,
     codeowners_changes,
+    owners_config,
     render_codeowners,
     team_owners,
 )
@@ -151,3 +152,11 @@ def _land(forge: LocalForge, files: list[FileChange]) -> None:
     forge.set_check(number, Check("schemas", CheckState.success))
     forge.approve(number, by="bob")
     forge.merge(number, by="bob")
+
+
+def test_owners_config_from_settings(tmp_path: Path) -> None:
+    local = make_settings(tmp_path, "sqlite://")
+    assert owners_config(local) == (None, ["@platform-admins"])
+    github = make_settings(tmp_path, "sqlite://", forge="github", github_repo="acme/gitops",
+                           oidc_admin_group="/ops/admins")
+    assert owners_config(github) == ("acme", ["@acme/ops-admins"])
