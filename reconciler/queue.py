@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -112,8 +113,10 @@ def _touch_worker(session: Session, worker_id: str, now: datetime) -> None:
 # ---- claim --------------------------------------------------------------------------------------
 
 
-def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int) -> Job | None:
-    """Take the oldest runnable job, or None. Commits."""
+def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int,
+          on_claim: Callable[[Session, Job], None] | None = None) -> Job | None:
+    """Take the oldest runnable job, or None. Commits; ``on_claim`` adds its own writes to the
+    same transaction (the worker's catalog bookkeeping: one commit instead of two)."""
     now = utcnow()
     _touch_worker(session, worker_id, now)  # first statement writes: see the module docstring
     runnable = or_(
@@ -154,6 +157,8 @@ def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int
         job.started_at = now
         job.finished_at = None
         session.add(job)
+        if on_claim is not None:
+            on_claim(session, job)
         session.commit()
         return job
     session.commit()

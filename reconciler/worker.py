@@ -76,7 +76,8 @@ class Worker:
         self._register()
         with Session(self.engine, expire_on_commit=False) as session:
             job = queue.claim(session, worker_id=self.id, lease_s=self.settings.worker_lease_s,
-                              max_attempts=self.settings.worker_max_attempts)
+                              max_attempts=self.settings.worker_max_attempts,
+                              on_claim=self._started)
         if job is None:
             return False
         self.execute(job)
@@ -87,7 +88,6 @@ class Worker:
     def execute(self, job: Job) -> None:
         buffer = LogBuffer()
         buffer.add(f"attempt {job.attempts} on worker {self.id}")
-        self._started(job)
         done = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(job, buffer, done), daemon=True,
                                 name=f"lease-{job.id}")
@@ -191,13 +191,8 @@ class Worker:
 
     # ---- bookkeeping ---------------------------------------------------------------------------
 
-    def _started(self, job: Job) -> None:
-        try:
-            with Session(self.engine) as session:
-                self._catalog(session, job, "job.started", {"attempt": job.attempts}, None)
-                session.commit()
-        except Exception:
-            log.warning("catalog timeline of job %s not recorded", job.id, exc_info=True)
+    def _started(self, session: Session, job: Job) -> None:
+        self._catalog(session, job, "job.started", {"attempt": job.attempts}, None)
 
     def _catalog(self, session: Session, job: Job, event: str, detail: dict[str, object],
                  finalized: tuple[str, list[str]] | None) -> None:
