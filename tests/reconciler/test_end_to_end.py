@@ -95,7 +95,7 @@ def sqlite_settings(tmp_path: Path, sqlite_factory: SqliteFactory) -> Settings:
 
 @pytest.mark.terraform
 @pytest.mark.slow
-def test_environment_merge_applies_units_in_order_then_only_what_changed(
+def test_environment_merge_applies_units_in_order_then_only_what_changed_then_destroys(
         sqlite_settings: Settings) -> None:
     settings = sqlite_settings
     engine = db.make_engine(settings)
@@ -143,4 +143,21 @@ def test_environment_merge_applies_units_in_order_then_only_what_changed(
     with Session(engine) as session:
         assert session.exec(select(Job).where(Job.kind == "terraform",
                                               Job.state != "succeeded")).first() is None
+
+    # installed: false destroys every unit, in reverse order
+    third = merge_pr(forge, engine, {"envs/qa/infra.yaml": _infra("qa", "qa2.caas.internal")
+                                     .replace("installed: true", "installed: false")},
+                     "env-qa-uninstall")
+    drain(worker, rounds=400)
+    with Session(engine) as session:
+        destroyed = session.exec(select(UnitApply).where(UnitApply.commit == third)
+                                 .order_by(col(UnitApply.id))).all()
+        assert [(a.unit, a.action) for a in destroyed] == [
+            (u, "destroy") for u in reversed(order)]
+        assert session.exec(select(MergeRecord.state).where(
+            MergeRecord.commit == third)).one() == "applied"
+    for unit in order:
+        state = json.loads((settings.data_dir / "terraform" / "qa" / unit /
+                            "terraform.tfstate").read_text())
+        assert state["resources"] == [], unit
     engine.dispose()
