@@ -43,20 +43,16 @@ from __future__ import annotations
 import copy
 import json
 import re
-import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
 
 from portal.errors import ValidationFailed
+from scaffolder.checks.answer_rules import apply_rule, check_rules, check_strings, rule_of
 from scaffolder.quantity import parse_quantity
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_LABEL_MAX = 63
-ALWAYS_RESERVED = frozenset({"default", "kube"})
-RESERVED_PREFIXES = ("kube-",)
 DEFAULT_PLATFORM_NAMESPACES = frozenset(
     {
         "argocd",
@@ -77,13 +73,10 @@ DEFAULT_QUOTA_BOUNDS: Mapping[str, tuple[str, str]] = {
     "memory": ("128Mi", "256Gi"),
     "storage": ("1Gi", "10Ti"),
 }
-_TEMPLATE_MARKERS = ("{{", "{%", "{#", "${{")
 # Whole answer documents above this size are refused before anything walks them.
 MAX_ANSWERS_BYTES = 64 * 1024
 # No template nests deeper than a few levels; deeper input is refused before any recursion.
 MAX_DEPTH = 10
-_PICKER_RULES = {"TeamPicker": "team", "EnvironmentPicker": "environment"}
-_MULTILINE_WIDGETS = {"textarea"}
 
 
 @dataclass(frozen=True)
@@ -216,7 +209,7 @@ def form_fields(parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> 
                     max_length=prop.get("maxLength"),
                     ui_field=prop.get("ui:field"),
                     ui_widget=prop.get("ui:widget"),
-                    rule=_rule_of(prop),
+                    rule=rule_of(prop),
                     items=prop.get("items"),
                     page=str(page.get("title") or ""),
                 )
@@ -273,10 +266,10 @@ def validate_answers(
                 raise errors[name]
             continue
         value = normalised[name]
-        _check_strings(name, value, prop, context)
+        check_strings(name, value, prop, context)
         if name in errors:
             raise errors[name]
-        _check_rules(name, value, prop, context)
+        check_rules(name, value, prop, context)
     for name, spec in derived.items():
         try:
             value = str(spec["value"]).format_map(normalised)
@@ -284,7 +277,7 @@ def validate_answers(
             raise ValidationFailed(
                 f"{name}: cannot be derived from the answers ({exc})", field=name, rule="derived"
             ) from exc
-        _apply_rule(name, name, value, spec, context)
+        apply_rule(name, name, value, spec, context)
         normalised[name] = value
     return normalised
 
@@ -358,190 +351,3 @@ def _depth(value: object, level: int = 0) -> int:
 def _show(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _rule_of(prop: Mapping[str, Any]) -> str | None:
-    rule = prop.get("x-caas-rule")
-    if rule is not None:
-        return str(rule)
-    return _PICKER_RULES.get(str(prop.get("ui:field")))
-
-
-def _walk_strings(value: object, path: str) -> Iterator[tuple[str, str]]:
-    """Every string in ``value`` (object keys included) with where it sits."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield f"{path}.{key}", str(key)
-            yield from _walk_strings(item, f"{path}.{key}")
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            yield from _walk_strings(item, f"{path}[{index}]")
-
-
-def _check_strings(
-    name: str, value: object, prop: Mapping[str, Any], context: ParameterContext
-) -> None:
-    multiline = prop.get("ui:widget") in _MULTILINE_WIDGETS
-    for where, text in _walk_strings(value, name):
-        if len(text) > context.max_string_length:
-            raise ValidationFailed(
-                f"{where}: must be at most {context.max_string_length} characters (max-length)",
-                field=name,
-                rule="max-length",
-            )
-        for marker in _TEMPLATE_MARKERS:
-            if marker in text:
-                raise ValidationFailed(
-                    f"{where}: must not contain the template marker {marker!r} (no-template)",
-                    field=name,
-                    rule="no-template",
-                )
-        for char in text:
-            allowed = multiline and char in "\n\t"
-            category = unicodedata.category(char)
-            if not allowed and (
-                category in {"Cc", "Cf", "Cs", "Co", "Cn"} or char in "\u2028\u2029"
-            ):
-                raise ValidationFailed(
-                    f"{where}: must not contain control or invisible characters "
-                    f"(U+{ord(char):04X}) (no-control-characters)",
-                    field=name,
-                    rule="no-control-characters",
-                )
-
-
-def _check_rules(
-    name: str, value: object, prop: Mapping[str, Any], context: ParameterContext
-) -> None:
-    """Apply the platform rules (``x-caas-rule`` / pickers) through arrays and objects."""
-    _apply_rule(name, name, value, prop, context)
-    if isinstance(value, list):
-        items = prop.get("items")
-        for index, item in enumerate(value):
-            # A picker on the array itself (Backstage style) applies to every item.
-            if _rule_of(prop) is not None:
-                _apply_rule(name, f"{name}[{index}]", item, prop, context)
-            if isinstance(items, Mapping):
-                _check_rules_nested(name, f"{name}[{index}]", item, items, context)
-    elif isinstance(value, Mapping):
-        _check_object(name, name, value, prop, context)
-
-
-def _check_rules_nested(
-    field_name: str, where: str, value: object, prop: Mapping[str, Any], context: ParameterContext
-) -> None:
-    _apply_rule(field_name, where, value, prop, context)
-    if isinstance(value, Mapping):
-        _check_object(field_name, where, value, prop, context)
-    elif isinstance(value, list) and isinstance(prop.get("items"), Mapping):
-        for index, item in enumerate(value):
-            _check_rules_nested(field_name, f"{where}[{index}]", item, prop["items"], context)
-
-
-def _check_object(
-    field_name: str,
-    where: str,
-    value: Mapping[str, object],
-    prop: Mapping[str, Any],
-    context: ParameterContext,
-) -> None:
-    names = prop.get("propertyNames")
-    properties = prop.get("properties") or {}
-    extra = prop.get("additionalProperties")
-    for key, item in value.items():
-        if isinstance(names, Mapping):
-            _apply_rule(field_name, f"{where} key {key}", key, names, context)
-        sub = properties.get(key, extra if isinstance(extra, Mapping) else None)
-        if isinstance(sub, Mapping):
-            _check_rules_nested(field_name, f"{where}.{key}", item, sub, context)
-
-
-def _apply_rule(
-    field_name: str, where: str, value: object, prop: Mapping[str, Any], context: ParameterContext
-) -> None:
-    rule = _rule_of(prop)
-    if rule is None or isinstance(value, list | Mapping):
-        return
-    if rule in {"dns-label", "namespace", "team", "environment"}:
-        _check_dns_label(field_name, where, value, rule)
-        text = str(value)
-        if rule == "namespace":
-            reserved = ALWAYS_RESERVED | context.reserved_namespaces
-            if text in reserved or text.startswith(RESERVED_PREFIXES):
-                raise ValidationFailed(
-                    f"{where}: {text!r} is a reserved namespace name (reserved-name)",
-                    field=field_name,
-                    rule="reserved-name",
-                )
-        elif rule == "team" and text not in context.teams:
-            raise ValidationFailed(
-                f"{where}: {text!r} is not an existing team you belong to (team)",
-                field=field_name,
-                rule="team",
-            )
-        elif rule == "environment" and text not in context.environments:
-            raise ValidationFailed(
-                f"{where}: {text!r} is not an existing environment (environment)",
-                field=field_name,
-                rule="environment",
-            )
-        return
-    if rule in {"cpu", "memory", "storage", "quantity"}:
-        _check_quantity(field_name, where, value, rule, context)
-        return
-    raise ValidationFailed(
-        f"{where}: the template uses an unknown rule {rule!r}", field=field_name, rule="schema"
-    )
-
-
-def _check_dns_label(field_name: str, where: str, value: object, rule: str) -> None:
-    if not isinstance(value, str):
-        raise ValidationFailed(f"{where}: must be a string (type)", field=field_name, rule="type")
-    if not value.isascii():
-        raise ValidationFailed(
-            f"{where}: must be plain ASCII, no look-alike characters (dns-1123)",
-            field=field_name,
-            rule="dns-1123",
-        )
-    if len(value) > DNS_LABEL_MAX:
-        raise ValidationFailed(
-            f"{where}: must be at most {DNS_LABEL_MAX} characters (dns-1123)",
-            field=field_name,
-            rule="dns-1123",
-        )
-    if not DNS_LABEL.fullmatch(value):
-        raise ValidationFailed(
-            f"{where}: must be a DNS-1123 label: lower-case letters, digits and '-', "
-            "starting and ending with a letter or digit (dns-1123)",
-            field=field_name,
-            rule="dns-1123",
-        )
-
-
-def _check_quantity(
-    field_name: str, where: str, value: object, rule: str, context: ParameterContext
-) -> None:
-    try:
-        amount = parse_quantity(value)
-    except ValueError as exc:
-        raise ValidationFailed(
-            f"{where}: must be a Kubernetes quantity such as 500m, 2 or 4Gi (quantity)",
-            field=field_name,
-            rule="quantity",
-        ) from exc
-    if amount < 0:
-        raise ValidationFailed(
-            f"{where}: must not be negative (quantity)", field=field_name, rule="quantity"
-        )
-    bounds = context.quota_bounds.get(rule)
-    if bounds is None:
-        return
-    low, high = bounds
-    if amount < parse_quantity(low) or amount > parse_quantity(high):
-        raise ValidationFailed(
-            f"{where}: {value} is outside the allowed {rule} range {low}..{high} (quantity-bounds)",
-            field=field_name,
-            rule="quantity-bounds",
-        )
