@@ -5,4 +5,6 @@
 - ``scaffolder.checks.kustomize`` — ``build(path) -> str``, ``KustomizeError``.
 - ``scaffolder.checks.policy`` — ``PolicySet.from_directory(path)``, ``PolicySet.evaluate(obj)``
   → ``list[Violation]``.
+- ``scaffolder.checks.answer_rules`` — the platform rules for form answers that
+  ``scaffolder.parameters.validate_answers`` applies after JSON Schema.
 """
