@@ -67,10 +67,11 @@ def timeline_view(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def entity_context(session: Session, settings: Settings, key: str) -> dict[str, Any]:
     """Everything an entity page shows (NotFound when the catalog has no such entity)."""
-    row = catalog_query.get_row(session, key)
     detail = catalog_detail.entity_detail(session, key=key,
-                                          prices=load_price_sheet(settings.price_sheet),
-                                          live=live_block(settings, row))
+                                          prices=load_price_sheet(settings.price_sheet))
+    session.commit()  # end the read before a possibly slow cluster call
+    detail["live"] = live_block(settings, kind=detail["kind"], name=detail["name"],
+                                spec=detail["spec"])
     relations = [{"type": r["type"], "target": r["target"], "url": entity_url(r["target"])}
                  for r in detail["relations"]["items"]]
     return {"entity": detail, "relations": relations,

@@ -39,8 +39,12 @@ MAX_ANSWERS_CHARS = 64 * 1024
 
 
 def _choices(detail: TemplateDetail) -> dict[str, list[str]]:
-    return {"team": detail.choices.get("teams", []),
-            "environment": detail.choices.get("environments", [])}
+    """The scaffolder's choices: per picker field name, and per rule (``team``,
+    ``environment``); widgets look a field up by its name first, then by its rule."""
+    choices = dict(detail.choices)
+    choices.setdefault("team", detail.choices.get("teams", []))
+    choices.setdefault("environment", detail.choices.get("environments", []))
+    return choices
 
 
 def _form_page(request: Request, detail: TemplateDetail, *, values: Mapping[str, object],
