@@ -11,7 +11,7 @@ import importlib
 import logging
 from typing import Any
 
-from catalog.models import Entity, Kind
+from catalog.models import Kind
 from portal.errors import CaasError
 from portal.settings import Settings
 
@@ -21,22 +21,22 @@ NOT_CONNECTED = {"connected": False,
                  "message": "not connected: no kubeconfig configured (CAAS_KUBECONFIG)"}
 
 
-def live_block(settings: Settings, row: Entity) -> dict[str, Any]:
-    if row.kind not in (Kind.namespace, Kind.application):
+def live_block(settings: Settings, *, kind: str, name: str,
+               spec: dict[str, Any]) -> dict[str, Any]:
+    if kind not in (Kind.namespace, Kind.application):
         return {"connected": settings.kubeconfig is not None,
                 "message": "no live status for this kind of entity"}
     if settings.kubeconfig is None:
         return dict(NOT_CONNECTED)
-    spec = row.spec or {}
     live = importlib.import_module("catalog.live")
     try:
-        if row.kind == Kind.namespace:
+        if kind == Kind.namespace:
             result: dict[str, Any] = live.namespace_status(
-                settings, namespace=str(spec.get("namespace") or row.name.split("/")[-1]))
+                settings, namespace=str(spec.get("namespace") or name.split("/")[-1]))
         else:
-            team, _, app = row.name.partition("/")
+            team, _, app = name.partition("/")
             result = live.application_status(settings, name=f"{team}-{app}")
     except (CaasError, OSError) as exc:
-        log.warning("live status of %s failed: %s", row.key, exc)
+        log.warning("live status of %s:%s failed: %s", kind, name, exc)
         return {"connected": False, "message": f"cluster unreachable: {exc}"}
     return {"connected": True, **result}

@@ -117,11 +117,13 @@ def list_entities(session: Session, *, kind: Kind, prices: PriceSheet, q: str | 
     items = []
     for r in rows:
         spec = r.spec or {}
-        item = EntitySummary(
+        # model_construct: the values come from our own columns; validating 50 rows per
+        # request would cost more than the query.
+        item = EntitySummary.model_construct(
             key=r.key, kind=r.kind, name=r.name, title=r.title, owner=r.owner,
             description=r.description, status=r.status, sync=r.sync, health=r.health,
             on_main=r.on_main, flagged=r.flagged, orphaned=r.orphaned, problems=r.problems or [],
-            tier=str(spec.get("tier", "")))
+            tier=str(spec.get("tier", "")), environments=[], monthly_cost=None)
         if kind == Kind.namespace:
             item.environments = sorted(spec.get("environments") or {})
             item.monthly_cost = namespace_cost(spec, env_tiers, prices)[0]

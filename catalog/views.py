@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from sqlmodel import Session
 
 from catalog import backstage, detail, query
 from catalog.cost import load_price_sheet
@@ -27,12 +28,26 @@ Limit = Annotated[int, Query(description=f"Page size, 1-{query.MAX_LIMIT}.")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 
 
+def _release(session: Session) -> None:
+    """End the read transaction inside the route, so the pooled connection goes back at once.
+
+    Otherwise it is held until the session dependency is torn down, which needs the event loop;
+    under load the loop can be blocked checking out a connection for the next request's
+    authentication, and the two wait on each other until the pool times out.
+    """
+    session.rollback()
+
+
 def _list(kind: Kind, session: SessionDep, settings: SettingsDep, q: str | None,
           owner: str | None, env: str | None, status: str | None, limit: int,
           cursor: str | None) -> EntityPage:
-    return query.list_entities(session, kind=kind, prices=load_price_sheet(settings.price_sheet),
-                               q=q, owner=owner, env=env, status=status, limit=limit,
-                               cursor=cursor)
+    try:
+        return query.list_entities(session, kind=kind,
+                                   prices=load_price_sheet(settings.price_sheet), q=q,
+                                   owner=owner, env=env, status=status, limit=limit,
+                                   cursor=cursor)
+    finally:
+        _release(session)
 
 
 @router.get("/teams", response_model=EntityPage)
@@ -66,10 +81,15 @@ def list_applications(_p: PrincipalDep, session: SessionDep, settings: SettingsD
 
 
 def _detail(key: str, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
-    row = query.get_row(session, key)
-    return detail.entity_detail(session, key=key,
-                                prices=load_price_sheet(settings.price_sheet),
-                                live=live_block(settings, row))
+    try:
+        result = detail.entity_detail(session, key=key,
+                                      prices=load_price_sheet(settings.price_sheet))
+    finally:
+        _release(session)
+    # The cluster is read after the database connection went back to the pool.
+    result["live"] = live_block(settings, kind=result["kind"], name=result["name"],
+                                spec=result["spec"])
+    return result
 
 
 @router.get("/teams/{team}")
@@ -105,4 +125,7 @@ def backstage_entities(
     offset: Annotated[int, Query(description="Skip this many entities.")] = 0,
     limit: Annotated[int | None, Query(description="Return at most this many.")] = None,
 ) -> list[dict[str, Any]]:
-    return backstage.export(session, filters=filter, offset=offset, limit=limit)
+    try:
+        return backstage.export(session, filters=filter, offset=offset, limit=limit)
+    finally:
+        _release(session)
