@@ -58,3 +58,10 @@ def test_request_form_by_keyboard_only(new_context: Callable[[], BrowserContext]
     row = page.get_by_role("row").filter(has_text="kbd-app")
     expect(row).to_contain_text("requested")
     screenshot(page, "catalog")
+
+    # The environment page: catalog facts, Terraform units and jobs.
+    page.goto("/catalog/environments/dev")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Environment dev")
+    expect(page.get_by_role("heading", name="Terraform units")).to_be_visible()
+    expect(page.get_by_role("heading", name="Capacity")).to_be_visible()
+    screenshot(page, "environment")
