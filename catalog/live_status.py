@@ -2,41 +2,42 @@
 
 The cluster is read by ``catalog.live`` (the only catalog module allowed to import the
 ``kubernetes`` client). It is imported only when a kubeconfig is configured, so a portal without
-a cluster never loads the client, and a failing cluster read never breaks the catalog page.
+a cluster never loads the client; ``LiveStatus`` turns every failure into ``connected=False``
+with a reason, so a cluster problem never breaks a catalog page.
 """
 
 from __future__ import annotations
 
-import importlib
-import logging
 from typing import Any
 
 from catalog.models import Kind
-from portal.errors import CaasError
 from portal.settings import Settings
 
-log = logging.getLogger(__name__)
-
-NOT_CONNECTED = {"connected": False,
-                 "message": "not connected: no kubeconfig configured (CAAS_KUBECONFIG)"}
+NOT_CONNECTED = "not connected"
 
 
 def live_block(settings: Settings, *, kind: str, name: str,
                spec: dict[str, Any]) -> dict[str, Any]:
+    """Live facts of a namespace (present, phase, quota hard/used) or an application (ArgoCD
+    sync and health); other kinds have none."""
     if kind not in (Kind.namespace, Kind.application):
-        return {"connected": settings.kubeconfig is not None,
+        return {"connected": settings.kubeconfig is not None, "reason": None,
                 "message": "no live status for this kind of entity"}
     if settings.kubeconfig is None:
-        return dict(NOT_CONNECTED)
-    live = importlib.import_module("catalog.live")
-    try:
-        if kind == Kind.namespace:
-            result: dict[str, Any] = live.namespace_status(
-                settings, namespace=str(spec.get("namespace") or name.split("/")[-1]))
-        else:
-            team, _, app = name.partition("/")
-            result = live.application_status(settings, name=f"{team}-{app}")
-    except (CaasError, OSError) as exc:
-        log.warning("live status of %s:%s failed: %s", kind, name, exc)
-        return {"connected": False, "message": f"cluster unreachable: {exc}"}
-    return {"connected": True, **result}
+        return {"connected": False, "reason": NOT_CONNECTED,
+                "message": f"{NOT_CONNECTED}: no kubeconfig configured (CAAS_KUBECONFIG)"}
+    from catalog.live import LiveStatus
+
+    live = LiveStatus.from_settings(settings)
+    if kind == Kind.namespace:
+        ns = live.namespace(str(spec.get("namespace") or name.split("/")[-1]))
+        return {"connected": ns.connected, "reason": ns.reason,
+                "message": ns.reason or ("present" if ns.present else "namespace not found"),
+                "namespace": ns.name, "present": ns.present, "phase": ns.phase,
+                "quota": {"hard": ns.hard, "used": ns.used}}
+    team, _, app = name.partition("/")
+    found = live.application(f"{team}-{app}")
+    return {"connected": found.connected, "reason": found.reason,
+            "message": found.reason or ("found" if found.found else "application not found"),
+            "application": found.name, "found": found.found, "sync": found.sync,
+            "health": found.health, "revision": found.revision}
