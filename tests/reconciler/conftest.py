@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from portal.settings import Settings
 from reconciler.models import Job
+from reconciler.worker import Worker
 from scaffolder import gittree
 from scaffolder.forges.base import FileChange
 from scaffolder.forges.local import LocalForge
 from scaffolder.gitrepo import seed_repository
+from tests.conftest import REPO_ROOT
 
 SKELETON: dict[str, str] = {
     "bootstrap/root.yaml": "apiVersion: argoproj.io/v1alpha1\nkind: Application\n"
@@ -67,3 +70,24 @@ def push(forge: LocalForge, files: Mapping[str, str | None], *, branch: str = "m
 def jobs_of(engine: Engine, commit: str) -> dict[str, Job]:
     with Session(engine, expire_on_commit=False) as session:
         return {j.unit: j for j in session.exec(select(Job).where(Job.commit == commit)).all()}
+
+
+def drain(worker: Worker, rounds: int = 200) -> None:
+    """Run jobs until nothing is runnable and nothing waits on a backoff."""
+    for _ in range(rounds):
+        if not worker.run_one():
+            with Session(worker.engine) as session:
+                waiting = session.exec(select(Job.id).where(
+                    col(Job.state).in_(["queued", "running"]))).first()
+            if waiting is None:
+                return
+            time.sleep(0.02)
+    raise AssertionError("queue did not drain")
+
+
+def tenant_files(team: str, name: str) -> dict[str, str]:
+    """A tenant as the template renders it: the skeleton's own tenant, renamed."""
+    source = REPO_ROOT / "gitops-skeleton" / "tenants" / "platform" / "platform-tools"
+    return {f"tenants/{team}/{name}/{p.relative_to(source)}":
+            p.read_text().replace("platform-tools", name)
+            for p in sorted(source.rglob("*")) if p.is_file()}

@@ -25,8 +25,7 @@ from scaffolder.forges.local import LocalForge
 from scaffolder.gitrepo import seed_repository
 from tests.conftest import REPO_ROOT, make_settings
 from tests.harness.databases import SqliteFactory
-from tests.reconciler.conftest import jobs_of
-from tests.reconciler.test_queue import drain
+from tests.reconciler.conftest import drain, jobs_of, tenant_files
 
 SKELETON = REPO_ROOT / "gitops-skeleton"
 
@@ -52,13 +51,6 @@ def merge_pr(forge: LocalForge, engine: Engine, files: Mapping[str, str | None],
     with Session(engine) as session:
         service.record_merge_event(session, event=event)
     return event.commit
-
-
-def tenant_files(team: str, name: str) -> dict[str, str]:
-    source = SKELETON / "tenants" / "platform" / "platform-tools"
-    return {f"tenants/{team}/{name}/{p.relative_to(source)}":
-            p.read_text().replace("platform-tools", name)
-            for p in sorted(source.rglob("*")) if p.is_file()}
 
 
 def test_tenant_merge_runs_its_jobs_and_the_catalog_shows_it_applied(

@@ -24,9 +24,7 @@ from tests.fakes.keycloak import FakeKeycloak
 from tests.fakes.kubernetes import ApplyingEmulator, write_kubeconfig
 from tests.fakes.server import serve
 from tests.harness.databases import SqliteFactory
-from tests.reconciler.conftest import jobs_of, push
-from tests.reconciler.test_end_to_end import tenant_files
-from tests.reconciler.test_queue import drain
+from tests.reconciler.conftest import drain, jobs_of, push, tenant_files
 
 APPS = "argoproj.io/v1alpha1/applications"
 TEAM = """apiVersion: caas.io/v1

@@ -16,8 +16,7 @@ from scaffolder.forges.local import LocalForge
 from scaffolder.gitrepo import seed_repository
 from tests.conftest import REPO_ROOT, make_settings
 from tests.harness.databases import SqliteFactory
-from tests.reconciler.conftest import jobs_of
-from tests.reconciler.test_queue import drain
+from tests.reconciler.conftest import drain, jobs_of
 
 
 @pytest.mark.terraform

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from portal.auth.models import AuditEvent
 from portal.auth.principal import SYSTEM
@@ -25,7 +25,7 @@ from reconciler.models import EnvLock, Job, JobLog, JobState, MergeRecord
 from reconciler.worker import Worker
 from scaffolder.forges.base import MergeEvent
 from scaffolder.forges.local import LocalForge
-from tests.reconciler.conftest import jobs_of, push
+from tests.reconciler.conftest import drain, jobs_of, push
 
 
 def units_plan(units: list[queue.NewJob]) -> Handler:
@@ -49,19 +49,6 @@ def tf_units(env: str, *names: str) -> list[queue.NewJob]:
                                 depends_on=previous))
         previous = unit
     return out
-
-
-def drain(worker: Worker, rounds: int = 200) -> None:
-    """Run jobs until nothing is runnable and nothing waits on a backoff."""
-    for _ in range(rounds):
-        if not worker.run_one():
-            with Session(worker.engine) as session:
-                waiting = session.exec(select(Job.id).where(
-                    col(Job.state).in_(["queued", "running"]))).first()
-            if waiting is None:
-                return
-            time.sleep(0.02)
-    raise AssertionError("queue did not drain")
 
 
 def merge(forge: LocalForge, engine: Engine, files: dict[str, str | None]) -> str:
