@@ -115,7 +115,7 @@ async def check_fields(request: Request, name: str, principal: PrincipalDep,
     template = registry.get(name, field_name="name")
     form = await _form_data(request)
     answers = parse_form(form_fields(template.parameters), form)
-    context = parameter_context(forge, principal)
+    context = parameter_context(forge, principal, registry)
     errors: dict[str, str] = {}
     for field_name in list(dict.fromkeys(form.get("_fields", [])))[:64]:
         single = single_field_parameters(template.parameters, field_name)

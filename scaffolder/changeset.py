@@ -16,6 +16,8 @@ import yaml
 from portal.auth import policy
 from portal.auth.principal import Principal
 from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from scaffolder import parameters
+from scaffolder.codeowners import codeowners_changes
 from scaffolder.forges.base import FileChange, Forge
 from scaffolder.gitrepo import GitError
 from scaffolder.gittree import check_path
@@ -68,12 +70,17 @@ def teams_on_main(forge: Forge) -> set[str]:
     return _dirs(forge, "teams")
 
 
-def parameter_context(forge: Forge, principal: Principal) -> ParameterContext:
-    """Dynamic choices: teams that exist on main and the user belongs to; environments."""
+def parameter_context(forge: Forge, principal: Principal,
+                      registry: Registry | None = None) -> ParameterContext:
+    """Dynamic choices: teams that exist on main and the user belongs to; environments; and
+    the configured quota bounds and reserved namespaces (``CAAS_QUOTA_BOUNDS``,
+    ``CAAS_RESERVED_NAMESPACES``) when a registry carries them."""
     teams = teams_on_main(forge)
     mine = teams if principal.is_platform_admin else teams & set(principal.team_roles)
-    return ParameterContext(teams=frozenset(mine),
-                            environments=frozenset(environments_on_main(forge)))
+    return parameters.parameter_context(
+        teams=frozenset(mine), environments=frozenset(environments_on_main(forge)),
+        quota_bounds=registry.quota_bounds if registry else None,
+        reserved_namespaces=registry.reserved_namespaces if registry else "")
 
 
 def load_yaml(content: bytes | None) -> dict[str, Any]:
@@ -141,7 +148,7 @@ def stored_answers(forge: Forge, target: str) -> dict[str, Any] | None:
 def prepare(forge: Forge, registry: Registry, principal: Principal,
             request: ScaffoldRequest) -> Prepared:
     template = registry.get(request.template)
-    context = parameter_context(forge, principal)
+    context = parameter_context(forge, principal, registry)
     answers: Mapping[str, Any] = request.answers
     target = ""
     if request.update:
@@ -186,6 +193,15 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
     if not changes:
         raise Conflict(f"{target} already matches these answers: nothing to change",
                        field="answers", rule="no-change")
+    if target.startswith(("teams/", "envs/")):
+        # Ownership or tiers may change: the same PR keeps CODEOWNERS current.
+        org, admins = registry.code_owners
+        for extra in codeowners_changes(forge, changes, org=org, admins=admins, ref=base_sha):
+            old = forge.read_file(extra.path, base_sha)
+            changes.append(extra)
+            files.append(RenderedFile(path=extra.path, status="added" if old is None else
+                                      "modified", content=(extra.content or b"").decode()))
+            diff_parts.append(_unified(extra.path, old, extra.content))
     envs = touched_envs(list(rendered), clean)
     env_docs = {e: load_yaml(rendered.get(f"envs/{e}/infra.yaml")
                              or forge.read_file(f"envs/{e}/infra.yaml", base_sha)) for e in envs}

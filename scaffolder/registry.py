@@ -19,6 +19,7 @@ import yaml
 
 from portal.errors import ConfigError, NotFound, ValidationFailed
 from portal.settings import REPO_ROOT, Settings
+from scaffolder.codeowners import owners_config
 
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _PARAM_REF = re.compile(r"\$\{\{\s*parameters\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -112,6 +113,12 @@ class Registry:
         self.root = settings.templates_dir.resolve()
         # Hooks are code: only the templates shipped with the portal may run theirs.
         self.trusted = self.root == (REPO_ROOT / "templates").resolve()
+        # Who CODEOWNERS names (GitHub organisation, platform-admin handles): team and
+        # environment change sets carry the regenerated file.
+        self.code_owners = owners_config(settings)
+        # Parameter rules that are the platform's to set, not the template's.
+        self.quota_bounds = settings.quota_bounds
+        self.reserved_namespaces = settings.reserved_namespaces
         self._cache: dict[str, tuple[float, Template]] = {}
 
     def names(self) -> list[str]:

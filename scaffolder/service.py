@@ -51,7 +51,7 @@ def list_templates(*, registry: Registry) -> list[TemplateSummary]:
 def get_template(*, registry: Registry, forge: Forge, principal: Principal,
                  name: str) -> TemplateDetail:
     t = registry.get(name, field_name="name")
-    context = parameter_context(forge, principal)
+    context = parameter_context(forge, principal, registry)
     # "team"/"environment": the caller's teams on main and the environments on main; each
     # picker field also gets its own entry under its name.
     choices = {"team": sorted(context.teams), "environment": sorted(context.environments)}

@@ -264,6 +264,10 @@ def test_only_a_platform_admin_requests_an_environment(
                             headers=auth_headers("root")).json()
     assert change["touches_envs"] and "platform-admin" in change["routing"]
     assert change["checks_green"], change["checks"]
+    # The same PR keeps CODEOWNERS current: staging overlays now need the team's reviewers.
+    owners = {f["path"]: f for f in change["files"]}["CODEOWNERS"]
+    assert owners["status"] == "modified"
+    assert "/tenants/platform/*/envs/staging/" in owners["content"]
     # Environment changes need a platform-admin's approval, not a team member's.
     approve = app_client.post(f"/api/changes/{change['id']}/approve",
                               headers=auth_headers("bob"))

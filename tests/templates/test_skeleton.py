@@ -206,3 +206,22 @@ def test_codeowners_covers_the_repository() -> None:
     patterns = {parts[0] for parts in lines}
     assert {"*", "/platform/", "/envs/", "/teams/platform/", "/tenants/platform/"} <= patterns
     assert all(len(parts) >= 2 and parts[1].startswith("@") for parts in lines)
+
+
+def test_codeowners_is_what_the_portal_generates() -> None:
+    """The first team or environment PR then only adds its own lines, never rewrites the file."""
+    from scaffolder.codeowners import codeowners_changes
+
+    class SkeletonReader:
+        kind = "directory"
+
+        def read_file(self, path: str, ref: str = "main") -> bytes | None:
+            file = SKELETON / path
+            return file.read_bytes() if file.is_file() else None
+
+        def list_files(self, prefix: str = "", ref: str = "main") -> list[str]:
+            return sorted(str(p.relative_to(SKELETON)) for p in (SKELETON / prefix).rglob("*")
+                          if p.is_file())
+
+    reader = SkeletonReader()
+    assert codeowners_changes(reader, [], org=None, admins=["@platform-admins"]) == []  # type: ignore[arg-type]
