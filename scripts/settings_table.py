@@ -40,7 +40,8 @@ if __name__ == "__main__":
     wanted = updated_readme(current)
     if "--check" in sys.argv:
         if current != wanted:
-            sys.exit("README.md's configuration table is stale: run scripts/settings_table.py --write")
+            sys.exit("README.md's configuration table is stale: "
+                     "run scripts/settings_table.py --write")
     elif "--write" in sys.argv:
         readme.write_text(wanted)
     else:
