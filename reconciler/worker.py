@@ -55,7 +55,16 @@ class Worker:
         self._register()
         try:
             while not stop.is_set():
-                if self.run_one():
+                try:
+                    if self.run_one():
+                        continue
+                except Exception:
+                    # The database or the forge is down: keep the worker alive and try again;
+                    # a job caught mid-way keeps its lease and is claimed again when it expires.
+                    log.exception("worker %s: claiming or finishing a job failed", self.id)
+                    if once:
+                        raise
+                    stop.wait(max(1.0, self.settings.worker_poll_interval_s))
                     continue
                 if once:
                     break
