@@ -127,31 +127,6 @@ def fast_import(git_dir: Path, files: dict[str, str | None], *, parent: str | No
     return git(git_dir, "rev-parse", "main").strip()
 
 
-# The portal as `caas serve` builds it, plus one dependency override: the authentication
-# dependency ends its read transaction, so a request waiting on the event loop for its route does
-# not keep a pooled connection. Without it, more concurrent requests than the pool has
-# connections deadlock (see --as-is and the report on portal/deps.py).
-SERVER = """
-import sys, uvicorn
-from fastapi import Depends, Request
-from sqlmodel import Session
-from portal import db
-from portal.app import create_app
-from portal.deps import get_principal, get_session
-from portal.settings import Settings
-settings = Settings()
-engine = db.make_engine(settings)
-app = create_app(settings, engine=engine)
-async def principal(request: Request, session: Session = Depends(get_session)):
-    try:
-        return await get_principal(request, session)
-    finally:
-        session.rollback()
-app.dependency_overrides[get_principal] = principal
-uvicorn.run(app, host="127.0.0.1", port=settings.port, log_config=None)
-"""
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -204,8 +179,6 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--no-serve", action="store_true", help="Only the indexing figures.")
     parser.add_argument("--verbose", action="store_true", help="Print the server's log tail.")
-    parser.add_argument("--as-is", action="store_true",
-                        help="Serve with plain `caas serve` (no authentication override).")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="caas-bench-") as tmp:
@@ -264,10 +237,8 @@ def main() -> None:
                "CAAS_PORT": str(port), "CAAS_LOG_LEVEL": "WARNING", "CAAS_LOG_FORMAT": "text",
                "CAAS_SECRET_KEY": "bench-secret-key",
                **({"CAAS_DATABASE_URL": args.database_url} if args.database_url else {})}
-        command = ["-m", "portal.cli", "serve"] if args.as_is else ["-c", SERVER]
-        print("server: " + ("caas serve" if args.as_is else
-                            "caas serve's app + auth dependency releasing its connection"))
-        server = subprocess.Popen([sys.executable, *command], env=env, cwd=ROOT,
+        print("server: caas serve")
+        server = subprocess.Popen([sys.executable, "-m", "portal.cli", "serve"], env=env, cwd=ROOT,
                                   stdout=subprocess.DEVNULL,
                                   stderr=(work / "server.log").open("wb"))
         base = f"http://127.0.0.1:{port}"

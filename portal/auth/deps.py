@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 from sqlalchemy import Engine
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from portal.auth import audit
 from portal.auth import service as auth_service
@@ -62,25 +63,42 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    header = request.headers.get("authorization", "")
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            raise Unauthenticated("Authorization header must be `Bearer <token>`")
-        principal = auth_service.authenticate_token(session, value.strip(),
-                                                    ip=client_ip(request))
-    else:
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if not cookie:
-            raise Unauthenticated("sign in first (no session cookie or API token)")
-        principal = auth_service.authenticate_session(session, cookie, ip=client_ip(request))
-        if request.method in UNSAFE_METHODS:
-            await _check_csrf(request, session, principal)
+    # The database work is blocking: it runs in the thread pool, never on the event loop
+    # (a loop blocked waiting for a pooled connection, while finished requests hold them
+    # waiting for the loop, deadlocks the server under concurrency).
+    principal = await run_in_threadpool(_authenticate, request, session)
+    if principal.via != "token" and request.method in UNSAFE_METHODS:
+        sent = await _sent_csrf(request)
+        expected = principal.csrf_token or ""
+        if not sent or not expected or not hmac.compare_digest(sent, expected):
+            await run_in_threadpool(
+                audit.record, session, actor=principal.username, action="auth.csrf",
+                outcome="denied", ip=client_ip(request), target=request.url.path)
+            raise Forbidden("missing or invalid CSRF token; reload the page and try again",
+                            field=CSRF_FIELD, rule="csrf")
     request.state.principal = principal
     return principal
 
 
-async def _check_csrf(request: Request, session: Session, principal: Principal) -> None:
+def _authenticate(request: Request, session: Session) -> Principal:
+    header = request.headers.get("authorization", "")
+    try:
+        if header:
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise Unauthenticated("Authorization header must be `Bearer <token>`")
+            return auth_service.authenticate_token(session, value.strip(),
+                                                   ip=client_ip(request))
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            raise Unauthenticated("sign in first (no session cookie or API token)")
+        return auth_service.authenticate_session(session, cookie, ip=client_ip(request))
+    finally:
+        # Hand the connection back to the pool: the route may not need one, or not yet.
+        session.rollback()
+
+
+async def _sent_csrf(request: Request) -> str | None:
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -88,12 +106,7 @@ async def _check_csrf(request: Request, session: Session, principal: Principal) 
         form = await request.form()  # Starlette caches it; the route can read it again.
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
-    expected = principal.csrf_token or ""
-    if not sent or not expected or not hmac.compare_digest(sent, expected):
-        audit.record(session, actor=principal.username, action="auth.csrf", outcome="denied",
-                     ip=client_ip(request), target=request.url.path)
-        raise Forbidden("missing or invalid CSRF token; reload the page and try again",
-                        field=CSRF_FIELD, rule="csrf")
+    return sent
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -142,9 +155,10 @@ async def require_login_csrf(request: Request, session: SessionDep,
     nonce = request.cookies.get(PRELOGIN_COOKIE, "")
     if not sent or not nonce or not hmac.compare_digest(sent, _login_mac(settings, nonce)):
         user = form.get("username")
-        audit.record(session, actor=user[:64] if isinstance(user, str) else "",
-                     action="auth.csrf", outcome="denied", ip=client_ip(request),
-                     target=request.url.path)
+        await run_in_threadpool(
+            audit.record, session, actor=user[:64] if isinstance(user, str) else "",
+            action="auth.csrf", outcome="denied", ip=client_ip(request),
+            target=request.url.path)
         raise Forbidden("missing or invalid CSRF token; reload the sign-in page and try again",
                         field=CSRF_FIELD, rule="csrf")
 
