@@ -46,7 +46,9 @@ class Settings(BaseSettings):
     session_ttl_hours: int = Field(12, ge=1, description="Lifetime of a sign-in session.")
     cookie_secure: bool = Field(False, description="Set the Secure flag on cookies "
                                 "(always true behind HTTPS in production).")
-    local_login_enabled: bool = Field(True, description="Allow local accounts to sign in.")
+    local_login_enabled: bool = Field(True, description="Allow local accounts to sign in. "
+                                      "When false, only local platform-admins still can "
+                                      "(break-glass, audited).")
     login_rate_limit: int = Field(9, ge=1, description="Failed sign-ins allowed per user and "
                                   "per address within `login_rate_window_s`.")
     login_rate_window_s: int = Field(60, ge=1, description="Window of the sign-in rate limit.")

@@ -27,6 +27,7 @@ USERNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 TEAM_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 TOKEN_PREFIX = "caas_"  # noqa: S105 - a prefix, not a secret
 MIN_PASSWORD = 10
+LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 # ---- accounts -----------------------------------------------------------------------------------
@@ -223,9 +224,12 @@ def authenticate_token(session: Session, clear: str, *, ip: str = "") -> Princip
                      outcome="denied", ip=ip, target=f"token:{token.id}:{token.name}",
                      detail={"reason": "revoked" if token.revoked_at else "expired or disabled"})
         raise Unauthenticated("invalid, expired or revoked API token")
-    token.last_used_at = now
-    session.add(token)
-    session.commit()
+    # A write per request would serialise every API call on SQLite's single writer; the last
+    # use is only worth a minute's precision.
+    if token.last_used_at is None or now - aware(token.last_used_at) > LAST_USED_PRECISION:
+        token.last_used_at = now
+        session.add(token)
+        session.commit()
     return principal_for(session, user, via="token")
 
 
