@@ -147,9 +147,11 @@ def throughput(work: Path, url: str, merges: int, workers: int) -> None:
             break
         time.sleep(0.05)
     elapsed = time.perf_counter() - start
+    cpu = 0.0
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        _, _, usage = os.wait4(proc.pid, 0)  # the worker's own CPU time, whatever the load
+        cpu += usage.ru_utime + usage.ru_stime
     with Session(engine) as session:
         applied = session.exec(select(func.count()).select_from(MergeRecord).where(
             MergeRecord.state == "applied")).one()
@@ -162,7 +164,9 @@ def throughput(work: Path, url: str, merges: int, workers: int) -> None:
     duplicates = sum(1 for _, n in by_worker if n > 1)
     print(f"  {workers} worker(s): {merges} merges ({jobs} jobs) in {elapsed:.1f} s = "
           f"{merges / elapsed:.1f} merges/s, {jobs / elapsed:.1f} jobs/s; "
-          f"lost {merges - applied}, jobs run twice {duplicates} (runs {runs} for {jobs} jobs)")
+          f"lost {merges - applied}, jobs run twice {duplicates} (runs {runs} for {jobs} jobs); "
+          f"worker CPU {cpu:.1f} s ({cpu / jobs * 1000:.0f} ms/job incl. start-up), "
+          f"load average {os.getloadavg()[0]:.1f}")
     engine.dispose()
 
 
@@ -221,6 +225,7 @@ def main() -> None:
         print("== merge-to-applied, tenant change, in-process worker")
         times = merge_to_applied(work / "sqlite", f"sqlite:///{work / 'sqlite.db'}",
                                  args.samples)
+        print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
         print(f"  SQLite: median {statistics.median(times) * 1000:.0f} ms, "
               f"p95 {pct(times, 0.95) * 1000:.0f} ms ({len(times)} merges)")
         with postgres_server() as server:
