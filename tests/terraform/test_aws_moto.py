@@ -2,6 +2,11 @@
 
 The hashicorp/aws provider comes from the filesystem mirror; a test-only ``*_override.tf``
 points it at moto and skips the checks a real account would need.
+
+moto's EKS (5.2) serves create/describe/delete of clusters and node groups, so the kubernetes
+unit applies and destroys too; it does not store ``accessConfig`` (nor
+``bootstrapSelfManagedAddons``), so a second plan of that unit against moto wants to replace the
+cluster. The idempotency check therefore runs on the network unit.
 """
 
 from __future__ import annotations
@@ -58,14 +63,15 @@ def client(url: str, service: str) -> Any:
                         aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
-def test_backend_network_domain_apply_and_destroy(moto_url: str, tmp_path: Path) -> None:
+def test_backend_network_domain_kubernetes_apply_and_destroy(moto_url: str,
+                                                            tmp_path: Path) -> None:
     runner = TerraformRunner(runner_settings(tmp_path / ".caas"),
                              override_files={"moto_override.tf": provider_override(moto_url)},
                              extra_env=CREDENTIALS)
     data = copy.deepcopy(GOOD)
     data["name"] = "moto"
     infra = parse_infra(data, env="moto")
-    units = ("backend", "network", "domain")
+    units = ("backend", "network", "domain", "kubernetes")
     outputs: dict[str, dict[str, object]] = {}
     for unit in units:
         summary, out = runner.run(UnitRef("moto", unit, "aws"),
@@ -93,6 +99,20 @@ def test_backend_network_domain_apply_and_destroy(moto_url: str, tmp_path: Path)
     zone = route53.get_hosted_zone(Id=str(outputs["domain"]["zone_id"]))
     assert zone["HostedZone"]["Name"] == "dev.example.com."
 
+    eks = client(moto_url, "eks")
+    cluster = eks.describe_cluster(name="caas-moto")["cluster"]
+    assert (cluster["status"], cluster["version"]) == ("ACTIVE", "1.31")
+    assert set(cluster["resourcesVpcConfig"]["subnetIds"]) == {
+        *outputs["network"]["private_subnet_ids"],  # type: ignore[misc]
+        *outputs["network"]["public_subnet_ids"]}
+    assert cluster["tags"]["karpenter.sh/discovery"] == "caas-moto"
+    group = eks.describe_nodegroup(clusterName="caas-moto", nodegroupName="general")["nodegroup"]
+    assert group["scalingConfig"] == {"minSize": 1, "maxSize": 3, "desiredSize": 2}
+    assert outputs["kubernetes"]["oidc_issuer_url"] == cluster["identity"]["oidc"]["issuer"]
+    providers = client(moto_url, "iam").list_open_id_connect_providers()
+    assert [p["Arn"] for p in providers["OpenIDConnectProviderList"]] == [
+        outputs["kubernetes"]["oidc_provider_arn"]]
+
     # Idempotent against the real provider: a second plan of the biggest unit is empty.
     assert not runner.plan(UnitRef("moto", "network", "aws"),
                            unit_inputs("moto", infra, "network", outputs)).has_changes
@@ -104,3 +124,4 @@ def test_backend_network_domain_apply_and_destroy(moto_url: str, tmp_path: Path)
     assert s3.list_buckets()["Buckets"] == []
     assert ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Vpcs"] == []
     assert route53.list_hosted_zones()["HostedZones"] == []
+    assert eks.list_clusters()["clusters"] == []
