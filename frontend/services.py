@@ -1,31 +1,8 @@
-"""Dependencies the page routes share: the template registry and the configured forge.
-
-The registry is cached on the app (the same attribute the scaffolder API uses), so pages and
-API read one registry instance."""
+"""Dependencies the page routes share: the scaffolder's registry and forge, the very ones its
+API uses (``scaffolder.deps``), so pages and API read one registry instance."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from scaffolder.deps import ForgeDep, RegistryDep, get_forge, get_registry
 
-from fastapi import Depends, Request
-
-from portal.deps import EngineDep, SettingsDep
-from scaffolder.forges.base import Forge
-from scaffolder.forges.factory import make_forge
-from scaffolder.registry import Registry
-
-
-def get_registry(request: Request, settings: SettingsDep) -> Registry:
-    registry: Registry | None = getattr(request.app.state, "scaffolder_registry", None)
-    if registry is None:
-        registry = Registry(settings)
-        request.app.state.scaffolder_registry = registry
-    return registry
-
-
-def get_forge(settings: SettingsDep, engine: EngineDep) -> Forge:
-    return make_forge(settings, engine)
-
-
-RegistryDep = Annotated[Registry, Depends(get_registry)]
-ForgeDep = Annotated[Forge, Depends(get_forge)]
+__all__ = ["ForgeDep", "RegistryDep", "get_forge", "get_registry"]

@@ -7,14 +7,13 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from sqlmodel import Session
 from sse_starlette.sse import EventSourceResponse
 
-from portal.deps import EngineDep, PrincipalDep, SessionDep, SettingsDep, client_ip
+from portal.deps import EngineDep, PrincipalDep, SessionDep, client_ip
 from scaffolder import service, tasks
-from scaffolder.forges.base import Forge
-from scaffolder.forges.factory import make_forge
+from scaffolder.deps import ForgeDep, RegistryDep
 from scaffolder.models import (
     ChangeDetail,
     ChangePublic,
@@ -25,7 +24,6 @@ from scaffolder.models import (
     TemplateDetail,
     TemplateSummary,
 )
-from scaffolder.registry import Registry
 
 ERRORS: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorBody, "description": text} for status, text in (
@@ -35,22 +33,6 @@ ERRORS: dict[int | str, dict[str, object]] = {
         (413, "Body too large"), (422, "Invalid input; `field` names it"))}
 router = APIRouter(prefix="/api", tags=["scaffolder"], responses=ERRORS)
 POLL_S = 0.2
-
-
-def get_registry(request: Request, settings: SettingsDep) -> Registry:
-    registry: Registry | None = getattr(request.app.state, "scaffolder_registry", None)
-    if registry is None:
-        registry = Registry(settings)
-        request.app.state.scaffolder_registry = registry
-    return registry
-
-
-def get_forge(settings: SettingsDep, engine: EngineDep) -> Forge:
-    return make_forge(settings, engine)
-
-
-RegistryDep = Annotated[Registry, Depends(get_registry)]
-ForgeDep = Annotated[Forge, Depends(get_forge)]
 
 
 @router.get("/templates", response_model=list[TemplateSummary])
