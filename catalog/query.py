@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlmodel import Session, col
 
 from catalog.cost import PriceSheet
-from catalog.models import Entity, EntityPage, EntitySummary, Kind, Placement, Relation
+from catalog.models import (
+    Entity,
+    EntityPage,
+    EntitySummary,
+    Kind,
+    Placement,
+    Relation,
+    TimelineEvent,
+)
 from catalog.service import STATUSES
+from portal.db import aware
 from portal.errors import NotFound, ValidationFailed
 
 MAX_LIMIT = 200
@@ -178,3 +188,31 @@ def cost_rollup(sums: dict[str, dict[str, int]], env_tiers: dict[str, str],
         total += cost or 0.0
     return {"currency": prices.currency, "monthly_total": round(total, 2),
             "environments": per_env}
+
+
+def entity_statuses(session: Session, keys: Iterable[str]) -> dict[str, str]:
+    wanted = sorted({k for k in keys if k})
+    if not wanted:
+        return {}
+    rows = session.execute(select(col(Entity.key), col(Entity.status))
+                           .where(col(Entity.key).in_(wanted))).all()
+    return dict(rows)
+
+
+ACTIVITY_LIMIT = 20
+
+
+def team_activity(session: Session, *, teams: Iterable[str], limit: int = ACTIVITY_LIMIT
+                  ) -> list[dict[str, Any]]:
+    """The newest timeline events of my teams and of everything they own."""
+    names = sorted(set(teams))
+    if not names:
+        return []
+    owned = select(col(Entity.key)).where(or_(col(Entity.owner).in_(names),
+                                               col(Entity.key).in_([f"team:{t}" for t in names])))
+    rows = session.execute(
+        select(TimelineEvent).where(col(TimelineEvent.entity).in_(owned))
+        .order_by(col(TimelineEvent.at).desc(), col(TimelineEvent.id).desc()).limit(limit)
+    ).scalars().all()
+    return [{"entity": e.entity, "event": e.event, "actor": e.actor,
+             "at": aware(e.at).isoformat(), "detail": e.detail} for e in rows]

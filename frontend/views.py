@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from catalog import query as catalog_query
 from frontend import activity, change_pages
 from frontend.catalog_pages import entity_url, timeline_view
 from frontend.pages import render
@@ -95,7 +96,7 @@ def home(request: Request, principal: PrincipalDep, session: SessionDep) -> Resp
     changes = scaffolder_service.list_changes(session, limit=200)
     review = [c for c in changes if c.status == "open" and c.author != principal.username
               and change_pages.can_approve(principal, c)]
-    events = activity.team_activity(session, principal.team_roles)
+    events = catalog_query.team_activity(session, teams=principal.team_roles)
     return render(request, "home.html", title="Home",
                   requests=activity.my_requests(session, changes, principal.username),
                   review=review[:10],

@@ -102,3 +102,25 @@ def test_entities_for_paths() -> None:
         "CODEOWNERS", "tenants/payments/README.md",
     ]) == {"team:payments", "namespace:payments/payments-api", "environment:prod",
            "application:search/indexer"}
+
+
+@SQLITE
+def test_team_activity_lists_only_what_my_teams_own_newest_first(
+        engine: Engine, indexed: gitops.Repo) -> None:
+    from catalog import query
+
+    with Session(engine) as s:
+        service.record_timeline(s, entity="namespace:payments/payments-api", event="merged",
+                                actor="alice", commit=True)
+        service.record_timeline(s, entity="team:payments", event="approved", actor="bob",
+                                commit=True)
+        service.record_timeline(s, entity="namespace:search/search-index", event="merged",
+                                actor="eve", commit=True)
+    with Session(engine) as s:
+        events = query.team_activity(s, teams=["payments"])
+        assert query.team_activity(s, teams=[]) == []
+        statuses = query.entity_statuses(s, ["namespace:payments/payments-api", "nope:x"])
+    assert [(e["entity"], e["event"]) for e in events][:2] == [
+        ("team:payments", "approved"), ("namespace:payments/payments-api", "merged")]
+    assert all("search" not in e["entity"] for e in events)
+    assert set(statuses) == {"namespace:payments/payments-api"}
