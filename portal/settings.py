@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from portal.auth.groups import GroupRuleError, normalise_platform_group
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -59,7 +61,10 @@ class Settings(BaseSettings):
     oidc_client_secret: SecretStr | None = Field(None, description="OIDC client secret.")
     oidc_groups_claim: str = Field("groups", description="Claim holding the user's groups.")
     oidc_admin_group: str = Field("platform-admins", description="Group whose members are "
-                                  "platform admins.")
+                                  "platform admins: a Keycloak group path (`platform-admins`, "
+                                  "`ops/admins`); outer slashes are dropped once here, each "
+                                  "segment must be a DNS-1123 label, and it may not start "
+                                  "with `team-` (team groups; see portal.auth.groups).")
     keycloak_url: str | None = Field(None, description="Keycloak base URL for the admin sync; "
                                      "empty: the sync is skipped with a visible status.")
     keycloak_realm: str = Field("caas", description="Realm that holds the team groups.")
@@ -124,6 +129,14 @@ class Settings(BaseSettings):
         if value not in {"json", "text"}:
             raise ValueError("must be `json` or `text`")
         return value
+
+    @field_validator("oidc_admin_group")
+    @classmethod
+    def _admin_group(cls, value: str) -> str:
+        try:
+            return normalise_platform_group(value)
+        except GroupRuleError as exc:
+            raise ValueError(exc.message) from None
 
     # --- derived -----------------------------------------------------------------------------
     @property
