@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     keycloak_admin_client_id: str | None = Field(None, description="Service-account client for "
                                                  "the admin API.")
     keycloak_admin_client_secret: SecretStr | None = Field(None, description="Its secret.")
+    keycloak_resync_interval_s: float = Field(300.0, ge=0, description="The worker syncs every "
+                                              "team's Keycloak groups again this often, so "
+                                              "people whose accounts appear after their team "
+                                              "merged join its groups; 0: never.")
 
     # --- gitops / forge ----------------------------------------------------------------------
     forge: ForgeKind = Field(ForgeKind.local, description="`local` (bare repository under "

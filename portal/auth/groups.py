@@ -42,9 +42,10 @@ Errors are ``GroupRuleError`` (422, names the field and the rule ``group-name``,
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from portal.errors import ValidationFailed
 
@@ -175,6 +176,40 @@ def check_team_group(value: object, *, team: str, role: TeamRole, field: str,
         why = f"{text[:100]!r} is not {team!r}'s {role.value} group"
     raise GroupRuleError(f"{why}; a team's groups are derived from its name: {role.value} of "
                          f"{team!r} is {wanted!r}", field=field, rule="team-group")
+
+
+_GROUP_KEYS = {"edit": TeamRole.developers, "admin": TeamRole.reviewers,
+               "view": TeamRole.viewers}
+
+
+def check_team_file(team: str, doc: Mapping[str, Any], *, where: str,
+                    platform_groups: Iterable[str] = ()) -> TeamGroups:
+    """The derived groups of ``team`` once its parsed ``teams/<team>/team.yaml`` (``doc``,
+    ``caas.io/v1 Team``) agrees with them: ``metadata.name``, when present, is ``team``; ``spec.keycloakGroup``
+    and ``spec.groups.{edit,admin,view}``, where present, are exactly the derived names.
+    ``GroupRuleError`` names ``<where>: <field>`` and the rule otherwise."""
+    groups = team_groups(team, field=f"{where}: folder")
+    metadata = doc.get("metadata")
+    if isinstance(metadata, Mapping) and metadata.get("name", team) != team:
+        raise GroupRuleError(f"metadata.name must be the folder name {team!r}",
+                             field=f"{where}: metadata.name", rule="team-name")
+    spec = doc.get("spec")
+    spec = spec if isinstance(spec, Mapping) else {}
+    if "keycloakGroup" in spec:
+        check_team_group(spec["keycloakGroup"], team=team, role=TeamRole.developers,
+                         field=f"{where}: spec.keycloakGroup", platform_groups=platform_groups)
+    named = spec.get("groups", {})
+    if not isinstance(named, Mapping):
+        raise GroupRuleError("spec.groups must map edit/admin/view to group names",
+                             field=f"{where}: spec.groups", rule="team-group")
+    for key, value in named.items():
+        role = _GROUP_KEYS.get(str(key))
+        if role is None:
+            raise GroupRuleError(f"spec.groups.{key}: only edit, admin and view exist",
+                                 field=f"{where}: spec.groups.{key}", rule="team-group")
+        check_team_group(value, team=team, role=role, field=f"{where}: spec.groups.{key}",
+                         platform_groups=platform_groups)
+    return groups
 
 
 def parse_claim_group(value: str) -> ClaimGroup | None:
