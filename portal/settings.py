@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from portal.auth.groups import GroupRuleError, normalise_platform_group
+from portal.groups import GroupRuleError, normalise_platform_group
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,7 +64,7 @@ class Settings(BaseSettings):
                                   "platform admins: a Keycloak group path (`platform-admins`, "
                                   "`ops/admins`); outer slashes are dropped once here, each "
                                   "segment must be a DNS-1123 label, and it may not start "
-                                  "with `team-` (team groups; see portal.auth.groups).")
+                                  "with `team-` (team groups; see portal.groups).")
     keycloak_url: str | None = Field(None, description="Keycloak base URL for the admin sync; "
                                      "empty: the sync is skipped with a visible status.")
     keycloak_realm: str = Field("caas", description="Realm that holds the team groups.")

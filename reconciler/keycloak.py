@@ -7,7 +7,7 @@ Public contract:
   raises ``reconciler.adapters.NotConfigured`` when the URL or the client credentials are empty.
   ``KeycloakSync(admin, admin_group="platform-admins")`` for a ready ``KeycloakAdmin``.
 - ``groups_from_team(team, doc) -> list[GroupSpec]``: the groups of team ``team`` (the folder
-  name of ``teams/<team>/team.yaml``), derived by ``portal.auth.groups.team_groups``:
+  name of ``teams/<team>/team.yaml``), derived by ``portal.groups.team_groups``:
   ``team-<team>`` gets owners and members, ``team-<team>-admins`` the owners. ``doc`` is the
   parsed file; group names it states must be the derived ones (``scaffolder``'s identity check
   refuses others at the request and at the merge; here it is checked again) — else ``SyncError``
@@ -22,7 +22,7 @@ Public contract:
   Keycloak untouched; a connection or server error while writing leaves a prefix of the plan
   applied and is ``temporary``: the retried job plans again from what is there and completes
   (every step is idempotent). Idempotent: a second run with the same input changes nothing.
-- Every group path reaches the admin API only after ``portal.auth.groups.check_group_path`` and
+- Every group path reaches the admin API only after ``portal.groups.check_group_path`` and
   with each segment percent-escaped; usernames travel as query parameters (escaped by the HTTP
   client). Endpoints used (Keycloak Admin REST API 26): ``GET /group-by-path/{path}``,
   ``POST /groups``, ``POST /groups/{id}/children``, ``GET /groups/{id}/members``,
@@ -44,7 +44,7 @@ from urllib.parse import quote
 from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakConnectionError, KeycloakError, KeycloakGetError
 
-from portal.auth.groups import (
+from portal.groups import (
     GroupRuleError,
     check_group_path,
     check_team_file,

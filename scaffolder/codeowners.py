@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from portal.auth.groups import GroupRuleError, check_team_name, team_groups
 from portal.errors import ValidationFailed
+from portal.groups import GroupRuleError, check_team_name, team_groups
 from portal.settings import ForgeKind, Settings
 from scaffolder.forges.base import FileChange, Forge
 
@@ -83,7 +83,7 @@ def team_owners(name: str, *, org: str | None, team_doc: Mapping[str, object]) -
     """Handles of one team from its ``teams/<team>/team.yaml``.
 
     With a GitHub organisation, the team's groups are mirrored as GitHub teams of the same
-    names, derived from the team name by ``portal.auth.groups.team_groups`` (``team-<team>``,
+    names, derived from the team name by ``portal.groups.team_groups`` (``team-<team>``,
     ``team-<team>-admins``) — never read from the file, so a team file cannot make a platform
     group or another team's group its owner; without one, its owners and members are listed as
     users. Raises ``GroupRuleError`` for a name the group rule refuses.

@@ -1,6 +1,6 @@
 """From a verified ID token to a portal user: the groups claim mapping and the user upsert.
 
-Groups claim mapping — exactly the forms ``portal.auth.groups`` derives, with "Full group path"
+Groups claim mapping — exactly the forms ``portal.groups`` derives, with "Full group path"
 on (``/team-pay``) or off (``team-pay``) in the client's group-membership mapper:
 
 - ``settings.oidc_admin_group`` (default ``platform-admins``; ``/platform-admins`` with full
@@ -33,10 +33,10 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from portal.auth import audit
-from portal.auth.groups import TeamRole, parse_claim_group
 from portal.auth.models import Membership, Role, Team, User
 from portal.auth.oidc import SignInRefused
 from portal.auth.service import USERNAME_RE
+from portal.groups import TeamRole, parse_claim_group
 
 _RANK = {Role.developer: 0, Role.reviewer: 1}
 _ROLE = {TeamRole.developers: Role.developer, TeamRole.reviewers: Role.reviewer}

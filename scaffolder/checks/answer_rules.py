@@ -8,7 +8,7 @@ Public functions (``context`` is anything shaped like ``scaffolder.parameters.Pa
   cap, no template markers, no control or invisible characters (``ui:widget: textarea`` allows
   newlines and tabs).
 - ``check_rules(name, value, prop, context)`` — ``dns-label``, ``namespace`` (plus reserved
-  names), ``new-team`` (a namespace-safe name that ``portal.auth.groups.check_team_name``
+  names), ``new-team`` (a namespace-safe name that ``portal.groups.check_team_name``
   accepts: no reserved group suffix), ``team``, ``environment``, ``cpu``/``memory``/``storage``
   (quantity within bounds), ``quantity``, applied through arrays, ``propertyNames`` and
   nested objects.
@@ -24,8 +24,8 @@ import unicodedata
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
-from portal.auth.groups import check_team_name
 from portal.errors import ValidationFailed
+from portal.groups import check_team_name
 from scaffolder.quantity import parse_quantity
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

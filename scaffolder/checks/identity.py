@@ -3,7 +3,7 @@
 
 A change to a team's folders is approved inside the team (CODEOWNERS), so nothing in them may
 reach a platform group or another team's group. ``check_identity(files, platform_groups=...)``
-raises ``portal.auth.groups.GroupRuleError`` (422, the field is ``<path>: <where>``) when:
+raises ``portal.groups.GroupRuleError`` (422, the field is ``<path>: <where>``) when:
 
 - ``teams/<team>/team.yaml``: ``metadata.name`` is not ``<team>``, or ``spec.keycloakGroup`` /
   ``spec.groups.{edit,admin,view}`` differ from the derived groups (rule ``team-group``: the
@@ -29,16 +29,15 @@ from typing import Any
 
 import yaml
 
-from portal.auth.groups import (
+from portal.groups import (
     GroupRuleError,
     TeamRole,
+    check_team_file,
     check_team_group,
     check_team_name,
     team_groups,
 )
 
-_GROUP_ROLES = {"edit": TeamRole.developers, "admin": TeamRole.reviewers,
-                "view": TeamRole.viewers}
 _CLUSTER_KINDS = {"ClusterRoleBinding", "ClusterRole"}
 
 
@@ -83,23 +82,7 @@ def _check_doc(path: str, team: str, doc: Mapping[str, Any], platform: tuple[str
         raise GroupRuleError(f"{path}: a {kind} grants cluster-wide; team folders may only "
                              "hold namespaced RBAC", field=f"{path}: kind", rule="cluster-rbac")
     if kind == "Team" and path.startswith("teams/"):
-        if metadata.get("name") != team:
-            raise GroupRuleError(f"metadata.name must be the folder name {team!r}",
-                                 field=f"{path}: metadata.name", rule="team-name")
-        if "keycloakGroup" in spec:
-            check_team_group(spec["keycloakGroup"], team=team, role=TeamRole.developers,
-                             field=f"{path}: spec.keycloakGroup", platform_groups=platform)
-        named = spec.get("groups", {})
-        if not isinstance(named, Mapping):
-            raise GroupRuleError("spec.groups must map edit/admin/view to group names",
-                                 field=f"{path}: spec.groups", rule="team-group")
-        for key, value in named.items():
-            role = _GROUP_ROLES.get(str(key))
-            if role is None:
-                raise GroupRuleError(f"spec.groups.{key}: only edit, admin and view exist",
-                                     field=f"{path}: spec.groups.{key}", rule="team-group")
-            check_team_group(value, team=team, role=role, field=f"{path}: spec.groups.{key}",
-                             platform_groups=platform)
+        check_team_file(team, doc, where=path, platform_groups=platform)
     elif kind == "Group" and path.startswith("teams/"):
         annotations = metadata.get("annotations")
         if isinstance(annotations, Mapping) and "caas.io/keycloak-group" in annotations:

@@ -8,7 +8,7 @@ import itertools
 
 import pytest
 
-from portal.auth.groups import (
+from portal.groups import (
     GroupRuleError,
     TeamRole,
     check_group_path,

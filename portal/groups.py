@@ -163,7 +163,7 @@ def check_team_group(value: object, *, team: str, role: TeamRole, field: str,
     """``value`` when it is exactly ``team``'s derived group for ``role``; otherwise a
     ``GroupRuleError`` (rule ``team-group``) that names what ``value`` is (a platform group,
     another team's group, not a group name) and what the rule requires."""
-    wanted = getattr(team_groups(team), role.value)
+    wanted = str(getattr(team_groups(team), role.value))
     if value == wanted:
         return wanted
     platform = {p.strip("/") for p in platform_groups}
@@ -185,8 +185,8 @@ _GROUP_KEYS = {"edit": TeamRole.developers, "admin": TeamRole.reviewers,
 def check_team_file(team: str, doc: Mapping[str, Any], *, where: str,
                     platform_groups: Iterable[str] = ()) -> TeamGroups:
     """The derived groups of ``team`` once its parsed ``teams/<team>/team.yaml`` (``doc``,
-    ``caas.io/v1 Team``) agrees with them: ``metadata.name``, when present, is ``team``; ``spec.keycloakGroup``
-    and ``spec.groups.{edit,admin,view}``, where present, are exactly the derived names.
+    ``caas.io/v1 Team``) agrees with them: ``metadata.name``, ``spec.keycloakGroup`` and
+    ``spec.groups.{edit,admin,view}``, where present, are exactly ``team`` / the derived names.
     ``GroupRuleError`` names ``<where>: <field>`` and the rule otherwise."""
     groups = team_groups(team, field=f"{where}: folder")
     metadata = doc.get("metadata")
