@@ -15,7 +15,6 @@ from sqlalchemy import Engine
 from portal.settings import ForgeKind, Settings
 from scaffolder.forges.base import Forge
 
-
 _github: dict[tuple[str, str | None, str | None, float], Forge] = {}
 _lock = threading.Lock()
 

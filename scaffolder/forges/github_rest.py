@@ -61,7 +61,7 @@ class Requester(Protocol):
     """The part of PyGithub's ``Requester`` used here: one request, status not judged."""
 
     def requestJson(self, verb: str, url: str, parameters: dict[str, Any] | None = None,  # noqa: N802
-                    headers: dict[str, Any] | None = None, input: Any | None = None,  # noqa: A002
+                    headers: dict[str, Any] | None = None, input: Any | None = None,
                     ) -> tuple[int, dict[str, Any], str]: ...
 
 

@@ -592,8 +592,8 @@ class FakeGitHub:
                 raise ApiError(422, "Review cannot be requested from pull request author.")
             if ((repo.collaborators is not None
                  and set(body.get("reviewers", [])) - repo.collaborators)
-                    or set(body.get("team_reviewers", [])) - repo.teams
-                    and repo.collaborators is not None):
+                    or (set(body.get("team_reviewers", [])) - repo.teams
+                    and repo.collaborators is not None)):
                 raise ApiError(422, "Reviews may only be requested from collaborators. One or "
                                "more of the users or teams you specified is not a collaborator "
                                f"of the {repo.owner}/{repo.name} repository.")
