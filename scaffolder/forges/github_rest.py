@@ -101,9 +101,9 @@ def rate_limit_wait(status: int, headers: Mapping[str, str], message: str, *, no
         reset = lower.get("x-ratelimit-reset", "").strip()
         if reset.isdigit():
             return max(float(reset) - now, 0.0) + 1.0  # one second past the reset
-        return SECONDARY_WAIT_S * 2 ** (attempt - 1)
+        return SECONDARY_WAIT_S * float(2 ** (attempt - 1))
     if status == 429 or "rate limit" in message.lower():
-        return SECONDARY_WAIT_S * 2 ** (attempt - 1)
+        return SECONDARY_WAIT_S * float(2 ** (attempt - 1))
     return None  # a plain 403: permissions, not a limit
 
 

@@ -440,9 +440,11 @@ class FakeGitHub:
         files = repo.files_at(query.get("ref", "main"))
         if path in files:
             data = files[path]
-            return {"type": "file", "encoding": "base64", "size": len(data),
-                    "name": path.rsplit("/", 1)[-1], "path": path, "sha": _sha("blob", data),
-                    "content": base64.encodebytes(data).decode(),
+            large = len(data) > 1024 * 1024  # GitHub leaves files over 1 MB to the blob API
+            return {"type": "file", "encoding": "none" if large else "base64",
+                    "size": len(data), "name": path.rsplit("/", 1)[-1], "path": path,
+                    "sha": _sha("blob", data),
+                    "content": "" if large else base64.encodebytes(data).decode(),
                     "url": self._url(repo, f"/contents/{path}")}
         children = sorted({p[len(path) + 1:].split("/")[0] for p in files
                            if p.startswith(path + "/")})
