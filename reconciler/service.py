@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from gitops.forges.base import MergeEvent
+from gitops.forges.github_webhook import PullRequestEvent
 from portal.auth import audit
 from portal.auth.principal import Principal
 from portal.db import aware, utcnow
@@ -38,8 +40,6 @@ from reconciler.models import (
     UnitStatus,
 )
 from reconciler.units import UNIT_ORDER
-from scaffolder.forges.base import MergeEvent
-from scaffolder.forges.github_webhook import PullRequestEvent
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
 _ENV = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")

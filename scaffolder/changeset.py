@@ -13,14 +13,13 @@ from typing import Any
 
 import yaml
 
+from gitops.forges.base import FileChange, Forge
+from gitops.paths import UnsafePath, check_path
 from portal.auth import policy
 from portal.auth.principal import Principal
 from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from scaffolder import parameters
 from scaffolder.codeowners import codeowners_changes
-from scaffolder.forges.base import FileChange, Forge
-from scaffolder.gitrepo import GitError
-from scaffolder.gittree import check_path
 from scaffolder.models import RenderedFile, ScaffoldRequest
 from scaffolder.parameters import ParameterContext, form_fields, validate_answers
 from scaffolder.registry import Registry, Template
@@ -224,6 +223,6 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
 def _safe(path: str) -> bool:
     try:
         check_path(path)
-    except GitError:
+    except UnsafePath:
         return False
     return True

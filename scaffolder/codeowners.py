@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import yaml
 
+from gitops.forges.base import FileChange, Forge
 from portal.errors import ValidationFailed
 from portal.settings import ForgeKind, Settings
-from scaffolder.forges.base import FileChange, Forge
 
 PATH = "CODEOWNERS"
 PLATFORM_PATHS = ("/envs/", "/platform/", "/bootstrap/", "/appsets/", "/CODEOWNERS")

@@ -7,15 +7,15 @@ from typing import cast
 
 from sqlalchemy import Engine
 
+from gitops.forges.base import Forge
 from portal.settings import ForgeKind, Settings
-from scaffolder.forges.base import Forge
 
 
 def make_forge(settings: Settings, engine: Engine) -> Forge:
     if settings.forge is ForgeKind.github:
         # Imported lazily: PyGithub is loaded only by deployments that use it.
-        github = importlib.import_module("scaffolder.forges.github")
+        github = importlib.import_module("gitops.forges.github")
         return cast(Forge, github.GitHubForge.from_settings(settings))
-    from scaffolder.forges.local import LocalForge
+    from gitops.forges.local import LocalForge
 
     return LocalForge(settings, engine)

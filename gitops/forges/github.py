@@ -5,10 +5,10 @@ Public contract:
 - ``GitHubForge(repo_full_name, *, token, base_url="https://api.github.com", retry=...)`` and
   ``GitHubForge.from_settings(settings)`` (``github_url``, ``github_repo``, ``github_token``;
   raises ``ConfigError`` when the repository or the token is missing).
-- Implements ``scaffolder.forges.base.Forge`` (``kind = "github"``). Merges happen on GitHub
-  and reach the portal as webhooks (``scaffolder.forges.github_webhook``), so there is no merge.
+- Implements ``gitops.forges.base.Forge`` (``kind = "github"``). Merges happen on GitHub
+  and reach the portal as webhooks (``gitops.forges.github_webhook``), so there is no merge.
 - Reviewers: those given in the spec plus the owners of the changed paths per the repository's
-  CODEOWNERS on the base branch (``scaffolder.forges.github_codeowners``).
+  CODEOWNERS on the base branch (``gitops.forges.github_codeowners``).
 
 Branches and commits go through the Git Data API (blobs, a tree on ``base_tree``, a commit, a
 ref) so a change set of many files is one commit and never touches a working copy. The author
@@ -27,8 +27,7 @@ import requests
 from github import Auth, Github, GithubException, InputGitTreeElement
 from github.GithubRetry import GithubRetry
 
-from portal.errors import ConfigError, NotFound, Unavailable
-from scaffolder.forges.base import (
+from gitops.forges.base import (
     ChangeInfo,
     ChangeSpec,
     ChangeState,
@@ -37,11 +36,12 @@ from scaffolder.forges.base import (
     FileChange,
     ForgeError,
 )
-from scaffolder.forges.github_codeowners import (
+from gitops.forges.github_codeowners import (
     CODEOWNERS_PATHS,
     codeowners_for,
     split_reviewers,
 )
+from portal.errors import ConfigError, NotFound, Unavailable
 
 if TYPE_CHECKING:
     from github.PullRequest import PullRequest

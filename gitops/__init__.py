@@ -1,0 +1,1 @@
+"""The GitOps core every domain stands on: forges, git, YAML, quantities, names, layout."""
