@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from gitops.forges.base import MergeEvent
 from gitops.forges.github_webhook import PullRequestEvent
+from gitops.names import is_dns_label
 from portal.auth import audit
 from portal.auth.principal import Principal
 from portal.db import aware, utcnow
@@ -42,7 +43,6 @@ from reconciler.models import (
 from reconciler.units import UNIT_ORDER
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
-_ENV = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ACTOR = "reconciler"
 
 
@@ -231,7 +231,7 @@ def retry_job(session: Session, *, job_id: int, principal: Principal, ip: str = 
 
 def environment_status(session: Session, *, environment: str) -> EnvironmentStatus:
     """Units of an environment: last job, last plan, last apply, non-sensitive outputs."""
-    if not _ENV.match(environment):
+    if not is_dns_label(environment):
         raise ValidationFailed("environment must be a lower-case DNS label",
                                field="environment", rule="pattern")
     jobs = session.exec(select(Job).where(Job.environment == environment,
