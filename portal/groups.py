@@ -41,12 +41,12 @@ Errors are ``GroupRuleError`` (422, names the field and the rule ``group-name``,
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from gitops.names import is_dns_label
 from portal.errors import ValidationFailed
 
 TEAM_PREFIX = "team-"
@@ -54,7 +54,6 @@ REVIEWERS_SUFFIX = "-admins"
 VIEWERS_SUFFIX = "-viewers"
 RESERVED_TEAM_SUFFIXES = (REVIEWERS_SUFFIX, VIEWERS_SUFFIX)
 TEAM_NAME_MAX = 30
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # RFC 1123 label, Kubernetes' rule
 
 
 class GroupRuleError(ValidationFailed):
@@ -98,7 +97,7 @@ class ClaimGroup:
 def check_team_name(team: object, *, field: str = "team") -> str:
     """``team`` when it may name a team: DNS-1123 label, at most 30 characters, not ending in
     ``-admins``/``-viewers``; else ``GroupRuleError`` (rule ``team-name``)."""
-    if not isinstance(team, str) or len(team) > TEAM_NAME_MAX or not _LABEL.match(team):
+    if not isinstance(team, str) or len(team) > TEAM_NAME_MAX or not is_dns_label(team):
         raise GroupRuleError(f"{team!r} is not a team name: a DNS-1123 label (lowercase "
                              f"letters, digits, inner '-') of at most {TEAM_NAME_MAX} characters",
                              field=field, rule="team-name")
@@ -140,7 +139,7 @@ def check_group_path(path: object, *, field: str) -> str:
     """``path`` (``name`` or ``parent/child``, no outer slashes) when every segment is a DNS-1123
     label; else ``GroupRuleError`` (rule ``group-name``). The only names the sync puts in URLs."""
     segments = path.split("/") if isinstance(path, str) else [""]
-    if not all(_LABEL.match(s) for s in segments):
+    if not all(is_dns_label(s) for s in segments):
         raise GroupRuleError(f"{str(path)[:100]!r} is not a group name: each '/'-separated "
                              "segment must be a DNS-1123 label (lowercase letters, digits, "
                              "inner '-', at most 63)", field=field, rule="group-name")

@@ -20,10 +20,10 @@ import threading
 
 import yaml
 
+from gitops.forges.base import Forge
 from portal.settings import Settings
 from reconciler.adapters import NotConfigured
 from reconciler.keycloak import GroupSpec, KeycloakSync, SyncError, SyncReport, groups_from_team
-from scaffolder.forges.base import Forge
 
 log = logging.getLogger("caas.reconciler.keycloak")
 

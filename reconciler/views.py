@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from sse_starlette.sse import EventSourceResponse
 
+from gitops.forges.github_webhook import parse_event, verify_signature
 from portal.deps import AdminDep, EngineDep, PrincipalDep, SessionDep, SettingsDep, client_ip
 from portal.errors import BadRequest, Unauthenticated, Unavailable
 from reconciler import service
@@ -28,7 +29,6 @@ from reconciler.models import (
     JobState,
     MergePublic,
 )
-from scaffolder.forges.github_webhook import parse_event, verify_signature
 
 log = logging.getLogger("caas.reconciler.http")
 router = APIRouter(tags=["reconciler"])

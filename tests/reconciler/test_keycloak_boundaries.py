@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from gitops.forges.local import LocalForge
 from portal.settings import Settings
 from reconciler.identity_resync import KeycloakResync
 from reconciler.keycloak import GroupSpec, KeycloakSync, SyncError, groups_from_team
-from scaffolder.forges.local import LocalForge
 from tests.fakes.keycloak import FakeKeycloak, FakeRealm
 from tests.fakes.server import serve
 from tests.reconciler.conftest import push

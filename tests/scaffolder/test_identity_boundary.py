@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from gitops import gittree
+from gitops.forges.base import FileChange
+from gitops.forges.local import LocalForge
 from portal.auth.models import Role
 from portal.settings import REPO_ROOT, Settings
-from scaffolder import gittree
-from scaffolder.forges.base import FileChange
-from scaffolder.forges.local import LocalForge
 from scaffolder.models import Change
 from tests.conftest import UserFactory
 
