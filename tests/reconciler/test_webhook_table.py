@@ -240,3 +240,14 @@ def test_a_delivery_without_its_id_is_400(client: TestClient, engine: Engine) ->
         "x-github-event": "ping", "x-hub-signature-256": sign(SECRET, body)})
     assert response.status_code == 400
     assert response.json()["error"]["field"] == "X-GitHub-Delivery"
+
+
+def test_webhook_tables_match_their_migration(engine: Engine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    ours = {"reconciler_webhook_deliveries", "reconciler_preview_allowances"}
+    with engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert [d for d in diffs if any(f"'{t}'" in repr(d) for t in ours)] == []
