@@ -10,11 +10,11 @@ from types import FrameType
 
 from sqlalchemy import Engine
 
+from gitops.forges.factory import make_forge
 from portal.settings import Settings
 from reconciler import queue
 from reconciler.poller import Poller
 from reconciler.worker import Worker
-from scaffolder.forges.factory import make_forge
 
 log = logging.getLogger("caas.reconciler")
 

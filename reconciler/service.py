@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from gitops.forges.base import MergeEvent
+from gitops.names import is_dns_label
 from portal.auth import audit
 from portal.auth.principal import Principal
 from portal.db import aware, utcnow
@@ -38,10 +40,8 @@ from reconciler.models import (
     UnitStatus,
 )
 from reconciler.units import UNIT_ORDER
-from scaffolder.forges.base import MergeEvent
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
-_ENV = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ACTOR = "reconciler"
 
 
@@ -230,7 +230,7 @@ def retry_job(session: Session, *, job_id: int, principal: Principal, ip: str = 
 
 def environment_status(session: Session, *, environment: str) -> EnvironmentStatus:
     """Units of an environment: last job, last plan, last apply, non-sensitive outputs."""
-    if not _ENV.match(environment):
+    if not is_dns_label(environment):
         raise ValidationFailed("environment must be a lower-case DNS label",
                                field="environment", rule="pattern")
     jobs = session.exec(select(Job).where(Job.environment == environment,

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from sse_starlette.sse import EventSourceResponse
 
+from gitops.forges.github_webhook import verify_signature
 from portal.deps import AdminDep, EngineDep, PrincipalDep, SessionDep, SettingsDep, client_ip
 from portal.errors import BadRequest, Unauthenticated, Unavailable
 from reconciler import service, webhooks
@@ -29,7 +30,6 @@ from reconciler.models import (
     MergePublic,
 )
 from scaffolder.deps import ForgeDep
-from scaffolder.forges.github_webhook import verify_signature
 
 log = logging.getLogger("caas.reconciler.http")
 router = APIRouter(tags=["reconciler"])

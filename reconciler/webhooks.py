@@ -31,13 +31,13 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from gitops.forges.base import ChangeState, Forge, MergeEvent
+from gitops.forges.github_webhook import PullRequestEvent, parse_event
 from portal.auth import audit
 from portal.auth.principal import Principal
 from portal.errors import CaasError, Unavailable, ValidationFailed
 from reconciler import service
 from reconciler.webhook_models import PreviewAllowance, WebhookDelivery
-from scaffolder.forges.base import ChangeState, Forge, MergeEvent
-from scaffolder.forges.github_webhook import PullRequestEvent, parse_event
 from scaffolder.models import Change
 
 log = logging.getLogger("caas.reconciler.webhooks")

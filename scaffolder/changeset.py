@@ -14,14 +14,13 @@ from typing import Any
 import yaml
 
 from gitops import lists
+from gitops.forges.base import FileChange, Forge
+from gitops.paths import UnsafePath, check_path
 from portal.auth import policy
 from portal.auth.principal import Principal
 from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from scaffolder import parameters
 from scaffolder.codeowners import codeowners_changes
-from scaffolder.forges.base import FileChange, Forge
-from scaffolder.gitrepo import GitError
-from scaffolder.gittree import check_path
 from scaffolder.models import RenderedFile, ScaffoldRequest
 from scaffolder.parameters import ParameterContext, form_fields, validate_answers
 from scaffolder.registry import Registry, Template
@@ -257,6 +256,6 @@ def _derived_lists(forge: Forge, base_sha: str, rendered: dict[str, bytes],
 def _safe(path: str) -> bool:
     try:
         check_path(path)
-    except GitError:
+    except UnsafePath:
         return False
     return True

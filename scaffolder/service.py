@@ -9,6 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
+from gitops.forges.base import ChangeSpec, Check, CheckState, Forge, MergeEvent
+from gitops.forges.github_webhook import PullRequestEvent
 from portal.auth import audit, policy
 from portal.auth.principal import Principal
 from portal.db import aware, utcnow
@@ -18,8 +20,6 @@ from reconciler import service as reconciler_service
 from scaffolder import pr_text, tasks
 from scaffolder.changeset import Prepared, parameter_context, prepare
 from scaffolder.checks_runner import run_checks
-from scaffolder.forges.base import ChangeSpec, Check, CheckState, Forge, MergeEvent
-from scaffolder.forges.github_webhook import PullRequestEvent
 from scaffolder.models import (
     Change,
     ChangeDetail,

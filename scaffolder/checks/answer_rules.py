@@ -17,16 +17,14 @@ Each raises ``ValidationFailed`` naming the top-level field and the rule.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
+from gitops.names import DNS_LABEL_MAX, is_dns_label
+from gitops.quantity import parse_quantity
 from portal.errors import ValidationFailed
-from scaffolder.quantity import parse_quantity
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_LABEL_MAX = 63
 ALWAYS_RESERVED = frozenset({"default", "kube"})
 RESERVED_PREFIXES = ("kube-",)
 _TEMPLATE_MARKERS = ("{{", "{%", "{#", "${{")
@@ -196,7 +194,7 @@ def _check_dns_label(field_name: str, where: str, value: object, rule: str) -> N
             field=field_name,
             rule="dns-1123",
         )
-    if not DNS_LABEL.fullmatch(value):
+    if not is_dns_label(value):
         raise ValidationFailed(
             f"{where}: must be a DNS-1123 label: lower-case letters, digits and '-', "
             "starting and ending with a letter or digit (dns-1123)",

@@ -11,12 +11,12 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
+from gitops.forges.github_webhook import sign
 from portal.app import create_app
 from portal.auth.models import AuditEvent
 from portal.settings import Settings
 from reconciler import queue, service
 from reconciler.models import Job, JobLog, MergeRecord, UnitApply
-from scaffolder.forges.github_webhook import sign
 from tests.conftest import UserFactory
 
 # The API is not what differs between databases (the queue tests run on both).
@@ -146,8 +146,8 @@ def test_jobs_api_list_detail_stream_retry(client: TestClient, engine: Engine,
 
 
 def test_record_merge_event_rejects_malformed_commit(session: Session) -> None:
+    from gitops.forges.base import MergeEvent
     from portal.errors import ValidationFailed
-    from scaffolder.forges.base import MergeEvent
 
     with pytest.raises(ValidationFailed) as err:
         service.record_merge_event(session, event=MergeEvent(commit="main; rm -rf", before=None))

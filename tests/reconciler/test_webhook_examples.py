@@ -18,13 +18,13 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
+from gitops.forges.base import ChangeSpec, FileChange
+from gitops.forges.github import GitHubForge
+from gitops.forges.github_webhook import sign
 from portal.app import create_app
 from portal.auth.models import AuditEvent
 from portal.settings import ForgeKind, Settings
 from reconciler.models import Job, MergeRecord
-from scaffolder.forges.base import ChangeSpec, FileChange
-from scaffolder.forges.github import GitHubForge
-from scaffolder.forges.github_webhook import sign
 from scaffolder.models import Change
 from tests.fakes.github import PREFIX, FakeGitHub
 from tests.fakes.github_npm import webhook_examples

@@ -14,14 +14,14 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
+from gitops.forges.base import ChangeSpec, FileChange
+from gitops.forges.github_webhook import sign
+from gitops.forges.local import LocalForge
 from portal.app import create_app
 from portal.auth.models import AuditEvent
 from portal.settings import Settings
 from reconciler.models import Job, MergeRecord
 from reconciler.webhook_models import PreviewAllowance
-from scaffolder.forges.base import ChangeSpec, FileChange
-from scaffolder.forges.github_webhook import sign
-from scaffolder.forges.local import LocalForge
 from scaffolder.models import Change
 from tests.conftest import UserFactory
 from tests.reconciler.conftest import push

@@ -8,11 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from portal import db
-from portal.errors import Conflict, Forbidden
-from portal.settings import Settings
-from scaffolder import gittree
-from scaffolder.forges.base import (
+from gitops.forges.base import (
     ChangeSpec,
     ChangeState,
     Check,
@@ -21,9 +17,13 @@ from scaffolder.forges.base import (
     Forge,
     MergeConflict,
 )
-from scaffolder.forges.factory import make_forge
-from scaffolder.forges.local import LocalForge
-from scaffolder.gitrepo import seed_repository
+from gitops.forges.factory import make_forge
+from gitops.forges.local import LocalForge
+from gitops.git import seed_repository
+from gitops.paths import UnsafePath
+from portal import db
+from portal.errors import Conflict, Forbidden
+from portal.settings import Settings
 from tests.conftest import make_settings
 from tests.harness.databases import SqliteFactory
 
@@ -137,5 +137,5 @@ def test_close_comment_and_unsafe_paths(forge: LocalForge) -> None:
     with pytest.raises(Conflict):
         forge.approve(number, by="bob")
     for bad in ("../x", "/etc/passwd", ".git/config", "a//b", "a\nb"):
-        with pytest.raises(gittree.GitError):
+        with pytest.raises(UnsafePath):
             _open(forge, f"caas/bad{len(bad)}", {bad: b"x"})

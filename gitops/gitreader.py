@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from scaffolder.forges.base import Forge, ForgeError
-from scaffolder.gitrepo import git
+from gitops import git
+from gitops.forges.base import Forge
 
 FEW = 64  # up to this many folders, walk them in one cat-file process (no ls-tree spawn)
 
@@ -38,11 +38,11 @@ class GitReader:
         self.git_dir = Path(git_dir)
 
     def head(self, ref: str = "main") -> str:
-        return git(self.git_dir, "rev-parse", "--verify", f"{ref}^{{commit}}").strip()
+        return git.out(self.git_dir, "rev-parse", "--verify", f"{ref}^{{commit}}").strip()
 
     def _ls(self, prefixes: Sequence[str], ref: str) -> list[tuple[str, str]]:
         """(blob id, path) of every file under ``prefixes`` at ``ref``."""
-        out = git(self.git_dir, "ls-tree", "-r", "-z", "--full-tree", ref, "--",
+        out = git.out(self.git_dir, "ls-tree", "-r", "-z", "--full-tree", ref, "--",
                   *[p.rstrip("/") for p in prefixes if p])
         entries: list[tuple[str, str]] = []
         for record in out.split("\0"):
@@ -72,9 +72,9 @@ class GitReader:
     def _walk(self, prefixes: Sequence[str], ref: str) -> dict[str, bytes]:
         """Read a few folders through one interactive ``git cat-file --batch``: after a merge
         only one or two entities change, and each process spawn costs more than the reads."""
-        proc = subprocess.Popen(["git", f"--git-dir={self.git_dir}", "cat-file", "--batch"],
+        proc = subprocess.Popen(git.argv(self.git_dir, "cat-file", "--batch"),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL)
+                                stderr=subprocess.DEVNULL, env=git.environment())
         assert proc.stdin is not None and proc.stdout is not None
         stdin, stdout = proc.stdin, proc.stdout
 
@@ -114,12 +114,10 @@ class GitReader:
         wanted = list(dict.fromkeys(shas))
         if not wanted:
             return {}
-        proc = subprocess.run(
-            ["git", f"--git-dir={self.git_dir}", "cat-file", "--batch"],
-            input=("\n".join(wanted) + "\n").encode(), capture_output=True, check=False,
-        )
+        proc = git.run(self.git_dir, "cat-file", "--batch",
+                       input_bytes=("\n".join(wanted) + "\n").encode())
         if proc.returncode != 0:
-            raise ForgeError(f"git cat-file failed: {proc.stderr.decode(errors='replace')}")
+            raise git.failed(["cat-file", "--batch"], proc)
         data = proc.stdout
         result: dict[str, bytes] = {}
         pos = 0
@@ -127,7 +125,7 @@ class GitReader:
             end = data.index(b"\n", pos)
             header = data[pos:end].split()
             if len(header) != 3:  # "<sha> missing"
-                raise ForgeError(f"git object {sha} is missing")
+                raise git.GitError(f"git object {sha} is missing", command=["cat-file", "--batch"])
             size = int(header[2])
             result[sha] = data[end + 1:end + 1 + size]
             pos = end + 1 + size + 1

@@ -12,8 +12,8 @@ from typing import cast
 
 from sqlalchemy import Engine
 
+from gitops.forges.base import Forge
 from portal.settings import ForgeKind, Settings
-from scaffolder.forges.base import Forge
 
 _github: dict[tuple[str, str | None, str | None, float], Forge] = {}
 _lock = threading.Lock()
@@ -26,9 +26,9 @@ def make_forge(settings: Settings, engine: Engine) -> Forge:
         with _lock:
             if key not in _github:
                 # Imported lazily: PyGithub is loaded only by deployments that use it.
-                github = importlib.import_module("scaffolder.forges.github")
+                github = importlib.import_module("gitops.forges.github")
                 _github[key] = cast(Forge, github.GitHubForge.from_settings(settings))
             return _github[key]
-    from scaffolder.forges.local import LocalForge
+    from gitops.forges.local import LocalForge
 
     return LocalForge(settings, engine)

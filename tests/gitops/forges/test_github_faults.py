@@ -10,15 +10,15 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from portal.errors import Unavailable
-from scaffolder.forges.base import ChangeSpec, Check, CheckState, FileChange
-from scaffolder.forges.github import GitHubForge
-from scaffolder.forges.github_rest import (
+from gitops.forges.base import ChangeSpec, Check, CheckState, FileChange
+from gitops.forges.github import GitHubForge
+from gitops.forges.github_rest import (
     API_VERSION,
     GitHubError,
     RateLimited,
     rate_limit_wait,
 )
+from portal.errors import Unavailable
 from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo, Fault
 from tests.fakes.server import serve
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from scaffolder.forges.github_rest import GitHubError, GitHubRest
+from gitops.forges.github_rest import GitHubError, GitHubRest
 
 
 def ensure_labels(rest: GitHubRest, repo_path: str, pr: dict[str, Any],

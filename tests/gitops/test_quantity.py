@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from scaffolder.quantity import format_bytes, format_cpu, parse_quantity, to_bytes, to_cores
+from gitops.quantity import format_bytes, format_cpu, parse_quantity, to_bytes, to_cores
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from openapi_schema_validator import OAS30Validator
 
-from scaffolder.forges.base import ChangeSpec, Check, CheckState, FileChange
-from scaffolder.forges.github import GitHubForge
-from scaffolder.forges.github_rest import API_VERSION
+from gitops.forges.base import ChangeSpec, Check, CheckState, FileChange
+from gitops.forges.github import GitHubForge
+from gitops.forges.github_rest import API_VERSION
 from tests.fakes.github import PREFIX, Call, FakeGitHub, Fault
 from tests.fakes.github_npm import openapi
 from tests.fakes.server import serve

@@ -1,55 +1,29 @@
 """Commit files onto a commit without a work tree, read blobs as bytes, and merge with
-``git merge-tree --write-tree`` (the plumbing the local forge and the scaffolder share)."""
+``git merge-tree --write-tree`` (the plumbing the local forge, the scaffolder and the reconciler
+share). Every git process runs through ``gitops.git``."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from scaffolder.gitrepo import IDENTITY, GitError
+from gitops.git import failed, out, run
+from gitops.paths import check_path
 
 ZERO = "0" * 40
 
 
 class FileLike(Protocol):
-    """What ``commit_files`` writes (``scaffolder.forges.base.FileChange`` is one)."""
+    """What ``commit_files`` writes (``gitops.forges.base.FileChange`` is one)."""
 
     @property
     def path(self) -> str: ...
 
     @property
     def content(self) -> bytes | None: ...
-
-
-def run(git_dir: Path, *args: str, input_bytes: bytes | None = None,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-    """Run git and hand back the completed process (bytes, return code unchecked)."""
-    full_env = {**os.environ, **IDENTITY, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C",
-                **(env or {})}
-    full_env.pop("GIT_DIR", None)
-    return subprocess.run(["git", f"--git-dir={git_dir}", "-c", "core.quotepath=off", *args],
-                          input=input_bytes, capture_output=True, env=full_env, check=False)
-
-
-def out(git_dir: Path, *args: str, input_bytes: bytes | None = None,
-        env: dict[str, str] | None = None) -> str:
-    proc = run(git_dir, *args, input_bytes=input_bytes, env=env)
-    if proc.returncode != 0:
-        raise GitError(f"git {args[0]} failed: {proc.stderr.decode(errors='replace').strip()}")
-    return proc.stdout.decode(errors="replace")
-
-
-def check_path(path: str) -> None:
-    """Refuse paths git would store somewhere else than the caller meant."""
-    parts = path.split("/")
-    if (not path or path.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts)
-            or any(ord(c) < 32 or ord(c) == 127 for c in path)):
-        raise GitError(f"refusing unsafe path {path!r}")
 
 
 def resolve(git_dir: Path, ref: str) -> str | None:
@@ -177,7 +151,7 @@ def merge_tree(git_dir: Path, ours: str, theirs: str) -> MergeResult:
         return MergeResult(tree=lines[0].strip(), conflicts=[])
     if proc.returncode == 1:
         return MergeResult(tree=None, conflicts=sorted({ln for ln in lines[1:] if ln.strip()}))
-    raise GitError(f"git merge-tree failed: {proc.stderr.decode(errors='replace').strip()}")
+    raise failed(["merge-tree", "--write-tree", ours, theirs], proc)
 
 
 def changed_paths(git_dir: Path, base: str, head: str) -> list[str]:

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.errors import ConfigError, NotFound
-from portal.settings import Settings
-from scaffolder.forges.base import (
+from gitops.forges.base import (
     ChangeSpec,
     ChangeState,
     Check,
@@ -19,8 +17,10 @@ from scaffolder.forges.base import (
     Forge,
     ForgeError,
 )
-from scaffolder.forges.github import GitHubForge
-from scaffolder.forges.github_codeowners import codeowners_for, split_reviewers
+from gitops.forges.github import GitHubForge
+from gitops.forges.github_codeowners import codeowners_for, split_reviewers
+from portal.errors import ConfigError, NotFound
+from portal.settings import Settings
 from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo
 from tests.fakes.server import serve
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from catalog.gitreader import GitReader
+from gitops.gitreader import GitReader
 from tests.catalog import gitops
 from tests.catalog.conftest import base_files
 

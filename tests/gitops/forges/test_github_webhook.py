@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from scaffolder.forges.base import MergeEvent
-from scaffolder.forges.github_webhook import (
+from gitops.forges.base import MergeEvent
+from gitops.forges.github_webhook import (
     PullRequestEvent,
     parse_event,
     sign,

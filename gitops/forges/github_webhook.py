@@ -22,7 +22,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from scaffolder.forges.base import MergeEvent
+from gitops.forges.base import MergeEvent
 
 SIGNATURE_PREFIX = "sha256="
 # A push whose "after" is all zeros deletes the branch: nothing landed.

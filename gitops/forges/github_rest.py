@@ -44,8 +44,8 @@ from urllib.parse import urlencode
 
 import requests
 
+from gitops.forges.base import ForgeError
 from portal.errors import Unavailable
-from scaffolder.forges.base import ForgeError
 
 log = logging.getLogger("caas.forge.github")
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from scaffolder.forges.base import Check, CheckState
-from scaffolder.forges.github_rest import GitHubRest
+from gitops.forges.base import Check, CheckState
+from gitops.forges.github_rest import GitHubRest
 
 STATUS_DESCRIPTION_MAX = 140  # GitHub refuses longer commit status descriptions (422)
 _PASSING = frozenset({"success", "neutral", "skipped"})

@@ -14,11 +14,8 @@ from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from portal.db import aware, utcnow
-from portal.errors import Conflict, Forbidden, NotFound
-from portal.settings import Settings
-from scaffolder import gittree
-from scaffolder.forges.base import (
+from gitops import git, gittree
+from gitops.forges.base import (
     ChangeInfo,
     ChangeSpec,
     ChangeState,
@@ -29,7 +26,10 @@ from scaffolder.forges.base import (
     MergeConflict,
     MergeEvent,
 )
-from scaffolder.models import LocalApproval, LocalCheck, LocalComment, LocalPullRequest
+from gitops.forges.models import LocalApproval, LocalCheck, LocalComment, LocalPullRequest
+from portal.db import aware, utcnow
+from portal.errors import Conflict, Forbidden, NotFound
+from portal.settings import Settings
 
 MERGE_ATTEMPTS = 5
 
@@ -80,7 +80,7 @@ class LocalForge:
         head = gittree.commit_files(self.git_dir, parent=base_sha, files=spec.files,
                                     message=f"{spec.title}\n\n{spec.body}", author=spec.author)
         # No open PR uses the branch, so a leftover ref (a failed earlier attempt) may be moved.
-        if gittree.run(self.git_dir, "update-ref", f"refs/heads/{spec.branch}", head
+        if git.run(self.git_dir, "update-ref", f"refs/heads/{spec.branch}", head
                        ).returncode != 0:
             raise ForgeError(f"cannot create branch {spec.branch!r}")
         row = LocalPullRequest(
@@ -223,7 +223,7 @@ class LocalForge:
                     f"change #{row.number} conflicts with {row.base} in: "
                     + ", ".join(result.conflicts[:20]), field="files", rule="merge-conflict")
             message = f"Merge change #{row.number} from {row.branch}\n\n{row.title}"
-            commit = gittree.out(self.git_dir, "commit-tree", result.tree, "-p", before,
+            commit = git.out(self.git_dir, "commit-tree", result.tree, "-p", before,
                                  "-p", row.head_sha, "-m", message).strip()
             if gittree.update_ref(self.git_dir, row.base, commit, before):
                 return before, commit

@@ -6,13 +6,13 @@ Public contract:
   sleep=time.sleep, clock=time.time)`` and ``GitHubForge.from_settings(settings)``
   (``github_url``, ``github_repo``, ``github_token``, ``github_max_wait_s``; raises
   ``ConfigError`` when the repository or the token is missing).
-- Implements ``scaffolder.forges.base.Forge`` (``kind = "github"``). Merges happen on GitHub
-  and reach the portal as webhooks (``scaffolder.forges.github_webhook``), so there is no merge.
+- Implements ``gitops.forges.base.Forge`` (``kind = "github"``). Merges happen on GitHub
+  and reach the portal as webhooks (``gitops.forges.github_webhook``), so there is no merge.
 - ``approvals(number) -> list[str]``: logins whose latest review approves (reviews paged).
 - ``codeowners_problems(ref="main") -> list[str]``: CODEOWNERS entries GitHub cannot ask for a
   review (not collaborators / teams without access) — the repository check.
 
-Every request goes through ``scaffolder.forges.github_rest`` (rate limits, paging, ETags, the
+Every request goes through ``gitops.forges.github_rest`` (rate limits, paging, ETags, the
 pinned API version); PyGithub supplies authentication, the base URL and the connection pool.
 Branches and commits go through the Git Data API (a tree on ``base_tree``, a commit, a ref) so a
 change set of many files is one commit. Opening a change is resumable: the branch, the pull
@@ -35,9 +35,8 @@ from urllib.parse import quote
 
 from github import Auth, Github
 
-from portal.errors import ConfigError, NotFound
-from scaffolder.forges import github_checks, github_review
-from scaffolder.forges.base import (
+from gitops.forges import github_checks, github_review
+from gitops.forges.base import (
     ChangeInfo,
     ChangeSpec,
     ChangeState,
@@ -45,12 +44,13 @@ from scaffolder.forges.base import (
     FileChange,
     ForgeError,
 )
-from scaffolder.forges.github_codeowners import (
+from gitops.forges.github_codeowners import (
     CODEOWNERS_PATHS,
     codeowners_for,
     split_reviewers,
 )
-from scaffolder.forges.github_rest import API_VERSION, GitHubError, GitHubRest
+from gitops.forges.github_rest import API_VERSION, GitHubError, GitHubRest
+from portal.errors import ConfigError, NotFound
 
 if TYPE_CHECKING:
     from portal.settings import Settings
