@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from gitops.forges.base import MergeEvent
-from gitops.forges.github_webhook import PullRequestEvent
 from gitops.names import is_dns_label
 from portal.auth import audit
 from portal.auth.principal import Principal
@@ -270,17 +269,6 @@ def _unit_rank(unit: str) -> tuple[int, str]:
     return order, unit
 
 
+# Pull request actions that change what a plan preview shows (reconciler.webhooks).
 PREVIEW_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
 
-
-def handle_forge_event(session: Session, *, event: MergeEvent | PullRequestEvent | None) -> str:
-    """A webhook delivery: a merge is recorded, an updated PR gets a plan preview queued (the
-    preview job itself finds out whether the PR touches ``envs/``). Returns what was done."""
-    if isinstance(event, MergeEvent):
-        record_merge_event(session, event=event)
-        return "merge recorded"
-    if (isinstance(event, PullRequestEvent) and event.action in PREVIEW_ACTIONS
-            and event.head_sha and event.number > 0):
-        request_plan_preview(session, change_number=event.number, head_sha=event.head_sha)
-        return "plan preview queued"
-    return "ignored"
