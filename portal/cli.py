@@ -106,7 +106,7 @@ def demo(
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
 ) -> None:
     """Embedded demo: SQLite, a local GitOps repository, local users; web and worker in one."""
-    from scaffolder.gitrepo import seed_repository
+    from gitops.git import seed_repository
 
     settings = load_settings(port=port)
     engine = ready_engine(settings)
@@ -151,8 +151,8 @@ def _scaffold(settings: Settings, username: str, template: str, answers: dict[st
               *, dry_run: bool) -> None:
     from rich.table import Table
 
+    from gitops.forges.factory import make_forge
     from scaffolder import service as scaffolder_service
-    from scaffolder.forges.factory import make_forge
     from scaffolder.models import ScaffoldRequest
     from scaffolder.registry import Registry
 
@@ -315,7 +315,7 @@ def token_revoke(token_id: int) -> None:
 def catalog_reindex() -> None:
     """Rebuild the whole catalog from the head of the GitOps repository's main branch."""
     from catalog import service as catalog_service
-    from scaffolder.forges.factory import make_forge
+    from gitops.forges.factory import make_forge
 
     settings = load_settings()
     engine = ready_engine(settings)

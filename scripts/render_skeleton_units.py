@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from gitops import lists
 from scaffolder.registry import load_template
 from scaffolder.render import render
 
@@ -19,6 +20,8 @@ SKELETON = REPO / "gitops-skeleton"
 
 
 def main() -> None:
+    namespaces = lists.team_namespaces(
+        p.relative_to(SKELETON).as_posix() for p in SKELETON.rglob("*") if p.is_file())
     for answers_file in sorted(SKELETON.rglob(".caas-answers.yaml")):
         unit = answers_file.parent
         stored = yaml.safe_load(answers_file.read_text(encoding="utf-8"))
@@ -27,6 +30,9 @@ def main() -> None:
         for old in [p for p in unit.rglob("*") if p.is_file()]:
             old.unlink()
         for path, data in files.items():
+            if path.startswith("teams/") and path.endswith("/appproject.yaml"):
+                # The destinations list is derived from the team's tenants (gitops.lists).
+                data = lists.with_destinations(data, namespaces.get(path.split("/")[1], set()))
             out = SKELETON / path
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(data)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -11,24 +10,17 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.github_npm import ensure_installed
+
 NODE_DIR = Path(__file__).resolve().parent / "node"
 SCRIPT = NODE_DIR / "backstage.cjs"
 
 
-def _lock_digest() -> str:
-    return hashlib.sha256((NODE_DIR / "package-lock.json").read_bytes()).hexdigest()
-
-
 @pytest.fixture(scope="session")
 def backstage_node() -> Path:
-    """``npm ci`` unless node_modules already holds exactly the committed lock (idempotent)."""
-    stamp = NODE_DIR / "node_modules" / ".caas-lock-sha256"
-    if not (stamp.is_file() and stamp.read_text() == _lock_digest()):
-        npm = shutil.which("npm")
-        assert npm, "npm is needed for the backstage suite"
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True,
-                       timeout=1200)
-        stamp.write_text(_lock_digest())
+    """``npm ci`` unless node_modules already holds exactly the committed lock (idempotent,
+    guarded by a file lock against parallel workers); the folder with ``backstage.cjs``."""
+    ensure_installed(NODE_DIR)
     return NODE_DIR
 
 

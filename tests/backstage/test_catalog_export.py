@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from catalog import backstage, service
-from catalog.gitreader import GitReader
+from gitops.gitreader import GitReader
 from scaffolder.parameters import ParameterContext, validate_answers
 from scaffolder.registry import load_template
 from scaffolder.render import render

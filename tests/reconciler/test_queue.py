@@ -13,6 +13,8 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
+from gitops.forges.base import MergeEvent
+from gitops.forges.local import LocalForge
 from portal.auth.models import AuditEvent
 from portal.auth.principal import SYSTEM
 from portal.db import utcnow
@@ -23,8 +25,6 @@ from reconciler.errors import PermanentError, TemporaryError
 from reconciler.jobs import plan as real_plan
 from reconciler.models import EnvLock, Job, JobLog, JobState, MergeRecord
 from reconciler.worker import Worker
-from scaffolder.forges.base import MergeEvent
-from scaffolder.forges.local import LocalForge
 from tests.reconciler.conftest import drain, jobs_of, push
 
 
