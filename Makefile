@@ -3,6 +3,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# pytest-xdist processes for `make test` (the suite waits on git, terraform, servers and browsers
+# as much as on the CPU, so one more than the cores keeps two cores busy).
+PYTEST_WORKERS ?= 3
 
 .PHONY: demo test bench lint system-deps clean
 
@@ -20,7 +23,7 @@ demo: $(STAMP)
 	$(VENV)/bin/caas demo
 
 test: $(STAMP) system-deps
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: $(STAMP) system-deps
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
