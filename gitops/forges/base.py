@@ -175,3 +175,13 @@ class Forge(Protocol):
         ...
 
     def close_change(self, number: int, *, by: str) -> ChangeInfo: ...
+
+
+@runtime_checkable
+class CodeownersAudit(Protocol):
+    """A forge whose review requests can be refused (GitHub: only collaborators review)."""
+
+    def codeowners_problems(self, ref: str = "main") -> list[str]:
+        """CODEOWNERS owners at ``ref`` the forge cannot ask for a review (``@user`` /
+        ``@org/team``): not collaborators, or teams without access to the repository."""
+        ...
