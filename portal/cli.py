@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Annotated
 
@@ -38,7 +39,9 @@ out = Console()
 
 def load_settings(**overrides: object) -> Settings:
     try:
-        settings = Settings()
+        # CAAS_SECRETS_DIR: a folder of files named like the variables (CAAS_DATABASE_URL, ...),
+        # e.g. a mounted Kubernetes Secret; environment variables still win over them.
+        settings = Settings(_secrets_dir=os.environ.get("CAAS_SECRETS_DIR") or None)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = "CAAS_" + str(first["loc"][0]).upper() if first.get("loc") else "settings"
@@ -93,12 +96,23 @@ def serve(
 @app.command()
 def worker(
     once: Annotated[bool, typer.Option(help="Drain the queue, then exit.")] = False,
+    health_port: Annotated[int | None, typer.Option(
+        help="Serve /healthz and /readyz on this port (probes); off when unset.",
+        envvar="CAAS_WORKER_HEALTH_PORT")] = None,
 ) -> None:
     """Run the reconciler: merge events → jobs → Terraform, ArgoCD, Keycloak, catalog."""
+    from portal.health import HealthServer
     from reconciler.runtime import run_worker
 
     settings = load_settings()
-    run_worker(settings, ready_engine(settings), once=once)
+    engine = ready_engine(settings)
+    health = (HealthServer(engine, host=settings.host, port=health_port).start()
+              if health_port is not None else None)
+    try:
+        run_worker(settings, engine, once=once)
+    finally:
+        if health is not None:
+            health.stop()
 
 
 @app.command()
