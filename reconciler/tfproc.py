@@ -190,6 +190,8 @@ def reap_orphans(root: Path, *, log: Log) -> list[Path]:
     cleaned: list[Path] = []
     for pidfile in sorted(root.glob(f"*/*/{PIDFILE}")):
         work = pidfile.parent
+        if work.parent.name == ".preview":
+            continue
         owner = read_owner(work)
         if owner is None or owner.host != socket.gethostname():
             continue
