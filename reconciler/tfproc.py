@@ -9,6 +9,9 @@
   gracefully stop ... on interrupt"). It is never sent a second one (which makes Terraform exit at
   once, without saving). The signal follows the *thread* that started the process: run Terraform
   from a thread that lives as long as the worker.
+- Its output goes to a file in the working directory (``.caas-terraform.out``) that the worker
+  follows, never to a pipe: a pipe dies with the worker, and Terraform writing its "Interrupt
+  received" to a broken pipe would itself die of ``SIGPIPE`` before saving its state.
 - While it runs, the working directory holds ``.caas-terraform.json`` (its PID, its start time,
   the worker's PID, the host). A successor finds it: a still-running predecessor is *waited for*
   (``settle``), never killed; one that is gone leaves only stale files, which are removed
@@ -38,9 +41,11 @@ from typing import Any
 from reconciler.tfdiag import Diagnostic, parse_line
 
 PIDFILE = ".caas-terraform.json"
+OUTPUT = ".caas-terraform.out"
 LOCK_INFO = ".terraform.tfstate.lock.info"
 PR_SET_PDEATHSIG = 1
 POLL_S = 0.5
+FOLLOW_S = 0.05
 Log = Callable[[str], None]
 
 
@@ -176,11 +181,24 @@ def settle(work: Path, *, wait_s: float, log: Log) -> None:
 
 
 def _reap(work: Path, owner: Owner, log: Log) -> None:
+    last = _last_messages(work / OUTPUT)
+    if last:
+        log(f"the last messages of terraform {owner.command} (pid {owner.pid}): " +
+            " | ".join(last))
     removed = [name for name in (LOCK_INFO, PIDFILE) if (work / name).exists()]
     for name in removed:
         (work / name).unlink(missing_ok=True)
     log(f"reaped what terraform {owner.command} (pid {owner.pid}, worker pid "
         f"{owner.worker_pid}) left in {work.name}: {', '.join(removed) or 'nothing'}")
+
+
+def _last_messages(path: Path, count: int = 4) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[-count:]
+    except OSError:
+        return []
+    return [parse_line(line).text.splitlines()[0] for line in lines
+            if parse_line(line).text.strip()]
 
 
 def reap_orphans(root: Path, *, log: Log) -> list[Path]:
@@ -232,7 +250,10 @@ def run_streamed(cmd: list[str], *, env: dict[str, str], work: Path, command: st
     """Run a ``-json`` command in ``work``, logging each message (redacted) as it comes and
     collecting its diagnostics. Past ``timeout_s`` it is interrupted once, and killed only if it
     has not stopped ``INTERRUPT_GRACE_S`` later."""
-    proc = spawn(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # 0600: the state beside it holds the same values, but nothing more should read them
+    fd = os.open(work / OUTPUT, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as sink:
+        proc = spawn(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
     expired = threading.Event()
 
     def _expire() -> None:
@@ -247,9 +268,8 @@ def run_streamed(cmd: list[str], *, env: dict[str, str], work: Path, command: st
     with owned(work, proc, command):
         timer.start()
         try:
-            assert proc.stdout is not None  # stdout=PIPE above
-            for raw in proc.stdout:
-                line = parse_line(raw.rstrip("\n"))
+            for raw in _follow(work / OUTPUT, proc):
+                line = parse_line(raw)
                 if line.diagnostic is not None:
                     diagnostics.append(Diagnostic(
                         line.diagnostic.severity, redact(line.diagnostic.summary),
@@ -263,6 +283,25 @@ def run_streamed(cmd: list[str], *, env: dict[str, str], work: Path, command: st
             timer.cancel()
             killer.cancel()
     return Finished(code, diagnostics, expired.is_set(), list(tail))
+
+
+def _follow(path: Path, proc: subprocess.Popen[str]) -> Iterator[str]:
+    """The lines of ``path`` as ``proc`` writes them, until it has exited and all is read."""
+    partial = ""
+    with path.open(encoding="utf-8", errors="replace") as source:
+        while True:
+            chunk = source.readline()
+            if chunk:
+                partial += chunk
+                if partial.endswith("\n"):
+                    yield partial.rstrip("\n")
+                    partial = ""
+                continue
+            if proc.poll() is not None:
+                rest = source.read()
+                yield from (partial + rest).splitlines()
+                return
+            time.sleep(FOLLOW_S)
 
 
 def capture(cmd: list[str], *, env: dict[str, str], timeout_s: float) -> tuple[int, str, str]:

@@ -87,7 +87,7 @@ class Worker:
             self._registered = True
             root = (self.settings.data_dir / "terraform").resolve()
             if root.is_dir():
-                tfproc.reap_orphans(root, log=lambda line: log.warning("%s", line))
+                tfproc.reap_orphans(root, log=lambda line: log.warning("%s", redact(line)))
 
     def _sweep_when_due(self) -> None:
         if time.monotonic() >= self._next_sweep:
