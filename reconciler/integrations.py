@@ -16,6 +16,7 @@ from ruamel.yaml.error import YAMLError
 from sqlmodel import Session
 
 from catalog import service as catalog_service
+from gitops import object_names
 from reconciler.adapters import AdapterError, NotConfigured
 from reconciler.argocd import KINDS, ArgoCDApplier
 from reconciler.context import JobContext, Result
@@ -55,9 +56,11 @@ def affected_applications(paths: list[str]) -> dict[str, str]:
     apps: dict[str, str] = {}
     for path in paths:
         if m := _TENANT_ENV.match(path):
-            apps[f"{m.group(2)}-{m.group(3)}"] = f"namespace:{m.group(1)}/{m.group(2)}"
+            name = object_names.tenant_application(m.group(2), m.group(3))
+            apps[name] = f"namespace:{m.group(1)}/{m.group(2)}"
         elif m := _APPLICATION.match(path):
-            apps[f"{m.group(1)}-{m.group(2)}"] = f"application:{m.group(1)}/{m.group(2)}"
+            name = object_names.team_application(m.group(1), m.group(2))
+            apps[name] = f"application:{m.group(1)}/{m.group(2)}"
         elif (root := _ROOTS.get(path.split("/", 1)[0])) is not None:
             apps.setdefault(root, "")
     return apps
