@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from gitops.forges.base import Check, CheckState
 from portal.errors import CaasError
 from reconciler.context import JobContext, Result
 from reconciler.errors import PermanentError
@@ -35,7 +36,6 @@ from reconciler.units import (
     unit_inputs,
     upstream_units,
 )
-from scaffolder.forges.base import Check, CheckState
 
 
 def _variables(ctx: JobContext, runner: TerraformRunner, env: str, infra: InfraManifest,

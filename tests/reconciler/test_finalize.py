@@ -11,6 +11,9 @@ from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
 from catalog.models import Entity
+from gitops.forges.base import MergeEvent
+from gitops.forges.local import LocalForge
+from gitops.git import seed_repository
 from portal.db import utcnow
 from portal.settings import Settings
 from reconciler import queue, service
@@ -18,9 +21,6 @@ from reconciler.context import Handler, JobContext, Result
 from reconciler.errors import PermanentError
 from reconciler.models import EnvLock, Job, JobLog, JobState, MergeRecord, WorkerRecord
 from reconciler.worker import Worker
-from scaffolder.forges.base import MergeEvent
-from scaffolder.forges.local import LocalForge
-from scaffolder.gitrepo import seed_repository
 from tests.conftest import REPO_ROOT
 from tests.reconciler.conftest import drain, jobs_of, push
 
