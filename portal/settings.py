@@ -94,6 +94,9 @@ class Settings(BaseSettings):
                                      "primary limit's reset, a repeated secondary limit) ends "
                                      "the call with a temporary error that is retried later. "
                                      "Keep it well under `worker_lease_s`.")
+    github_write_interval_s: float = Field(1.0, ge=0, le=60, description="Pause between two "
+                                           "GitHub writes (GitHub's advice against secondary "
+                                           "rate limits: at least one second).")
     templates_dir: Path = Field(REPO_ROOT / "templates", description="Cookiecutter templates "
                                 "(only these run hooks).")
     skeleton_dir: Path = Field(REPO_ROOT / "gitops-skeleton", description="Seed of a new "

@@ -104,7 +104,8 @@ def test_check_codeowners_names_who_cannot_review(tmp_path: Path) -> None:
                                                   b"/tenants/ @carol @acme/team-shop\n"}, "seed")
         repo.collaborators, repo.teams = {"erin"}, {"team-shop"}
         github = {"CAAS_FORGE": "github", "CAAS_GITHUB_URL": url + PREFIX,
-                  "CAAS_GITHUB_REPO": "acme/gitops", "CAAS_GITHUB_TOKEN": "ghs_x"}
+                  "CAAS_GITHUB_REPO": "acme/gitops", "CAAS_GITHUB_TOKEN": "ghs_x",
+                  "CAAS_GITHUB_WRITE_INTERVAL_S": "0"}
         proc = run(tmp_path, "check-codeowners", **github)
         assert proc.returncode == 1, proc.stderr
         assert proc.stdout.split() == ["cannot", "review:", "@carol", "cannot", "review:",
