@@ -345,10 +345,32 @@ def catalog_reindex() -> None:
         out.print(f"  flagged: {key}")
 
 
+@app.command("check-codeowners")
+def check_codeowners() -> None:
+    """List the CODEOWNERS owners on main that the forge cannot ask for a review (GitHub:
+    not collaborators of the repository, or teams without access); exit 1 when there are any."""
+    from gitops.forges.base import CodeownersAudit
+    from gitops.forges.factory import make_forge
+
+    settings = load_settings()
+    forge = make_forge(settings, ready_engine(settings))
+    if not isinstance(forge, CodeownersAudit):
+        out.print(f"the {forge.kind} forge refuses no reviewer: nothing to check")
+        return
+    problems = forge.codeowners_problems(settings.main_branch)
+    for name in problems:
+        out.print(f"cannot review: {name}")
+    if problems:
+        raise typer.Exit(1)
+    out.print("every CODEOWNERS owner can be asked for a review")
+
+
 def main() -> None:
     """Entry point: expected errors become one line on stderr and exit status 2."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except CaasError as exc:
         print(f"caas: error: {exc.message}", file=sys.stderr)
         sys.exit(2)

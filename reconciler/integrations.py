@@ -158,4 +158,5 @@ def keycloak(ctx: JobContext) -> Result:
         "created_groups": report.created_groups,
         "added": [list(pair) for pair in report.added],
         "removed": [list(pair) for pair in report.removed],
+        "renamed": [list(pair) for pair in report.renamed], "marked": report.marked,
         "missing_users": report.missing_users})

@@ -18,14 +18,19 @@ Public contract:
   anything else the settings name), a group claimed twice. Then it writes: creates missing
   groups (a 409 means someone created it meanwhile: read back), adds missing members, removes
   members not listed (exact membership per team group), and puts each of ``admins`` into the
-  admin group (added, never removed: break-glass admins added by hand stay). A refusal leaves
-  Keycloak untouched; a connection or server error while writing leaves a prefix of the plan
-  applied and is ``temporary``: the retried job plans again from what is there and completes
-  (every step is idempotent). Idempotent: a second run with the same input changes nothing.
+  admin group. Team groups carry the attribute ``caas-portal-group: [<name>]``; a team group
+  renamed in Keycloak is found by it (``GET /groups?q=``) and renamed back with its members
+  and role mappings (``PUT /groups/{id}``), never recreated under the old name; team groups
+  that predate the mark get it. Admins are added to the admin group, never removed
+  (break-glass admins added by hand stay). A refusal leaves Keycloak untouched; a connection
+  or server error while writing leaves a prefix of the plan applied and is ``temporary``: the
+  retried job plans again from what is there and completes (every step is idempotent). A
+  second run with the same input changes nothing.
 - Every group path reaches the admin API only after ``portal.groups.check_group_path`` and
   with each segment percent-escaped; usernames travel as query parameters (escaped by the HTTP
   client). Endpoints used (Keycloak Admin REST API 26): ``GET /group-by-path/{path}``,
-  ``POST /groups``, ``POST /groups/{id}/children``, ``GET /groups/{id}/members``,
+  ``GET /groups?q=``, ``POST /groups``, ``PUT /groups/{id}``, ``POST /groups/{id}/children``,
+  ``GET /groups/{id}/members``,
   ``GET /users?username=&exact=true``, ``PUT``/``DELETE /users/{id}/groups/{groupId}``.
 - Users are never created here (they come from sign-in / identity providers); usernames that
   do not exist are reported in ``SyncReport.missing_users``; the worker's periodic resync
@@ -44,6 +49,7 @@ from urllib.parse import quote
 from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakConnectionError, KeycloakError, KeycloakGetError
 
+from portal.auth.usernames import keycloak_usernames, portal_username
 from portal.groups import (
     GroupRuleError,
     check_group_path,
@@ -59,6 +65,9 @@ if TYPE_CHECKING:
     from portal.settings import Settings
 
 T = TypeVar("T")
+# The attribute that marks a group the sync manages, with the name the repository gives it:
+# a group renamed in Keycloak is found by it and renamed back instead of being recreated.
+MARK = "caas-portal-group"
 
 
 class SyncError(AdapterError):
@@ -81,10 +90,13 @@ class SyncReport:
     added: list[tuple[str, str]] = field(default_factory=list)  # (group, username)
     removed: list[tuple[str, str]] = field(default_factory=list)
     missing_users: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)  # (name found, name set back)
+    marked: list[str] = field(default_factory=list)  # existing team groups given the mark
 
     @property
     def changed(self) -> bool:
-        return bool(self.created_groups or self.added or self.removed)
+        return bool(self.created_groups or self.added or self.removed or self.renamed
+                    or self.marked)
 
     def summary(self) -> str:
         return (f"{len(self.created_groups)} groups created, {len(self.added)} memberships "
@@ -125,8 +137,15 @@ class _GroupPlan:
     path: str
     group_id: str | None  # None: to be created
     parent: str | None  # the parent's path when a sub-group is to be created
+    renamed_from: str | None = None  # a team group found under another name by its mark
+    update: dict[str, Any] | None = None  # PUT /groups/{id}: its name and mark set back
     add: list[tuple[str, str]] = field(default_factory=list)  # (username, user id)
     remove: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _marked(group: Mapping[str, Any], path: str) -> bool:
+    attributes = group.get("attributes")
+    return isinstance(attributes, Mapping) and attributes.get(MARK) == [path]
 
 
 class KeycloakSync:
@@ -161,8 +180,8 @@ class KeycloakSync:
         except KeycloakError as exc:
             raise _error(action, exc) from exc
 
-    def _find(self, path: str) -> str | None:
-        """The id of the group at ``path`` (``a`` or ``a/b``), ``None`` when there is none."""
+    def _find(self, path: str) -> dict[str, Any] | None:
+        """The group at ``path`` (``a`` or ``a/b``), ``None`` when there is none."""
         escaped = "/".join(quote(segment, safe="") for segment in path.split("/"))
         try:
             group = self._admin.get_group_by_path(escaped)
@@ -173,30 +192,70 @@ class KeycloakSync:
         if str(group.get("path", "")).strip("/") != path:  # never act on another group
             raise SyncError(f"Keycloak answered group {group.get('path')!r} for {path!r}",
                             temporary=False)
-        return str(group["id"])
+        return group
+
+    def _find_marked(self, path: str) -> dict[str, Any] | None:
+        """A top-level group someone renamed: the one whose ``caas-portal-group`` attribute
+        still names ``path`` (``GET /groups?q=caas-portal-group:<path>&exact=true``)."""
+        groups = self._call(f"search group {path}", lambda: self._admin.get_groups(
+            query={"q": f"{MARK}:{path}", "exact": "true"}))
+        # Only a plain top-level group: never the admin group, never another team's group
+        # (a mark copied onto them must not let the sync rename them).
+        marked = [g for g in groups if _marked(g, path) and not g.get("parentId")
+                  and str(g.get("path", "")).count("/") == 1
+                  and str(g.get("name")) != self.admin_group
+                  and team_of_group(str(g.get("name"))) is None]
+        if len(marked) > 1:
+            raise SyncError(f"{len(marked)} groups carry {MARK}={path}: "
+                            + ", ".join(str(g.get("path")) for g in marked), temporary=False)
+        return marked[0] if marked else None
 
     def _user_id(self, username: str) -> str | None:
+        """The Keycloak id of a portal name (``alice`` or, in "Email as username" realms,
+        ``alice_at_example.org`` for ``alice@example.org``); ``None``: no such user yet."""
         if username not in self._user_ids:
-            self._user_ids[username] = self._call(
-                f"find user {username}", lambda: self._admin.get_user_id(username))
+            found = None
+            for candidate in keycloak_usernames(username):
+                found = self._call(f"find user {candidate}",
+                                   partial(self._admin.get_user_id, candidate))
+                if found is not None:
+                    break
+            self._user_ids[username] = found
         return self._user_ids[username]
 
     def _members(self, group_id: str, name: str) -> dict[str, str]:
+        """Members by portal name (what ``team.yaml`` lists) → Keycloak user id."""
         users = self._call(f"list members of {name}",
                            lambda: self._admin.get_group_members(group_id))
-        return {str(u["username"]).lower(): str(u["id"]) for u in users}
+        members = {}
+        for user in users:
+            raw = str(user["username"]).lower()
+            members[portal_username(raw) or raw] = str(user["id"])
+        return members
 
     def _plan_group(self, path: str, members: Sequence[str], report: SyncReport, *,
                     exact: bool) -> list[_GroupPlan]:
         plans: list[_GroupPlan] = []
-        group_id = self._find(path)
-        if group_id is None and "/" in path:  # a nested admin group: its parents first
+        team = team_of_group(path) is not None
+        group = self._find(path)
+        renamed_from = None
+        if group is None and team:  # renamed in Keycloak? The repository owns the name.
+            group = self._find_marked(path)
+            renamed_from = str(group.get("path", "")).strip("/") if group else None
+        if group is None and "/" in path:  # a nested admin group: its parents first
             parent = path.rsplit("/", 1)[0]
             plans = [p for p in self._plan_group(parent, (), report, exact=False)
                      if p.group_id is None]
-        plan = _GroupPlan(path, group_id, path.rsplit("/", 1)[0] if "/" in path else None)
+        group_id = str(group["id"]) if group is not None else None
+        plan = _GroupPlan(path, group_id, path.rsplit("/", 1)[0] if "/" in path else None,
+                          renamed_from=renamed_from)
+        if group is not None and team and (renamed_from or not _marked(group, path)):
+            found = group.get("attributes")
+            attributes: dict[str, Any] = dict(found) if isinstance(found, dict) else {}
+            plan.update = {"name": path, "attributes": {**attributes, MARK: [path]}}
         current = self._members(group_id, path) if group_id is not None else {}
-        wanted = {m.strip().lstrip("@").lower() for m in members if m.strip()}
+        wanted = {portal_username(m.lstrip("@")) or m.strip().lower()
+                  for m in members if m.strip()}
         for username in sorted(wanted - set(current)):
             user_id = self._user_id(username)
             if user_id is None:
@@ -237,6 +296,13 @@ class KeycloakSync:
         for plan in plans:
             group_id = ids.get(plan.path) or self._create(plan, ids, report)
             ids[plan.path] = group_id
+            if plan.update is not None:
+                self._call(f"update group {plan.path}",
+                           partial(self._admin.update_group, group_id, plan.update))
+                if plan.renamed_from:
+                    report.renamed.append((plan.renamed_from, plan.path))
+                else:
+                    report.marked.append(plan.path)
             for username, user_id in plan.add:
                 self._call(f"add {username} to {plan.path}",
                            partial(self._admin.group_user_add, user_id, group_id))
@@ -251,14 +317,17 @@ class KeycloakSync:
                 ) -> str:
         name = plan.path.rsplit("/", 1)[-1]
         parent = ids.get(plan.parent) if plan.parent else None
+        payload: dict[str, Any] = {"name": name}
+        if team_of_group(plan.path) is not None:
+            payload["attributes"] = {MARK: [plan.path]}
         created = self._call(f"create group {plan.path}", lambda: self._admin.create_group(
-            {"name": name}, parent=parent, skip_exists=True))
+            payload, parent=parent, skip_exists=True))
         if created is None:  # created meanwhile by someone else (409): read it back
             found = self._find(plan.path)
             if found is None:
                 raise SyncError(f"group {plan.path} exists (409) but cannot be read back",
                                 temporary=True)
-            return found
+            return str(found["id"])
         report.created_groups.append(plan.path)
         return str(created)
 

@@ -48,7 +48,7 @@ class FakeRealm:
         parent_path, _, name = path.strip("/").rpartition("/")
         parent = self.group_id(parent_path) if parent_path else None
         group_id = str(uuid.uuid4())
-        self.groups[group_id] = {"name": name, "parent": parent,
+        self.groups[group_id] = {"name": name, "parent": parent, "attributes": {},
                                  "members": {self.user_id(m) for m in members}}
         return group_id
 
@@ -164,32 +164,59 @@ class FakeKeycloak:
         children = sum(1 for g in realm.groups.values() if g["parent"] == group_id)
         return {"id": group_id, "name": group["name"], "path": realm.path(group_id),
                 **({"parentId": group["parent"]} if group["parent"] else {}),
-                "subGroupCount": children, "subGroups": [], "attributes": {},
+                "subGroupCount": children, "subGroups": [],
+                "attributes": {k: list(v) for k, v in group["attributes"].items()},
                 "realmRoles": [], "clientRoles": {}, "access": {"view": True, "manage": True}}
 
     def _create(self, realm: FakeRealm, request: Request, body: bytes, parent: str | None
                 ) -> Response:
-        name = json.loads(body)["name"]
-        siblings = [g for g in realm.groups.values()
-                    if g["parent"] == parent and g["name"] == name]
-        if siblings:
+        rep = json.loads(body)
+        name = rep["name"]
+        conflict = self._sibling_conflict(realm, name, parent, None)
+        if conflict is not None:
+            return conflict
+        group_id = str(uuid.uuid4())
+        realm.groups[group_id] = {"name": name, "parent": parent, "members": set(),
+                                  "attributes": dict(rep.get("attributes") or {})}
+        location = f"{request.base_url}admin/realms/{realm.name}/groups/{group_id}"
+        return Response(status_code=201, headers={"Location": location})
+
+    @staticmethod
+    def _sibling_conflict(realm: FakeRealm, name: str, parent: str | None, me: str | None
+                          ) -> Response | None:
+        if any(g["parent"] == parent and g["name"] == name
+               for i, g in realm.groups.items() if i != me):
             where = "Top level group" if parent is None else "Sibling group"
             return JSONResponse({"errorMessage": f"{where} named '{name}' already exists."},
                                 status_code=409)
-        group_id = str(uuid.uuid4())
-        realm.groups[group_id] = {"name": name, "parent": parent, "members": set()}
-        location = f"{request.base_url}admin/realms/{realm.name}/groups/{group_id}"
-        return Response(status_code=201, headers={"Location": location})
+        return None
 
     def _route(self, realm: FakeRealm, request: Request, parts: list[str], body: bytes,
                query: dict[str, str]) -> Response:
         method = request.method
         if parts == ["groups"] and method == "GET":
-            groups = [self._group_json(realm, i) for i, g in realm.groups.items()
-                      if g["parent"] is None]
+            ids = [i for i, g in realm.groups.items() if g["parent"] is None]
+            if "q" in query:  # "key:value key2:value2", attributes (exact=true: equal values)
+                wanted = [pair.split(":", 1) for pair in query["q"].split()]
+                ids = [i for i in realm.groups
+                       if all(v in realm.groups[i]["attributes"].get(k, []) for k, v in wanted)]
+            groups = [self._group_json(realm, i) for i in ids]
             if "search" in query:
                 groups = [g for g in groups if query["search"].lower() in g["name"].lower()]
             return JSONResponse(self._page(groups, query))
+        if len(parts) == 2 and parts[0] == "groups" and method == "PUT":
+            group = realm.groups.get(parts[1])
+            if group is None:
+                return JSONResponse({"error": "Could not find group by id"}, status_code=404)
+            rep = json.loads(body)
+            if "name" in rep:
+                conflict = self._sibling_conflict(realm, rep["name"], group["parent"], parts[1])
+                if conflict is not None:
+                    return conflict
+                group["name"] = rep["name"]
+            if rep.get("attributes") is not None:  # replaces them, as Keycloak does
+                group["attributes"] = dict(rep["attributes"])
+            return Response(status_code=204)
         if parts == ["groups"] and method == "POST":
             return self._create(realm, request, body, None)
         if (len(parts) == 3 and parts[0] == "groups" and parts[2] == "children"

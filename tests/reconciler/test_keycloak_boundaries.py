@@ -215,3 +215,56 @@ def test_a_user_created_later_joins_at_the_next_resync(
     writes = len(keycloak.writes)
     assert not resync.resync_once().changed
     assert len(keycloak.writes) == writes
+
+
+def test_a_group_renamed_in_keycloak_is_renamed_back_not_recreated(
+        sync: KeycloakSync, keycloak: FakeKeycloak, realm: FakeRealm) -> None:
+    first = sync.sync(groups_from_team("shop", team_doc("shop")), admins=())
+    assert first.created_groups == ["team-shop", "team-shop-admins"]
+    shop_id = realm.group_id("team-shop")
+    assert shop_id is not None
+    realm.groups[shop_id]["name"] = "Shop Team"  # an admin renames it in the console
+    again = sync.sync(groups_from_team("shop", team_doc("shop")), admins=())
+    assert again.renamed == [("Shop Team", "team-shop")] and again.created_groups == []
+    assert realm.group_id("team-shop") == shop_id
+    assert realm.members("team-shop") == {"alice", "bob"}
+    assert not sync.sync(groups_from_team("shop", team_doc("shop")), admins=()).changed
+
+
+def test_existing_team_groups_get_the_mark_once(sync: KeycloakSync, keycloak: FakeKeycloak,
+                                                realm: FakeRealm) -> None:
+    realm.add_group("team-shop", ("alice",))
+    realm.groups[realm.group_id("team-shop") or ""]["attributes"] = {"cost": ["cc-1"]}
+    report = sync.sync(groups_from_team("shop", team_doc("shop")), admins=())
+    assert report.marked == ["team-shop"]
+    assert realm.group("team-shop") == {**realm.group("team-shop"),  # type: ignore[dict-item]
+                                        "attributes": {"cost": ["cc-1"],
+                                                       "caas-portal-group": ["team-shop"]}}
+    writes = len(keycloak.writes)
+    assert not sync.sync(groups_from_team("shop", team_doc("shop")), admins=()).changed
+    assert len(keycloak.writes) == writes
+
+
+@pytest.mark.parametrize("victim", ["platform-admins", "team-x"])
+def test_a_copied_mark_never_renames_the_admin_group_or_another_team(
+        sync: KeycloakSync, realm: FakeRealm, victim: str) -> None:
+    realm.groups[realm.group_id(victim) or ""]["attributes"] = {
+        "caas-portal-group": ["team-shop"]}
+    report = sync.sync(groups_from_team("shop", team_doc("shop")), admins=())
+    assert report.renamed == [] and report.created_groups == ["team-shop", "team-shop-admins"]
+    assert realm.group(victim) is not None
+
+
+def test_email_as_username_realm_members_by_portal_name(
+        sync: KeycloakSync, keycloak: FakeKeycloak, realm: FakeRealm) -> None:
+    for email in ("dave@example.org", "erin@example.org"):
+        realm.add_user(email)
+    realm.add_group("team-shop", ("erin@example.org",))
+    doc = {"kind": "Team", "metadata": {"name": "shop"},
+           "spec": {"owners": ["erin_at_example.org"], "members": ["dave_at_example.org"]}}
+    report = sync.sync(groups_from_team("shop", doc), admins=())
+    assert report.added == [("team-shop", "dave_at_example.org"),
+                            ("team-shop-admins", "erin_at_example.org")]
+    assert report.removed == [] and report.missing_users == []
+    assert realm.members("team-shop") == {"dave@example.org", "erin@example.org"}
+    assert not sync.sync(groups_from_team("shop", doc), admins=()).changed

@@ -2,7 +2,8 @@
 own admin client (``@keycloak/keycloak-admin-client``, npm, pinned) defines it: endpoint,
 method, query keys and body fields. Runs the sync through its cases: first sync and a second
 one, removals, paging past 100 members, users missing, a nested admin group created under its
-parent, a 409 on create, a 401 mid-sync, and names escaped in paths."""
+parent, a 409 on create, a 401 mid-sync, names escaped in paths, a group renamed in Keycloak
+found by its mark and renamed back."""
 
 from __future__ import annotations
 
@@ -71,9 +72,16 @@ def test_every_request_of_the_sync_is_a_documented_endpoint(
     sync.sync([GroupSpec("team-mobile", ["bob"])])
     for hostile in ("team-x#2", "team-%41", "team-x?y"):
         assert sync._find(hostile) is None
+    realm.groups[realm.group_id("team-shop") or ""]["name"] = "Shop"  # renamed in the console
+    assert sync.sync(groups_from_team("shop", doc)).renamed == [("Shop", "team-shop")]
 
     seen = {(method, raw.split("/")[4]) for method, raw, _, _ in keycloak.requests}
     assert {("GET", "group-by-path"), ("POST", "groups"), ("GET", "groups"), ("GET", "users"),
-            ("PUT", "users"), ("DELETE", "users")} <= seen
+            ("PUT", "users"), ("DELETE", "users"), ("PUT", "groups")} <= seen
+    assert any(raw.endswith("/groups") and "q" in query
+               for _, raw, query, _ in keycloak.requests)
+    # team-big predates the mark: it got it once (PUT /groups/{id} with its attributes).
+    assert realm.group("team-big")["attributes"] == {  # type: ignore[index]
+        "caas-portal-group": ["team-big"]}
     problems = [p for request in keycloak.requests for p in check_request(*request)]
     assert problems == []

@@ -50,7 +50,7 @@ def fake() -> Iterator[FakeGitHub]:
         repo.commits[PUSHED] = {"tree": repo.commits[root]["tree"], "parents": [root],
                                 "message": "pushed"}
         repo.refs["heads/master"] = PUSHED
-        forge = GitHubForge(REPO, token="t", base_url=url + PREFIX)
+        forge = GitHubForge(REPO, token="t", base_url=url + PREFIX, seconds_between_writes=None)
         for branch in ("other", "changes"):  # the examples' pull request is #2 from "changes"
             forge.open_change(ChangeSpec(branch=branch, title=branch, body="", author="x",
                                          base="master",
@@ -63,7 +63,8 @@ def client(settings: Settings, engine: Engine, fake: FakeGitHub) -> Iterator[Tes
     configured = settings.model_copy(update={
         "github_webhook_secret": SecretStr(SECRET), "github_repo": REPO,
         "forge": ForgeKind.github, "github_url": fake.base_url + PREFIX,
-        "github_token": SecretStr("ghs_examples"), "main_branch": "master"})
+        "github_token": SecretStr("ghs_examples"), "main_branch": "master",
+        "github_write_interval_s": 0.0})
     with TestClient(create_app(configured, engine=engine)) as test_client:
         yield test_client
 
@@ -157,7 +158,7 @@ def test_every_example_and_variant_gets_its_rows_outcome(client: TestClient,
 
 def fake_comments(client: TestClient) -> list[str]:
     url = client.app.state.settings.github_url  # type: ignore[attr-defined]
-    forge = GitHubForge(REPO, token="t", base_url=url)
+    forge = GitHubForge(REPO, token="t", base_url=url, seconds_between_writes=None)
     return [c["body"] for c in forge.rest.pages(f"/repos/{REPO}/issues/2/comments")]
 
 
