@@ -106,7 +106,7 @@ class Worker:
             job = queue.claim(session, worker_id=self.id, lease_s=self.settings.worker_lease_s,
                               max_attempts=self.settings.worker_max_attempts,
                               grace_s=self.settings.worker_heartbeat_grace_s,
-                              on_claim=self._started)
+                              on_claim=self._started, on_end=self._ended)
         if job is None:
             return False
         self.execute(job)
@@ -226,6 +226,10 @@ class Worker:
 
     def _started(self, session: Session, job: Job) -> None:
         self._catalog(session, job, "job.started", {"attempt": job.attempts})
+
+    def _ended(self, session: Session, job: Job) -> None:
+        """A job ended inside the claim (its upstream failed, or it is dead)."""
+        self._catalog(session, job, f"job.{job.state}", {"message": job.message[:300]})
 
     def _catalog(self, session: Session, job: Job, event: str,
                  detail: dict[str, object]) -> None:
