@@ -42,7 +42,8 @@ from scaffolder.forges.base import MergeEvent
 from scaffolder.forges.github_webhook import PullRequestEvent
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
-_ENV = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+ENV_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+_ENV = re.compile(ENV_PATTERN)
 ACTOR = "reconciler"
 
 

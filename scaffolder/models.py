@@ -10,7 +10,7 @@ from pydantic import Field as PField
 from sqlalchemy import JSON, Column, DateTime, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from portal.db import utcnow
+from portal.db import UtcDatetime, utcnow
 
 
 def _ts(nullable: bool = False) -> Any:
@@ -205,7 +205,7 @@ class DryRunResult(BaseModel):
 
 class TaskEventPublic(BaseModel):
     id: int
-    at: datetime
+    at: UtcDatetime
     step: str
     status: str
     message: str
@@ -221,8 +221,8 @@ class TaskPublic(BaseModel):
     change_id: int | None
     change_number: int | None = None
     change_url: str | None = None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
     events: list[TaskEventPublic] = PField(default_factory=list)
 
 
@@ -248,8 +248,8 @@ class ChangePublic(BaseModel):
     base_sha: str
     head_sha: str
     merge_sha: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
 
 class ChangeDetail(ChangePublic):
@@ -270,16 +270,3 @@ class TemplateSummary(BaseModel):
 class TemplateDetail(TemplateSummary):
     parameters: list[dict[str, Any]]
     choices: dict[str, list[str]]
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    field: str | None = None
-    rule: str | None = None
-
-
-class ErrorBody(BaseModel):
-    """Every 4xx/5xx of the API: what failed, the field it concerns and the rule it broke."""
-
-    error: ErrorDetail
