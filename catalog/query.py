@@ -46,7 +46,7 @@ def encode_cursor(key: str) -> str:
 
 # What ``encode_cursor`` produces: base64url without padding of ``v1:<key>`` ("v1:" → "djE6").
 CURSOR_PATTERN = r"^djE6(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$"
-CURSOR_MAX_LENGTH = 540  # 400 bytes of "v1:<key>", base64url
+CURSOR_MAX_LENGTH = 534  # at most 400 bytes of "v1:<key>" (the check below), base64url
 
 
 def decode_cursor(cursor: str) -> str:

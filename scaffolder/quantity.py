@@ -9,6 +9,10 @@ Public functions:
 - ``format_cpu(cores) -> str`` and ``format_bytes(n) -> str`` — the shortest canonical spelling
   (``"500m"``, ``"2"``, ``"4Gi"``).
 
+Magnitudes above 2^63 - 1 are refused: the Kubernetes API holds no larger quantity ("no quantity
+may represent a number greater than 2^63-1 in magnitude", ``resource.Quantity``), and bounding
+it keeps every later sum and float conversion finite (``"1e309"`` would be ``inf`` as a float).
+
 Only the grammar of the Kubernetes API (``resource.Quantity``) is accepted: a signed decimal
 number followed by one binary suffix (``Ki Mi Gi Ti Pi Ei``), one decimal suffix
 (``n u m k M G T P E``) or a decimal exponent (``e3``/``E3``). Anything else raises ``ValueError``:
@@ -41,6 +45,8 @@ _QUANTITY = re.compile(
     r"(?:(?P<bin>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<exp>[eE][+-]?[0-9]{1,3})|(?P<dec>[numkMGTPE]?))$"
 )
 _MAX_LENGTH = 64
+# k8s.io/apimachinery/pkg/api/resource.Quantity: the largest magnitude a quantity may have.
+MAX_MAGNITUDE = Decimal(2**63 - 1)
 
 
 def parse_quantity(text: object) -> Decimal:
@@ -63,10 +69,14 @@ def parse_quantity(text: object) -> Decimal:
     except InvalidOperation as exc:  # pragma: no cover - the regex admits only decimals
         raise ValueError(f"not a Kubernetes quantity: {text!r}") from exc
     if match["bin"]:
-        return number * _BINARY[match["bin"]]
-    if match["exp"]:
-        return number * (Decimal(10) ** int(match["exp"][1:]))
-    return number * _DECIMAL[match["dec"] or ""]
+        value = number * _BINARY[match["bin"]]
+    elif match["exp"]:
+        value = number.scaleb(int(match["exp"][1:]))
+    else:
+        value = number * _DECIMAL[match["dec"] or ""]
+    if not value.is_finite() or abs(value) > MAX_MAGNITUDE:
+        raise ValueError(f"not a Kubernetes quantity: {text!r} is above 2^63-1 in magnitude")
+    return value
 
 
 def to_cores(text: object) -> float:
