@@ -80,6 +80,11 @@ class Settings(BaseSettings):
                                            "or machine user.")
     github_webhook_secret: SecretStr | None = Field(None, description="Secret that signs "
                                                     "GitHub webhooks (`X-Hub-Signature-256`).")
+    github_max_wait_s: float = Field(60.0, ge=0, le=300, description="Longest wait for a "
+                                     "GitHub rate limit inside one call; a longer one (a "
+                                     "primary limit's reset, a repeated secondary limit) ends "
+                                     "the call with a temporary error that is retried later. "
+                                     "Keep it well under `worker_lease_s`.")
     templates_dir: Path = Field(REPO_ROOT / "templates", description="Cookiecutter templates "
                                 "(only these run hooks).")
     skeleton_dir: Path = Field(REPO_ROOT / "gitops-skeleton", description="Seed of a new "

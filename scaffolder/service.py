@@ -177,7 +177,8 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
         # The forge writes through its own connection: end ours first (an SQLite reader
         # that began before another writer's commit can never write afterwards).
         session.commit()
-        info = forge.find_change(prepared.branch) or forge.open_change(spec)
+        # Resumes a change an earlier attempt opened: steps still missing are completed.
+        info = forge.open_change(spec)
         change.number, change.url, change.status = info.number, info.url, "open"
         change.head_sha, change.base_sha = info.head_sha, info.base_sha
         change.updated_at = utcnow()

@@ -13,6 +13,7 @@ if [ "${1:-}" != "--demo" ]; then
   command -v chromium >/dev/null || need+=(chromium)
   command -v kubectl >/dev/null || need+=(kubectl)
   command -v runuser >/dev/null || need+=(util-linux)
+  command -v npm >/dev/null || need+=(npm)  # GitHub's npm descriptions (github_spec tests)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != "0" ]; then

@@ -125,7 +125,12 @@ class Forge(Protocol):
         ...
 
     def open_change(self, spec: ChangeSpec) -> ChangeInfo:
-        """Create the branch, commit ``spec.files`` on top of the base, open the PR."""
+        """Create the branch, commit ``spec.files`` on top of the base, open the PR.
+
+        Idempotent per ``spec.branch``: when an open change already uses the branch (an
+        earlier attempt), it is returned, with any step that attempt did not finish (labels,
+        review requests) completed — never a second PR.
+        """
         ...
 
     def update_change(self, number: int, files: Sequence[FileChange], message: str

@@ -1,8 +1,13 @@
-"""Pick the forge the settings name. GitHub's adapter is imported only when configured."""
+"""Pick the forge the settings name. GitHub's adapter is imported only when configured.
+
+A GitHub forge is kept per (URL, repository, token, wait bound) for the life of the process, so
+its remembered ETags make repeated reads conditional across requests and jobs.
+"""
 
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import cast
 
 from sqlalchemy import Engine
@@ -10,12 +15,20 @@ from sqlalchemy import Engine
 from portal.settings import ForgeKind, Settings
 from scaffolder.forges.base import Forge
 
+_github: dict[tuple[str, str | None, str | None, float], Forge] = {}
+_lock = threading.Lock()
+
 
 def make_forge(settings: Settings, engine: Engine) -> Forge:
     if settings.forge is ForgeKind.github:
-        # Imported lazily: PyGithub is loaded only by deployments that use it.
-        github = importlib.import_module("scaffolder.forges.github")
-        return cast(Forge, github.GitHubForge.from_settings(settings))
+        token = settings.github_token.get_secret_value() if settings.github_token else None
+        key = (settings.github_url, settings.github_repo, token, settings.github_max_wait_s)
+        with _lock:
+            if key not in _github:
+                # Imported lazily: PyGithub is loaded only by deployments that use it.
+                github = importlib.import_module("scaffolder.forges.github")
+                _github[key] = cast(Forge, github.GitHubForge.from_settings(settings))
+            return _github[key]
     from scaffolder.forges.local import LocalForge
 
     return LocalForge(settings, engine)

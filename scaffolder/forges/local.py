@@ -72,8 +72,9 @@ class LocalForge:
     # ---- pull requests ---------------------------------------------------------------------
 
     def open_change(self, spec: ChangeSpec) -> ChangeInfo:
-        if self.find_change(spec.branch) is not None:
-            raise Conflict(f"branch {spec.branch!r} already has an open change", field="branch")
+        existing = self.find_change(spec.branch)
+        if existing is not None:  # a retry: the same change, no second PR
+            return existing
         base = self._ref(spec.base)
         base_sha = self.head(base)
         head = gittree.commit_files(self.git_dir, parent=base_sha, files=spec.files,

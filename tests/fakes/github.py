@@ -4,7 +4,15 @@ Shaped like the real API: GitHub Enterprise paths under ``/api/v3``, the status 
 returns (201 on create, 404 ``Not Found``, 422 on validation), and the JSON fields PyGithub
 reads, with absolute ``url`` fields it follows. State is kept in memory as a tiny git object
 store (blobs, flat trees, commits, refs) plus pull requests, comments and commit statuses, so
-tests can assert what the forge really did. ``requests`` logs every (method, path).
+tests can assert what the forge really did. ``requests`` logs every (method, path) and
+``calls`` every request in full (method, path, query, JSON body, headers) — the OpenAPI
+conformance tests validate each of them.
+
+Like GitHub: lists are paged (``per_page`` up to 100, ``page``, a ``Link`` header with
+``rel="next"``), GET answers carry an ``ETag`` and ``If-None-Match`` gets a ``304``, the compare
+API lists at most 300 files, and review requests for non-collaborators are refused with a 422 as a
+whole (when ``FakeRepo.collaborators`` is set). ``faults`` queues refusals (rate limits, errors)
+answered instead of carrying a request out.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,6 +35,32 @@ from starlette.routing import Route
 
 PREFIX = "/api/v3"
 EPOCH = "2026-01-01T00:00:00Z"
+COMPARE_FILES_MAX = 300
+
+
+@dataclass
+class Call:
+    """One request as the fake received it."""
+
+    method: str
+    path: str  # without PREFIX
+    query: dict[str, str]
+    body: Any
+    headers: dict[str, str]
+    status: int = 0
+
+
+@dataclass
+class Fault:
+    """Answer ``status`` (with ``headers`` and ``message``) instead of carrying out the next
+    ``times`` requests whose method is ``method`` and whose path contains ``path``."""
+
+    method: str
+    path: str
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    message: str = "API rate limit exceeded"
+    times: int = 1
 
 
 def _sha(kind: str, payload: bytes) -> str:
@@ -50,6 +85,10 @@ class FakeRepo:
     pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)
     statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    check_runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    reviews: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    collaborators: set[str] | None = None  # None: everybody may review
+    teams: set[str] = field(default_factory=set)  # team slugs with access
 
     # --- object store ---------------------------------------------------------------------
     def put_blob(self, content: bytes) -> str:
@@ -100,6 +139,15 @@ class FakeRepo:
         return seen
 
 
+@dataclass
+class Paged:
+    """A list answer the dispatcher cuts into pages (``key``: the array inside an object)."""
+
+    items: list[Any]
+    key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 class FakeGitHub:
     """One fake GitHub holding repositories; ``app`` is the ASGI application."""
 
@@ -107,6 +155,8 @@ class FakeGitHub:
         self.login = login
         self.repos: dict[str, FakeRepo] = {}
         self.requests: list[tuple[str, str]] = []
+        self.calls: list[Call] = []
+        self.faults: list[Fault] = []
         self.base_url = ""  # set by the test once the server runs (absolute urls in JSON)
         self.lock = threading.Lock()
         self._ids = itertools.count(1001)
@@ -114,6 +164,8 @@ class FakeGitHub:
             Route(PREFIX + "/repos/{owner}/{name}/{rest:path}", self._dispatch,
                   methods=["GET", "POST", "PATCH", "DELETE"]),
             Route(PREFIX + "/repos/{owner}/{name}", self._dispatch, methods=["GET"]),
+            Route(PREFIX + "/orgs/{org}/teams/{slug}/repos/{owner}/{name}", self._team_repo,
+                  methods=["GET"]),
         ])
 
     def add_repo(self, full_name: str) -> FakeRepo:
@@ -123,29 +175,97 @@ class FakeGitHub:
 
     def reset_log(self) -> None:
         self.requests.clear()
+        self.calls.clear()
+
+    def writes(self) -> list[tuple[str, str]]:
+        """(method, path) of every non-GET request carried out (faults excluded)."""
+        return [(c.method, c.path) for c in self.calls
+                if c.method != "GET" and c.status < 400]
 
     # --- plumbing -------------------------------------------------------------------------
-    async def _dispatch(self, request: Request) -> Response:
+    async def _record(self, request: Request) -> Call:
         body = await request.body()
-        payload = json.loads(body) if body else None
+        call = Call(method=request.method, path=request.url.path.removeprefix(PREFIX),
+                    query=dict(request.query_params), body=json.loads(body) if body else None,
+                    headers={k.lower(): v for k, v in request.headers.items()})
+        self.requests.append((request.method, request.url.path))
+        self.calls.append(call)
+        return call
+
+    def _fault(self, call: Call) -> Response | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.method == call.method and fault.path in call.path and fault.times > 0:
+                    fault.times -= 1
+                    call.status = fault.status
+                    return JSONResponse({"message": fault.message, "documentation_url":
+                                         "https://docs.github.com/rest/overview/rate-limits"},
+                                        status_code=fault.status, headers=fault.headers)
+        return None
+
+    def _respond(self, call: Call, status: int, data: Any, headers: dict[str, str]) -> Response:
+        call.status = status
+        if status == 204:
+            return Response(status_code=204)
+        if call.method == "GET" and status == 200:
+            etag = '"' + hashlib.sha256(json.dumps(data, sort_keys=True).encode()
+                                        ).hexdigest()[:32] + '"'
+            headers = {**headers, "ETag": etag}
+            if call.headers.get("if-none-match") == etag:
+                call.status = 304
+                return Response(status_code=304, headers=headers)
+        return JSONResponse(data, status_code=status, headers=headers)
+
+    async def _dispatch(self, request: Request) -> Response:
+        call = await self._record(request)
+        refused = self._fault(call)
+        if refused is not None:
+            return refused
         params = request.path_params
         rest = str(params.get("rest", ""))
-        self.requests.append((request.method, request.url.path))
         full = f"{params['owner']}/{params['name']}"
+        headers: dict[str, str] = {}
         try:
             with self.lock:
                 repo = self.repos.get(full)
                 if repo is None:
                     raise ApiError(404, "Not Found")
-                status, data = self._route(repo, request.method, rest, payload,
+                status, data = self._route(repo, request.method, rest, call.body,
                                            dict(request.query_params))
+                if isinstance(data, Paged):
+                    data, headers = self._page(data, str(request.url))
         except ApiError as exc:
+            call.status = exc.status
             return JSONResponse({"message": exc.message,
                                  "documentation_url": "https://docs.github.com/rest"},
                                 status_code=exc.status)
-        if status == 204:
-            return Response(status_code=204)
-        return JSONResponse(data, status_code=status)
+        return self._respond(call, status, data, headers)
+
+    async def _team_repo(self, request: Request) -> Response:
+        call = await self._record(request)
+        refused = self._fault(call)
+        if refused is not None:
+            return refused
+        params = request.path_params
+        repo = self.repos.get(f"{params['owner']}/{params['name']}")
+        ok = (repo is not None and params["org"] == repo.owner and params["slug"] in repo.teams)
+        return self._respond(call, 204 if ok else 404, None, {})
+
+    @staticmethod
+    def _page(paged: Paged, url: str) -> tuple[Any, dict[str, str]]:
+        """One page of a list (GitHub's ``per_page``/``page``) and its ``Link`` header."""
+        base, _, query_text = url.partition("?")
+        query = dict(parse_qsl(query_text))
+        per_page = min(int(query.get("per_page", "30")), 100)
+        page = max(int(query.get("page", "1")), 1)
+        items = paged.items[(page - 1) * per_page: page * per_page]
+        headers: dict[str, str] = {}
+        if page * per_page < len(paged.items):
+            next_url = base + "?" + urlencode({**query, "page": str(page + 1)})
+            headers["Link"] = f'<{next_url}>; rel="next"'
+        if paged.key is None:
+            return items, headers
+        return {**paged.extra, "total_count": len(paged.items), paged.key: items}, headers
 
     def _url(self, repo: FakeRepo, path: str = "") -> str:
         return f"{self.base_url}{PREFIX}/repos/{repo.owner}/{repo.name}{path}"
@@ -181,6 +301,11 @@ class FakeGitHub:
             return 200, self._commit_json(repo, repo.resolve(parts[1]))
         if parts[:1] == ["commits"] and parts[2:] == ["status"] and method == "GET":
             return 200, self._combined_status(repo, repo.resolve(parts[1]))
+        if parts[:1] == ["commits"] and parts[2:] == ["check-runs"] and method == "GET":
+            return 200, Paged(repo.check_runs.get(repo.resolve(parts[1]), []), "check_runs")
+        if parts[:1] == ["collaborators"] and len(parts) == 2 and method == "GET":
+            allowed = repo.collaborators is None or parts[1] in repo.collaborators
+            return (204, None) if allowed else (404, {"message": "Not Found"})
         if parts[:1] == ["pulls"] and len(parts) >= 2 and parts[1].isdigit():
             return self._pull_route(repo, method, int(parts[1]), parts[2:], body)
         if parts[:1] == ["issues"] and len(parts) >= 2:
@@ -315,9 +440,11 @@ class FakeGitHub:
         files = repo.files_at(query.get("ref", "main"))
         if path in files:
             data = files[path]
-            return {"type": "file", "encoding": "base64", "size": len(data),
-                    "name": path.rsplit("/", 1)[-1], "path": path, "sha": _sha("blob", data),
-                    "content": base64.encodebytes(data).decode(),
+            large = len(data) > 1024 * 1024  # GitHub leaves files over 1 MB to the blob API
+            return {"type": "file", "encoding": "none" if large else "base64",
+                    "size": len(data), "name": path.rsplit("/", 1)[-1], "path": path,
+                    "sha": _sha("blob", data),
+                    "content": "" if large else base64.encodebytes(data).decode(),
                     "url": self._url(repo, f"/contents/{path}")}
         children = sorted({p[len(path) + 1:].split("/")[0] for p in files
                            if p.startswith(path + "/")})
@@ -354,7 +481,8 @@ class FakeGitHub:
                           "additions": 0, "deletions": 0, "changes": 0})
         return {"url": self._url(repo, f"/compare/{basehead}"), "status": status,
                 "ahead_by": len(head_anc - base_anc), "behind_by": len(base_anc - head_anc),
-                "total_commits": len(head_anc - base_anc), "files": files, "commits": [],
+                "total_commits": len(head_anc - base_anc), "files": files[:COMPARE_FILES_MAX],
+                "commits": [],
                 "base_commit": self._commit_json(repo, base),
                 "merge_base_commit": self._commit_json(repo, merge_base)}
 
@@ -385,17 +513,17 @@ class FakeGitHub:
         repo.statuses.setdefault(sha, []).insert(0, status)  # newest first, like GitHub
         return 201, status
 
-    def _combined_status(self, repo: FakeRepo, sha: str) -> dict[str, Any]:
+    def _combined_status(self, repo: FakeRepo, sha: str) -> Paged:
         latest: dict[str, dict[str, Any]] = {}
         for status in repo.statuses.get(sha, []):
             latest.setdefault(status["context"], status)
         states = {s["state"] for s in latest.values()}
         state = ("failure" if states & {"failure", "error"} else
                  "pending" if "pending" in states or not states else "success")
-        return {"state": state, "sha": sha, "total_count": len(latest),
-                "statuses": list(latest.values()), "url": self._url(repo, f"/commits/{sha}/status"),
-                "commit_url": self._url(repo, f"/commits/{sha}"),
-                "repository": self._repo_json(repo)}
+        return Paged(list(latest.values()), "statuses", {
+            "state": state, "sha": sha, "url": self._url(repo, f"/commits/{sha}/status"),
+            "commit_url": self._url(repo, f"/commits/{sha}"),
+            "repository": self._repo_json(repo)})
 
     # --- pull requests and issues ---------------------------------------------------------
     def _pull_json(self, repo: FakeRepo, pr: dict[str, Any]) -> dict[str, Any]:
@@ -433,7 +561,7 @@ class FakeGitHub:
                               "merged_by": None}
         return 201, self._pull_json(repo, repo.pulls[number])
 
-    def _list_pulls(self, repo: FakeRepo, query: dict[str, str]) -> list[dict[str, Any]]:
+    def _list_pulls(self, repo: FakeRepo, query: dict[str, str]) -> Paged:
         state = query.get("state", "open")
         head = query.get("head")
         result = []
@@ -445,7 +573,7 @@ class FakeGitHub:
             if query.get("base") and pr["base"] != query["base"]:
                 continue
             result.append(self._pull_json(repo, pr))
-        return result
+        return Paged(result)
 
     def _pull_route(self, repo: FakeRepo, method: str, number: int, rest: list[str],
                     body: Any) -> tuple[int, Any]:
@@ -459,9 +587,18 @@ class FakeGitHub:
                 if key in body:
                     pr[key] = body[key]
             return 200, self._pull_json(repo, pr)
+        if method == "GET" and rest == ["reviews"]:
+            return 200, Paged(repo.reviews.get(number, []))
         if method == "POST" and rest == ["requested_reviewers"]:
             if self.login in body.get("reviewers", []):
                 raise ApiError(422, "Review cannot be requested from pull request author.")
+            if ((repo.collaborators is not None
+                 and set(body.get("reviewers", [])) - repo.collaborators)
+                    or (set(body.get("team_reviewers", [])) - repo.teams
+                    and repo.collaborators is not None)):
+                raise ApiError(422, "Reviews may only be requested from collaborators. One or "
+                               "more of the users or teams you specified is not a collaborator "
+                               f"of the {repo.owner}/{repo.name} repository.")
             pr["reviewers"] += [u for u in body.get("reviewers", []) if u not in pr["reviewers"]]
             pr["teams"] += [t for t in body.get("team_reviewers", []) if t not in pr["teams"]]
             return 201, self._pull_json(repo, pr)
@@ -484,8 +621,8 @@ class FakeGitHub:
             pr["labels"] += [n for n in names if n not in pr["labels"]]
             return 200, [{"name": n} for n in pr["labels"]]
         if rest[1:] == ["comments"] and method == "GET":
-            return 200, [self._comment_json(repo, c) for c in repo.comments.values()
-                         if c["issue"] == number]
+            return 200, Paged([self._comment_json(repo, c) for c in repo.comments.values()
+                               if c["issue"] == number])
         if rest[1:] == ["comments"] and method == "POST":
             comment = {"id": next(self._ids), "issue": number, "body": body["body"]}
             repo.comments[comment["id"]] = comment

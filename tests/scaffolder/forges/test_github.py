@@ -54,8 +54,7 @@ def repo(fake: FakeGitHub) -> FakeRepo:
 @pytest.fixture
 def forge(fake: FakeGitHub, repo: FakeRepo) -> GitHubForge:
     return GitHubForge(f"{repo.owner}/{repo.name}", token="ghs_test",
-                       base_url=fake.base_url + PREFIX, retry=0,
-                       seconds_between_requests=None, seconds_between_writes=None)
+                       base_url=fake.base_url + PREFIX)
 
 
 def _spec(**overrides: object) -> ChangeSpec:
