@@ -38,7 +38,7 @@ from reconciler.models import (
     UnitStatus,
 )
 from reconciler.units import UNIT_ORDER
-from scaffolder.forges.base import MergeEvent
+from scaffolder.forges.base import Forge, MergeEvent
 from scaffolder.forges.github_webhook import PullRequestEvent
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
@@ -78,6 +78,25 @@ def record_merge_event(session: Session, *, event: MergeEvent) -> None:
                                               "change": event.change_number}, commit=False)
     session.commit()
     queue.notify()
+
+
+def refuse_unreachable_merge(session: Session, *, forge: Forge, event: MergeEvent,
+                             main_branch: str, field: str, ip: str = "") -> None:
+    """A merge a webhook reports must be on ``main`` at the forge BEFORE anything is queued.
+
+    GitHub sends ``push`` for any ref and the payload is only as true as its signer: a commit
+    the forge does not find in ``main``'s history (``is_ancestor``, GitHub's compare API) is
+    refused with a 422 naming ``field`` and an audit row (``reconciler.merge``, denied);
+    nothing is recorded or queued.
+    """
+    _check_sha(event.commit, field)
+    if forge.is_ancestor(event.commit, main_branch):
+        return
+    audit.record(session, actor=event.merged_by or event.extra.get("pusher") or ACTOR,
+                 action="reconciler.merge", target=event.commit, outcome="denied", ip=ip,
+                 detail={"source": event.source, "reason": f"not reachable from {main_branch}"})
+    raise ValidationFailed(f"{field}: commit {event.commit} is not reachable from {main_branch}",
+                           field=field, rule="reachable-from-main")
 
 
 def request_plan_preview(session: Session, *, change_number: int, head_sha: str) -> None:

@@ -30,6 +30,8 @@ from reconciler.models import (
     JobState,
     MergePublic,
 )
+from scaffolder.deps import ForgeDep
+from scaffolder.forges.base import MergeEvent
 from scaffolder.forges.github_webhook import parse_event, verify_signature
 
 log = logging.getLogger("caas.reconciler.http")
@@ -124,11 +126,14 @@ def environment_status(environment: Annotated[str, Path(pattern=service.ENV_PATT
 @router.post("/api/webhooks/github", status_code=202,
              responses=error_responses(400, 409, 413, 503))
 async def github_webhook(
-    request: Request, session: SessionDep, settings: SettingsDep,
+    request: Request, session: SessionDep, settings: SettingsDep, forge: ForgeDep,
     x_github_event: Annotated[str, Header()] = "",
     x_hub_signature_256: Annotated[str | None, Header()] = None,
 ) -> dict[str, str]:
-    """GitHub `push` and `pull_request` deliveries, signed with `X-Hub-Signature-256`."""
+    """GitHub `push` and `pull_request` deliveries, signed with `X-Hub-Signature-256`.
+
+    A merge (a push to main, a merged pull request) whose commit the forge does not find on
+    main is refused with 422 and audited; nothing is queued."""
     secret = settings.github_webhook_secret
     if secret is None or not secret.get_secret_value():
         raise Unavailable("GitHub webhooks are not configured (CAAS_GITHUB_WEBHOOK_SECRET)")
@@ -143,6 +148,15 @@ async def github_webhook(
         raise BadRequest("body is not JSON", field="body", rule="json") from exc
     if not isinstance(payload, dict):
         raise BadRequest("body must be a JSON object", field="body", rule="type")
-    event = parse_event(x_github_event, payload, settings.main_branch)
+    try:
+        event = parse_event(x_github_event, payload, settings.main_branch)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise BadRequest(f"not a GitHub {x_github_event} payload: {type(exc).__name__}",
+                         field="body", rule="github-event") from exc
+    if isinstance(event, MergeEvent):
+        await run_in_threadpool(
+            service.refuse_unreachable_merge, session, forge=forge, event=event,
+            main_branch=settings.main_branch, ip=client_ip(request),
+            field="after" if x_github_event == "push" else "pull_request.merge_commit_sha")
     outcome = await run_in_threadpool(service.handle_forge_event, session, event=event)
     return {"status": outcome}

@@ -124,7 +124,7 @@ class Change(SQLModel, table=True):
     checks: list[dict[str, Any]] = Field(default_factory=list,
                                          sa_column=Column(JSON, nullable=False))
     checks_green: bool = Field(default=False)
-    status: str = Field(default="pending", max_length=16)  # pending|open|merged|closed
+    status: str = Field(default="pending", max_length=16)  # pending|open|merged|closed|failed
     base_sha: str = Field(default="", max_length=64)
     head_sha: str = Field(default="", max_length=64)
     merge_sha: str | None = Field(default=None, max_length=64)

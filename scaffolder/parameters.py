@@ -10,8 +10,8 @@ Public API:
   existing environments, reserved namespace names, quantity bounds, the string length cap.
 - ``validate_answers(parameters, answers, *, context) -> dict[str, object]`` — normalised answers
   (defaults applied to ABSENT fields; an explicit ``null`` is checked like any value, so it is
-  refused where the schema does not allow it) or ``ValidationFailed(message, field=..., rule=...)`` for the FIRST problem,
-  fields checked in the order the form shows them.
+  refused where the schema does not allow it) or ``ValidationFailed(message, field=...,
+  rule=...)`` for the FIRST problem, fields checked in the order the form shows them.
 - ``form_fields(parameters) -> list[FieldSpec]`` — the top-level fields, in form order.
 - ``parameter_context(*, teams, environments, quota_bounds=None, reserved_namespaces="")`` and
   ``parse_quota_bounds(text)`` — a context from the settings ``CAAS_QUOTA_BOUNDS`` and

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,8 +17,10 @@ from portal.auth.models import AuditEvent
 from portal.settings import Settings
 from reconciler import queue, service
 from reconciler.models import Job, JobLog, MergeRecord, UnitApply
+from scaffolder import gittree
 from scaffolder.forges.github_webhook import sign
 from tests.conftest import UserFactory
+from tests.scaffolder.conftest import seed
 
 # The API is not what differs between databases (the queue tests run on both).
 pytestmark = pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
@@ -73,13 +76,22 @@ def test_webhook_without_a_configured_secret_is_503(app_client: TestClient,
     assert counts(engine) == (0, 0)
 
 
-def test_webhook_push_merge_and_pr_events(client: TestClient, engine: Engine) -> None:
+@pytest.fixture
+def main_sha(settings: Settings, tmp_path: Path) -> str:
+    """The GitOps repository's real ``main`` (the local forge answers "is it on main?")."""
+    sha = gittree.resolve(seed(settings, tmp_path), "main")
+    assert sha is not None
+    return sha
+
+
+def test_webhook_push_merge_and_pr_events(client: TestClient, engine: Engine,
+                                          main_sha: str) -> None:
     assert deliver(client, "ping", {"zen": "hi"}).json() == {  # type: ignore[attr-defined]
         "status": "ignored"}
-    assert deliver(client, "push", PUSH).json() == {  # type: ignore[attr-defined]
+    assert deliver(client, "push", {**PUSH, "after": main_sha}).json() == {  # type: ignore
         "status": "merge recorded"}
     merged = {"action": "closed", "pull_request": {
-        "number": 7, "merged": True, "merge_commit_sha": MAIN_SHA, "base": {"ref": "main",
+        "number": 7, "merged": True, "merge_commit_sha": main_sha, "base": {"ref": "main",
                                                                           "sha": BEFORE_SHA},
         "head": {"ref": "feature", "sha": HEAD_SHA}, "merged_by": {"login": "octocat"}}}
     assert deliver(client, "pull_request", merged).status_code == 202  # type: ignore
@@ -91,10 +103,10 @@ def test_webhook_push_merge_and_pr_events(client: TestClient, engine: Engine) ->
     with Session(engine) as session:
         merges = session.exec(select(MergeRecord)).all()
         assert [(m.commit, m.before, m.source) for m in merges] == [
-            (MAIN_SHA, BEFORE_SHA, "webhook")]  # the PR event for the same commit: no-op
+            (main_sha, BEFORE_SHA, "webhook")]  # the PR event for the same commit: no-op
         jobs = session.exec(select(Job).order_by(Job.id)).all()  # type: ignore[arg-type]
         assert [(j.commit, j.unit, j.kind) for j in jobs] == [
-            (MAIN_SHA, "plan", "plan"), (HEAD_SHA, "plan-preview#8", "plan_preview")]
+            (main_sha, "plan", "plan"), (HEAD_SHA, "plan-preview#8", "plan_preview")]
 
 
 def test_bad_webhook_body_is_400(client: TestClient, engine: Engine) -> None:
