@@ -132,8 +132,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
         first = errors[0] if errors else {}
-        loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
-        field = ".".join(loc) or "body"
+        where = [str(part) for part in first.get("loc", ())]
+        if where and where[0] in ("query", "path", "header", "cookie"):
+            field = where[1] if len(where) > 1 else where[0]  # the parameter, never an index
+        else:
+            field = ".".join(p for p in where if p != "body") or "body"
         message = f"{field}: {first.get('msg', 'invalid value')}"
         if _wants_html(request):
             return render_error(request, 422, message, field=field)

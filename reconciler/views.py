@@ -36,7 +36,7 @@ from scaffolder.forges.github_webhook import parse_event, verify_signature
 
 log = logging.getLogger("caas.reconciler.http")
 router = APIRouter(tags=["reconciler"], responses=error_responses(401, 404, 422))
-SSE = {200: {"content": {"text/event-stream": {}},
+SSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}},
              "description": "The job's log as Server-Sent Events."}}
 STREAM_POLL_S = 0.3
 

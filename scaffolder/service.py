@@ -234,8 +234,9 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
             reconciler_service.request_plan_preview(session, change_number=info.number,
                                                     head_sha=info.head_sha)
             tasks.log_step(session, task, step, "done", "plan preview queued", progress)
+        step = "done"
         task.status = "succeeded"
-        tasks.log_step(session, task, "done", "done", f"change #{info.number} opened", progress)
+        tasks.log_step(session, task, step, "done", f"change #{info.number} opened", progress)
     except CaasError as exc:
         _fail(session, task, change, step, exc.message, progress)
     except Exception as exc:  # the task records why; the requester may retry
