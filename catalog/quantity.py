@@ -12,6 +12,7 @@ from functools import lru_cache
 from scaffolder.quantity import format_bytes, format_cpu, parse_quantity
 
 GIB = 2 ** 30
+BIGINT_MAX = 2**63 - 1
 
 __all__ = ["GIB", "QuantityError", "cpu_milli", "format_bytes", "format_cpu", "to_bytes"]
 
@@ -46,7 +47,10 @@ def _cpu_milli_uncached(value: object) -> int:
         raise QuantityError(f"{exc} (e.g. 500m, 2)") from None
     if quantity < 0:
         raise QuantityError(f"{value!r} is negative")
-    return math.ceil(quantity * 1000)
+    milli = math.ceil(quantity * 1000)
+    if milli > BIGINT_MAX:  # the catalog's BIGINT column
+        raise QuantityError(f"{value!r} is more CPU than the catalog can count")
+    return milli
 
 
 def _to_bytes_uncached(value: object) -> int:

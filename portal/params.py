@@ -1,9 +1,10 @@
 """Typed, bounded request parameters shared by every router.
 
-Every integer that reaches the database is bounded by the column it is compared with: ids are
-``BIGINT``/``INTEGER`` (PostgreSQL ``bigint`` and SQLite ``INTEGER`` both hold at most
-2^63 - 1), so a larger number is refused with a 422 naming the parameter before any query runs
-(psycopg and sqlite3 raise ``OverflowError`` on a larger Python int).
+Every integer that reaches the database is bounded by the column it is compared with: the id
+columns are ``INTEGER`` (the migrations), which PostgreSQL holds as a 4-byte ``integer``
+(-2^31 .. 2^31-1, https://www.postgresql.org/docs/current/datatype-numeric.html). A larger
+number is refused with a 422 naming the parameter before any query runs (psycopg raises
+"integer out of range"/``OverflowError``, sqlite3 ``OverflowError`` above 2^63-1).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Annotated
 from fastapi import Header, Path, Query
 from pydantic import BeforeValidator
 
-# PostgreSQL bigint / SQLite INTEGER: https://www.postgresql.org/docs/current/datatype-numeric.html
-MAX_ID = 2**63 - 1
+# PostgreSQL ``integer``, the type of every id column.
+MAX_ID = 2**31 - 1
 
-PathId = Annotated[int, Path(ge=1, le=MAX_ID, description="Row id, 1 to 2^63-1.")]
+PathId = Annotated[int, Path(ge=1, le=MAX_ID, description="Row id, 1 to 2^31-1.")]
 """A row id in a path (``/api/changes/{change_id}``)."""
 
 CursorId = Annotated[int | None, Query(ge=1, le=MAX_ID,
