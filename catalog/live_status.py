@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from catalog.models import Kind
+from gitops import object_names
 from portal.settings import Settings
 
 NOT_CONNECTED = "not connected"
@@ -36,7 +37,7 @@ def live_block(settings: Settings, *, kind: str, name: str,
                 "namespace": ns.name, "present": ns.present, "phase": ns.phase,
                 "quota": {"hard": ns.hard, "used": ns.used}}
     team, _, app = name.partition("/")
-    found = live.application(f"{team}-{app}")
+    found = live.application(object_names.team_application(team, app))
     return {"connected": found.connected, "reason": found.reason,
             "message": found.reason or ("found" if found.found else "application not found"),
             "application": found.name, "found": found.found, "sync": found.sync,

@@ -16,6 +16,7 @@ from ruamel.yaml.error import YAMLError
 from sqlmodel import Session
 
 from catalog import service as catalog_service
+from gitops import object_names
 from reconciler.adapters import AdapterError, NotConfigured
 from reconciler.argocd import KINDS, ArgoCDApplier
 from reconciler.context import JobContext, Result
@@ -55,9 +56,11 @@ def affected_applications(paths: list[str]) -> dict[str, str]:
     apps: dict[str, str] = {}
     for path in paths:
         if m := _TENANT_ENV.match(path):
-            apps[f"{m.group(2)}-{m.group(3)}"] = f"namespace:{m.group(1)}/{m.group(2)}"
+            name = object_names.tenant_application(m.group(2), m.group(3))
+            apps[name] = f"namespace:{m.group(1)}/{m.group(2)}"
         elif m := _APPLICATION.match(path):
-            apps[f"{m.group(1)}-{m.group(2)}"] = f"application:{m.group(1)}/{m.group(2)}"
+            name = object_names.team_application(m.group(1), m.group(2))
+            apps[name] = f"application:{m.group(1)}/{m.group(2)}"
         elif (root := _ROOTS.get(path.split("/", 1)[0])) is not None:
             apps.setdefault(root, "")
     return apps
@@ -113,8 +116,10 @@ def _record_status(ctx: JobContext, entity: str, sync: str | None, health: str |
 
 
 def keycloak(ctx: JobContext) -> Result:
-    """A group per changed team (``spec.keycloakGroup`` and the admin group) with its exact
-    members, and the platform-admin user in the platform admins' group."""
+    """The derived groups of every changed team (``team-<team>``: owners and members,
+    ``team-<team>-admins``: owners) with their exact members, and the platform-admin user in
+    the platform admins' group. A team file naming any other group fails the job permanently
+    before anything is written."""
     teams = [str(t) for t in ctx.job.payload.get("teams") or []]
     try:
         sync = KeycloakSync.from_settings(ctx.settings)
@@ -134,8 +139,11 @@ def keycloak(ctx: JobContext) -> Result:
             raise PermanentError(f"{path} is not valid YAML: {exc}") from None
         if not isinstance(doc, dict):
             raise PermanentError(f"{path} must hold a mapping")
-        found = groups_from_team(doc)
-        ctx.log(f"team {team}: groups {', '.join(g.name for g in found) or '(none declared)'}")
+        try:
+            found = groups_from_team(team, doc, platform_groups=(ctx.settings.oidc_admin_group,))
+        except AdapterError as exc:
+            raise _adapter_error(exc) from exc
+        ctx.log(f"team {team}: groups {', '.join(g.name for g in found)}")
         groups.extend(found)
     try:
         report = sync.sync(groups)
@@ -143,10 +151,12 @@ def keycloak(ctx: JobContext) -> Result:
         raise _adapter_error(exc) from exc
     ctx.log(report.summary())
     if report.missing_users:
-        ctx.log("users not in Keycloak yet (added at their first sign-in): "
+        ctx.log("users not in Keycloak yet (the worker's periodic Keycloak resync adds them "
+                "once they exist): "
                 + ", ".join(sorted(report.missing_users)))
     return Result(message=f"Keycloak: {report.summary()}", detail={
         "created_groups": report.created_groups,
         "added": [list(pair) for pair in report.added],
         "removed": [list(pair) for pair in report.removed],
+        "renamed": [list(pair) for pair in report.renamed], "marked": report.marked,
         "missing_users": report.missing_users})

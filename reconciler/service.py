@@ -14,13 +14,14 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from gitops.forges.base import MergeEvent
+from gitops.names import is_dns_label
 from portal.auth import audit
 from portal.auth.principal import Principal
 from portal.db import aware, utcnow
 from portal.errors import Conflict, NotFound, ValidationFailed
 from reconciler import queue
 from reconciler.models import (
-    DONE_OK,
     EnvironmentStatus,
     EnvLock,
     Job,
@@ -38,12 +39,8 @@ from reconciler.models import (
     UnitStatus,
 )
 from reconciler.units import UNIT_ORDER
-from scaffolder.forges.base import Forge, MergeEvent
-from scaffolder.forges.github_webhook import PullRequestEvent
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
-ENV_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
-_ENV = re.compile(ENV_PATTERN)
 ACTOR = "reconciler"
 
 
@@ -80,25 +77,6 @@ def record_merge_event(session: Session, *, event: MergeEvent) -> None:
     queue.notify()
 
 
-def refuse_unreachable_merge(session: Session, *, forge: Forge, event: MergeEvent,
-                             main_branch: str, field: str, ip: str = "") -> None:
-    """A merge a webhook reports must be on ``main`` at the forge BEFORE anything is queued.
-
-    GitHub sends ``push`` for any ref and the payload is only as true as its signer: a commit
-    the forge does not find in ``main``'s history (``is_ancestor``, GitHub's compare API) is
-    refused with a 422 naming ``field`` and an audit row (``reconciler.merge``, denied);
-    nothing is recorded or queued.
-    """
-    _check_sha(event.commit, field)
-    if forge.is_ancestor(event.commit, main_branch):
-        return
-    audit.record(session, actor=event.merged_by or event.extra.get("pusher") or ACTOR,
-                 action="reconciler.merge", target=event.commit, outcome="denied", ip=ip,
-                 detail={"source": event.source, "reason": f"not reachable from {main_branch}"})
-    raise ValidationFailed(f"{field}: commit {event.commit} is not reachable from {main_branch}",
-                           field=field, rule="reachable-from-main")
-
-
 def request_plan_preview(session: Session, *, change_number: int, head_sha: str) -> None:
     """Queue a Terraform plan preview for an open PR's head (plan only, never apply)."""
     _check_sha(head_sha, "head_sha")
@@ -128,30 +106,6 @@ def mark_planned(session: Session, *, commit: str, paths: list[str],
     if record is not None and record.state == MergeState.recorded.value:
         record.state, record.paths, record.entities = MergeState.planned.value, paths, entities
         session.add(record)
-
-
-def finalize_merge(session: Session, *, commit: str) -> tuple[str, list[str]] | None:
-    """When every job of ``commit`` is done: its merge becomes applied or failed (also when
-    its plan job failed, so nothing was planned).
-
-    The merge row is locked first so two workers finishing the last two jobs at once cannot
-    both miss the moment. Returns (state, entities) when the state changed.
-    """
-    stmt = select(MergeRecord).where(MergeRecord.commit == commit)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    record = session.exec(stmt).first()
-    if record is None or record.state == MergeState.refused.value:
-        return None
-    if queue.open_jobs(session, commit=commit):
-        return None
-    states = session.exec(select(Job.state).where(Job.commit == commit)).all()
-    final = (MergeState.applied if all(s in DONE_OK for s in states) else MergeState.failed).value
-    if record.state == final:
-        return None
-    record.state, record.finished_at = final, utcnow()
-    session.add(record)
-    return final, list(record.entities)
 
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -251,7 +205,7 @@ def retry_job(session: Session, *, job_id: int, principal: Principal, ip: str = 
 
 def environment_status(session: Session, *, environment: str) -> EnvironmentStatus:
     """Units of an environment: last job, last plan, last apply, non-sensitive outputs."""
-    if not _ENV.match(environment):
+    if not is_dns_label(environment):
         raise ValidationFailed("environment must be a lower-case DNS label",
                                field="environment", rule="pattern")
     jobs = session.exec(select(Job).where(Job.environment == environment,
@@ -290,17 +244,6 @@ def _unit_rank(unit: str) -> tuple[int, str]:
     return order, unit
 
 
+# Pull request actions that change what a plan preview shows (reconciler.webhooks).
 PREVIEW_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
 
-
-def handle_forge_event(session: Session, *, event: MergeEvent | PullRequestEvent | None) -> str:
-    """A webhook delivery: a merge is recorded, an updated PR gets a plan preview queued (the
-    preview job itself finds out whether the PR touches ``envs/``). Returns what was done."""
-    if isinstance(event, MergeEvent):
-        record_merge_event(session, event=event)
-        return "merge recorded"
-    if (isinstance(event, PullRequestEvent) and event.action in PREVIEW_ACTIONS
-            and event.head_sha and event.number > 0):
-        request_plan_preview(session, change_number=event.number, head_sha=event.head_sha)
-        return "plan preview queued"
-    return "ignored"

@@ -13,14 +13,15 @@ from typing import Any
 
 import yaml
 
+from gitops import lists
+from gitops.forges.base import FileChange, Forge
+from gitops.paths import UnsafePath, check_path
 from portal.auth import policy
 from portal.auth.principal import Principal
 from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from scaffolder import parameters
+from scaffolder.checks.identity import check_identity
 from scaffolder.codeowners import codeowners_changes
-from scaffolder.forges.base import FileChange, Forge
-from scaffolder.gitrepo import GitError
-from scaffolder.gittree import check_path
 from scaffolder.models import RenderedFile, ScaffoldRequest
 from scaffolder.parameters import ParameterContext, form_fields, validate_answers
 from scaffolder.registry import Registry, Template
@@ -179,6 +180,8 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
                        field="answers", rule="unit-exists")
     base_sha = forge.head()
     rendered = render(template, clean, target=target)
+    # Nothing a team's files grant may reach beyond the team's own groups (422, nothing written).
+    check_identity(rendered, platform_groups=registry.platform_groups)
     changes, files, diff_parts = [], [], []
     for path in sorted(set(rendered) | set(on_main)):
         new = rendered.get(path)
@@ -190,6 +193,7 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
         files.append(RenderedFile(path=path, status=status,
                                   content=new.decode(errors="replace") if new else None))
         diff_parts.append(_unified(path, old, new))
+    _derived_lists(forge, base_sha, rendered, changes, files, diff_parts)
     if not changes:
         raise Conflict(f"{target} already matches these answers: nothing to change",
                        field="answers", rule="no-change")
@@ -221,9 +225,40 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
     )
 
 
+def _derived_lists(forge: Forge, base_sha: str, rendered: dict[str, bytes],
+                   changes: list[FileChange], files: list[RenderedFile],
+                   diff_parts: list[str]) -> None:
+    """Add (or replace) the files whose lists name the tenants (``gitops.lists``): a tenant
+    added or removed, or a team re-rendered, updates its AppProject in the same change set."""
+    try:
+        derived = lists.derived_updates(
+            main_paths=forge.list_files("tenants", base_sha),
+            changes={c.path: c.content for c in changes},
+            read=lambda path: forge.read_file(path, base_sha))
+    except lists.ListError as exc:
+        raise Conflict(f"team: the AppProject on main cannot be updated: {exc}", field="team",
+                       rule="derived-lists") from None
+    for path, content in derived.items():
+        old = forge.read_file(path, base_sha)
+        index = next((i for i, c in enumerate(changes) if c.path == path), None)
+        entry = RenderedFile(path=path, status="added" if old is None else "modified",
+                             content=content.decode())
+        # changes, files and diff_parts run in parallel (one entry per file) up to here.
+        if index is None:
+            changes.append(FileChange(path, content))
+            files.append(entry)
+            diff_parts.append(_unified(path, old, content))
+        elif content == old:  # a re-rendered team whose list is already right on main
+            del changes[index], files[index], diff_parts[index]
+        else:
+            changes[index], files[index] = FileChange(path, content), entry
+            diff_parts[index] = _unified(path, old, content)
+        rendered[path] = content
+
+
 def _safe(path: str) -> bool:
     try:
         check_path(path)
-    except GitError:
+    except UnsafePath:
         return False
     return True

@@ -11,8 +11,11 @@ Public API:
   ``input.review.object`` (plus ``kind``, ``name``, ``namespace``, ``operation``) and
   ``input.parameters`` from the Constraint, and its ``violation`` set is read.
 - ``PolicySet.constraints`` / ``PolicySet.kinds`` — what was loaded.
-- ``PolicyError`` — a template that does not compile, a Constraint without its template, or a
-  template without a ``violation`` rule.
+- ``PolicyError`` — a template that does not compile, a Constraint without its template, a
+  template without a ``violation`` rule, or a Constraint whose ``spec.parameters`` do not satisfy
+  its template's ``spec.crd.spec.validation.openAPIV3Schema`` (a missing ``required`` parameter is
+  named with the Constraint: Gatekeeper's API server would refuse that Constraint the same way,
+  https://open-policy-agent.github.io/gatekeeper/website/docs/constrainttemplates/).
 
 Templates are written in Rego v1 (``contains``/``if``), either under ``targets[].code`` with
 ``engine: Rego`` and ``source.version: v1`` (Gatekeeper's form for v1) or in ``targets[].rego``;
@@ -32,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import regopy
+from jsonschema import Draft7Validator
+from jsonschema.exceptions import SchemaError
 
 from portal.errors import CaasError
 from scaffolder.checks.manifests import load_documents
@@ -76,6 +81,7 @@ class _Template:
     kind: str
     package: str
     modules: Sequence[str]
+    schema: Mapping[str, Any] = field(default_factory=dict)
     interpreter: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -118,6 +124,7 @@ class PolicySet:
                 raise PolicyError(
                     f"Constraint {constraint.kind}/{constraint.name} has no ConstraintTemplate"
                 )
+            _check_parameters(constraint, templates[constraint.kind])
         self._templates = dict(templates)
         self.constraints: tuple[Constraint, ...] = tuple(constraints)
 
@@ -229,6 +236,34 @@ def _listed(value: str, options: Sequence[str]) -> bool:
     return "*" in options or value in options
 
 
+def _check_parameters(constraint: Constraint, template: _Template) -> None:
+    """Refuse a Constraint whose parameters miss what its template declares as needed.
+
+    A template's Rego that reads ``input.parameters.<p>`` over an absent ``p`` sees an empty set
+    and admits every object, silently; declaring ``required`` in the template's schema and
+    checking it here turns that into an error that names the Constraint and the parameter.
+    """
+    if not template.schema:
+        return
+    try:
+        validator = Draft7Validator(dict(template.schema))
+        errors = sorted(validator.iter_errors(dict(constraint.parameters)), key=str)
+    except SchemaError as exc:
+        raise PolicyError(f"ConstraintTemplate {template.kind}: openAPIV3Schema is not a "
+                          f"valid schema: {exc.message}") from exc
+    for error in errors:
+        where = "parameters" + "".join(f".{p}" if isinstance(p, str) else f"[{p}]"
+                                       for p in error.absolute_path)
+        if error.validator == "required":
+            missing = [p for p in error.validator_value
+                       if isinstance(error.instance, Mapping) and p not in error.instance]
+            raise PolicyError(
+                f"Constraint {constraint.kind}/{constraint.name} lacks the required parameter "
+                f"{where}.{missing[0] if missing else '?'} (declared by its ConstraintTemplate)")
+        raise PolicyError(f"Constraint {constraint.kind}/{constraint.name}: {where} "
+                          f"{error.message}")
+
+
 def _parse_template(doc: Mapping[str, Any]) -> _Template:
     spec = doc.get("spec") or {}
     kind = str(((spec.get("crd") or {}).get("spec") or {}).get("names", {}).get("kind") or "")
@@ -249,4 +284,8 @@ def _parse_template(doc: Mapping[str, Any]) -> _Template:
     found = _PACKAGE.search(modules[0])
     if found is None:
         raise PolicyError(f"ConstraintTemplate {kind}: Rego has no package")
-    return _Template(kind=kind, package=found.group(1), modules=modules)
+    crd_spec = (spec.get("crd") or {}).get("spec") or {}
+    schema = (crd_spec.get("validation") or {}).get("openAPIV3Schema") or {}
+    if not isinstance(schema, Mapping):
+        raise PolicyError(f"ConstraintTemplate {kind}: openAPIV3Schema is not a mapping")
+    return _Template(kind=kind, package=found.group(1), modules=modules, schema=schema)

@@ -28,9 +28,9 @@ async def test_live_namespace_and_application(kmock: kmock.KubernetesEmulator,
         "apiVersion": "v1", "kind": "ResourceQuota",
         "metadata": {"name": "tenant-quota", "namespace": "payments-api"},
         "status": {"hard": {"requests.cpu": "4"}, "used": {"requests.cpu": "1500m"}}}
-    kmock.objects["argoproj.io/v1alpha1/applications", "argocd", "payments-checkout"] = {
+    kmock.objects["argoproj.io/v1alpha1/applications", "argocd", "app.payments.checkout"] = {
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-        "metadata": {"name": "payments-checkout", "namespace": "argocd"},
+        "metadata": {"name": "app.payments.checkout", "namespace": "argocd"},
         "status": {"sync": {"status": "OutOfSync", "revision": "abc"},
                    "health": {"status": "Degraded"}}}
     settings = Settings(data_dir=tmp_path,

@@ -54,7 +54,7 @@ def test_schemathesis_finds_nothing(who: str, settings: Settings, engine: Engine
                    *[arg for op in EXCLUDED for arg in ("--exclude-operation-id", op)]]
         with report.open("w") as out:
             done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False,
-                                  timeout=840)
+                                  cwd=tmp_path, timeout=840)
     text = report.read_text(errors="replace")
     assert done.returncode == 0, text[-20000:]
     assert "Failures:" not in text and "Server error" not in text, text[-20000:]

@@ -12,13 +12,13 @@ from sqlmodel import Session, select
 
 from catalog import service as catalog_service
 from catalog.models import Entity
+from gitops.forges.base import MergeEvent
+from gitops.forges.local import LocalForge
+from gitops.git import seed_repository
 from portal import db
 from reconciler import service
 from reconciler.argocd import REFRESH_ANNOTATION
 from reconciler.worker import Worker
-from scaffolder.forges.base import MergeEvent
-from scaffolder.forges.local import LocalForge
-from scaffolder.gitrepo import seed_repository
 from tests.conftest import REPO_ROOT, make_settings
 from tests.fakes.keycloak import FakeKeycloak
 from tests.fakes.kubernetes import ApplyingEmulator, write_kubeconfig
@@ -51,9 +51,9 @@ async def test_argocd_job_applies_refreshes_and_reads_status_back(
     with Session(engine) as session:
         catalog_service.reindex(session, forge=forge)
     # the Application the tenants ApplicationSet generates for tenants/platform/web/envs/dev
-    kmock.objects[APPS, "argocd", "web-dev"] = {
+    kmock.objects[APPS, "argocd", "tenant.web.dev"] = {
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-        "metadata": {"name": "web-dev", "namespace": "argocd"},
+        "metadata": {"name": "tenant.web.dev", "namespace": "argocd"},
         "status": {"sync": {"status": "OutOfSync"}, "health": {"status": "Progressing"}}}
     root = (REPO_ROOT / "gitops-skeleton" / "bootstrap" / "root.yaml").read_text()
     before, commit = push(forge, {**tenant_files("platform", "web"),
@@ -65,13 +65,13 @@ async def test_argocd_job_applies_refreshes_and_reads_status_back(
     job = jobs_of(engine, commit)["argocd"]
     assert job.state == "succeeded", job.message
     assert sorted(job.result["applied"]) == [
-        "AppProject/platform", "Application/appsets", "Application/clusters",
+        "AppProject/caas.platform", "Application/appsets", "Application/clusters",
         "Application/platform", "Application/teams"]
-    assert job.result["applications"]["web-dev"] == {"sync": "OutOfSync",
+    assert job.result["applications"]["tenant.web.dev"] == {"sync": "OutOfSync",
                                                      "health": "Progressing"}
-    stored = kmock.objects[APPS, "argocd", "web-dev"]
+    stored = kmock.objects[APPS, "argocd", "tenant.web.dev"]
     assert stored["metadata"]["annotations"][REFRESH_ANNOTATION] == "normal"
-    assert kmock.objects["argoproj.io/v1alpha1/appprojects", "argocd", "platform"]
+    assert kmock.objects["argoproj.io/v1alpha1/appprojects", "argocd", "caas.platform"]
     with Session(engine) as session:
         web = session.exec(select(Entity).where(Entity.key == "namespace:platform/web")).one()
     assert (web.status, web.sync, web.health) == ("applied", "out-of-sync", "progressing")

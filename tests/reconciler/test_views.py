@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,15 +11,13 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
+from gitops.forges.github_webhook import sign
 from portal.app import create_app
 from portal.auth.models import AuditEvent
 from portal.settings import Settings
 from reconciler import queue, service
 from reconciler.models import Job, JobLog, MergeRecord, UnitApply
-from scaffolder import gittree
-from scaffolder.forges.github_webhook import sign
 from tests.conftest import UserFactory
-from tests.scaffolder.conftest import seed
 
 # The API is not what differs between databases (the queue tests run on both).
 pytestmark = pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
@@ -76,37 +73,7 @@ def test_webhook_without_a_configured_secret_is_503(app_client: TestClient,
     assert counts(engine) == (0, 0)
 
 
-@pytest.fixture
-def main_sha(settings: Settings, tmp_path: Path) -> str:
-    """The GitOps repository's real ``main`` (the local forge answers "is it on main?")."""
-    sha = gittree.resolve(seed(settings, tmp_path), "main")
-    assert sha is not None
-    return sha
-
-
-def test_webhook_push_merge_and_pr_events(client: TestClient, engine: Engine,
-                                          main_sha: str) -> None:
-    assert deliver(client, "ping", {"zen": "hi"}).json() == {  # type: ignore[attr-defined]
-        "status": "ignored"}
-    assert deliver(client, "push", {**PUSH, "after": main_sha}).json() == {  # type: ignore
-        "status": "merge recorded"}
-    merged = {"action": "closed", "pull_request": {
-        "number": 7, "merged": True, "merge_commit_sha": main_sha, "base": {"ref": "main",
-                                                                          "sha": BEFORE_SHA},
-        "head": {"ref": "feature", "sha": HEAD_SHA}, "merged_by": {"login": "octocat"}}}
-    assert deliver(client, "pull_request", merged).status_code == 202  # type: ignore
-    opened = {"action": "synchronize", "pull_request": {
-        "number": 8, "merged": False, "base": {"ref": "main", "sha": BEFORE_SHA},
-        "head": {"ref": "env-qa", "sha": HEAD_SHA}}, "sender": {"login": "dev"}}
-    assert deliver(client, "pull_request", opened).json() == {  # type: ignore[attr-defined]
-        "status": "plan preview queued"}
-    with Session(engine) as session:
-        merges = session.exec(select(MergeRecord)).all()
-        assert [(m.commit, m.before, m.source) for m in merges] == [
-            (main_sha, BEFORE_SHA, "webhook")]  # the PR event for the same commit: no-op
-        jobs = session.exec(select(Job).order_by(Job.id)).all()  # type: ignore[arg-type]
-        assert [(j.commit, j.unit, j.kind) for j in jobs] == [
-            (main_sha, "plan", "plan"), (HEAD_SHA, "plan-preview#8", "plan_preview")]
+# What each delivery does: tests/reconciler/test_webhook_table.py (the README's table).
 
 
 def test_bad_webhook_body_is_400(client: TestClient, engine: Engine) -> None:
@@ -179,8 +146,8 @@ def test_jobs_api_list_detail_stream_retry(client: TestClient, engine: Engine,
 
 
 def test_record_merge_event_rejects_malformed_commit(session: Session) -> None:
+    from gitops.forges.base import MergeEvent
     from portal.errors import ValidationFailed
-    from scaffolder.forges.base import MergeEvent
 
     with pytest.raises(ValidationFailed) as err:
         service.record_merge_event(session, event=MergeEvent(commit="main; rm -rf", before=None))

@@ -17,11 +17,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from gitops import git, gittree
+from gitops.forges.models import LocalPullRequest
 from portal.app import create_app
 from portal.auth.models import Role
 from portal.settings import Settings
-from scaffolder import gittree
-from scaffolder.models import Change, LocalPullRequest, Task
+from scaffolder.models import Change, Task
 from tests.conftest import UserFactory, bearer
 from tests.harness.served import served
 
@@ -38,7 +39,7 @@ def client(app_client: TestClient, gitops: Path, make_user: UserFactory,
 
 
 def nothing_written(engine: Engine, gitops: Path, main: str | None) -> None:
-    refs = gittree.out(gitops, "for-each-ref", "--format=%(refname)").split()
+    refs = git.out(gitops, "for-each-ref", "--format=%(refname)").split()
     assert refs == ["refs/heads/main"]
     assert gittree.resolve(gitops, "main") == main
     with Session(engine) as s:

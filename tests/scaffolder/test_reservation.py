@@ -18,7 +18,7 @@ from portal.auth.principal import Principal
 from portal.errors import Conflict, Unavailable
 from portal.settings import Settings
 from scaffolder import service, tasks
-from scaffolder.forges.local import LocalForge
+from gitops.forges.local import LocalForge
 from scaffolder.models import Change, ScaffoldRequest
 from scaffolder.registry import Registry
 from tests.conftest import UserFactory

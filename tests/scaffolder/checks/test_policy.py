@@ -229,3 +229,46 @@ def test_broken_policies_are_reported(tmp_path: Path) -> None:
     (tmp_path / "t.yaml").write_text((POLICIES / "constraint-k8snoprivileged.yaml").read_text())
     with pytest.raises(PolicyError, match="has no ConstraintTemplate"):
         PolicySet.from_directory(tmp_path)
+
+
+@pytest.mark.parametrize(("kind", "parameter"), [("k8sallowedregistries", "registries"),
+                                                 ("k8srequiredlabels", "labels")])
+def test_constraint_without_required_parameter_names_both(tmp_path: Path, kind: str,
+                                                          parameter: str) -> None:
+    # Without its parameter the Rego admits everything; the set must refuse to load instead.
+    (tmp_path / "t.yaml").write_text((POLICIES / f"template-{kind}.yaml").read_text())
+    constraint = (POLICIES / f"constraint-{kind}.yaml").read_text()
+    head, _, _ = constraint.partition("  parameters:")
+    (tmp_path / "c.yaml").write_text(head)
+    with pytest.raises(PolicyError) as raised:
+        PolicySet.from_directory(tmp_path)
+    assert f"platform-{kind.removeprefix('k8s')}" in raised.value.message
+    assert f"parameters.{parameter}" in raised.value.message
+    # An empty list admits everything just the same: refused by the template's minItems.
+    (tmp_path / "c.yaml").write_text(head + f"  parameters:\n    {parameter}: []\n")
+    with pytest.raises(PolicyError, match=f"parameters.{parameter}"):
+        PolicySet.from_directory(tmp_path)
+
+
+def test_policy_check_reports_the_constraint_lacking_parameters(tmp_path: Path) -> None:
+    from scaffolder.checks_runner import check_policies
+
+    class Files:
+        """A forge reduced to the two reads check_policies makes (no git directory)."""
+
+        kind = "files"
+
+        def list_files(self, prefix: str = "", ref: str = "main") -> list[str]:
+            return sorted(f"platform/policies/{p.name}" for p in tmp_path.iterdir())
+
+        def read_file(self, path: str, ref: str = "main") -> bytes | None:
+            return (tmp_path / path.rsplit("/", 1)[-1]).read_bytes()
+
+    for source in POLICIES.glob("*.yaml"):
+        (tmp_path / source.name).write_text(source.read_text())
+    constraint = tmp_path / "constraint-k8srequiredlabels.yaml"
+    constraint.write_text(constraint.read_text().partition("  parameters:")[0])
+    result = check_policies(Files(), "main", [])  # type: ignore[arg-type]
+    assert result.state == "error"
+    assert "K8sRequiredLabels/platform-requiredlabels" in result.summary
+    assert "parameters.labels" in result.summary

@@ -1,0 +1,114 @@
+"""Lists derived from the repository's units, kept in step in the same change set.
+
+One owner for "everything that must list a tenant's namespace": today the team's ArgoCD
+AppProject (``teams/<team>/appproject.yaml``, ``spec.destinations``). A request that adds or
+removes a tenant, or re-renders a team, gets these files rewritten here; decommissioning reuses
+``derived_updates`` with the unit's files deleted, and drift treats the lists as derived.
+
+AppProject destinations admit exactly the team's namespaces: one entry per namespace, no glob.
+ArgoCD matches ``destinations[].namespace`` as a glob pattern, so ``pay-*`` would also admit
+team ``pay-web``'s ``pay-web-api``; a DNS-1123 label holds no glob character, so an entry equal
+to a namespace matches that namespace only
+(https://argo-cd.readthedocs.io/en/stable/user-guide/projects/#managing-projects).
+
+Public API:
+
+- ``team_namespaces(paths) -> dict[team, set[namespace]]`` from file paths under ``tenants/``;
+- ``with_destinations(appproject_yaml, namespaces) -> bytes`` (comments and layout kept);
+- ``derived_updates(*, main_paths, changes, read) -> dict[path, bytes]`` — the AppProject files
+  a change set must also write so every list matches the tenants after the change.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+APPPROJECT = "teams/{team}/appproject.yaml"
+# Any registered cluster: the environment (cluster) of an Application is chosen by its folder.
+ANY_CLUSTER = "*"
+
+
+class ListError(ValueError):
+    """A file that should hold a derived list cannot be read as one."""
+
+
+def _yaml() -> YAML:
+    yaml = YAML()  # round-trip: keep comments, key order and quoting of the rest of the file
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def team_namespaces(paths: Iterable[str]) -> dict[str, set[str]]:
+    """``{team: {namespace}}`` of the files ``tenants/<team>/<namespace>/…`` in ``paths``."""
+    found: dict[str, set[str]] = {}
+    for path in paths:
+        parts = path.split("/")
+        if parts[0] == "tenants" and len(parts) >= 4:
+            found.setdefault(parts[1], set()).add(parts[2])
+    return found
+
+
+def destinations(namespaces: Iterable[str]) -> list[dict[str, str]]:
+    """AppProject ``spec.destinations``: one exact entry per namespace, sorted."""
+    return [{"name": ANY_CLUSTER, "namespace": ns} for ns in sorted(set(namespaces))]
+
+
+def with_destinations(content: bytes, namespaces: Iterable[str]) -> bytes:
+    """The AppProject document ``content`` with ``spec.destinations`` listing ``namespaces``."""
+    yaml = _yaml()
+    try:
+        doc: Any = yaml.load(content.decode())
+    except Exception as exc:  # ruamel raises several unrelated error types
+        raise ListError(f"the AppProject does not parse: {exc}") from exc
+    if not isinstance(doc, CommentedMap) or doc.get("kind") != "AppProject":
+        raise ListError("the file is not one AppProject document")
+    spec = doc.get("spec")
+    if not isinstance(spec, CommentedMap):
+        raise ListError("the AppProject has no spec mapping")
+    items = CommentedSeq()
+    for entry in destinations(namespaces):
+        items.append(CommentedMap(entry))
+    if isinstance(spec.get("destinations"), CommentedSeq):
+        items.ca.comment = spec["destinations"].ca.comment
+    spec["destinations"] = items
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    return out.getvalue().encode()
+
+
+def derived_updates(*, main_paths: Iterable[str], changes: Mapping[str, bytes | None],
+                    read: Callable[[str], bytes | None]) -> dict[str, bytes]:
+    """Files (path → new content) that keep every derived list true after ``changes``.
+
+    ``main_paths``: every file under ``tenants/`` on the base commit; ``changes``: the change
+    set (``None`` deletes); ``read(path)``: a file on the base commit. A team's AppProject is
+    rewritten when its set of namespaces changes or when the change set itself writes the file
+    (a re-rendered team template must not drop the namespaces it already had). Teams without an
+    AppProject (neither on main nor in the change) are skipped: there is no list to update.
+    """
+    before_paths = set(main_paths)
+    after_paths = (before_paths - {p for p, c in changes.items() if c is None}) | {
+        p for p, c in changes.items() if c is not None}
+    before = team_namespaces(before_paths)
+    after = team_namespaces(after_paths)
+    teams = {t for t in set(before) | set(after) if before.get(t) != after.get(t)}
+    teams |= {p.split("/")[1] for p, c in changes.items()
+              if c is not None and p.count("/") == 2 and p.startswith("teams/")
+              and p.endswith("/appproject.yaml")}
+    updates: dict[str, bytes] = {}
+    for team in sorted(teams):
+        path = APPPROJECT.format(team=team)
+        current = changes[path] if path in changes else read(path)
+        if current is None:
+            continue
+        new = with_destinations(current, after.get(team, set()))
+        if new != current:
+            updates[path] = new
+    return updates
