@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from gitops.forges.local import LocalForge
 from portal.auth import service as auth_service
 from portal.auth.models import Role
 from portal.auth.principal import Principal
 from portal.errors import Conflict, Unavailable
 from portal.settings import Settings
 from scaffolder import service, tasks
-from gitops.forges.local import LocalForge
 from scaffolder.models import Change, ScaffoldRequest
 from scaffolder.registry import Registry
 from tests.conftest import UserFactory
