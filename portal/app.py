@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
-from portal import __version__, db
+from portal import __version__, db, tracing
 from portal.api import api_router
 from portal.errors import CaasError, Unauthenticated, Unavailable, error_responses
 from portal.guard import MAX_BODY_BYTES, Guard
@@ -57,6 +57,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     app.state.metrics = metrics
 
     _install_middleware(app, metrics)
+    tracing.instrument_app(app, engine)  # OpenTelemetry, only with OTEL_EXPORTER_OTLP_ENDPOINT
     _install_error_handlers(app)
 
     @app.get("/healthz", tags=["ops"])

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from catalog import service as catalog_service
 from gitops.forges.base import ChangeSpec, Check, CheckState, Forge, MergeEvent
 from gitops.forges.github_webhook import PullRequestEvent
+from portal import tracing
 from portal.auth import audit, policy
 from portal.auth.principal import Principal
 from portal.db import aware, utcnow
@@ -101,7 +102,8 @@ def create_task(session: Session, *, registry: Registry, forge: Forge, principal
     requests racing, the database lets exactly one through and the other gets a 409.
     """
     try:
-        prepared = prepare(forge, registry, principal, request)
+        with tracing.span("scaffolder.render", template=request.template):
+            prepared = prepare(forge, registry, principal, request)
     except Forbidden as exc:
         audit.record(session, actor=principal.username, action="scaffolder.request",
                      target=request.template, outcome="denied", ip=ip,
@@ -191,7 +193,8 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
         step = "checks"
         tasks.log_step(session, task, step, "started", "", progress)
         others = [u for u in _open_units(session) if u != change.unit_key]
-        checks = run_checks(forge, prepared, open_units=others)
+        with tracing.span("scaffolder.checks", unit=change.unit_key):
+            checks = run_checks(forge, prepared, open_units=others)
         change.checks = [c.model_dump() for c in checks]
         change.checks_green = _green(checks)
         session.add(change)
@@ -207,7 +210,9 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
         # that began before another writer's commit can never write afterwards).
         session.commit()
         # Resumes a change an earlier attempt opened: steps still missing are completed.
-        info = forge.open_change(spec)
+        with tracing.span("scaffolder.pull_request", branch=prepared.branch):
+            info = forge.open_change(spec)
+            tracing.set_attributes(change_number=info.number, commit=info.head_sha)
         change.number, change.url, change.status = info.number, info.url, "open"
         change.head_sha, change.base_sha = info.head_sha, info.base_sha
         change.updated_at = utcnow()
@@ -390,6 +395,7 @@ def merge_change(session: Session, *, forge: Forge, principal: Principal, change
                      detail={"change": change.id, "reason": exc.message})
         raise
     change.status, change.open_unit_key, change.merge_sha = "merged", None, event.commit
+    tracing.set_attributes(change_number=number, commit=event.commit)  # the request's span
     change.updated_at = utcnow()
     session.add(change)
     if change.entity:
