@@ -14,6 +14,7 @@ from catalog import query as catalog_query
 from frontend import activity, change_pages
 from frontend.catalog_pages import entity_url, timeline_view
 from frontend.pages import render
+from portal.auth import git_members
 from portal.auth import service as auth_service
 from portal.auth.views import set_session_cookie
 from portal.deps import (
@@ -98,6 +99,9 @@ def home(request: Request, principal: PrincipalDep, session: SessionDep) -> Resp
               and change_pages.can_approve(principal, c)]
     events = catalog_query.team_activity(session, teams=principal.team_roles)
     return render(request, "home.html", title="Home",
+                  roles=sorted(principal.team_roles.items()),
+                  claim_ignored=git_members.last_claim_ignored(session,
+                                                               username=principal.username),
                   requests=activity.my_requests(session, changes, principal.username),
                   review=review[:10],
                   activity=[{**e, "url": entity_url(str(e["entity"]))}
