@@ -108,7 +108,11 @@ def worker(
     engine = ready_engine(settings)
     if tracing.configure(service="caas-worker"):  # only with OTEL_EXPORTER_OTLP_ENDPOINT
         tracing.instrument_engine(engine)
-    health = (HealthServer(engine, host=settings.host, port=health_port).start()
+    from gitops.repo_status import STATUS
+
+    # The worker's poller keeps STATUS current: /readyz reports it without probing the forge.
+    health = (HealthServer(engine, host=settings.host, port=health_port,
+                           problem=lambda: STATUS.problem).start()
               if health_port is not None else None)
     try:
         run_worker(settings, engine, once=once)
