@@ -129,10 +129,11 @@ def approve(change_id: int, request: Request, principal: PrincipalDep, session: 
 
 @router.post("/changes/{change_id}/merge", response_model=ChangePublic)
 def merge(change_id: int, request: Request, principal: PrincipalDep, session: SessionDep,
-          forge: ForgeDep) -> ChangePublic:
-    """Local forge: merge when checks are green and approved; 409 on a conflict."""
-    return service.merge_change(session, forge=forge, principal=principal, change_id=change_id,
-                                ip=client_ip(request))
+          forge: ForgeDep, registry: RegistryDep) -> ChangePublic:
+    """Local forge: merge when approved and every check passes on current main (the
+    main-dependent ones re-evaluated, merges per environment serialised); 409 otherwise."""
+    return service.merge_change(session, forge=forge, registry=registry, principal=principal,
+                                change_id=change_id, ip=client_ip(request))
 
 
 @router.post("/changes/{change_id}/close", response_model=ChangePublic)
