@@ -12,8 +12,9 @@ the branch writes) and returns them as ``CheckResult`` rows:
 - ``capacity``: per environment the change touches, the quotas of current main with the
   change's quota files in place must fit the environment's ``capacity``; an environment already
   over capacity fails only when the change adds to it (a change that adds no quota merges);
-- ``codeowners``: when the change touches teams or environments, its CODEOWNERS equals what
-  the ownership of current main + the change generates.
+- ``codeowners``: when the change touches a team's ``team.yaml`` or an environment's
+  ``infra.yaml``, the CODEOWNERS of current main + the change equals what their ownership and
+  tiers generate.
 
 Callers serialise merges per environment and name (``scaffolder.merge_lock``) around this and
 the merge itself, so two merges never both take the last capacity.
@@ -98,7 +99,10 @@ def _capacity(forge: Forge, main: str, overlay: Mapping[str, bytes | None],
 
 def _codeowners(forge: Forge, main: str, overlay: Mapping[str, bytes | None], *,
                 org: str | None, admins: Sequence[str]) -> CheckResult:
-    if not any(p.startswith(("teams/", "envs/")) for p in overlay):
+    # Only team.yaml (owners) and infra.yaml (tier) feed CODEOWNERS; an AppProject list update
+    # in teams/<team>/ does not.
+    if not any(p.startswith(("teams/", "envs/")) and p.endswith(("/team.yaml", "/infra.yaml"))
+               for p in overlay):
         return CheckResult(name="codeowners", state="success",
                            summary="ownership and tiers untouched")
     stale = codeowners_changes(forge, [FileChange(p, c) for p, c in overlay.items()],

@@ -335,9 +335,9 @@ def merge_change(session: Session, *, forge: Forge, registry: Registry, principa
                                     checks_green=change.checks_green)
         failing = [c for c in fresh if c.state != "success"]
         if failing or not decision:
-            reason = ("; ".join(f"{c.name} no longer passes with current main: {c.summary}"
-                                f" ({'; '.join(c.details[:5])})" for c in failing)
-                      or decision.reason)
+            reason = ("checks failing with current main: " + "; ".join(
+                f"{c.name}: {c.summary} ({'; '.join(c.details[:5])})" for c in failing)
+                if failing else decision.reason)
             audit.record(session, actor=principal.username, action="scaffolder.merge",
                          target=change.unit_key, outcome="denied", ip=ip,
                          detail={"change": change.id, "reason": reason[:1000]})
