@@ -35,11 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from catalog import service  # noqa: E402
-from catalog.gitreader import GitReader  # noqa: E402
+from gitops.git import init_bare, out  # noqa: E402
+from gitops.gitreader import GitReader  # noqa: E402
 from portal import db  # noqa: E402
 from portal.auth import service as auth_service  # noqa: E402
 from portal.settings import Settings  # noqa: E402
-from scaffolder.gitrepo import git, init_bare  # noqa: E402
 
 ENVS = (("dev", "dev"), ("stage", "staging"), ("prod", "prod"))
 PASSWORD = "bench-password-1"  # noqa: S105 - a throwaway user in a throwaway database
@@ -124,7 +124,7 @@ def fast_import(git_dir: Path, files: dict[str, str | None], *, parent: str | No
         chunks.append(b"data %d\n%s\n" % (len(data), data))
     subprocess.run(["git", f"--git-dir={git_dir}", "fast-import", "--quiet"],
                    input=b"".join(chunks), check=True)
-    return git(git_dir, "rev-parse", "main").strip()
+    return out(git_dir, "rev-parse", "main").strip()
 
 
 def free_port() -> int:
@@ -208,7 +208,7 @@ def main() -> None:
         target = "tenants/team07/team07-ns042/envs/prod/quota.yaml"
         changed = tenant_files("team07", "team07-ns042")[target].replace('"3"', '"5"')
         second = fast_import(git_dir, {target: changed}, parent=first, message="one merge")
-        paths = git(git_dir, "diff", "--name-only", first, second).split()
+        paths = out(git_dir, "diff", "--name-only", first, second).split()
         timings = []
         for commit in (second, first, second):  # a few merges back and forth
             with Session(engine, expire_on_commit=False) as session:

@@ -30,16 +30,16 @@ from sqlmodel import Session, col, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gitops import gittree  # noqa: E402
+from gitops.forges.base import FileChange, MergeEvent  # noqa: E402
+from gitops.forges.local import LocalForge  # noqa: E402
+from gitops.git import commit_directory, init_bare, seed_repository  # noqa: E402
 from portal import db  # noqa: E402
 from portal.settings import Settings  # noqa: E402
 from reconciler import service  # noqa: E402
 from reconciler.models import Job, JobLog, MergeRecord  # noqa: E402
 from reconciler.planner import plan_merge  # noqa: E402
 from reconciler.worker import Worker  # noqa: E402
-from scaffolder import gittree  # noqa: E402
-from scaffolder.forges.base import FileChange, MergeEvent  # noqa: E402
-from scaffolder.forges.local import LocalForge  # noqa: E402
-from scaffolder.gitrepo import commit_directory, init_bare, seed_repository  # noqa: E402
 from tests.harness.postgres import postgres_server  # noqa: E402
 
 SKELETON = ROOT / "gitops-skeleton"

@@ -23,12 +23,12 @@ sys.path.insert(0, str(REPO))
 from cookiecutter.main import cookiecutter  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
+from gitops.forges.local import LocalForge  # noqa: E402
+from gitops.git import commit_directory, init_bare  # noqa: E402
 from portal import db  # noqa: E402
 from portal.auth.principal import Principal  # noqa: E402
 from portal.settings import Settings  # noqa: E402
 from scaffolder import service  # noqa: E402
-from scaffolder.forges.local import LocalForge  # noqa: E402
-from scaffolder.gitrepo import commit_directory, init_bare  # noqa: E402
 from scaffolder.models import ScaffoldRequest  # noqa: E402
 from scaffolder.registry import Registry  # noqa: E402
 from scaffolder.render import render  # noqa: E402

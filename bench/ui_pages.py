@@ -28,14 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from catalog import service as catalog_service  # noqa: E402
-from catalog.gitreader import GitReader  # noqa: E402
+from gitops.git import init_bare  # noqa: E402
+from gitops.gitreader import GitReader  # noqa: E402
 from portal import db  # noqa: E402
 from portal.app import create_app  # noqa: E402
 from portal.auth import service as auth_service  # noqa: E402
 from portal.auth.models import Role  # noqa: E402
 from portal.deps import SESSION_COOKIE  # noqa: E402
 from portal.settings import Settings  # noqa: E402
-from scaffolder.gitrepo import init_bare  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("bench_catalog", ROOT / "bench" / "catalog.py")
 assert _spec is not None and _spec.loader is not None

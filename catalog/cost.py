@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from catalog.quantity import GIB
+from gitops.quantity import GIB
 from portal.errors import ConfigError
 
 

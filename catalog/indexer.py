@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlmodel import Session, col
 
-from catalog.gitreader import TreeSource
 from catalog.models import Entity, IndexState, Kind, Placement, Relation, Status, TimelineEvent
 from catalog.parse import PREFIX, Parsed, entity_dir, key_for_path, parse_entity
+from gitops.gitreader import TreeSource
 from portal.db import utcnow
 
 CHUNK = 500  # bound IN (...) lists: SQLite and psycopg both cap bound parameters

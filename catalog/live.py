@@ -6,7 +6,7 @@ Public contract:
   then ``connected=False`` with ``reason="not connected"``, and every answer says so.
 - ``LiveStatus.namespace(name) -> NamespaceLive``: ``present``, ``phase`` and each
   ResourceQuota's ``hard``/``used`` (Kubernetes quantity strings, as the cluster reports them;
-  ``catalog.quantity`` turns them into numbers).
+  ``gitops.quantity`` turns them into numbers).
 - ``LiveStatus.application(name) -> AppLive``: ArgoCD ``sync`` and ``health`` status.
 
 When the cluster cannot be asked (no kubeconfig, unreachable, refused), the answer carries

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml_rs
 
-from catalog import quantity
+from gitops import quantity
 
 PREFIX = {"team": "teams", "namespace": "tenants", "environment": "envs",
           "application": "applications"}

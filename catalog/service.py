@@ -15,13 +15,13 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from catalog.gitreader import GitReader, source_for
 from catalog.indexer import IndexResult, full_index, incremental_index
 from catalog.models import Entity, Kind, Status, TimelineEvent
 from catalog.parse import key_for_path
+from gitops.forges.base import Forge
+from gitops.gitreader import GitReader, source_for
 from portal.db import utcnow
 from portal.errors import ValidationFailed
-from scaffolder.forges.base import Forge
 
 __all__ = ["IndexResult", "entities_for_paths", "index_commit", "record_timeline", "reindex",
            "set_status", "validate_key"]

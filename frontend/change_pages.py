@@ -16,6 +16,7 @@ from frontend.env_pages import plan_counts
 from frontend.highlight import split_diff
 from frontend.pages import render
 from frontend.services import ForgeDep, RegistryDep
+from gitops.forges.base import Forge
 from portal.auth import policy
 from portal.auth.principal import Principal
 from portal.deps import PrincipalDep, SessionDep, client_ip
@@ -23,7 +24,6 @@ from portal.errors import CaasError, NotFound
 from reconciler import service as reconciler_service
 from scaffolder import service as scaffolder_service
 from scaffolder.changeset import entity_for
-from scaffolder.forges.base import Forge
 from scaffolder.models import ChangeDetail, ChangePublic
 
 router = APIRouter(include_in_schema=False)

@@ -22,12 +22,12 @@ from frontend.forms import Widget, parse_form, single_field_parameters, widgets
 from frontend.highlight import highlight_file
 from frontend.pages import render
 from frontend.services import ForgeDep, RegistryDep
+from gitops.forges.base import Forge
 from portal.auth.principal import Principal
 from portal.deps import EngineDep, PrincipalDep, SessionDep, client_ip
 from portal.errors import CaasError, Unavailable, ValidationFailed
 from scaffolder import service as scaffolder_service
 from scaffolder.changeset import parameter_context
-from scaffolder.forges.base import Forge
 from scaffolder.models import ScaffoldRequest, Task, TemplateDetail
 from scaffolder.parameters import form_fields, validate_answers
 from scaffolder.registry import Registry

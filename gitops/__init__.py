@@ -1,1 +1,2 @@
-"""The GitOps core: what every domain reads and writes of the GitOps repository."""
+"""The GitOps core every domain stands on: what every domain reads and writes of the GitOps
+repository (forges, git, YAML, quantities, names, layout, lists, object names)."""

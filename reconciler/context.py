@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from gitops.forges.base import Forge
 from portal.settings import Settings
 from reconciler.models import Job, JobState
-from scaffolder.forges.base import Forge
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,13 @@ from pydantic_core import PydanticCustomError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from gitops.names import DNS_LABEL_PATTERN
 from portal.errors import ValidationFailed
 
 SUPPORTED_KUBERNETES_VERSIONS = ("1.30", "1.31", "1.32", "1.33")
 AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
 ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
-_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DOMAIN = re.compile(rf"^({_DNS_LABEL}\.)+[a-z]{{2,63}}$")
+_DOMAIN = re.compile(rf"^({DNS_LABEL_PATTERN}\.)+[a-z]{{2,63}}$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 # A VPC between /16 and /24 leaves room for two /28-or-larger subnets per zone.
 VPC_PREFIX_RANGE = (16, 24)
@@ -72,7 +72,7 @@ def _domain(value: str) -> str:
 
 Cidr = Annotated[str, AfterValidator(_cidr)]
 Quantity = Annotated[str, AfterValidator(_quantity)]
-Name = Annotated[str, Field(pattern=rf"^{_DNS_LABEL}$", max_length=40)]
+Name = Annotated[str, Field(pattern=rf"^{DNS_LABEL_PATTERN}$", max_length=40)]
 
 
 class _Strict(BaseModel):

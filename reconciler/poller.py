@@ -15,12 +15,12 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from gitops import git, gittree
+from gitops.forges.base import Forge, MergeEvent
 from portal.db import utcnow
 from portal.settings import Settings
 from reconciler import service
 from reconciler.models import Cursor, MergeRecord, MergeState
-from scaffolder import gittree
-from scaffolder.forges.base import Forge, MergeEvent
 
 log = logging.getLogger("caas.reconciler.poller")
 CURSOR = "main"
@@ -75,7 +75,7 @@ class Poller:
             return [(None, head)]
         git_dir = getattr(self.forge, "git_dir", None)
         if isinstance(git_dir, Path) and gittree.is_ancestor(git_dir, last, head):
-            commits = gittree.out(git_dir, "rev-list", "--first-parent", "--reverse",
+            commits = git.out(git_dir, "rev-list", "--first-parent", "--reverse",
                                   f"--max-count={MAX_COMMITS}", f"{last}..{head}").split()
             if commits:
                 befores: list[str | None] = [last, *commits[:-1]]

@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from gitops.forges.base import MergeEvent
+from gitops.names import is_dns_label
 from portal.auth import audit
 from portal.auth.principal import Principal
 from portal.db import aware, utcnow
@@ -38,11 +40,8 @@ from reconciler.models import (
     UnitStatus,
 )
 from reconciler.units import UNIT_ORDER
-from scaffolder.forges.base import MergeEvent
-from scaffolder.forges.github_webhook import PullRequestEvent
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
-_ENV = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ACTOR = "reconciler"
 
 
@@ -231,7 +230,7 @@ def retry_job(session: Session, *, job_id: int, principal: Principal, ip: str = 
 
 def environment_status(session: Session, *, environment: str) -> EnvironmentStatus:
     """Units of an environment: last job, last plan, last apply, non-sensitive outputs."""
-    if not _ENV.match(environment):
+    if not is_dns_label(environment):
         raise ValidationFailed("environment must be a lower-case DNS label",
                                field="environment", rule="pattern")
     jobs = session.exec(select(Job).where(Job.environment == environment,
@@ -270,17 +269,6 @@ def _unit_rank(unit: str) -> tuple[int, str]:
     return order, unit
 
 
+# Pull request actions that change what a plan preview shows (reconciler.webhooks).
 PREVIEW_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
 
-
-def handle_forge_event(session: Session, *, event: MergeEvent | PullRequestEvent | None) -> str:
-    """A webhook delivery: a merge is recorded, an updated PR gets a plan preview queued (the
-    preview job itself finds out whether the PR touches ``envs/``). Returns what was done."""
-    if isinstance(event, MergeEvent):
-        record_merge_event(session, event=event)
-        return "merge recorded"
-    if (isinstance(event, PullRequestEvent) and event.action in PREVIEW_ACTIONS
-            and event.head_sha and event.number > 0):
-        request_plan_preview(session, change_number=event.number, head_sha=event.head_sha)
-        return "plan preview queued"
-    return "ignored"

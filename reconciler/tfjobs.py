@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from gitops.forges.base import Check, CheckState
 from portal.errors import CaasError
 from reconciler.context import JobContext, Result
 from reconciler.errors import PermanentError
@@ -29,7 +30,6 @@ from reconciler.units import (
     unit_inputs,
     upstream_units,
 )
-from scaffolder.forges.base import Check, CheckState
 
 
 def _variables(ctx: JobContext, runner: TerraformRunner, env: str, infra: InfraManifest,

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
 from catalog.models import Entity
+from gitops.forges.base import Forge, RateLimited
 from portal.auth import audit
 from portal.db import aware, utcnow
 from portal.redact import redact
@@ -28,7 +29,6 @@ from reconciler import queue, service
 from reconciler.context import Handler, JobContext, Result
 from reconciler.errors import PermanentError, TemporaryError
 from reconciler.models import TERMINAL, Job, JobKind, JobLog, JobState, MergeState
-from scaffolder.forges.base import Forge
 
 log = logging.getLogger("caas.reconciler.worker")
 FLUSH_S = 0.5  # how often a running job's log lines reach the database (and the SSE stream)
@@ -121,6 +121,10 @@ class Worker:
         except PermanentError as exc:
             buffer.add(f"failed: {exc.message}", "error")
             return queue.Outcome(state=JobState.failed, message=exc.message)
+        except RateLimited as exc:  # the forge said when: no earlier retry helps
+            buffer.add(f"temporary error: {exc.message}", "warning")
+            return queue.Outcome(state=JobState.failed, message=exc.message, temporary=True,
+                                 delay=exc.retry_after_s)
         except TemporaryError as exc:
             buffer.add(f"temporary error: {exc.message}", "warning")
             return queue.Outcome(state=JobState.failed, message=exc.message, temporary=True,

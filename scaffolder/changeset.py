@@ -14,14 +14,14 @@ from typing import Any
 import yaml
 
 from gitops import lists
+from gitops.forges.base import FileChange, Forge
+from gitops.paths import UnsafePath, check_path
 from portal.auth import policy
 from portal.auth.principal import Principal
 from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from scaffolder import parameters
+from scaffolder.checks.identity import check_identity
 from scaffolder.codeowners import codeowners_changes
-from scaffolder.forges.base import FileChange, Forge
-from scaffolder.gitrepo import GitError
-from scaffolder.gittree import check_path
 from scaffolder.models import RenderedFile, ScaffoldRequest
 from scaffolder.parameters import ParameterContext, form_fields, validate_answers
 from scaffolder.registry import Registry, Template
@@ -180,6 +180,8 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
                        field="answers", rule="unit-exists")
     base_sha = forge.head()
     rendered = render(template, clean, target=target)
+    # Nothing a team's files grant may reach beyond the team's own groups (422, nothing written).
+    check_identity(rendered, platform_groups=registry.platform_groups)
     changes, files, diff_parts = [], [], []
     for path in sorted(set(rendered) | set(on_main)):
         new = rendered.get(path)
@@ -257,6 +259,6 @@ def _derived_lists(forge: Forge, base_sha: str, rendered: dict[str, bytes],
 def _safe(path: str) -> bool:
     try:
         check_path(path)
-    except GitError:
+    except UnsafePath:
         return False
     return True

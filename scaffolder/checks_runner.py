@@ -19,12 +19,12 @@ from typing import Any
 
 import yaml
 
-from gitops import object_names
+from gitops import git, gittree, object_names
+from gitops.forges.base import Forge
+from gitops.quantity import format_bytes, format_cpu, parse_quantity
 from scaffolder.changeset import Prepared
 from scaffolder.checks import kustomize, manifests, policy
-from scaffolder.forges.base import Forge
 from scaffolder.models import CheckResult
-from scaffolder.quantity import format_bytes, format_cpu, parse_quantity
 from scaffolder.render import ANSWERS_FILE
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
@@ -124,8 +124,6 @@ def _build(path: Path) -> tuple[str, str]:
 @lru_cache(maxsize=8)
 def _policy_set(git_dir: str, tree: str) -> policy.PolicySet:
     """Compiling Rego is the expensive part: one PolicySet per policies tree id."""
-    from scaffolder import gittree
-
     root = Path(git_dir)
     paths = [p for p in gittree.list_paths(root, tree) if p.endswith((".yaml", ".yml"))]
     docs: list[dict[str, Any]] = []
@@ -137,10 +135,8 @@ def _policy_set(git_dir: str, tree: str) -> policy.PolicySet:
 def _policies(forge: Forge, sha: str) -> policy.PolicySet | None:
     git_dir = getattr(forge, "git_dir", None)
     if git_dir is not None:
-        from scaffolder import gittree
-
-        proc = gittree.run(Path(git_dir), "rev-parse", "--verify", "--quiet",
-                           f"{sha}:{POLICIES_DIR}")
+        proc = git.run(Path(git_dir), "rev-parse", "--verify", "--quiet",
+                       f"{sha}:{POLICIES_DIR}")
         tree = proc.stdout.decode().strip()
         return _policy_set(str(git_dir), tree) if proc.returncode == 0 and tree else None
     docs: list[dict[str, Any]] = []
@@ -220,10 +216,8 @@ def collisions(forge: Forge, target: str, sha: str, open_units: Iterable[str]) -
 
 @lru_cache(maxsize=16)
 def _tenant_dirs(git_dir: str, sha: str) -> tuple[str, ...]:
-    from scaffolder import gittree
-
-    listing = gittree.out(Path(git_dir), "ls-tree", "-r", "-d", "-z", "--name-only", sha,
-                          "--", "tenants/")
+    listing = git.out(Path(git_dir), "ls-tree", "-r", "-d", "-z", "--name-only", sha,
+                      "--", "tenants/")
     return tuple(p for p in listing.split("\0") if p.count("/") == 2)
 
 
@@ -268,8 +262,6 @@ Usage = tuple[tuple[str, tuple[float, ...]], ...]
 @lru_cache(maxsize=64)
 def _used_on_main(git_dir: str, sha: str, env: str) -> Usage:
     """Per-tenant quota in ``env`` at commit ``sha`` (immutable, hence cached per commit)."""
-    from scaffolder import gittree
-
     root = Path(git_dir)
     paths = [p for p in gittree.list_paths(root, sha, "tenants") if _is_quota_path(p, env)]
     contents = gittree.read_many(root, sha, paths)

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gitops.forges.base import Forge
+from gitops.forges.factory import make_forge
 from portal.deps import EngineDep, SettingsDep
-from scaffolder.forges.base import Forge
-from scaffolder.forges.factory import make_forge
 from scaffolder.registry import Registry
 
 

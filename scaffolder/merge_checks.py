@@ -24,13 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from gitops.forges.base import FileChange, Forge
+from gitops.quantity import parse_quantity
 from scaffolder import checks_runner
 from scaffolder.changeset import load_yaml
 from scaffolder.checks.manifests import DEFAULT_KUBERNETES_VERSION
 from scaffolder.codeowners import codeowners_changes
-from scaffolder.forges.base import FileChange, Forge
 from scaffolder.models import Change, CheckResult
-from scaffolder.quantity import parse_quantity
 
 MAIN_DEPENDENT = ("policies", "collisions", "capacity", "codeowners")
 

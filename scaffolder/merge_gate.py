@@ -20,10 +20,10 @@ from collections.abc import Iterable, Sequence
 from sqlmodel import Session, col, select
 
 from gitops import object_names
+from gitops.forges.base import Check, CheckState, Forge
 from portal.db import utcnow
 from portal.errors import CaasError
 from scaffolder import merge_checks
-from scaffolder.forges.base import Check, CheckState, Forge
 from scaffolder.models import Change, CheckResult
 
 log = logging.getLogger(__name__)

@@ -49,9 +49,9 @@ from typing import Any
 
 import jsonschema
 
+from gitops.quantity import parse_quantity
 from portal.errors import ValidationFailed
 from scaffolder.checks.answer_rules import apply_rule, check_rules, check_strings, rule_of
-from scaffolder.quantity import parse_quantity
 
 DEFAULT_PLATFORM_NAMESPACES = frozenset(
     {

@@ -17,11 +17,11 @@ from typing import Any
 
 import yaml
 
+from gitops.names import is_dns_label
 from portal.errors import ConfigError, NotFound, ValidationFailed
 from portal.settings import REPO_ROOT, Settings
 from scaffolder.codeowners import owners_config
 
-NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _PARAM_REF = re.compile(r"\$\{\{\s*parameters\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
@@ -119,16 +119,18 @@ class Registry:
         # Parameter rules that are the platform's to set, not the template's.
         self.quota_bounds = settings.quota_bounds
         self.reserved_namespaces = settings.reserved_namespaces
+        # Groups the settings name: no team file may target them (scaffolder.checks.identity).
+        self.platform_groups = (settings.oidc_admin_group,)
         self._cache: dict[str, tuple[float, Template]] = {}
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir()
-                      if (p / "template.yaml").is_file() and NAME.match(p.name))
+                      if (p / "template.yaml").is_file() and is_dns_label(p.name))
 
     def get(self, name: str, *, field_name: str = "template") -> Template:
-        if not isinstance(name, str) or not NAME.match(name) or name not in self.names():
+        if not isinstance(name, str) or not is_dns_label(name) or name not in self.names():
             raise NotFound(f"{field_name}: no template named {str(name)[:63]!r}",
                            field=field_name, rule="known-template")
         path = self.root / name

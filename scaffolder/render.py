@@ -23,9 +23,8 @@ from cookiecutter.generate import generate_files
 from cookiecutter.prompt import render_variable
 from jinja2 import TemplateError
 
+from gitops.paths import UnsafePath, check_path
 from portal.errors import ValidationFailed
-from scaffolder.gitrepo import GitError
-from scaffolder.gittree import check_path
 from scaffolder.registry import Template
 
 ANSWERS_FILE = ".caas-answers.yaml"
@@ -78,7 +77,7 @@ def render(template: Template, answers: Mapping[str, Any], *, target: str) -> di
     """Every file the unit consists of, keyed by its path in the GitOps repository."""
     try:
         check_path(target)
-    except GitError:
+    except UnsafePath:
         raise ValidationFailed(f"targetPath {target!r} is not a safe relative path",
                                field="answers", rule="safe-path") from None
     context = {"cookiecutter": build_context(template, answers)}
@@ -102,7 +101,7 @@ def render(template: Template, answers: Mapping[str, Any], *, target: str) -> di
             full = f"{target}/{rel}"
             try:
                 check_path(full)
-            except GitError:
+            except UnsafePath:
                 raise ValidationFailed(f"a rendered path is unsafe: {full!r}", field="answers",
                                        rule="safe-path") from None
             files[full] = item.read_bytes()

@@ -3,6 +3,7 @@ review of changes (approve, merge, close) with policy, audit and catalog status 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine
@@ -10,6 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
+from gitops.forges.base import ChangeSpec, Check, CheckState, Forge, MergeEvent
+from gitops.forges.github_webhook import PullRequestEvent
 from portal.auth import audit, policy
 from portal.auth.principal import Principal
 from portal.db import aware, utcnow
@@ -18,9 +21,8 @@ from portal.redact import redact
 from reconciler import service as reconciler_service
 from scaffolder import merge_gate, merge_lock, pr_text, tasks
 from scaffolder.changeset import Prepared, parameter_context, prepare
+from scaffolder.checks.identity import check_identity
 from scaffolder.checks_runner import run_checks
-from scaffolder.forges.base import ChangeSpec, Check, CheckState, Forge, MergeEvent
-from scaffolder.forges.github_webhook import PullRequestEvent
 from scaffolder.models import (
     Change,
     ChangeDetail,
@@ -312,13 +314,23 @@ def approve_change(session: Session, *, forge: Forge, principal: Principal, chan
     return ChangePublic(**_public(change))
 
 
+def _identity_at_merge(forge: Forge, number: int, platform_groups: Sequence[str]) -> None:
+    """The identity boundary again, on the files the change would bring to main now (a team
+    file may have been edited on the branch after the request was checked)."""
+    head = forge.get_change(number).head_sha
+    paths = [p for p in forge.changed_paths(forge.head(), head)
+             if p.startswith(("teams/", "tenants/"))]
+    check_identity({p: forge.read_file(p, head) for p in paths}, platform_groups=platform_groups)
+
+
 def merge_change(session: Session, *, forge: Forge, registry: Registry, principal: Principal,
                  change_id: int, ip: str = "") -> ChangePublic:
     """Merge when approved and every check passes — the main-dependent ones (collisions,
     capacity, policies, CODEOWNERS) evaluated again on current main + the change, while the
     change's environments and names are locked (``scaffolder.merge_gate``); then re-check the
     open changes that touch the same environments or names. A check that no longer passes is
-    stored, shown on the change and refused with a 409 naming it."""
+    stored, shown on the change and refused with a 409 naming it; ``GroupRuleError`` (422) when
+    a team file names a group it may not (nothing merged)."""
     change = _change(session, change_id)
     number = _open_number(change)
     local = _local(forge)
@@ -348,6 +360,7 @@ def merge_change(session: Session, *, forge: Forge, registry: Registry, principa
             raise Forbidden(decision.reason, rule="can-merge")
         session.commit()
         try:
+            _identity_at_merge(forge, number, registry.platform_groups)
             event = local.merge(number, by=principal.username)
         except CaasError as exc:
             audit.record(session, actor=principal.username, action="scaffolder.merge",

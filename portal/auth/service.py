@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, col, func, select
 
+from gitops.names import DNS_LABEL
 from portal.auth import audit
 from portal.auth.models import ApiToken, AuditEvent, Membership, Role, Team, User, WebSession
 from portal.auth.passwords import hash_password, new_secret, token_hash, verify_password
@@ -24,7 +25,7 @@ from portal.errors import (
 )
 
 USERNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
-TEAM_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+TEAM_RE = DNS_LABEL  # a team name is a DNS-1123 label (gitops.names)
 TOKEN_PREFIX = "caas_"  # noqa: S105 - a prefix, not a secret
 MIN_PASSWORD = 10
 LAST_USED_PRECISION = timedelta(minutes=1)

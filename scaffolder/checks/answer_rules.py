@@ -10,8 +10,10 @@ Public functions (``context`` is anything shaped like ``scaffolder.parameters.Pa
   and tabs; the joiners ZWJ/ZWNJ are allowed). Every string that passes is printable for YAML
   (YAML 1.2 §5.1 c-printable), so templates can write it into a double-quoted scalar.
 - ``check_rules(name, value, prop, context)`` — ``dns-label``, ``namespace`` (plus reserved
-  names), ``team``, ``environment``, ``cpu``/``memory``/``storage`` (quantity within bounds),
-  ``quantity``, applied through arrays, ``propertyNames`` and nested objects.
+  names), ``new-team`` (a namespace-safe name that ``portal.groups.check_team_name``
+  accepts: no reserved group suffix), ``team``, ``environment``, ``cpu``/``memory``/``storage``
+  (quantity within bounds), ``quantity``, applied through arrays, ``propertyNames`` and
+  nested objects.
 - ``apply_rule(field, where, value, prop, context)`` — one rule on one scalar.
 
 Each raises ``ValidationFailed`` naming the top-level field and the rule.
@@ -19,16 +21,15 @@ Each raises ``ValidationFailed`` naming the top-level field and the rule.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
+from gitops.names import DNS_LABEL_MAX, is_dns_label
+from gitops.quantity import parse_quantity
 from portal.errors import ValidationFailed
-from scaffolder.quantity import parse_quantity
+from portal.groups import check_team_name
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_LABEL_MAX = 63
 ALWAYS_RESERVED = frozenset({"default", "kube"})
 RESERVED_PREFIXES = ("kube-",)
 _TEMPLATE_MARKERS = ("{{", "{%", "{#", "${{")
@@ -154,10 +155,12 @@ def apply_rule(
     rule = rule_of(prop)
     if rule is None or isinstance(value, list | Mapping):
         return
-    if rule in {"dns-label", "namespace", "team", "environment"}:
+    if rule in {"dns-label", "namespace", "new-team", "team", "environment"}:
         _check_dns_label(field_name, where, value, rule)
         text = str(value)
-        if rule == "namespace":
+        if rule == "new-team":  # a team's groups are derived from its name: the group rule
+            check_team_name(text, field=field_name)
+        if rule in {"namespace", "new-team"}:
             reserved = ALWAYS_RESERVED | context.reserved_namespaces
             if text in reserved or text.startswith(RESERVED_PREFIXES):
                 raise ValidationFailed(
@@ -201,7 +204,7 @@ def _check_dns_label(field_name: str, where: str, value: object, rule: str) -> N
             field=field_name,
             rule="dns-1123",
         )
-    if not DNS_LABEL.fullmatch(value):
+    if not is_dns_label(value):
         raise ValidationFailed(
             f"{where}: must be a DNS-1123 label: lower-case letters, digits and '-', "
             "starting and ending with a letter or digit (dns-1123)",

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from catalog import service
-from catalog.gitreader import GitReader
+from gitops.gitreader import GitReader
 from portal.settings import Settings
 from tests.catalog import gitops
 from tests.conftest import make_settings

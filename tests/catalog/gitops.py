@@ -6,7 +6,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from scaffolder.gitrepo import commit_directory, git, init_bare
+from gitops.git import commit_directory, init_bare, out
 
 
 def team(name: str, *, owners: tuple[str, ...] = ("alice",),
@@ -112,5 +112,5 @@ class Repo:
         return self.head
 
     def changed(self, before: str, after: str) -> list[str]:
-        out = git(self.git_dir, "diff", "--name-only", "--no-renames", before, after)
-        return [line for line in out.splitlines() if line]
+        listing = out(self.git_dir, "diff", "--name-only", "--no-renames", before, after)
+        return [line for line in listing.splitlines() if line]

@@ -6,8 +6,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from catalog import service
-from catalog.gitreader import GitReader
 from catalog.models import Entity, Placement, Relation, TimelineEvent
+from gitops.gitreader import GitReader
 from tests.catalog import gitops
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from catalog import service
-from catalog.gitreader import GitReader
+from gitops.gitreader import GitReader
 from tests.catalog import gitops
 
 TEAMS, TENANTS = 3, 15

@@ -7,8 +7,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from catalog import service
-from catalog.gitreader import GitReader
 from catalog.models import Entity, TimelineEvent
+from gitops.gitreader import GitReader
 from portal.errors import ValidationFailed
 from tests.catalog import gitops
 

@@ -28,13 +28,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from catalog import service as catalog_service
+from gitops.forges.factory import make_forge
+from gitops.git import seed_repository
 from portal import db
 from portal.app import create_app
 from portal.auth import service as auth_service
 from portal.auth.models import Role
 from portal.settings import Settings
-from scaffolder.forges.factory import make_forge
-from scaffolder.gitrepo import seed_repository
 from scaffolder.parameters import ParameterContext, validate_answers
 from scaffolder.registry import Registry
 from scaffolder.render import render

@@ -302,7 +302,7 @@ def test_redaction_keeps_ordinary_text_and_masks_secret_keys() -> None:
 
 
 def test_webhook_signature_is_compared_in_constant_time() -> None:
-    from scaffolder.forges import github_webhook
+    from gitops.forges import github_webhook
 
     source = inspect.getsource(github_webhook.verify_signature)
     assert "hmac.compare_digest" in source and "==" not in source.split('"""')[-1]

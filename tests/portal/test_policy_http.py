@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from gitops.git import seed_repository
 from portal.auth.models import AuditEvent, Role
 from portal.settings import Settings
-from scaffolder.gitrepo import seed_repository
 from tests.conftest import REPO_ROOT, UserFactory
 
 Headers = Callable[[str], dict[str, str]]

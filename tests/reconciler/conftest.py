@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from gitops import gittree
+from gitops.forges.base import FileChange
+from gitops.forges.local import LocalForge
+from gitops.git import seed_repository
 from portal.settings import Settings
 from reconciler.models import Job
 from reconciler.worker import Worker
-from scaffolder import gittree
-from scaffolder.forges.base import FileChange
-from scaffolder.forges.local import LocalForge
-from scaffolder.gitrepo import seed_repository
 from tests.conftest import REPO_ROOT
 
 SKELETON: dict[str, str] = {

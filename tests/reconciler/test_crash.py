@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from gitops.forges.base import MergeEvent
+from gitops.forges.local import LocalForge
+from gitops.git import seed_repository
 from portal import db
 from portal.settings import Settings
 from reconciler import service
 from reconciler.models import Job, MergeRecord, UnitApply
-from scaffolder.forges.base import MergeEvent
-from scaffolder.forges.local import LocalForge
-from scaffolder.gitrepo import seed_repository
 from tests.conftest import REPO_ROOT, make_settings
 from tests.harness.databases import SqliteFactory
 from tests.reconciler.conftest import push

@@ -15,14 +15,14 @@ from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
 from catalog.models import Entity, TimelineEvent
+from gitops.forges.base import ChangeSpec, Check, CheckState, FileChange
+from gitops.forges.local import LocalForge
+from gitops.git import seed_repository
 from portal import db
 from portal.settings import Settings
 from reconciler import service
 from reconciler.models import Job, MergeRecord, UnitApply
 from reconciler.worker import Worker
-from scaffolder.forges.base import ChangeSpec, Check, CheckState, FileChange
-from scaffolder.forges.local import LocalForge
-from scaffolder.gitrepo import seed_repository
 from tests.conftest import REPO_ROOT, make_settings
 from tests.harness.databases import SqliteFactory
 from tests.reconciler.conftest import drain, jobs_of, tenant_files

@@ -12,13 +12,13 @@ from sqlmodel import Session, select
 
 from catalog import service as catalog_service
 from catalog.models import Entity
+from gitops.forges.base import MergeEvent
+from gitops.forges.local import LocalForge
+from gitops.git import seed_repository
 from portal import db
 from reconciler import service
 from reconciler.argocd import REFRESH_ANNOTATION
 from reconciler.worker import Worker
-from scaffolder.forges.base import MergeEvent
-from scaffolder.forges.local import LocalForge
-from scaffolder.gitrepo import seed_repository
 from tests.conftest import REPO_ROOT, make_settings
 from tests.fakes.keycloak import FakeKeycloak
 from tests.fakes.kubernetes import ApplyingEmulator, write_kubeconfig

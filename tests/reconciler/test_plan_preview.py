@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
+from gitops.forges.base import ChangeSpec, CheckState, FileChange
+from gitops.forges.local import LocalForge
+from gitops.git import seed_repository
 from portal import db
 from reconciler import service
 from reconciler.worker import Worker
-from scaffolder.forges.base import ChangeSpec, CheckState, FileChange
-from scaffolder.forges.local import LocalForge
-from scaffolder.gitrepo import seed_repository
 from tests.conftest import REPO_ROOT, make_settings
 from tests.harness.databases import SqliteFactory
 from tests.reconciler.conftest import drain, jobs_of

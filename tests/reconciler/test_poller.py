@@ -6,12 +6,12 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from gitops.forges.base import MergeEvent
+from gitops.forges.local import LocalForge
 from portal.settings import Settings
 from reconciler import service
 from reconciler.models import Cursor, MergeRecord
 from reconciler.poller import Poller
-from scaffolder.forges.base import MergeEvent
-from scaffolder.forges.local import LocalForge
 from tests.reconciler.conftest import push
 
 # Git plumbing, not the database, is what this exercises.

@@ -11,12 +11,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from gitops.forges.base import MergeEvent
 from portal.app import create_app
 from portal.settings import Settings
 from reconciler import service
 from reconciler.models import MergeRecord, WorkerRecord
 from reconciler.runtime import run_worker
-from scaffolder.forges.base import MergeEvent
 from tests.reconciler.conftest import jobs_of, make_repo, push
 
 pytestmark = pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)

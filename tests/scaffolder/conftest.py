@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from gitops.git import seed_repository
 from portal.settings import REPO_ROOT, Settings
-from scaffolder.gitrepo import seed_repository
 
 SKELETON = REPO_ROOT / "gitops-skeleton"
 

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from gitops.forges.local import LocalForge
 from portal.auth.models import Role
 from portal.auth.principal import Principal
 from portal.settings import Settings
 from scaffolder import checks_runner
 from scaffolder.changeset import Prepared, prepare
-from scaffolder.forges.local import LocalForge
 from scaffolder.models import ScaffoldRequest
 from scaffolder.registry import Registry
 

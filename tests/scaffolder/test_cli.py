@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from gitops import git, gittree
 from portal.settings import Settings
-from scaffolder import gittree
 from tests.conftest import UserFactory
 
 pytestmark = pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
@@ -34,7 +34,7 @@ def test_scaffold_dry_run_then_request(settings: Settings, gitops: Path,
     assert dry.returncode == 0, dry.stderr
     assert "tenants/platform/platform-cli/base/namespace.yaml" in dry.stdout
     assert "ok capacity" in dry.stdout
-    assert gittree.out(gitops, "for-each-ref", "--format=%(refname)").split() == [
+    assert git.out(gitops, "for-each-ref", "--format=%(refname)").split() == [
         "refs/heads/main"]
     done = caas(settings, *args)
     assert done.returncode == 0, done.stderr

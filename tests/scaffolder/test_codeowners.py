@@ -8,6 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from gitops.forges.base import ChangeSpec, FileChange
+from gitops.forges.factory import make_forge
+from gitops.forges.github import codeowners_for
+from gitops.forges.local import LocalForge
+from gitops.git import seed_repository
 from portal import db
 from portal.errors import ValidationFailed
 from scaffolder.codeowners import (
@@ -18,11 +23,6 @@ from scaffolder.codeowners import (
     render_codeowners,
     team_owners,
 )
-from scaffolder.forges.base import ChangeSpec, FileChange
-from scaffolder.forges.factory import make_forge
-from scaffolder.forges.github import codeowners_for
-from scaffolder.forges.local import LocalForge
-from scaffolder.gitrepo import seed_repository
 from tests.conftest import make_settings
 from tests.harness.databases import SqliteFactory
 
@@ -93,6 +93,12 @@ def test_team_handles_from_team_yaml() -> None:
         "pay", ("@acme/team-pay",), ("@acme/team-pay-admins",))
     assert team_owners("pay", org=None, team_doc=doc) == TeamOwners(
         "pay", ("@alice", "@bob"), ("@alice",))
+    # The groups come from the team name: a team file naming a platform group changes nothing.
+    hostile = {"kind": "Team", "spec": {"groups": {"edit": "platform-admins",
+                                                   "admin": "platform-admins"},
+                                        "keycloakGroup": "team-web"}}
+    assert team_owners("pay", org="acme", team_doc=hostile) == TeamOwners(
+        "pay", ("@acme/team-pay",), ("@acme/team-pay-admins",))
 
 
 @pytest.fixture
@@ -145,7 +151,7 @@ def test_changes_keep_codeowners_current(forge: LocalForge) -> None:
 
 
 def _land(forge: LocalForge, files: list[FileChange]) -> None:
-    from scaffolder.forges.base import Check, CheckState
+    from gitops.forges.base import Check, CheckState
 
     number = forge.open_change(ChangeSpec(branch="caas/codeowners", title="CODEOWNERS",
                                           body="", author="alice", files=files)).number

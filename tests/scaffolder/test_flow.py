@@ -12,13 +12,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from gitops import git, gittree
+from gitops.forges.base import ChangeSpec, Check, CheckState, FileChange
+from gitops.forges.factory import make_forge
+from gitops.forges.local import LocalForge
 from portal.auth.models import Role
 from portal.errors import Conflict
 from portal.settings import Settings
-from scaffolder import gittree, service
-from scaffolder.forges.base import ChangeSpec, Check, CheckState, FileChange
-from scaffolder.forges.factory import make_forge
-from scaffolder.forges.local import LocalForge
+from scaffolder import service
 from scaffolder.models import Change, ScaffoldRequest, Task
 from scaffolder.registry import Registry
 from tests.conftest import UserFactory
@@ -181,7 +182,7 @@ def test_identical_requests_racing_open_exactly_one_pr(
     with Session(engine) as s:
         assert len(s.exec(select(Change)).all()) == 1
         assert len(s.exec(select(Task)).all()) == 1
-    branches = gittree.out(gitops, "for-each-ref", "--format=%(refname)", "refs/heads/").split()
+    branches = git.out(gitops, "for-each-ref", "--format=%(refname)", "refs/heads/").split()
     assert sorted(branches) == ["refs/heads/caas/tenant-payments-web", "refs/heads/main"]
 
 

@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from gitops.forges.base import MergeEvent
+from gitops.forges.github_webhook import PullRequestEvent
+from gitops.forges.local import LocalForge
 from portal.auth.models import Role
 from portal.auth.principal import Principal
 from portal.settings import Settings
 from scaffolder import service
-from scaffolder.forges.base import MergeEvent
-from scaffolder.forges.github_webhook import PullRequestEvent
-from scaffolder.forges.local import LocalForge
 from scaffolder.models import Change, ScaffoldRequest
 from scaffolder.registry import Registry
 

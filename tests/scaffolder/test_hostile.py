@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from gitops import git, gittree
+from gitops.forges.models import LocalPullRequest
 from portal.auth.models import Role
-from scaffolder import gittree
-from scaffolder.models import Change, LocalPullRequest, Task
+from scaffolder.models import Change, Task
 from tests.conftest import UserFactory
 
 pytestmark = pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
@@ -82,7 +83,7 @@ def test_hostile_input_is_refused_and_nothing_is_written(
         assert 400 <= got.status_code < 500, (case, got.text)
         error = got.json()["error"]
         assert error["field"] == field, (case, error)
-    refs = gittree.out(gitops, "for-each-ref", "--format=%(refname)").split()
+    refs = git.out(gitops, "for-each-ref", "--format=%(refname)").split()
     assert refs == ["refs/heads/main"]
     assert gittree.resolve(gitops, "main") == main
     assert gittree.list_paths(gitops, "main") == files

@@ -15,9 +15,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from gitops import gittree
+from gitops.forges.local import LocalForge
 from portal.auth.models import Role
-from scaffolder import gittree
-from scaffolder.forges.local import LocalForge
 from tests.conftest import UserFactory
 
 Headers = Callable[[str], dict[str, str]]

@@ -8,14 +8,16 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from gitops import git
+from gitops.forges.base import Check
+from gitops.forges.local import LocalForge
+from gitops.forges.models import LocalPullRequest
 from portal.auth import service as auth_service
 from portal.auth.models import Role
 from portal.errors import Unavailable
 from portal.settings import Settings
-from scaffolder import gittree, service
-from scaffolder.forges.base import Check
-from scaffolder.forges.local import LocalForge
-from scaffolder.models import LocalPullRequest, ScaffoldRequest
+from scaffolder import service
+from scaffolder.models import ScaffoldRequest
 from scaffolder.registry import Registry
 from tests.conftest import UserFactory
 
@@ -56,6 +58,6 @@ def test_retry_reuses_the_opened_pull_request(settings: Settings, engine: Engine
         with pytest.raises(Exception, match="only failed tasks"):
             service.retry_task(s, registry=registry, forge=forge, principal=principal,
                                task_id=failed.id)
-    refs = gittree.out(gitops, "for-each-ref", "--format=%(refname)", "refs/heads/").split()
+    refs = git.out(gitops, "for-each-ref", "--format=%(refname)", "refs/heads/").split()
     assert sorted(refs) == ["refs/heads/caas/tenant-payments-web", "refs/heads/main"]
     assert [c.name for c in forge.get_change(retried.change_number or 0).checks]

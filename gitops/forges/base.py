@@ -1,0 +1,187 @@
+"""The forge contract: what the scaffolder and the reconciler need from a git host.
+
+Two implementations: ``LocalForge`` (a bare repository plus PR rows in the database; merges
+itself) and ``GitHubForge`` (PyGithub; merges happen on GitHub and arrive as webhooks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from portal.errors import CaasError, Conflict, Unavailable
+
+
+class ForgeError(CaasError):
+    """The forge refused or failed an operation."""
+
+    status = 502
+    code = "forge_error"
+
+
+class RateLimited(Unavailable):
+    """The forge's rate limit asks for a longer wait than a call may block (a temporary error).
+
+    ``retry_after_s``: seconds until the forge accepts requests again; the reconciler retries the
+    job no earlier, the scaffolder's task records it for its retry.
+    """
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class MergeConflict(Conflict):
+    """The change no longer merges cleanly into ``main``; nothing was written."""
+
+    code = "merge_conflict"
+
+
+class ChangeState(StrEnum):
+    open = "open"
+    merged = "merged"
+    closed = "closed"
+
+
+class CheckState(StrEnum):
+    pending = "pending"
+    success = "success"
+    failure = "failure"
+    error = "error"
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file of a change set; ``content=None`` deletes the path."""
+
+    path: str
+    content: bytes | None
+
+
+@dataclass(frozen=True)
+class ChangeSpec:
+    """Everything needed to open a pull request."""
+
+    branch: str
+    title: str
+    body: str
+    files: Sequence[FileChange]
+    author: str
+    labels: Sequence[str] = ()
+    reviewers: Sequence[str] = ()
+    base: str = "main"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    state: CheckState
+    description: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class ChangeInfo:
+    """A pull request as the forge knows it."""
+
+    number: int
+    url: str
+    branch: str
+    base: str
+    title: str
+    body: str
+    author: str
+    state: ChangeState
+    head_sha: str
+    base_sha: str
+    merge_sha: str | None = None
+    labels: Sequence[str] = ()
+    reviewers: Sequence[str] = ()
+    checks: Sequence[Check] = ()
+    created_at: datetime | None = None
+    merged_at: datetime | None = None
+    merged_by: str | None = None
+
+
+@dataclass(frozen=True)
+class MergeEvent:
+    """A commit that landed on ``main`` (from a local merge, a webhook, or the poller)."""
+
+    commit: str
+    before: str | None
+    change_number: int | None = None
+    merged_by: str | None = None
+    source: str = "local"  # local | webhook | poller
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Forge(Protocol):
+    """What every forge does. Paths are POSIX, relative to the repository root."""
+
+    kind: str
+
+    def head(self, ref: str = "main") -> str:
+        """The commit id ``ref`` points at."""
+        ...
+
+    def read_file(self, path: str, ref: str = "main") -> bytes | None:
+        """The file's content at ``ref``; None when it does not exist."""
+        ...
+
+    def list_files(self, prefix: str = "", ref: str = "main") -> list[str]:
+        """Every file path under ``prefix`` at ``ref`` (recursive)."""
+        ...
+
+    def open_change(self, spec: ChangeSpec) -> ChangeInfo:
+        """Create the branch, commit ``spec.files`` on top of the base, open the PR.
+
+        Idempotent per ``spec.branch``: when an open change already uses the branch (an
+        earlier attempt), it is returned, with any step that attempt did not finish (labels,
+        review requests) completed — never a second PR.
+        """
+        ...
+
+    def update_change(self, number: int, files: Sequence[FileChange], message: str
+                      ) -> ChangeInfo:
+        """Commit ``files`` on the PR's branch (a new commit on top of its head)."""
+        ...
+
+    def get_change(self, number: int) -> ChangeInfo: ...
+
+    def find_change(self, branch: str) -> ChangeInfo | None:
+        """The open PR whose head is ``branch`` (makes retries idempotent)."""
+        ...
+
+    def set_check(self, number: int, check: Check) -> None:
+        """Record a check result on the PR's head commit (commit status on GitHub)."""
+        ...
+
+    def comment(self, number: int, body: str, *, key: str = "preview") -> None:
+        """Create or update the one comment identified by ``key`` on the PR."""
+        ...
+
+    def changed_paths(self, base: str, head: str) -> list[str]:
+        """Paths that differ between two commits (added, modified, deleted, both rename sides)."""
+        ...
+
+    def is_ancestor(self, commit: str, ref: str = "main") -> bool:
+        """True when ``commit`` is reachable from ``ref``."""
+        ...
+
+    def close_change(self, number: int, *, by: str) -> ChangeInfo: ...
+
+
+@runtime_checkable
+class CodeownersAudit(Protocol):
+    """A forge whose review requests can be refused (GitHub: only collaborators review)."""
+
+    def codeowners_problems(self, ref: str = "main") -> list[str]:
+        """CODEOWNERS owners at ``ref`` the forge cannot ask for a review (``@user`` /
+        ``@org/team``): not collaborators, or teams without access to the repository."""
+        ...
