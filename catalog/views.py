@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlmodel import Session
 
 from catalog import backstage, detail, query
@@ -129,3 +129,17 @@ def backstage_entities(
         return backstage.export(session, filters=filter, offset=offset, limit=limit)
     finally:
         _release(session)
+
+
+@router.get("/backstage.yaml", response_class=Response, responses={
+    200: {"content": {"application/yaml": {}},
+          "description": "Every entity as multi-document YAML."}})
+def backstage_location(_p: PrincipalDep, session: SessionDep) -> Response:
+    """The whole export as one multi-document YAML file: the target of a Backstage ``url``
+    Location (``catalog.locations: [{type: url, target: <portal>/api/catalog/backstage.yaml}]``).
+    """
+    try:
+        entities = backstage.export(session)
+    finally:
+        _release(session)
+    return Response(backstage.to_yaml(entities), media_type="application/yaml")

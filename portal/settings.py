@@ -116,11 +116,21 @@ class Settings(BaseSettings):
     terraform_plugin_mirror: Path | None = Field(None, description="Filesystem mirror of "
                                                  "providers; when set, Terraform never downloads.")
     terraform_timeout_s: int = Field(3600, ge=10, description="Longest one terraform command "
-                                     "may run before it is killed (the job is retried).")
+                                     "may run before it is interrupted (the job is retried).")
+    terraform_orphan_wait_s: int = Field(300, ge=0, description="How long a worker waits for "
+                                         "the interrupted terraform of a dead worker to exit "
+                                         "(it saves its state and releases its lock) before "
+                                         "the job is retried later; it is never killed.")
     terraform_lock_timeout_s: int = Field(5, ge=0, description="How long terraform waits for a "
                                           "unit's state lock before the job is retried later.")
     worker_poll_interval_s: float = Field(1.0, gt=0, description="Idle worker poll interval.")
     worker_lease_s: int = Field(600, ge=5, description="Lease of a running job.")
+    worker_heartbeat_grace_s: float = Field(60.0, ge=1, description="A running job whose worker "
+                                            "has not heart-beaten for this long is claimed "
+                                            "again (before its lease ends); workers beat every "
+                                            "third of it.")
+    worker_sweep_interval_s: float = Field(30.0, gt=0, description="How often a worker "
+                                           "finalises merges whose jobs are all done.")
     worker_max_attempts: int = Field(5, ge=1, description="Attempts before a job is dead.")
     worker_backoff_s: float = Field(5.0, gt=0, description="First retry delay of a job after a "
                                     "temporary error; doubles with each attempt (max 10 min).")

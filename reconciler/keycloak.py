@@ -49,6 +49,7 @@ from urllib.parse import quote
 from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakConnectionError, KeycloakError, KeycloakGetError
 
+from portal.auth.usernames import keycloak_usernames, portal_username
 from portal.groups import (
     GroupRuleError,
     check_group_path,
@@ -210,15 +211,27 @@ class KeycloakSync:
         return marked[0] if marked else None
 
     def _user_id(self, username: str) -> str | None:
+        """The Keycloak id of a portal name (``alice`` or, in "Email as username" realms,
+        ``alice_at_example.org`` for ``alice@example.org``); ``None``: no such user yet."""
         if username not in self._user_ids:
-            self._user_ids[username] = self._call(
-                f"find user {username}", lambda: self._admin.get_user_id(username))
+            found = None
+            for candidate in keycloak_usernames(username):
+                found = self._call(f"find user {candidate}",
+                                   partial(self._admin.get_user_id, candidate))
+                if found is not None:
+                    break
+            self._user_ids[username] = found
         return self._user_ids[username]
 
     def _members(self, group_id: str, name: str) -> dict[str, str]:
+        """Members by portal name (what ``team.yaml`` lists) → Keycloak user id."""
         users = self._call(f"list members of {name}",
                            lambda: self._admin.get_group_members(group_id))
-        return {str(u["username"]).lower(): str(u["id"]) for u in users}
+        members = {}
+        for user in users:
+            raw = str(user["username"]).lower()
+            members[portal_username(raw) or raw] = str(user["id"])
+        return members
 
     def _plan_group(self, path: str, members: Sequence[str], report: SyncReport, *,
                     exact: bool) -> list[_GroupPlan]:
@@ -241,7 +254,8 @@ class KeycloakSync:
             attributes: dict[str, Any] = dict(found) if isinstance(found, dict) else {}
             plan.update = {"name": path, "attributes": {**attributes, MARK: [path]}}
         current = self._members(group_id, path) if group_id is not None else {}
-        wanted = {m.strip().lstrip("@").lower() for m in members if m.strip()}
+        wanted = {portal_username(m.lstrip("@")) or m.strip().lower()
+                  for m in members if m.strip()}
         for username in sorted(wanted - set(current)):
             user_id = self._user_id(username)
             if user_id is None:

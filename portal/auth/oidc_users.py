@@ -16,16 +16,16 @@ A user in both a team's group and its reviewers group is a reviewer. Team groups
 when it is missing. At every sign-in the user's memberships and the platform-admin flag are
 replaced by what the claim says (removal in Keycloak revokes).
 
-Usernames (:func:`username_from`): ``preferred_username`` (or ``email``), lower-cased. Realms
-with "Email as username" send ``alice@example.org``; it becomes the portal name
-``alice_at_example.org`` (characters a portal name cannot hold become ``-``). The portal keeps
+Usernames (:func:`username_from`, by ``portal.auth.usernames.portal_username``):
+``preferred_username`` (or ``email``), lower-cased. Realms with "Email as username" send
+``alice@example.org``; it becomes the portal name ``alice_at_example.org`` (characters a portal
+name cannot hold become ``-``). The portal keeps
 the token's ``sub`` per user, so two Keycloak accounts that map to one portal name are refused
 (``rule=username-collision``) instead of sharing an account.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,12 +35,11 @@ from sqlmodel import Session, col, select
 from portal.auth import audit
 from portal.auth.models import Membership, Role, Team, User
 from portal.auth.oidc import SignInRefused
-from portal.auth.service import USERNAME_RE
+from portal.auth.usernames import portal_username
 from portal.groups import TeamRole, parse_claim_group
 
 _RANK = {Role.developer: 0, Role.reviewer: 1}
 _ROLE = {TeamRole.developers: Role.developer, TeamRole.reviewers: Role.reviewer}
-_UNSAFE = re.compile(r"[^a-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -83,11 +82,8 @@ def username_from(claims: Mapping[str, Any]) -> str:
     """The portal name of the token's user: ``preferred_username`` (else ``email``), lower-case;
     an e-mail address (Keycloak's "Email as username") becomes ``<local>_at_<domain>``."""
     raw = str(claims.get("preferred_username") or claims.get("email") or "").strip().lower()
-    username = raw
-    if "@" in raw:
-        local, domain = raw.rsplit("@", 1)
-        username = _UNSAFE.sub("-", f"{local}_at_{domain}").strip("-._")
-    if not USERNAME_RE.match(username):
+    username = portal_username(raw)
+    if username is None:
         raise SignInRefused(f"the identity provider's username {raw[:64]!r} cannot be a "
                             "portal username (lowercase letters, digits, '.', '_', '-', at most "
                             "64; e-mail addresses become <local>_at_<domain>)",

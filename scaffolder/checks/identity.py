@@ -10,9 +10,10 @@ raises ``portal.groups.GroupRuleError`` (422, the field is ``<path>: <where>``) 
   message says whether the value is a platform group or another team's group);
 - ``teams/<team>/catalog-info.yaml``: the ``caas.io/keycloak-group`` annotation is not the
   team's developers group;
-- an ``AppProject`` in ``teams/<team>/``: its name is not ``<team>`` or a role lists a group that
+- an ``AppProject`` in ``teams/<team>/``: its name is not ``<team>``, a role lists a group that
   is not one of the team's groups (ArgoCD maps those groups to the role: argo-cd docs,
-  "Projects" → "Project Roles");
+  "Projects" → "Project Roles"), or a role's policy names another subject than the role or an
+  object outside the project (rule ``project-policy``);
 - a ``RoleBinding`` in ``tenants/<team>/``: a ``Group`` subject that is not one of the team's
   groups (Kubernetes RBAC: the group is matched against the token's groups claim);
 - a ``ClusterRoleBinding`` or ``ClusterRole`` in either folder (cluster-wide grants are the
@@ -94,15 +95,32 @@ def _check_doc(path: str, team: str, doc: Mapping[str, Any], platform: tuple[str
             raise GroupRuleError(f"the AppProject of team {team!r} must be named {team!r}",
                                  field=f"{path}: metadata.name", rule="team-name")
         for index, role in enumerate(spec.get("roles") or []):
-            members = role.get("groups") if isinstance(role, Mapping) else None
-            for number, group in enumerate(members or []):
+            if not isinstance(role, Mapping):
+                continue
+            for number, group in enumerate(role.get("groups") or []):
                 _own_group(group, groups.all, team, platform,
                            f"{path}: spec.roles[{index}].groups[{number}]")
+            for number, line in enumerate(role.get("policies") or []):
+                _own_policy(line, team, str(role.get("name")),
+                            f"{path}: spec.roles[{index}].policies[{number}]")
     elif kind == "RoleBinding":
         for index, subject in enumerate(doc.get("subjects") or []):
             if isinstance(subject, Mapping) and subject.get("kind") == "Group":
                 _own_group(subject.get("name"), groups.all, team, platform,
                            f"{path}: subjects[{index}].name")
+
+
+def _own_policy(line: object, team: str, role: str, field: str) -> None:
+    """``p, proj:<team>:<role>, <resource>, <action>, <team>/<object>, allow|deny`` (argo-cd
+    docs, "RBAC Configuration" → project roles): a role's policy may only name its own role
+    as subject and objects of its own project."""
+    parts = [p.strip() for p in line.split(",")] if isinstance(line, str) else []
+    if (len(parts) == 6 and parts[0] == "p" and parts[1] == f"proj:{team}:{role}"
+            and parts[4].startswith(f"{team}/") and parts[5] in ("allow", "deny")):
+        return
+    raise GroupRuleError(f"{str(line)[:200]!r}: a role of project {team!r} may only grant "
+                         f"'p, proj:{team}:{role}, <resource>, <action>, {team}/<name>, "
+                         "allow|deny'", field=field, rule="project-policy")
 
 
 def _own_group(value: object, own: tuple[str, ...], team: str, platform: tuple[str, ...],

@@ -253,3 +253,18 @@ def test_a_copied_mark_never_renames_the_admin_group_or_another_team(
     report = sync.sync(groups_from_team("shop", team_doc("shop")), admins=())
     assert report.renamed == [] and report.created_groups == ["team-shop", "team-shop-admins"]
     assert realm.group(victim) is not None
+
+
+def test_email_as_username_realm_members_by_portal_name(
+        sync: KeycloakSync, keycloak: FakeKeycloak, realm: FakeRealm) -> None:
+    for email in ("dave@example.org", "erin@example.org"):
+        realm.add_user(email)
+    realm.add_group("team-shop", ("erin@example.org",))
+    doc = {"kind": "Team", "metadata": {"name": "shop"},
+           "spec": {"owners": ["erin_at_example.org"], "members": ["dave_at_example.org"]}}
+    report = sync.sync(groups_from_team("shop", doc), admins=())
+    assert report.added == [("team-shop", "dave_at_example.org"),
+                            ("team-shop-admins", "erin_at_example.org")]
+    assert report.removed == [] and report.missing_users == []
+    assert realm.members("team-shop") == {"dave@example.org", "erin@example.org"}
+    assert not sync.sync(groups_from_team("shop", doc), admins=()).changed

@@ -93,6 +93,9 @@ def test_a_team_file_naming_the_admin_group_is_refused_at_the_request(
      "teams/web/appproject.yaml: spec.roles[0].groups[0]", "is a platform group"),
     ("teams/web/team.yaml", "edit: team-web", "edit: team-web%23x",
      "teams/web/team.yaml: spec.groups.edit", "is not 'web''s developers group"),
+    ("teams/web/appproject.yaml", "applications, *, web/*, allow",
+     "applications, *, */*, allow", "teams/web/appproject.yaml: spec.roles[0].policies[0]",
+     "may only grant"),
 ])
 def test_a_team_file_edited_on_the_branch_is_refused_at_the_merge(
         app_client: TestClient, gitops: Path, engine: Engine, settings: Settings,
@@ -117,7 +120,8 @@ def test_a_team_file_edited_on_the_branch_is_refused_at_the_merge(
     got = app_client.post(f"/api/changes/{cid}/merge", headers=auth_headers("rita"))
     assert got.status_code == 422, got.text
     error = got.json()["error"]
-    assert (error["field"], error["rule"]) == (field, "team-group")
+    assert (error["field"], error["rule"]) == (
+        field, "project-policy" if "policies" in field else "team-group")
     assert why in error["message"]
     assert gittree.resolve(gitops, "main") == main_before
     assert app_client.get(f"/api/changes/{cid}",
