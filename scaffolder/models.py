@@ -18,6 +18,18 @@ def _ts(nullable: bool = False) -> Any:
                  sa_column=Column(DateTime(timezone=True), nullable=nullable))
 
 
+class MergeLock(SQLModel, table=True):
+    """A lease on one merge scope (``env:<env>`` or ``name:<scope>:<name>``): merges whose
+    scopes meet run one at a time (scaffolder.merge_lock)."""
+
+    __tablename__ = "scaffolder_merge_locks"
+
+    scope: str = Field(primary_key=True, max_length=200)
+    holder: str | None = Field(default=None, max_length=100)
+    expires_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True),
+                                                                        nullable=True))
+
+
 # ---- change sets (every forge) ------------------------------------------------------------------
 
 

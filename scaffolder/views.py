@@ -136,10 +136,10 @@ def approve(change_id: PathId, request: Request, principal: PrincipalDep, sessio
 @router.post("/changes/{change_id}/merge", response_model=ChangePublic)
 def merge(change_id: PathId, request: Request, principal: PrincipalDep, session: SessionDep,
           forge: ForgeDep, registry: RegistryDep) -> ChangePublic:
-    """Local forge: merge when checks are green and approved; 409 on a conflict; 422 when a
-    team file reaches beyond the team's identity (re-checked here)."""
-    return service.merge_change(session, forge=forge, principal=principal, change_id=change_id,
-                                ip=client_ip(request), platform_groups=registry.platform_groups)
+    """Local forge: merge when approved and every check passes on current main (the
+    main-dependent ones re-evaluated, merges per environment serialised); 409 otherwise."""
+    return service.merge_change(session, forge=forge, registry=registry, principal=principal,
+                                change_id=change_id, ip=client_ip(request))
 
 
 @router.post("/changes/{change_id}/close", response_model=ChangePublic)
