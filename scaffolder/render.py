@@ -24,7 +24,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from gitops.paths import UnsafePath, check_path
 from portal.errors import ValidationFailed
-from scaffolder.registry import Template
+from scaffolder.registry import Registry, Template
 
 ANSWERS_FILE = ".caas-answers.yaml"
 # cookiecutter changes the process's working directory while it generates (and for hooks):
@@ -113,6 +113,24 @@ def render(template: Template, answers: Mapping[str, Any], *, target: str) -> di
     for path in placed or [f"{target}/{ANSWERS_FILE}"]:
         files[path] = document
     return files
+
+
+def replay_for_unit(*, registry: Registry,
+                    content: bytes) -> tuple[Template, dict[str, Any], str]:
+    """A unit's ``.caas-answers.yaml`` (bytes) → its template, the cookiecutter replay document
+    (``replay_document``) and the template version the unit was rendered with. The replay
+    renders with the template as it is now (``template.version``).
+
+    Errors: ``ValidationFailed`` (field ``answers_file``) when the file holds no answers,
+    ``NotFound`` when it names no known template.
+    """
+    answers = read_answers(content)
+    doc = yaml.safe_load(content) if answers is not None else None
+    if answers is None or not isinstance(doc, dict) or not isinstance(doc.get("template"), str):
+        raise ValidationFailed("answers_file: not a .caas-answers.yaml (template, version, "
+                               "answers)", field="answers_file", rule="answers-file")
+    template = registry.get(doc["template"], field_name="answers_file")
+    return template, replay_document(template, answers), str(doc.get("version") or "")
 
 
 def read_answers(content: bytes | None) -> dict[str, Any] | None:
