@@ -169,6 +169,12 @@ def to_yaml(entities: list[dict[str, Any]]) -> str:
                               explicit_start=True)
 
 
+FILTER_FIELDS = ("kind", "metadata.name", "metadata.namespace", "spec.type", "spec.owner")
+_CONDITION = r"\s*(?:" + "|".join(f.replace(".", r"\.") for f in FILTER_FIELDS) + r")\s*=[^,]*"
+FILTER_PATTERN = rf"^{_CONDITION}(?:,{_CONDITION})*$"
+"""One ``filter=`` value: ``<field>=<value>`` conditions joined by commas (the API declares it)."""
+
+
 def _parse_filters(filters: list[str]) -> list[dict[str, str]]:
     """Backstage's ``filter=kind=component,spec.type=service`` (AND within, OR across)."""
     parsed = []
@@ -176,8 +182,7 @@ def _parse_filters(filters: list[str]) -> list[dict[str, str]]:
         conditions: dict[str, str] = {}
         for part in text.split(","):
             name, sep, value = part.partition("=")
-            if not sep or name.strip() not in ("kind", "metadata.name", "spec.type",
-                                               "metadata.namespace", "spec.owner"):
+            if not sep or name.strip() not in FILTER_FIELDS:
                 raise ValidationFailed(
                     f"filter {part!r} must be <field>=<value> with field kind, metadata.name, "
                     "metadata.namespace, spec.type or spec.owner", field="filter", rule="filter")

@@ -35,6 +35,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from portal import tracing
 from portal.db import utcnow
 from portal.redact import redact
 from reconciler.finalize import finalize
@@ -80,8 +81,11 @@ def enqueue(session: Session, *, commit: str, jobs: list[NewJob],
     for new in jobs:
         if new.unit in existing:
             continue
+        # The trace of the merge (or of the plan job) continues in the worker that runs it.
+        carrier = tracing.inject()
+        payload = {**new.payload, tracing.CARRIER_KEY: carrier} if carrier else new.payload
         job = Job(commit=commit, unit=new.unit, kind=new.kind, environment=new.environment,
-                  depends_on=new.depends_on, payload=new.payload, entities=list(new.entities),
+                  depends_on=new.depends_on, payload=payload, entities=list(new.entities),
                   change_number=change_number)
         try:
             with session.begin_nested():

@@ -26,6 +26,7 @@ other event → ignored.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +42,7 @@ from reconciler.webhook_models import PreviewAllowance, WebhookDelivery
 from scaffolder.models import Change
 
 log = logging.getLogger("caas.reconciler.webhooks")
+_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256 object names
 ACTOR = "github-webhook"
 PREVIEW_KEY = "plan-preview"
 
@@ -91,6 +93,10 @@ def _outcome(session: Session, *, forge: Forge, row: WebhookDelivery, event_name
         return "ignored: another repository"
     event = parse_event(event_name, payload, main_branch)
     if isinstance(event, MergeEvent):
+        if not _SHA.fullmatch(event.commit):  # never hand the forge (git) anything else
+            raise ValidationFailed("the commit id is not a hexadecimal object name",
+                                   field="after" if event.change_number is None
+                                   else "pull_request.merge_commit_sha", rule="pattern")
         if event.change_number is None and not forge.is_ancestor(event.commit, main_branch):
             reason = f"{event.commit} is not reachable from {main_branch}"
             audit.record(session, actor=ACTOR, action="reconciler.merge.refused",

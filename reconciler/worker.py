@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from catalog import service as catalog_service
 from catalog.models import Entity
 from gitops.forges.base import Forge, RateLimited
+from portal import tracing
 from portal.auth import audit
 from portal.db import aware, utcnow
 from portal.redact import redact
@@ -122,7 +123,10 @@ class Worker:
                                 name=f"lease-{job.id}")
         beat.start()
         try:
-            outcome = self._run_handler(job, buffer)
+            with tracing.span(f"reconciler.{job.kind}", parent=job.payload.get(tracing.CARRIER_KEY),
+                              unit=job.unit, change_number=job.change_number, commit=job.commit,
+                              environment=job.environment, attempt=job.attempts):
+                outcome = self._run_handler(job, buffer)
         finally:
             done.set()
             beat.join()
