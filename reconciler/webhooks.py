@@ -30,7 +30,7 @@ import re
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, or_, select
 
 from gitops.forges.base import ChangeState, Forge, MergeEvent
 from gitops.forges.github_webhook import PullRequestEvent, parse_event
@@ -124,8 +124,11 @@ def _refusal(session: Session, event: PullRequestEvent) -> str | None:
     """Why the portal will not plan this pull request on its own; None when it will."""
     if event.from_fork:
         return (f"the pull request comes from a fork ({event.head_repo or 'a deleted fork'})")
+    # The change row exists (with its branch) before the PR does, and gets the PR's number
+    # only once opening finished: GitHub's "opened" may arrive in between.
     portal_branch = session.exec(select(Change.id).where(
-        Change.branch == event.head_branch, Change.number == event.number)).first()
+        Change.branch == event.head_branch,
+        or_(col(Change.number) == event.number, col(Change.number).is_(None)))).first()
     if portal_branch is None:
         return f"the branch {event.head_branch!r} was not created by the portal"
     return None
