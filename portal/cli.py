@@ -164,7 +164,7 @@ def _demo_accounts(session: Session) -> list[tuple[str, str, str]]:
 
 
 def _scaffold(settings: Settings, username: str, template: str, answers: dict[str, object],
-              *, dry_run: bool) -> None:
+              *, dry_run: bool, update: bool = False) -> None:
     from rich.table import Table
 
     from gitops.forges.factory import make_forge
@@ -174,7 +174,7 @@ def _scaffold(settings: Settings, username: str, template: str, answers: dict[st
 
     engine = ready_engine(settings)
     registry, forge = Registry(settings), make_forge(settings, engine)
-    request = ScaffoldRequest(template=template, answers=answers)
+    request = ScaffoldRequest(template=template, answers=answers, update=update)
     with db.session_scope(engine) as session:
         principal = auth_service.principal_for(
             session, auth_service.get_user(session, username=username), via="token")
@@ -208,6 +208,9 @@ def scaffold(
     set_: Annotated[list[str] | None, typer.Option("--set", help="key=value (repeatable); "
                                                    "non-string fields take JSON.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Render and check only.")] = False,
+    update: Annotated[bool, typer.Option(
+        "--update", help="Change an existing unit: its stored answers plus --set ones (the "
+        "identifying answers name the unit); the PR is the minimal diff.")] = False,
     user: Annotated[str, typer.Option(help="Request as this user.", envvar="CAAS_USER")]
     = "admin",
 ) -> None:
@@ -218,7 +221,7 @@ def scaffold(
     settings = load_settings()
     answers = parse_values(registry=Registry(settings), template=template,
                                               pairs=set_ or [])
-    _scaffold(settings, user, template, answers, dry_run=dry_run)
+    _scaffold(settings, user, template, answers, dry_run=dry_run, update=update)
 
 
 @app.command("create-environment")

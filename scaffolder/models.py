@@ -122,6 +122,16 @@ class ScaffoldRequest(BaseModel):
                           "answers plus these (an update PR with a minimal diff).")
 
 
+class UnitAnswers(BaseModel):
+    """A unit on main as its template's form sees it (the "Change" form is pre-filled so)."""
+
+    unit: str = PField(description="The unit's folder in the GitOps repository.")
+    template: str = PField(description="The template its .caas-answers.yaml names.")
+    version: str = PField(description="The template version it was rendered from (git tree id).")
+    answers: dict[str, Any] = PField(description="The stored answers of the form's fields.")
+    fixed: list[str] = PField(description="Fields that identify the unit (not changeable).")
+
+
 class RenderedFile(BaseModel):
     path: str
     status: str  # added | modified | deleted

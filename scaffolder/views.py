@@ -24,7 +24,9 @@ from scaffolder.models import (
     TaskPublic,
     TemplateDetail,
     TemplateSummary,
+    UnitAnswers,
 )
+from scaffolder.units import unit_answers
 
 ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422)
 router = APIRouter(prefix="/api", tags=["scaffolder"], responses=ERRORS)
@@ -43,6 +45,14 @@ def get_template(name: str, principal: PrincipalDep, registry: RegistryDep,
                  forge: ForgeDep) -> TemplateDetail:
     """The template's JSON Schema parameters and the caller's dynamic choices."""
     return service.get_template(registry=registry, forge=forge, principal=principal, name=name)
+
+
+@router.get("/scaffolder/units", response_model=UnitAnswers)
+def get_unit(unit: Annotated[str, Query(max_length=300, description="The unit's folder.")],
+             _principal: PrincipalDep, registry: RegistryDep, forge: ForgeDep) -> UnitAnswers:
+    """A unit on main: its template, stored answers and identifying fields; change it by
+    sending these answers (edited) with ``update: true`` to the dry run or a task."""
+    return unit_answers(forge=forge, registry=registry, unit=unit)
 
 
 @router.post("/scaffolder/dry-run", response_model=DryRunResult)
