@@ -302,6 +302,31 @@ def replay(
               f"replay renders with the current {template.version}", file=sys.stderr)
 
 
+@app.command()
+def decommission(
+    unit: Annotated[str, typer.Argument(help="The unit's folder, e.g. tenants/pay/pay-web.")],
+    user: Annotated[str, typer.Option(help="Request as this user.", envvar="CAAS_USER")]
+    = "admin",
+) -> None:
+    """Open the pull request that removes UNIT: its files deleted, the lists naming it
+    updated. Refused while it has dependants (a team's namespaces, a namespace's apps)."""
+    from gitops.forges.factory import make_forge
+    from scaffolder import service as scaffolder_service
+    from scaffolder.registry import Registry
+
+    settings = load_settings()
+    engine = ready_engine(settings)
+    registry, forge = Registry(settings), make_forge(settings, engine)
+    with db.session_scope(engine) as session:
+        principal = auth_service.principal_for(
+            session, auth_service.get_user(session, username=user), via="token")
+        task = scaffolder_service.decommission_task(session, registry=registry, forge=forge,
+                                                    principal=principal, unit=unit)
+    if task.status != "succeeded":
+        raise CaasError(f"task {task.id} failed: {task.error} (retry with the API)")
+    out.print(f"[bold]change #{task.change_number}[/] {task.change_url}")
+
+
 @app.command("create-environment")
 def create_environment(
     name: str,
