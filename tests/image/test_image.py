@@ -8,6 +8,7 @@ Debian base and the wheels under /var/cache/caas-image, so a rerun on one machin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -155,7 +156,8 @@ def served(container: Container) -> Iterator[tuple[str, str]]:
                 time.sleep(0.5)
         yield base, token.stdout.strip()
     finally:
-        os.killpg(process.pid, signal.SIGTERM)  # unshare, sh, chroot and caas alike
+        with contextlib.suppress(ProcessLookupError):  # unshare, sh, chroot and caas alike
+            os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
         log.close()
 
