@@ -155,11 +155,13 @@ async def github_webhook(
     outcome = await run_in_threadpool(
         lambda: webhooks.handle_delivery(
             session, forge=forge, delivery_id=x_github_delivery, event_name=x_github_event,
-            payload=payload, repository=settings.github_repo, main_branch=settings.main_branch))
+            payload=payload, repository=settings.github_repo, main_branch=settings.main_branch,
+            after_merge=getattr(request.app.state, "after_merge", None)))
     return {"status": outcome}
 
 
-@router.post("/api/reconciler/previews/{change_number}/allow", status_code=202)
+@router.post("/api/reconciler/previews/{change_number}/allow", status_code=202,
+             responses=error_responses(403, 503))
 def allow_preview(change_number: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request,
                   session: SessionDep, forge: ForgeDep, principal: AdminDep) -> dict[str, str]:
     """Allow (platform-admin, audited) a Terraform plan preview of the pull request's current

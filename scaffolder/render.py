@@ -24,7 +24,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from gitops.paths import UnsafePath, check_path
 from portal.errors import ValidationFailed
-from scaffolder.registry import Template
+from scaffolder.registry import Registry, Template
 
 ANSWERS_FILE = ".caas-answers.yaml"
 # cookiecutter changes the process's working directory while it generates (and for hooks):
@@ -64,6 +64,23 @@ def cookiecutter_values(template: Template, answers: Mapping[str, Any]) -> dict[
     return context
 
 
+class _AnswersDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper that also quotes the strings a YAML 1.2 reader takes for numbers
+    (``1e3``, ``0o17``, ``.5``): PyYAML resolves with YAML 1.1 and would write them plain, so
+    ruamel (1.2) would read a float back. With these resolvers the answers file parses to the
+    same strings under both (tests/templates/test_text_roundtrip.py)."""
+
+
+_AnswersDumper.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$"
+               r"|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$"),
+    list("-+0123456789."))
+_AnswersDumper.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^0o[0-7]+$|^0x[0-9a-fA-F]+$|^[-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
 def replay_document(template: Template, answers: Mapping[str, Any]) -> dict[str, Any]:
     """A cookiecutter replay file (``cookiecutter --replay-file``) that renders the unit whose
     ``.caas-answers.yaml`` holds ``answers``: ``{"cookiecutter": <cookiecutter_values>}``."""
@@ -72,7 +89,7 @@ def replay_document(template: Template, answers: Mapping[str, Any]) -> dict[str,
 
 def answers_document(template: Template, answers: Mapping[str, Any]) -> bytes:
     doc = {"template": template.name, "version": template.version, "answers": dict(answers)}
-    text: str = yaml.safe_dump(doc, sort_keys=True, allow_unicode=True)
+    text: str = yaml.dump(doc, Dumper=_AnswersDumper, sort_keys=True, allow_unicode=True)
     return text.encode()
 
 
@@ -113,6 +130,34 @@ def render(template: Template, answers: Mapping[str, Any], *, target: str) -> di
     for path in placed or [f"{target}/{ANSWERS_FILE}"]:
         files[path] = document
     return files
+
+
+def read_template_name(content: bytes | None) -> str | None:
+    """The template name a unit's ``.caas-answers.yaml`` was rendered from (None if unknown)."""
+    try:
+        doc = yaml.safe_load(content) if content is not None else None
+    except yaml.YAMLError:
+        return None
+    name = doc.get("template") if isinstance(doc, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+def replay_for_unit(*, registry: Registry,
+                    content: bytes) -> tuple[Template, dict[str, Any], str]:
+    """A unit's ``.caas-answers.yaml`` (bytes) → its template, the cookiecutter replay document
+    (``replay_document``) and the template version the unit was rendered with. The replay
+    renders with the template as it is now (``template.version``).
+
+    Errors: ``ValidationFailed`` (field ``answers_file``) when the file holds no answers,
+    ``NotFound`` when it names no known template.
+    """
+    answers, name = read_answers(content), read_template_name(content)
+    if answers is None or name is None:
+        raise ValidationFailed("answers_file: not a .caas-answers.yaml (template, version, "
+                               "answers)", field="answers_file", rule="answers-file")
+    template = registry.get(name, field_name="answers_file")
+    doc = yaml.safe_load(content)
+    return template, replay_document(template, answers), str(doc.get("version") or "")
 
 
 def read_answers(content: bytes | None) -> dict[str, Any] | None:

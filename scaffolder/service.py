@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
+from gitops import object_names
 from gitops.forges.base import ChangeSpec, Check, CheckState, Forge, MergeEvent
 from gitops.forges.github_webhook import PullRequestEvent
 from portal import tracing
@@ -19,10 +21,11 @@ from portal.db import aware, utcnow
 from portal.errors import BadRequest, CaasError, Conflict, Forbidden, NotFound
 from portal.redact import redact
 from reconciler import service as reconciler_service
-from scaffolder import pr_text, tasks
-from scaffolder.changeset import Prepared, parameter_context, prepare
+from scaffolder import merge_gate, merge_lock, pr_text, tasks
+from scaffolder.changeset import Prepared, parameter_context, prepare, touched_envs
 from scaffolder.checks.identity import check_identity
 from scaffolder.checks_runner import run_checks
+from scaffolder.decommission import prepare_decommission
 from scaffolder.models import (
     Change,
     ChangeDetail,
@@ -109,6 +112,32 @@ def create_task(session: Session, *, registry: Registry, forge: Forge, principal
                      target=request.template, outcome="denied", ip=ip,
                      detail={"reason": exc.message})
         raise
+    return _start(session, prepared=prepared, forge=forge, principal=principal,
+                  request_doc=request.model_dump(), ip=ip, progress=progress,
+                  action="scaffolder.request")
+
+
+def decommission_task(session: Session, *, registry: Registry, forge: Forge,
+                      principal: Principal, unit: str, ip: str = "",
+                      progress: tasks.Progress | None = None) -> TaskPublic:
+    """Open the pull request that removes ``unit`` (``scaffolder.decommission``): refused,
+    with nothing written, while dependants exist; reserved like any change of the unit."""
+    try:
+        prepared = prepare_decommission(forge, registry, principal, unit=unit)
+    except Forbidden as exc:
+        audit.record(session, actor=principal.username, action="scaffolder.decommission",
+                     target=unit[:300], outcome="denied", ip=ip,
+                     detail={"reason": exc.message})
+        raise
+    return _start(session, prepared=prepared, forge=forge, principal=principal,
+                  request_doc={"decommission": prepared.target}, ip=ip, progress=progress,
+                  action="scaffolder.decommission")
+
+
+def _start(session: Session, *, prepared: Prepared, forge: Forge, principal: Principal,
+           request_doc: dict[str, Any], ip: str, progress: tasks.Progress | None,
+           action: str) -> TaskPublic:
+    """Reserve the unit (the INSERT of its open change) and run the task."""
     change = Change(
         template=prepared.template.name, template_version=prepared.template.version,
         action=prepared.action, unit_key=prepared.target, open_unit_key=prepared.target,
@@ -119,7 +148,7 @@ def create_task(session: Session, *, registry: Registry, forge: Forge, principal
         diff=prepared.diff, base_sha=prepared.base_sha,
     )
     task = Task(template=prepared.template.name, requested_by=principal.username,
-                request=request.model_dump())
+                request=request_doc)
     session.add(change)
     try:
         session.flush()
@@ -132,7 +161,7 @@ def create_task(session: Session, *, registry: Registry, forge: Forge, principal
                        rule="unit-open") from None
 
     def start() -> None:
-        audit.record(session, actor=principal.username, action="scaffolder.request",
+        audit.record(session, actor=principal.username, action=action,
                      target=prepared.target, ip=ip,
                      detail={"template": prepared.template.name, "task": task.id})
         tasks.log_step(session, task, "validate", "done",
@@ -156,8 +185,12 @@ def retry_task(session: Session, *, registry: Registry, forge: Forge, principal:
     change = session.get(Change, task.change_id) if task.change_id else None
     if change is None or change.status not in (*OPEN, RELEASED):
         raise Conflict(f"task {task_id}'s change is no longer open", field="task_id")
-    request = ScaffoldRequest.model_validate(task.request)
-    prepared = prepare(forge, registry, principal, request)
+    if "decommission" in task.request:
+        prepared = prepare_decommission(forge, registry, principal,
+                                        unit=str(task.request["decommission"]))
+    else:
+        prepared = prepare(forge, registry, principal, ScaffoldRequest.model_validate(
+            task.request))
     if change.status == RELEASED:
         _reserve_again(session, change)
     task.status, task.error, task.attempts = "running", "", task.attempts + 1
@@ -367,47 +400,66 @@ def _identity_at_merge(forge: Forge, number: int, platform_groups: Sequence[str]
     check_identity({p: forge.read_file(p, head) for p in paths}, platform_groups=platform_groups)
 
 
-def merge_change(session: Session, *, forge: Forge, principal: Principal, change_id: int,
-                 ip: str = "", platform_groups: Sequence[str] = ()) -> ChangePublic:
-    """Merge an open change (local forge). Raises ``Conflict`` (not mergeable), ``Forbidden``
-    (routing), ``GroupRuleError`` (422: a team file names a group it may not; nothing merged)."""
+def merge_change(session: Session, *, forge: Forge, registry: Registry, principal: Principal,
+                 change_id: int, ip: str = "") -> ChangePublic:
+    """Merge when approved and every check passes — the main-dependent ones (collisions,
+    capacity, policies, CODEOWNERS) evaluated again on current main + the change, while the
+    change's environments and names are locked (``scaffolder.merge_gate``); then re-check the
+    open changes that touch the same environments or names. A check that no longer passes is
+    stored, shown on the change and refused with a 409 naming it; ``GroupRuleError`` (422) when
+    a team file names a group it may not (nothing merged)."""
     change = _change(session, change_id)
     number = _open_number(change)
     local = _local(forge)
-    approvals = local.approvals(number)
-    decision = policy.can_merge(principal, author=change.author, team=change.team,
-                                tier=policy.Tier(change.tier), touches_envs=change.touches_envs,
-                                approved_by=approvals, checks_green=change.checks_green)
-    if not decision:
-        audit.record(session, actor=principal.username, action="scaffolder.merge",
-                     target=change.unit_key, outcome="denied", ip=ip,
-                     detail={"change": change.id, "reason": decision.reason})
-        if not change.checks_green or not [a for a in approvals if a != change.author]:
-            raise Conflict(decision.reason, field="change_id", rule="mergeable")
-        raise Forbidden(decision.reason, rule="can-merge")
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
     session.commit()
-    try:
-        _identity_at_merge(forge, number, platform_groups)
-        event = local.merge(number, by=principal.username)
-    except CaasError as exc:
+    with merge_lock.hold(engine, merge_gate.scopes(change), holder=f"change-{change.id}"):
+        fresh = merge_gate.recheck_change(session, forge=forge, change=change,
+                                          code_owners=registry.code_owners)
+        approvals = local.approvals(number)
+        decision = policy.can_merge(principal, author=change.author, team=change.team,
+                                    tier=policy.Tier(change.tier),
+                                    touches_envs=change.touches_envs, approved_by=approvals,
+                                    checks_green=change.checks_green)
+        failing = [c for c in fresh if c.state != "success"]
+        if failing or not decision:
+            reason = ("checks failing with current main: " + "; ".join(
+                f"{c.name}: {c.summary} ({'; '.join(c.details[:5])})" for c in failing)
+                if failing else decision.reason)
+            audit.record(session, actor=principal.username, action="scaffolder.merge",
+                         target=change.unit_key, outcome="denied", ip=ip,
+                         detail={"change": change.id, "reason": reason[:1000]})
+            if failing:
+                raise Conflict(reason, field="checks", rule="merge-recheck")
+            if not change.checks_green or not [a for a in approvals if a != change.author]:
+                raise Conflict(decision.reason, field="change_id", rule="mergeable")
+            raise Forbidden(decision.reason, rule="can-merge")
+        session.commit()
+        try:
+            _identity_at_merge(forge, number, registry.platform_groups)
+            event = local.merge(number, by=principal.username)
+        except CaasError as exc:
+            audit.record(session, actor=principal.username, action="scaffolder.merge",
+                         target=change.unit_key, outcome="failed", ip=ip,
+                         detail={"change": change.id, "reason": exc.message})
+            raise
+        change.status, change.open_unit_key, change.merge_sha = "merged", None, event.commit
+        tracing.set_attributes(change_number=number, commit=event.commit)  # the request's span
+        change.updated_at = utcnow()
+        session.add(change)
+        if change.entity:
+            catalog_service.record_timeline(session, entity=change.entity, event="pr.merged",
+                                            actor=principal.username,
+                                            detail={"change": change.id, "commit": event.commit})
+            catalog_service.set_status(session, entity=change.entity, status="merged")
         audit.record(session, actor=principal.username, action="scaffolder.merge",
-                     target=change.unit_key, outcome="failed", ip=ip,
-                     detail={"change": change.id, "reason": exc.message})
-        raise
-    change.status, change.open_unit_key, change.merge_sha = "merged", None, event.commit
-    tracing.set_attributes(change_number=number, commit=event.commit)  # the request's span
-    change.updated_at = utcnow()
-    session.add(change)
-    if change.entity:
-        catalog_service.record_timeline(session, entity=change.entity, event="pr.merged",
-                                        actor=principal.username,
-                                        detail={"change": change.id, "commit": event.commit})
-        catalog_service.set_status(session, entity=change.entity, status="merged")
-    audit.record(session, actor=principal.username, action="scaffolder.merge",
-                 target=change.unit_key, ip=ip,
-                 detail={"change": change.id, "commit": event.commit}, commit=False)
-    session.commit()
+                     target=change.unit_key, ip=ip,
+                     detail={"change": change.id, "commit": event.commit}, commit=False)
+        session.commit()
     reconciler_service.record_merge_event(session, event=event)
+    merge_gate.recheck_open_changes(session, forge=forge, code_owners=registry.code_owners,
+                                    envs=change.envs, units=[change.unit_key])
     return ChangePublic(**_public(change))
 
 
@@ -474,3 +526,17 @@ def record_pr_event(session: Session, *, event: MergeEvent | PullRequestEvent) -
                  detail={"change": change.id, "source": "forge"}, commit=False)
     session.commit()
     return outcome
+
+
+def main_moved(session: Session, *, forge: Forge, code_owners: tuple[str | None, Sequence[str]],
+               event: MergeEvent) -> list[int]:
+    """``main`` moved on the forge (a GitHub merge or push): the change it merged is recorded
+    as merged, and every open change touching an environment or a unit name that the new
+    commits touch is re-checked (``merge_gate``), its ``caas/*`` statuses updated on the PR
+    (commit statuses on GitHub). Returns the ids of the re-checked changes."""
+    if event.change_number:
+        record_pr_event(session, event=event)
+    changed = forge.changed_paths(event.before, event.commit) if event.before else []
+    return merge_gate.recheck_open_changes(
+        session, forge=forge, code_owners=code_owners,
+        envs=touched_envs(changed, {}), units=sorted(object_names.units_in(changed)))
