@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -269,6 +270,36 @@ def scaffold(
     answers = parse_values(registry=Registry(settings), template=template,
                                               pairs=set_ or [])
     _scaffold(settings, user, template, answers, dry_run=dry_run, update=update)
+
+
+@app.command()
+def replay(
+    answers_file: Annotated[Path, typer.Argument(help="A unit's .caas-answers.yaml.")],
+    output: Annotated[Path | None, typer.Option(help="Write the replay file here "
+                                                "(default: standard output).")] = None,
+) -> None:
+    """Turn a unit's .caas-answers.yaml into a cookiecutter replay file:
+    `cookiecutter --replay-file OUTPUT templates/<template>` renders the unit as the portal did."""
+    import json
+
+    from scaffolder.registry import Registry
+    from scaffolder.render import replay_for_unit
+
+    try:
+        content = answers_file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"answers_file: cannot read {answers_file}: {exc.strerror}",
+                          field="answers_file") from exc
+    template, document, version = replay_for_unit(registry=Registry(load_settings()),
+                                                  content=content)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+    if version != template.version:
+        print(f"caas: note: the unit was rendered by {template.name} {version or '?'}; the "
+              f"replay renders with the current {template.version}", file=sys.stderr)
 
 
 @app.command()
