@@ -14,6 +14,7 @@ from catalog import query as catalog_query
 from frontend import activity, change_pages
 from frontend.catalog_pages import entity_url, timeline_view
 from frontend.pages import render
+from portal.auth import git_members
 from portal.auth import service as auth_service
 from portal.auth.views import set_session_cookie
 from portal.deps import (
@@ -27,6 +28,7 @@ from portal.deps import (
     set_login_csrf_cookie,
 )
 from portal.errors import CaasError
+from portal.health import repository_problem
 from scaffolder import service as scaffolder_service
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -97,7 +99,13 @@ def home(request: Request, principal: PrincipalDep, session: SessionDep) -> Resp
     review = [c for c in changes if c.status == "open" and c.author != principal.username
               and change_pages.can_approve(principal, c)]
     events = catalog_query.team_activity(session, teams=principal.team_roles)
-    return render(request, "home.html", title="Home",
+    # Platform admins see what keeps the platform from working (no main: run `caas init`).
+    problem = (repository_problem(request.app.state.settings, request.app.state.engine)
+               if principal.is_platform_admin else "")
+    return render(request, "home.html", title="Home", platform_problem=problem,
+                  roles=sorted(principal.team_roles.items()),
+                  claim_ignored=git_members.last_claim_ignored(session,
+                                                               username=principal.username),
                   requests=activity.my_requests(session, changes, principal.username),
                   review=review[:10],
                   activity=[{**e, "url": entity_url(str(e["entity"]))}

@@ -170,11 +170,18 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
     raw_team = clean.get("team")
     team = raw_team if isinstance(raw_team, str) else None
     touches = target.startswith("envs/")
-    decision = policy.can_request(principal, team=team, touches_envs=touches)
+    on_main = forge.list_files(target)
+    # A team not on main yet has nobody to own the request: anybody may ask, a platform-admin
+    # approves (policy.can_request_new_team).
+    new_team = target.startswith("teams/") and not request.update and not on_main
+    if new_team:
+        team = None
+        decision = policy.can_request_new_team(principal)
+    else:
+        decision = policy.can_request(principal, team=team, touches_envs=touches)
     if not decision:
         raise Forbidden(decision.reason, field="team" if not touches else "template",
                         rule="can-request")
-    on_main = forge.list_files(target)
     if on_main and not request.update:
         raise Conflict(f"{target} already exists on main; send `update: true` to change it",
                        field="answers", rule="unit-exists")
@@ -210,7 +217,8 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
     env_docs = {e: load_yaml(rendered.get(f"envs/{e}/infra.yaml")
                              or forge.read_file(f"envs/{e}/infra.yaml", base_sha)) for e in envs}
     tier = policy.strictest_tier(env_tier(doc) for doc in env_docs.values())
-    routing = policy.describe_routing(tier=tier, touches_envs=touches, team=team)
+    routing = policy.describe_routing(tier=tier, touches_envs=touches, team=team,
+                                      new_team=new_team)
     action = "update" if request.update else "create"
     branch = template.fill(template.branch_name, clean) + ("-update" if request.update else "")
     title = template.fill(template.pr_title, clean)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
+from gitops import object_names
 from gitops.forges.base import ChangeSpec, Check, CheckState, Forge, MergeEvent
 from gitops.forges.github_webhook import PullRequestEvent
 from portal import tracing
@@ -21,7 +22,7 @@ from portal.errors import BadRequest, CaasError, Conflict, Forbidden, NotFound
 from portal.redact import redact
 from reconciler import service as reconciler_service
 from scaffolder import merge_gate, merge_lock, pr_text, tasks
-from scaffolder.changeset import Prepared, parameter_context, prepare
+from scaffolder.changeset import Prepared, parameter_context, prepare, touched_envs
 from scaffolder.checks.identity import check_identity
 from scaffolder.checks_runner import run_checks
 from scaffolder.models import (
@@ -494,3 +495,17 @@ def record_pr_event(session: Session, *, event: MergeEvent | PullRequestEvent) -
                  detail={"change": change.id, "source": "forge"}, commit=False)
     session.commit()
     return outcome
+
+
+def main_moved(session: Session, *, forge: Forge, code_owners: tuple[str | None, Sequence[str]],
+               event: MergeEvent) -> list[int]:
+    """``main`` moved on the forge (a GitHub merge or push): the change it merged is recorded
+    as merged, and every open change touching an environment or a unit name that the new
+    commits touch is re-checked (``merge_gate``), its ``caas/*`` statuses updated on the PR
+    (commit statuses on GitHub). Returns the ids of the re-checked changes."""
+    if event.change_number:
+        record_pr_event(session, event=event)
+    changed = forge.changed_paths(event.before, event.commit) if event.before else []
+    return merge_gate.recheck_open_changes(
+        session, forge=forge, code_owners=code_owners,
+        envs=touched_envs(changed, {}), units=sorted(object_names.units_in(changed)))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
 from gitops import gittree
 from gitops.forges.local import LocalForge
@@ -111,3 +112,30 @@ def test_ten_concurrent_merges_land_exactly_as_many_as_fit(
     quotas = [p for p in gittree.list_paths(gitops, "main", "tenants/payments")
               if p.endswith("/envs/dev/quota.yaml")]
     assert len(quotas) == 6
+
+
+def test_a_merge_on_the_forge_rechecks_open_changes_through_the_webhook_hook(
+        app_client: TestClient, gitops: Path, make_user: UserFactory,
+        auth_headers: Headers) -> None:
+    """GitHub merges on its side: the webhook's ``after_merge`` (wired by the app) records the
+    merged change and re-checks the open ones on the new main, as commit statuses."""
+    alice, bob = _people(make_user, auth_headers)
+    first = _open(app_client, alice, _tenant("web", "4"))
+    second = _open(app_client, alice, _tenant("api", "4"))
+    app: Any = app_client.app
+    forge = LocalForge(app.state.settings, app.state.engine)
+    forge.approve(first["number"], by="bob")
+    event = forge.merge(first["number"], by="bob")  # as if merged on the forge's own site
+    with Session(app.state.engine) as session:
+        rechecked = app.state.after_merge(session, forge, event)
+    assert rechecked == [second["id"]]
+    merged = app_client.get(f"/api/changes/{first['id']}", headers=alice).json()
+    assert merged["status"] == "merged"
+    shown = app_client.get(f"/api/changes/{second['id']}", headers=alice).json()
+    assert _check(shown, "capacity")["state"] == "failure"
+    checks = {c.name: c.state.value for c in forge.get_change(second["number"]).checks}
+    assert checks["caas/capacity"] == "failure" and checks["caas/collisions"] == "success"
+    assert app_client.post(f"/api/changes/{second['id']}/approve",
+                           headers=bob).status_code == 200
+    refused = app_client.post(f"/api/changes/{second['id']}/merge", headers=bob)
+    assert refused.status_code == 409 and "capacity" in refused.json()["error"]["message"]
