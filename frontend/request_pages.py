@@ -135,6 +135,18 @@ def change_form(request: Request, unit: Annotated[str, Query(max_length=300)],
                       fixed=frozenset(stored.fixed))
 
 
+@router.post("/decommission")
+async def decommission(request: Request, principal: PrincipalDep, session: SessionDep,
+                       registry: RegistryDep, forge: ForgeDep) -> Response:
+    """"Remove" on an entity page: the decommission PR's task, followed on its page; a
+    refusal (dependants, permission) is the error page naming the reason."""
+    unit = ((await _form_data(request)).get("unit") or [""])[0]
+    task = scaffolder_service.decommission_task(session, registry=registry, forge=forge,
+                                                principal=principal, unit=unit[:300],
+                                                ip=client_ip(request))
+    return RedirectResponse(f"/tasks/{task.id}", status_code=303)
+
+
 @router.post("/templates/{name}/check")
 async def check_fields(request: Request, name: str, principal: PrincipalDep,
                        registry: RegistryDep, forge: ForgeDep) -> Response:
