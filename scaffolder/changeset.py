@@ -129,7 +129,7 @@ def entity_for(target: str) -> str:
     return ""
 
 
-def _unified(path: str, old: bytes | None, new: bytes | None) -> str:
+def unified(path: str, old: bytes | None, new: bytes | None) -> str:
     a = (old or b"").decode(errors="replace").splitlines(keepends=True)
     b = (new or b"").decode(errors="replace").splitlines(keepends=True)
     return "".join(difflib.unified_diff(a, b, f"a/{path}" if old is not None else "/dev/null",
@@ -199,8 +199,8 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
         changes.append(FileChange(path, new))
         files.append(RenderedFile(path=path, status=status,
                                   content=new.decode(errors="replace") if new else None))
-        diff_parts.append(_unified(path, old, new))
-    _derived_lists(forge, base_sha, rendered, changes, files, diff_parts)
+        diff_parts.append(unified(path, old, new))
+    derived_lists(forge, base_sha, rendered, changes, files, diff_parts)
     if not changes:
         raise Conflict(f"{target} already matches these answers: nothing to change",
                        field="answers", rule="no-change")
@@ -212,7 +212,7 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
             changes.append(extra)
             files.append(RenderedFile(path=extra.path, status="added" if old is None else
                                       "modified", content=(extra.content or b"").decode()))
-            diff_parts.append(_unified(extra.path, old, extra.content))
+            diff_parts.append(unified(extra.path, old, extra.content))
     envs = touched_envs(list(rendered), clean)
     env_docs = {e: load_yaml(rendered.get(f"envs/{e}/infra.yaml")
                              or forge.read_file(f"envs/{e}/infra.yaml", base_sha)) for e in envs}
@@ -233,7 +233,7 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
     )
 
 
-def _derived_lists(forge: Forge, base_sha: str, rendered: dict[str, bytes],
+def derived_lists(forge: Forge, base_sha: str, rendered: dict[str, bytes],
                    changes: list[FileChange], files: list[RenderedFile],
                    diff_parts: list[str]) -> None:
     """Add (or replace) the files whose lists name the tenants (``gitops.lists``): a tenant
@@ -255,12 +255,12 @@ def _derived_lists(forge: Forge, base_sha: str, rendered: dict[str, bytes],
         if index is None:
             changes.append(FileChange(path, content))
             files.append(entry)
-            diff_parts.append(_unified(path, old, content))
+            diff_parts.append(unified(path, old, content))
         elif content == old:  # a re-rendered team whose list is already right on main
             del changes[index], files[index], diff_parts[index]
         else:
             changes[index], files[index] = FileChange(path, content), entry
-            diff_parts[index] = _unified(path, old, content)
+            diff_parts[index] = unified(path, old, content)
         rendered[path] = content
 
 
