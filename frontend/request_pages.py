@@ -272,7 +272,11 @@ async def _wait(started: _Started) -> None:
 def task_page(request: Request, task_id: PathId, principal: PrincipalDep,
               session: SessionDep) -> Response:
     task = scaffolder_service.get_task(session, principal=principal, task_id=task_id)
-    return render(request, "task.html", title=f"Request #{task.id}", task=task)
+    change = (scaffolder_service.get_change(session, change_id=task.change_id)
+              if task.status == "succeeded" and task.change_id else None)
+    failing = [c.name for c in change.checks if c.state in ("failure", "error")] if change else []
+    return render(request, "task.html", title=f"Request #{task.id}", task=task, change=change,
+                  failing=failing)
 
 
 @router.post("/tasks/{task_id}/retry")

@@ -127,7 +127,7 @@ class AuditEvent(SQLModel, table=True):
     actor: str = Field(default="", max_length=64, index=True)
     action: str = Field(max_length=64, index=True)
     target: str = Field(default="", max_length=300)
-    outcome: str = Field(default="success", max_length=16)  # success | failure | denied
+    outcome: str = Field(default="success", max_length=16)  # success|failure|denied|skipped
     ip: str = Field(default="", max_length=64)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
