@@ -534,9 +534,17 @@ def main_moved(session: Session, *, forge: Forge, code_owners: tuple[str | None,
     as merged, and every open change touching an environment or a unit name that the new
     commits touch is re-checked (``merge_gate``), its ``caas/*`` statuses updated on the PR
     (commit statuses on GitHub). Returns the ids of the re-checked changes."""
+    try:
+        changed = forge.changed_paths(event.before, event.commit) if event.before else []
+    except CaasError:  # a PR's base commit the forge no longer has: the change row suffices
+        changed = []
+    envs, units = set(touched_envs(changed, {})), set(object_names.units_in(changed))
     if event.change_number:
+        # A merged pull request event carries no "before": the change row says what it touched.
+        merged = session.exec(select(Change).where(Change.number == event.change_number)).first()
+        if merged is not None:
+            envs |= set(merged.envs)
+            units.add(merged.unit_key)
         record_pr_event(session, event=event)
-    changed = forge.changed_paths(event.before, event.commit) if event.before else []
-    return merge_gate.recheck_open_changes(
-        session, forge=forge, code_owners=code_owners,
-        envs=touched_envs(changed, {}), units=sorted(object_names.units_in(changed)))
+    return merge_gate.recheck_open_changes(session, forge=forge, code_owners=code_owners,
+                                           envs=sorted(envs), units=sorted(units))
