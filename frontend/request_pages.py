@@ -8,6 +8,7 @@ touched fields, so the page and the API always say the same thing about a value.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
@@ -135,8 +136,18 @@ def _answers_from_hidden(form: Mapping[str, Sequence[str]]) -> dict[str, Any]:
 
 @router.get("/templates")
 def gallery(request: Request, principal: PrincipalDep, registry: RegistryDep) -> Response:
-    return render(request, "gallery.html", title="Request",
-                  templates=scaffolder_service.list_templates(registry=registry))
+    templates = [t.model_copy(update={"target_path": readable_path(t.target_path)})
+                 for t in scaffolder_service.list_templates(registry=registry)]
+    return render(request, "gallery.html", title="Request", templates=templates)
+
+
+_PARAMETER = re.compile(r"\$\{\{\s*parameters\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def readable_path(path: str) -> str:
+    """``tenants/${{ parameters.team }}/…`` → ``tenants/<team>/…``: no template syntax on a
+    page."""
+    return _PARAMETER.sub(lambda m: f"<{m.group(1)}>", path)
 
 
 @router.get("/templates/{name}")

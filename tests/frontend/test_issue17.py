@@ -70,3 +70,22 @@ def test_a_submitted_form_shows_every_error_at_once_in_words(
     assert dev.locator("[aria-invalid=true]").count() >= 2
     assert serious_violations(dev) == []
     screenshot(dev, "form-all-errors")
+
+
+def test_polish_gallery_words_favicon_and_no_overflow_at_1366(
+        new_context: Callable[[], BrowserContext]) -> None:
+    context = new_context()
+    icon = context.request.get("/favicon.ico")
+    assert icon.status == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    dev = sign_in(context, "dana")
+    dev.goto("/templates")
+    gallery = dev.locator("main").inner_text()
+    assert "${{" not in gallery and "parameters." not in gallery
+    assert "tenants/<team>/<team>-<name>" in gallery
+    screenshot(dev, "gallery")
+    dev.set_viewport_size({"width": 1366, "height": 900})
+    for url in ("/catalog/environments/dev", "/catalog/teams/payments", "/catalog", "/"):
+        dev.goto(url)
+        width = dev.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 1366, (url, width)
+    screenshot(dev, "environment-1366")
