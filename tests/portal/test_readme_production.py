@@ -66,7 +66,7 @@ def test_following_the_readme_reaches_a_tenant_applied(tmp_path: Path, database_
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAAS_")}
     env.update(ours, CAAS_PORT=str(port), CAAS_LOG_FORMAT="text", CAAS_LOG_LEVEL="WARNING",
                CAAS_WORKER_POLL_INTERVAL_S="0.2", CAAS_MAIN_POLL_INTERVAL_S="1",
-               CAAS_WORKER_BACKOFF_S="1", COLUMNS="200",
+               COLUMNS="200",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
                PYTHONPATH=str(REPO_ROOT))
     script = "set -euo pipefail\n" + "\n".join(lines) + "\n"
