@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
+from gitops import object_names
 from gitops.forges.base import ChangeSpec, Check, CheckState, Forge, MergeEvent
 from gitops.forges.github_webhook import PullRequestEvent
 from portal import tracing
@@ -21,9 +22,10 @@ from portal.errors import BadRequest, CaasError, Conflict, Forbidden, NotFound
 from portal.redact import redact
 from reconciler import service as reconciler_service
 from scaffolder import merge_gate, merge_lock, pr_text, tasks
-from scaffolder.changeset import Prepared, parameter_context, prepare
+from scaffolder.changeset import Prepared, parameter_context, prepare, touched_envs
 from scaffolder.checks.identity import check_identity
 from scaffolder.checks_runner import run_checks
+from scaffolder.decommission import prepare_decommission
 from scaffolder.models import (
     Change,
     ChangeDetail,
@@ -110,6 +112,32 @@ def create_task(session: Session, *, registry: Registry, forge: Forge, principal
                      target=request.template, outcome="denied", ip=ip,
                      detail={"reason": exc.message})
         raise
+    return _start(session, prepared=prepared, forge=forge, principal=principal,
+                  request_doc=request.model_dump(), ip=ip, progress=progress,
+                  action="scaffolder.request")
+
+
+def decommission_task(session: Session, *, registry: Registry, forge: Forge,
+                      principal: Principal, unit: str, ip: str = "",
+                      progress: tasks.Progress | None = None) -> TaskPublic:
+    """Open the pull request that removes ``unit`` (``scaffolder.decommission``): refused,
+    with nothing written, while dependants exist; reserved like any change of the unit."""
+    try:
+        prepared = prepare_decommission(forge, registry, principal, unit=unit)
+    except Forbidden as exc:
+        audit.record(session, actor=principal.username, action="scaffolder.decommission",
+                     target=unit[:300], outcome="denied", ip=ip,
+                     detail={"reason": exc.message})
+        raise
+    return _start(session, prepared=prepared, forge=forge, principal=principal,
+                  request_doc={"decommission": prepared.target}, ip=ip, progress=progress,
+                  action="scaffolder.decommission")
+
+
+def _start(session: Session, *, prepared: Prepared, forge: Forge, principal: Principal,
+           request_doc: dict[str, Any], ip: str, progress: tasks.Progress | None,
+           action: str) -> TaskPublic:
+    """Reserve the unit (the INSERT of its open change) and run the task."""
     change = Change(
         template=prepared.template.name, template_version=prepared.template.version,
         action=prepared.action, unit_key=prepared.target, open_unit_key=prepared.target,
@@ -120,7 +148,7 @@ def create_task(session: Session, *, registry: Registry, forge: Forge, principal
         diff=prepared.diff, base_sha=prepared.base_sha,
     )
     task = Task(template=prepared.template.name, requested_by=principal.username,
-                request=request.model_dump())
+                request=request_doc)
     session.add(change)
     try:
         session.flush()
@@ -133,7 +161,7 @@ def create_task(session: Session, *, registry: Registry, forge: Forge, principal
                        rule="unit-open") from None
 
     def start() -> None:
-        audit.record(session, actor=principal.username, action="scaffolder.request",
+        audit.record(session, actor=principal.username, action=action,
                      target=prepared.target, ip=ip,
                      detail={"template": prepared.template.name, "task": task.id})
         tasks.log_step(session, task, "validate", "done",
@@ -157,8 +185,12 @@ def retry_task(session: Session, *, registry: Registry, forge: Forge, principal:
     change = session.get(Change, task.change_id) if task.change_id else None
     if change is None or change.status not in (*OPEN, RELEASED):
         raise Conflict(f"task {task_id}'s change is no longer open", field="task_id")
-    request = ScaffoldRequest.model_validate(task.request)
-    prepared = prepare(forge, registry, principal, request)
+    if "decommission" in task.request:
+        prepared = prepare_decommission(forge, registry, principal,
+                                        unit=str(task.request["decommission"]))
+    else:
+        prepared = prepare(forge, registry, principal, ScaffoldRequest.model_validate(
+            task.request))
     if change.status == RELEASED:
         _reserve_again(session, change)
     task.status, task.error, task.attempts = "running", "", task.attempts + 1
@@ -494,3 +526,25 @@ def record_pr_event(session: Session, *, event: MergeEvent | PullRequestEvent) -
                  detail={"change": change.id, "source": "forge"}, commit=False)
     session.commit()
     return outcome
+
+
+def main_moved(session: Session, *, forge: Forge, code_owners: tuple[str | None, Sequence[str]],
+               event: MergeEvent) -> list[int]:
+    """``main`` moved on the forge (a GitHub merge or push): the change it merged is recorded
+    as merged, and every open change touching an environment or a unit name that the new
+    commits touch is re-checked (``merge_gate``), its ``caas/*`` statuses updated on the PR
+    (commit statuses on GitHub). Returns the ids of the re-checked changes."""
+    try:
+        changed = forge.changed_paths(event.before, event.commit) if event.before else []
+    except CaasError:  # a PR's base commit the forge no longer has: the change row suffices
+        changed = []
+    envs, units = set(touched_envs(changed, {})), set(object_names.units_in(changed))
+    if event.change_number:
+        # A merged pull request event carries no "before": the change row says what it touched.
+        merged = session.exec(select(Change).where(Change.number == event.change_number)).first()
+        if merged is not None:
+            envs |= set(merged.envs)
+            units.add(merged.unit_key)
+        record_pr_event(session, event=event)
+    return merge_gate.recheck_open_changes(session, forge=forge, code_owners=code_owners,
+                                           envs=sorted(envs), units=sorted(units))

@@ -19,6 +19,7 @@ from scaffolder.deps import ForgeDep, RegistryDep
 from scaffolder.models import (
     ChangeDetail,
     ChangePublic,
+    DecommissionRequest,
     DryRunResult,
     ScaffoldRequest,
     TaskPublic,
@@ -30,6 +31,9 @@ from scaffolder.units import unit_answers
 
 ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422)
 router = APIRouter(prefix="/api", tags=["scaffolder"], responses=ERRORS)
+# A repository folder as units have them (segments never empty, never starting with "."):
+# what ``gitops.paths.is_safe`` accepts, narrowed so the schema states it.
+UNIT_FOLDER = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$"
 ChangeStatus = Literal["pending", "open", "merged", "closed", "failed"]
 POLL_S = 0.2
 
@@ -48,11 +52,23 @@ def get_template(name: str, principal: PrincipalDep, registry: RegistryDep,
 
 
 @router.get("/scaffolder/units", response_model=UnitAnswers)
-def get_unit(unit: Annotated[str, Query(max_length=300, description="The unit's folder.")],
+def get_unit(unit: Annotated[str, Query(max_length=300, pattern=UNIT_FOLDER,
+                                        description="The unit's folder.")],
              _principal: PrincipalDep, registry: RegistryDep, forge: ForgeDep) -> UnitAnswers:
     """A unit on main: its template, stored answers and identifying fields; change it by
     sending these answers (edited) with ``update: true`` to the dry run or a task."""
     return unit_answers(forge=forge, registry=registry, unit=unit)
+
+
+@router.post("/scaffolder/decommission", response_model=TaskPublic, status_code=201)
+def decommission(body: DecommissionRequest, request: Request, principal: PrincipalDep,
+                 session: SessionDep, registry: RegistryDep, forge: ForgeDep) -> TaskPublic:
+    """Open the PR that deletes the unit's files and updates the lists naming it (AppProject
+    destinations, CODEOWNERS). 409 naming the dependants while a team still has namespaces or
+    applications, or a namespace applications; 400 for an environment (`installed: false`)."""
+    return service.decommission_task(session, registry=registry, forge=forge,
+                                     principal=principal, unit=body.unit,
+                                     ip=client_ip(request))
 
 
 @router.post("/scaffolder/dry-run", response_model=DryRunResult)
