@@ -103,7 +103,6 @@ def home(request: Request, principal: PrincipalDep, session: SessionDep) -> Resp
     problem = (repository_problem(request.app.state.settings, request.app.state.engine)
                if principal.is_platform_admin else "")
     return render(request, "home.html", title="Home", platform_problem=problem,
-                  roles=sorted(principal.team_roles.items()),
                   claim_ignored=git_members.last_claim_ignored(session,
                                                                username=principal.username),
                   requests=activity.my_requests(session, changes, principal.username),
