@@ -18,8 +18,7 @@ from sqlmodel import Session, select
 from catalog.indexer import IndexResult, full_index, incremental_index
 from catalog.models import Entity, Kind, Status, TimelineEvent
 from catalog.parse import key_for_path
-from gitops.forges.base import Forge
-from gitops.gitreader import GitReader, source_for
+from gitops.gitreader import TreeSource
 from portal.db import utcnow
 from portal.errors import ValidationFailed
 
@@ -119,18 +118,16 @@ def set_status(session: Session, *, entity: str, status: str, commit: bool = Fal
         session.flush()
 
 
-def index_commit(session: Session, *, forge: Forge | GitReader, commit: str,
+def index_commit(session: Session, *, forge: TreeSource, commit: str,
                  changed: list[str] | None = None) -> IndexResult:
     """Index ``commit`` of the GitOps repository: only the entities of ``changed`` paths when
     given (after a merge), every entity otherwise. Commits the session."""
-    source = source_for(forge)
     if changed is None:
-        return full_index(session, source=source, commit=commit)
-    return incremental_index(session, source=source, commit=commit,
+        return full_index(session, source=forge, commit=commit)
+    return incremental_index(session, source=forge, commit=commit,
                              keys=entities_for_paths(changed))
 
 
-def reindex(session: Session, *, forge: Forge | GitReader, ref: str = "main") -> IndexResult:
+def reindex(session: Session, *, forge: TreeSource, ref: str = "main") -> IndexResult:
     """Rebuild the whole catalog from the head of ``ref`` (``caas catalog reindex``)."""
-    source = source_for(forge)
-    return full_index(session, source=source, commit=source.head(ref))
+    return full_index(session, source=forge, commit=forge.head(ref))

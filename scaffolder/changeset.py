@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from gitops import lists
+from gitops import lists, yaml
+from gitops.environment import read_manifest
 from gitops.forges.base import FileChange, Forge
 from gitops.paths import UnsafePath, check_path
 from portal.auth import policy
@@ -54,11 +53,7 @@ class Prepared:
 
 
 def _dirs(forge: Forge, directory: str) -> set[str]:
-    lister = getattr(forge, "list_dir", None)
-    if lister is not None:
-        return set(lister(directory))
-    prefix = directory.rstrip("/") + "/"
-    return {p[len(prefix):].split("/", 1)[0] for p in forge.list_files(prefix)}
+    return set(forge.list_dir(directory))
 
 
 def environments_on_main(forge: Forge) -> set[str]:
@@ -87,15 +82,10 @@ def load_yaml(content: bytes | None) -> dict[str, Any]:
     if content is None:
         return {}
     try:
-        doc = yaml.safe_load(content)
-    except yaml.YAMLError:
+        doc = yaml.load(content)
+    except yaml.YamlError:
         return {}
     return doc if isinstance(doc, dict) else {}
-
-
-def env_tier(doc: Mapping[str, Any]) -> str:
-    spec = doc.get("spec") if isinstance(doc.get("spec"), Mapping) else {}
-    return str(doc.get("tier") or (spec or {}).get("tier") or "prod")
 
 
 def touched_envs(paths: list[str], answers: Mapping[str, Any]) -> list[str]:
@@ -206,7 +196,7 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
     envs = touched_envs(list(rendered), clean)
     env_docs = {e: load_yaml(rendered.get(f"envs/{e}/infra.yaml")
                              or forge.read_file(f"envs/{e}/infra.yaml", base_sha)) for e in envs}
-    tier = policy.strictest_tier(env_tier(doc) for doc in env_docs.values())
+    tier = policy.strictest_tier(read_manifest(doc).tier for doc in env_docs.values())
     routing = policy.describe_routing(tier=tier, touches_envs=touches, team=team)
     action = "update" if request.update else "create"
     branch = template.fill(template.branch_name, clean) + ("-update" if request.update else "")

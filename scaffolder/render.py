@@ -15,13 +15,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from cookiecutter.environment import StrictEnvironment
 from cookiecutter.exceptions import CookiecutterException
 from cookiecutter.generate import generate_files
 from cookiecutter.prompt import render_variable
 from jinja2 import TemplateError
 
+from gitops import yaml
 from gitops.paths import UnsafePath, check_path
 from portal.errors import ValidationFailed
 from scaffolder.registry import Template
@@ -51,8 +51,7 @@ def build_context(template: Template, answers: Mapping[str, Any]) -> dict[str, A
 
 def answers_document(template: Template, answers: Mapping[str, Any]) -> bytes:
     doc = {"template": template.name, "version": template.version, "answers": dict(answers)}
-    text: str = yaml.safe_dump(doc, sort_keys=True, allow_unicode=True)
-    return text.encode()
+    return yaml.dump(doc).encode()
 
 
 def render(template: Template, answers: Mapping[str, Any], *, target: str) -> dict[str, bytes]:
@@ -99,8 +98,8 @@ def read_answers(content: bytes | None) -> dict[str, Any] | None:
     if content is None:
         return None
     try:
-        doc = yaml.safe_load(content)
-    except yaml.YAMLError:
+        doc = yaml.load(content)
+    except yaml.YamlError:
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("answers"), dict):
         return None

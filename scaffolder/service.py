@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
-from gitops.forges.base import ChangeSpec, Check, CheckState, Forge, MergeEvent
+from gitops.forges.base import ChangeSpec, Check, CheckState, Forge, MergeEvent, Review
 from gitops.forges.github_webhook import PullRequestEvent
 from portal.auth import audit, policy
 from portal.auth.principal import Principal
@@ -272,11 +272,12 @@ def get_change(session: Session, *, change_id: int) -> ChangeDetail:
                         diff=change.diff, answers=change.answers)
 
 
-def _local(forge: Forge) -> Any:
-    if not hasattr(forge, "approve") or not hasattr(forge, "merge"):
+def _local(forge: Forge) -> Review:
+    review = forge.review()
+    if review is None:
         raise BadRequest("this forge reviews and merges on its own site; use the pull request",
                          field="forge", rule="local-forge-only")
-    return forge
+    return review
 
 
 def _open_number(change: Change) -> int:
