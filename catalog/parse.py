@@ -14,30 +14,8 @@ from typing import Any
 
 import yaml_rs
 
-from gitops import quantity, quota
+from gitops import layout, quantity, quota
 from gitops.environment import DEFAULT_TIER, read_manifest
-
-PREFIX = {"team": "teams", "namespace": "tenants", "environment": "envs",
-          "application": "applications"}
-
-
-_DEPTH = {"teams": ("team", 1), "tenants": ("namespace", 2), "envs": ("environment", 1),
-          "applications": ("application", 2)}
-
-
-def key_for_path(path: str) -> str | None:
-    """``tenants/<t>/<ns>/…`` → ``namespace:<t>/<ns>`` (the file must sit inside the folder)."""
-    parts = path.split("/")
-    spec = _DEPTH.get(parts[0])
-    if spec is None or len(parts) < spec[1] + 2 or not all(parts[1:spec[1] + 1]):
-        return None
-    return f"{spec[0]}:{'/'.join(parts[1:spec[1] + 1])}"
-
-
-def entity_dir(key: str) -> str:
-    """``namespace:a/b`` → ``tenants/a/b``: the folder that holds the entity's files."""
-    kind, _, name = key.partition(":")
-    return f"{PREFIX[kind]}/{name}"
 
 
 @dataclass
@@ -113,7 +91,7 @@ def parse_entity(key: str, files: Mapping[str, bytes]) -> Parsed | None:
     if not files:
         return None
     kind, _, name = key.partition(":")
-    parsed = Parsed(key=key, kind=kind, name=name, path=entity_dir(key))
+    parsed = Parsed(key=key, kind=kind, name=name, path=layout.unit_dir(key))
     {"team": _team, "namespace": _namespace, "environment": _environment,
      "application": _application}[kind](parsed, files)
     if parsed.catalog_name:

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from catalog.indexer import IndexResult, full_index, incremental_index
 from catalog.models import Entity, Kind, Status, TimelineEvent
-from catalog.parse import key_for_path
+from gitops import layout
 from gitops.gitreader import TreeSource
 from portal.db import utcnow
 from portal.errors import ValidationFailed
@@ -49,7 +49,7 @@ def validate_key(entity: str) -> tuple[str, str]:
 
 def entities_for_paths(paths: Iterable[str]) -> set[str]:
     """The entity keys that GitOps paths belong to (other paths map to nothing)."""
-    return {key for path in paths if (key := key_for_path(path)) is not None}
+    return layout.keys_for_paths(paths)
 
 
 def record_timeline(session: Session, *, entity: str, event: str, actor: str,

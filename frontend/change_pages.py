@@ -15,13 +15,13 @@ from frontend.highlight import split_diff
 from frontend.pages import render
 from frontend.services import ForgeDep
 from gitops.forges.base import Forge
+from gitops.layout import key_for_unit
 from portal.auth import policy
 from portal.auth.principal import Principal
 from portal.deps import PrincipalDep, SessionDep, client_ip
 from portal.errors import CaasError, NotFound
 from reconciler import service as reconciler_service
-from scaffolder import service as scaffolder_service
-from scaffolder.changeset import entity_for
+from scaffolder import review as scaffolder_review
 from scaffolder.models import ChangeDetail, ChangePublic
 
 router = APIRouter(include_in_schema=False)
@@ -58,14 +58,12 @@ def _actions(principal: Principal, change: ChangeDetail) -> list[ActionView]:
     merge = policy.can_merge(principal, author=change.author, team=change.team, tier=tier,
                              touches_envs=change.touches_envs, approved_by=change.approved_by,
                              checks_green=change.checks_green)
-    may_close = (principal.username == change.author or principal.is_platform_admin
-                 or (change.team is not None and principal.can_review(change.team)))
+    close = policy.can_close(principal, author=change.author, team=change.team)
     return [
         ActionView("approve", "Approve", "primary", approve.allowed and not already,
                    "you already approved it" if already else approve.reason),
         ActionView("merge", "Merge", "primary", merge.allowed, merge.reason),
-        ActionView("close", "Close", "danger", may_close,
-                   "only the author, a reviewer of the team or a platform-admin closes it"),
+        ActionView("close", "Close", "danger", close.allowed, close.reason),
     ]
 
 
@@ -107,7 +105,7 @@ def _forge_checks(forge: Forge, change: ChangeDetail) -> list[dict[str, str]]:
 
 
 def _entity_link(unit_key: str) -> str | None:
-    entity = entity_for(unit_key)
+    entity = key_for_unit(unit_key)
     kind, _, name = entity.partition(":")
     if not name:
         return None
@@ -119,7 +117,7 @@ def _entity_link(unit_key: str) -> str | None:
 def _change_page(request: Request, session: Session, forge: Forge, principal: Principal,
                  change_id: int, *, error: CaasError | None = None,
                  flash: str | None = None) -> Response:
-    change = scaffolder_service.get_change(session, change_id=change_id)
+    change = scaffolder_review.get_change(session, change_id=change_id)
     local = forge.kind == "local"
     plan_state, plan = _plan(session, change)
     return render(
@@ -137,7 +135,7 @@ def changes_page(request: Request, principal: PrincipalDep, session: SessionDep,
                  view: Annotated[str, Query(pattern="^(open|mine|review|merged|closed|all)$")]
                  = "open") -> Response:
     status = {"open": "open", "review": "open", "merged": "merged", "closed": "closed"}.get(view)
-    changes = scaffolder_service.list_changes(session, status=status, limit=200)
+    changes = scaffolder_review.list_changes(session, status=status, limit=200)
     if view == "mine":
         changes = [c for c in changes if c.author == principal.username]
     elif view == "review":
@@ -158,9 +156,9 @@ def change_page(request: Request, change_id: int, principal: PrincipalDep, sessi
 @router.post("/changes/{change_id}/{action}")
 def change_action(request: Request, change_id: int, action: str, principal: PrincipalDep,
                   session: SessionDep, forge: ForgeDep) -> Response:
-    handlers = {"approve": scaffolder_service.approve_change,
-                "merge": scaffolder_service.merge_change,
-                "close": scaffolder_service.close_change}
+    handlers = {"approve": scaffolder_review.approve_change,
+                "merge": scaffolder_review.merge_change,
+                "close": scaffolder_review.close_change}
     handler = handlers.get(action)
     if handler is None:
         raise NotFound(f"no action {action[:20]!r} on a change", field="action")

@@ -16,11 +16,11 @@ from sqlmodel import Session, select
 
 from gitops.environment import InfraManifest
 from gitops.forges.base import Check, CheckState
+from gitops.layout import changed_environments
 from portal.errors import CaasError
 from reconciler.context import JobContext, Result
 from reconciler.errors import PermanentError
 from reconciler.models import UnitApply
-from reconciler.planner import changed_environments
 from reconciler.terraform import PlanSummary, TerraformError, TerraformRunner, UnitRef
 from reconciler.tfplan import read_manifest
 from reconciler.units import (

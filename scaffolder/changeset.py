@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitops import lists, yaml
+from gitops import layout, lists, yaml
 from gitops.environment import read_manifest
 from gitops.forges.base import FileChange, Forge
 from gitops.paths import UnsafePath, check_path
@@ -105,19 +105,6 @@ def touched_envs(paths: list[str], answers: Mapping[str, Any]) -> list[str]:
     return sorted(found)
 
 
-def entity_for(target: str) -> str:
-    parts = target.split("/")
-    if parts[0] == "teams" and len(parts) >= 2:
-        return f"team:{parts[1]}"
-    if parts[0] == "tenants" and len(parts) >= 3:
-        return f"namespace:{parts[1]}/{parts[2]}"
-    if parts[0] == "envs" and len(parts) >= 2:
-        return f"environment:{parts[1]}"
-    if parts[0] in ("apps", "applications") and len(parts) >= 3:
-        return f"application:{parts[1]}/{parts[2]}"
-    return ""
-
-
 def _unified(path: str, old: bytes | None, new: bytes | None) -> str:
     a = (old or b"").decode(errors="replace").splitlines(keepends=True)
     b = (new or b"").decode(errors="replace").splitlines(keepends=True)
@@ -205,7 +192,8 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
     body = template.fill(template.pr_description, clean)
     return Prepared(
         template=template, answers=dict(clean), action=action, target=target,
-        entity=entity_for(target), team=team, rendered=rendered, changes=changes, files=files,
+        entity=layout.key_for_unit(target), team=team, rendered=rendered, changes=changes,
+        files=files,
         diff="".join(diff_parts)[:MAX_DIFF_CHARS], envs=envs, tier=tier, touches_envs=touches,
         routing=routing, base_sha=base_sha, branch=branch[:200], title=title[:300], body=body,
         unit_exists=bool(on_main), env_docs=env_docs,

@@ -12,7 +12,7 @@ from sqlmodel import Session
 from sse_starlette.sse import EventSourceResponse
 
 from portal.deps import EngineDep, PrincipalDep, SessionDep, client_ip
-from scaffolder import service, tasks
+from scaffolder import review, service, tasks
 from scaffolder.deps import ForgeDep, RegistryDep
 from scaffolder.models import (
     ChangeDetail,
@@ -110,20 +110,20 @@ def list_changes(_principal: PrincipalDep, session: SessionDep,
                  status: Annotated[str | None, Query(pattern="^(pending|open|merged|closed)$")]
                  = None,
                  limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ChangePublic]:
-    return service.list_changes(session, status=status, limit=limit)
+    return review.list_changes(session, status=status, limit=limit)
 
 
 @router.get("/changes/{change_id}", response_model=ChangeDetail)
 def get_change(change_id: int, _principal: PrincipalDep, session: SessionDep) -> ChangeDetail:
     """The change set: files, diff, checks, approval routing and status."""
-    return service.get_change(session, change_id=change_id)
+    return review.get_change(session, change_id=change_id)
 
 
 @router.post("/changes/{change_id}/approve", response_model=ChangePublic)
 def approve(change_id: int, request: Request, principal: PrincipalDep, session: SessionDep,
             forge: ForgeDep) -> ChangePublic:
     """Local forge: approve (never your own change; routing by tier)."""
-    return service.approve_change(session, forge=forge, principal=principal,
+    return review.approve_change(session, forge=forge, principal=principal,
                                   change_id=change_id, ip=client_ip(request))
 
 
@@ -131,14 +131,14 @@ def approve(change_id: int, request: Request, principal: PrincipalDep, session: 
 def merge(change_id: int, request: Request, principal: PrincipalDep, session: SessionDep,
           forge: ForgeDep) -> ChangePublic:
     """Local forge: merge when checks are green and approved; 409 on a conflict."""
-    return service.merge_change(session, forge=forge, principal=principal, change_id=change_id,
+    return review.merge_change(session, forge=forge, principal=principal, change_id=change_id,
                                 ip=client_ip(request))
 
 
 @router.post("/changes/{change_id}/close", response_model=ChangePublic)
 def close(change_id: int, request: Request, principal: PrincipalDep, session: SessionDep,
           forge: ForgeDep) -> ChangePublic:
-    return service.close_change(session, forge=forge, principal=principal, change_id=change_id,
+    return review.close_change(session, forge=forge, principal=principal, change_id=change_id,
                                 ip=client_ip(request))
 
 
