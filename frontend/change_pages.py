@@ -4,13 +4,12 @@ approve / merge / close actions of the local forge (the policy's reason shown wh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from frontend.env_pages import plan_counts
 from frontend.highlight import split_diff
 from frontend.pages import render
 from frontend.services import ForgeDep
@@ -20,7 +19,7 @@ from portal.auth import policy
 from portal.auth.principal import Principal
 from portal.deps import PrincipalDep, SessionDep, client_ip
 from portal.errors import CaasError, NotFound
-from reconciler import service as reconciler_service
+from reconciler.previews import UnitPlanPreview, latest_plan_preview
 from scaffolder import review as scaffolder_review
 from scaffolder.models import ChangeDetail, ChangePublic
 
@@ -67,28 +66,15 @@ def _actions(principal: Principal, change: ChangeDetail) -> list[ActionView]:
     ]
 
 
-def _plan(session: Session, change: ChangeDetail) -> tuple[str, list[dict[str, Any]]]:
+def _plan(session: Session, change: ChangeDetail) -> tuple[str, list[UnitPlanPreview]]:
     """The latest Terraform plan preview of this PR (changes under ``envs/``): the preview
     job's state and, per environment/unit, add/change/destroy with the resources."""
     if not change.touches_envs or change.number is None:
         return "", []
-    unit = f"plan-preview#{change.number}"
-    jobs = reconciler_service.list_jobs(session, kind="plan_preview", limit=200).items
-    job = next((j for j in jobs if j.unit == unit), None)
-    if job is None:
+    preview = latest_plan_preview(session, change_number=change.number)
+    if preview is None:
         return "not started", []
-    rows: list[dict[str, Any]] = []
-    plans = job.result.get("plans") or {}
-    if isinstance(plans, dict):
-        for name, plan in sorted(plans.items()):
-            counts = plan_counts(plan if isinstance(plan, dict) else None)
-            if counts is None:
-                continue
-            resources = plan.get("resources") or [] if isinstance(plan, dict) else []
-            rows.append({"unit": name, **counts,
-                         "resources": [f"{r.get('action', '')} {r.get('address', '')}"
-                                       for r in resources[:30] if isinstance(r, dict)]})
-    return job.state, rows
+    return preview.state, preview.units
 
 
 def _forge_checks(forge: Forge, change: ChangeDetail) -> list[dict[str, str]]:
