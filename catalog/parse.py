@@ -16,6 +16,7 @@ import yaml_rs
 
 from gitops import layout, quantity, quota
 from gitops.environment import DEFAULT_TIER, read_manifest
+from portal.groups import GroupRuleError, check_team_file
 
 
 @dataclass
@@ -109,6 +110,11 @@ def _team(parsed: Parsed, files: Mapping[str, bytes]) -> None:
         return
     docs = load_docs(team_path, files[team_path], parsed.problems)
     team = docs[0] if docs else {}
+    group = ""
+    try:  # the team's groups are derived from its name; a file naming others is a problem
+        group = check_team_file(parsed.name, team, where=team_path).developers
+    except GroupRuleError as exc:
+        parsed.problems.append(f"{exc.field}: {exc.message} ({exc.rule})")
     if team.get("kind") == "Team":  # caas.io/v1 Team: the fields sit under spec
         team = _map(team.get("spec"))
     profile = _map(_map(doc.get("spec")).get("profile"))
@@ -121,8 +127,7 @@ def _team(parsed: Parsed, files: Mapping[str, bytes]) -> None:
         parsed.problems.append(f"{team_path}: owners is missing or empty (a team needs an owner)")
     parsed.spec = {
         "owners": owners, "members": sorted(set(members) | set(owners)),
-        "keycloak_group": _str(team.get("keycloakGroup") or team.get("keycloak_group")
-                               or team.get("group") or ""),
+        "keycloak_group": group,
         "cost_center": _str(team.get("costCenter") or team.get("cost_center") or ""),
         "email": _str(team.get("email") or ""),
     }

@@ -10,13 +10,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from portal import __version__, db
 from portal.api import api_router
 from portal.errors import CaasError, PayloadTooLarge, Unauthenticated, Unavailable
+from portal.health import readiness
 from portal.metrics import Metrics
 from portal.settings import Settings
 from portal.startup import prepare
@@ -64,12 +65,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
 
     @app.get("/readyz", tags=["ops"])
     def readyz() -> dict[str, str]:
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception as exc:
-            raise Unavailable(f"database not reachable: {type(exc).__name__}") from exc
-        return {"status": "ready", "database": engine.dialect.name}
+        state = readiness(engine)  # database reachable and migrations at head
+        if not state.ready:
+            raise Unavailable(state.reason)
+        return {"status": "ready", "database": state.database}
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     def prometheus_metrics() -> Response:

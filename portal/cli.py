@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Annotated
 
@@ -38,7 +39,9 @@ out = Console()
 
 def load_settings(**overrides: object) -> Settings:
     try:
-        settings = Settings()
+        # CAAS_SECRETS_DIR: a folder of files named like the variables (CAAS_DATABASE_URL, ...),
+        # e.g. a mounted Kubernetes Secret; environment variables still win over them.
+        settings = Settings(_secrets_dir=os.environ.get("CAAS_SECRETS_DIR") or None)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = "CAAS_" + str(first["loc"][0]).upper() if first.get("loc") else "settings"
@@ -93,12 +96,23 @@ def serve(
 @app.command()
 def worker(
     once: Annotated[bool, typer.Option(help="Drain the queue, then exit.")] = False,
+    health_port: Annotated[int | None, typer.Option(
+        help="Serve /healthz and /readyz on this port (probes); off when unset.",
+        envvar="CAAS_WORKER_HEALTH_PORT")] = None,
 ) -> None:
     """Run the reconciler: merge events → jobs → Terraform, ArgoCD, Keycloak, catalog."""
+    from portal.health import HealthServer
     from reconciler.runtime import run_worker
 
     settings = load_settings()
-    run_worker(settings, ready_engine(settings), once=once)
+    engine = ready_engine(settings)
+    health = (HealthServer(engine, host=settings.host, port=health_port).start()
+              if health_port is not None else None)
+    try:
+        run_worker(settings, engine, once=once)
+    finally:
+        if health is not None:
+            health.stop()
 
 
 @app.command()
@@ -329,10 +343,32 @@ def catalog_reindex() -> None:
         out.print(f"  flagged: {key}")
 
 
+@app.command("check-codeowners")
+def check_codeowners() -> None:
+    """List the CODEOWNERS owners on main that the forge cannot ask for a review (GitHub:
+    not collaborators of the repository, or teams without access); exit 1 when there are any."""
+    from gitops.forges.base import CodeownersAudit
+    from gitops.forges.factory import make_forge
+
+    settings = load_settings()
+    forge = make_forge(settings, ready_engine(settings))
+    if not isinstance(forge, CodeownersAudit):
+        out.print(f"the {forge.kind} forge refuses no reviewer: nothing to check")
+        return
+    problems = forge.codeowners_problems(settings.main_branch)
+    for name in problems:
+        out.print(f"cannot review: {name}")
+    if problems:
+        raise typer.Exit(1)
+    out.print("every CODEOWNERS owner can be asked for a review")
+
+
 def main() -> None:
     """Entry point: expected errors become one line on stderr and exit status 2."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except CaasError as exc:
         print(f"caas: error: {exc.message}", file=sys.stderr)
         sys.exit(2)

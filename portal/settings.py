@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from portal.groups import GroupRuleError, normalise_platform_group
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -59,13 +61,20 @@ class Settings(BaseSettings):
     oidc_client_secret: SecretStr | None = Field(None, description="OIDC client secret.")
     oidc_groups_claim: str = Field("groups", description="Claim holding the user's groups.")
     oidc_admin_group: str = Field("platform-admins", description="Group whose members are "
-                                  "platform admins.")
+                                  "platform admins: a Keycloak group path (`platform-admins`, "
+                                  "`ops/admins`); outer slashes are dropped once here, each "
+                                  "segment must be a DNS-1123 label, and it may not start "
+                                  "with `team-` (team groups; see portal.groups).")
     keycloak_url: str | None = Field(None, description="Keycloak base URL for the admin sync; "
                                      "empty: the sync is skipped with a visible status.")
     keycloak_realm: str = Field("caas", description="Realm that holds the team groups.")
     keycloak_admin_client_id: str | None = Field(None, description="Service-account client for "
                                                  "the admin API.")
     keycloak_admin_client_secret: SecretStr | None = Field(None, description="Its secret.")
+    keycloak_resync_interval_s: float = Field(300.0, ge=0, description="The worker syncs every "
+                                              "team's Keycloak groups again this often, so "
+                                              "people whose accounts appear after their team "
+                                              "merged join its groups; 0: never.")
 
     # --- gitops / forge ----------------------------------------------------------------------
     forge: ForgeKind = Field(ForgeKind.local, description="`local` (bare repository under "
@@ -85,6 +94,9 @@ class Settings(BaseSettings):
                                      "primary limit's reset, a repeated secondary limit) ends "
                                      "the call with a temporary error that is retried later. "
                                      "Keep it well under `worker_lease_s`.")
+    github_write_interval_s: float = Field(1.0, ge=0, le=60, description="Pause between two "
+                                           "GitHub writes (GitHub's advice against secondary "
+                                           "rate limits: at least one second).")
     templates_dir: Path = Field(REPO_ROOT / "templates", description="Cookiecutter templates "
                                 "(only these run hooks).")
     skeleton_dir: Path = Field(REPO_ROOT / "gitops-skeleton", description="Seed of a new "
@@ -104,11 +116,21 @@ class Settings(BaseSettings):
     terraform_plugin_mirror: Path | None = Field(None, description="Filesystem mirror of "
                                                  "providers; when set, Terraform never downloads.")
     terraform_timeout_s: int = Field(3600, ge=10, description="Longest one terraform command "
-                                     "may run before it is killed (the job is retried).")
+                                     "may run before it is interrupted (the job is retried).")
+    terraform_orphan_wait_s: int = Field(300, ge=0, description="How long a worker waits for "
+                                         "the interrupted terraform of a dead worker to exit "
+                                         "(it saves its state and releases its lock) before "
+                                         "the job is retried later; it is never killed.")
     terraform_lock_timeout_s: int = Field(5, ge=0, description="How long terraform waits for a "
                                           "unit's state lock before the job is retried later.")
     worker_poll_interval_s: float = Field(1.0, gt=0, description="Idle worker poll interval.")
     worker_lease_s: int = Field(600, ge=5, description="Lease of a running job.")
+    worker_heartbeat_grace_s: float = Field(60.0, ge=1, description="A running job whose worker "
+                                            "has not heart-beaten for this long is claimed "
+                                            "again (before its lease ends); workers beat every "
+                                            "third of it.")
+    worker_sweep_interval_s: float = Field(30.0, gt=0, description="How often a worker "
+                                           "finalises merges whose jobs are all done.")
     worker_max_attempts: int = Field(5, ge=1, description="Attempts before a job is dead.")
     worker_backoff_s: float = Field(5.0, gt=0, description="First retry delay of a job after a "
                                     "temporary error; doubles with each attempt (max 10 min).")
@@ -129,6 +151,14 @@ class Settings(BaseSettings):
         if value not in {"json", "text"}:
             raise ValueError("must be `json` or `text`")
         return value
+
+    @field_validator("oidc_admin_group")
+    @classmethod
+    def _admin_group(cls, value: str) -> str:
+        try:
+            return normalise_platform_group(value)
+        except GroupRuleError as exc:
+            raise ValueError(exc.message) from None
 
     # --- derived -----------------------------------------------------------------------------
     @property

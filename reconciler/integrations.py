@@ -114,8 +114,10 @@ def _record_status(ctx: JobContext, entity: str, sync: str | None, health: str |
 
 
 def keycloak(ctx: JobContext) -> Result:
-    """A group per changed team (``spec.keycloakGroup`` and the admin group) with its exact
-    members, and the platform-admin user in the platform admins' group."""
+    """The derived groups of every changed team (``team-<team>``: owners and members,
+    ``team-<team>-admins``: owners) with their exact members, and the platform-admin user in
+    the platform admins' group. A team file naming any other group fails the job permanently
+    before anything is written."""
     teams = [str(t) for t in ctx.job.payload.get("teams") or []]
     try:
         sync = KeycloakSync.from_settings(ctx.settings)
@@ -135,8 +137,11 @@ def keycloak(ctx: JobContext) -> Result:
             raise PermanentError(f"{path} is not valid YAML: {exc}") from None
         if not isinstance(doc, dict):
             raise PermanentError(f"{path} must hold a mapping")
-        found = groups_from_team(doc)
-        ctx.log(f"team {team}: groups {', '.join(g.name for g in found) or '(none declared)'}")
+        try:
+            found = groups_from_team(team, doc, platform_groups=(ctx.settings.oidc_admin_group,))
+        except AdapterError as exc:
+            raise _adapter_error(exc) from exc
+        ctx.log(f"team {team}: groups {', '.join(g.name for g in found)}")
         groups.extend(found)
     try:
         report = sync.sync(groups)
@@ -144,10 +149,12 @@ def keycloak(ctx: JobContext) -> Result:
         raise _adapter_error(exc) from exc
     ctx.log(report.summary())
     if report.missing_users:
-        ctx.log("users not in Keycloak yet (added at their first sign-in): "
+        ctx.log("users not in Keycloak yet (the worker's periodic Keycloak resync adds them "
+                "once they exist): "
                 + ", ".join(sorted(report.missing_users)))
     return Result(message=f"Keycloak: {report.summary()}", detail={
         "created_groups": report.created_groups,
         "added": [list(pair) for pair in report.added],
         "removed": [list(pair) for pair in report.removed],
+        "renamed": [list(pair) for pair in report.renamed], "marked": report.marked,
         "missing_users": report.missing_users})

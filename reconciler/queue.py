@@ -10,8 +10,14 @@ Claiming is safe with several workers on one database:
 A job that holds an environment (Terraform units) also takes that environment's row in
 ``reconciler_env_locks`` with a conditional UPDATE: two applies never overlap on one
 environment, and jobs of one environment run in id order (units of one commit were enqueued
-upstream first; a later commit waits for the earlier one). A crashed worker's lease expires and
-the job (and its environment lock) can be claimed again.
+upstream first; a later commit waits for the earlier one). A crashed worker's job (and its
+environment lock) can be claimed again once its worker has not heart-beaten for the grace
+(``worker_heartbeat_grace_s``; a running worker beats every third of it) or, for a worker that
+never registered, once its lease expires.
+
+A job terminated inside the claim (a dependant whose upstream failed, a job dead because its
+worker died on the last attempt) finalises its merge in the same transaction
+(``reconciler.finalize``).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +37,8 @@ from sqlmodel import Session, col, select
 
 from portal.db import utcnow
 from portal.redact import redact
-from reconciler.models import DONE_OK, TERMINAL, EnvLock, Job, JobLog, JobState, WorkerRecord
+from reconciler.finalize import finalize
+from reconciler.models import DONE_OK, EnvLock, Job, JobLog, JobState, WorkerRecord
 
 log = logging.getLogger("caas.reconciler.queue")
 
@@ -114,14 +121,24 @@ def _touch_worker(session: Session, worker_id: str, now: datetime) -> None:
 
 
 def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int,
+          grace_s: float | None = None,
           on_claim: Callable[[Session, Job], None] | None = None) -> Job | None:
     """Take the oldest runnable job, or None. Commits; ``on_claim`` adds its own writes to the
-    same transaction (the worker's catalog bookkeeping: one commit instead of two)."""
+    same transaction (the worker's catalog bookkeeping: one commit instead of two).
+
+    A running job is runnable again when its lease expired or (with ``grace_s``) when its
+    worker's last heartbeat is older than ``grace_s`` seconds or that worker has stopped."""
     now = utcnow()
     _touch_worker(session, worker_id, now)  # first statement writes: see the module docstring
+    abandoned = col(Job.lease_expires_at) < now
+    if grace_s is not None:
+        silent = select(WorkerRecord.id).where(or_(
+            col(WorkerRecord.last_seen_at) < now - timedelta(seconds=grace_s),
+            col(WorkerRecord.stopped_at).is_not(None)))
+        abandoned = or_(abandoned, col(Job.lease_owner).in_(silent))
     runnable = or_(
         and_(col(Job.state) == JobState.queued.value, col(Job.not_before) <= now),
-        and_(col(Job.state) == JobState.running.value, col(Job.lease_expires_at) < now),
+        and_(col(Job.state) == JobState.running.value, abandoned),
     )
     stmt = select(Job).where(runnable).order_by(col(Job.id)).limit(CANDIDATES)
     if session.get_bind().dialect.name == "postgresql":
@@ -135,7 +152,10 @@ def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int
         if job.state == JobState.running.value and job.attempts >= max_attempts:
             # Its worker died on the last attempt: no further attempt is allowed.
             _release_env(session, job)
-            _terminate(job, JobState.dead, "lease expired on the last attempt", now)
+            _terminate(job, JobState.dead,
+                       f"worker {job.lease_owner} died on the last attempt", now)
+            session.add(JobLog(job_id=job.id or 0, level="error", message=job.message))
+            finalize(session, commit=job.commit)
             continue
         verdict = _upstream(session, job)
         if verdict == "blocked":
@@ -146,10 +166,15 @@ def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int
             _terminate(job, JobState.failed, f"upstream unit {job.depends_on} did not succeed",
                        now)
             session.add(JobLog(job_id=job.id or 0, level="error", message=job.message))
+            finalize(session, commit=job.commit)
             continue
         if job.environment and not _take_env(session, job, worker_id, now, expires):
             blocked_envs.add(job.environment)
             continue
+        if job.state == JobState.running.value:
+            session.add(JobLog(job_id=job.id or 0, level="warning", message=(
+                f"reclaimed from worker {job.lease_owner} (no heartbeat within the grace or "
+                "lease expired)")))
         job.state = JobState.running.value
         job.attempts += 1
         job.lease_owner = worker_id
@@ -219,8 +244,11 @@ def _terminate(job: Job, state: JobState, message: str, now: datetime) -> None:
 
 
 def heartbeat(session: Session, *, job: Job, worker_id: str, lease_s: float) -> bool:
-    """Extend the lease; False when the job is no longer ours (lease lost)."""
-    expires = utcnow() + timedelta(seconds=lease_s)
+    """The worker's heartbeat and the job's lease, extended; False when the job is no longer
+    ours (lease lost)."""
+    now = utcnow()
+    _touch_worker(session, worker_id, now)
+    expires = now + timedelta(seconds=lease_s)
     res = session.execute(
         update(Job).where(col(Job.id) == job.id, col(Job.lease_owner) == worker_id,
                           col(Job.state) == JobState.running.value)
@@ -279,13 +307,6 @@ def finish(session: Session, *, job: Job, worker_id: str, outcome: Outcome,
         return None
     _release_env(session, job)
     return session.get(Job, job.id, populate_existing=True)
-
-
-def open_jobs(session: Session, *, commit: str) -> int:
-    return int(session.exec(
-        select(func.count()).select_from(Job).where(
-            Job.commit == commit, col(Job.state).not_in([s.value for s in TERMINAL]))
-    ).one())
 
 
 def requeue(session: Session, *, job: Job) -> None:

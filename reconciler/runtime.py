@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from gitops.forges.factory import make_forge
 from portal.settings import Settings
 from reconciler import queue
+from reconciler.identity_resync import KeycloakResync
 from reconciler.poller import Poller
 from reconciler.worker import Worker
 
@@ -29,6 +30,8 @@ def start_in_process(settings: Settings, engine: Engine) -> Callable[[], None]:
         threading.Thread(target=worker.run, args=(stop,), name="caas-worker", daemon=True),
         threading.Thread(target=Poller(settings, engine, forge).run, args=(stop,),
                          name="caas-poller", daemon=True),
+        threading.Thread(target=KeycloakResync(settings, forge).run, args=(stop,),
+                         name="caas-keycloak-resync", daemon=True),
     ]
     for thread in threads:
         thread.start()
@@ -60,6 +63,8 @@ def run_worker(settings: Settings, engine: Engine, *, once: bool) -> None:
         poller_thread = threading.Thread(target=Poller(settings, engine, forge).run,
                                          args=(stop,), name="caas-poller", daemon=True)
         poller_thread.start()
+        threading.Thread(target=KeycloakResync(settings, forge).run, args=(stop,),
+                         name="caas-keycloak-resync", daemon=True).start()
     worker = Worker(settings, engine, forge)
     log.info("reconciler worker started", extra={"worker": worker.id})
     try:

@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from gitops.forges.base import MergeEvent
-from gitops.forges.github_webhook import PullRequestEvent
 from gitops.names import is_dns_label
 from portal.auth import audit
 from portal.auth.principal import Principal
@@ -23,7 +22,6 @@ from portal.db import aware, utcnow
 from portal.errors import Conflict, NotFound, ValidationFailed
 from reconciler import queue
 from reconciler.models import (
-    DONE_OK,
     EnvironmentStatus,
     EnvLock,
     Job,
@@ -109,30 +107,6 @@ def mark_planned(session: Session, *, commit: str, paths: list[str],
     if record is not None and record.state == MergeState.recorded.value:
         record.state, record.paths, record.entities = MergeState.planned.value, paths, entities
         session.add(record)
-
-
-def finalize_merge(session: Session, *, commit: str) -> tuple[str, list[str]] | None:
-    """When every job of ``commit`` is done: its merge becomes applied or failed (also when
-    its plan job failed, so nothing was planned).
-
-    The merge row is locked first so two workers finishing the last two jobs at once cannot
-    both miss the moment. Returns (state, entities) when the state changed.
-    """
-    stmt = select(MergeRecord).where(MergeRecord.commit == commit)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    record = session.exec(stmt).first()
-    if record is None or record.state == MergeState.refused.value:
-        return None
-    if queue.open_jobs(session, commit=commit):
-        return None
-    states = session.exec(select(Job.state).where(Job.commit == commit)).all()
-    final = (MergeState.applied if all(s in DONE_OK for s in states) else MergeState.failed).value
-    if record.state == final:
-        return None
-    record.state, record.finished_at = final, utcnow()
-    session.add(record)
-    return final, list(record.entities)
 
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -271,17 +245,6 @@ def _unit_rank(unit: str) -> tuple[int, str]:
     return order, unit
 
 
+# Pull request actions that change what a plan preview shows (reconciler.webhooks).
 PREVIEW_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
 
-
-def handle_forge_event(session: Session, *, event: MergeEvent | PullRequestEvent | None) -> str:
-    """A webhook delivery: a merge is recorded, an updated PR gets a plan preview queued (the
-    preview job itself finds out whether the PR touches ``envs/``). Returns what was done."""
-    if isinstance(event, MergeEvent):
-        record_merge_event(session, event=event)
-        return "merge recorded"
-    if (isinstance(event, PullRequestEvent) and event.action in PREVIEW_ACTIONS
-            and event.head_sha and event.number > 0):
-        request_plan_preview(session, change_number=event.number, head_sha=event.head_sha)
-        return "plan preview queued"
-    return "ignored"

@@ -15,35 +15,30 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import threading
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from portal.redact import MASK, redact
 from portal.settings import Settings
+from reconciler import tfproc
 from reconciler.errors import PermanentError, ReconcilerError, TemporaryError
+from reconciler.tfdiag import failure_message, is_temporary
+from reconciler.tfstate import StateSnapshot
 
 Log = Callable[[str], None]
 VARS_FILE = "caas.auto.tfvars.json"
 PLAN_FILE = "caas.tfplan"
 OVERRIDE_SUFFIX = "_override.tf"
+MAX_DETAIL = 1500
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 _KEEP = {".terraform", ".terraform.lock.hcl", "terraform.tfstate", "terraform.tfstate.backup",
          VARS_FILE, PLAN_FILE}
 _SKIP_COPY = shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*",
                                     "examples", "README.md", "*.tfplan")
-# Failures a later attempt can get past: a held lock, the network, the cloud's rate limits.
-_TEMPORARY = re.compile(
-    r"Error acquiring the state lock|connection refused|connection reset|i/o timeout|"
-    r"TLS handshake timeout|no such host|context deadline exceeded|RequestLimitExceeded|"
-    r"Throttling|ServiceUnavailable|InternalFailure|Saved plan is stale|"
-    r"timeout while waiting for state", re.IGNORECASE)
 
 
 def _discard(_line: str) -> None:
@@ -51,7 +46,8 @@ def _discard(_line: str) -> None:
 
 
 class TerraformError(ReconcilerError):
-    """A terraform command failed. ``temporary`` decides retry (lock, network) or fail."""
+    """A terraform command failed. ``temporary`` decides retry or fail (``reconciler.tfdiag``
+    classifies); the message is the diagnostics' summary and detail."""
 
     code = "terraform_failed"
     temporary = False
@@ -61,13 +57,19 @@ class TerraformError(ReconcilerError):
         self.detail = detail
 
     @staticmethod
-    def make(message: str, *, temporary: bool, detail: str = "") -> TerraformError:
-        cls = TerraformTemporaryError if temporary else TerraformPermanentError
-        return cls(message, detail=detail)
+    def make(message: str, *, temporary: bool, detail: str = "",
+             delay: float | None = None) -> TerraformError:
+        if temporary:
+            return TerraformTemporaryError(message, detail=detail, delay=delay)
+        return TerraformPermanentError(message, detail=detail)
 
 
 class TerraformTemporaryError(TerraformError, TemporaryError):
     temporary = True
+
+    def __init__(self, message: str, *, detail: str = "", delay: float | None = None) -> None:
+        TerraformError.__init__(self, message, detail=detail)
+        self.delay = delay
 
 
 class TerraformPermanentError(TerraformError, PermanentError):
@@ -268,7 +270,7 @@ class TerraformRunner:
         marker = work / ".terraform" / "caas-init.sha256"
         if marker.exists() and marker.read_text() == digest.hexdigest():
             return  # same providers and modules as last time: init would change nothing
-        self._run(work, ["init", "-input=false", "-no-color"], log)
+        self._run(work, ["init", "-input=false", "-json"], log)
         marker.parent.mkdir(exist_ok=True)
         marker.write_text(digest.hexdigest())
 
@@ -281,7 +283,7 @@ class TerraformRunner:
         return self._plan(work, destroy=destroy, lock=True, log=log)
 
     def _plan(self, work: Path, *, destroy: bool, lock: bool, log: Log) -> PlanSummary:
-        args = ["plan", "-input=false", "-no-color", f"-out={PLAN_FILE}"]
+        args = ["plan", "-input=false", "-json", f"-out={PLAN_FILE}"]
         args += [f"-lock-timeout={self.lock_timeout_s}s"] if lock else ["-lock=false"]
         self._run(work, [*args, "-destroy"] if destroy else args, log)
         shown = self._capture(work, ["show", "-json", "-no-color", PLAN_FILE])
@@ -294,7 +296,7 @@ class TerraformRunner:
             raise TerraformError.make(f"{ref.env}/{ref.unit}: no saved plan to apply",
                                       temporary=False)
         try:
-            self._run(work, ["apply", "-input=false", "-no-color",
+            self._run(work, ["apply", "-input=false", "-json",
                              f"-lock-timeout={self.lock_timeout_s}s", PLAN_FILE], log)
         finally:
             (work / PLAN_FILE).unlink(missing_ok=True)  # a plan is good for one apply only
@@ -356,58 +358,59 @@ class TerraformRunner:
             shutil.rmtree(path, ignore_errors=True)
 
     # --- process handling --------------------------------------------------------------------
+    def settle(self, ref: UnitRef, *, log: Log = _discard) -> None:
+        """Wait for a dead predecessor's terraform to leave the unit's working directory and
+        remove what it left (``tfproc.settle``); a temporary error after
+        ``terraform_orphan_wait_s`` (the job is retried later)."""
+        try:
+            tfproc.settle(self.workdir(ref), wait_s=self.settings.terraform_orphan_wait_s,
+                          log=log)
+        except tfproc.StillRunning as exc:
+            raise TerraformError.make(f"{ref.env}/{ref.unit}: {exc}; retrying later",
+                                      temporary=True, delay=30.0) from exc
+
+    def state(self, ref: UnitRef) -> StateSnapshot:
+        """What the unit's state holds now (``terraform state pull``); empty when never applied."""
+        work = self.workdir(ref)
+        if not (work / "terraform.tfstate").exists():
+            return StateSnapshot()
+        raw = self._capture(work, ["state", "pull"]).strip()
+        return StateSnapshot.from_state(json.loads(raw)) if raw else StateSnapshot()
+
     def _command(self, work: Path, args: list[str]) -> list[str]:
         return [self.settings.terraform_bin, f"-chdir={work}", *args]
 
-    def _popen(self, work: Path, args: list[str], **kwargs: Any) -> subprocess.Popen[str]:
+    def _run(self, work: Path, args: list[str], log: Log) -> None:
+        """Run a ``-json`` command, streaming its messages (redacted) to ``log``; a failure is
+        classified from its diagnostics (``reconciler.tfdiag``)."""
         try:
-            return subprocess.Popen(self._command(work, args), env=self._env(), text=True,
-                                    stdin=subprocess.DEVNULL, **kwargs)
+            done = tfproc.run_streamed(self._command(work, args), env=self._env(), work=work,
+                                       command=args[0], timeout_s=self.timeout_s, log=log,
+                                       redact=redact)
         except OSError as exc:
             raise TerraformError.make(f"cannot run {self.settings.terraform_bin}: {exc}",
                                       temporary=False) from exc
-
-    def _run(self, work: Path, args: list[str], log: Log) -> None:
-        """Run a command, streaming merged output line by line, redacted."""
-        proc = self._popen(work, args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        expired = threading.Event()
-
-        def _expire() -> None:
-            expired.set()
-            proc.kill()
-
-        timer = threading.Timer(self.timeout_s, _expire)
-        timer.start()
-        tail: deque[str] = deque(maxlen=60)
-        try:
-            assert proc.stdout is not None  # stdout=PIPE above
-            for raw in proc.stdout:
-                line = redact(raw.rstrip("\n"))
-                tail.append(line)
-                log(line)
-            code = proc.wait()
-        finally:
-            timer.cancel()
-        if code != 0:
-            self._fail(args[0], code, "\n".join(tail), timed_out=expired.is_set())
+        if done.code == 0:
+            return
+        reason = "timed out and was interrupted" if done.timed_out else f"exit {done.code}"
+        fallback = next((line for line in reversed(done.tail) if line.strip()), "no diagnostics")
+        message = failure_message(done.diagnostics, fallback)
+        raise TerraformError.make(
+            f"terraform {args[0]} failed ({reason}): {message}",
+            temporary=is_temporary(done.diagnostics, interrupted=done.timed_out or done.code < 0),
+            detail="\n".join(done.tail))
 
     def _capture(self, work: Path, args: list[str]) -> str:
-        proc = self._popen(work, args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        """A read-only command's stdout; its failure is permanent unless it timed out."""
         try:
-            out, err = proc.communicate(timeout=self.timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            self._fail(args[0], -9, "", timed_out=True)
-        if proc.returncode != 0:
-            self._fail(args[0], proc.returncode, redact(err), timed_out=False)
+            code, out, err = tfproc.capture(self._command(work, args), env=self._env(),
+                                            timeout_s=self.timeout_s)
+        except OSError as exc:
+            raise TerraformError.make(f"cannot run {self.settings.terraform_bin}: {exc}",
+                                      temporary=False) from exc
+        if code != 0:
+            reason = "timed out" if code == -1 else f"exit {code}"
+            text = " ".join(redact(err).split())[-MAX_DETAIL:]
+            raise TerraformError.make(f"terraform {args[0]} failed ({reason}): {text}",
+                                      temporary=code == -1, detail=redact(err))
         return out
-
-    @staticmethod
-    def _fail(command: str, code: int, detail: str, *, timed_out: bool) -> NoReturn:
-        temporary = timed_out or _TEMPORARY.search(detail) is not None
-        summary = next((line.strip() for line in detail.splitlines()
-                        if line.strip().startswith("Error")), detail.strip()[-300:])
-        reason = "timed out" if timed_out else f"exit {code}"
-        raise TerraformError.make(f"terraform {command} failed ({reason}): {summary}",
-                                  temporary=temporary, detail=detail)

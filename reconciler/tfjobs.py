@@ -3,7 +3,12 @@
 A unit's apply is recorded per (environment, unit, commit) in ``reconciler_unit_applies`` in
 its own transaction right after Terraform returns. A job that is run again (its worker died
 after the apply) finds that record and does not apply twice; a job whose worker died *during*
-the apply re-plans against the state Terraform left and applies only what is still missing.
+the apply first waits for that worker's interrupted terraform to exit (``tfproc.settle``), then
+re-plans against the state it left and applies only what is still missing.
+
+The record is taken from the unit's state after the attempt (``reconciler.tfstate``), not only
+from the attempt's plan: an attempt that applied but could not record it (database down) is
+recorded by its retry as applied by the earlier attempt, with the resources it added/removed.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from gitops.environment import InfraManifest
 from gitops.forges.base import Check, CheckState
@@ -23,6 +28,7 @@ from reconciler.errors import PermanentError
 from reconciler.models import UnitApply
 from reconciler.terraform import PlanSummary, TerraformError, TerraformRunner, UnitRef
 from reconciler.tfplan import read_manifest
+from reconciler.tfstate import StateSnapshot
 from reconciler.units import (
     MissingUpstreamOutput,
     changed_units,
@@ -72,6 +78,7 @@ def run_unit(ctx: JobContext) -> Result:
         raise PermanentError(f"envs/{env}/infra.yaml does not exist at {commit[:12]}")
     runner = TerraformRunner(ctx.settings)
     ref = UnitRef(env=env, unit=unit, provider=infra.provider)
+    runner.settle(ref, log=ctx.log)
     try:
         variables = _variables(ctx, runner, env, infra, unit)
     except MissingUpstreamOutput as exc:
@@ -82,16 +89,46 @@ def run_unit(ctx: JobContext) -> Result:
     else:
         summary, outputs = runner.run(ref, variables, log=ctx.log)
         public = outputs.public()
-    _record_apply(ctx, env, unit, action, summary, public)
-    return Result(message=f"{action} {env}/{unit}: {_counts(summary)}",
-                  detail={"plan": summary.to_dict(), "outputs": public})
+    record = _apply_record(ctx, env, unit, summary, runner.state(ref))
+    _record_apply(ctx, env, unit, action, record, public)
+    if "earlier_attempt" in record:
+        earlier = record["earlier_attempt"]
+        message = (f"{action} {env}/{unit}: applied by an earlier attempt (state serial "
+                   f"{earlier['serial_before']} → {earlier['serial_after']}: "
+                   f"{len(earlier['added'])} resource(s) added, {len(earlier['removed'])} "
+                   "removed); nothing left to change")
+    else:
+        message = f"{action} {env}/{unit}: {_counts(summary)}"
+    return Result(message=message, detail={"plan": record, "outputs": public})
 
 
-def _record_apply(ctx: JobContext, env: str, unit: str, action: str, summary: PlanSummary,
+def _apply_record(ctx: JobContext, env: str, unit: str, summary: PlanSummary,
+                  state: StateSnapshot) -> dict[str, Any]:
+    """This attempt's plan counts plus what the state holds; when the plan changed nothing but
+    the state moved on since the unit's last record, what the earlier attempt applied."""
+    record: dict[str, Any] = {**summary.to_dict(), "state": state.to_dict()}
+    if summary.has_changes:
+        return record
+    with Session(ctx.engine) as session:
+        last = session.exec(select(UnitApply).where(
+            UnitApply.environment == env, UnitApply.unit == unit)
+            .order_by(col(UnitApply.id).desc())).first()
+    recorded = StateSnapshot.from_dict(last.summary.get("state")) if last is not None else None
+    if last is not None and recorded is not None and recorded.empty:
+        return record  # recorded before states were: nothing to compare with
+    if state.moved_on_from(recorded):
+        record["earlier_attempt"] = state.since(recorded)
+        ctx.log(f"{env}/{unit}: the state moved on since the last record (serial "
+                f"{recorded.serial if recorded else 0} → {state.serial}) although this plan "
+                "changes nothing: an earlier attempt applied it")
+    return record
+
+
+def _record_apply(ctx: JobContext, env: str, unit: str, action: str, record: dict[str, Any],
                   public: dict[str, object]) -> None:
     with Session(ctx.engine) as session:
         session.add(UnitApply(environment=env, unit=unit, commit=ctx.job.commit, action=action,
-                              job_id=ctx.job.id, summary=summary.to_dict(), outputs=public))
+                              job_id=ctx.job.id, summary=record, outputs=public))
         try:
             session.commit()
         except IntegrityError:  # recorded by an earlier attempt of this same job

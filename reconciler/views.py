@@ -9,16 +9,16 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 from sqlmodel import Session
 from sse_starlette.sse import EventSourceResponse
 
-from gitops.forges.github_webhook import parse_event, verify_signature
+from gitops.forges.github_webhook import verify_signature
 from portal.deps import AdminDep, EngineDep, PrincipalDep, SessionDep, SettingsDep, client_ip
 from portal.errors import BadRequest, Unauthenticated, Unavailable
-from reconciler import service
+from reconciler import service, webhooks
 from reconciler.models import (
     TERMINAL,
     EnvironmentStatus,
@@ -29,6 +29,7 @@ from reconciler.models import (
     JobState,
     MergePublic,
 )
+from scaffolder.deps import ForgeDep
 
 log = logging.getLogger("caas.reconciler.http")
 router = APIRouter(tags=["reconciler"])
@@ -117,11 +118,15 @@ def environment_status(environment: str, session: SessionDep,
 
 @router.post("/api/webhooks/github", status_code=202)
 async def github_webhook(
-    request: Request, session: SessionDep, settings: SettingsDep,
-    x_github_event: Annotated[str, Header()] = "",
+    request: Request, session: SessionDep, settings: SettingsDep, forge: ForgeDep,
+    x_github_event: Annotated[str, Header(max_length=64)] = "",
     x_hub_signature_256: Annotated[str | None, Header()] = None,
+    x_github_delivery: Annotated[str, Header(max_length=64, description="GitHub's id of the "
+                                             "delivery; a repeated id is not handled again")
+                                 ] = "",
 ) -> dict[str, str]:
-    """GitHub `push` and `pull_request` deliveries, signed with `X-Hub-Signature-256`."""
+    """GitHub deliveries signed with `X-Hub-Signature-256`; what each does is the README's
+    "GitHub webhooks" table (`status` says which row applied)."""
     secret = settings.github_webhook_secret
     if secret is None or not secret.get_secret_value():
         raise Unavailable("GitHub webhooks are not configured (CAAS_GITHUB_WEBHOOK_SECRET)")
@@ -136,6 +141,22 @@ async def github_webhook(
         raise BadRequest("body is not JSON", field="body", rule="json") from exc
     if not isinstance(payload, dict):
         raise BadRequest("body must be a JSON object", field="body", rule="type")
-    event = parse_event(x_github_event, payload, settings.main_branch)
-    outcome = await run_in_threadpool(service.handle_forge_event, session, event=event)
+    if not x_github_delivery:
+        raise BadRequest("X-GitHub-Delivery is missing", field="X-GitHub-Delivery",
+                         rule="required")
+    outcome = await run_in_threadpool(
+        lambda: webhooks.handle_delivery(
+            session, forge=forge, delivery_id=x_github_delivery, event_name=x_github_event,
+            payload=payload, repository=settings.github_repo, main_branch=settings.main_branch))
     return {"status": outcome}
+
+
+@router.post("/api/reconciler/previews/{change_number}/allow", status_code=202)
+def allow_preview(change_number: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request,
+                  session: SessionDep, forge: ForgeDep, principal: AdminDep) -> dict[str, str]:
+    """Allow (platform-admin, audited) a Terraform plan preview of the pull request's current
+    head commit, which the portal does not plan on its own (a fork or a branch it did not
+    create); the preview is queued. A later push needs a new allowance."""
+    head = webhooks.allow_preview(session, forge=forge, change_number=change_number,
+                                  principal=principal, ip=client_ip(request))
+    return {"status": "plan preview queued", "head_sha": head}

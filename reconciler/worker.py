@@ -1,8 +1,12 @@
 """One worker: claim a job, run its handler under a renewed lease, record the outcome.
 
-A worker killed at any point loses nothing: its lease expires and another worker claims the job
-again; handlers are idempotent (Terraform applies are recorded per (environment, unit, commit)
-and a re-run of a recorded apply is a no-op).
+A worker killed at any point loses nothing: it stops heart-beating, and once the grace
+(``worker_heartbeat_grace_s``) has passed another worker claims its job again; handlers are
+idempotent (Terraform applies are recorded per (environment, unit, commit) and a re-run of a
+recorded apply is a no-op). Its terraform was interrupted when it died (``reconciler.tfproc``);
+on start a worker reaps what dead predecessors left in the Terraform working directories, and
+every ``worker_sweep_interval_s`` it finalises merges whose jobs are all done
+(``reconciler.finalize.sweep``).
 """
 
 from __future__ import annotations
@@ -20,15 +24,15 @@ from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
 from catalog.models import Entity
-from gitops.forges.base import Forge
+from gitops.forges.base import Forge, RateLimited
 from portal.auth import audit
 from portal.db import aware, utcnow
 from portal.redact import redact
 from portal.settings import Settings
-from reconciler import queue, service
+from reconciler import finalize, queue, tfproc
 from reconciler.context import Handler, JobContext, Result
 from reconciler.errors import PermanentError, TemporaryError
-from reconciler.models import TERMINAL, Job, JobKind, JobLog, JobState, MergeState
+from reconciler.models import TERMINAL, Job, JobKind, JobLog, JobState
 
 log = logging.getLogger("caas.reconciler.worker")
 FLUSH_S = 0.5  # how often a running job's log lines reach the database (and the SSE stream)
@@ -47,6 +51,7 @@ class Worker:
         self.handlers = dict(handlers)
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._registered = False
+        self._next_sweep = 0.0
 
     # ---- loop ----------------------------------------------------------------------------------
 
@@ -56,6 +61,7 @@ class Worker:
         try:
             while not stop.is_set():
                 try:
+                    self._sweep_when_due()
                     if self.run_one():
                         continue
                 except Exception:
@@ -79,6 +85,19 @@ class Worker:
                 queue.register_worker(session, worker_id=self.id, hostname=socket.gethostname(),
                                       pid=os.getpid())
             self._registered = True
+            root = (self.settings.data_dir / "terraform").resolve()
+            if root.is_dir():
+                tfproc.reap_orphans(root, log=lambda line: log.warning("%s", redact(line)))
+
+    def _sweep_when_due(self) -> None:
+        if time.monotonic() >= self._next_sweep:
+            self.sweep()
+
+    def sweep(self) -> list[str]:
+        """Finalise merges whose jobs are all terminal (``reconciler.finalize.sweep``)."""
+        self._next_sweep = time.monotonic() + self.settings.worker_sweep_interval_s
+        with Session(self.engine) as session:
+            return finalize.sweep(session)
 
     def run_one(self) -> bool:
         """Claim and run one job; False when nothing was runnable."""
@@ -86,6 +105,7 @@ class Worker:
         with Session(self.engine, expire_on_commit=False) as session:
             job = queue.claim(session, worker_id=self.id, lease_s=self.settings.worker_lease_s,
                               max_attempts=self.settings.worker_max_attempts,
+                              grace_s=self.settings.worker_heartbeat_grace_s,
                               on_claim=self._started)
         if job is None:
             return False
@@ -121,6 +141,10 @@ class Worker:
         except PermanentError as exc:
             buffer.add(f"failed: {exc.message}", "error")
             return queue.Outcome(state=JobState.failed, message=exc.message)
+        except RateLimited as exc:  # the forge said when: no earlier retry helps
+            buffer.add(f"temporary error: {exc.message}", "warning")
+            return queue.Outcome(state=JobState.failed, message=exc.message, temporary=True,
+                                 delay=exc.retry_after_s)
         except TemporaryError as exc:
             buffer.add(f"temporary error: {exc.message}", "warning")
             return queue.Outcome(state=JobState.failed, message=exc.message, temporary=True,
@@ -145,9 +169,10 @@ class Worker:
                                  f"{main}; nothing was applied")
 
     def _heartbeat(self, job: Job, buffer: LogBuffer, done: threading.Event) -> None:
-        """Flush the log every FLUSH_S (the SSE stream follows it) and renew the lease every
-        third of its length."""
-        every = max(1.0, self.settings.worker_lease_s / 3)
+        """Flush the log every FLUSH_S (the SSE stream follows it); beat (the worker's heartbeat
+        and the job's lease) every third of the heartbeat grace or of the lease, the shorter."""
+        every = max(FLUSH_S, min(self.settings.worker_lease_s,
+                                 self.settings.worker_heartbeat_grace_s) / 3)
         last_beat = time.monotonic()
         ours = True
         while not done.wait(FLUSH_S):
@@ -192,22 +217,22 @@ class Worker:
                 buffer.add(f"retry {fresh.attempts + 1} not before "
                            f"{aware(fresh.not_before).isoformat(timespec='seconds')}", "warning")
             queue.add_logs(session, job_id=job.id or 0, lines=buffer.drain())
-            finalized = service.finalize_merge(session, commit=fresh.commit) \
-                if state in TERMINAL else None
-            self._catalog(session, job, f"job.{state.value}", {"message": fresh.message[:300]},
-                          finalized)
+            self._catalog(session, job, f"job.{state.value}", {"message": fresh.message[:300]})
+            if state in TERMINAL:
+                finalize.finalize(session, commit=fresh.commit)
             session.commit()
 
     # ---- bookkeeping ---------------------------------------------------------------------------
 
     def _started(self, session: Session, job: Job) -> None:
-        self._catalog(session, job, "job.started", {"attempt": job.attempts}, None)
+        self._catalog(session, job, "job.started", {"attempt": job.attempts})
 
-    def _catalog(self, session: Session, job: Job, event: str, detail: dict[str, object],
-                 finalized: tuple[str, list[str]] | None) -> None:
-        """The job on its entities' timelines; ``applying`` when it starts; ``applied`` or
-        ``failed`` when the whole merge is done. In a savepoint: catalog bookkeeping never
-        undoes a job's outcome, and a failure to write it is logged."""
+    def _catalog(self, session: Session, job: Job, event: str,
+                 detail: dict[str, object]) -> None:
+        """The job on its entities' timelines; ``applying`` when it starts (``applied`` or
+        ``failed`` when the whole merge is done: ``reconciler.finalize``). In a savepoint:
+        catalog bookkeeping never undoes a job's outcome, and a failure to write it is
+        logged."""
         try:
             with session.begin_nested():
                 if job.kind not in (JobKind.plan.value, JobKind.plan_preview.value):
@@ -220,12 +245,6 @@ class Worker:
                         if event == "job.started" and entity in existing:
                             catalog_service.set_status(session, entity=entity,
                                                        status="applying")
-                if finalized is not None:
-                    state, entities = finalized
-                    status = "applied" if state == MergeState.applied.value else "failed"
-                    # An entity the merge removed stays removed: no placeholder for it.
-                    for entity in _existing(session, entities):
-                        catalog_service.set_status(session, entity=entity, status=status)
         except Exception:
             log.warning("catalog bookkeeping of job %s failed", job.id, exc_info=True)
 

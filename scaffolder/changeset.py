@@ -19,6 +19,7 @@ from portal.auth import policy
 from portal.auth.principal import Principal
 from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from scaffolder import parameters
+from scaffolder.checks.identity import check_identity
 from scaffolder.codeowners import codeowners_changes
 from scaffolder.models import RenderedFile, ScaffoldRequest
 from scaffolder.parameters import ParameterContext, form_fields, validate_answers
@@ -156,6 +157,8 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
                        field="answers", rule="unit-exists")
     base_sha = forge.head()
     rendered = render(template, clean, target=target)
+    # Nothing a team's files grant may reach beyond the team's own groups (422, nothing written).
+    check_identity(rendered, platform_groups=registry.platform_groups)
     changes, files, diff_parts = [], [], []
     for path in sorted(set(rendered) | set(on_main)):
         new = rendered.get(path)

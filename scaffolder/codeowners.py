@@ -26,6 +26,7 @@ from gitops.environment import read_manifest
 from gitops.forges.base import FileChange, Forge
 from gitops.names import is_dns_label
 from portal.errors import ValidationFailed
+from portal.groups import GroupRuleError, check_team_name, team_groups
 from portal.settings import ForgeKind, Settings
 
 PATH = "CODEOWNERS"
@@ -81,18 +82,18 @@ def render_codeowners(*, teams: Iterable[TeamOwners], environments: Mapping[str,
 def team_owners(name: str, *, org: str | None, team_doc: Mapping[str, object]) -> TeamOwners:
     """Handles of one team from its ``teams/<team>/team.yaml``.
 
-    With a GitHub organisation, the team's Keycloak groups are mirrored as GitHub teams of the
-    same names (``spec.groups.edit`` / ``spec.groups.admin``); without one, its owners and
-    members are listed as users.
+    With a GitHub organisation, the team's groups are mirrored as GitHub teams of the same
+    names, derived from the team name by ``portal.groups.team_groups`` (``team-<team>``,
+    ``team-<team>-admins``) — never read from the file, so a team file cannot make a platform
+    group or another team's group its owner; without one, its owners and members are listed as
+    users. Raises ``GroupRuleError`` for a name the group rule refuses.
     """
     spec = team_doc.get("spec") if isinstance(team_doc.get("spec"), Mapping) else team_doc
     assert isinstance(spec, Mapping)
-    groups = spec.get("groups") if isinstance(spec.get("groups"), Mapping) else {}
-    assert isinstance(groups, Mapping)
     if org:
-        edit = str(groups.get("edit") or spec.get("keycloakGroup") or f"team-{name}")
-        admin = str(groups.get("admin") or f"{edit}-admins")
-        return TeamOwners(name, (f"@{org}/{edit}",), (f"@{org}/{admin}",))
+        groups = team_groups(name)
+        return TeamOwners(name, (f"@{org}/{groups.developers}",),
+                          (f"@{org}/{groups.reviewers}",))
     owners = [f"@{u}" for u in _strings(spec.get("owners"))]
     members = [f"@{u}" for u in _strings(spec.get("members"))]
     return TeamOwners(name, tuple(dict.fromkeys(owners + members)), tuple(owners))
@@ -124,13 +125,22 @@ def codeowners_changes(forge: Forge, changes: Sequence[FileChange], *, org: str 
         return sorted(n for n in found if read(f"{top}/{n}/{leaf}") is not None
                       and is_dns_label(n))
 
+    # Teams whose names the group rule refuses own nothing: their paths fall to the admins.
     teams = [team_owners(n, org=org, team_doc=_yaml(read(f"teams/{n}/team.yaml")))
-             for n in names("teams", "team.yaml")]
+             for n in names("teams", "team.yaml") if _team_name_ok(n)]
     envs: dict[str, str] = {}
     for env in names("envs", "infra.yaml"):
         envs[env] = read_manifest(read(f"envs/{env}/infra.yaml")).tier
     text = render_codeowners(teams=teams, environments=envs, admins=admins).encode()
     return [] if read(PATH) == text else [FileChange(PATH, text)]
+
+
+def _team_name_ok(name: str) -> bool:
+    try:
+        check_team_name(name)
+    except GroupRuleError:
+        return False
+    return True
 
 
 def _with(first: list[str], then: list[str]) -> list[str]:

@@ -118,6 +118,8 @@ class Registry:
         # Parameter rules that are the platform's to set, not the template's.
         self.quota_bounds = settings.quota_bounds
         self.reserved_namespaces = settings.reserved_namespaces
+        # Groups the settings name: no team file may target them (scaffolder.checks.identity).
+        self.platform_groups = (settings.oidc_admin_group,)
         self._cache: dict[str, tuple[float, Template]] = {}
 
     def names(self) -> list[str]:

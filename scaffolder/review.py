@@ -7,6 +7,7 @@ forge); on GitHub they happen on the pull request and arrive as events.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -19,6 +20,7 @@ from portal.auth.principal import Principal
 from portal.db import aware, utcnow
 from portal.errors import BadRequest, CaasError, Conflict, Forbidden, NotFound
 from reconciler import service as reconciler_service
+from scaffolder.checks.identity import check_identity
 from scaffolder.models import Change, ChangeDetail, ChangePublic, CheckResult, RenderedFile
 
 OPEN = ("pending", "open")
@@ -104,8 +106,19 @@ def approve_change(session: Session, *, forge: Forge, principal: Principal, chan
     return ChangePublic(**_public(change))
 
 
+def _identity_at_merge(forge: Forge, number: int, platform_groups: Sequence[str]) -> None:
+    """The identity boundary again, on the files the change would bring to main now (a team
+    file may have been edited on the branch after the request was checked)."""
+    head = forge.get_change(number).head_sha
+    paths = [p for p in forge.changed_paths(forge.head(), head)
+             if p.startswith(("teams/", "tenants/"))]
+    check_identity({p: forge.read_file(p, head) for p in paths}, platform_groups=platform_groups)
+
+
 def merge_change(session: Session, *, forge: Forge, principal: Principal, change_id: int,
-                 ip: str = "") -> ChangePublic:
+                 ip: str = "", platform_groups: Sequence[str] = ()) -> ChangePublic:
+    """Merge an open change (local forge). Raises ``Conflict`` (not mergeable), ``Forbidden``
+    (routing), ``GroupRuleError`` (422: a team file names a group it may not; nothing merged)."""
     change = _change(session, change_id)
     number = _open_number(change)
     local = _local(forge)
@@ -122,6 +135,7 @@ def merge_change(session: Session, *, forge: Forge, principal: Principal, change
         raise Forbidden(decision.reason, rule="can-merge")
     session.commit()
     try:
+        _identity_at_merge(forge, number, platform_groups)
         event = local.merge(number, by=principal.username)
     except CaasError as exc:
         audit.record(session, actor=principal.username, action="scaffolder.merge",

@@ -129,10 +129,11 @@ def approve(change_id: int, request: Request, principal: PrincipalDep, session: 
 
 @router.post("/changes/{change_id}/merge", response_model=ChangePublic)
 def merge(change_id: int, request: Request, principal: PrincipalDep, session: SessionDep,
-          forge: ForgeDep) -> ChangePublic:
-    """Local forge: merge when checks are green and approved; 409 on a conflict."""
+          forge: ForgeDep, registry: RegistryDep) -> ChangePublic:
+    """Local forge: merge when checks are green and approved; 409 on a conflict; 422 when a
+    team file reaches beyond the team's identity (re-checked here)."""
     return review.merge_change(session, forge=forge, principal=principal, change_id=change_id,
-                                ip=client_ip(request))
+                               ip=client_ip(request), platform_groups=registry.platform_groups)
 
 
 @router.post("/changes/{change_id}/close", response_model=ChangePublic)

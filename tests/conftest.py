@@ -120,3 +120,18 @@ def bearer(engine: Engine, username: str) -> dict[str, str]:
 @pytest.fixture
 def auth_headers(engine: Engine) -> Callable[[str], dict[str, str]]:
     return lambda username: bearer(engine, username)
+
+
+# The longest suites first, so that under pytest-xdist (`make test` runs `-n`) they start at once
+# on their own workers instead of forming the tail of the run. Lower rank runs earlier.
+_HEAVY_FIRST = ("image", "schemathesis", "backstage", "checkov", "github_spec",
+                "slow", "terraform", "browser")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        names = {mark.name for mark in item.iter_markers()}
+        return next((i for i, name in enumerate(_HEAVY_FIRST) if name in names),
+                    len(_HEAVY_FIRST))
+
+    items.sort(key=rank)

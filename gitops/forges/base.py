@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from portal.errors import CaasError, Conflict
+from portal.errors import CaasError, Conflict, Unavailable
 
 
 class ForgeError(CaasError):
@@ -27,6 +27,20 @@ class ForgeError(CaasError):
 
     status = 502
     code = "forge_error"
+
+
+class RateLimited(Unavailable):
+    """The forge's rate limit asks for a longer wait than a call may block (a temporary error).
+
+    ``retry_after_s``: seconds until the forge accepts requests again; the reconciler retries the
+    job no earlier, the scaffolder's task records it for its retry.
+    """
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class MergeConflict(Conflict):
@@ -220,3 +234,13 @@ def children_of(paths: Sequence[str], directory: str) -> list[str]:
     """``list_dir`` from a recursive file listing: the direct children of ``directory``."""
     prefix = directory.strip("/") + "/"
     return sorted({p[len(prefix):].split("/", 1)[0] for p in paths if p.startswith(prefix)})
+
+
+@runtime_checkable
+class CodeownersAudit(Protocol):
+    """A forge whose review requests can be refused (GitHub: only collaborators review)."""
+
+    def codeowners_problems(self, ref: str = "main") -> list[str]:
+        """CODEOWNERS owners at ``ref`` the forge cannot ask for a review (``@user`` /
+        ``@org/team``): not collaborators, or teams without access to the repository."""
+        ...

@@ -3,8 +3,10 @@
 Public contract:
 
 - ``GitHubForge(repo_full_name, *, token, base_url="https://api.github.com", max_wait_s=60,
-  sleep=time.sleep, clock=time.time)`` and ``GitHubForge.from_settings(settings)``
-  (``github_url``, ``github_repo``, ``github_token``, ``github_max_wait_s``; raises
+  sleep=time.sleep, clock=time.time, seconds_between_writes=1.0)`` and
+  ``GitHubForge.from_settings(settings)``
+  (``github_url``, ``github_repo``, ``github_token``, ``github_max_wait_s``,
+  ``github_write_interval_s``; raises
   ``ConfigError`` when the repository or the token is missing).
 - Implements ``gitops.forges.base.Forge`` (``kind = "github"``). Merges happen on GitHub
   and reach the portal as webhooks (``gitops.forges.github_webhook``), so there is no merge.
@@ -74,12 +76,15 @@ class GitHubForge:
     def __init__(self, repo_full_name: str, *, token: str,
                  base_url: str = "https://api.github.com", timeout: int = 30,
                  max_wait_s: float = 60.0, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.time) -> None:
-        # No PyGithub retries and no fixed pauses: GitHubRest waits exactly as long as GitHub
-        # asks, for every method, and hands longer waits back as a temporary error.
+                 clock: Callable[[], float] = time.time,
+                 seconds_between_writes: float | None = 1.0) -> None:
+        # No PyGithub retries: GitHubRest waits exactly as long as GitHub asks, for every
+        # method, and hands longer waits back as a temporary error. Writes stay a second apart,
+        # GitHub's advice against secondary rate limits ("Best practices for using the REST
+        # API"); tests against the loopback fake turn the pause off.
         gh = Github(auth=Auth.Token(token), base_url=base_url, timeout=timeout, retry=0,
                     per_page=100, api_version=API_VERSION, seconds_between_requests=None,
-                    seconds_between_writes=None)
+                    seconds_between_writes=seconds_between_writes)
         self.rest = GitHubRest(gh.requester, max_wait_s=max_wait_s, sleep=sleep, clock=clock)
         self._full_name = repo_full_name
         self._owner = repo_full_name.split("/", 1)[0]
@@ -96,7 +101,8 @@ class GitHubForge:
                               field="github_token")
         return cls(settings.github_repo, token=settings.github_token.get_secret_value(),
                    base_url=settings.github_url.rstrip("/"),
-                   max_wait_s=settings.github_max_wait_s)
+                   max_wait_s=settings.github_max_wait_s,
+                   seconds_between_writes=settings.github_write_interval_s or None)
 
     # --- reading ------------------------------------------------------------------------
     def head(self, ref: str = "main") -> str:

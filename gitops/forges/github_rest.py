@@ -44,7 +44,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from gitops.forges.base import ForgeError
+from gitops.forges.base import ForgeError, RateLimited
 from portal.errors import Unavailable
 
 log = logging.getLogger("caas.forge.github")
@@ -72,16 +72,6 @@ class GitHubError(ForgeError):
         super().__init__(message)
         self.github_status = status
         self.errors = errors or []
-
-
-class RateLimited(Unavailable):
-    """GitHub's rate limit asks for a longer wait than the forge may block: retry later."""
-
-    code = "rate_limited"
-
-    def __init__(self, message: str, *, retry_after_s: float) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
 
 def rate_limit_wait(status: int, headers: Mapping[str, str], message: str, *, now: float,

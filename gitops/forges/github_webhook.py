@@ -7,7 +7,12 @@ Public contract:
 - ``parse_event(event_name, payload, main_branch="main") -> MergeEvent | PullRequestEvent | None``
   turns a ``push`` to main or a merged ``pull_request`` into a ``MergeEvent`` (source
   ``webhook``), any other ``pull_request`` action into a ``PullRequestEvent``, and everything
-  else (pings, pushes to other branches, other events) into ``None``.
+  else (pings, pushes to other branches or tags, deleted branches, other events) into ``None``.
+- ``delivery_repository(payload) -> str | None``: the ``repository.full_name`` a delivery is
+  about (None for deliveries without one, such as an organisation hook's ping).
+
+What the portal does with each kind of delivery is the table in the README ("GitHub webhooks"),
+implemented by ``reconciler.webhooks``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,14 @@ class PullRequestEvent:
     base_branch: str
     sender: str | None
     merged: bool = False
+    head_repo: str | None = None  # full name of the repository the head branch lives in
+    base_repo: str | None = None
+
+    @property
+    def from_fork(self) -> bool:
+        """The head lives in another repository (or in a deleted fork: ``head.repo`` null)."""
+        return self.base_repo is not None and (
+            self.head_repo is None or self.head_repo.lower() != self.base_repo.lower())
 
 
 def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
@@ -63,6 +76,19 @@ def parse_event(event_name: str, payload: dict[str, Any], main_branch: str = "ma
     if event_name == "pull_request":
         return _parse_pull_request(payload, main_branch)
     return None
+
+
+def delivery_repository(payload: dict[str, Any]) -> str | None:
+    repository = payload.get("repository")
+    if isinstance(repository, dict) and isinstance(repository.get("full_name"), str):
+        return str(repository["full_name"])
+    return None
+
+
+def _repo_name(side: Any) -> str | None:
+    repo = side.get("repo") if isinstance(side, dict) else None
+    name = repo.get("full_name") if isinstance(repo, dict) else None
+    return str(name) if name else None
 
 
 def _login(obj: Any) -> str | None:
@@ -99,7 +125,8 @@ def _parse_pull_request(payload: dict[str, Any], main_branch: str
         return None
     base = pr.get("base") or {}
     head = pr.get("head") or {}
-    number = int(pr.get("number") or payload.get("number") or 0)
+    raw_number = pr.get("number") or payload.get("number") or 0
+    number = raw_number if isinstance(raw_number, int) and 0 < raw_number < 2**31 else 0
     merged = bool(pr.get("merged"))
     if action == "closed" and merged:
         if base.get("ref") != main_branch or not pr.get("merge_commit_sha"):
@@ -121,4 +148,6 @@ def _parse_pull_request(payload: dict[str, Any], main_branch: str
         base_branch=str(base.get("ref") or ""),
         sender=_login(payload.get("sender")),
         merged=merged,
+        head_repo=_repo_name(head),
+        base_repo=_repo_name(base) or delivery_repository(payload),
     )

@@ -29,6 +29,8 @@ class User(SQLModel, table=True):
     is_platform_admin: bool = Field(default=False)
     is_active: bool = Field(default=True)
     source: str = Field(default="local", max_length=16)  # local | oidc
+    # The ID token's `sub` of an OIDC user: two Keycloak accounts never share one portal name.
+    oidc_subject: str | None = Field(default=None, max_length=255, unique=True, index=True)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )

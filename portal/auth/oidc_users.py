@@ -1,22 +1,27 @@
 """From a verified ID token to a portal user: the groups claim mapping and the user upsert.
 
-Groups claim mapping (Keycloak sends full group paths when "Full group path" is on, plain
-names otherwise; both work; a leading ``/`` is ignored):
+Groups claim mapping — exactly the forms ``portal.groups`` derives, with "Full group path"
+on (``/team-pay``) or off (``team-pay``) in the client's group-membership mapper:
 
-- ``settings.oidc_admin_group`` (default ``platform-admins``): platform-admin (global);
-- ``team-<team>`` (``spec.groups.edit`` of ``teams/<team>/team.yaml``, the group the Keycloak
-  admin sync creates), ``/teams/<team>``, ``/teams/<team>/developers``: developer of the team;
-- ``team-<team>-admins`` (``spec.groups.admin``), ``/teams/<team>/reviewers``,
-  ``/teams/<team>-reviewers``: reviewer of the team;
-- ``team-<team>-viewers`` (``spec.groups.view``): nothing (everybody signed in reads);
-- ``<team>`` / ``<team>-reviewers`` / ``<team>-admins``: developer / reviewer of a team the
-  portal already knows;
-- anything else (``offline_access``, ``default-roles-…``): ignored.
+- ``settings.oidc_admin_group`` (default ``platform-admins``; ``/platform-admins`` with full
+  paths): platform-admin (global). A nested admin group (``ops/admins``) needs "Full group path"
+  on: its plain leaf name (``admins``) is refused with a message naming that realm setting;
+- ``team-<team>`` / ``/team-<team>``: developer of the team;
+- ``team-<team>-admins`` / ``/team-<team>-admins``: reviewer of the team;
+- ``team-<team>-viewers``: nothing (everybody signed in reads);
+- anything else — including the retired forms ``<team>``, ``<team>-reviewers``,
+  ``<team>-admins`` and ``/teams/<team>/...`` (README: "Migrating group names") — is ignored.
 
-A user in both a team's group and its reviewers group is a reviewer. ``team-…`` and
-``/teams/…`` groups create the team when it is missing; flat names only count for existing
-teams, so unrelated realm groups never become teams. At every sign-in the user's memberships
-and the platform-admin flag are replaced by what the claim says (removal in Keycloak revokes).
+A user in both a team's group and its reviewers group is a reviewer. Team groups create the team
+when it is missing. At every sign-in the user's memberships and the platform-admin flag are
+replaced by what the claim says (removal in Keycloak revokes).
+
+Usernames (:func:`username_from`, by ``portal.auth.usernames.portal_username``):
+``preferred_username`` (or ``email``), lower-cased. Realms with "Email as username" send
+``alice@example.org``; it becomes the portal name ``alice_at_example.org`` (characters a portal
+name cannot hold become ``-``). The portal keeps
+the token's ``sub`` per user, so two Keycloak accounts that map to one portal name are refused
+(``rule=username-collision``) instead of sharing an account.
 """
 
 from __future__ import annotations
@@ -30,60 +35,58 @@ from sqlmodel import Session, col, select
 from portal.auth import audit
 from portal.auth.models import Membership, Role, Team, User
 from portal.auth.oidc import SignInRefused
-from portal.auth.service import TEAM_RE, USERNAME_RE
+from portal.auth.usernames import portal_username
+from portal.groups import TeamRole, parse_claim_group
 
 _RANK = {Role.developer: 0, Role.reviewer: 1}
+_ROLE = {TeamRole.developers: Role.developer, TeamRole.reviewers: Role.reviewer}
 
 
 @dataclass(frozen=True)
 class GroupMapping:
     team_roles: dict[str, Role]
     is_platform_admin: bool
-    creates_teams: frozenset[str]  # teams named by a `/teams/...` path (created when missing)
+    creates_teams: frozenset[str]  # teams named by a team group (created when missing)
 
 
-def map_groups(groups: Iterable[str], *, admin_group: str,
-               known_teams: Iterable[str] = ()) -> GroupMapping:
-    known = set(known_teams)
+def map_groups(groups: Iterable[str], *, admin_group: str) -> GroupMapping:
+    """Teams, roles and the platform-admin flag a groups claim grants (see module docstring).
+    ``admin_group`` is the normalised setting (``platform-admins`` or ``ops/admins``)."""
     admin = admin_group.strip("/")
+    leaf = admin.rsplit("/", 1)[-1] if "/" in admin else None
     roles: dict[str, Role] = {}
-    creates: set[str] = set()
     is_admin = False
     for raw in groups:
         if not isinstance(raw, str):
             continue
-        path = raw.strip().strip("/")
-        if path == admin:
+        value = raw.strip()
+        if value in (admin, "/" + admin) and (value.startswith("/") or leaf is None):
             is_admin = True
             continue
-        if path.startswith("team-") and path.endswith("-viewers"):
+        if leaf is not None and value == leaf:
+            raise SignInRefused(
+                f"the groups claim carries the plain group name {leaf!r}, but the admin group "
+                f"is the sub-group {admin!r}: turn on \"Full group path\" in the Keycloak "
+                "client's group-membership mapper (Clients → <client> → Client scopes → "
+                "dedicated scope → groups mapper)", field="groups", rule="full-group-path")
+        found = parse_claim_group(value)
+        if found is None or found.role not in _ROLE:
             continue
-        explicit = path.startswith(("teams/", "team-"))
-        name = path.split("/", 1)[1] if path.startswith("teams/") else (
-            path[len("team-"):] if explicit else path)
-        role = Role.developer
-        for suffix, suffix_role in (("/reviewers", Role.reviewer), ("-reviewers", Role.reviewer),
-                                    ("-admins", Role.reviewer), ("/developers", Role.developer)):
-            if name.endswith(suffix):
-                name, role = name[: -len(suffix)], suffix_role
-                break
-        if not TEAM_RE.match(name) or (not explicit and name not in known):
-            continue
-        if explicit:
-            creates.add(name)
-        if name not in roles or _RANK[role] > _RANK[roles[name]]:
-            roles[name] = role
-    return GroupMapping(roles, is_admin, frozenset(creates))
+        role = _ROLE[found.role]
+        if found.team not in roles or _RANK[role] > _RANK[roles[found.team]]:
+            roles[found.team] = role
+    return GroupMapping(roles, is_admin, frozenset(roles))
 
 
 def username_from(claims: Mapping[str, Any]) -> str:
-    raw = claims.get("preferred_username") or claims.get("email") or ""
-    username = str(raw).strip().lower()
-    if "@" in username and not claims.get("preferred_username"):
-        username = username.split("@", 1)[0]
-    if not USERNAME_RE.match(username):
-        raise SignInRefused(f"the identity provider's username {username[:64]!r} is not a "
-                            "valid portal username (lowercase letters, digits, '.', '_', '-')",
+    """The portal name of the token's user: ``preferred_username`` (else ``email``), lower-case;
+    an e-mail address (Keycloak's "Email as username") becomes ``<local>_at_<domain>``."""
+    raw = str(claims.get("preferred_username") or claims.get("email") or "").strip().lower()
+    username = portal_username(raw)
+    if username is None:
+        raise SignInRefused(f"the identity provider's username {raw[:64]!r} cannot be a "
+                            "portal username (lowercase letters, digits, '.', '_', '-', at most "
+                            "64; e-mail addresses become <local>_at_<domain>)",
                             field="preferred_username", rule="pattern")
     return username
 
@@ -101,7 +104,14 @@ def upsert_user(session: Session, *, claims: Mapping[str, Any], groups_claim: st
                 admin_group: str) -> User:
     """Create or update the OIDC user and replace its memberships; one transaction."""
     username = username_from(claims)
+    subject = str(claims.get("sub") or "")[:255] or None
     user = session.exec(select(User).where(User.username == username)).first()
+    if (user is not None and user.source == "oidc" and subject is not None
+            and user.oidc_subject not in (None, subject)):
+        raise SignInRefused(f"the portal name {username!r} already belongs to another "
+                            "identity-provider account (e-mail usernames map to "
+                            "<local>_at_<domain>; two accounts reached the same name)",
+                            field="preferred_username", rule="username-collision")
     if user is not None and user.source != "oidc":
         # Never let an IdP account take over a local (possibly break-glass) account.
         raise SignInRefused(f"a local account named {username!r} exists; single sign-on "
@@ -109,9 +119,13 @@ def upsert_user(session: Session, *, claims: Mapping[str, Any], groups_claim: st
     if user is not None and not user.is_active:
         raise SignInRefused(f"the account {username!r} is disabled in the portal",
                             field="preferred_username", rule="inactive")
-    known = session.exec(select(Team.name)).all()
-    mapping = map_groups(groups_from(claims, groups_claim), admin_group=admin_group,
-                         known_teams=known)
+    if user is None and subject is not None and session.exec(
+            select(User).where(User.oidc_subject == subject)).first() is not None:
+        raise SignInRefused(f"this identity-provider account already signs in under another "
+                            f"portal name; its username changed to {username!r}, which the "
+                            "portal does not rename", field="preferred_username",
+                            rule="username-changed")
+    mapping = map_groups(groups_from(claims, groups_claim), admin_group=admin_group)
     display = str(claims.get("name") or username)[:200]
     email = str(claims.get("email") or "")[:320]
     created = user is None
@@ -120,6 +134,7 @@ def upsert_user(session: Session, *, claims: Mapping[str, Any], groups_claim: st
                     is_platform_admin=mapping.is_platform_admin, password_hash=None)
     admin_changed = user.is_platform_admin != mapping.is_platform_admin
     user.display_name, user.email = display, email
+    user.oidc_subject = subject or user.oidc_subject
     user.is_platform_admin = mapping.is_platform_admin
     session.add(user)
     session.flush()

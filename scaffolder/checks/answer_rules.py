@@ -8,8 +8,10 @@ Public functions (``context`` is anything shaped like ``scaffolder.parameters.Pa
   cap, no template markers, no control or invisible characters (``ui:widget: textarea`` allows
   newlines and tabs).
 - ``check_rules(name, value, prop, context)`` — ``dns-label``, ``namespace`` (plus reserved
-  names), ``team``, ``environment``, ``cpu``/``memory``/``storage`` (quantity within bounds),
-  ``quantity``, applied through arrays, ``propertyNames`` and nested objects.
+  names), ``new-team`` (a namespace-safe name that ``portal.groups.check_team_name``
+  accepts: no reserved group suffix), ``team``, ``environment``, ``cpu``/``memory``/``storage``
+  (quantity within bounds), ``quantity``, applied through arrays, ``propertyNames`` and
+  nested objects.
 - ``apply_rule(field, where, value, prop, context)`` — one rule on one scalar.
 
 Each raises ``ValidationFailed`` naming the top-level field and the rule.
@@ -24,6 +26,7 @@ from typing import Any, Protocol
 from gitops.names import DNS_LABEL_MAX, is_dns_label
 from gitops.quantity import parse_quantity
 from portal.errors import ValidationFailed
+from portal.groups import check_team_name
 
 ALWAYS_RESERVED = frozenset({"default", "kube"})
 RESERVED_PREFIXES = ("kube-",)
@@ -147,10 +150,12 @@ def apply_rule(
     rule = rule_of(prop)
     if rule is None or isinstance(value, list | Mapping):
         return
-    if rule in {"dns-label", "namespace", "team", "environment"}:
+    if rule in {"dns-label", "namespace", "new-team", "team", "environment"}:
         _check_dns_label(field_name, where, value, rule)
         text = str(value)
-        if rule == "namespace":
+        if rule == "new-team":  # a team's groups are derived from its name: the group rule
+            check_team_name(text, field=field_name)
+        if rule in {"namespace", "new-team"}:
             reserved = ALWAYS_RESERVED | context.reserved_namespaces
             if text in reserved or text.startswith(RESERVED_PREFIXES):
                 raise ValidationFailed(

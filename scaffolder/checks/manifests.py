@@ -47,6 +47,7 @@ CUSTOM_SCHEMAS: Mapping[tuple[str, str], str] = {
     ("cilium.io/v2", "CiliumNetworkPolicy"): "ciliumnetworkpolicy.json",
     ("templates.gatekeeper.sh/v1", "ConstraintTemplate"): "constrainttemplate.json",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.json",
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.json",
     ("constraints.gatekeeper.sh/v1beta1", "K8sNoPrivileged"): "constraint-k8snoprivileged.json",
     ("constraints.gatekeeper.sh/v1beta1", "K8sImageTag"): "constraint-k8simagetag.json",
     ("constraints.gatekeeper.sh/v1beta1", "K8sContainerLimits"): (

@@ -25,14 +25,17 @@ def _pinned(lock: Path) -> dict[str, str]:
     return {name: str(entry.get("version")) for name, entry in packages.items() if name}
 
 
-def ensure_installed() -> Path:
-    installed = MODULES / ".package-lock.json"
-    with (FOLDER / ".install.lock").open("w") as guard:
+def ensure_installed(folder: Path = FOLDER) -> Path:
+    """``npm ci`` in ``folder`` (a committed package.json + package-lock.json) unless its
+    ``node_modules`` already holds exactly the pinned versions; returns ``node_modules``."""
+    modules = folder / "node_modules"
+    installed = modules / ".package-lock.json"
+    with (folder / ".install.lock").open("w") as guard:
         fcntl.flock(guard, fcntl.LOCK_EX)
-        if not installed.exists() or _pinned(installed) != _pinned(FOLDER / "package-lock.json"):
+        if not installed.exists() or _pinned(installed) != _pinned(folder / "package-lock.json"):
             subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                           cwd=FOLDER, check=True, timeout=600)
-    return MODULES
+                           cwd=folder, check=True, timeout=600)
+    return modules
 
 
 @functools.cache

@@ -16,12 +16,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlparse
 
+import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.testclient import TestClient
 
 from tests.fakes.server import serve
 
@@ -70,7 +72,10 @@ class FakeIdP:
         now = int(time.time())
         base = {"iss": self.issuer, "aud": CLIENT_ID, "azp": CLIENT_ID, "sub": "sub-1",
                 "iat": now, "exp": now + 300, "nonce": "n", "typ": "ID"}
-        return {**base, **self.user, **overrides}
+        merged = {**base, **self.user, **overrides}
+        if "sub" not in self.user and "sub" not in overrides:  # one subject per account
+            merged["sub"] = "sub-" + str(merged.get("preferred_username") or "1")
+        return merged
 
     def sign(self, claims: dict[str, Any], *, key: SigningKey | None = None,
              headers: dict[str, Any] | None = None) -> str:
@@ -146,3 +151,18 @@ def running_idp() -> Iterator[FakeIdP]:
     with serve(build_app(idp)) as base:
         idp.base = base
         yield idp
+
+
+def start_sign_in(portal: TestClient, next_path: str = "/") -> str:
+    """Begin at the portal, let the provider sign in; returns the callback path + query."""
+    started = portal.get("/auth/oidc/login", params={"next": next_path}, follow_redirects=False)
+    assert started.status_code == 303
+    location = started.headers["location"]
+    query = parse_qs(urlparse(location).query)
+    assert query["code_challenge_method"] == ["S256"] and query["nonce"][0]
+    assert "httponly" in started.headers["set-cookie"].lower()
+    answer = httpx.get(location, follow_redirects=False)
+    assert answer.status_code == 302
+    back = urlparse(answer.headers["location"])
+    assert back.netloc == "testserver" and back.path == "/auth/oidc/callback"
+    return f"{back.path}?{back.query}"

@@ -90,3 +90,29 @@ def test_user_team_token_round_trip(tmp_path: Path) -> None:
     assert token.stdout.strip().startswith("caas_")
     assert "caas: error: user 'alice' already exists" in run(tmp_path, "user", "add",
                                                               "alice").stderr
+
+
+def test_check_codeowners_names_who_cannot_review(tmp_path: Path) -> None:
+    from tests.fakes.github import PREFIX, FakeGitHub
+    from tests.fakes.server import serve
+
+    fake = FakeGitHub()
+    with serve(fake.app) as url:
+        fake.base_url = url
+        repo = fake.add_repo("acme/gitops")
+        repo.commit_files("main", {"CODEOWNERS": b"* @acme/platform-admins @erin\n"
+                                                  b"/tenants/ @carol @acme/team-shop\n"}, "seed")
+        repo.collaborators, repo.teams = {"erin"}, {"team-shop"}
+        github = {"CAAS_FORGE": "github", "CAAS_GITHUB_URL": url + PREFIX,
+                  "CAAS_GITHUB_REPO": "acme/gitops", "CAAS_GITHUB_TOKEN": "ghs_x",
+                  "CAAS_GITHUB_WRITE_INTERVAL_S": "0"}
+        proc = run(tmp_path, "check-codeowners", **github)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stdout.split() == ["cannot", "review:", "@carol", "cannot", "review:",
+                                       "@acme/platform-admins"]
+        repo.collaborators.add("carol")
+        repo.teams.add("platform-admins")
+        proc = run(tmp_path, "check-codeowners", **github)
+        assert proc.returncode == 0 and "every CODEOWNERS owner" in proc.stdout
+    proc = run(tmp_path, "check-codeowners")
+    assert proc.returncode == 0 and "local forge" in proc.stdout

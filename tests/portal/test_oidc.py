@@ -5,10 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
-import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -16,28 +13,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from portal import db
 from portal.app import create_app
 from portal.auth import oidc_flow
 from portal.auth.models import AuditEvent, OidcLogin, User
 from portal.auth.oidc import OidcClient, SignInRefused
 from portal.settings import Settings
-from tests.conftest import make_settings
-from tests.fakes.oidc import CLIENT_ID, CLIENT_SECRET, FakeIdP, ec_key, rsa_key, running_idp
-from tests.harness.databases import SqliteFactory
-
-
-@pytest.fixture(scope="module")
-def idp() -> Iterator[FakeIdP]:
-    with running_idp() as fake:
-        yield fake
+from tests.fakes.oidc import CLIENT_ID, CLIENT_SECRET, FakeIdP, ec_key, rsa_key, start_sign_in
 
 
 @pytest.fixture(autouse=True)
 def _reset(idp: FakeIdP) -> None:
     idp.keys[:] = idp.keys[:1]
     idp.user = {"preferred_username": "olga", "name": "Olga O", "email": "olga@example.com",
-                "groups": ["/teams/payments", "/teams/search/reviewers", "offline_access"]}
+                "groups": ["/team-payments", "/team-search-admins", "offline_access"]}
     idp.token_overrides = {}
 
 
@@ -61,13 +49,13 @@ def _refusal(client: OidcClient, token: str, nonce: str = "n") -> str:
 def test_valid_token_is_accepted(idp: FakeIdP, client: OidcClient) -> None:
     claims = client.verify_id_token(idp.sign(idp.claims()), nonce="n")
     assert claims["preferred_username"] == "olga"
-    assert claims["groups"][0] == "/teams/payments"
+    assert claims["groups"][0] == "/team-payments"
 
 
 def test_es256_token_is_accepted(idp: FakeIdP, client: OidcClient) -> None:
     key = ec_key("ec-1")
     idp.keys.append(key)
-    assert client.verify_id_token(idp.sign(idp.claims(), key=key), nonce="n")["sub"] == "sub-1"
+    assert client.verify_id_token(idp.sign(idp.claims(), key=key), nonce="n")["sub"] == "sub-olga"
 
 
 @pytest.mark.parametrize(("overrides", "rule"), [
@@ -157,54 +145,9 @@ def test_pkce_challenge_is_s256_of_the_verifier() -> None:
 # ---- the full code flow through the portal ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> SqliteFactory:
-    return SqliteFactory(tmp_path_factory.mktemp("oidc-sqlite"))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def oidc_settings(request: pytest.FixtureRequest, tmp_path: Path, idp: FakeIdP,
-                  sqlite_template: SqliteFactory) -> Settings:
-    if request.param == "sqlite":
-        url = sqlite_template.new(tmp_path / "db")
-    else:
-        url = str(request.getfixturevalue("postgres_factory").new(tmp_path / "db"))
-    return make_settings(tmp_path, url, oidc_enabled=True, oidc_issuer=idp.issuer,
-                         oidc_client_id=CLIENT_ID, oidc_client_secret=CLIENT_SECRET,
-                         base_url="http://testserver")
-
-
-@pytest.fixture
-def oidc_engine(oidc_settings: Settings) -> Iterator[Engine]:
-    engine = db.make_engine(oidc_settings)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def portal(oidc_settings: Settings, oidc_engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(oidc_settings, engine=oidc_engine)) as c:
-        yield c
-
-
-def _start(portal: TestClient, next_path: str = "/") -> str:
-    """Begin at the portal, let the provider sign in; returns the callback path + query."""
-    started = portal.get("/auth/oidc/login", params={"next": next_path}, follow_redirects=False)
-    assert started.status_code == 303
-    location = started.headers["location"]
-    query = parse_qs(urlparse(location).query)
-    assert query["code_challenge_method"] == ["S256"] and query["nonce"][0]
-    assert "httponly" in started.headers["set-cookie"].lower()
-    answer = httpx.get(location, follow_redirects=False)
-    assert answer.status_code == 302
-    back = urlparse(answer.headers["location"])
-    assert back.netloc == "testserver" and back.path == "/auth/oidc/callback"
-    return f"{back.path}?{back.query}"
-
-
 def test_code_flow_signs_in_with_the_right_teams(portal: TestClient, idp: FakeIdP,
                                                  oidc_engine: Engine) -> None:
-    callback = _start(portal, "/catalog?x=1")
+    callback = start_sign_in(portal, "/catalog?x=1")
     done = portal.get(callback, follow_redirects=False)
     assert done.status_code == 303, done.text
     assert done.headers["location"] == "/catalog?x=1"
@@ -227,17 +170,17 @@ def test_code_flow_signs_in_with_the_right_teams(portal: TestClient, idp: FakeId
 
 
 def test_memberships_follow_the_claim_at_each_sign_in(portal: TestClient, idp: FakeIdP) -> None:
-    portal.get(_start(portal), follow_redirects=False)
+    portal.get(start_sign_in(portal), follow_redirects=False)
     portal.cookies.clear()
-    idp.user["groups"] = ["/teams/search", "platform-admins"]
-    assert portal.get(_start(portal), follow_redirects=False).status_code == 303
+    idp.user["groups"] = ["/team-search", "platform-admins"]
+    assert portal.get(start_sign_in(portal), follow_redirects=False).status_code == 303
     me = portal.get("/api/auth/me").json()
     assert me["teams"] == {"search": "developer"} and me["is_platform_admin"]
 
 
 def test_replayed_state_with_its_cookie_is_refused(portal: TestClient, idp: FakeIdP,
                                                   oidc_engine: Engine) -> None:
-    callback = _start(portal)
+    callback = start_sign_in(portal)
     state_cookie = portal.cookies.get("caas_oidc")
     assert portal.get(callback, follow_redirects=False).status_code == 303
     portal.cookies.clear()
@@ -251,7 +194,7 @@ def test_replayed_state_with_its_cookie_is_refused(portal: TestClient, idp: Fake
 
 
 def test_callback_from_another_browser_is_refused(portal: TestClient, idp: FakeIdP) -> None:
-    callback = _start(portal)
+    callback = start_sign_in(portal)
     portal.cookies.clear()  # the attacker's callback URL opened in the victim's browser
     response = portal.get(callback, follow_redirects=False)
     assert response.status_code == 401 and response.json()["error"]["rule"] == "browser"
@@ -261,7 +204,7 @@ def test_callback_from_another_browser_is_refused(portal: TestClient, idp: FakeI
 def test_token_from_the_provider_with_bad_audience_is_refused(portal: TestClient,
                                                               idp: FakeIdP) -> None:
     idp.token_overrides = {"aud": "someone-else"}
-    response = portal.get(_start(portal), follow_redirects=False)
+    response = portal.get(start_sign_in(portal), follow_redirects=False)
     assert response.status_code == 401 and response.json()["error"]["rule"] == "aud"
     assert "caas_session" not in portal.cookies
 
@@ -282,7 +225,7 @@ def test_sso_cannot_take_over_a_local_account(portal: TestClient, idp: FakeIdP,
         auth_service.create_user(s, username="root", password="local-only-password",
                                  is_platform_admin=True)
     idp.user["preferred_username"] = "root"
-    response = portal.get(_start(portal), follow_redirects=False)
+    response = portal.get(start_sign_in(portal), follow_redirects=False)
     assert response.status_code == 401
     assert response.json()["error"]["rule"] == "local_account"
 

@@ -6,6 +6,7 @@ import itertools
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from tests.fakes.server import serve
 CLIENT, SECRET = "caas-portal-admin", "s3cr3t"
 _realms = itertools.count(1)
 
-TEAM_YAML = {
+TEAM_YAML: dict[str, Any] = {
     "apiVersion": "caas.io/v1", "kind": "Team", "metadata": {"name": "shop"},
     "spec": {"keycloakGroup": "team-shop",
              "groups": {"admin": "team-shop-admins", "edit": "team-shop",
@@ -37,7 +38,7 @@ def fake() -> Iterator[tuple[FakeKeycloak, str]]:
 @pytest.fixture
 def realm(fake: tuple[FakeKeycloak, str]) -> FakeRealm:
     keycloak, _ = fake
-    keycloak.fail_next.clear()
+    keycloak.reset()
     realm = keycloak.add_realm(f"caas-{next(_realms)}")
     for name in ("alice", "bob", "carol", "mallory", "platform-admin", "breakglass"):
         realm.add_user(name)
@@ -59,18 +60,20 @@ def sync(fake: tuple[FakeKeycloak, str], realm: FakeRealm, tmp_path: Path) -> Ke
 
 
 def test_groups_from_team_yaml() -> None:
-    assert groups_from_team(TEAM_YAML) == [
+    assert groups_from_team("shop", TEAM_YAML) == [
         GroupSpec("team-shop", ["alice", "bob", "carol"]),
         GroupSpec("team-shop-admins", ["alice"])]
-    assert groups_from_team({"keycloak_group": "team-x", "owners": ["o"]}) == [
-        GroupSpec("team-x", ["o"])]
-    assert groups_from_team({"kind": "Team", "spec": "broken"}) == []
+    # Without group fields the names are derived all the same.
+    assert groups_from_team("x", {"metadata": {"name": "x"}, "spec": {"owners": ["o"]}}) == [
+        GroupSpec("team-x", ["o"]), GroupSpec("team-x-admins", ["o"])]
+    assert groups_from_team("x", {"metadata": {"name": "x"}, "spec": "broken"}) == [
+        GroupSpec("team-x", []), GroupSpec("team-x-admins", [])]
 
 
 def test_first_sync_creates_groups_and_members(sync: KeycloakSync, realm: FakeRealm,
                                                fake: tuple[FakeKeycloak, str]) -> None:
     keycloak, _ = fake
-    report = sync.sync(groups_from_team(TEAM_YAML))
+    report = sync.sync(groups_from_team("shop", TEAM_YAML))
     assert report.created_groups == ["team-shop", "team-shop-admins", "platform-admins"]
     assert realm.members("team-shop") == {"alice", "bob", "carol"}
     assert realm.members("team-shop-admins") == {"alice"}
@@ -88,9 +91,9 @@ def test_first_sync_creates_groups_and_members(sync: KeycloakSync, realm: FakeRe
 def test_second_sync_changes_nothing(sync: KeycloakSync, realm: FakeRealm,
                                      fake: tuple[FakeKeycloak, str]) -> None:
     keycloak, _ = fake
-    sync.sync(groups_from_team(TEAM_YAML))
+    sync.sync(groups_from_team("shop", TEAM_YAML))
     writes = len(keycloak.writes)
-    report = sync.sync(groups_from_team(TEAM_YAML))
+    report = sync.sync(groups_from_team("shop", TEAM_YAML))
     assert report == SyncReport()
     assert not report.changed
     assert len(keycloak.writes) == writes
@@ -137,7 +140,7 @@ def test_bad_input_is_refused_before_any_write(sync: KeycloakSync,
     assert caught.value.temporary is False
     with pytest.raises(SyncError, match="claimed twice"):
         sync.sync([GroupSpec("team-x", ["alice"]), GroupSpec("team-x", ["bob"])])
-    with pytest.raises(SyncError, match="top-level"):
+    with pytest.raises(SyncError, match="not a group name"):
         sync.sync([GroupSpec("team-y", ["alice"]), GroupSpec("", [])])
     assert len(keycloak.writes) == writes
 

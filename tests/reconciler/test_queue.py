@@ -17,7 +17,7 @@ from gitops.forges.base import MergeEvent
 from gitops.forges.local import LocalForge
 from portal.auth.models import AuditEvent
 from portal.auth.principal import SYSTEM
-from portal.db import utcnow
+from portal.db import aware, utcnow
 from portal.settings import Settings
 from reconciler import queue, service
 from reconciler.context import Handler, JobContext, Result
@@ -285,3 +285,22 @@ def test_failed_plan_fails_the_merge_and_retry_reopens_it(
     drain(worker)
     with Session(engine) as session:
         assert session.exec(select(MergeRecord.state)).one() == "applied"
+
+
+def test_a_rate_limited_forge_call_is_retried_at_the_reset(
+        forge: LocalForge, engine: Engine, settings: Settings) -> None:
+    from gitops.forges.base import RateLimited
+
+    def limited(ctx: JobContext) -> Result:
+        raise RateLimited("GitHub's rate limit asks to wait 3600 s", retry_after_s=3600)
+
+    worker = Worker(settings, engine, forge, handlers={
+        "plan": units_plan([queue.NewJob(unit="catalog", kind="catalog")]), "catalog": limited})
+    commit = merge(forge, engine, {"README.md": "x\n"})
+    started = utcnow()
+    for _ in range(5):  # the plan job, the catalog job; then nothing is due for an hour
+        worker.run_one()
+    job = jobs_of(engine, commit)["catalog"]
+    assert (job.state, job.attempts) == ("queued", 1)  # not dead, not retried in a loop
+    wait = (aware(job.not_before) - started).total_seconds()
+    assert 3590 <= wait <= 3700

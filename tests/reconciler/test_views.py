@@ -73,28 +73,7 @@ def test_webhook_without_a_configured_secret_is_503(app_client: TestClient,
     assert counts(engine) == (0, 0)
 
 
-def test_webhook_push_merge_and_pr_events(client: TestClient, engine: Engine) -> None:
-    assert deliver(client, "ping", {"zen": "hi"}).json() == {  # type: ignore[attr-defined]
-        "status": "ignored"}
-    assert deliver(client, "push", PUSH).json() == {  # type: ignore[attr-defined]
-        "status": "merge recorded"}
-    merged = {"action": "closed", "pull_request": {
-        "number": 7, "merged": True, "merge_commit_sha": MAIN_SHA, "base": {"ref": "main",
-                                                                          "sha": BEFORE_SHA},
-        "head": {"ref": "feature", "sha": HEAD_SHA}, "merged_by": {"login": "octocat"}}}
-    assert deliver(client, "pull_request", merged).status_code == 202  # type: ignore
-    opened = {"action": "synchronize", "pull_request": {
-        "number": 8, "merged": False, "base": {"ref": "main", "sha": BEFORE_SHA},
-        "head": {"ref": "env-qa", "sha": HEAD_SHA}}, "sender": {"login": "dev"}}
-    assert deliver(client, "pull_request", opened).json() == {  # type: ignore[attr-defined]
-        "status": "plan preview queued"}
-    with Session(engine) as session:
-        merges = session.exec(select(MergeRecord)).all()
-        assert [(m.commit, m.before, m.source) for m in merges] == [
-            (MAIN_SHA, BEFORE_SHA, "webhook")]  # the PR event for the same commit: no-op
-        jobs = session.exec(select(Job).order_by(Job.id)).all()  # type: ignore[arg-type]
-        assert [(j.commit, j.unit, j.kind) for j in jobs] == [
-            (MAIN_SHA, "plan", "plan"), (HEAD_SHA, "plan-preview#8", "plan_preview")]
+# What each delivery does: tests/reconciler/test_webhook_table.py (the README's table).
 
 
 def test_bad_webhook_body_is_400(client: TestClient, engine: Engine) -> None:

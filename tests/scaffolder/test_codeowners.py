@@ -93,6 +93,12 @@ def test_team_handles_from_team_yaml() -> None:
         "pay", ("@acme/team-pay",), ("@acme/team-pay-admins",))
     assert team_owners("pay", org=None, team_doc=doc) == TeamOwners(
         "pay", ("@alice", "@bob"), ("@alice",))
+    # The groups come from the team name: a team file naming a platform group changes nothing.
+    hostile = {"kind": "Team", "spec": {"groups": {"edit": "platform-admins",
+                                                   "admin": "platform-admins"},
+                                        "keycloakGroup": "team-web"}}
+    assert team_owners("pay", org="acme", team_doc=hostile) == TeamOwners(
+        "pay", ("@acme/team-pay",), ("@acme/team-pay-admins",))
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from gitops.quantity import parse_quantity
 from scaffolder.checks.kustomize import build
 from scaffolder.checks.manifests import load_documents, validate_documents, validate_manifest
 from scaffolder.checks.policy import PolicySet
-from gitops.quantity import parse_quantity
 from tests.templates.conftest import CASES
 from tests.templates.support import EDGE_ALL_ON, TYPICAL, cluster_objects, documents, yaml_files
 

@@ -50,7 +50,8 @@ def test_backstage_template_shape(name: str) -> None:
     # Paths use only DNS-1123-validated fields.
     for field in REF.findall(publish["targetPath"]):
         prop = schema["properties"][field]
-        assert prop.get("x-caas-rule") in {"dns-label", "namespace"} or prop.get("ui:field")
+        assert (prop.get("x-caas-rule") in {"dns-label", "namespace", "new-team"}
+                or prop.get("ui:field"))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -60,4 +61,4 @@ def test_single_output_folder_named_by_a_validated_variable(name: str) -> None:
     doc = YAML(typ="safe").load((TEMPLATES / name / "template.yaml").read_text())
     pages = doc["spec"]["parameters"]
     prop = merged_schema(pages)["properties"].get(variable) or derived_values(pages)[variable]
-    assert prop.get("x-caas-rule") in {"dns-label", "namespace"}
+    assert prop.get("x-caas-rule") in {"dns-label", "namespace", "new-team"}

@@ -28,7 +28,7 @@ from tests.terraform.conftest import runner_settings
 
 # Each AWS provider start loads a very large schema; on a busy 2-core machine a unit takes minutes.
 pytestmark = [pytest.mark.terraform, pytest.mark.slow, pytest.mark.timeout(1800)]
-SERVICES = ("s3", "dynamodb", "kms", "ssm", "sts", "iam", "ec2", "route53", "eks")
+SERVICES = ("s3", "dynamodb", "kms", "ssm", "sts", "iam", "ec2", "route53", "eks", "logs")
 REGION = "eu-west-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_DEFAULT_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true"}

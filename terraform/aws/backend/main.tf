@@ -20,14 +20,48 @@ locals {
   # re-created backend lands on the same name and the other units' state keys stay valid.
   bucket_name      = "${local.name}-tfstate-${data.aws_caller_identity.current.account_id}-${var.region}"
   parameter_prefix = "/caas/${var.environment}"
+  partition        = data.aws_partition.current.partition
+  account_id       = data.aws_caller_identity.current.account_id
 }
 
 # One key per environment encrypts the state bucket, the lock table, the configuration
 # parameters and (through the kubernetes unit) the cluster's Secrets.
+# The key policy is explicit (no implicit default policy): the account administers the key
+# through IAM, and CloudWatch Logs may use it for this account's log groups in this region
+# (the kubernetes unit's control-plane logs). Key policies: docs.aws.amazon.com/kms/latest/
+# developerguide/key-policy-default.html; logs: .../AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html
+
 resource "aws_kms_key" "this" {
   description             = "caas ${var.environment}: state, configuration and secrets"
   enable_key_rotation     = true
+  rotation_period_in_days = var.kms_rotation_period_in_days
   deletion_window_in_days = var.kms_deletion_window_in_days
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid    = "AccountAdministersKeyThroughIam"
+        Effect = "Allow"
+        # In a key policy "*" means this key and nothing else; kms:* for the account root is
+        # what lets IAM policies grant use of the key (without it the key can become unmanageable).
+        Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "CloudWatchLogsOfThisAccount"
+        Effect    = "Allow"
+        Principal = { Service = "logs.${var.region}.amazonaws.com" }
+        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+        Resource  = "*" # this key (key policy)
+        Condition = {
+          ArnLike = {
+            "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${var.region}:${local.account_id}:log-group:*"
+          }
+        }
+      },
+    ]
+  })
 }
 
 resource "aws_kms_alias" "this" {
@@ -36,8 +70,33 @@ resource "aws_kms_alias" "this" {
 }
 
 resource "aws_s3_bucket" "state" {
+  #checkov:skip=CKV_AWS_144:one region per environment; cross-region replication of state is an account-level DR choice, not this unit's
+  #checkov:skip=CKV2_AWS_62:no consumer of state-object events; Terraform reads the bucket directly
+  #checkov:skip=CKV_AWS_18:access is audited by the account's CloudTrail data events; a log bucket per state bucket would need its own state
   bucket        = local.bucket_name
   force_destroy = var.force_destroy
+}
+
+# Versioning keeps every state revision; old ones expire so the bucket does not grow forever.
+resource "aws_s3_bucket_lifecycle_configuration" "state" {
+  bucket = aws_s3_bucket.state.id
+
+  rule {
+    id     = "expire-old-state-revisions"
+    status = "Enabled"
+
+    filter {}
+
+    noncurrent_version_expiration {
+      noncurrent_days = var.noncurrent_version_days
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.state]
 }
 
 resource "aws_s3_bucket_versioning" "state" {

@@ -16,6 +16,8 @@ locals {
 }
 
 resource "aws_route53_zone" "this" {
+  #checkov:skip=CKV2_AWS_38:DNSSEC signing needs a us-east-1 asymmetric KMS key and a DS record in the parent zone, which this unit does not own; enable it where the parent is delegated
+  #checkov:skip=CKV2_AWS_39:query logging must go to a us-east-1 log group with a Route 53 resource policy (an account-wide setup outside this regional unit)
   count = local.create ? 1 : 0
 
   name          = var.domain_name

@@ -7,6 +7,7 @@ provider "aws" {
 }
 
 data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
 
 locals {
   partition = data.aws_partition.current.partition
@@ -16,10 +17,16 @@ locals {
     "caas.io/unit"        = "kubernetes"
   })
   # Karpenter finds the subnets and security groups it may use by this tag.
-  discovery_tag = { "karpenter.sh/discovery" = var.cluster_name }
-  node_groups   = { for group in var.node_groups : group.name => group }
-  oidc_issuer   = aws_eks_cluster.this.identity[0].oidc[0].issuer
-  oidc_host     = replace(local.oidc_issuer, "https://", "")
+  discovery_tag     = { "karpenter.sh/discovery" = var.cluster_name }
+  node_groups       = { for group in var.node_groups : group.name => group }
+  oidc_issuer       = aws_eks_cluster.this.identity[0].oidc[0].issuer
+  oidc_host         = replace(local.oidc_issuer, "https://", "")
+  account_id        = data.aws_caller_identity.current.account_id
+  cluster_log_types = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+  # Karpenter may only touch EC2 resources tagged as this cluster's.
+  owned_tag = "aws:RequestTag/kubernetes.io/cluster/${var.cluster_name}"
+  owns_tag  = "aws:ResourceTag/kubernetes.io/cluster/${var.cluster_name}"
+  ec2_arn   = "arn:${local.partition}:ec2:${var.region}"
 }
 
 ################################################################################
@@ -68,19 +75,30 @@ resource "aws_vpc_security_group_egress_rule" "cluster_all" {
   description       = "Outbound through the NAT gateways"
 }
 
+# EKS writes control-plane logs to this group; creating it here sets retention and encryption
+# (docs.aws.amazon.com/eks/latest/userguide/control-plane-logs.html).
+resource "aws_cloudwatch_log_group" "cluster" {
+  name              = "/aws/eks/${var.cluster_name}/cluster"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
 resource "aws_eks_cluster" "this" {
   name     = var.cluster_name
   version  = var.kubernetes_version
   role_arn = aws_iam_role.cluster.arn
 
-  enabled_cluster_log_types = var.cluster_log_types
+  # Every control-plane log type (api, audit, authenticator, controllerManager, scheduler).
+  enabled_cluster_log_types = local.cluster_log_types
 
+  # The API endpoint is private (reached from the VPC) unless public access is opted into,
+  # and then only from the allow-listed CIDRs (never 0.0.0.0/0, see variables.tf).
   vpc_config {
     subnet_ids              = concat(var.private_subnet_ids, var.public_subnet_ids)
     security_group_ids      = [aws_security_group.cluster.id]
     endpoint_private_access = true
     endpoint_public_access  = var.endpoint_public_access
-    public_access_cidrs     = var.endpoint_public_access_cidrs
+    public_access_cidrs     = var.endpoint_public_access ? var.endpoint_public_access_cidrs : null
   }
 
   access_config {
@@ -102,7 +120,7 @@ resource "aws_eks_cluster" "this" {
 
   tags = local.discovery_tag
 
-  depends_on = [aws_iam_role_policy_attachment.cluster]
+  depends_on = [aws_iam_role_policy_attachment.cluster, aws_cloudwatch_log_group.cluster]
 }
 
 ################################################################################
@@ -143,21 +161,129 @@ resource "aws_iam_role" "karpenter" {
   assume_role_policy = data.aws_iam_policy_document.karpenter_assume.json
 }
 
+# Karpenter's controller policy, scoped the way Karpenter's own reference policy is
+# (karpenter.sh/docs/reference/cloudformation/): launches and deletions only of resources
+# tagged kubernetes.io/cluster/<name>=owned, read-only calls pinned to the region.
 data "aws_iam_policy_document" "karpenter" {
   statement {
-    sid = "ProvisionDiscoveredCapacity"
-    actions = [
-      "ec2:CreateFleet", "ec2:CreateLaunchTemplate", "ec2:CreateTags", "ec2:DeleteLaunchTemplate",
-      "ec2:RunInstances", "ec2:TerminateInstances", "ec2:Describe*", "pricing:GetProducts",
-      "ssm:GetParameter", "eks:DescribeCluster",
+    sid     = "LaunchFromSharedResources"
+    actions = ["ec2:RunInstances", "ec2:CreateFleet"]
+    resources = [
+      "${local.ec2_arn}::image/*", "${local.ec2_arn}::snapshot/*",
+      "${local.ec2_arn}:*:security-group/*", "${local.ec2_arn}:*:subnet/*",
+      "${local.ec2_arn}:*:capacity-reservation/*",
     ]
+  }
+
+  statement {
+    sid       = "LaunchFromOwnedLaunchTemplates"
+    actions   = ["ec2:RunInstances", "ec2:CreateFleet"]
+    resources = ["${local.ec2_arn}:*:launch-template/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = local.owns_tag
+      values   = ["owned"]
+    }
+  }
+
+  statement {
+    sid     = "CreateOwnedResources"
+    actions = ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"]
+    resources = [
+      "${local.ec2_arn}:*:fleet/*", "${local.ec2_arn}:*:instance/*", "${local.ec2_arn}:*:volume/*",
+      "${local.ec2_arn}:*:network-interface/*", "${local.ec2_arn}:*:launch-template/*",
+      "${local.ec2_arn}:*:spot-instances-request/*",
+    ]
+
+    condition {
+      test     = "StringEquals"
+      variable = local.owned_tag
+      values   = ["owned"]
+    }
+  }
+
+  statement {
+    sid     = "TagOnCreateOnly"
+    actions = ["ec2:CreateTags"]
+    resources = [
+      "${local.ec2_arn}:*:fleet/*", "${local.ec2_arn}:*:instance/*", "${local.ec2_arn}:*:volume/*",
+      "${local.ec2_arn}:*:network-interface/*", "${local.ec2_arn}:*:launch-template/*",
+      "${local.ec2_arn}:*:spot-instances-request/*",
+    ]
+
+    condition {
+      test     = "StringEquals"
+      variable = local.owned_tag
+      values   = ["owned"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:CreateAction"
+      values   = ["RunInstances", "CreateFleet", "CreateLaunchTemplate"]
+    }
+  }
+
+  statement {
+    sid       = "DeleteOwnedResources"
+    actions   = ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"]
+    resources = ["${local.ec2_arn}:*:instance/*", "${local.ec2_arn}:*:launch-template/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = local.owns_tag
+      values   = ["owned"]
+    }
+  }
+
+  statement {
+    sid = "RegionalReadOnly"
+    actions = [
+      "ec2:DescribeAvailabilityZones", "ec2:DescribeImages", "ec2:DescribeInstances",
+      "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
+      "ec2:DescribeLaunchTemplates", "ec2:DescribeSecurityGroups",
+      "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets", "ec2:DescribeCapacityReservations",
+    ]
+    # "*" is required: EC2 Describe* calls support no resource-level permissions.
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestedRegion"
+      values   = [var.region]
+    }
+  }
+
+  statement {
+    sid       = "ReadAmiParameters"
+    actions   = ["ssm:GetParameter"]
+    resources = ["arn:${local.partition}:ssm:${var.region}::parameter/aws/service/*"]
+  }
+
+  statement {
+    sid     = "ReadPrices"
+    actions = ["pricing:GetProducts"]
+    # "*" is required: the Price List API supports no resource-level permissions.
     resources = ["*"]
   }
 
   statement {
-    sid       = "PassNodeRole"
+    sid       = "PassNodeRoleToEc2"
     actions   = ["iam:PassRole"]
     resources = [aws_iam_role.node.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["ec2.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid       = "DescribeThisCluster"
+    actions   = ["eks:DescribeCluster"]
+    resources = [aws_eks_cluster.this.arn]
   }
 }
 
@@ -197,6 +323,13 @@ resource "aws_iam_role_policy_attachment" "node" {
 
   role       = aws_iam_role.node.name
   policy_arn = "arn:${local.partition}:iam::aws:policy/${each.value}"
+}
+
+# Karpenter's EC2NodeClass names this profile (spec.instanceProfile), so the controller needs
+# no iam:*InstanceProfile permissions of its own.
+resource "aws_iam_instance_profile" "node" {
+  name = "${var.cluster_name}-node"
+  role = aws_iam_role.node.name
 }
 
 resource "aws_eks_node_group" "this" {

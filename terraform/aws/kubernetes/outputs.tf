@@ -47,3 +47,8 @@ output "node_groups" {
   description = "Names of the managed node groups."
   value       = keys(aws_eks_node_group.this)
 }
+
+output "node_instance_profile_name" {
+  description = "Instance profile of the node role, for Karpenter's EC2NodeClass `spec.instanceProfile`."
+  value       = aws_iam_instance_profile.node.name
+}

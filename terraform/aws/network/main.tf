@@ -6,9 +6,14 @@ provider "aws" {
   }
 }
 
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
 locals {
-  name   = "caas-${var.environment}"
-  create = var.vpc_id == null
+  partition  = data.aws_partition.current.partition
+  account_id = data.aws_caller_identity.current.account_id
+  name       = "caas-${var.environment}"
+  create     = var.vpc_id == null
   tags = merge(var.tags, {
     "caas.io/environment" = var.environment
     "caas.io/tier"        = var.tier
@@ -184,4 +189,112 @@ resource "aws_route_table_association" "private" {
 
   subnet_id      = aws_subnet.private[count.index].id
   route_table_id = aws_route_table.private[count.index].id
+}
+
+# The default security group of a created VPC allows nothing; every workload names its own.
+resource "aws_default_security_group" "this" {
+  count = local.create ? 1 : 0
+
+  vpc_id = aws_vpc.this[0].id
+  tags   = { Name = "${local.name}-default-deny" }
+}
+
+################################################################################
+# VPC flow logs: every accepted and rejected flow to CloudWatch Logs, KMS-encrypted
+# (docs.aws.amazon.com/vpc/latest/userguide/flow-logs-cwl.html)
+################################################################################
+
+
+resource "aws_kms_key" "flow_logs" {
+  count = var.flow_logs ? 1 : 0
+
+  description             = "caas ${var.environment}: VPC flow logs"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid    = "AccountAdministersKeyThroughIam"
+        Effect = "Allow"
+        # In a key policy "*" is this key; kms:* for the account root lets IAM grant its use.
+        Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "CloudWatchLogsEncryptsTheFlowLogGroup"
+        Effect    = "Allow"
+        Principal = { Service = "logs.${var.region}.amazonaws.com" }
+        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+        Resource  = "*" # this key (key policy)
+        Condition = {
+          ArnEquals = {
+            "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${var.region}:${local.account_id}:log-group:/caas/${var.environment}/vpc-flow-logs"
+          }
+        }
+      },
+    ]
+  })
+}
+
+resource "aws_cloudwatch_log_group" "flow_logs" {
+  count = var.flow_logs ? 1 : 0
+
+  name              = "/caas/${var.environment}/vpc-flow-logs"
+  retention_in_days = var.flow_log_retention_days
+  kms_key_id        = aws_kms_key.flow_logs[0].arn
+}
+
+data "aws_iam_policy_document" "flow_logs_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["vpc-flow-logs.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "flow_logs" {
+  count = var.flow_logs ? 1 : 0
+
+  name               = "${local.name}-vpc-flow-logs"
+  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
+}
+
+data "aws_iam_policy_document" "flow_logs" {
+  count = var.flow_logs ? 1 : 0
+
+  statement {
+    sid       = "WriteTheFlowLogGroupOnly"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = [aws_cloudwatch_log_group.flow_logs[0].arn, "${aws_cloudwatch_log_group.flow_logs[0].arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "flow_logs" {
+  count = var.flow_logs ? 1 : 0
+
+  name   = "vpc-flow-logs"
+  role   = aws_iam_role.flow_logs[0].id
+  policy = data.aws_iam_policy_document.flow_logs[0].json
+}
+
+resource "aws_flow_log" "this" {
+  count = var.flow_logs ? 1 : 0
+
+  vpc_id               = local.create ? aws_vpc.this[0].id : var.vpc_id
+  traffic_type         = "ALL"
+  log_destination_type = "cloud-watch-logs"
+  log_destination      = aws_cloudwatch_log_group.flow_logs[0].arn
+  iam_role_arn         = aws_iam_role.flow_logs[0].arn
+  tags                 = { Name = "${local.name}-flow-logs" }
 }

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from gitops.forges.base import (
     ChangeSpec,
@@ -54,7 +55,7 @@ def repo(fake: FakeGitHub) -> FakeRepo:
 @pytest.fixture
 def forge(fake: FakeGitHub, repo: FakeRepo) -> GitHubForge:
     return GitHubForge(f"{repo.owner}/{repo.name}", token="ghs_test",
-                       base_url=fake.base_url + PREFIX)
+                       base_url=fake.base_url + PREFIX, seconds_between_writes=None)
 
 
 def _spec(**overrides: object) -> ChangeSpec:
@@ -295,3 +296,21 @@ def test_codeowners_matching_reads_the_generated_file() -> None:
     assert codeowners_for(text, ["teams/shop/team.yaml"]) == (
         [], ["acme/team-shop-admins", admins])
     assert codeowners_for(text, ["envs/prod/infra.yaml"]) == ([], [admins])
+
+
+def test_the_factory_keeps_one_github_forge_so_etags_outlive_a_request(
+        tmp_path: Path, fake: FakeGitHub, repo: FakeRepo) -> None:
+    from gitops.forges.factory import make_forge
+    from portal.settings import ForgeKind
+
+    settings = Settings(data_dir=tmp_path, forge=ForgeKind.github,
+                        github_url=fake.base_url + PREFIX, github_token="ghs_x",
+                        github_repo=f"{repo.owner}/{repo.name}", github_write_interval_s=0)
+    first = make_forge(settings, None)  # type: ignore[arg-type]
+    assert make_forge(settings, None) is first  # type: ignore[arg-type]
+    fake.reset_log()
+    first.head()
+    make_forge(settings, None).head()  # type: ignore[arg-type]
+    assert [c.status for c in fake.calls] == [200, 304]
+    other = settings.model_copy(update={"github_token": SecretStr("ghs_other")})
+    assert make_forge(other, None) is not first  # type: ignore[arg-type]

@@ -70,7 +70,7 @@ def make(fake: FakeGitHub, repo: FakeRepo, clock: Clock) -> Callable[..., GitHub
     def build(max_wait_s: float = 60.0) -> GitHubForge:
         return GitHubForge(f"{repo.owner}/{repo.name}", token="ghs_test",
                            base_url=fake.base_url + PREFIX, max_wait_s=max_wait_s,
-                           sleep=clock.sleep, clock=clock.time)
+                           sleep=clock.sleep, clock=clock.time, seconds_between_writes=None)
     return build
 
 

@@ -109,7 +109,7 @@ def calls() -> Iterator[list[Call]]:
                           "seed")
         repo.collaborators, repo.teams = {"erin"}, {"team-shop"}
         forge = GitHubForge("acme/gitops", token="ghs_test", base_url=url + PREFIX,
-                            sleep=lambda _s: None)
+                            sleep=lambda _s: None, seconds_between_writes=None)
         before = forge.head()
         fake.faults.append(Fault("POST", "/git/trees", 429, {"Retry-After": "1"}))
         info = forge.open_change(ChangeSpec(
