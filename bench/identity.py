@@ -84,7 +84,7 @@ def main() -> None:
     print(f"{'':<44} CODEOWNERS: {len(text.splitlines())} lines, {len(text)} bytes")
 
     with running_idp() as idp, tempfile.TemporaryDirectory() as tmp:
-        idp.user = {"preferred_username": "olga", "groups": ["/teams/payments"]}
+        idp.user = {"preferred_username": "olga", "groups": ["/team-payments"]}
         client = OidcClient(issuer=idp.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
         token = idp.sign(idp.claims())
         client.verify_id_token(token, nonce="n")

@@ -1,15 +1,26 @@
-"""The catalog as Backstage entities (``backstage.io/v1alpha1``), shaped like the responses of
-Backstage's catalog API (``GET /api/catalog/entities``): metadata, spec and the computed
-``relations`` in both directions, so a Backstage instance can ingest it unchanged.
+"""The catalog as Backstage entities (``backstage.io/v1alpha1``) that a Backstage instance
+ingests unchanged: every entity passes catalog-model's kind validators and the catalog's default
+entity policies (``SchemaValidEntityPolicy``, ``DefaultNamespaceEntityPolicy``,
+``NoForeignRootFieldsEntityPolicy``, ``FieldFormatEntityPolicy``; tests/backstage runs them).
+
+Relations are not written: Backstage computes ``relations`` (a root field it refuses on input)
+from the spec fields its ``BuiltinKindsEntityProcessor`` reads — ``spec.owner`` (ownedBy/ownerOf),
+``spec.system`` (partOf/hasPart), ``spec.dependsOn`` (dependsOn/dependencyOf), Group
+``spec.members``/``spec.children``/``spec.parent`` and User ``spec.memberOf``
+(memberOf/hasMember, childOf/parentOf). Every entity ref in those fields resolves inside the
+export: the ``platform`` Group (owner of the ``caas`` System) is always present, owners that no
+team defines get a Group marked ``caas.io/implied: "true"``, and ``dependsOn`` names only
+exported entities.
 
 Mapping: team → Group (+ a User per owner/member), tenant namespace → Resource
 (type ``kubernetes-namespace``), environment → Resource (type ``environment``), application →
 Component, and one System ``caas`` that every tenant and application is part of.
+``to_yaml`` writes the multi-document YAML a Backstage ``url`` Location reads
+(``GET /api/catalog/backstage.yaml``).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from typing import Any
 
@@ -17,14 +28,12 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from catalog.models import Entity, Kind
+from gitops import yaml
 from portal.errors import ValidationFailed
 
 API_VERSION = "backstage.io/v1alpha1"
 SYSTEM = "caas"
 PLATFORM_GROUP = "platform"
-REVERSE = {"ownedBy": "ownerOf", "partOf": "hasPart", "dependsOn": "dependencyOf",
-           "memberOf": "hasMember"}
-_NS = uuid.UUID("6f0c1f56-7d0b-4c64-9d7e-0c5a7f3c2a11")
 
 
 def ref(kind: str, name: str) -> str:
@@ -34,8 +43,7 @@ def ref(kind: str, name: str) -> str:
 def _metadata(name: str, *, key: str, title: str = "", description: str = "",
               tags: list[str] | None = None, annotations: dict[str, str] | None = None
               ) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "namespace": "default",
-                            "uid": str(uuid.uuid5(_NS, key))}
+    meta: dict[str, Any] = {"name": name, "namespace": "default"}
     if title:
         meta["title"] = title
     if description:
@@ -46,12 +54,11 @@ def _metadata(name: str, *, key: str, title: str = "", description: str = "",
     return meta
 
 
-class _Graph:
-    """Collects entities and adds each relation together with its reverse."""
+class _Export:
+    """Entities by ref, in a stable order."""
 
     def __init__(self) -> None:
         self.entities: dict[str, dict[str, Any]] = {}
-        self.relations: dict[str, set[tuple[str, str]]] = defaultdict(set)
 
     def add(self, kind: str, metadata: dict[str, Any], spec: dict[str, Any]) -> str:
         entity_ref = ref(kind, metadata["name"])
@@ -59,29 +66,18 @@ class _Graph:
                                      "metadata": metadata, "spec": spec}
         return entity_ref
 
-    def relate(self, source: str, rel: str, target: str) -> None:
-        self.relations[source].add((rel, target))
-        if rel in REVERSE:
-            self.relations[target].add((REVERSE[rel], source))
+    def ensure_group(self, name: str) -> str:
+        """A Group the export refers to; implied (and marked) when no team defines it."""
+        group = ref("Group", name)
+        if group not in self.entities:
+            self.add("Group", _metadata(
+                name, key=f"team:{name}", annotations={"caas.io/implied": "true"},
+                description="Referred to by the platform; not defined under teams/ yet."),
+                {"type": "team", "children": []})
+        return group
 
     def export(self) -> list[dict[str, Any]]:
-        out = []
-        for entity_ref in sorted(self.entities):
-            entity = self.entities[entity_ref]
-            entity["relations"] = [
-                {"type": rel, "targetRef": target,
-                 "target": dict(zip(("kind", "namespace", "name"),
-                                    _split_ref(target), strict=True))}
-                for rel, target in sorted(self.relations.get(entity_ref, ()))
-                if target in self.entities]
-            out.append(entity)
-        return out
-
-
-def _split_ref(entity_ref: str) -> tuple[str, str, str]:
-    kind, _, rest = entity_ref.partition(":")
-    namespace, _, name = rest.partition("/")
-    return kind, namespace, name
+        return [self.entities[r] for r in sorted(self.entities)]
 
 
 def resource_name(row: Entity) -> str:
@@ -94,71 +90,88 @@ def resource_name(row: Entity) -> str:
     return row.name
 
 
+def _teams(out: _Export, rows: list[Entity]) -> dict[str, set[str]]:
+    users: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        spec = row.spec or {}
+        if row.kind != Kind.team:
+            continue
+        owners = list(spec.get("owners") or [])
+        members = owners + [m for m in spec.get("members") or [] if m not in owners]
+        profile = {"displayName": row.title or row.name}
+        if spec.get("email"):
+            profile["email"] = spec["email"]
+        out.add("Group", _metadata(
+            row.name, key=row.key, title=row.title, description=row.description,
+            annotations={"caas.io/keycloak-group": str(spec.get("keycloak_group", "")),
+                         "caas.io/cost-center": str(spec.get("cost_center", ""))}),
+            {"type": "team", "profile": profile, "children": [], "members": members})
+        for user in members:
+            users[user].add(row.name)
+    return users
+
+
 def build(rows: list[Entity]) -> list[dict[str, Any]]:
-    graph = _Graph()
+    """Policy-valid entities for the rows on main (shapes: Backstage's descriptor format)."""
+    out = _Export()
     on_main = [r for r in rows if r.on_main]
     by_key = {r.key: r for r in on_main}
-    system = graph.add("System", _metadata(SYSTEM, key="system:caas", title="CaaS platform",
-                                           description="Tenants and applications run by the "
-                                           "Container-as-a-Service platform"),
-                       {"owner": ref("Group", PLATFORM_GROUP)})
-    graph.relate(system, "ownedBy", ref("Group", PLATFORM_GROUP))
-    users: dict[str, set[str]] = defaultdict(set)
+    users = _teams(out, on_main)
+    out.add("System", _metadata(SYSTEM, key="system:caas", title="CaaS platform",
+                                description="Tenants and applications run by the "
+                                "Container-as-a-Service platform"),
+            {"owner": out.ensure_group(PLATFORM_GROUP)})
     for row in on_main:
         spec = row.spec or {}
-        if row.kind == Kind.team:
-            members = sorted(set(spec.get("members") or []) | set(spec.get("owners") or []))
-            profile = {"displayName": row.title or row.name}
-            if spec.get("email"):
-                profile["email"] = spec["email"]
-            group = graph.add("Group", _metadata(
-                row.name, key=row.key, title=row.title, description=row.description,
-                annotations={"caas.io/keycloak-group": str(spec.get("keycloak_group", "")),
-                             "caas.io/cost-center": str(spec.get("cost_center", ""))}),
-                {"type": "team", "profile": profile, "children": [], "members": members})
-            for user in members:
-                users[user].add(row.name)
-                graph.relate(ref("User", user), "memberOf", group)
-        elif row.kind == Kind.environment:
-            graph.add("Resource", _metadata(
+        if row.kind == Kind.environment:
+            out.add("Resource", _metadata(
                 row.name, key=row.key, title=row.title, description=row.description,
                 tags=[t for t in (spec.get("tier"), spec.get("provider")) if t]),
-                {"type": "environment", "owner": ref("Group", row.owner or PLATFORM_GROUP)})
+                {"type": "environment",
+                 "owner": out.ensure_group(row.owner or PLATFORM_GROUP)})
+    environments = set(out.entities)
     for row in on_main:
         spec = row.spec or {}
-        owner = ref("Group", row.owner)
         if row.kind == Kind.namespace:
             envs = [ref("Resource", e) for e in sorted(spec.get("environments") or {})]
-            res = graph.add("Resource", _metadata(
+            out.add("Resource", _metadata(
                 resource_name(row), key=row.key, title=row.title, description=row.description,
                 annotations={"backstage.io/kubernetes-namespace":
                              str(spec.get("namespace", ""))},
                 tags=["namespace", "tenant"]),
-                {"type": "kubernetes-namespace", "owner": owner, "system": SYSTEM,
-                 "dependsOn": envs})
-            graph.relate(res, "ownedBy", owner)
-            graph.relate(res, "partOf", system)
-            for env in envs:
-                graph.relate(res, "dependsOn", env)
-        elif row.kind == Kind.application:
+                {"type": "kubernetes-namespace", "owner": out.ensure_group(row.owner),
+                 "system": SYSTEM, "dependsOn": [e for e in envs if e in environments]})
+    for row in on_main:
+        spec = row.spec or {}
+        if row.kind == Kind.application:
             tenant = by_key.get(f"namespace:{spec.get('team') or row.owner}/"
                                 f"{spec.get('tenant', '')}")
             depends = [ref("Resource", resource_name(tenant))] if tenant else []
-            comp = graph.add("Component", _metadata(
+            system = str(spec.get("system") or SYSTEM)
+            out.add("Component", _metadata(
                 resource_name(row), key=row.key, title=row.title, description=row.description,
                 annotations={"argocd/app-name": resource_name(row)}),
                 {"type": spec.get("type") or "service",
-                 "lifecycle": spec.get("lifecycle") or "production", "owner": owner,
-                 "system": spec.get("system") or SYSTEM, "dependsOn": depends})
-            graph.relate(comp, "ownedBy", owner)
-            graph.relate(comp, "partOf", ref("System", spec.get("system") or SYSTEM))
-            for dep in depends:
-                graph.relate(comp, "dependsOn", dep)
+                 "lifecycle": spec.get("lifecycle") or "production",
+                 "owner": out.ensure_group(row.owner),
+                 "system": system if ref("System", system) in out.entities else SYSTEM,
+                 "dependsOn": [d for d in depends if d in out.entities]})
     for user, teams in users.items():
-        graph.add("User", _metadata(user, key=f"user:{user}"),
-                  {"profile": {"displayName": user},
-                   "memberOf": [ref("Group", t) for t in sorted(teams)]})
-    return graph.export()
+        out.add("User", _metadata(user, key=f"user:{user}"),
+                {"profile": {"displayName": user},
+                 "memberOf": [ref("Group", t) for t in sorted(teams)]})
+    return out.export()
+
+
+def to_yaml(entities: list[dict[str, Any]]) -> str:
+    """Multi-document YAML (``---`` between entities), as a Backstage ``url`` Location reads."""
+    return yaml.dump_all(entities, sort_keys=False)
+
+
+FILTER_FIELDS = ("kind", "metadata.name", "metadata.namespace", "spec.type", "spec.owner")
+_CONDITION = r"\s*(?:" + "|".join(f.replace(".", r"\.") for f in FILTER_FIELDS) + r")\s*=[^,]*"
+FILTER_PATTERN = rf"^{_CONDITION}(?:,{_CONDITION})*$"
+"""One ``filter=`` value: ``<field>=<value>`` conditions joined by commas (the API declares it)."""
 
 
 def _parse_filters(filters: list[str]) -> list[dict[str, str]]:
@@ -168,8 +181,7 @@ def _parse_filters(filters: list[str]) -> list[dict[str, str]]:
         conditions: dict[str, str] = {}
         for part in text.split(","):
             name, sep, value = part.partition("=")
-            if not sep or name.strip() not in ("kind", "metadata.name", "spec.type",
-                                               "metadata.namespace", "spec.owner"):
+            if not sep or name.strip() not in FILTER_FIELDS:
                 raise ValidationFailed(
                     f"filter {part!r} must be <field>=<value> with field kind, metadata.name, "
                     "metadata.namespace, spec.type or spec.owner", field="filter", rule="filter")

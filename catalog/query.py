@@ -30,6 +30,8 @@ from portal.db import aware
 from portal.errors import NotFound, ValidationFailed
 
 MAX_LIMIT = 200
+# What ``status=`` filters by: an entity status, or flagged (drift) / orphaned.
+STATUS_FILTERS = tuple(sorted(STATUSES | {"flagged", "orphaned"}))
 SUMMARY_COLUMNS = (
     col(Entity.key), col(Entity.kind), col(Entity.name), col(Entity.title), col(Entity.owner),
     col(Entity.description), col(Entity.status), col(Entity.sync), col(Entity.health),
@@ -42,9 +44,16 @@ def encode_cursor(key: str) -> str:
     return base64.urlsafe_b64encode(f"v1:{key}".encode()).decode().rstrip("=")
 
 
+# What ``encode_cursor`` produces: base64url without padding of ``v1:<key>`` ("v1:" → "djE6").
+CURSOR_PATTERN = r"^djE6(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$"
+CURSOR_MAX_LENGTH = 534  # at most 400 bytes of "v1:<key>" (the check below), base64url
+
+
 def decode_cursor(cursor: str) -> str:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        # A key the index never held only moves the page start: no need to refuse it.
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode(
+            errors="replace")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raw = ""
     if not raw.startswith("v1:") or len(raw) > 400:
@@ -97,10 +106,9 @@ def list_entities(session: Session, *, kind: Kind, prices: PriceSheet, q: str | 
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit",
                                rule="range")
-    if status is not None and status not in STATUSES | {"flagged", "orphaned"}:
-        raise ValidationFailed(
-            f"status must be one of {', '.join(sorted(STATUSES | {'flagged', 'orphaned'}))}",
-            field="status", rule="enum")
+    if status is not None and status not in STATUS_FILTERS:
+        raise ValidationFailed(f"status must be one of {', '.join(STATUS_FILTERS)}",
+                               field="status", rule="enum")
     if q is not None and len(q) > 200:
         raise ValidationFailed("q must be at most 200 characters", field="q", rule="length")
     stmt = select(*SUMMARY_COLUMNS).where(col(Entity.kind) == kind)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from pydantic import StringConstraints
 from sqlmodel import Session
 
 from catalog import backstage, detail, query
@@ -15,17 +16,24 @@ from catalog.cost import load_price_sheet
 from catalog.live_status import live_block
 from catalog.models import EntityPage, Kind
 from portal.deps import PrincipalDep, SessionDep, SettingsDep
+from portal.errors import error_responses
+from portal.params import MAX_ID, Offset
 
-router = APIRouter(prefix="/api/catalog", tags=["catalog"])
+router = APIRouter(prefix="/api/catalog", tags=["catalog"],
+                   responses=error_responses(401, 422))
+DETAIL = error_responses(404)
 
 Q = Annotated[str | None, Query(description="Search in name, title, description, owner, tags.")]
 Owner = Annotated[str | None, Query(description="Owning team (`payments` or `group:payments`).")]
 Env = Annotated[str | None, Query(description="Only entities that run in this environment.")]
 StatusQ = Annotated[str | None, Query(
-    description="requested, merged, applying, applied, failed, synced, out-of-sync, flagged "
-                "or orphaned.")]
-Limit = Annotated[int, Query(description=f"Page size, 1-{query.MAX_LIMIT}.")]
-Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
+    description="Only entities with this status (or flagged, orphaned).",
+    json_schema_extra={"enum": list(query.STATUS_FILTERS)})]
+Limit = Annotated[int, Query(ge=1, le=query.MAX_LIMIT,
+                             description=f"Page size, 1-{query.MAX_LIMIT}.")]
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.",
+                                     pattern=query.CURSOR_PATTERN,
+                                     max_length=query.CURSOR_MAX_LENGTH)]
 
 
 def _release(session: Session) -> None:
@@ -92,25 +100,25 @@ def _detail(key: str, session: SessionDep, settings: SettingsDep) -> dict[str, A
     return result
 
 
-@router.get("/teams/{team}")
+@router.get("/teams/{team}", responses=DETAIL)
 def get_team(team: str, _p: PrincipalDep, session: SessionDep,
              settings: SettingsDep) -> dict[str, Any]:
     return _detail(f"team:{team}", session, settings)
 
 
-@router.get("/namespaces/{team}/{namespace}")
+@router.get("/namespaces/{team}/{namespace}", responses=DETAIL)
 def get_namespace(team: str, namespace: str, _p: PrincipalDep, session: SessionDep,
                   settings: SettingsDep) -> dict[str, Any]:
     return _detail(f"namespace:{team}/{namespace}", session, settings)
 
 
-@router.get("/environments/{env}")
+@router.get("/environments/{env}", responses=DETAIL)
 def get_environment(env: str, _p: PrincipalDep, session: SessionDep,
                     settings: SettingsDep) -> dict[str, Any]:
     return _detail(f"environment:{env}", session, settings)
 
 
-@router.get("/applications/{team}/{app}")
+@router.get("/applications/{team}/{app}", responses=DETAIL)
 def get_application(team: str, app: str, _p: PrincipalDep, session: SessionDep,
                     settings: SettingsDep) -> dict[str, Any]:
     return _detail(f"application:{team}/{app}", session, settings)
@@ -119,13 +127,29 @@ def get_application(team: str, app: str, _p: PrincipalDep, session: SessionDep,
 @router.get("/entities")
 def backstage_entities(
     _p: PrincipalDep, session: SessionDep,
-    filter: Annotated[list[str] | None, Query(
+    filter: Annotated[list[Annotated[str, StringConstraints(
+        pattern=backstage.FILTER_PATTERN, max_length=1000)]] | None, Query(
         description="Backstage filter, e.g. `kind=component` or `kind=resource,spec.type="
                     "kubernetes-namespace`; repeat for OR.")] = None,
-    offset: Annotated[int, Query(description="Skip this many entities.")] = 0,
-    limit: Annotated[int | None, Query(description="Return at most this many.")] = None,
+    offset: Offset = 0,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_ID,
+                                       description="Return at most this many.")] = None,
 ) -> list[dict[str, Any]]:
     try:
         return backstage.export(session, filters=filter, offset=offset, limit=limit)
     finally:
         _release(session)
+
+
+@router.get("/backstage.yaml", response_class=Response, responses={
+    200: {"content": {"application/yaml": {}},
+          "description": "Every entity as multi-document YAML."}})
+def backstage_location(_p: PrincipalDep, session: SessionDep) -> Response:
+    """The whole export as one multi-document YAML file: the target of a Backstage ``url``
+    Location (``catalog.locations: [{type: url, target: <portal>/api/catalog/backstage.yaml}]``).
+    """
+    try:
+        entities = backstage.export(session)
+    finally:
+        _release(session)
+    return Response(backstage.to_yaml(entities), media_type="application/yaml")

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from frontend.pages import render
 from portal.auth import audit
 from portal.deps import AdminDep, SessionDep
+from portal.params import CursorId
 
 router = APIRouter(include_in_schema=False)
 
@@ -27,7 +28,7 @@ def audit_page(
     action: Annotated[str, Query(max_length=64)] = "",
     outcome: Annotated[str, Query(pattern="^(|success|failure|denied)$")] = "",
     target: Annotated[str, Query(max_length=300)] = "",
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: CursorId = None,
 ) -> Response:
     events = audit.query(session, actor=actor or None, action=action or None,
                          outcome=outcome or None, target=target or None,

@@ -19,6 +19,7 @@ from portal.auth import policy
 from portal.auth.principal import Principal
 from portal.deps import PrincipalDep, SessionDep, client_ip
 from portal.errors import CaasError, NotFound
+from portal.params import PathId
 from reconciler.previews import UnitPlanPreview, latest_plan_preview
 from scaffolder import review as scaffolder_review
 from scaffolder.models import ChangeDetail, ChangePublic
@@ -132,7 +133,7 @@ def changes_page(request: Request, principal: PrincipalDep, session: SessionDep,
 
 
 @router.get("/changes/{change_id}")
-def change_page(request: Request, change_id: int, principal: PrincipalDep, session: SessionDep,
+def change_page(request: Request, change_id: PathId, principal: PrincipalDep, session: SessionDep,
                 forge: ForgeDep,
                 done: Annotated[str, Query(pattern="^(|approve|merge|close)$")] = "") -> Response:
     return _change_page(request, session, forge, principal, change_id,
@@ -140,7 +141,7 @@ def change_page(request: Request, change_id: int, principal: PrincipalDep, sessi
 
 
 @router.post("/changes/{change_id}/{action}")
-def change_action(request: Request, change_id: int, action: str, principal: PrincipalDep,
+def change_action(request: Request, change_id: PathId, action: str, principal: PrincipalDep,
                   session: SessionDep, forge: ForgeDep) -> Response:
     handlers = {"approve": scaffolder_review.approve_change,
                 "merge": scaffolder_review.merge_change,

@@ -26,6 +26,7 @@ from gitops.forges.base import Forge
 from portal.auth.principal import Principal
 from portal.deps import EngineDep, PrincipalDep, SessionDep, client_ip
 from portal.errors import CaasError, Unavailable, ValidationFailed
+from portal.params import PathId
 from scaffolder import service as scaffolder_service
 from scaffolder.changeset import parameter_context
 from scaffolder.models import ScaffoldRequest, TemplateDetail
@@ -217,14 +218,14 @@ async def _wait(started: _Started) -> None:
 
 
 @router.get("/tasks/{task_id}")
-def task_page(request: Request, task_id: int, principal: PrincipalDep,
+def task_page(request: Request, task_id: PathId, principal: PrincipalDep,
               session: SessionDep) -> Response:
     task = scaffolder_service.get_task(session, principal=principal, task_id=task_id)
     return render(request, "task.html", title=f"Request #{task.id}", task=task)
 
 
 @router.post("/tasks/{task_id}/retry")
-def retry(request: Request, task_id: int, principal: PrincipalDep, session: SessionDep,
+def retry(request: Request, task_id: PathId, principal: PrincipalDep, session: SessionDep,
           registry: RegistryDep, forge: ForgeDep) -> Response:
     scaffolder_service.retry_task(session, registry=registry, forge=forge, principal=principal,
                                   task_id=task_id, ip=client_ip(request))

@@ -10,6 +10,10 @@ Public functions:
 - ``format_cpu(cores) -> str`` and ``format_bytes(n) -> str`` — the shortest canonical spelling
   (``"500m"``, ``"2"``, ``"4Gi"``).
 
+Magnitudes above 2^63 - 1 are refused: the Kubernetes API holds no larger quantity ("no quantity
+may represent a number greater than 2^63-1 in magnitude", ``resource.Quantity``), and bounding
+it keeps every later sum and float conversion finite (``"1e309"`` would be ``inf`` as a float).
+
 Only the grammar of the Kubernetes API (``resource.Quantity``) is accepted: a signed decimal
 number followed by one binary suffix (``Ki Mi Gi Ti Pi Ei``), one decimal suffix
 (``n u m k M G T P E``) or a decimal exponent (``e3``/``E3``). Anything else raises
@@ -27,10 +31,12 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
 GIB = 2**30
+BIGINT_MAX = 2**63 - 1
 
 
 class QuantityError(ValueError):
     """Not a Kubernetes quantity, or a negative amount where none is allowed."""
+
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {
@@ -52,6 +58,8 @@ _QUANTITY = re.compile(
     r"(?:(?P<bin>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<exp>[eE][+-]?[0-9]{1,3})|(?P<dec>[numkMGTPE]?))$"
 )
 _MAX_LENGTH = 64
+# k8s.io/apimachinery/pkg/api/resource.Quantity: the largest magnitude a quantity may have.
+MAX_MAGNITUDE = Decimal(2**63 - 1)
 
 
 def parse_quantity(text: object) -> Decimal:
@@ -74,10 +82,14 @@ def parse_quantity(text: object) -> Decimal:
     except InvalidOperation as exc:  # pragma: no cover - the regex admits only decimals
         raise QuantityError(f"not a Kubernetes quantity: {text!r}") from exc
     if match["bin"]:
-        return number * _BINARY[match["bin"]]
-    if match["exp"]:
-        return number * (Decimal(10) ** int(match["exp"][1:]))
-    return number * _DECIMAL[match["dec"] or ""]
+        value = number * _BINARY[match["bin"]]
+    elif match["exp"]:
+        value = number.scaleb(int(match["exp"][1:]))
+    else:
+        value = number * _DECIMAL[match["dec"] or ""]
+    if not value.is_finite() or abs(value) > MAX_MAGNITUDE:
+        raise QuantityError(f"not a Kubernetes quantity: {text!r} is above 2^63-1 in magnitude")
+    return value
 
 
 def to_cores(text: object) -> float:
@@ -119,7 +131,10 @@ def _non_negative(value: object, example: str) -> Decimal:
 
 
 def _cpu_milli_uncached(value: object) -> int:
-    return math.ceil(_non_negative(value, "500m, 2") * 1000)
+    milli = math.ceil(_non_negative(value, "500m, 2") * 1000)
+    if milli > BIGINT_MAX:  # sums are stored in BIGINT columns
+        raise QuantityError(f"{value!r} is more CPU than 2^63-1 millicores")
+    return milli
 
 
 def _to_bytes_uncached(value: object) -> int:

@@ -12,7 +12,8 @@ Public functions:
 - ``load(text) -> Any`` — one document (``None`` when empty); ``YamlError`` when it does not parse.
 - ``load_all(text) -> list[Any]`` — every non-empty document of a multi-document file.
 - ``load_mappings(text) -> list[dict]`` — the same, refusing any document that is not a mapping.
-- ``dump(data) -> str`` — block-style YAML with sorted keys; any string another YAML reader
+- ``dump(data, sort_keys=True) -> str`` / ``dump_all(docs, sort_keys=True) -> str`` (``---``
+  before each document) — block-style YAML; any string another YAML reader
   (1.1 or 1.2) could take for something else (``"on"``, ``"0755"``, ``"1e3"``, ``"2026-01-01"``,
   ``"null"``…) is quoted, so Kubernetes, ArgoCD (go-yaml, 1.1-ish) and the portal read the same.
 - ``round_trip() -> YAML`` — a comment- and layout-preserving editor for files people maintain.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import io
 import re
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -116,14 +118,29 @@ def load_mappings(source: str | bytes) -> list[dict[str, Any]]:
     return docs
 
 
-def dump(data: Any) -> str:
-    """``data`` as block-style YAML 1.2 text with sorted keys and ambiguous strings quoted."""
+def _dumper(sort_keys: bool) -> YAML:
     yaml = YAML(typ="safe", pure=True)
     yaml.Representer = _Representer
+    yaml.sort_base_mapping_type_on_output = sort_keys  # type: ignore[assignment]
     yaml.default_flow_style = False
     yaml.allow_unicode = True
+    return yaml
+
+
+def dump(data: Any, *, sort_keys: bool = True) -> str:
+    """``data`` as block-style YAML 1.2 text (sorted keys unless told otherwise) with ambiguous
+    strings quoted."""
     out = io.StringIO()
-    yaml.dump(data, out)
+    _dumper(sort_keys).dump(data, out)
+    return out.getvalue()
+
+
+def dump_all(docs: Iterable[Any], *, sort_keys: bool = True) -> str:
+    """Several documents, each starting with ``---`` (as a multi-document file)."""
+    yaml = _dumper(sort_keys)
+    yaml.explicit_start = True
+    out = io.StringIO()
+    yaml.dump_all(list(docs), out)
     return out.getvalue()
 
 

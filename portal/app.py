@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+import re
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
@@ -13,18 +13,18 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
-from portal import __version__, db
+from portal import __version__, db, tracing
 from portal.api import api_router
-from portal.errors import CaasError, PayloadTooLarge, Unauthenticated, Unavailable
+from portal.errors import CaasError, Unauthenticated, Unavailable, error_responses
+from portal.guard import MAX_BODY_BYTES, Guard
 from portal.health import readiness
 from portal.metrics import Metrics
 from portal.settings import Settings
 from portal.startup import prepare
 
 log = logging.getLogger("caas.http")
-
-MAX_BODY_BYTES = 1_048_576
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None,
@@ -57,13 +57,14 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     app.state.metrics = metrics
 
     _install_middleware(app, metrics)
+    tracing.instrument_app(app, engine)  # OpenTelemetry, only with OTEL_EXPORTER_OTLP_ENDPOINT
     _install_error_handlers(app)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get("/readyz", tags=["ops"], responses=error_responses(503))
     def readyz() -> dict[str, str]:
         state = readiness(engine)  # database reachable and migrations at head
         if not state.ready:
@@ -82,37 +83,37 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
 
 
 def _install_middleware(app: FastAPI, metrics: Metrics) -> None:
-    @app.middleware("http")
-    async def guard(request: Request,
-                    call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            err = PayloadTooLarge(f"request body over {MAX_BODY_BYTES} bytes", field="body",
-                                  rule="maxBytes")
-            return JSONResponse({"error": err.to_dict()}, status_code=err.status)
-        response = await metrics.middleware(request, call_next)
-        response.headers["x-request-id"] = request_id
-        response.headers.setdefault("x-content-type-options", "nosniff")
-        response.headers.setdefault("x-frame-options", "DENY")
-        response.headers.setdefault("referrer-policy", "same-origin")
-        response.headers.setdefault(
-            "content-security-policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "frame-ancestors 'none'; form-action 'self'",
-        )
-        if request.url.path not in ("/healthz", "/readyz", "/metrics"):
-            log.info("request", extra={
-                "method": request.method, "path": request.url.path,
-                "status": response.status_code, "request_id": request_id,
-                "ip": request.client.host if request.client else "",
-            })
-        return response
+    from frontend.pages import render_error
+
+    def fallback(scope: Scope, exc: Exception) -> Response:
+        message = "internal error; it has been logged"
+        request = Request(scope)
+        if _wants_html(request):
+            return render_error(request, 500, message)
+        return JSONResponse({"error": {"code": "internal", "message": message}}, status_code=500)
+
+    app.add_middleware(Guard, metrics=metrics, fallback=fallback, max_body_bytes=MAX_BODY_BYTES)
 
 
 def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api") and "text/html" in request.headers.get(
         "accept", "")
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """The ``Allow`` header of a 405 (RFC 9110 §15.5.6): the methods of EVERY operation on the
+    path, as the OpenAPI document lists them (Starlette lists only the first route's)."""
+    table = getattr(request.app.state, "allow_table", None)
+    if table is None:
+        table = []
+        for template, operations in request.app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+            table.append((re.compile(f"^{pattern}$"), sorted(m.upper() for m in operations)))
+        request.app.state.allow_table = table
+    for pattern, methods in table:
+        if pattern.match(request.url.path):
+            return ", ".join(methods)
+    return None
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -131,8 +132,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
         first = errors[0] if errors else {}
-        loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
-        field = ".".join(loc) or "body"
+        where = [str(part) for part in first.get("loc", ())]
+        if where and where[0] in ("query", "path", "header", "cookie"):
+            field = where[1] if len(where) > 1 else where[0]  # the parameter, never an index
+        else:
+            field = ".".join(p for p in where if p != "body") or "body"
         message = f"{field}: {first.get('msg', 'invalid value')}"
         if _wants_html(request):
             return render_error(request, 422, message, field=field)
@@ -149,8 +153,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         message = str(exc.detail)
         if _wants_html(request):
             return render_error(request, exc.status_code, message)
+        headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+        allowed = _allowed_methods(request) if exc.status_code == 405 else None
+        if allowed is not None:
+            headers["allow"] = allowed
         return JSONResponse({"error": {"code": "http_error", "message": message}},
-                            status_code=exc.status_code)
+                            status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(OperationalError)
     async def database_busy(request: Request, exc: OperationalError) -> Response:
@@ -162,11 +170,3 @@ def _install_error_handlers(app: FastAPI) -> None:
             return render_error(request, err.status, err.message)
         return JSONResponse({"error": err.to_dict()}, status_code=err.status,
                             headers={"retry-after": "1"})
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        message = "internal error; it has been logged"
-        if _wants_html(request):
-            return render_error(request, 500, message)
-        return JSONResponse({"error": {"code": "internal", "message": message}}, status_code=500)

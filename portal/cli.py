@@ -13,7 +13,7 @@ from rich.console import Console
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from portal import db
+from portal import db, tracing
 from portal.auth import service as auth_service
 from portal.auth.models import Role
 from portal.auth.passwords import generate_password
@@ -106,6 +106,8 @@ def worker(
 
     settings = load_settings()
     engine = ready_engine(settings)
+    if tracing.configure(service="caas-worker"):  # only with OTEL_EXPORTER_OTLP_ENDPOINT
+        tracing.instrument_engine(engine)
     health = (HealthServer(engine, host=settings.host, port=health_port).start()
               if health_port is not None else None)
     try:

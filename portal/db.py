@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from alembic import command
 from alembic.config import Config
+from pydantic import AfterValidator
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -34,6 +35,16 @@ def utcnow() -> datetime:
 def aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def as_utc(value: datetime) -> datetime:
+    """An aware datetime in UTC (a naive one is taken as UTC, as it was stored)."""
+    return aware(value).astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+"""A timestamp in an API shape: always timezone-aware UTC, serialised with its offset
+(``2026-01-02T03:04:05Z``-style ``+00:00``), as the OpenAPI ``date-time`` format requires."""
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -6,6 +6,8 @@ and the rule, and the app turns it into a status code and a JSON body (or an err
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 
 class CaasError(Exception):
     """Base of every expected error. ``status`` is the HTTP status it maps to."""
@@ -85,3 +87,37 @@ class ConfigError(CaasError):
 
     status = 500
     code = "config_error"
+
+
+# ---- the wire shape of every error (documented in the OpenAPI document) ----------------------
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+    rule: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx of the API: what failed, the field it concerns and the rule it broke."""
+
+    error: ErrorDetail
+
+
+_WHY = {
+    400: "Malformed request (a field says which)",
+    401: "Not signed in (no, expired or revoked session or token)",
+    403: "Signed in but not allowed (role, team, four-eyes rule)",
+    404: "No such resource (or not visible to the caller)",
+    409: "Conflicts with the current state (unit requested already, wrong state)",
+    413: "Request body over the limit; `field` names the value that crossed it",
+    422: "Invalid input; `field` names it and `rule` the rule it broke",
+    429: "Too many attempts; retry later",
+    503: "A dependency (database, forge) is not reachable or not configured",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI ``responses`` for these error statuses, each with the ``ErrorBody`` shape."""
+    return {status: {"model": ErrorBody, "description": _WHY[status]} for status in statuses}

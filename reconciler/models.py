@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from portal.db import utcnow
+from portal.db import UtcDatetime, utcnow
 
 
 class JobState(StrEnum):
@@ -175,21 +175,21 @@ class JobPublic(BaseModel):
     change_number: int | None
     state: str
     attempts: int
-    not_before: datetime
+    not_before: UtcDatetime
     lease_owner: str | None
-    lease_expires_at: datetime | None
+    lease_expires_at: UtcDatetime | None
     payload: dict[str, Any]
     result: dict[str, Any]
     entities: list[str]
     message: str
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
 
 
 class JobLogPublic(BaseModel):
     id: int
-    at: datetime
+    at: UtcDatetime
     level: str
     message: str
 
@@ -213,8 +213,8 @@ class MergePublic(BaseModel):
     state: str
     reason: str
     paths: list[str]
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    finished_at: UtcDatetime | None
 
 
 class UnitStatus(BaseModel):

@@ -35,6 +35,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from portal import tracing
 from portal.db import utcnow
 from portal.redact import redact
 from reconciler.finalize import finalize
@@ -80,8 +81,11 @@ def enqueue(session: Session, *, commit: str, jobs: list[NewJob],
     for new in jobs:
         if new.unit in existing:
             continue
+        # The trace of the merge (or of the plan job) continues in the worker that runs it.
+        carrier = tracing.inject()
+        payload = {**new.payload, tracing.CARRIER_KEY: carrier} if carrier else new.payload
         job = Job(commit=commit, unit=new.unit, kind=new.kind, environment=new.environment,
-                  depends_on=new.depends_on, payload=new.payload, entities=list(new.entities),
+                  depends_on=new.depends_on, payload=payload, entities=list(new.entities),
                   change_number=change_number)
         try:
             with session.begin_nested():
@@ -122,9 +126,11 @@ def _touch_worker(session: Session, worker_id: str, now: datetime) -> None:
 
 def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int,
           grace_s: float | None = None,
-          on_claim: Callable[[Session, Job], None] | None = None) -> Job | None:
-    """Take the oldest runnable job, or None. Commits; ``on_claim`` adds its own writes to the
-    same transaction (the worker's catalog bookkeeping: one commit instead of two).
+          on_claim: Callable[[Session, Job], None] | None = None,
+          on_end: Callable[[Session, Job], None] | None = None) -> Job | None:
+    """Take the oldest runnable job, or None. Commits; ``on_claim`` (the job taken) and
+    ``on_end`` (each job ended here: failed upstream, dead) add their own writes to the same
+    transaction (the worker's catalog bookkeeping).
 
     A running job is runnable again when its lease expired or (with ``grace_s``) when its
     worker's last heartbeat is older than ``grace_s`` seconds or that worker has stopped."""
@@ -155,6 +161,8 @@ def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int
             _terminate(job, JobState.dead,
                        f"worker {job.lease_owner} died on the last attempt", now)
             session.add(JobLog(job_id=job.id or 0, level="error", message=job.message))
+            if on_end is not None:
+                on_end(session, job)
             finalize(session, commit=job.commit)
             continue
         verdict = _upstream(session, job)
@@ -166,6 +174,8 @@ def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int
             _terminate(job, JobState.failed, f"upstream unit {job.depends_on} did not succeed",
                        now)
             session.add(JobLog(job_id=job.id or 0, level="error", message=job.message))
+            if on_end is not None:
+                on_end(session, job)
             finalize(session, commit=job.commit)
             continue
         if job.environment and not _take_env(session, job, worker_id, now, expires):

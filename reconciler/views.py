@@ -16,13 +16,16 @@ from sqlmodel import Session
 from sse_starlette.sse import EventSourceResponse
 
 from gitops.forges.github_webhook import verify_signature
+from gitops.names import DNS_LABEL_PATTERN
 from portal.deps import AdminDep, EngineDep, PrincipalDep, SessionDep, SettingsDep, client_ip
-from portal.errors import BadRequest, Unauthenticated, Unavailable
+from portal.errors import BadRequest, Unauthenticated, Unavailable, error_responses
+from portal.params import CursorId, LastEventId, PathId
 from reconciler import service, webhooks
 from reconciler.models import (
     TERMINAL,
     EnvironmentStatus,
     JobDetail,
+    JobKind,
     JobList,
     JobLogPublic,
     JobPublic,
@@ -32,54 +35,56 @@ from reconciler.models import (
 from scaffolder.deps import ForgeDep
 
 log = logging.getLogger("caas.reconciler.http")
-router = APIRouter(tags=["reconciler"])
+router = APIRouter(tags=["reconciler"], responses=error_responses(401, 404, 422))
+SSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}},
+             "description": "The job's log as Server-Sent Events."}}
 STREAM_POLL_S = 0.3
 
 
 @router.get("/api/reconciler/jobs", response_model=JobList)
 def list_jobs(
     session: SessionDep, _principal: PrincipalDep,
-    state: Annotated[str | None, Query(description="queued, running, succeeded, skipped, "
-                                       "failed or dead")] = None,
+    state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
     commit: Annotated[str | None, Query(max_length=64, description="Commit id prefix")] = None,
     environment: Annotated[str | None, Query(max_length=100)] = None,
-    kind: Annotated[str | None, Query(max_length=32)] = None,
-    before_id: Annotated[int | None, Query(ge=1, description="Cursor: next_before_id")] = None,
+    kind: Annotated[JobKind | None, Query(description="Only jobs of this kind.")] = None,
+    before_id: CursorId = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> JobList:
     """Jobs, newest first."""
-    return service.list_jobs(session, state=state, commit=commit, environment=environment,
-                             kind=kind, before_id=before_id, limit=limit)
+    return service.list_jobs(session, state=state.value if state else None, commit=commit,
+                             environment=environment, kind=kind.value if kind else None,
+                             before_id=before_id, limit=limit)
 
 
 @router.get("/api/reconciler/jobs/{job_id}", response_model=JobDetail)
-def get_job(job_id: int, session: SessionDep, _principal: PrincipalDep) -> JobDetail:
+def get_job(job_id: PathId, session: SessionDep, _principal: PrincipalDep) -> JobDetail:
     """One job with its whole log."""
     return service.job_detail(session, job_id=job_id)
 
 
-@router.get("/api/reconciler/jobs/{job_id}/events")
+@router.get("/api/reconciler/jobs/{job_id}/events", response_class=EventSourceResponse,
+            responses=SSE)
 async def job_events(
-    job_id: int, request: Request, engine: EngineDep, session: SessionDep,
+    job_id: PathId, request: Request, engine: EngineDep, session: SessionDep,
     _principal: PrincipalDep,
-    last_event_id: Annotated[str | None, Header(alias="last-event-id")] = None,
+    last_event_id: LastEventId = 0,
 ) -> EventSourceResponse:
     """The job's log as Server-Sent Events: `log` events, then one `end` event with the final
     state once the job has finished. Reconnecting with `Last-Event-ID` resumes after that
     line."""
     service.get_job(session, job_id=job_id)  # 404 before the stream starts
     session.close()
-    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    return EventSourceResponse(_stream(request, engine, job_id, start))
+    return EventSourceResponse(_stream(request, engine, job_id, last_event_id))
 
 
-def _read(engine: Engine, job_id: int, after: int) -> tuple[list[JobLogPublic], JobPublic]:
+def _read(engine: Engine, job_id: PathId, after: int) -> tuple[list[JobLogPublic], JobPublic]:
     with Session(engine) as session:
         return (service.job_logs(session, job_id=job_id, after_id=after),
                 service.job_public(service.get_job(session, job_id=job_id)))
 
 
-async def _stream(request: Request, engine: Engine, job_id: int,
+async def _stream(request: Request, engine: Engine, job_id: PathId,
                   after: int) -> AsyncIterator[dict[str, Any]]:
     while True:
         lines, job = await run_in_threadpool(_read, engine, job_id, after)
@@ -95,8 +100,9 @@ async def _stream(request: Request, engine: Engine, job_id: int,
         await asyncio.sleep(STREAM_POLL_S)
 
 
-@router.post("/api/reconciler/jobs/{job_id}/retry", response_model=JobPublic)
-def retry_job(job_id: int, request: Request, session: SessionDep,
+@router.post("/api/reconciler/jobs/{job_id}/retry", response_model=JobPublic,
+             responses=error_responses(403, 409))
+def retry_job(job_id: PathId, request: Request, session: SessionDep,
               principal: AdminDep) -> JobPublic:
     """Queue a failed or dead job again (platform-admin)."""
     return service.retry_job(session, job_id=job_id, principal=principal, ip=client_ip(request))
@@ -110,13 +116,15 @@ def list_merges(session: SessionDep, _principal: PrincipalDep,
 
 
 @router.get("/api/reconciler/environments/{environment}", response_model=EnvironmentStatus)
-def environment_status(environment: str, session: SessionDep,
+def environment_status(environment: Annotated[str, Path(pattern=f"^{DNS_LABEL_PATTERN}$")],
+                       session: SessionDep,
                        _principal: PrincipalDep) -> EnvironmentStatus:
     """Units of an environment: last job, last plan, last apply, non-sensitive outputs."""
     return service.environment_status(session, environment=environment)
 
 
-@router.post("/api/webhooks/github", status_code=202)
+@router.post("/api/webhooks/github", status_code=202,
+             responses=error_responses(400, 409, 413, 503))
 async def github_webhook(
     request: Request, session: SessionDep, settings: SettingsDep, forge: ForgeDep,
     x_github_event: Annotated[str, Header(max_length=64)] = "",

@@ -26,10 +26,11 @@ other event → ignored.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, or_, select
 
 from gitops.forges.base import ChangeState, Forge, MergeEvent
 from gitops.forges.github_webhook import PullRequestEvent, parse_event
@@ -41,6 +42,7 @@ from reconciler.webhook_models import PreviewAllowance, WebhookDelivery
 from scaffolder.models import Change
 
 log = logging.getLogger("caas.reconciler.webhooks")
+_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256 object names
 ACTOR = "github-webhook"
 PREVIEW_KEY = "plan-preview"
 
@@ -91,6 +93,10 @@ def _outcome(session: Session, *, forge: Forge, row: WebhookDelivery, event_name
         return "ignored: another repository"
     event = parse_event(event_name, payload, main_branch)
     if isinstance(event, MergeEvent):
+        if not _SHA.fullmatch(event.commit):  # never hand the forge (git) anything else
+            raise ValidationFailed("the commit id is not a hexadecimal object name",
+                                   field="after" if event.change_number is None
+                                   else "pull_request.merge_commit_sha", rule="pattern")
         if event.change_number is None and not forge.is_ancestor(event.commit, main_branch):
             reason = f"{event.commit} is not reachable from {main_branch}"
             audit.record(session, actor=ACTOR, action="reconciler.merge.refused",
@@ -118,8 +124,11 @@ def _refusal(session: Session, event: PullRequestEvent) -> str | None:
     """Why the portal will not plan this pull request on its own; None when it will."""
     if event.from_fork:
         return (f"the pull request comes from a fork ({event.head_repo or 'a deleted fork'})")
+    # The change row exists (with its branch) before the PR does, and gets the PR's number
+    # only once opening finished: GitHub's "opened" may arrive in between.
     portal_branch = session.exec(select(Change.id).where(
-        Change.branch == event.head_branch, Change.number == event.number)).first()
+        Change.branch == event.head_branch,
+        or_(col(Change.number) == event.number, col(Change.number).is_(None)))).first()
     if portal_branch is None:
         return f"the branch {event.head_branch!r} was not created by the portal"
     return None

@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from catalog import service as catalog_service
 from catalog.models import Entity
 from gitops.forges.base import Forge, RateLimited
+from portal import tracing
 from portal.auth import audit
 from portal.db import aware, utcnow
 from portal.redact import redact
@@ -106,7 +107,7 @@ class Worker:
             job = queue.claim(session, worker_id=self.id, lease_s=self.settings.worker_lease_s,
                               max_attempts=self.settings.worker_max_attempts,
                               grace_s=self.settings.worker_heartbeat_grace_s,
-                              on_claim=self._started)
+                              on_claim=self._started, on_end=self._ended)
         if job is None:
             return False
         self.execute(job)
@@ -122,7 +123,10 @@ class Worker:
                                 name=f"lease-{job.id}")
         beat.start()
         try:
-            outcome = self._run_handler(job, buffer)
+            with tracing.span(f"reconciler.{job.kind}", parent=job.payload.get(tracing.CARRIER_KEY),
+                              unit=job.unit, change_number=job.change_number, commit=job.commit,
+                              environment=job.environment, attempt=job.attempts):
+                outcome = self._run_handler(job, buffer)
         finally:
             done.set()
             beat.join()
@@ -226,6 +230,10 @@ class Worker:
 
     def _started(self, session: Session, job: Job) -> None:
         self._catalog(session, job, "job.started", {"attempt": job.attempts})
+
+    def _ended(self, session: Session, job: Job) -> None:
+        """A job ended inside the claim (its upstream failed, or it is dead)."""
+        self._catalog(session, job, f"job.{job.state}", {"message": job.message[:300]})
 
     def _catalog(self, session: Session, job: Job, event: str,
                  detail: dict[str, object]) -> None:

@@ -10,7 +10,7 @@ from pydantic import Field as PField
 from sqlalchemy import JSON, Column, DateTime, Text
 from sqlmodel import Field, SQLModel
 
-from portal.db import utcnow
+from portal.db import UtcDatetime, utcnow
 
 
 def _ts(nullable: bool = False) -> Any:
@@ -56,7 +56,7 @@ class Change(SQLModel, table=True):
     checks: list[dict[str, Any]] = Field(default_factory=list,
                                          sa_column=Column(JSON, nullable=False))
     checks_green: bool = Field(default=False)
-    status: str = Field(default="pending", max_length=16)  # pending|open|merged|closed
+    status: str = Field(default="pending", max_length=16)  # pending|open|merged|closed|failed
     base_sha: str = Field(default="", max_length=64)
     head_sha: str = Field(default="", max_length=64)
     merge_sha: str | None = Field(default=None, max_length=64)
@@ -137,7 +137,7 @@ class DryRunResult(BaseModel):
 
 class TaskEventPublic(BaseModel):
     id: int
-    at: datetime
+    at: UtcDatetime
     step: str
     status: str
     message: str
@@ -153,8 +153,8 @@ class TaskPublic(BaseModel):
     change_id: int | None
     change_number: int | None = None
     change_url: str | None = None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
     events: list[TaskEventPublic] = PField(default_factory=list)
 
 
@@ -180,8 +180,8 @@ class ChangePublic(BaseModel):
     base_sha: str
     head_sha: str
     merge_sha: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
 
 class ChangeDetail(ChangePublic):
@@ -202,16 +202,3 @@ class TemplateSummary(BaseModel):
 class TemplateDetail(TemplateSummary):
     parameters: list[dict[str, Any]]
     choices: dict[str, list[str]]
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    field: str | None = None
-    rule: str | None = None
-
-
-class ErrorBody(BaseModel):
-    """Every 4xx/5xx of the API: what failed, the field it concerns and the rule it broke."""
-
-    error: ErrorDetail

@@ -9,8 +9,9 @@ Public API:
 - ``ParameterContext`` — what the answers are checked against: the user's existing teams, the
   existing environments, reserved namespace names, quantity bounds, the string length cap.
 - ``validate_answers(parameters, answers, *, context) -> dict[str, object]`` — normalised answers
-  (defaults applied) or ``ValidationFailed(message, field=..., rule=...)`` for the FIRST problem,
-  fields checked in the order the form shows them.
+  (defaults applied to ABSENT fields; an explicit ``null`` is checked like any value, so it is
+  refused where the schema does not allow it) or ``ValidationFailed(message, field=...,
+  rule=...)`` for the FIRST problem, fields checked in the order the form shows them.
 - ``form_fields(parameters) -> list[FieldSpec]`` — the top-level fields, in form order.
 - ``parameter_context(*, teams, environments, quota_bounds=None, reserved_namespaces="")`` and
   ``parse_quota_bounds(text)`` — a context from the settings ``CAAS_QUOTA_BOUNDS`` and
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -254,7 +256,10 @@ def validate_answers(
             )
     normalised: dict[str, object] = {}
     for name, prop in properties.items():
-        if name in answers and answers[name] is not None:
+        if name in answers:
+            # ``null`` is a value like any other: refused by the schema unless it allows it,
+            # never silently replaced by the default.
+            _refuse_non_finite(name, answers[name])
             normalised[name] = copy.deepcopy(answers[name])
         elif "default" in prop:
             normalised[name] = copy.deepcopy(prop["default"])
@@ -335,6 +340,20 @@ def _explain(error: jsonschema.ValidationError) -> str:
         return "has unknown fields"
     message = str(error.message)
     return message if len(message) <= 200 else message[:200] + "…"
+
+
+def _refuse_non_finite(name: str, value: object) -> None:
+    """JSON has no NaN or infinity, but Python's parser reads ``NaN``, ``Infinity`` and
+    ``1e309`` (as ``inf``); such a number is refused naming the field (RFC 8259 §6)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationFailed(f"{name}: must be a finite number (finite)", field=name,
+                               rule="finite")
+    if isinstance(value, Mapping):
+        for item in value.values():
+            _refuse_non_finite(name, item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _refuse_non_finite(name, item)
 
 
 def _depth(value: object, level: int = 0) -> int:

@@ -20,6 +20,7 @@ from gitops.names import is_dns_label
 from portal.errors import ConfigError, NotFound, ValidationFailed
 from portal.settings import REPO_ROOT, Settings
 from scaffolder.codeowners import owners_config
+from scaffolder.template_subset import SubsetError, check_file, check_text
 
 _PARAM_REF = re.compile(r"\$\{\{\s*parameters\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -39,6 +40,8 @@ class Template:
     version: str
     defaults: Mapping[str, Any] = field(default_factory=dict)
     trusted: bool = True  # shipped with the portal: its hooks may run
+    # The main fetch:template step's ``values``: cookiecutter variable -> ``${{ }}`` expression.
+    fetch_values: Mapping[str, str] = field(default_factory=dict)
 
     def fill(self, pattern: str, answers: Mapping[str, Any]) -> str:
         """Substitute ``${{ parameters.x }}`` with validated answers (plain text, no Jinja)."""
@@ -68,8 +71,10 @@ def tree_id(folder: Path) -> str:
 
 
 def _step_input(spec: Mapping[str, Any], action: str) -> Mapping[str, Any]:
-    for step in spec.get("steps") or []:
-        if isinstance(step, Mapping) and step.get("action") == action:
+    """The input of the first step running ``action`` (for each-less steps first)."""
+    steps = [s for s in spec.get("steps") or [] if isinstance(s, Mapping)]
+    for step in sorted(steps, key=lambda s: "each" in s):
+        if step.get("action") == action:
             found = step.get("input") or {}
             return found if isinstance(found, Mapping) else {}
     return {}
@@ -90,6 +95,9 @@ def load_template(path: Path, *, trusted: bool) -> Template:
         raise ConfigError(f"template {path.name}: the publish step has no targetPath",
                           field="templates_dir")
     params = spec.get("parameters") or []
+    fetch = _step_input(spec, "fetch:template")
+    values = fetch.get("values") or {}
+    _check_subset(path, spec, fetch)
     return Template(
         name=str(meta.get("name") or path.name), path=path,
         title=str(meta.get("title") or path.name),
@@ -102,7 +110,54 @@ def load_template(path: Path, *, trusted: bool) -> Template:
         pr_title=str(publish.get("title") or meta.get("title") or path.name),
         pr_description=str(publish.get("description") or ""),
         version=tree_id(path), defaults=defaults, trusted=trusted,
+        fetch_values={str(k): str(v) for k, v in values.items()}
+        if isinstance(values, Mapping) else {},
     )
+
+
+def project_folder(path: Path) -> Path:
+    """The template's single ``{{cookiecutter.<x>}}`` folder (what cookiecutter renders)."""
+    found = sorted(p for p in path.iterdir()
+                   if p.is_dir() and p.name.startswith("{{") and "cookiecutter" in p.name)
+    if len(found) != 1:
+        raise ConfigError(f"template {path.name}: expected one {{{{cookiecutter.<x>}}}} folder, "
+                          f"found {len(found)}", field="templates_dir")
+    return found[0]
+
+
+def _check_subset(path: Path, spec: Mapping[str, Any], fetch: Mapping[str, Any]) -> None:
+    """Refuse a template written outside the subset both renderers agree on
+    (templates/README.md): every file of the project folder, every fetch:template step input,
+    and the main step must fetch exactly the project folder (Backstage places its content at
+    the workspace root, as the portal places it at ``targetPath``)."""
+    project = project_folder(path)
+    if not fetch.get("cookiecutterCompat"):
+        raise ConfigError(f"template {path.name}: template.yaml: the fetch:template step needs "
+                          "cookiecutterCompat: true", field="templates_dir")
+    if fetch.get("url") != f"./{project.name}":
+        raise ConfigError(f"template {path.name}: template.yaml: the fetch:template step must "
+                          f"fetch ./{project.name} (its content lands at the repository path)",
+                          field="templates_dir")
+    for item in sorted(project.rglob("*")):
+        if item.is_file() and not item.is_symlink():
+            try:
+                check_file(item, relative=item.relative_to(path).as_posix())
+            except SubsetError as exc:
+                raise ConfigError(f"template {path.name}: {exc.what} is outside the "
+                                  "Jinja2/Nunjucks subset (templates/README.md)",
+                                  field="templates_dir") from None
+    for step in spec.get("steps") or []:
+        if not isinstance(step, Mapping) or step.get("action") != "fetch:template":
+            continue
+        values = (step.get("input") or {}).get("values") or {}
+        for key, expression in values.items() if isinstance(values, Mapping) else ():
+            try:
+                check_text(str(expression), step=True)
+            except SubsetError as exc:
+                raise ConfigError(f"template {path.name}: template.yaml step "
+                                  f"{step.get('id')!s} value {key}: {exc.what} is outside the "
+                                  "Jinja2/Nunjucks subset (templates/README.md)",
+                                  field="templates_dir") from None
 
 
 class Registry:

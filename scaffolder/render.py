@@ -3,23 +3,23 @@ directory, then placed at the template's ``targetPath`` with a ``.caas-answers.y
 
 Form values are data. ``cookiecutter()`` would pass every value through Jinja
 (``prompt_for_config`` → ``render_variable``), so a submitted ``{{ ... }}`` would run; here the
-answers go into the context as they are and only the template's own defaults (trusted code in
-``cookiecutter.json``) are rendered.
+context is what ``template.yaml``'s fetch:template step hands Backstage (``cookiecutter_values``),
+and the answers reach it only as data.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cookiecutter.environment import StrictEnvironment
 from cookiecutter.exceptions import CookiecutterException
 from cookiecutter.generate import generate_files
-from cookiecutter.prompt import render_variable
-from jinja2 import TemplateError
+from jinja2 import TemplateError, Undefined
+from jinja2.sandbox import SandboxedEnvironment
 
 from gitops import yaml
 from gitops.paths import UnsafePath, check_path
@@ -30,23 +30,44 @@ ANSWERS_FILE = ".caas-answers.yaml"
 # cookiecutter changes the process's working directory while it generates (and for hooks):
 # one render at a time per process, or concurrent requests would write into each other.
 _RENDER_LOCK = threading.Lock()
+# template.yaml step inputs: ``${{ }}`` expressions; a missing key renders empty, as in Backstage.
+_STEP_ENV = SandboxedEnvironment(variable_start_string="${{", variable_end_string="}}",
+                                 keep_trailing_newline=True)
+_SINGLE = re.compile(r"\$\{\{(.*)\}\}", re.DOTALL)
 
 
-def build_context(template: Template, answers: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``cookiecutter`` context: answers verbatim, unanswered defaults rendered."""
-    env = StrictEnvironment(context={"cookiecutter": dict(template.defaults)})
-    # Answers first, so derived defaults ("{{ cookiecutter.team }}-...") see them as data.
-    context: dict[str, Any] = dict(answers)
-    for key, raw in template.defaults.items():
-        if key in answers:
-            continue
-        if key.startswith("_") and not key.startswith("__"):
-            context[key] = raw
-        elif isinstance(raw, list):  # a cookiecutter choice: --no-input takes the first
-            context[key] = render_variable(env, raw[0], context) if raw else ""
+def cookiecutter_values(template: Template, answers: Mapping[str, Any]) -> dict[str, Any]:
+    """The cookiecutter context, computed exactly as Backstage computes the main
+    ``fetch:template`` step's ``values``: each ``${{ }}`` expression of ``template.yaml``
+    evaluated with the validated answers as ``parameters`` (a lone ``${{ expr }}`` keeps its
+    type, as Backstage's ``renderValue`` does; anything else is text). Lists and maps become
+    their string forms there (``owners: "alice,bob"``), the same strings the plain cookiecutter
+    CLI takes. Private cookiecutter.json keys (``_overlay``, ``_copy_without_render``) are kept.
+
+    Shape: ``{variable: str | int | bool}``. Source of the rule: Backstage's
+    NunjucksWorkflowRunner renders step inputs with ``renderValue(value, {coercion: 'json'})``.
+    """
+    context: dict[str, Any] = {key: value for key, value in template.defaults.items()
+                               if key.startswith("_") and not key.startswith("__")}
+    parameters = dict(answers)
+    for key, expression in template.fetch_values.items():
+        single = _SINGLE.fullmatch(expression)
+        value: Any
+        if single and "}}" not in single.group(1) and "${{" not in single.group(1):
+            value = _STEP_ENV.compile_expression(single.group(1).strip(),
+                                                 undefined_to_none=False)(parameters=parameters)
+            if isinstance(value, Undefined):
+                value = ""
         else:
-            context[key] = render_variable(env, raw, context)
+            value = _STEP_ENV.from_string(expression).render(parameters=parameters)
+        context[key] = value
     return context
+
+
+def replay_document(template: Template, answers: Mapping[str, Any]) -> dict[str, Any]:
+    """A cookiecutter replay file (``cookiecutter --replay-file``) that renders the unit whose
+    ``.caas-answers.yaml`` holds ``answers``: ``{"cookiecutter": <cookiecutter_values>}``."""
+    return {"cookiecutter": cookiecutter_values(template, answers)}
 
 
 def answers_document(template: Template, answers: Mapping[str, Any]) -> bytes:
@@ -61,7 +82,7 @@ def render(template: Template, answers: Mapping[str, Any], *, target: str) -> di
     except UnsafePath:
         raise ValidationFailed(f"targetPath {target!r} is not a safe relative path",
                                field="answers", rule="safe-path") from None
-    context = {"cookiecutter": build_context(template, answers)}
+    context = {"cookiecutter": cookiecutter_values(template, answers)}
     files: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="caas-render-") as tmp:
         try:

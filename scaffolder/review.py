@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from catalog import service as catalog_service
 from gitops.forges.base import Forge, MergeEvent, Review
 from gitops.forges.github_webhook import PullRequestEvent
+from portal import tracing
 from portal.auth import audit, policy
 from portal.auth.principal import Principal
 from portal.db import aware, utcnow
@@ -143,6 +144,7 @@ def merge_change(session: Session, *, forge: Forge, principal: Principal, change
                      detail={"change": change.id, "reason": exc.message})
         raise
     change.status, change.open_unit_key, change.merge_sha = "merged", None, event.commit
+    tracing.set_attributes(change_number=number, commit=event.commit)  # the request's span
     change.updated_at = utcnow()
     session.add(change)
     if change.entity:

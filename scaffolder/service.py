@@ -5,6 +5,7 @@ The review of the changes these tasks open (approve, merge, close, PR events) is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
 from gitops.forges.base import ChangeSpec, Check, CheckState, Forge
+from portal import tracing
 from portal.auth import audit
 from portal.auth.principal import Principal
 from portal.db import utcnow
@@ -34,6 +36,10 @@ from scaffolder.models import (
 from scaffolder.parameters import form_fields
 from scaffolder.registry import Registry
 from scaffolder.review import OPEN
+
+# A change whose task failed after reserving the unit: the reservation is released.
+RELEASED = "failed"
+
 
 # ---- templates ----------------------------------------------------------------------------------
 
@@ -86,11 +92,13 @@ def _green(checks: list[CheckResult]) -> bool:
 
 @dataclass(frozen=True)
 class Reservation:
-    """A validated request whose unit is reserved: the task row, its change and what to write."""
+    """A validated request whose unit is reserved: the task row, its change, what to write, and
+    the first step of the run (audit + step log, inside the run so a failure releases it)."""
 
     task: Task
     change: Change
     prepared: Prepared
+    start: Callable[[], None]
 
     @property
     def task_id(self) -> int:
@@ -107,7 +115,8 @@ def reserve_task(session: Session, *, registry: Registry, forge: Forge, principa
     requests racing, the database lets exactly one through and the other gets a 409.
     """
     try:
-        prepared = prepare(forge, registry, principal, request)
+        with tracing.span("scaffolder.render", template=request.template):
+            prepared = prepare(forge, registry, principal, request)
     except Forbidden as exc:
         audit.record(session, actor=principal.username, action="scaffolder.request",
                      target=request.template, outcome="denied", ip=ip,
@@ -134,20 +143,23 @@ def reserve_task(session: Session, *, registry: Registry, forge: Forge, principa
         session.rollback()
         raise Conflict(f"an open change already requests {prepared.target}", field="answers",
                        rule="unit-open") from None
-    audit.record(session, actor=principal.username, action="scaffolder.request",
-                 target=prepared.target, ip=ip,
-                 detail={"template": prepared.template.name, "task": task.id})
-    tasks.log_step(session, task, "validate", "done",
-                   f"{len(prepared.files)} file(s) rendered at {prepared.target}", progress)
-    return Reservation(task=task, change=change, prepared=prepared)
+
+    def start() -> None:
+        audit.record(session, actor=principal.username, action="scaffolder.request",
+                     target=prepared.target, ip=ip,
+                     detail={"template": prepared.template.name, "task": task.id})
+        tasks.log_step(session, task, "validate", "done",
+                       f"{len(prepared.files)} file(s) rendered at {prepared.target}", progress)
+
+    return Reservation(task=task, change=change, prepared=prepared, start=start)
 
 
 def run_task(session: Session, *, reservation: Reservation, forge: Forge,
              progress: tasks.Progress | None = None) -> TaskPublic:
     """Run a reserved task: checks, the pull request, statuses, catalog, plan preview. A step
-    that fails marks the task failed (the requester may retry); nothing is raised."""
+    that fails marks the task failed and releases the reservation; nothing is raised."""
     _run(session, task=reservation.task, change=reservation.change,
-         prepared=reservation.prepared, forge=forge, progress=progress)
+         prepared=reservation.prepared, forge=forge, progress=progress, start=reservation.start)
     return tasks.public(session, reservation.task)
 
 
@@ -171,25 +183,47 @@ def retry_task(session: Session, *, registry: Registry, forge: Forge, principal:
         raise Conflict(f"task {task_id} is {task.status}; only failed tasks are retried",
                        field="task_id", rule="state")
     change = session.get(Change, task.change_id) if task.change_id else None
-    if change is None or change.status not in OPEN:
+    if change is None or change.status not in (*OPEN, RELEASED):
         raise Conflict(f"task {task_id}'s change is no longer open", field="task_id")
     request = ScaffoldRequest.model_validate(task.request)
     prepared = prepare(forge, registry, principal, request)
+    if change.status == RELEASED:
+        _reserve_again(session, change)
     task.status, task.error, task.attempts = "running", "", task.attempts + 1
-    tasks.log_step(session, task, "retry", "info", f"attempt {task.attempts}", progress)
-    audit.record(session, actor=principal.username, action="scaffolder.retry",
-                 target=change.unit_key, ip=ip, detail={"task": task.id})
-    _run(session, task=task, change=change, prepared=prepared, forge=forge, progress=progress)
+
+    def start() -> None:
+        tasks.log_step(session, task, "retry", "info", f"attempt {task.attempts}", progress)
+        audit.record(session, actor=principal.username, action="scaffolder.retry",
+                     target=change.unit_key, ip=ip, detail={"task": task.id})
+
+    _run(session, task=task, change=change, prepared=prepared, forge=forge, progress=progress,
+         start=start)
     return tasks.public(session, task)
 
 
-def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, forge: Forge,
-         progress: tasks.Progress | None) -> None:
-    step = "checks"
+def _reserve_again(session: Session, change: Change) -> None:
+    """A retry takes the unit's reservation back; 409 when another change holds it now."""
+    change.status, change.open_unit_key, change.updated_at = "pending", change.unit_key, utcnow()
+    session.add(change)
     try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"an open change already requests {change.unit_key}", field="answers",
+                       rule="unit-open") from None
+
+
+def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, forge: Forge,
+         progress: tasks.Progress | None, start: Callable[[], None]) -> None:
+    """Every step after the reservation; whichever fails, the reservation is released."""
+    step = "request"
+    try:
+        start()
+        step = "checks"
         tasks.log_step(session, task, step, "started", "", progress)
         others = [u for u in _open_units(session) if u != change.unit_key]
-        checks = run_checks(forge, prepared, open_units=others)
+        with tracing.span("scaffolder.checks", unit=change.unit_key):
+            checks = run_checks(forge, prepared, open_units=others)
         change.checks = [c.model_dump() for c in checks]
         change.checks_green = _green(checks)
         session.add(change)
@@ -205,7 +239,9 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
         # that began before another writer's commit can never write afterwards).
         session.commit()
         # Resumes a change an earlier attempt opened: steps still missing are completed.
-        info = forge.open_change(spec)
+        with tracing.span("scaffolder.pull_request", branch=prepared.branch):
+            info = forge.open_change(spec)
+            tracing.set_attributes(change_number=info.number, commit=info.head_sha)
         change.number, change.url, change.status = info.number, info.url, "open"
         change.head_sha, change.base_sha = info.head_sha, info.base_sha
         change.updated_at = utcnow()
@@ -233,19 +269,32 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
             reconciler_service.request_plan_preview(session, change_number=info.number,
                                                     head_sha=info.head_sha)
             tasks.log_step(session, task, step, "done", "plan preview queued", progress)
+        step = "done"
         task.status = "succeeded"
-        tasks.log_step(session, task, "done", "done", f"change #{info.number} opened", progress)
+        tasks.log_step(session, task, step, "done", f"change #{info.number} opened", progress)
     except CaasError as exc:
-        _fail(session, task, step, exc.message, progress)
+        _fail(session, task, change, step, exc.message, progress)
     except Exception as exc:  # the task records why; the requester may retry
-        _fail(session, task, step, f"{type(exc).__name__}: {exc}", progress)
+        _fail(session, task, change, step, f"{type(exc).__name__}: {exc}", progress)
 
 
-def _fail(session: Session, task: Task, step: str, message: str,
+def _fail(session: Session, task: Task, change: Change, step: str, message: str,
           progress: tasks.Progress | None) -> None:
+    """The task failed after reserving its unit: record why and RELEASE the reservation.
+
+    The change becomes ``failed`` (its ``open_unit_key`` NULL), so the name is free for a new
+    request at once; the author's retry takes the reservation back (``_reserve_again``). A
+    placeholder the catalog shows as ``requested`` goes, as when a change is closed.
+    """
     session.rollback()
+    change.status, change.open_unit_key, change.updated_at = RELEASED, None, utcnow()
+    session.add(change)
+    if change.entity:
+        catalog_service.set_status(session, entity=change.entity, status="closed")
     task.status, task.error = "failed", redact(message)[:4000]
-    tasks.log_step(session, task, step, "failed", message, progress)
+    tasks.log_step(session, task, step, "failed",
+                   f"{message} (the reservation of {change.unit_key} is released; retry the "
+                   "task to take it again)", progress)
 
 
 def get_task(session: Session, *, principal: Principal, task_id: int) -> TaskPublic:

@@ -5,33 +5,30 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from sqlmodel import Session
 from sse_starlette.sse import EventSourceResponse
 
 from portal.deps import EngineDep, PrincipalDep, SessionDep, client_ip
+from portal.errors import error_responses
+from portal.params import LastEventId, PathId
 from scaffolder import review, service, tasks
 from scaffolder.deps import ForgeDep, RegistryDep
 from scaffolder.models import (
     ChangeDetail,
     ChangePublic,
     DryRunResult,
-    ErrorBody,
     ScaffoldRequest,
     TaskPublic,
     TemplateDetail,
     TemplateSummary,
 )
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorBody, "description": text} for status, text in (
-        (401, "Not signed in"), (403, "Not allowed (policy, four-eyes rule)"),
-        (404, "Unknown template, task or change"),
-        (409, "Unit exists or is already requested, change not mergeable, merge conflict"),
-        (413, "Body too large"), (422, "Invalid input; `field` names it"))}
+ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422)
 router = APIRouter(prefix="/api", tags=["scaffolder"], responses=ERRORS)
+ChangeStatus = Literal["pending", "open", "merged", "closed", "failed"]
 POLL_S = 0.2
 
 
@@ -66,12 +63,12 @@ def create_task(body: ScaffoldRequest, request: Request, principal: PrincipalDep
 
 
 @router.get("/scaffolder/tasks/{task_id}", response_model=TaskPublic)
-def get_task(task_id: int, principal: PrincipalDep, session: SessionDep) -> TaskPublic:
+def get_task(task_id: PathId, principal: PrincipalDep, session: SessionDep) -> TaskPublic:
     return service.get_task(session, principal=principal, task_id=task_id)
 
 
 @router.post("/scaffolder/tasks/{task_id}/retry", response_model=TaskPublic)
-def retry_task(task_id: int, request: Request, principal: PrincipalDep, session: SessionDep,
+def retry_task(task_id: PathId, request: Request, principal: PrincipalDep, session: SessionDep,
                registry: RegistryDep, forge: ForgeDep) -> TaskPublic:
     """Run a failed task again (same branch: an already opened PR is reused, never doubled)."""
     return service.retry_task(session, registry=registry, forge=forge, principal=principal,
@@ -81,9 +78,9 @@ def retry_task(task_id: int, request: Request, principal: PrincipalDep, session:
 @router.get("/scaffolder/tasks/{task_id}/events", response_class=EventSourceResponse,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "The task's step log as Server-Sent Events."}})
-async def task_events(task_id: int, principal: PrincipalDep, session: SessionDep,
+async def task_events(task_id: PathId, principal: PrincipalDep, session: SessionDep,
                       engine: EngineDep,
-                      last_event_id: Annotated[int, Header(ge=0)] = 0) -> EventSourceResponse:
+                      last_event_id: LastEventId = 0) -> EventSourceResponse:
     """Streams each step event (`event: step`), then `event: end` with the final status."""
     service.get_task(session, principal=principal, task_id=task_id)  # 404 for others' tasks
     session.close()
@@ -107,20 +104,19 @@ async def task_events(task_id: int, principal: PrincipalDep, session: SessionDep
 
 @router.get("/changes", response_model=list[ChangePublic])
 def list_changes(_principal: PrincipalDep, session: SessionDep,
-                 status: Annotated[str | None, Query(pattern="^(pending|open|merged|closed)$")]
-                 = None,
+                 status: ChangeStatus | None = None,
                  limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ChangePublic]:
     return review.list_changes(session, status=status, limit=limit)
 
 
 @router.get("/changes/{change_id}", response_model=ChangeDetail)
-def get_change(change_id: int, _principal: PrincipalDep, session: SessionDep) -> ChangeDetail:
+def get_change(change_id: PathId, _principal: PrincipalDep, session: SessionDep) -> ChangeDetail:
     """The change set: files, diff, checks, approval routing and status."""
     return review.get_change(session, change_id=change_id)
 
 
 @router.post("/changes/{change_id}/approve", response_model=ChangePublic)
-def approve(change_id: int, request: Request, principal: PrincipalDep, session: SessionDep,
+def approve(change_id: PathId, request: Request, principal: PrincipalDep, session: SessionDep,
             forge: ForgeDep) -> ChangePublic:
     """Local forge: approve (never your own change; routing by tier)."""
     return review.approve_change(session, forge=forge, principal=principal,
@@ -128,7 +124,7 @@ def approve(change_id: int, request: Request, principal: PrincipalDep, session: 
 
 
 @router.post("/changes/{change_id}/merge", response_model=ChangePublic)
-def merge(change_id: int, request: Request, principal: PrincipalDep, session: SessionDep,
+def merge(change_id: PathId, request: Request, principal: PrincipalDep, session: SessionDep,
           forge: ForgeDep, registry: RegistryDep) -> ChangePublic:
     """Local forge: merge when checks are green and approved; 409 on a conflict; 422 when a
     team file reaches beyond the team's identity (re-checked here)."""
@@ -137,7 +133,7 @@ def merge(change_id: int, request: Request, principal: PrincipalDep, session: Se
 
 
 @router.post("/changes/{change_id}/close", response_model=ChangePublic)
-def close(change_id: int, request: Request, principal: PrincipalDep, session: SessionDep,
+def close(change_id: PathId, request: Request, principal: PrincipalDep, session: SessionDep,
           forge: ForgeDep) -> ChangePublic:
     return review.close_change(session, forge=forge, principal=principal, change_id=change_id,
                                 ip=client_ip(request))

@@ -29,3 +29,10 @@ if ! command -v terraform >/dev/null; then
   echo "terraform CLI not found on PATH; the reconciler and its tests need it" >&2
   exit 1
 fi
+# The reconciler reads `terraform init|plan|apply -json` diagnostics; `init -json` exists since
+# Terraform 1.9.0.
+tf_version=$(terraform version -json 2>/dev/null | sed -n 's/.*"terraform_version": *"\([0-9.]*\)".*/\1/p')
+if [ "$(printf '%s\n' 1.9.0 "$tf_version" | sort -V | head -n1)" != "1.9.0" ]; then
+  echo "terraform $tf_version is too old: the reconciler needs 1.9.0 or newer" >&2
+  exit 1
+fi

@@ -54,6 +54,7 @@ PER_PAGE = 100  # the largest page GitHub serves
 SECONDARY_WAIT_S = 60.0  # "wait for at least one minute before retrying"
 MAX_ATTEMPTS = 6
 _ETAG_ENTRIES = 512
+_ETAG_MAX_BYTES = 256 * 1024  # larger answers (big files) are not remembered
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
 
 
@@ -123,6 +124,7 @@ class GitHubRest:
             except (requests.RequestException, OSError) as exc:
                 raise Unavailable(f"GitHub cannot be reached: {exc}") from exc
             response_headers = {k.lower(): str(v) for k, v in raw_headers.items()}
+            response_headers["x-caas-body-bytes"] = str(len(text or ""))
             data = _decode(text)
             message = data.get("message", "") if isinstance(data, dict) else ""
             wait = rate_limit_wait(status, response_headers, str(message), now=self._clock(),
@@ -168,7 +170,8 @@ class GitHubRest:
             return 200, known[1], known[2]
         link = _next_link(response_headers.get("link", ""))
         etag = response_headers.get("etag")
-        if status == 200 and etag:
+        small = int(response_headers.get("x-caas-body-bytes", "0")) <= _ETAG_MAX_BYTES
+        if status == 200 and etag and small:
             with self._lock:
                 self._etags[url] = (etag, data, link)
                 self._etags.move_to_end(url)

@@ -91,6 +91,11 @@ def _repo_name(side: Any) -> str | None:
     return str(name) if name else None
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """A payload member that should be an object; anything else reads as empty."""
+    return value if isinstance(value, dict) else {}
+
+
 def _login(obj: Any) -> str | None:
     if isinstance(obj, dict):
         login = obj.get("login")
@@ -123,13 +128,14 @@ def _parse_pull_request(payload: dict[str, Any], main_branch: str
     action = payload.get("action")
     if not isinstance(pr, dict) or not isinstance(action, str):
         return None
-    base = pr.get("base") or {}
-    head = pr.get("head") or {}
+    base = _dict(pr.get("base"))
+    head = _dict(pr.get("head"))
     raw_number = pr.get("number") or payload.get("number") or 0
     number = raw_number if isinstance(raw_number, int) and 0 < raw_number < 2**31 else 0
     merged = bool(pr.get("merged"))
     if action == "closed" and merged:
-        if base.get("ref") != main_branch or not pr.get("merge_commit_sha"):
+        if (base.get("ref") != main_branch or not isinstance(pr.get("merge_commit_sha"), str)
+                or not pr.get("merge_commit_sha")):
             return None
         return MergeEvent(
             commit=str(pr["merge_commit_sha"]),

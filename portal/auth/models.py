@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from portal.db import utcnow
+from portal.db import UtcDatetime, utcnow
 
 
 class Role(StrEnum):
@@ -156,22 +156,22 @@ class TokenCreated(SQLModel):
     id: int
     name: str
     token: str
-    expires_at: datetime | None
+    expires_at: UtcDatetime | None
 
 
 class TokenPublic(SQLModel):
     id: int
     name: str
     prefix: str
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    last_used_at: datetime | None
+    created_at: UtcDatetime
+    expires_at: UtcDatetime | None
+    revoked_at: UtcDatetime | None
+    last_used_at: UtcDatetime | None
 
 
 class AuditEventPublic(SQLModel):
     id: int
-    at: datetime
+    at: UtcDatetime
     actor: str
     action: str
     target: str

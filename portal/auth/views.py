@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -21,9 +20,11 @@ from portal.auth.deps import (
 )
 from portal.auth.models import AuditEventPublic, TokenCreated, TokenPublic, UserPublic
 from portal.auth.principal import Principal
+from portal.errors import error_responses
+from portal.params import CursorId, IsoDatetime, PathId
 from portal.settings import Settings
 
-router = APIRouter(prefix="/api", tags=["identity"])
+router = APIRouter(prefix="/api", tags=["identity"], responses=error_responses(400, 401, 422))
 
 
 class LoginIn(BaseModel):
@@ -50,7 +51,7 @@ def set_session_cookie(response: Response, settings: Settings, clear: str) -> No
     )
 
 
-@router.post("/auth/login", response_model=LoginOut)
+@router.post("/auth/login", response_model=LoginOut, responses=error_responses(403, 429))
 def login(body: LoginIn, request: Request, response: Response, session: SessionDep,
           settings: SettingsDep) -> LoginOut:
     web, clear, user = auth_service.login(
@@ -91,26 +92,30 @@ def create_token(body: TokenIn, principal: PrincipalDep, session: SessionDep) ->
     return TokenCreated(id=token.id, name=token.name, token=clear, expires_at=token.expires_at)
 
 
-@router.delete("/auth/tokens/{token_id}", response_model=TokenPublic)
-def revoke_token(token_id: int, principal: PrincipalDep, session: SessionDep) -> TokenPublic:
+@router.delete("/auth/tokens/{token_id}", response_model=TokenPublic,
+               responses=error_responses(403, 404))
+def revoke_token(token_id: PathId, principal: PrincipalDep, session: SessionDep) -> TokenPublic:
     token = auth_service.revoke_token(session, token_id=token_id, principal=principal)
     return TokenPublic.model_validate(token, from_attributes=True)
 
 
-@router.get("/audit", response_model=list[AuditEventPublic])
+@router.get("/audit", response_model=list[AuditEventPublic], responses={
+    **error_responses(403),
+    200: {"description": "Audit events, newest first (`format=csv`: the same as CSV).",
+          "content": {"text/csv": {"schema": {"type": "string"}}}}})
 def audit_log(
     _admin: AdminDep,
     session: SessionDep,
     actor: str | None = None,
     action: Annotated[str | None, Query(description="prefix, e.g. `auth.`")] = None,
-    outcome: Annotated[str | None, Query(pattern="^(success|failure|denied)$")] = None,
+    outcome: Literal["success", "failure", "denied"] | None = None,
     target: Annotated[str | None, Query(description="substring of the target")] = None,
     ip: Annotated[str | None, Query(description="client address, exact")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    before_id: int | None = None,
+    since: IsoDatetime | None = None,
+    until: IsoDatetime | None = None,
+    before_id: CursorId = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+    format: Literal["json", "csv"] = "json",
 ) -> object:
     events = audit.query(session, actor=actor, action=action, outcome=outcome, target=target,
                          ip=ip, since=since, until=until, before_id=before_id, limit=limit)

@@ -61,6 +61,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     message: str = "API rate limit exceeded"
     times: int = 1
+    skip: int = 0  # matching requests carried out before the fault strikes
 
 
 def _sha(kind: str, payload: bytes) -> str:
@@ -196,6 +197,9 @@ class FakeGitHub:
         with self.lock:
             for fault in self.faults:
                 if fault.method == call.method and fault.path in call.path and fault.times > 0:
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     fault.times -= 1
                     call.status = fault.status
                     return JSONResponse({"message": fault.message, "documentation_url":

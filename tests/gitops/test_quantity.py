@@ -80,3 +80,16 @@ def test_formatting_round_trips() -> None:
         assert format_bytes(to_bytes(text)) == text
     with pytest.raises(ValueError):
         format_cpu(-1)
+
+
+@pytest.mark.parametrize("huge", ["1e309", "-1e309", "9223372036854775808", "8Ei", "10E",
+                                  "1e19", 1e300, 2**64])
+def test_refuses_magnitudes_above_int64(huge: object) -> None:
+    """resource.Quantity: no quantity may be greater than 2^63-1 in magnitude."""
+    with pytest.raises(ValueError, match="2\\^63-1"):
+        parse_quantity(huge)
+
+
+def test_largest_quantity_is_accepted_and_stays_finite() -> None:
+    assert parse_quantity("9223372036854775807") == Decimal(2**63 - 1)
+    assert to_cores("9E") == 9e18

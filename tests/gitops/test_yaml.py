@@ -79,3 +79,11 @@ def test_safe_and_strict() -> None:
         yaml.load(b"\xff")
     assert yaml.load_all("a: 1\n---\n---\nb: 2\n") == [{"a": 1}, {"b": 2}]
     assert yaml.load("") is None
+
+
+def test_multi_document_dump_keeps_order_when_asked() -> None:
+    docs = [{"kind": "Group", "apiVersion": "backstage.io/v1alpha1", "metadata": {"name": "on"}},
+            {"b": 1, "a": 2}]
+    text = yaml.dump_all(docs, sort_keys=False)
+    assert text.startswith("---\nkind: Group\napiVersion:") and "\n---\nb: 1\na: 2\n" in text
+    assert yaml.load_all(text) == docs

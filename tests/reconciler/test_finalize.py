@@ -10,7 +10,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
-from catalog.models import Entity
+from catalog.models import Entity, TimelineEvent
 from gitops.forges.base import MergeEvent
 from gitops.forges.local import LocalForge
 from gitops.git import seed_repository
@@ -99,6 +99,14 @@ def test_dependants_failed_at_claim_fail_the_merge_and_the_catalog_shows_it(
         "upstream unit terraform:dev/domain did not succeed"
     assert merge_state(engine, commit) == "failed"
     assert entity_status(engine) == "failed"
+    with Session(engine) as session:  # each job's end is on the entity's timeline
+        events = session.exec(select(TimelineEvent.event, TimelineEvent.detail).where(
+            TimelineEvent.entity == ENTITY).order_by(col(TimelineEvent.id))).all()
+    ended = [(e, d["unit"]) for e, d in events if e != "job.started"]
+    assert ended == [("job.succeeded", "terraform:dev/backend"),
+                     ("job.failed", "terraform:dev/network"),
+                     ("job.failed", "terraform:dev/domain"),
+                     ("job.failed", "terraform:dev/kubernetes")]
 
 
 def test_sweep_finalises_a_merge_whose_jobs_are_all_done(

@@ -180,3 +180,33 @@ def test_portal_branches_are_previewed_and_stray_pushes_refused(
     with Session(engine) as session:
         jobs = session.exec(select(Job)).all()
         assert {j.kind for j in jobs} == {"plan_preview"}
+
+
+_ODD = [None, [], {}, "x", 0, -1, True, 2**70, "--upload-pack=touch /tmp/x", "0" * 40]
+
+
+def test_odd_values_in_every_field_never_give_a_5xx(client: TestClient) -> None:
+    """Each example with one of its fields (top level, and the pull request's head and base)
+    replaced by a value of the wrong kind: a 202 or a 4xx naming what is wrong, never a 5xx."""
+    statuses: dict[int, int] = {}
+    for event in ("push", "pull_request"):
+        example = webhook_examples(event)[0 if event == "pull_request" else 4]
+        places: list[list[str]] = [[k] for k in example]
+        if event == "pull_request":
+            places += [["pull_request", k] for k in ("number", "head", "base", "merged",
+                                                      "merge_commit_sha")]
+            places += [["pull_request", side, k] for side in ("head", "base")
+                       for k in ("ref", "sha", "repo")]
+        for place in places:
+            for odd in _ODD:
+                payload = copy.deepcopy(example)
+                target = payload
+                for key in place[:-1]:
+                    target = target[key]
+                target[place[-1]] = odd
+                response = _deliver(client, event, payload)
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                assert response.status_code < 500, (place, odd, response.text)
+                if response.status_code >= 400:
+                    assert response.json()["error"].get("field"), response.text
+    assert set(statuses) <= {202, 400, 422} and statuses[202] > 0

@@ -89,7 +89,7 @@ def _open_pr(forge: LocalForge, branch: str) -> tuple[int, str]:
     return info.number, info.head_sha
 
 
-def _portal_change(engine: Engine, branch: str, number: int) -> None:
+def _portal_change(engine: Engine, branch: str, number: int | None) -> None:
     with Session(engine) as session:
         session.add(Change(template="environment", template_version="v1", unit_key=branch,
                            branch=branch, title="t", author="alice", number=number))
@@ -141,11 +141,13 @@ def test_another_repository_is_ignored_and_audited_once(deliver: Deliver, forge:
     assert _state(engine) == (0, 0, ["reconciler.webhook.ignored"] * 3)
 
 
-@pytest.mark.parametrize("action", ["opened", "synchronize", "reopened"])
+@pytest.mark.parametrize("action", ["opened", "synchronize", "reopened", "opened-early"])
 def test_pull_requests_from_portal_branches_get_a_preview(
         deliver: Deliver, forge: LocalForge, engine: Engine, action: str) -> None:
     number, head = _open_pr(forge, "caas/env-qa")
-    _portal_change(engine, "caas/env-qa", number)
+    # "opened-early": GitHub's delivery arrives before the portal recorded the PR's number.
+    _portal_change(engine, "caas/env-qa", None if action == "opened-early" else number)
+    action = action.removesuffix("-early")
     response = deliver("pull_request", _pr(action, number, "caas/env-qa", head))
     assert (response.status_code, response.json()) == (202, {"status": "plan preview queued"})
     with Session(engine) as session:
@@ -157,13 +159,16 @@ def test_pull_requests_from_portal_branches_get_a_preview(
     ("caas/env-qa", "mallory/gitops", "comes from a fork (mallory/gitops)"),
     ("caas/env-qa", None, "comes from a fork (a deleted fork)"),
     ("feature/qa", REPO, "the branch 'feature/qa' was not created by the portal"),
-], ids=["fork", "deleted-fork", "foreign-branch"])
+    ("caas/env-qa", REPO, "the branch 'caas/env-qa' was not created by the portal"),
+], ids=["fork", "deleted-fork", "foreign-branch", "portal-branch-of-another-change"])
 def test_forks_and_foreign_branches_get_no_plan_and_a_reason(
         deliver: Deliver, forge: LocalForge, engine: Engine, branch: str,
         head_repo: str | None, reason: str) -> None:
     number, head = _open_pr(forge, branch)
     if head_repo != REPO:
         _portal_change(engine, branch, number)  # even a branch name the portal uses
+    elif branch.startswith("caas/"):
+        _portal_change(engine, branch, number + 100)  # the portal's branch, another PR
     response = deliver("pull_request", _pr("synchronize", number, branch, head,
                                            head_repo=head_repo))
     assert response.status_code == 202

@@ -54,9 +54,33 @@ def test_defaults_and_derived_values_are_added() -> None:
     # Defaults are copies: changing one result must not change the schema's default.
     result["environments"].append("prod")  # type: ignore[attr-defined]
     again = validate_answers(
-        parameters("tenant"), {**TENANT, "environments": None}, context=CONTEXT
+        parameters("tenant"), {k: v for k, v in TENANT.items() if k != "environments"},
+        context=CONTEXT,
     )
     assert again["environments"] == ["dev"]
+
+
+def _fields_with_defaults() -> list[tuple[str, str]]:
+    return [(template, f.name) for template in ("tenant", "team", "environment", "application")
+            for f in form_fields(parameters(template)) if f.default is not None]
+
+
+@pytest.mark.parametrize(("template", "field"), _fields_with_defaults())
+def test_null_is_refused_naming_the_field_never_replaced_by_the_default(
+        template: str, field: str) -> None:
+    """Every field with a default: an explicit ``null`` is a type error, not the default."""
+    prop = merged_schema(parameters(template))["properties"][field]
+    with pytest.raises(ValidationFailed) as err:  # the field alone, as the template declares it
+        validate_answers({"properties": {field: prop}}, {field: None}, context=CONTEXT)
+    assert err.value.field == field, err.value.message
+    assert err.value.rule == "type"
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), [float("inf")]])
+def test_non_finite_numbers_are_refused_naming_the_field(value: object) -> None:
+    with pytest.raises(ValidationFailed) as err:
+        validate_answers(parameters("tenant"), {**TENANT, "max_pods": value}, context=CONTEXT)
+    assert (err.value.field, err.value.rule) == ("max_pods", "finite")
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ from ruamel.yaml import YAML
 
 from scaffolder.checks.manifests import is_cluster_manifest, load_documents
 from scaffolder.parameters import ParameterContext, validate_answers
+from scaffolder.registry import load_template
+from scaffolder.render import cookiecutter_values
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO / "templates"
@@ -29,16 +31,18 @@ def parameters(name: str) -> Any:
 
 
 def render(name: str, answers: dict[str, Any], out: Path, *, validate: bool = True) -> Path:
-    """Validated answers (unless told not to) → cookiecutter's generate_files, hooks on."""
+    """Validated answers (unless told not to) → the step values of template.yaml (the context
+    the portal and Backstage hand to the renderer) → cookiecutter's generate_files, hooks on."""
     context = (
         validate_answers(parameters(name), answers, context=CONTEXT)
         if validate
         else copy.deepcopy(answers)
     )
+    template = load_template(TEMPLATES / name, trusted=True)
     return Path(
         generate_files(
             repo_dir=str(TEMPLATES / name),
-            context={"cookiecutter": context},
+            context={"cookiecutter": cookiecutter_values(template, context)},
             output_dir=str(out),
             accept_hooks=True,
         )

@@ -1,33 +1,147 @@
-"""Each template folder renders with the plain ``cookiecutter --no-input`` command."""
+"""Each template folder renders with the plain ``cookiecutter`` command: defaults, lists and maps
+in their string form from the command line and from a config file (the same files the portal
+renders from the equivalent form answers), and a unit's ``.caas-answers.yaml`` replayed."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from gitops import lists
 from scaffolder.checks.manifests import validate_manifest
-from tests.templates.support import NAMES, TEMPLATES, cluster_objects, yaml_files
+from scaffolder.parameters import validate_answers
+from scaffolder.registry import load_template
+from scaffolder.render import ANSWERS_FILE, render, replay_document
+from tests.templates.support import (
+    CONTEXT,
+    NAMES,
+    SKELETON,
+    TEMPLATES,
+    cluster_objects,
+    parameters,
+    yaml_files,
+)
 
 COOKIECUTTER = Path(sys.executable).with_name("cookiecutter")
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_plain_cookiecutter_renders(name: str, tmp_path: Path) -> None:
+def cookiecutter(tmp_path: Path, *args: str) -> Path:
+    """Run the plain CLI with its replay and clone folders under ``tmp_path``; the project."""
+    config = tmp_path / "cookiecutter-config.yaml"
+    if not config.exists():
+        config.write_text(yaml.safe_dump({"replay_dir": str(tmp_path / "replay"),
+                                          "cookiecutters_dir": str(tmp_path / "clones")}))
+    out = tmp_path / "out"
     result = subprocess.run(
-        [str(COOKIECUTTER), "--no-input", "--output-dir", str(tmp_path), str(TEMPLATES / name)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        [str(COOKIECUTTER), "--config-file", str(config), "--output-dir", str(out), *args],
+        capture_output=True, text=True, timeout=120, check=False,
     )
     assert result.returncode == 0, result.stderr
-    (out,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    (project,) = [p for p in out.iterdir() if p.is_dir()]
+    return project
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != ANSWERS_FILE}
+
+
+def portal_files(name: str, answers: dict[str, Any]) -> dict[str, bytes]:
+    template = load_template(TEMPLATES / name, trusted=True)
+    clean = validate_answers(parameters(name), answers, context=CONTEXT)
+    files = render(template, clean, target="unit")
+    return {p.removeprefix("unit/"): b for p, b in files.items()
+            if not p.endswith(ANSWERS_FILE)}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_plain_cookiecutter_renders(name: str, tmp_path: Path) -> None:
+    out = cookiecutter(tmp_path, "--no-input", str(TEMPLATES / name))
     assert yaml_files(out)
     objects = cluster_objects(out)
     assert objects
     assert [e for _p, doc in objects for e in validate_manifest(doc)] == []
+    assert not (out / ".overlay").exists()
     if name == "tenant":
         assert (out / "envs" / "dev" / "kustomization.yaml").is_file()
+
+
+TENANT_FORM = {
+    "team": "payments", "name": "checkout", "cost_center": "cc-1001",
+    "description": "Checkout — «ünïcödé» 🚀 'quoted'",
+    "environments": ["dev", "staging", "prod"],
+    "environment_quotas": {"prod": {"cpu": "8", "memory": "16Gi"}, "staging": {"cpu": "2"}},
+    "http_allow": [{"from_namespace": "payments-web", "port": 8080, "method": "GET",
+                    "path": "/api/v1"}],
+    "max_pods": 60, "allow_egress_world": True,
+}
+# The same answers as the command line and a config file write them: lists comma-separated,
+# environment_quotas "<env>:<cpu>:<memory>", http_allow "<namespace>:<port>:<METHOD>:<path>".
+TENANT_STRINGS = {
+    "team": "payments", "name": "checkout", "cost_center": "cc-1001",
+    "description": "Checkout — «ünïcödé» 🚀 'quoted'",
+    "environments": "dev,staging,prod",
+    "environment_quotas": "prod:8:16Gi,staging:2:",
+    "http_allow": "payments-web:8080:GET:/api/v1",
+    "max_pods": "60", "allow_egress_world": "true",
+}
+TEAM_FORM = {"team": "payments", "display_name": "Payments 💳", "cost_center": "cc-1001",
+             "owners": ["carol", "dave"], "members": ["erin", "carol"],
+             "source_repos": ["https://github.com/example-org/*", "https://charts.example.org/"]}
+TEAM_STRINGS = {"team": "payments", "display_name": "Payments 💳", "cost_center": "cc-1001",
+                "owners": "carol,dave", "members": "erin,carol",
+                "source_repos": "https://github.com/example-org/*,https://charts.example.org/"}
+
+
+@pytest.mark.parametrize(("name", "form", "strings"), [
+    ("tenant", TENANT_FORM, TENANT_STRINGS), ("team", TEAM_FORM, TEAM_STRINGS)])
+def test_lists_and_maps_from_the_command_line(
+    name: str, form: dict[str, Any], strings: dict[str, str], tmp_path: Path
+) -> None:
+    out = cookiecutter(tmp_path, "--no-input", str(TEMPLATES / name),
+                       *(f"{k}={v}" for k, v in strings.items()))
+    assert files_of(out) == portal_files(name, form)
+    if name == "tenant":
+        assert sorted(p.name for p in (out / "envs").iterdir()) == ["dev", "prod", "staging"]
+        quota = yaml.safe_load((out / "envs" / "prod" / "quota.yaml").read_text())
+        assert quota["spec"]["hard"]["requests.cpu"] == "8"
+    else:
+        team = yaml.safe_load((out / "team.yaml").read_text())
+        assert team["spec"]["owners"] == ["carol", "dave"]
+
+
+@pytest.mark.parametrize(("name", "form", "strings"), [
+    ("tenant", TENANT_FORM, TENANT_STRINGS), ("team", TEAM_FORM, TEAM_STRINGS)])
+def test_lists_and_maps_from_a_config_file(
+    name: str, form: dict[str, Any], strings: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "cookiecutter-config.yaml"
+    config.write_text(yaml.safe_dump({
+        "replay_dir": str(tmp_path / "replay"), "cookiecutters_dir": str(tmp_path / "clones"),
+        "default_context": strings}, allow_unicode=True), encoding="utf-8")
+    out = cookiecutter(tmp_path, "--no-input", str(TEMPLATES / name))
+    assert files_of(out) == portal_files(name, form)
+
+
+@pytest.mark.parametrize("unit", ["teams/platform", "tenants/platform/platform-tools", "envs/dev"])
+def test_replay_of_a_unit_reproduces_it_byte_for_byte(unit: str, tmp_path: Path) -> None:
+    stored = yaml.safe_load((SKELETON / unit / ANSWERS_FILE).read_text())
+    template = load_template(TEMPLATES / stored["template"], trusted=True)
+    replay = tmp_path / f"{stored['template']}.json"
+    replay.write_text(json.dumps(replay_document(template, stored["answers"])))
+    out = cookiecutter(tmp_path, "--replay-file", str(replay), str(TEMPLATES / stored["template"]))
+    replayed = files_of(out)
+    if "appproject.yaml" in replayed:
+        # The destinations list is derived from the team's tenants (gitops.lists), kept by the
+        # tenant pull requests rather than by the team template.
+        namespaces = lists.team_namespaces(
+            p.relative_to(SKELETON).as_posix() for p in SKELETON.rglob("*") if p.is_file())
+        replayed["appproject.yaml"] = lists.with_destinations(
+            replayed["appproject.yaml"], namespaces[stored["answers"]["team"]])
+    assert replayed == files_of(SKELETON / unit)

@@ -24,6 +24,8 @@ from cookiecutter.generate import generate_files
 from gitops import lists, object_names
 from scaffolder.checks.manifests import load_documents
 from scaffolder.parameters import ParameterContext, validate_answers
+from scaffolder.registry import load_template
+from scaffolder.render import cookiecutter_values
 from tests.templates.appset_expander import TemplateError, expand, render_string
 from tests.templates.support import SKELETON, TEMPLATES, TYPICAL, parameters
 
@@ -48,7 +50,8 @@ CONTEXT = ParameterContext(teams=frozenset(TEAMS), environments=frozenset(ENVS))
 
 def _render(name: str, answers: dict[str, Any], out: Path) -> Path:
     clean = validate_answers(parameters(name), answers, context=CONTEXT)
-    return Path(generate_files(repo_dir=str(TEMPLATES / name), context={"cookiecutter": clean},
+    values = cookiecutter_values(load_template(TEMPLATES / name, trusted=True), clean)
+    return Path(generate_files(repo_dir=str(TEMPLATES / name), context={"cookiecutter": values},
                                output_dir=str(out), accept_hooks=True))
 
 

@@ -299,3 +299,13 @@ def test_repeated_reads_are_conditional_and_every_request_pins_the_version(
     second = fake.calls[len(fake.calls) // 2:]
     assert second and all(c.status == 304 for c in second)
     assert all(c.headers.get("x-github-api-version") == API_VERSION for c in fake.calls)
+
+
+def test_large_answers_are_not_remembered(forge: GitHubForge, repo: FakeRepo,
+                                          fake: FakeGitHub) -> None:
+    repo.commit_files("main", {"big.txt": b"z" * 400_000, "small.txt": b"s"}, "sizes")
+    fake.reset_log()
+    for _ in range(2):
+        assert forge.read_file("big.txt") == b"z" * 400_000
+        assert forge.read_file("small.txt") == b"s"
+    assert [c.status for c in fake.calls] == [200, 200, 200, 304]
