@@ -52,8 +52,9 @@ CURSOR_MAX_LENGTH = 534  # at most 400 bytes of "v1:<key>" (the check below), ba
 def decode_cursor(cursor: str) -> str:
     try:
         # A key the index never held only moves the page start: no need to refuse it.
+        # PostgreSQL text cannot hold NUL; no entity key contains one.
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode(
-            errors="replace")
+            errors="replace").replace("\x00", "")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raw = ""
     if not raw.startswith("v1:") or len(raw) > 400:

@@ -3,7 +3,9 @@ approve / merge / close actions of the local forge (the policy's reason shown wh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -12,7 +14,7 @@ from sqlmodel import Session
 
 from frontend.highlight import split_diff
 from frontend.pages import render
-from frontend.services import ForgeDep
+from frontend.services import ForgeDep, RegistryDep
 from gitops.forges.base import Forge
 from gitops.layout import key_for_unit
 from portal.auth import policy
@@ -142,10 +144,11 @@ def change_page(request: Request, change_id: PathId, principal: PrincipalDep, se
 
 @router.post("/changes/{change_id}/{action}")
 def change_action(request: Request, change_id: PathId, action: str, principal: PrincipalDep,
-                  session: SessionDep, forge: ForgeDep) -> Response:
-    handlers = {"approve": scaffolder_review.approve_change,
-                "merge": scaffolder_review.merge_change,
-                "close": scaffolder_review.close_change}
+                  session: SessionDep, forge: ForgeDep, registry: RegistryDep) -> Response:
+    handlers: dict[str, Callable[..., ChangePublic]] = {
+        "approve": scaffolder_review.approve_change,
+        "merge": partial(scaffolder_review.merge_change, registry=registry),
+        "close": scaffolder_review.close_change}
     handler = handlers.get(action)
     if handler is None:
         raise NotFound(f"no action {action[:20]!r} on a change", field="action")

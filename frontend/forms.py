@@ -43,6 +43,8 @@ class Widget:
     pattern: str | None = None
     page: str = ""
     error: str = ""
+    # Identifies the unit being changed: shown read-only, sent unchanged.
+    fixed: bool = False
 
     @property
     def input_id(self) -> str:
@@ -77,8 +79,14 @@ def _options(spec: FieldSpec, choices: Mapping[str, Sequence[str]]) -> list[str]
     items = spec.items or {}
     if isinstance(items.get("enum"), list):
         return [str(v) for v in items["enum"]]
-    for key in (spec.name, _choice_key(spec)):
-        if key is not None and key in choices:
+    # Only a picker field gets a portal-filled list: a free-text field that happens to be
+    # called ``team`` or ``environment`` (the Team and Environment templates name their new
+    # unit so) stays free text, or the form could only offer names that already exist.
+    picker = _choice_key(spec)
+    if picker is None:
+        return None
+    for key in (spec.name, picker):
+        if key in choices:
             return [str(v) for v in choices[key]]
     return None
 
@@ -114,8 +122,10 @@ def _as_text(kind: str, value: object) -> str:
 
 def widgets(specs: Sequence[FieldSpec], *, choices: Mapping[str, Sequence[str]] | None = None,
             values: Mapping[str, object] | None = None,
-            errors: Mapping[str, str] | None = None) -> list[Widget]:
-    """The form's controls, filled with ``values`` (else the schema defaults)."""
+            errors: Mapping[str, str] | None = None,
+            fixed: frozenset[str] = frozenset()) -> list[Widget]:
+    """The form's controls, filled with ``values`` (else the schema defaults); the fields
+    named in ``fixed`` (those that identify a unit being changed) are read-only text."""
     choices = choices or {}
     values = values or {}
     errors = errors or {}
@@ -132,7 +142,7 @@ def widgets(specs: Sequence[FieldSpec], *, choices: Mapping[str, Sequence[str]] 
             minimum=spec.minimum, maximum=spec.maximum,
             step="1" if spec.type == "integer" else "any",
             max_length=spec.max_length, pattern=spec.pattern if kind == "text" else None,
-            page=spec.page, error=errors.get(spec.name, ""),
+            page=spec.page, error=errors.get(spec.name, ""), fixed=spec.name in fixed,
         )
         if kind == "checkbox":
             widget.checked = bool(value)

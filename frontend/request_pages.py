@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import Engine
@@ -32,6 +32,7 @@ from scaffolder.changeset import parameter_context
 from scaffolder.models import ScaffoldRequest, TemplateDetail
 from scaffolder.parameters import form_fields, validate_answers
 from scaffolder.registry import Registry
+from scaffolder.units import unit_answers
 
 router = APIRouter(include_in_schema=False)
 
@@ -49,18 +50,30 @@ def _choices(detail: TemplateDetail) -> dict[str, list[str]]:
 
 
 def _form_page(request: Request, detail: TemplateDetail, *, values: Mapping[str, object],
-               error: CaasError | None = None) -> Response:
+               error: CaasError | None = None, update: bool = False,
+               fixed: frozenset[str] = frozenset()) -> Response:
+    """The request form; with ``update`` the "Change" form of an existing unit, whose
+    identifying fields (``fixed``) are read-only."""
     errors = {error.field: error.message} if error is not None and error.field else {}
     pages: dict[str, list[Widget]] = {}
     for widget in widgets(form_fields(detail.parameters), choices=_choices(detail),
-                          values=values, errors=errors):
+                          values=values, errors=errors, fixed=fixed if update else frozenset()):
         pages.setdefault(widget.page, []).append(widget)
+    verb = "Change" if update else "Request"
     return render(
         request, "request_form.html", status=error.status if error else 200,
-        title=f"Request {detail.title}", tmpl=detail, pages=list(pages.items()),
-        error=error.message if error else None,
+        title=f"{verb} {detail.title}", tmpl=detail, pages=list(pages.items()),
+        error=error.message if error else None, update=update, verb=verb,
         error_field=error.field if error and error.field in errors else None,
     )
+
+
+def _is_update(form: Mapping[str, Sequence[str]]) -> bool:
+    return (form.get("update") or [""])[0] == "true"
+
+
+def _fixed(registry: Registry, name: str, update: bool) -> frozenset[str]:
+    return registry.get(name, field_name="name").identity_fields if update else frozenset()
 
 
 async def _form_data(request: Request) -> dict[str, list[str]]:
@@ -72,9 +85,10 @@ async def _form_data(request: Request) -> dict[str, list[str]]:
     return data
 
 
-def _scaffold_request(name: str, answers: Mapping[str, object]) -> ScaffoldRequest:
+def _scaffold_request(name: str, answers: Mapping[str, object], *,
+                      update: bool = False) -> ScaffoldRequest:
     try:
-        return ScaffoldRequest(template=name, answers=dict(answers))
+        return ScaffoldRequest(template=name, answers=dict(answers), update=update)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ValidationFailed(f"answers: {first.get('msg', 'invalid')}", field="answers",
@@ -109,6 +123,18 @@ def request_form(request: Request, name: str, principal: PrincipalDep, registry:
     return _form_page(request, detail, values={})
 
 
+@router.get("/change")
+def change_form(request: Request, unit: Annotated[str, Query(max_length=300)],
+                principal: PrincipalDep, registry: RegistryDep, forge: ForgeDep) -> Response:
+    """"Change" on an entity page: the unit's template form, pre-filled from its
+    ``.caas-answers.yaml``, the identifying fields read-only; it previews an update."""
+    stored = unit_answers(forge=forge, registry=registry, unit=unit)
+    detail = scaffolder_service.get_template(registry=registry, forge=forge,
+                                             principal=principal, name=stored.template)
+    return _form_page(request, detail, values=stored.answers, update=True,
+                      fixed=frozenset(stored.fixed))
+
+
 @router.post("/templates/{name}/check")
 async def check_fields(request: Request, name: str, principal: PrincipalDep,
                        registry: RegistryDep, forge: ForgeDep) -> Response:
@@ -137,17 +163,19 @@ async def preview(request: Request, name: str, principal: PrincipalDep, session:
                                              principal=principal, name=name)
     form = await _form_data(request)
     answers = parse_form(form_fields(detail.parameters), form)
+    update = _is_update(form)
     try:
-        result = scaffolder_service.dry_run(session, registry=registry, forge=forge,
-                                            principal=principal,
-                                            request=_scaffold_request(name, answers))
+        result = scaffolder_service.dry_run(
+            session, registry=registry, forge=forge, principal=principal,
+            request=_scaffold_request(name, answers, update=update))
     except CaasError as exc:
-        return _form_page(request, detail, values=answers, error=exc)
+        return _form_page(request, detail, values=answers, error=exc, update=update,
+                          fixed=_fixed(registry, name, update))
     files = [{"path": f.path, "status": f.status, "anchor": "file-" + str(i),
               "lines": highlight_file(f.path, f.content or "")}
              for i, f in enumerate(result.files)]
     return render(request, "preview.html", title=f"Preview {detail.title}", tmpl=detail,
-                  result=result, files=files, answers_json=json.dumps(answers))
+                  result=result, files=files, answers_json=json.dumps(answers), update=update)
 
 
 @router.post("/templates/{name}/edit")
@@ -155,8 +183,10 @@ async def edit(request: Request, name: str, principal: PrincipalDep, registry: R
                forge: ForgeDep) -> Response:
     detail = scaffolder_service.get_template(registry=registry, forge=forge,
                                              principal=principal, name=name)
-    answers = _answers_from_hidden(await _form_data(request))
-    return _form_page(request, detail, values=answers)
+    form = await _form_data(request)
+    update = _is_update(form)
+    return _form_page(request, detail, values=_answers_from_hidden(form), update=update,
+                      fixed=_fixed(registry, name, update))
 
 
 class _Started:
@@ -194,11 +224,14 @@ async def submit(request: Request, name: str, principal: PrincipalDep, engine: E
     followed live; refusals (validation, permission, conflict) come back to the form."""
     detail = scaffolder_service.get_template(registry=registry, forge=forge,
                                              principal=principal, name=name)
-    answers = _answers_from_hidden(await _form_data(request))
+    form = await _form_data(request)
+    answers, update = _answers_from_hidden(form), _is_update(form)
+    fixed = _fixed(registry, name, update)
     try:
-        scaffold = _scaffold_request(name, answers)
+        scaffold = _scaffold_request(name, answers, update=update)
     except CaasError as exc:
-        return _form_page(request, detail, values=answers, error=exc)
+        return _form_page(request, detail, values=answers, error=exc, update=update,
+                          fixed=fixed)
     started = _Started()
     thread = threading.Thread(
         target=_run_task, name="caas-ui-task", daemon=True,
@@ -207,7 +240,8 @@ async def submit(request: Request, name: str, principal: PrincipalDep, engine: E
     await _wait(started)
     if started.task_id is None:
         error = started.error or Unavailable("the request did not start in time")
-        return _form_page(request, detail, values=answers, error=error)
+        return _form_page(request, detail, values=answers, error=error, update=update,
+                          fixed=fixed)
     return RedirectResponse(f"/tasks/{started.task_id}", status_code=303)
 
 

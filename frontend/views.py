@@ -27,6 +27,7 @@ from portal.deps import (
     set_login_csrf_cookie,
 )
 from portal.errors import CaasError
+from portal.health import repository_problem
 from scaffolder import review as scaffolder_review
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -97,7 +98,10 @@ def home(request: Request, principal: PrincipalDep, session: SessionDep) -> Resp
     review = [c for c in changes if c.status == "open" and c.author != principal.username
               and change_pages.can_approve(principal, c)]
     events = catalog_query.team_activity(session, teams=principal.team_roles)
-    return render(request, "home.html", title="Home",
+    # Platform admins see what keeps the platform from working (no main: run `caas init`).
+    problem = (repository_problem(request.app.state.settings, request.app.state.engine)
+               if principal.is_platform_admin else "")
+    return render(request, "home.html", title="Home", platform_problem=problem,
                   requests=activity.my_requests(session, changes, principal.username),
                   review=review[:10],
                   activity=[{**e, "url": entity_url(str(e["entity"]))}

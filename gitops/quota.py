@@ -32,6 +32,12 @@ KEYS: Mapping[str, tuple[str, ...]] = {"cpu": ("requests.cpu", "cpu"),
                                        "storage": ("requests.storage",)}
 
 
+def amount(resource: str, value: object) -> int:
+    """One quantity in the unit ``limits`` uses for ``resource`` (millicores for ``cpu``, bytes
+    otherwise); ``QuantityError`` for junk or a negative amount."""
+    return cpu_milli(value) if resource == "cpu" else to_bytes(value)
+
+
 def _map(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
@@ -52,15 +58,14 @@ def limits(docs: Iterable[Mapping[str, Any]], *, problems: list[str] | None = No
             if alias is None:
                 continue
             try:
-                values[resource] = (cpu_milli(hard[alias]) if resource == "cpu"
-                                    else to_bytes(hard[alias]))
+                values[resource] = amount(resource, hard[alias])
             except QuantityError as exc:
                 if problems is not None:
                     problems.append(f"{where}: spec.hard.{alias}: {exc}")
     total: dict[str, int] = {}
     for values in objects.values():
-        for resource, amount in values.items():
-            total[resource] = min(amount, total.get(resource, amount))
+        for resource, bound in values.items():
+            total[resource] = min(bound, total.get(resource, bound))
     return total
 
 

@@ -19,7 +19,7 @@ from portal import __version__, db, tracing
 from portal.api import api_router
 from portal.errors import CaasError, Unauthenticated, Unavailable, error_responses
 from portal.guard import MAX_BODY_BYTES, Guard
-from portal.health import readiness
+from portal.health import readiness, repository_problem
 from portal.metrics import Metrics
 from portal.settings import Settings
 from portal.startup import prepare
@@ -69,6 +69,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
         state = readiness(engine)  # database reachable and migrations at head
         if not state.ready:
             raise Unavailable(state.reason)
+        # A GitOps repository problem (no main, unreachable forge, missing setting) keeps the
+        # portal serving — admins read the fix on the home page — but is said here: degraded.
+        problem = repository_problem(settings, engine)
+        if problem:
+            return {"status": "degraded", "database": state.database, "reason": problem}
         return {"status": "ready", "database": state.database}
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)

@@ -108,7 +108,11 @@ def worker(
     engine = ready_engine(settings)
     if tracing.configure(service="caas-worker"):  # only with OTEL_EXPORTER_OTLP_ENDPOINT
         tracing.instrument_engine(engine)
-    health = (HealthServer(engine, host=settings.host, port=health_port).start()
+    from gitops.repo_status import STATUS
+
+    # The worker's poller keeps STATUS current: /readyz reports it without probing the forge.
+    health = (HealthServer(engine, host=settings.host, port=health_port,
+                           problem=lambda: STATUS.problem).start()
               if health_port is not None else None)
     try:
         run_worker(settings, engine, once=once)
@@ -118,16 +122,59 @@ def worker(
 
 
 @app.command()
+def init(
+    admin: Annotated[str, typer.Option(help="Name of the first platform-admin (created only "
+                                       "when there is none; its password is printed once).")]
+    = "admin",
+    repo_url: Annotated[str | None, typer.Option(
+        help="URL ArgoCD clones the GitOps repository from (default: the GitHub repository's "
+             "clone URL; local forge: file:// of the bare repository).")] = None,
+    org: Annotated[str | None, typer.Option(
+        help="Organisation whose repositories the platform team may deploy (default: the "
+             "owner of CAAS_GITHUB_REPO).")] = None,
+    no_protection: Annotated[bool, typer.Option(
+        "--no-protection", help="Only report the branch protection, never write it.")] = False,
+) -> None:
+    """Start the GitOps repository from the skeleton, index the catalog, create the first
+    platform-admin (idempotent: a second run changes nothing)."""
+    from portal.bootstrap import init_platform
+
+    settings = load_settings()
+    engine = ready_engine(settings)
+    report = init_platform(settings=settings, engine=engine, admin=admin, repo_url=repo_url,
+                           org=org, apply_protection=not no_protection)
+    repo = report.repository
+    what = {"created": "started from the skeleton",
+            "unchanged": "already started, unchanged",
+            "change-opened": f"has commits without the skeleton: bootstrap change opened "
+                             f"{repo.change_url} (merge it)",
+            "change-open": f"bootstrap change still open: {repo.change_url} (merge it)"}
+    out.print(f"GitOps repository ({repo.forge}) {repo.repository}: {what[repo.outcome]}",
+              soft_wrap=True)
+    for line in repo.protection:
+        out.print(line, soft_wrap=True, markup=False)
+    out.print(report.catalog)
+    if report.password:
+        out.print(f"platform-admin [cyan]{report.admin}[/] created; password "
+                  f"[cyan]{report.password}[/] (printed once; change it with "
+                  "`caas user password`)", soft_wrap=True)
+    else:
+        out.print(f"platform-admin {report.admin} exists (unchanged)")
+    out.print("next steps (same CAAS_* settings in each process):")
+    for step in report.next_steps:
+        out.print(f"  {step}", markup=False, soft_wrap=True)
+
+
+@app.command()
 def demo(
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
 ) -> None:
     """Embedded demo: SQLite, a local GitOps repository, local users; web and worker in one."""
-    from gitops.git import seed_repository
+    from portal.bootstrap import start_repository
 
     settings = load_settings(port=port)
     engine = ready_engine(settings)
-    if seed_repository(settings.resolved_gitops_repo, settings.skeleton_dir,
-                       branch=settings.main_branch):
+    if start_repository(settings=settings, engine=engine).outcome == "created":
         out.print(f"GitOps repository created: {settings.resolved_gitops_repo}")
     with db.session_scope(engine) as session:
         created = _demo_accounts(session)
@@ -164,7 +211,7 @@ def _demo_accounts(session: Session) -> list[tuple[str, str, str]]:
 
 
 def _scaffold(settings: Settings, username: str, template: str, answers: dict[str, object],
-              *, dry_run: bool) -> None:
+              *, dry_run: bool, update: bool = False) -> None:
     from rich.table import Table
 
     from gitops.forges.factory import make_forge
@@ -174,7 +221,7 @@ def _scaffold(settings: Settings, username: str, template: str, answers: dict[st
 
     engine = ready_engine(settings)
     registry, forge = Registry(settings), make_forge(settings, engine)
-    request = ScaffoldRequest(template=template, answers=answers)
+    request = ScaffoldRequest(template=template, answers=answers, update=update)
     with db.session_scope(engine) as session:
         principal = auth_service.principal_for(
             session, auth_service.get_user(session, username=username), via="token")
@@ -208,6 +255,9 @@ def scaffold(
     set_: Annotated[list[str] | None, typer.Option("--set", help="key=value (repeatable); "
                                                    "non-string fields take JSON.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Render and check only.")] = False,
+    update: Annotated[bool, typer.Option(
+        "--update", help="Change an existing unit: its stored answers plus --set ones (the "
+        "identifying answers name the unit); the PR is the minimal diff.")] = False,
     user: Annotated[str, typer.Option(help="Request as this user.", envvar="CAAS_USER")]
     = "admin",
 ) -> None:
@@ -218,7 +268,7 @@ def scaffold(
     settings = load_settings()
     answers = parse_values(registry=Registry(settings), template=template,
                                               pairs=set_ or [])
-    _scaffold(settings, user, template, answers, dry_run=dry_run)
+    _scaffold(settings, user, template, answers, dry_run=dry_run, update=update)
 
 
 @app.command("create-environment")

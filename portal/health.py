@@ -19,7 +19,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from gitops.repo_status import STATUS
 from portal import db
+from portal.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,16 @@ def readiness(engine: Engine) -> Readiness:
     return Readiness(True, "", engine.dialect.name)
 
 
+def repository_problem(settings: Settings, engine: Engine) -> str:
+    """The GitOps repository's problem as one line naming its fix ("" when usable): probed at
+    most every ``gitops.repo_status.STATUS.ttl_s`` and fed by the worker's poller."""
+    from gitops.forges.factory import make_forge
+
+    main = settings.main_branch
+    key = f"{settings.forge.value}:{settings.github_repo or settings.resolved_gitops_repo}:{main}"
+    return STATUS.check(lambda: make_forge(settings, engine).head(main), main=main, key=key)
+
+
 class HealthServer:
     """``GET /healthz`` (``alive()``) and ``GET /readyz`` (``readiness``) on ``host:port``.
 
@@ -63,7 +75,8 @@ class HealthServer:
     """
 
     def __init__(self, engine: Engine, *, host: str, port: int,
-                 alive: Callable[[], bool] = lambda: True) -> None:
+                 alive: Callable[[], bool] = lambda: True,
+                 problem: Callable[[], str] = lambda: "") -> None:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -74,9 +87,12 @@ class HealthServer:
                                  {"status": "ok" if ok else "stalled"})
                 elif self.path == "/readyz":
                     state = readiness(engine)
+                    trouble = problem() if state.ready else ""
                     outer._reply(self, 200 if state.ready else 503,
-                                 {"status": "ready" if state.ready else "unavailable",
-                                  "database": state.database, "reason": state.reason})
+                                 {"status": "degraded" if trouble else
+                                  "ready" if state.ready else "unavailable",
+                                  "database": state.database,
+                                  "reason": trouble or state.reason})
                 else:
                     outer._reply(self, 404, {"status": "not found"})
 

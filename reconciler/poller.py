@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from gitops.forges.base import Forge, MergeEvent
+from gitops.repo_status import STATUS, RepositoryStatus, describe
 from portal.db import utcnow
 from portal.settings import Settings
 from reconciler import service
@@ -26,15 +27,35 @@ MAX_COMMITS = 500  # one poll records at most this many commits; the next poll c
 
 
 class Poller:
-    def __init__(self, settings: Settings, engine: Engine, forge: Forge) -> None:
+    """``status`` (default: the process's ``gitops.repo_status.STATUS``) learns every poll's
+    outcome: a repository without ``main``, an unreachable forge or a missing setting is one
+    line when it appears (naming the fix) and one when it is gone — never a traceback per poll."""
+
+    def __init__(self, settings: Settings, engine: Engine, forge: Forge, *,
+                 status: RepositoryStatus | None = None) -> None:
         self.settings, self.engine, self.forge = settings, engine, forge
+        self.status = status or STATUS
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.wait(self.settings.main_poll_interval_s):
-            try:
-                self.poll_once()
-            except Exception:  # the forge or database is down: try again next interval
-                log.warning("polling %s failed", self.settings.main_branch, exc_info=True)
+        while True:
+            self.poll_quietly()
+            if stop.wait(self.settings.main_poll_interval_s):
+                return
+
+    def poll_quietly(self) -> int:
+        """``poll_once``; a failure is reported (once per distinct problem), never raised."""
+        main = self.settings.main_branch
+        try:
+            new = self.poll_once()
+        except Exception as exc:  # the forge or database is down: try again next interval
+            problem = describe(exc, main=main)
+            if problem is None:
+                log.warning("polling %s failed", main, exc_info=True)
+            else:
+                self.status.observe(problem)
+            return 0
+        self.status.observe("")
+        return new
 
     def poll_once(self) -> int:
         """Record events for new commits on main; returns how many commits were new."""

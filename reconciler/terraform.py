@@ -27,12 +27,12 @@ from portal.settings import Settings
 from reconciler import tfproc
 from reconciler.errors import PermanentError, ReconcilerError, TemporaryError
 from reconciler.tfdiag import failure_message, is_temporary
+from reconciler.tfmodule import OVERRIDE_SUFFIX, module_interface
 from reconciler.tfstate import StateSnapshot
 
 Log = Callable[[str], None]
 VARS_FILE = "caas.auto.tfvars.json"
 PLAN_FILE = "caas.tfplan"
-OVERRIDE_SUFFIX = "_override.tf"
 MAX_DETAIL = 1500
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 _KEEP = {".terraform", ".terraform.lock.hcl", "terraform.tfstate", "terraform.tfstate.backup",
@@ -147,43 +147,6 @@ class UnitOutputs:
 
     def public(self) -> dict[str, object]:
         return {k: (MASK if k in self.sensitive else v) for k, v in self.values.items()}
-
-
-@dataclass(frozen=True)
-class ModuleInterface:
-    """Variables (name → required) and outputs a unit folder declares."""
-
-    variables: dict[str, bool]
-    outputs: frozenset[str]
-
-    @property
-    def required(self) -> frozenset[str]:
-        return frozenset(name for name, required in self.variables.items() if required)
-
-
-_BLOCK = re.compile(r'^(variable|output)\s+"([^"]+)"\s*\{\s*$', re.MULTILINE)
-
-
-def module_interface(module: Path) -> ModuleInterface:
-    """Read a unit's variables and outputs from its ``*.tf`` files.
-
-    Relies on ``terraform fmt`` layout (top-level ``}`` in column 0, attributes indented two
-    spaces), which ``terraform fmt -check`` in the tests enforces for every module.
-    """
-    variables: dict[str, bool] = {}
-    outputs: set[str] = set()
-    for path in sorted(module.glob("*.tf")):
-        if path.name.endswith(OVERRIDE_SUFFIX):
-            continue
-        text = path.read_text(encoding="utf-8")
-        for match in _BLOCK.finditer(text):
-            end = text.find("\n}", match.end())
-            body = text[match.end(): end if end >= 0 else len(text)]
-            if match.group(1) == "variable":
-                variables[match.group(2)] = re.search(r"^  default\s*=", body, re.M) is None
-            else:
-                outputs.add(match.group(2))
-    return ModuleInterface(variables, frozenset(outputs))
 
 
 class TerraformRunner:

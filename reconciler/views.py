@@ -159,7 +159,8 @@ async def github_webhook(
     return {"status": outcome}
 
 
-@router.post("/api/reconciler/previews/{change_number}/allow", status_code=202)
+@router.post("/api/reconciler/previews/{change_number}/allow", status_code=202,
+             responses=error_responses(403, 503))
 def allow_preview(change_number: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request,
                   session: SessionDep, forge: ForgeDep, principal: AdminDep) -> dict[str, str]:
     """Allow (platform-admin, audited) a Terraform plan preview of the pull request's current

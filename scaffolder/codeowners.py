@@ -18,7 +18,7 @@ GitHub applies the LAST matching line, so broad lines come first. The output is 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gitops import yaml
@@ -118,8 +118,21 @@ def codeowners_changes(forge: Forge, changes: Sequence[FileChange], *, org: str 
     def read(path: str) -> bytes | None:
         return overlay[path] if path in overlay else forge.read_file(path, ref)
 
+    paths = set(forge.list_files("teams/", ref)) | set(forge.list_files("envs/", ref))
+    text = _render(read, paths | set(overlay), org=org, admins=admins)
+    return [] if read(PATH) == text else [FileChange(PATH, text)]
+
+
+def render_for_files(files: Mapping[str, bytes], *, org: str | None,
+                     admins: Sequence[str]) -> bytes:
+    """The ``CODEOWNERS`` of a repository holding exactly ``files`` (path → content), e.g. the
+    GitOps skeleton a new repository starts from (``caas init``)."""
+    return _render(files.get, set(files), org=org, admins=admins)
+
+
+def _render(read: Callable[[str], bytes | None], paths: set[str], *, org: str | None,
+            admins: Sequence[str]) -> bytes:
     def names(top: str, leaf: str) -> list[str]:
-        paths = set(forge.list_files(f"{top}/", ref)) | set(overlay)
         found = {p.split("/")[1] for p in paths
                  if p.startswith(f"{top}/") and p.count("/") == 2 and p.endswith(f"/{leaf}")}
         return sorted(n for n in found if read(f"{top}/{n}/{leaf}") is not None
@@ -131,8 +144,7 @@ def codeowners_changes(forge: Forge, changes: Sequence[FileChange], *, org: str 
     envs: dict[str, str] = {}
     for env in names("envs", "infra.yaml"):
         envs[env] = read_manifest(read(f"envs/{env}/infra.yaml")).tier
-    text = render_codeowners(teams=teams, environments=envs, admins=admins).encode()
-    return [] if read(PATH) == text else [FileChange(PATH, text)]
+    return render_codeowners(teams=teams, environments=envs, admins=admins).encode()
 
 
 def _team_name_ok(name: str) -> bool:

@@ -18,6 +18,18 @@ def _ts(nullable: bool = False) -> Any:
                  sa_column=Column(DateTime(timezone=True), nullable=nullable))
 
 
+class MergeLock(SQLModel, table=True):
+    """A lease on one merge scope (``env:<env>`` or ``name:<scope>:<name>``): merges whose
+    scopes meet run one at a time (scaffolder.merge_lock)."""
+
+    __tablename__ = "scaffolder_merge_locks"
+
+    scope: str = Field(primary_key=True, max_length=200)
+    holder: str | None = Field(default=None, max_length=100)
+    expires_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True),
+                                                                        nullable=True))
+
+
 # ---- change sets (every forge) ------------------------------------------------------------------
 
 
@@ -108,6 +120,16 @@ class ScaffoldRequest(BaseModel):
                                      description="Values for `spec.parameters`.")
     update: bool = PField(False, description="Re-render an existing unit with its stored "
                           "answers plus these (an update PR with a minimal diff).")
+
+
+class UnitAnswers(BaseModel):
+    """A unit on main as its template's form sees it (the "Change" form is pre-filled so)."""
+
+    unit: str = PField(description="The unit's folder in the GitOps repository.")
+    template: str = PField(description="The template its .caas-answers.yaml names.")
+    version: str = PField(description="The template version it was rendered from (git tree id).")
+    answers: dict[str, Any] = PField(description="The stored answers of the form's fields.")
+    fixed: list[str] = PField(description="Fields that identify the unit (not changeable).")
 
 
 class RenderedFile(BaseModel):

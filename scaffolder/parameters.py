@@ -75,6 +75,8 @@ DEFAULT_QUOTA_BOUNDS: Mapping[str, tuple[str, str]] = {
     "memory": ("128Mi", "256Gi"),
     "storage": ("1Gi", "10Ti"),
 }
+# The largest integer an answer may hold (int64, as Kubernetes and the YAML peers read it).
+MAX_INTEGER = 2**63 - 1
 # Whole answer documents above this size are refused before anything walks them.
 MAX_ANSWERS_BYTES = 64 * 1024
 # No template nests deeper than a few levels; deeper input is refused before any recursion.
@@ -344,10 +346,14 @@ def _explain(error: jsonschema.ValidationError) -> str:
 
 def _refuse_non_finite(name: str, value: object) -> None:
     """JSON has no NaN or infinity, but Python's parser reads ``NaN``, ``Infinity`` and
-    ``1e309`` (as ``inf``); such a number is refused naming the field (RFC 8259 §6)."""
+    ``1e309`` (as ``inf``); such a number is refused naming the field (RFC 8259 §6), and so is
+    an integer beyond 64 bits (what JSON-reading peers, YAML and Kubernetes can hold)."""
     if isinstance(value, float) and not math.isfinite(value):
         raise ValidationFailed(f"{name}: must be a finite number (finite)", field=name,
                                rule="finite")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INTEGER:
+        raise ValidationFailed(f"{name}: must be between -(2^63-1) and 2^63-1 (int64)",
+                               field=name, rule="int64")
     if isinstance(value, Mapping):
         for item in value.values():
             _refuse_non_finite(name, item)

@@ -43,6 +43,12 @@ class Template:
     # The main fetch:template step's ``values``: cookiecutter variable -> ``${{ }}`` expression.
     fetch_values: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def identity_fields(self) -> frozenset[str]:
+        """The answers that name the unit: those ``targetPath`` is built from (a different
+        value is a different unit, so they are fixed when a unit is changed)."""
+        return frozenset(_PARAM_REF.findall(self.target_path))
+
     def fill(self, pattern: str, answers: Mapping[str, Any]) -> str:
         """Substitute ``${{ parameters.x }}`` with validated answers (plain text, no Jinja)."""
         def value(match: re.Match[str]) -> str:

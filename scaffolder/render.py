@@ -114,6 +114,16 @@ def render(template: Template, answers: Mapping[str, Any], *, target: str) -> di
     return files
 
 
+def read_template_name(content: bytes | None) -> str | None:
+    """The template name a unit's ``.caas-answers.yaml`` was rendered from (None if unknown)."""
+    try:
+        doc = yaml.load(content) if content is not None else None
+    except yaml.YamlError:
+        return None
+    name = doc.get("template") if isinstance(doc, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
 def read_answers(content: bytes | None) -> dict[str, Any] | None:
     """The answers stored in a unit's ``.caas-answers.yaml`` (None when absent or unreadable)."""
     if content is None:

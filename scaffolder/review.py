@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
@@ -21,8 +22,10 @@ from portal.auth.principal import Principal
 from portal.db import aware, utcnow
 from portal.errors import BadRequest, CaasError, Conflict, Forbidden, NotFound
 from reconciler import service as reconciler_service
+from scaffolder import merge_gate, merge_lock
 from scaffolder.checks.identity import check_identity
 from scaffolder.models import Change, ChangeDetail, ChangePublic, CheckResult, RenderedFile
+from scaffolder.registry import Registry
 
 OPEN = ("pending", "open")
 
@@ -116,47 +119,66 @@ def _identity_at_merge(forge: Forge, number: int, platform_groups: Sequence[str]
     check_identity({p: forge.read_file(p, head) for p in paths}, platform_groups=platform_groups)
 
 
-def merge_change(session: Session, *, forge: Forge, principal: Principal, change_id: int,
-                 ip: str = "", platform_groups: Sequence[str] = ()) -> ChangePublic:
-    """Merge an open change (local forge). Raises ``Conflict`` (not mergeable), ``Forbidden``
-    (routing), ``GroupRuleError`` (422: a team file names a group it may not; nothing merged)."""
+def merge_change(session: Session, *, forge: Forge, registry: Registry, principal: Principal,
+                 change_id: int, ip: str = "") -> ChangePublic:
+    """Merge when approved and every check passes — the main-dependent ones (collisions,
+    capacity, policies, CODEOWNERS) evaluated again on current main + the change, while the
+    change's environments and names are locked (``scaffolder.merge_gate``); then re-check the
+    open changes that touch the same environments or names. A check that no longer passes is
+    stored, shown on the change and refused with a 409 naming it; ``GroupRuleError`` (422) when
+    a team file names a group it may not (nothing merged)."""
     change = _change(session, change_id)
     number = _open_number(change)
     local = _local(forge)
-    approvals = local.approvals(number)
-    decision = policy.can_merge(principal, author=change.author, team=change.team,
-                                tier=policy.Tier(change.tier), touches_envs=change.touches_envs,
-                                approved_by=approvals, checks_green=change.checks_green)
-    if not decision:
-        audit.record(session, actor=principal.username, action="scaffolder.merge",
-                     target=change.unit_key, outcome="denied", ip=ip,
-                     detail={"change": change.id, "reason": decision.reason})
-        if not change.checks_green or not [a for a in approvals if a != change.author]:
-            raise Conflict(decision.reason, field="change_id", rule="mergeable")
-        raise Forbidden(decision.reason, rule="can-merge")
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
     session.commit()
-    try:
-        _identity_at_merge(forge, number, platform_groups)
-        event = local.merge(number, by=principal.username)
-    except CaasError as exc:
+    with merge_lock.hold(engine, merge_gate.scopes(change), holder=f"change-{change.id}"):
+        fresh = merge_gate.recheck_change(session, forge=forge, change=change,
+                                          code_owners=registry.code_owners)
+        approvals = local.approvals(number)
+        decision = policy.can_merge(principal, author=change.author, team=change.team,
+                                    tier=policy.Tier(change.tier),
+                                    touches_envs=change.touches_envs, approved_by=approvals,
+                                    checks_green=change.checks_green)
+        failing = [c for c in fresh if c.state != "success"]
+        if failing or not decision:
+            reason = ("checks failing with current main: " + "; ".join(
+                f"{c.name}: {c.summary} ({'; '.join(c.details[:5])})" for c in failing)
+                if failing else decision.reason)
+            audit.record(session, actor=principal.username, action="scaffolder.merge",
+                         target=change.unit_key, outcome="denied", ip=ip,
+                         detail={"change": change.id, "reason": reason[:1000]})
+            if failing:
+                raise Conflict(reason, field="checks", rule="merge-recheck")
+            if not change.checks_green or not [a for a in approvals if a != change.author]:
+                raise Conflict(decision.reason, field="change_id", rule="mergeable")
+            raise Forbidden(decision.reason, rule="can-merge")
+        session.commit()
+        try:
+            _identity_at_merge(forge, number, registry.platform_groups)
+            event = local.merge(number, by=principal.username)
+        except CaasError as exc:
+            audit.record(session, actor=principal.username, action="scaffolder.merge",
+                         target=change.unit_key, outcome="failed", ip=ip,
+                         detail={"change": change.id, "reason": exc.message})
+            raise
+        change.status, change.open_unit_key, change.merge_sha = "merged", None, event.commit
+        tracing.set_attributes(change_number=number, commit=event.commit)  # the request's span
+        change.updated_at = utcnow()
+        session.add(change)
+        if change.entity:
+            catalog_service.record_timeline(session, entity=change.entity, event="pr.merged",
+                                            actor=principal.username,
+                                            detail={"change": change.id, "commit": event.commit})
+            catalog_service.set_status(session, entity=change.entity, status="merged")
         audit.record(session, actor=principal.username, action="scaffolder.merge",
-                     target=change.unit_key, outcome="failed", ip=ip,
-                     detail={"change": change.id, "reason": exc.message})
-        raise
-    change.status, change.open_unit_key, change.merge_sha = "merged", None, event.commit
-    tracing.set_attributes(change_number=number, commit=event.commit)  # the request's span
-    change.updated_at = utcnow()
-    session.add(change)
-    if change.entity:
-        catalog_service.record_timeline(session, entity=change.entity, event="pr.merged",
-                                        actor=principal.username,
-                                        detail={"change": change.id, "commit": event.commit})
-        catalog_service.set_status(session, entity=change.entity, status="merged")
-    audit.record(session, actor=principal.username, action="scaffolder.merge",
-                 target=change.unit_key, ip=ip,
-                 detail={"change": change.id, "commit": event.commit}, commit=False)
-    session.commit()
+                     target=change.unit_key, ip=ip,
+                     detail={"change": change.id, "commit": event.commit}, commit=False)
+        session.commit()
     reconciler_service.record_merge_event(session, event=event)
+    merge_gate.recheck_open_changes(session, forge=forge, code_owners=registry.code_owners,
+                                    envs=change.envs, units=[change.unit_key])
     return ChangePublic(**_public(change))
 
 

@@ -24,7 +24,9 @@ from scaffolder.models import (
     TaskPublic,
     TemplateDetail,
     TemplateSummary,
+    UnitAnswers,
 )
+from scaffolder.units import unit_answers
 
 ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422)
 router = APIRouter(prefix="/api", tags=["scaffolder"], responses=ERRORS)
@@ -43,6 +45,14 @@ def get_template(name: str, principal: PrincipalDep, registry: RegistryDep,
                  forge: ForgeDep) -> TemplateDetail:
     """The template's JSON Schema parameters and the caller's dynamic choices."""
     return service.get_template(registry=registry, forge=forge, principal=principal, name=name)
+
+
+@router.get("/scaffolder/units", response_model=UnitAnswers)
+def get_unit(unit: Annotated[str, Query(max_length=300, description="The unit's folder.")],
+             _principal: PrincipalDep, registry: RegistryDep, forge: ForgeDep) -> UnitAnswers:
+    """A unit on main: its template, stored answers and identifying fields; change it by
+    sending these answers (edited) with ``update: true`` to the dry run or a task."""
+    return unit_answers(forge=forge, registry=registry, unit=unit)
 
 
 @router.post("/scaffolder/dry-run", response_model=DryRunResult)
@@ -126,10 +136,10 @@ def approve(change_id: PathId, request: Request, principal: PrincipalDep, sessio
 @router.post("/changes/{change_id}/merge", response_model=ChangePublic)
 def merge(change_id: PathId, request: Request, principal: PrincipalDep, session: SessionDep,
           forge: ForgeDep, registry: RegistryDep) -> ChangePublic:
-    """Local forge: merge when checks are green and approved; 409 on a conflict; 422 when a
-    team file reaches beyond the team's identity (re-checked here)."""
-    return review.merge_change(session, forge=forge, principal=principal, change_id=change_id,
-                               ip=client_ip(request), platform_groups=registry.platform_groups)
+    """Local forge: merge when approved and every check passes on current main (the
+    main-dependent ones re-evaluated, merges per environment serialised); 409 otherwise."""
+    return review.merge_change(session, forge=forge, registry=registry, principal=principal,
+                               change_id=change_id, ip=client_ip(request))
 
 
 @router.post("/changes/{change_id}/close", response_model=ChangePublic)

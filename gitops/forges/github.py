@@ -106,7 +106,12 @@ class GitHubForge:
 
     # --- reading ------------------------------------------------------------------------
     def head(self, ref: str = "main") -> str:
-        data = self.rest.get_or_none(f"{self._path}/git/ref/heads/{quote(ref, safe='/')}")
+        try:
+            data = self.rest.get_or_none(f"{self._path}/git/ref/heads/{quote(ref, safe='/')}")
+        except GitHubError as exc:
+            if exc.github_status != 409:  # 409 "Git Repository is empty": no branch at all
+                raise
+            data = None
         if data is None:
             raise NotFound(f"branch {ref!r} does not exist", field="ref")
         return str(data["object"]["sha"])
@@ -259,6 +264,19 @@ class GitHubForge:
                 owners += line.split()[1:]
         users, teams = split_reviewers(owners)
         return github_review.cannot_review(self.rest, self._path, self._owner, users, teams)
+
+    @property
+    def api_path(self) -> str:
+        """``/repos/<owner>/<name>``: the repository's REST path (for ``rest`` requests)."""
+        return self._path
+
+    def commit_to_branch(self, branch: str, files: Sequence[FileChange], message: str) -> str:
+        """Commit ``files`` on top of ``branch`` and move it there (a fast-forward, never
+        forced); returns the new commit id. ``NotFound`` when the branch does not exist."""
+        sha = self._commit(self.head(branch), files, message, None)
+        self.rest.request("PATCH", f"{self._path}/git/refs/heads/{quote(branch, safe='/')}",
+                          body={"sha": sha, "force": False})
+        return sha
 
     # --- internals ----------------------------------------------------------------------
     def _codeowners(self, ref: str) -> str | None:

@@ -99,7 +99,8 @@ def rate_limit_wait(status: int, headers: Mapping[str, str], message: str, *, no
 
 
 class GitHubRest:
-    """One repository host's REST API; thread-safe (the ETag memory has its own lock)."""
+    """One repository host's REST API; thread-safe: requests are sent one at a time (rate-limit
+    waits happen outside that lock), the ETag memory has its own lock."""
 
     def __init__(self, requester: Requester, *, max_wait_s: float,
                  sleep: Callable[[float], None] = time.sleep,
@@ -110,6 +111,10 @@ class GitHubRest:
         self._clock = clock
         self._etags: OrderedDict[str, tuple[str, Any, str]] = OrderedDict()
         self._lock = threading.Lock()
+        # One request at a time: GitHub asks to "make requests for a single user or client ID
+        # serially" (secondary rate limits), and PyGithub's connection object keeps the request
+        # it is about to send in attributes, so it is not safe across threads anyway.
+        self._serial = threading.Lock()
 
     # --- sending --------------------------------------------------------------------------
     def _send(self, verb: str, url: str, body: Any, headers: dict[str, str] | None
@@ -119,8 +124,9 @@ class GitHubRest:
         while True:
             attempt += 1
             try:
-                status, raw_headers, text = self._requester.requestJson(
-                    verb, url, None, dict(headers or {}), body)
+                with self._serial:
+                    status, raw_headers, text = self._requester.requestJson(
+                        verb, url, None, dict(headers or {}), body)
             except (requests.RequestException, OSError) as exc:
                 raise Unavailable(f"GitHub cannot be reached: {exc}") from exc
             response_headers = {k.lower(): str(v) for k, v in raw_headers.items()}

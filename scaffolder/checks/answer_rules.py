@@ -5,8 +5,10 @@ Public functions (``context`` is anything shaped like ``scaffolder.parameters.Pa
 - ``rule_of(prop) -> str | None`` — the rule a schema property declares (``x-caas-rule``, or a
   ``ui:field`` picker: ``TeamPicker`` → ``team``, ``EnvironmentPicker`` → ``environment``).
 - ``check_strings(name, value, prop, context)`` — every string in the value (keys too): length
-  cap, no template markers, no control or invisible characters (``ui:widget: textarea`` allows
-  newlines and tabs).
+  cap, no template markers, no control (C0, C1), surrogate, private-use, unassigned or invisible
+  formatting character, no line or paragraph separator (``ui:widget: textarea`` allows newlines
+  and tabs; the joiners ZWJ/ZWNJ are allowed). Every string that passes is printable for YAML
+  (YAML 1.2 §5.1 c-printable), so templates can write it into a double-quoted scalar.
 - ``check_rules(name, value, prop, context)`` — ``dns-label``, ``namespace`` (plus reserved
   names), ``new-team`` (a namespace-safe name that ``portal.groups.check_team_name``
   accepts: no reserved group suffix), ``team``, ``environment``, ``cpu``/``memory``/``storage``
@@ -33,6 +35,7 @@ RESERVED_PREFIXES = ("kube-",)
 _TEMPLATE_MARKERS = ("{{", "{%", "{#", "${{")
 _PICKER_RULES = {"TeamPicker": "team", "EnvironmentPicker": "environment"}
 _MULTILINE_WIDGETS = {"textarea"}
+_JOINERS = "\u200c\u200d"
 
 
 class RuleContext(Protocol):
@@ -87,7 +90,9 @@ def check_strings(name: str, value: object, prop: Mapping[str, Any], context: Ru
                     rule="no-template",
                 )
         for char in text:
-            allowed = multiline and char in "\n\t"
+            # Joiners are format characters that scripts and emoji sequences need (Persian
+            # ZWNJ, 👩‍💻's ZWJ); they are printable for YAML and render nothing else.
+            allowed = (multiline and char in "\n\t") or char in _JOINERS
             category = unicodedata.category(char)
             if not allowed and (
                 category in {"Cc", "Cf", "Cs", "Co", "Cn"} or char in "\u2028\u2029"

@@ -90,6 +90,8 @@ class FakeRepo:
     reviews: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     collaborators: set[str] | None = None  # None: everybody may review
     teams: set[str] = field(default_factory=set)  # team slugs with access
+    protection: dict[str, dict[str, Any]] = field(default_factory=dict)  # branch -> settings
+    admin: bool = True  # the token may administer the repository (branch protection)
 
     # --- object store ---------------------------------------------------------------------
     def put_blob(self, content: bytes) -> str:
@@ -163,7 +165,7 @@ class FakeGitHub:
         self._ids = itertools.count(1001)
         self.app = Starlette(routes=[
             Route(PREFIX + "/repos/{owner}/{name}/{rest:path}", self._dispatch,
-                  methods=["GET", "POST", "PATCH", "DELETE"]),
+                  methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
             Route(PREFIX + "/repos/{owner}/{name}", self._dispatch, methods=["GET"]),
             Route(PREFIX + "/orgs/{org}/teams/{slug}/repos/{owner}/{name}", self._team_repo,
                   methods=["GET"]),
@@ -277,6 +279,12 @@ class FakeGitHub:
     def _route(self, repo: FakeRepo, method: str, rest: str, body: Any,
                query: dict[str, str]) -> tuple[int, Any]:
         parts = rest.split("/") if rest else []
+        if parts[:1] == ["git"] and not repo.commits:
+            raise ApiError(409, "Git Repository is empty.")  # GitHub's Git Data API, no commits
+        if parts[:1] == ["contents"] and method == "PUT":
+            return self._put_contents(repo, "/".join(parts[1:]), body)
+        if parts[:1] == ["branches"]:
+            return self._branch_route(repo, method, parts[1:], body)
         key = (method, parts[0] if parts else "", parts[1] if len(parts) > 1 else "")
         handlers: dict[tuple[str, str, str], Callable[[], tuple[int, Any]]] = {
             ("GET", "", ""): lambda: (200, self._repo_json(repo)),
@@ -322,6 +330,76 @@ class FakeGitHub:
                 "owner": {"login": repo.owner, "type": "Organization"},
                 "default_branch": "main", "private": True, "url": self._url(repo),
                 "html_url": f"{self.base_url}/{repo.owner}/{repo.name}"}
+
+    def _put_contents(self, repo: FakeRepo, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """Create a file (GitHub's "create or update file contents"): a commit on ``branch``
+        (the default branch when absent), which also starts an empty repository."""
+        branch = str(body.get("branch") or "main")
+        parent = repo.refs.get(f"heads/{branch}")
+        if parent is None and repo.commits:
+            raise ApiError(404, f"Branch {branch} not found")
+        files = repo.files_at(branch) if parent else {}
+        if path in files and body.get("sha") != _sha("blob", files[path]):
+            raise ApiError(422, '"sha" was not supplied.')
+        entries = dict(repo.trees[repo.commits[parent]["tree"]]) if parent else {}
+        entries[path] = repo.put_blob(base64.b64decode(str(body["content"])))
+        sha = repo.put_commit(repo.put_tree(entries), [parent] if parent else [],
+                              str(body["message"]))
+        repo.refs[f"heads/{branch}"] = sha
+        return 201, {"content": {"name": path.rsplit("/", 1)[-1], "path": path,
+                                 "sha": entries[path], "type": "file",
+                                 "url": self._url(repo, f"/contents/{path}")},
+                     "commit": self._git_commit_json(repo, sha)}
+
+    def _branch_route(self, repo: FakeRepo, method: str, rest: list[str], body: Any
+                      ) -> tuple[int, Any]:
+        """``GET branches`` and ``GET``/``PUT branches/{b}/protection`` (admin only, like
+        GitHub: a token without admin rights gets 404 on the write, 403 on the read)."""
+        if not rest and method == "GET":
+            return 200, Paged([{"name": r.removeprefix("heads/"), "protected":
+                                r.removeprefix("heads/") in repo.protection,
+                                "commit": {"sha": sha, "url": self._url(repo, f"/commits/{sha}")}}
+                               for r, sha in sorted(repo.refs.items())
+                               if r.startswith("heads/")])
+        if len(rest) != 2 or rest[1] != "protection":
+            raise ApiError(404, "Not Found")
+        branch = rest[0]
+        if f"heads/{branch}" not in repo.refs:
+            raise ApiError(404, "Branch not found")
+        if not repo.admin:
+            raise ApiError(403 if method == "GET" else 404,
+                           "Resource not accessible by integration" if method == "GET"
+                           else "Not Found")
+        if method == "GET":
+            if branch not in repo.protection:
+                raise ApiError(404, "Branch not protected")
+            return 200, repo.protection[branch]
+        if method == "PUT":
+            for key in ("required_status_checks", "enforce_admins",
+                        "required_pull_request_reviews", "restrictions"):
+                if key not in body:
+                    raise ApiError(422, f"Invalid request. No subschema matched: {key}")
+            checks = body["required_status_checks"] or {}
+            reviews = body["required_pull_request_reviews"] or {}
+            url = self._url(repo, f"/branches/{branch}/protection")
+            repo.protection[branch] = {
+                "url": url,
+                "required_status_checks": {
+                    "url": url + "/required_status_checks", "strict": bool(checks.get("strict")),
+                    "contexts": list(checks.get("contexts") or []),
+                    "checks": [{"context": c, "app_id": None}
+                               for c in checks.get("contexts") or []]},
+                "enforce_admins": {"url": url + "/enforce_admins",
+                                   "enabled": bool(body["enforce_admins"])},
+                "required_pull_request_reviews": {
+                    "url": url + "/required_pull_request_reviews",
+                    "dismiss_stale_reviews": bool(reviews.get("dismiss_stale_reviews")),
+                    "require_code_owner_reviews": bool(reviews.get("require_code_owner_reviews")),
+                    "required_approving_review_count":
+                        int(reviews.get("required_approving_review_count") or 0)},
+            }
+            return 200, repo.protection[branch]
+        raise ApiError(404, "Not Found")
 
     def _ref_json(self, repo: FakeRepo, ref: str) -> dict[str, Any]:
         if ref not in repo.refs:

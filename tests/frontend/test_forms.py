@@ -9,7 +9,7 @@ import yaml
 
 from frontend.forms import parse_form, single_field_parameters, widgets
 from portal.errors import ValidationFailed
-from scaffolder.parameters import ParameterContext, form_fields, validate_answers
+from scaffolder.parameters import FieldSpec, ParameterContext, form_fields, validate_answers
 
 TENANT = Path(__file__).resolve().parents[2] / "templates" / "tenant" / "template.yaml"
 
@@ -60,3 +60,29 @@ def test_single_field_check_uses_the_server_rules(parameters: list[dict[str, obj
     assert bad.value.field == "name"
     assert validate_answers(one, {"name": "good-name"}, context=context) == {"name": "good-name"}
     assert single_field_parameters(parameters, "nope") == []
+
+
+def _template_fields(name: str) -> list[FieldSpec]:
+    path = TENANT.parents[1] / name / "template.yaml"
+    return list(form_fields(yaml.safe_load(path.read_text())["spec"]["parameters"]))
+
+
+def test_the_name_of_a_new_team_or_environment_is_free_text() -> None:
+    """A field called ``team``/``environment`` that is not a picker is the new unit's name:
+    never a list of the names that already exist (issue 15)."""
+    choices = {"team": ["payments"], "environment": ["dev"]}
+    team = {w.name: w for w in widgets(_template_fields("team"), choices=choices)}
+    env = {w.name: w for w in widgets(_template_fields("environment"), choices=choices)}
+    assert team["team"].kind == "text" and team["team"].options == []
+    assert env["environment"].kind == "text" and env["environment"].options == []
+    app = {w.name: w for w in widgets(_template_fields("application"), choices=choices)}
+    assert app["environment"].kind == "select" and app["environment"].options == ["dev"]
+
+
+def test_identifying_fields_are_fixed_only_when_named(
+        parameters: list[dict[str, object]]) -> None:
+    found = {w.name: w for w in widgets(form_fields(parameters), choices={"team": ["payments"]},
+                                         values={"team": "payments", "name": "web"},
+                                         fixed=frozenset({"team", "name"}))}
+    assert found["team"].fixed and found["name"].fixed and not found["cpu_quota"].fixed
+    assert found["team"].value == "payments"

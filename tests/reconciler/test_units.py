@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gitops.environment import InfraManifest, parse_infra
-from reconciler.terraform import module_interface
+from reconciler.tfmodule import module_interface
 from reconciler.units import (
     READS,
     UNIT_ORDER,

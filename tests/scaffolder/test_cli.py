@@ -52,3 +52,15 @@ def test_create_environment_opens_the_environment_pr(settings: Settings, gitops:
     assert gittree.read_blob(gitops, branch, "envs/staging/infra.yaml") is not None
     bad = caas(settings, "create-environment", "Bad_Name", "--tier", "staging")
     assert bad.returncode == 2 and "environment" in bad.stderr
+
+
+def test_scaffold_update_changes_a_unit_from_its_stored_answers(
+        settings: Settings, gitops: Path, make_user: UserFactory) -> None:
+    make_user("admin", admin=True)
+    got = caas(settings, "scaffold", "tenant", "--update", "--dry-run", "--set", "team=platform",
+               "--set", "name=tools", "--set", "storage_quota=30Gi")
+    assert got.returncode == 0, got.stderr
+    listed = {line.split()[1] for line in got.stdout.splitlines()
+              if "tenants/platform/platform-tools/" in line}
+    assert listed == {f"tenants/platform/platform-tools/{p}" for p in (
+        ".caas-answers.yaml", "base/resourcequota.yaml", "envs/dev/quota.yaml")}

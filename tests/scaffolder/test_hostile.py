@@ -100,3 +100,29 @@ def test_oversized_body_is_refused(client: tuple[TestClient, dict[str, str]]) ->
                    + b"x" * 1_100_000 + b'"}}',
                    )
     assert got.status_code == 413 and got.json()["error"]["field"] == "body"
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    ('"description": "Rocket \\ud83d"', "description"),  # a lone (high) surrogate
+    ('"description": "a\\udc00b"', "description"),  # a lone (low) surrogate
+    ('"description": "a\\u0085b"', "description"),  # C1 control (NEL)
+    ('"description": "a\\u0000b"', "description"),  # C0 control
+    ('"cost_center": "cc\\u009b31m"', "cost_center"),  # C1 CSI
+])
+def test_surrogates_and_control_characters_are_refused_naming_the_field(
+        raw: str, field: str, client: tuple[TestClient, dict[str, str]], engine: Engine,
+        gitops: Path) -> None:
+    """JSON can carry what UTF-8 cannot (a lone surrogate): sent as escapes in the raw body."""
+    app, headers = client
+    main = gittree.resolve(gitops, "main")
+    body = ('{"template": "tenant", "answers": {"team": "payments", "name": "web", '
+            '"cost_center": "cc-1", "environments": ["dev"], ' + raw + "}}")
+    for path in ("/api/scaffolder/dry-run", "/api/scaffolder/tasks"):
+        got = app.post(path, headers={**headers, "content-type": "application/json"},
+                       content=body.encode())
+        assert 400 <= got.status_code < 500, got.text
+        assert got.json()["error"]["field"] == field
+        assert got.json()["error"]["rule"] == "no-control-characters"
+    assert gittree.resolve(gitops, "main") == main
+    with Session(engine) as s:
+        assert s.exec(select(Change)).all() == []

@@ -76,11 +76,13 @@ def test_null_is_refused_naming_the_field_never_replaced_by_the_default(
     assert err.value.rule == "type"
 
 
-@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), [float("inf")]])
-def test_non_finite_numbers_are_refused_naming_the_field(value: object) -> None:
+@pytest.mark.parametrize(("value", "rule"), [
+    (float("inf"), "finite"), (float("-inf"), "finite"), (float("nan"), "finite"),
+    ([float("inf")], "finite"), (2**63, "int64"), (-(2**64), "int64"), ({"a": 2**70}, "int64")])
+def test_unbounded_numbers_are_refused_naming_the_field(value: object, rule: str) -> None:
     with pytest.raises(ValidationFailed) as err:
         validate_answers(parameters("tenant"), {**TENANT, "max_pods": value}, context=CONTEXT)
-    assert (err.value.field, err.value.rule) == ("max_pods", "finite")
+    assert (err.value.field, err.value.rule) == ("max_pods", rule)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.terraform import module_interface
+from reconciler.tfmodule import module_interface
 from reconciler.units import UNIT_ORDER
 from tests.terraform.conftest import MODULES, terraform
 

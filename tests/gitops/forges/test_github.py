@@ -314,3 +314,18 @@ def test_the_factory_keeps_one_github_forge_so_etags_outlive_a_request(
     assert [c.status for c in fake.calls] == [200, 304]
     other = settings.model_copy(update={"github_token": SecretStr("ghs_other")})
     assert make_forge(other, None) is not first  # type: ignore[arg-type]
+
+
+def test_one_forge_shared_by_threads_gets_each_answer_right(forge: GitHubForge,
+                                                            repo: FakeRepo) -> None:
+    """The factory shares one forge per process: requests from many threads never cross."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = {f"t/{i}.yaml": f"i: {i}\n".encode() for i in range(16)}
+    repo.commit_files("main", files, "many")
+
+    def read(path: str) -> bool:
+        return all(forge.read_file(path) == files[path] for _ in range(5))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(read, sorted(files) * 2))

@@ -1,0 +1,144 @@
+"""The checks that depend on ``main``, evaluated again on the merge result with the current main.
+
+A change's checks ran against the ``main`` it was opened from. By the time it merges, other
+changes may have landed: the capacity it fitted into is taken, a name it generates exists, a
+policy or CODEOWNERS changed. ``recheck`` evaluates those checks on *current main + the change's
+own edits* (the paths its branch changed since its base, read from its head — what a merge of
+the branch writes) and returns them as ``CheckResult`` rows:
+
+- ``policies``: the Gatekeeper constraints of current main on every object the change writes;
+- ``collisions``: the unit's generated names against every unit of current main and the open
+  changes (``checks_runner.collisions``);
+- ``capacity``: per environment the change touches, the quotas of current main with the
+  change's quota files in place must fit the environment's ``capacity``; an environment already
+  over capacity fails only when the change adds to it (a change that adds no quota merges);
+- ``codeowners``: when the change touches a team's ``team.yaml`` or an environment's
+  ``infra.yaml``, the CODEOWNERS of current main + the change equals what their ownership and
+  tiers generate.
+
+Callers serialise merges per environment and name (``scaffolder.merge_lock``) around this and
+the merge itself, so two merges never both take the last capacity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from gitops import quota
+from gitops.environment import read_manifest
+from gitops.forges.base import FileChange, Forge
+from gitops.quantity import QuantityError
+from scaffolder import checks_runner
+from scaffolder.changeset import load_yaml
+from scaffolder.checks.manifests import DEFAULT_KUBERNETES_VERSION
+from scaffolder.codeowners import codeowners_changes
+from scaffolder.models import Change, CheckResult
+
+MAIN_DEPENDENT = ("policies", "collisions", "capacity", "codeowners")
+
+
+def overlay_of(forge: Forge, change: Change) -> dict[str, bytes | None]:
+    """The change's own edits: path → content at its head (None: deleted)."""
+    paths = forge.changed_paths(change.base_sha or "", change.head_sha or "")
+    return {p: forge.read_file(p, change.head_sha or "") for p in paths}
+
+
+def _policies(forge: Forge, main: str, overlay: Mapping[str, bytes | None]) -> CheckResult:
+    written = {p: c for p, c in overlay.items() if c is not None}
+    schemas, objects = checks_runner.check_manifests(
+        written, kubernetes_version=DEFAULT_KUBERNETES_VERSION)
+    if schemas.state != "success":
+        return CheckResult(name="policies", state="failure",
+                           summary="the change's manifests do not load", details=schemas.details)
+    return checks_runner.check_policies(forge, main, objects)
+
+
+def _sum(quotas: Iterable[Sequence[int]]) -> list[int]:
+    total = [0] * len(checks_runner.RESOURCES)
+    for amounts in quotas:
+        for i, amount in enumerate(amounts):
+            total[i] += amount
+    return total
+
+
+def _capacity(forge: Forge, main: str, overlay: Mapping[str, bytes | None],
+              envs: Sequence[str]) -> CheckResult:
+    details: list[str] = []
+    failed = False
+    for env in envs:
+        infra = f"envs/{env}/infra.yaml"
+        doc = load_yaml(overlay[infra] if infra in overlay else forge.read_file(infra, main))
+        capacity = read_manifest(doc).capacity
+        if not capacity:
+            details.append(f"{env}: no capacity declared in {infra}")
+            continue
+        before = dict(checks_runner.main_quotas(forge, main, env))
+        after = dict(before)
+        for path, content in overlay.items():
+            if checks_runner.is_quota_path(path, env):
+                if content is None:
+                    after.pop(path, None)
+                else:
+                    after[path] = checks_runner.quota_of(content)
+        used_before, used_after = _sum(before.values()), _sum(after.values())
+        for i, key in enumerate(checks_runner.RESOURCES):
+            if capacity.get(key) is None:
+                continue
+            try:
+                limit = quota.amount(key, capacity[key])
+            except QuantityError as exc:
+                details.append(f"{env}: capacity.{key}: {exc}")
+                failed = True
+                continue
+            line = (f"{env}: {key} {checks_runner.show(key, used_after[i])} of "
+                    f"{checks_runner.show(key, limit)} with current main")
+            if used_after[i] > limit and used_after[i] > used_before[i]:
+                failed = True
+                line += " (over capacity)"
+            details.append(line)
+    if failed:
+        return CheckResult(name="capacity", state="failure",
+                           summary="over capacity with current main", details=details)
+    return CheckResult(name="capacity", state="success",
+                       summary="within capacity with current main" if envs else "no environment",
+                       details=details)
+
+
+def _codeowners(forge: Forge, main: str, overlay: Mapping[str, bytes | None], *,
+                org: str | None, admins: Sequence[str]) -> CheckResult:
+    # Only team.yaml (owners) and infra.yaml (tier) feed CODEOWNERS; an AppProject list update
+    # in teams/<team>/ does not.
+    if not any(p.startswith(("teams/", "envs/")) and p.endswith(("/team.yaml", "/infra.yaml"))
+               for p in overlay):
+        return CheckResult(name="codeowners", state="success",
+                           summary="ownership and tiers untouched")
+    stale = codeowners_changes(forge, [FileChange(p, c) for p, c in overlay.items()],
+                               org=org, admins=admins, ref=main)
+    if stale:
+        return CheckResult(name="codeowners", state="failure",
+                           summary="CODEOWNERS differs from what current main + this change "
+                           "generates; update the change", details=[stale[0].path])
+    return CheckResult(name="codeowners", state="success", summary="CODEOWNERS is current")
+
+
+def recheck(forge: Forge, change: Change, *, open_units: Iterable[str],
+            code_owners: tuple[str | None, Sequence[str]]) -> list[CheckResult]:
+    """The main-dependent checks of ``change`` on current main + its edits (see module doc)."""
+    main = forge.head()
+    overlay = overlay_of(forge, change)
+    org, admins = code_owners
+    return [
+        _policies(forge, main, overlay),
+        checks_runner.collisions(forge, change.unit_key, main,
+                                 [u for u in open_units if u != change.unit_key]),
+        _capacity(forge, main, overlay, change.envs),
+        _codeowners(forge, main, overlay, org=org, admins=admins),
+    ]
+
+
+def merged_into(stored: Sequence[Mapping[str, object]], fresh: Sequence[CheckResult]
+                ) -> list[dict[str, object]]:
+    """The change's check list with the re-evaluated checks replacing (or joining) theirs."""
+    by_name = {c.name: c.model_dump() for c in fresh}
+    out = [by_name.pop(str(c.get("name")), dict(c)) for c in stored]
+    return out + list(by_name.values())

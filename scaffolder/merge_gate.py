@@ -1,0 +1,81 @@
+"""The gate a merge passes: main-dependent checks re-evaluated under per-scope merge locks, and
+the open changes that a moved ``main`` affects re-checked, their statuses updated on the forge.
+
+- ``scopes(change)`` — the lock scopes of a change: ``env:<env>`` for each environment it
+  touches, ``name:<scope>:<name>`` for each shared-scope name its unit generates;
+- ``recheck_change(session, *, forge, change, code_owners)`` — ``merge_checks.recheck`` stored
+  on the change (checks, checks_green) and reported to the forge as ``caas/<check>`` statuses
+  (LocalForge check rows; commit statuses on GitHub). Returns the fresh results;
+- ``recheck_open_changes(session, *, forge, code_owners, envs, units)`` — after ``main``
+  moved: every open change that touches one of ``envs`` or generates a name of ``units`` is
+  re-checked. On GitHub, branch protection with "Require branches to be up to date before
+  merging" plus these statuses as required checks gives the same guarantee (README).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+from sqlmodel import Session, col, select
+
+from gitops import object_names
+from gitops.forges.base import Check, CheckState, Forge
+from portal.db import utcnow
+from portal.errors import CaasError
+from scaffolder import merge_checks
+from scaffolder.models import Change, CheckResult
+
+log = logging.getLogger(__name__)
+OPEN = ("pending", "open")
+
+
+def scopes(change: Change) -> list[str]:
+    names = object_names.generated_names(change.unit_key)
+    return [f"env:{e}" for e in change.envs] + [f"name:{s}:{n}" for s, n in names]
+
+
+def _open_units(session: Session) -> list[str]:
+    return list(session.exec(select(Change.unit_key).where(col(Change.status).in_(OPEN))).all())
+
+
+def recheck_change(session: Session, *, forge: Forge, change: Change,
+                   code_owners: tuple[str | None, Sequence[str]]) -> list[CheckResult]:
+    fresh = merge_checks.recheck(forge, change, open_units=_open_units(session),
+                                 code_owners=code_owners)
+    change.checks = merge_checks.merged_into(change.checks, fresh)
+    results = [CheckResult.model_validate(c) for c in change.checks]
+    change.checks_green = bool(results) and all(c.state == "success" for c in results)
+    change.updated_at = utcnow()
+    session.add(change)
+    session.commit()  # the forge writes through its own connection
+    if change.number is not None:
+        for c in fresh:
+            forge.set_check(change.number, Check(name=f"caas/{c.name}",
+                                                 state=CheckState(c.state),
+                                                 description=c.summary[:140]))
+    return fresh
+
+
+def recheck_open_changes(session: Session, *, forge: Forge,
+                         code_owners: tuple[str | None, Sequence[str]], envs: Iterable[str],
+                         units: Iterable[str]) -> list[int]:
+    """Re-check the open changes affected by what just landed; returns their ids."""
+    envs = set(envs)
+    names = {n for u in units for n in object_names.generated_names(u)}
+    rows = session.exec(select(Change).where(Change.status == "open",
+                                             col(Change.number).is_not(None))
+                        .order_by(col(Change.id))).all()
+    done: list[int] = []
+    for other in rows:
+        if not (set(other.envs) & envs or set(object_names.generated_names(other.unit_key))
+                & names):
+            continue
+        try:
+            recheck_change(session, forge=forge, change=other, code_owners=code_owners)
+        except CaasError as exc:  # one change that cannot be re-checked does not stop the rest
+            session.rollback()
+            log.warning("re-check of change %s failed: %s", other.id, exc.message)
+            continue
+        done.append(other.id or 0)
+    return done

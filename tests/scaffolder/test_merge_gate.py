@@ -1,0 +1,113 @@
+"""Checks that still hold at merge, through the HTTP API on SQLite and PostgreSQL.
+
+Environment ``dev`` of the skeleton has capacity 8 CPU with 2 in use (platform-tools). Changes
+opened from the same main each fit alone; merging re-evaluates capacity on current main under
+a per-environment lock, so the ones that no longer fit are refused naming ``capacity`` and
+``dev`` and never reach main.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from gitops import gittree
+from gitops.forges.local import LocalForge
+from portal.auth.models import Role
+from tests.conftest import UserFactory
+
+Headers = Callable[[str], dict[str, str]]
+
+
+def _tenant(name: str, cpu: str) -> dict[str, Any]:
+    return {"template": "tenant", "answers": {
+        "team": "payments", "name": name, "cost_center": "cc-1", "environments": ["dev"],
+        "cpu_quota": cpu, "memory_quota": "1Gi", "storage_quota": "1Gi"}}
+
+
+def _open(client: TestClient, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    task = client.post("/api/scaffolder/tasks", headers=headers, json=body)
+    assert task.status_code == 201, task.text
+    assert task.json()["status"] == "succeeded", task.json()
+    change: dict[str, Any] = client.get(f"/api/changes/{task.json()['change_id']}",
+                                        headers=headers).json()
+    assert change["checks_green"], change["checks"]
+    return change
+
+
+def _check(change: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(c for c in change["checks"] if c["name"] == name)
+    return found
+
+
+def _people(make_user: UserFactory, auth_headers: Headers) -> tuple[dict[str, str], ...]:
+    make_user("alice", teams={"payments": Role.developer})
+    make_user("bob", teams={"payments": Role.developer})
+    return auth_headers("alice"), auth_headers("bob")
+
+
+def test_second_merge_of_the_last_capacity_is_refused(
+        app_client: TestClient, gitops: Path, make_user: UserFactory,
+        auth_headers: Headers) -> None:
+    alice, bob = _people(make_user, auth_headers)
+    first = _open(app_client, alice, _tenant("web", "4"))
+    second = _open(app_client, alice, _tenant("api", "4"))
+    # Both were checked against the same main: each fits alone (2 + 4 of 8).
+    assert "dev: cpu 6 of 8" in _check(second, "capacity")["details"]
+    for change in (first, second):
+        assert app_client.post(f"/api/changes/{change['id']}/approve",
+                               headers=bob).status_code == 200
+    assert app_client.post(f"/api/changes/{first['id']}/merge", headers=bob).status_code == 200
+    main = gittree.resolve(gitops, "main")
+
+    # main moved: the open change touching dev was re-checked and shows the failure.
+    shown = app_client.get(f"/api/changes/{second['id']}", headers=alice).json()
+    assert not shown["checks_green"]
+    assert _check(shown, "capacity")["state"] == "failure"
+    refused = app_client.post(f"/api/changes/{second['id']}/merge", headers=bob)
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert "capacity" in error["message"] and "dev" in error["message"]
+    assert "dev: cpu 10 of 8 with current main (over capacity)" in error["message"]
+    assert error["field"] == "checks"
+    assert gittree.resolve(gitops, "main") == main  # nothing landed
+    # The failing check is on the change's pull request too (the forge's check of its head).
+    app: Any = app_client.app
+    forge = LocalForge(app.state.settings, app.state.engine)
+    checks = {c.name: c.state.value for c in forge.get_change(second["number"]).checks}
+    assert checks["caas/capacity"] == "failure"
+
+
+def test_ten_concurrent_merges_land_exactly_as_many_as_fit(
+        app_client: TestClient, gitops: Path, make_user: UserFactory,
+        auth_headers: Headers) -> None:
+    alice, bob = _people(make_user, auth_headers)
+    changes = [_open(app_client, alice, _tenant(f"svc{i}", "1")) for i in range(10)]
+    for change in changes:
+        assert app_client.post(f"/api/changes/{change['id']}/approve",
+                               headers=bob).status_code == 200
+    barrier = threading.Barrier(len(changes))
+    outcomes: dict[int, tuple[int, str]] = {}
+
+    def merge(change: dict[str, Any]) -> None:
+        barrier.wait()
+        got = app_client.post(f"/api/changes/{change['id']}/merge", headers=bob)
+        outcomes[change["id"]] = (got.status_code, got.text)
+
+    threads = [threading.Thread(target=merge, args=(c,)) for c in changes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    merged = [i for i, (status, _) in outcomes.items() if status == 200]
+    refused = [text for status, text in outcomes.values() if status == 409]
+    # 8 CPU of capacity, 2 in use: six 1-CPU tenants fit, four do not.
+    assert len(merged) == 6, outcomes
+    assert len(refused) == 4 and all("capacity" in t and "dev" in t for t in refused), refused
+    quotas = [p for p in gittree.list_paths(gitops, "main", "tenants/payments")
+              if p.endswith("/envs/dev/quota.yaml")]
+    assert len(quotas) == 6
