@@ -30,7 +30,10 @@ class Status(StrEnum):
     requested = "requested"
     merged = "merged"
     applying = "applying"
-    applied = "applied"
+    applied = "applied"  # every job that applies the entity succeeded
+    # In git, but a job that would apply it was skipped (integration not connected: no
+    # cluster for ArgoCD, no Keycloak): "committed, not deployed".
+    committed = "committed"
     failed = "failed"
 
 

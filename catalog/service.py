@@ -13,17 +13,18 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog.indexer import IndexResult, full_index, incremental_index
 from catalog.models import Entity, Kind, Status, TimelineEvent
 from gitops import layout
 from gitops.gitreader import TreeSource
+from portal.auth import git_members
 from portal.db import utcnow
 from portal.errors import ValidationFailed
 
 __all__ = ["IndexResult", "entities_for_paths", "index_commit", "record_timeline", "reindex",
-           "set_status", "validate_key"]
+           "set_status", "sync_memberships", "validate_key"]
 
 _KEY = re.compile(r"^(?:(team|environment):([A-Za-z0-9][A-Za-z0-9._-]{0,99})"
                   r"|(namespace|application):([A-Za-z0-9][A-Za-z0-9._-]{0,99})"
@@ -121,13 +122,53 @@ def set_status(session: Session, *, entity: str, status: str, commit: bool = Fal
 def index_commit(session: Session, *, forge: TreeSource, commit: str,
                  changed: list[str] | None = None) -> IndexResult:
     """Index ``commit`` of the GitOps repository: only the entities of ``changed`` paths when
-    given (after a merge), every entity otherwise. Commits the session."""
+    given (after a merge), every entity otherwise; then bring the memberships of the teams it
+    touched in step with their team.yaml (:func:`sync_memberships`). Commits the session."""
     if changed is None:
-        return full_index(session, source=forge, commit=commit)
-    return incremental_index(session, source=forge, commit=commit,
-                             keys=entities_for_paths(changed))
+        result = full_index(session, source=forge, commit=commit)
+    else:
+        result = incremental_index(session, source=forge, commit=commit,
+                                   keys=entities_for_paths(changed))
+    sync_memberships(session, result=result)
+    return result
 
 
 def reindex(session: Session, *, forge: TreeSource, ref: str = "main") -> IndexResult:
-    """Rebuild the whole catalog from the head of ``ref`` (``caas catalog reindex``)."""
-    return full_index(session, source=forge, commit=forge.head(ref))
+    """Rebuild the whole catalog from the head of ``ref`` (``caas catalog reindex``), and every
+    team's memberships from its team.yaml."""
+    result = full_index(session, source=forge, commit=forge.head(ref))
+    sync_memberships(session, result=result)
+    return result
+
+
+def sync_memberships(session: Session, *, result: IndexResult) -> dict[str, list[str]]:
+    """Team roles from git: for each team the index added or changed, its owners become
+    reviewers and its members developers (``portal.auth.git_members.sync_team``); a removed team
+    loses its memberships. A team.yaml declaring nobody leaves the memberships to
+    ``caas team add``. A full index also forgets teams no longer on main. Commits; returns the
+    changes per team."""
+    keys = [k for k in result.added + result.changed if k.startswith("team:")]
+    gone = {k.partition(":")[2] for k in result.removed if k.startswith("team:")}
+    changes: dict[str, list[str]] = {}
+    rows = [row for i in range(0, len(keys), 500) for row in session.exec(
+        select(Entity).where(col(Entity.key).in_(keys[i:i + 500]))).all()]
+    present: set[str] = set()
+    for row in rows:
+        if not row.on_main:
+            continue
+        present.add(row.name)
+        owners = [str(o) for o in row.spec.get("owners", [])]
+        members = [str(m) for m in row.spec.get("members", [])]
+        if owners or members:
+            changes[row.name] = git_members.sync_team(session, team=row.name, owners=owners,
+                                                      members=members, commit=result.commit)
+        else:
+            gone_rows = git_members.team_declared(session, team=row.name)
+            if gone_rows:  # declared before, declares nobody now: `caas team add` takes over
+                git_members.forget_declarations(session, team=row.name)
+    if result.full:
+        gone |= git_members.declared_teams(session) - present
+    for team in sorted(gone):
+        changes[team] = git_members.forget_team(session, team=team, commit=result.commit)
+    session.commit()
+    return changes

@@ -142,14 +142,17 @@ def backstage_entities(
 
 
 @router.get("/backstage.yaml", response_class=Response, responses={
-    200: {"content": {"application/yaml": {}},
-          "description": "Every entity as multi-document YAML."}})
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+          "description": "Every entity, as a multi-document YAML stream."}})
 def backstage_location(_p: PrincipalDep, session: SessionDep) -> Response:
     """The whole export as one multi-document YAML file: the target of a Backstage ``url``
     Location (``catalog.locations: [{type: url, target: <portal>/api/catalog/backstage.yaml}]``).
+
+    Served as ``text/plain`` (Backstage reads the bytes whatever the type): YAML media types
+    make generic clients parse the body as one document, and this stream has one per entity.
     """
     try:
         entities = backstage.export(session)
     finally:
         _release(session)
-    return Response(backstage.to_yaml(entities), media_type="application/yaml")
+    return Response(backstage.to_yaml(entities), media_type="text/plain; charset=utf-8")

@@ -16,7 +16,7 @@ from portal.params import CursorId
 router = APIRouter(include_in_schema=False)
 
 PAGE = 50
-OUTCOMES = ("success", "failure", "denied")
+OUTCOMES = ("success", "failure", "denied", "skipped")
 
 
 @router.get("/audit")
@@ -26,7 +26,7 @@ def audit_page(
     session: SessionDep,
     actor: Annotated[str, Query(max_length=64)] = "",
     action: Annotated[str, Query(max_length=64)] = "",
-    outcome: Annotated[str, Query(pattern="^(|success|failure|denied)$")] = "",
+    outcome: Annotated[str, Query(pattern="^(|success|failure|denied|skipped)$")] = "",
     target: Annotated[str, Query(max_length=300)] = "",
     before_id: CursorId = None,
 ) -> Response:

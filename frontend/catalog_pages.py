@@ -24,12 +24,13 @@ router = APIRouter(include_in_schema=False)
 
 KINDS = {"namespaces": Kind.namespace, "teams": Kind.team, "environments": Kind.environment,
          "applications": Kind.application}
-STATUS_FILTERS = ("requested", "merged", "applying", "applied", "failed", "synced",
+STATUS_FILTERS = ("requested", "merged", "applying", "applied", "committed", "failed", "synced",
                   "out-of-sync", "flagged", "orphaned")
 EVENTS = {
     "pr.opened": "Pull request opened", "checks.finished": "Checks finished",
     "pr.approved": "Approved", "pr.merged": "Merged", "pr.closed": "Closed without merging",
     "job.started": "Job started", "job.finished": "Job finished", "job.failed": "Job failed",
+    "job.succeeded": "Job succeeded", "job.skipped": "Job skipped (not connected)",
     "applied": "Applied", "indexed": "Indexed from main", "sync": "Sync changed",
 }
 
@@ -65,6 +66,19 @@ def timeline_view(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
              "detail": _detail_text(e.get("detail") or {})} for e in events]
 
 
+def not_deployed_reason(status: str, events: list[dict[str, Any]]) -> str:
+    """Why an entity in git is not deployed (status ``committed``: a job that would apply it was
+    skipped); "" otherwise. ArgoCD skipped means no cluster is connected."""
+    if status != "committed":
+        return ""
+    skipped = [str((e.get("detail") or {}).get("message", "")) for e in events
+               if e.get("event") == "job.skipped"]
+    if any("ArgoCD" in m for m in skipped):
+        return "no cluster connected"
+    return "; ".join(sorted({m.removeprefix("skipped: ") for m in skipped if m})) or \
+        "an integration is not connected"
+
+
 def entity_context(session: Session, settings: Settings, key: str) -> dict[str, Any]:
     """Everything an entity page shows (NotFound when the catalog has no such entity)."""
     detail = catalog_detail.entity_detail(session, key=key,
@@ -76,6 +90,7 @@ def entity_context(session: Session, settings: Settings, key: str) -> dict[str, 
                  for r in detail["relations"]["items"]]
     return {"entity": detail, "relations": relations,
             "timeline": timeline_view(detail["timeline"]),
+            "not_deployed": not_deployed_reason(detail["status"], detail["timeline"]),
             "owner_url": entity_url(f"team:{detail['owner']}") if detail["owner"] else None}
 
 

@@ -27,6 +27,7 @@ from portal.auth.principal import Principal
 from portal.deps import EngineDep, PrincipalDep, SessionDep, client_ip
 from portal.errors import CaasError, Unavailable, ValidationFailed
 from portal.params import PathId
+from scaffolder import review as scaffolder_review
 from scaffolder import service as scaffolder_service
 from scaffolder.changeset import parameter_context
 from scaffolder.models import ScaffoldRequest, TemplateDetail
@@ -133,6 +134,18 @@ def change_form(request: Request, unit: Annotated[str, Query(max_length=300)],
                                              principal=principal, name=stored.template)
     return _form_page(request, detail, values=stored.answers, update=True,
                       fixed=frozenset(stored.fixed))
+
+
+@router.post("/decommission")
+async def decommission(request: Request, principal: PrincipalDep, session: SessionDep,
+                       registry: RegistryDep, forge: ForgeDep) -> Response:
+    """"Remove" on an entity page: the decommission PR's task, followed on its page; a
+    refusal (dependants, permission) is the error page naming the reason."""
+    unit = ((await _form_data(request)).get("unit") or [""])[0]
+    task = scaffolder_service.decommission_task(session, registry=registry, forge=forge,
+                                                principal=principal, unit=unit[:300],
+                                                ip=client_ip(request))
+    return RedirectResponse(f"/tasks/{task.id}", status_code=303)
 
 
 @router.post("/templates/{name}/check")
@@ -255,7 +268,11 @@ async def _wait(started: _Started) -> None:
 def task_page(request: Request, task_id: PathId, principal: PrincipalDep,
               session: SessionDep) -> Response:
     task = scaffolder_service.get_task(session, principal=principal, task_id=task_id)
-    return render(request, "task.html", title=f"Request #{task.id}", task=task)
+    change = (scaffolder_review.get_change(session, change_id=task.change_id)
+              if task.status == "succeeded" and task.change_id else None)
+    failing = [c.name for c in change.checks if c.state in ("failure", "error")] if change else []
+    return render(request, "task.html", title=f"Request #{task.id}", task=task, change=change,
+                  failing=failing)
 
 
 @router.post("/tasks/{task_id}/retry")

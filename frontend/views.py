@@ -14,6 +14,7 @@ from catalog import query as catalog_query
 from frontend import activity, change_pages
 from frontend.catalog_pages import entity_url, timeline_view
 from frontend.pages import render
+from portal.auth import git_members
 from portal.auth import service as auth_service
 from portal.auth.views import set_session_cookie
 from portal.deps import (
@@ -102,6 +103,9 @@ def home(request: Request, principal: PrincipalDep, session: SessionDep) -> Resp
     problem = (repository_problem(request.app.state.settings, request.app.state.engine)
                if principal.is_platform_admin else "")
     return render(request, "home.html", title="Home", platform_problem=problem,
+                  roles=sorted(principal.team_roles.items()),
+                  claim_ignored=git_members.last_claim_ignored(session,
+                                                               username=principal.username),
                   requests=activity.my_requests(session, changes, principal.username),
                   review=review[:10],
                   activity=[{**e, "url": entity_url(str(e["entity"]))}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
@@ -12,9 +12,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
+from gitops.forges.base import Forge, MergeEvent
 from portal import __version__, db, tracing
 from portal.api import api_router
 from portal.errors import CaasError, Unauthenticated, Unavailable, error_responses
@@ -55,6 +57,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     app.state.settings = settings
     app.state.engine = engine
     app.state.metrics = metrics
+    app.state.after_merge = _after_merge(settings)
 
     _install_middleware(app, metrics)
     tracing.instrument_app(app, engine)  # OpenTelemetry, only with OTEL_EXPORTER_OTLP_ENDPOINT
@@ -175,3 +178,19 @@ def _install_error_handlers(app: FastAPI) -> None:
             return render_error(request, err.status, err.message)
         return JSONResponse({"error": err.to_dict()}, status_code=err.status,
                             headers={"retry-after": "1"})
+
+
+def _after_merge(settings: Settings) -> Callable[[Session, Forge, MergeEvent], object]:
+    """What a merge reported by the forge triggers in the scaffolder: the open changes that
+    main moving affects are re-checked (the composition root is the one place that ties the
+    reconciler's webhook to the scaffolder)."""
+    from scaffolder import review as scaffolder_review
+    from scaffolder.codeowners import owners_config
+
+    code_owners = owners_config(settings)
+
+    def after_merge(session: Session, forge: Forge, event: MergeEvent) -> object:
+        return scaffolder_review.main_moved(session, forge=forge, code_owners=code_owners,
+                                            event=event)
+
+    return after_merge

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -269,6 +270,61 @@ def scaffold(
     answers = parse_values(registry=Registry(settings), template=template,
                                               pairs=set_ or [])
     _scaffold(settings, user, template, answers, dry_run=dry_run, update=update)
+
+
+@app.command()
+def replay(
+    answers_file: Annotated[Path, typer.Argument(help="A unit's .caas-answers.yaml.")],
+    output: Annotated[Path | None, typer.Option(help="Write the replay file here "
+                                                "(default: standard output).")] = None,
+) -> None:
+    """Turn a unit's .caas-answers.yaml into a cookiecutter replay file:
+    `cookiecutter --replay-file OUTPUT templates/<template>` renders the unit as the portal did."""
+    import json
+
+    from scaffolder.registry import Registry
+    from scaffolder.render import replay_for_unit
+
+    try:
+        content = answers_file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"answers_file: cannot read {answers_file}: {exc.strerror}",
+                          field="answers_file") from exc
+    template, document, version = replay_for_unit(registry=Registry(load_settings()),
+                                                  content=content)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+    if version != template.version:
+        print(f"caas: note: the unit was rendered by {template.name} {version or '?'}; the "
+              f"replay renders with the current {template.version}", file=sys.stderr)
+
+
+@app.command()
+def decommission(
+    unit: Annotated[str, typer.Argument(help="The unit's folder, e.g. tenants/pay/pay-web.")],
+    user: Annotated[str, typer.Option(help="Request as this user.", envvar="CAAS_USER")]
+    = "admin",
+) -> None:
+    """Open the pull request that removes UNIT: its files deleted, the lists naming it
+    updated. Refused while it has dependants (a team's namespaces, a namespace's apps)."""
+    from gitops.forges.factory import make_forge
+    from scaffolder import service as scaffolder_service
+    from scaffolder.registry import Registry
+
+    settings = load_settings()
+    engine = ready_engine(settings)
+    registry, forge = Registry(settings), make_forge(settings, engine)
+    with db.session_scope(engine) as session:
+        principal = auth_service.principal_for(
+            session, auth_service.get_user(session, username=user), via="token")
+        task = scaffolder_service.decommission_task(session, registry=registry, forge=forge,
+                                                    principal=principal, unit=unit)
+    if task.status != "succeeded":
+        raise CaasError(f"task {task.id} failed: {task.error} (retry with the API)")
+    out.print(f"[bold]change #{task.change_number}[/] {task.change_url}")
 
 
 @app.command("create-environment")

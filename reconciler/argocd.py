@@ -174,3 +174,62 @@ class ArgoCDApplier:
         health = status.get("health") or {}
         return AppStatus(name=name, found=True, sync=sync.get("status"),
                          health=health.get("status"), revision=sync.get("revision"))
+
+
+class ClusterRemover:
+    """Deletion of what a decommissioned unit left on the platform cluster, one idempotent
+    step at a time: ``delete_application(name) -> bool`` (True while the Application still
+    exists — ArgoCD's ``resources-finalizer.argocd.argoproj.io`` keeps it until its resources
+    are gone), ``delete_namespace(name) -> bool`` (True while it exists: a Namespace stays
+    ``Terminating`` until its content is deleted). A 404 on delete or read is "gone".
+    Sources: https://argo-cd.readthedocs.io/en/stable/user-guide/app_deletion/ and
+    https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/.
+    """
+
+    def __init__(self, api_client: k8s.ApiClient, namespace: str = "argocd") -> None:
+        self._custom = k8s.CustomObjectsApi(api_client)
+        self._core = k8s.CoreV1Api(api_client)
+        self.namespace = namespace
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClusterRemover:
+        return cls(api_client_from_settings(settings), namespace=settings.argocd_namespace)
+
+    def delete_application(self, name: str) -> bool:
+        where = f"Application {self.namespace}/{name}"
+        try:
+            self._custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace,
+                                                         "applications", name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _error(f"delete {where}", exc) from exc
+        except HTTPError as exc:
+            raise _error(f"delete {where}", exc) from exc
+        try:
+            self._custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace,
+                                                      "applications", name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise _error(f"read {where}", exc) from exc
+        except HTTPError as exc:
+            raise _error(f"read {where}", exc) from exc
+        return True
+
+    def delete_namespace(self, name: str) -> bool:
+        try:
+            self._core.delete_namespace(name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _error(f"delete Namespace {name}", exc) from exc
+        except HTTPError as exc:
+            raise _error(f"delete Namespace {name}", exc) from exc
+        try:
+            self._core.read_namespace(name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise _error(f"read Namespace {name}", exc) from exc
+        except HTTPError as exc:
+            raise _error(f"read Namespace {name}", exc) from exc
+        return True

@@ -1,5 +1,8 @@
 """A merge's final state: ``applied`` when every job of its commit succeeded (or was skipped),
-``failed`` otherwise — and the catalog shows it on the merge's entities.
+``failed`` otherwise — and the catalog shows, per entity, what its own jobs did: ``applied`` only
+when every job that applies the entity succeeded, ``committed`` (in git, not deployed) when one
+was skipped because its integration is not connected (no cluster for ArgoCD, no Keycloak),
+``failed`` when one failed.
 
 Every path that ends a merge's last job calls ``finalize`` in the transaction that ends the job:
 a job finishing or failing (``worker._finish``), a dependant failed at claim because its upstream
@@ -18,7 +21,7 @@ from sqlmodel import Session, col, select
 from catalog import service as catalog_service
 from catalog.models import Entity
 from portal.db import utcnow
-from reconciler.models import DONE_OK, TERMINAL, Job, MergeRecord, MergeState
+from reconciler.models import DONE_OK, TERMINAL, Job, JobKind, JobState, MergeRecord, MergeState
 
 log = logging.getLogger("caas.reconciler.finalize")
 _TERMINAL = [s.value for s in TERMINAL]
@@ -47,21 +50,42 @@ def finalize(session: Session, *, commit: str) -> str | None:
         return None
     record.state, record.finished_at = final, utcnow()
     session.add(record)
-    _catalog_status(session, list(record.entities), final)
+    jobs = session.exec(select(Job.kind, Job.state, Job.entities).where(
+        Job.commit == commit)).all()
+    _catalog_status(session, list(record.entities), final,
+                    [(str(k), str(s), list(e or [])) for k, s, e in jobs])
     return final
 
 
-def _catalog_status(session: Session, entities: list[str], state: str) -> None:
-    """``applied``/``failed`` on the merge's entities that exist (an entity the merge removed
+def entity_status(entity: str, merge_state: str,
+                  jobs: list[tuple[str, str, list[str]]]) -> str:
+    """The catalog status of ``entity`` once its merge is final: from the jobs that name it
+    (``(kind, state, entities)``; plan jobs apply nothing): ``failed`` if one failed or died,
+    ``committed`` if one was skipped, ``applied`` if all succeeded; the merge's state when no
+    job names it."""
+    own = [s for kind, s, entities in jobs if entity in entities
+           and kind not in (JobKind.plan.value, JobKind.plan_preview.value)]
+    if not own:
+        return "applied" if merge_state == MergeState.applied.value else "failed"
+    if any(s in (JobState.failed.value, JobState.dead.value) for s in own):
+        return "failed"
+    if any(s == JobState.skipped.value for s in own):
+        return "committed"
+    return "applied"
+
+
+def _catalog_status(session: Session, entities: list[str], state: str,
+                    jobs: list[tuple[str, str, list[str]]]) -> None:
+    """Each existing entity of the merge gets :func:`entity_status` (an entity the merge removed
     stays removed). In a savepoint: catalog bookkeeping never undoes the merge's state."""
     if not entities:
         return
-    status = "applied" if state == MergeState.applied.value else "failed"
     try:
         with session.begin_nested():
             for entity in session.exec(select(Entity.key).where(
                     col(Entity.key).in_(entities)).order_by(col(Entity.key))).all():
-                catalog_service.set_status(session, entity=entity, status=status)
+                catalog_service.set_status(session, entity=entity,
+                                           status=entity_status(entity, state, jobs))
     except Exception:
         log.warning("catalog status of a finalised merge failed", exc_info=True)
 

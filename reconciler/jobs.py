@@ -33,7 +33,8 @@ def plan(ctx: JobContext) -> Result:
                                                                               job.commit)
     ctx.log(f"{len(paths)} changed paths" + (" (first commit seen: everything)" if full else ""))
     jobs = plan_merge(paths, full=full,
-                      terraform=lambda env: tfplan.plan_environment(ctx, env, before))
+                      terraform=lambda env: tfplan.plan_environment(ctx, env, before),
+                      gone=lambda path: forge.read_file(path, job.commit) is None)
     with Session(ctx.engine, expire_on_commit=False) as session:
         queue.enqueue(session, commit=job.commit, jobs=jobs, change_number=job.change_number)
         service.mark_planned(session, commit=job.commit, paths=paths[:5000],
@@ -65,6 +66,7 @@ def handlers() -> dict[str, Handler]:
     # The adapters (terraform CLI, kubernetes client, python-keycloak) load with the first
     # worker, not with every module that plans or lists jobs.
     from reconciler.integrations import argocd, keycloak
+    from reconciler.removal import remove
     from reconciler.tfjobs import plan_preview, run_unit
 
     return {
@@ -74,4 +76,5 @@ def handlers() -> dict[str, Handler]:
         JobKind.plan_preview.value: plan_preview,
         JobKind.argocd.value: argocd,
         JobKind.keycloak.value: keycloak,
+        JobKind.remove.value: remove,
     }

@@ -44,6 +44,7 @@ class JobKind(StrEnum):
     argocd = "argocd"
     keycloak = "keycloak"
     plan_preview = "plan_preview"  # an open PR: plan only, never apply
+    remove = "remove"  # a decommissioned unit's cluster objects, bottom-up (reconciler.removal)
 
 
 class MergeState(StrEnum):

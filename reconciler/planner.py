@@ -19,16 +19,19 @@ from gitops import layout
 from reconciler.entities import entities_for_paths
 from reconciler.models import JobKind
 from reconciler.queue import NewJob
+from reconciler.removal import removal_jobs
 
 TerraformPlanner = Callable[[str], list[NewJob]]
 
 
 def plan_merge(paths: Sequence[str], *, terraform: TerraformPlanner,
-               full: bool = False) -> list[NewJob]:
+               full: bool = False, gone: Callable[[str], bool] | None = None) -> list[NewJob]:
     """The jobs a merge that changed ``paths`` needs, in the order they should run.
 
     ``full`` marks a merge without a known predecessor (the first commit the reconciler sees):
-    the catalog reindexes everything rather than a list of paths.
+    the catalog reindexes everything rather than a list of paths. ``gone(path)`` says a changed
+    path is absent at the merge commit: units whose answers file went get their removal jobs
+    (``reconciler.removal``).
     """
     jobs = [NewJob(unit="catalog", kind=JobKind.catalog.value,
                    payload={"paths": None if full else list(paths)},
@@ -40,6 +43,8 @@ def plan_merge(paths: Sequence[str], *, terraform: TerraformPlanner,
         jobs.append(NewJob(unit="argocd", kind=JobKind.argocd.value,
                            payload={"paths": argocd_paths},
                            entities=tuple(entities_for_paths(argocd_paths))))
+    if gone is not None and not full:
+        jobs.extend(removal_jobs(paths, gone=gone))
     teams = layout.changed_teams(paths)
     if teams:
         jobs.append(NewJob(unit="keycloak", kind=JobKind.keycloak.value,

@@ -155,7 +155,8 @@ async def github_webhook(
     outcome = await run_in_threadpool(
         lambda: webhooks.handle_delivery(
             session, forge=forge, delivery_id=x_github_delivery, event_name=x_github_event,
-            payload=payload, repository=settings.github_repo, main_branch=settings.main_branch))
+            payload=payload, repository=settings.github_repo, main_branch=settings.main_branch,
+            after_merge=getattr(request.app.state, "after_merge", None)))
     return {"status": outcome}
 
 

@@ -3,7 +3,10 @@
 Public contract:
 
 - ``handle_delivery(session, *, forge, delivery_id, event_name, payload, repository,
-  main_branch) -> str``: the outcome of one verified delivery (the 202 body's ``status``).
+  main_branch, after_merge=None) -> str``: the outcome of one verified delivery (the 202 body's
+  ``status``). ``after_merge(session, forge, event)`` runs once a merge into main is recorded
+  (the shell passes the scaffolder's re-check of the open changes that main moving affects); its
+  failure is logged and does not undo the recorded merge.
   Raises ``ValidationFailed`` (422, field ``after``) for a push to main whose ``after`` is not
   reachable from main — audited, nothing queued; ``Unavailable`` when the forge cannot answer
   (nothing recorded, so a redelivery is handled afresh).
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -58,9 +62,12 @@ def _claim(session: Session, delivery_id: str, event_name: str) -> WebhookDelive
     return row
 
 
+AfterMerge = Callable[[Session, Forge, MergeEvent], object]
+
+
 def handle_delivery(session: Session, *, forge: Forge, delivery_id: str, event_name: str,
                     payload: dict[str, Any], repository: str | None,
-                    main_branch: str) -> str:
+                    main_branch: str, after_merge: AfterMerge | None = None) -> str:
     row = _claim(session, delivery_id, event_name)
     if row is None:
         session.rollback()
@@ -79,6 +86,14 @@ def handle_delivery(session: Session, *, forge: Forge, delivery_id: str, event_n
     row.outcome = outcome[:200]
     session.add(row)
     session.commit()
+    if after_merge is not None and outcome == "merge recorded":
+        event = parse_event(event_name, payload, main_branch)
+        if isinstance(event, MergeEvent):
+            try:
+                after_merge(session, forge, event)
+            except Exception:  # the merge is recorded; a later delivery or merge re-checks
+                session.rollback()
+                log.exception("re-checking open changes after %s failed", event.commit)
     return outcome
 
 

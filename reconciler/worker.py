@@ -213,8 +213,8 @@ class Worker:
                 buffer.add(f"{state.value} after {fresh.attempts} attempt(s)")
                 audit.record(session, actor=ACTOR, action=f"reconciler.job.{state.value}",
                              target=f"{fresh.id} {fresh.unit}",
-                             outcome="success" if state in (JobState.succeeded,
-                                                            JobState.skipped) else "failure",
+                             outcome={JobState.succeeded: "success",
+                                      JobState.skipped: "skipped"}.get(state, "failure"),
                              detail={"commit": fresh.commit, "attempts": fresh.attempts,
                                      "message": fresh.message[:500]}, commit=False)
             else:

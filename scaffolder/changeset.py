@@ -106,7 +106,7 @@ def touched_envs(paths: list[str], answers: Mapping[str, Any]) -> list[str]:
     return sorted(found)
 
 
-def _unified(path: str, old: bytes | None, new: bytes | None) -> str:
+def unified(path: str, old: bytes | None, new: bytes | None) -> str:
     a = (old or b"").decode(errors="replace").splitlines(keepends=True)
     b = (new or b"").decode(errors="replace").splitlines(keepends=True)
     return "".join(difflib.unified_diff(a, b, f"a/{path}" if old is not None else "/dev/null",
@@ -147,11 +147,18 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
     raw_team = clean.get("team")
     team = raw_team if isinstance(raw_team, str) else None
     touches = target.startswith("envs/")
-    decision = policy.can_request(principal, team=team, touches_envs=touches)
+    on_main = forge.list_files(target)
+    # A team not on main yet has nobody to own the request: anybody may ask, a platform-admin
+    # approves (policy.can_request_new_team).
+    new_team = target.startswith("teams/") and not request.update and not on_main
+    if new_team:
+        team = None
+        decision = policy.can_request_new_team(principal)
+    else:
+        decision = policy.can_request(principal, team=team, touches_envs=touches)
     if not decision:
         raise Forbidden(decision.reason, field="team" if not touches else "template",
                         rule="can-request")
-    on_main = forge.list_files(target)
     if on_main and not request.update:
         raise Conflict(f"{target} already exists on main; send `update: true` to change it",
                        field="answers", rule="unit-exists")
@@ -169,8 +176,8 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
         changes.append(FileChange(path, new))
         files.append(RenderedFile(path=path, status=status,
                                   content=new.decode(errors="replace") if new else None))
-        diff_parts.append(_unified(path, old, new))
-    _derived_lists(forge, base_sha, rendered, changes, files, diff_parts)
+        diff_parts.append(unified(path, old, new))
+    derived_lists(forge, base_sha, rendered, changes, files, diff_parts)
     if not changes:
         raise Conflict(f"{target} already matches these answers: nothing to change",
                        field="answers", rule="no-change")
@@ -182,12 +189,13 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
             changes.append(extra)
             files.append(RenderedFile(path=extra.path, status="added" if old is None else
                                       "modified", content=(extra.content or b"").decode()))
-            diff_parts.append(_unified(extra.path, old, extra.content))
+            diff_parts.append(unified(extra.path, old, extra.content))
     envs = touched_envs(list(rendered), clean)
     env_docs = {e: load_yaml(rendered.get(f"envs/{e}/infra.yaml")
                              or forge.read_file(f"envs/{e}/infra.yaml", base_sha)) for e in envs}
     tier = policy.strictest_tier(read_manifest(doc).tier for doc in env_docs.values())
-    routing = policy.describe_routing(tier=tier, touches_envs=touches, team=team)
+    routing = policy.describe_routing(tier=tier, touches_envs=touches, team=team,
+                                      new_team=new_team)
     action = "update" if request.update else "create"
     branch = template.fill(template.branch_name, clean) + ("-update" if request.update else "")
     title = template.fill(template.pr_title, clean)
@@ -203,7 +211,7 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
     )
 
 
-def _derived_lists(forge: Forge, base_sha: str, rendered: dict[str, bytes],
+def derived_lists(forge: Forge, base_sha: str, rendered: dict[str, bytes],
                    changes: list[FileChange], files: list[RenderedFile],
                    diff_parts: list[str]) -> None:
     """Add (or replace) the files whose lists name the tenants (``gitops.lists``): a tenant
@@ -225,12 +233,12 @@ def _derived_lists(forge: Forge, base_sha: str, rendered: dict[str, bytes],
         if index is None:
             changes.append(FileChange(path, content))
             files.append(entry)
-            diff_parts.append(_unified(path, old, content))
+            diff_parts.append(unified(path, old, content))
         elif content == old:  # a re-rendered team whose list is already right on main
             del changes[index], files[index], diff_parts[index]
         else:
             changes[index], files[index] = FileChange(path, content), entry
-            diff_parts[index] = _unified(path, old, content)
+            diff_parts[index] = unified(path, old, content)
         rendered[path] = content
 
 

@@ -122,6 +122,15 @@ class ScaffoldRequest(BaseModel):
                           "answers plus these (an update PR with a minimal diff).")
 
 
+class DecommissionRequest(BaseModel):
+    """Remove a unit: a PR deleting its folder and updating every list that names it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    unit: str = PField(min_length=1, max_length=300,
+                       description="The unit's folder, e.g. `tenants/payments/payments-web`.")
+
+
 class UnitAnswers(BaseModel):
     """A unit on main as its template's form sees it (the "Change" form is pre-filled so)."""
 

@@ -24,7 +24,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from gitops import yaml
 from gitops.paths import UnsafePath, check_path
 from portal.errors import ValidationFailed
-from scaffolder.registry import Template
+from scaffolder.registry import Registry, Template
 
 ANSWERS_FILE = ".caas-answers.yaml"
 # cookiecutter changes the process's working directory while it generates (and for hooks):
@@ -122,6 +122,25 @@ def read_template_name(content: bytes | None) -> str | None:
         return None
     name = doc.get("template") if isinstance(doc, dict) else None
     return name if isinstance(name, str) and name else None
+
+
+def replay_for_unit(*, registry: Registry,
+                    content: bytes) -> tuple[Template, dict[str, Any], str]:
+    """A unit's ``.caas-answers.yaml`` (bytes) → its template, the cookiecutter replay document
+    (``replay_document``) and the template version the unit was rendered with. The replay
+    renders with the template as it is now (``template.version``).
+
+    Errors: ``ValidationFailed`` (field ``answers_file``) when the file holds no answers,
+    ``NotFound`` when it names no known template.
+    """
+    answers, name = read_answers(content), read_template_name(content)
+    if answers is None or name is None:
+        raise ValidationFailed("answers_file: not a .caas-answers.yaml (template, version, "
+                               "answers)", field="answers_file", rule="answers-file")
+    template = registry.get(name, field_name="answers_file")
+    doc = yaml.load(content)
+    version = doc.get("version") if isinstance(doc, dict) else ""
+    return template, replay_document(template, answers), str(version or "")
 
 
 def read_answers(content: bytes | None) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
+from gitops import object_names
 from gitops.forges.base import Forge, MergeEvent, Review
 from gitops.forges.github_webhook import PullRequestEvent
 from portal import tracing
@@ -23,6 +24,7 @@ from portal.db import aware, utcnow
 from portal.errors import BadRequest, CaasError, Conflict, Forbidden, NotFound
 from reconciler import service as reconciler_service
 from scaffolder import merge_gate, merge_lock
+from scaffolder.changeset import touched_envs
 from scaffolder.checks.identity import check_identity
 from scaffolder.models import Change, ChangeDetail, ChangePublic, CheckResult, RenderedFile
 from scaffolder.registry import Registry
@@ -243,3 +245,25 @@ def record_pr_event(session: Session, *, event: MergeEvent | PullRequestEvent) -
                  detail={"change": change.id, "source": "forge"}, commit=False)
     session.commit()
     return outcome
+
+
+def main_moved(session: Session, *, forge: Forge, code_owners: tuple[str | None, Sequence[str]],
+               event: MergeEvent) -> list[int]:
+    """``main`` moved on the forge (a GitHub merge or push): the change it merged is recorded
+    as merged, and every open change touching an environment or a unit name that the new
+    commits touch is re-checked (``merge_gate``), its ``caas/*`` statuses updated on the PR
+    (commit statuses on GitHub). Returns the ids of the re-checked changes."""
+    try:
+        changed = forge.changed_paths(event.before, event.commit) if event.before else []
+    except CaasError:  # a PR's base commit the forge no longer has: the change row suffices
+        changed = []
+    envs, units = set(touched_envs(changed, {})), set(object_names.units_in(changed))
+    if event.change_number:
+        # A merged pull request event carries no "before": the change row says what it touched.
+        merged = session.exec(select(Change).where(Change.number == event.change_number)).first()
+        if merged is not None:
+            envs |= set(merged.envs)
+            units.add(merged.unit_key)
+        record_pr_event(session, event=event)
+    return merge_gate.recheck_open_changes(session, forge=forge, code_owners=code_owners,
+                                           envs=sorted(envs), units=sorted(units))

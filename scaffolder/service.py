@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -23,6 +24,7 @@ from reconciler import service as reconciler_service
 from scaffolder import pr_text, tasks
 from scaffolder.changeset import Prepared, parameter_context, prepare
 from scaffolder.checks_runner import run_checks
+from scaffolder.decommission import prepare_decommission
 from scaffolder.models import (
     Change,
     CheckResult,
@@ -106,6 +108,15 @@ class Reservation:
         return self.task.id
 
 
+def create_task(session: Session, *, registry: Registry, forge: Forge, principal: Principal,
+                request: ScaffoldRequest, ip: str = "",
+                progress: tasks.Progress | None = None) -> TaskPublic:
+    """``reserve_task`` then ``run_task``, in one call (the API's synchronous request)."""
+    reservation = reserve_task(session, registry=registry, forge=forge, principal=principal,
+                               request=request, ip=ip, progress=progress)
+    return run_task(session, reservation=reservation, forge=forge, progress=progress)
+
+
 def reserve_task(session: Session, *, registry: Registry, forge: Forge, principal: Principal,
                  request: ScaffoldRequest, ip: str = "",
                  progress: tasks.Progress | None = None) -> Reservation:
@@ -122,6 +133,33 @@ def reserve_task(session: Session, *, registry: Registry, forge: Forge, principa
                      target=request.template, outcome="denied", ip=ip,
                      detail={"reason": exc.message})
         raise
+    return _reserve(session, prepared=prepared, forge=forge, principal=principal,
+                    request_doc=request.model_dump(), ip=ip, progress=progress,
+                    action="scaffolder.request")
+
+
+def decommission_task(session: Session, *, registry: Registry, forge: Forge,
+                      principal: Principal, unit: str, ip: str = "",
+                      progress: tasks.Progress | None = None) -> TaskPublic:
+    """Open the pull request that removes ``unit`` (``scaffolder.decommission``): refused,
+    with nothing written, while dependants exist; reserved like any change of the unit."""
+    try:
+        prepared = prepare_decommission(forge, registry, principal, unit=unit)
+    except Forbidden as exc:
+        audit.record(session, actor=principal.username, action="scaffolder.decommission",
+                     target=unit[:300], outcome="denied", ip=ip,
+                     detail={"reason": exc.message})
+        raise
+    reservation = _reserve(session, prepared=prepared, forge=forge, principal=principal,
+                           request_doc={"decommission": prepared.target}, ip=ip,
+                           progress=progress, action="scaffolder.decommission")
+    return run_task(session, reservation=reservation, forge=forge, progress=progress)
+
+
+def _reserve(session: Session, *, prepared: Prepared, forge: Forge, principal: Principal,
+             request_doc: dict[str, Any], ip: str, progress: tasks.Progress | None,
+             action: str) -> Reservation:
+    """Reserve the unit (the INSERT of its open change); ``run_task`` runs the rest."""
     change = Change(
         template=prepared.template.name, template_version=prepared.template.version,
         action=prepared.action, unit_key=prepared.target, open_unit_key=prepared.target,
@@ -132,7 +170,7 @@ def reserve_task(session: Session, *, registry: Registry, forge: Forge, principa
         diff=prepared.diff, base_sha=prepared.base_sha,
     )
     task = Task(template=prepared.template.name, requested_by=principal.username,
-                request=request.model_dump())
+                request=request_doc)
     session.add(change)
     try:
         session.flush()
@@ -145,7 +183,7 @@ def reserve_task(session: Session, *, registry: Registry, forge: Forge, principa
                        rule="unit-open") from None
 
     def start() -> None:
-        audit.record(session, actor=principal.username, action="scaffolder.request",
+        audit.record(session, actor=principal.username, action=action,
                      target=prepared.target, ip=ip,
                      detail={"template": prepared.template.name, "task": task.id})
         tasks.log_step(session, task, "validate", "done",
@@ -163,15 +201,6 @@ def run_task(session: Session, *, reservation: Reservation, forge: Forge,
     return tasks.public(session, reservation.task)
 
 
-def create_task(session: Session, *, registry: Registry, forge: Forge, principal: Principal,
-                request: ScaffoldRequest, ip: str = "",
-                progress: tasks.Progress | None = None) -> TaskPublic:
-    """``reserve_task`` then ``run_task``, in one call (the API's synchronous request)."""
-    reservation = reserve_task(session, registry=registry, forge=forge, principal=principal,
-                               request=request, ip=ip, progress=progress)
-    return run_task(session, reservation=reservation, forge=forge, progress=progress)
-
-
 def retry_task(session: Session, *, registry: Registry, forge: Forge, principal: Principal,
                task_id: int, ip: str = "", progress: tasks.Progress | None = None
                ) -> TaskPublic:
@@ -185,8 +214,12 @@ def retry_task(session: Session, *, registry: Registry, forge: Forge, principal:
     change = session.get(Change, task.change_id) if task.change_id else None
     if change is None or change.status not in (*OPEN, RELEASED):
         raise Conflict(f"task {task_id}'s change is no longer open", field="task_id")
-    request = ScaffoldRequest.model_validate(task.request)
-    prepared = prepare(forge, registry, principal, request)
+    if "decommission" in task.request:
+        prepared = prepare_decommission(forge, registry, principal,
+                                        unit=str(task.request["decommission"]))
+    else:
+        prepared = prepare(forge, registry, principal, ScaffoldRequest.model_validate(
+            task.request))
     if change.status == RELEASED:
         _reserve_again(session, change)
     task.status, task.error, task.attempts = "running", "", task.attempts + 1

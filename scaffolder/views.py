@@ -19,6 +19,7 @@ from scaffolder.deps import ForgeDep, RegistryDep
 from scaffolder.models import (
     ChangeDetail,
     ChangePublic,
+    DecommissionRequest,
     DryRunResult,
     ScaffoldRequest,
     TaskPublic,
@@ -53,6 +54,17 @@ def get_unit(unit: Annotated[str, Query(max_length=300, description="The unit's 
     """A unit on main: its template, stored answers and identifying fields; change it by
     sending these answers (edited) with ``update: true`` to the dry run or a task."""
     return unit_answers(forge=forge, registry=registry, unit=unit)
+
+
+@router.post("/scaffolder/decommission", response_model=TaskPublic, status_code=201)
+def decommission(body: DecommissionRequest, request: Request, principal: PrincipalDep,
+                 session: SessionDep, registry: RegistryDep, forge: ForgeDep) -> TaskPublic:
+    """Open the PR that deletes the unit's files and updates the lists naming it (AppProject
+    destinations, CODEOWNERS). 409 naming the dependants while a team still has namespaces or
+    applications, or a namespace applications; 400 for an environment (`installed: false`)."""
+    return service.decommission_task(session, registry=registry, forge=forge,
+                                     principal=principal, unit=body.unit,
+                                     ip=client_ip(request))
 
 
 @router.post("/scaffolder/dry-run", response_model=DryRunResult)

@@ -20,11 +20,12 @@ CACHE="${CAAS_IMAGE_CACHE:-/var/cache/caas-image}"
 SUITE="${CAAS_IMAGE_SUITE:-bookworm}"
 MIRROR="${CAAS_IMAGE_MIRROR:-http://deb.debian.org/debian}"
 TAG="${CAAS_IMAGE_TAG:-localhost/caas-portal:$(git rev-parse --short HEAD 2>/dev/null || echo dev)}"
-# git: the portal and worker run git against the GitOps repository; python3-venv: /opt/caas.
-PACKAGES="ca-certificates,git,python3,python3-venv,tzdata"
+# git: the portal and worker run git against the GitOps repository; python3-venv: /opt/caas;
+# libatomic1: a native library some wheels link (the Rego engine).
+PACKAGES="ca-certificates,git,libatomic1,python3,python3-venv,tzdata"
 UID_GID=10001
 
-log() { echo "[image] $*" >&2; }
+log() { echo "[image $(date +%T)] $*" >&2; }
 [ "$(id -u)" = "0" ] || { echo "scripts/image.sh must run as root (debootstrap, buildah vfs)" >&2; exit 1; }
 need=()
 command -v buildah >/dev/null || need+=(buildah)
@@ -50,6 +51,7 @@ if [ ! -f "$BASE" ]; then
   rm -rf "$work"/var/cache/apt/archives/*.deb "$work"/var/lib/apt/lists/* "$work"/var/log/*
   tar -C "$work" --numeric-owner -cf "$BASE.tmp" .
   mv "$BASE.tmp" "$BASE"
+  find "$CACHE" -maxdepth 1 -name "base-*.tar" ! -name "$(basename "$BASE")" -delete
   rm -rf "$work"; trap - EXIT
 fi
 
@@ -62,11 +64,27 @@ trap 'rm -rf "$wheels"; [ -n "${ctr:-}" ] && "${BUILDAH[@]}" rm "$ctr" >/dev/nul
 HOST_PY="${CAAS_IMAGE_HOST_PYTHON:-python3}"
 "$HOST_PY" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
   || { echo "the host python must be 3.11 (bookworm's) to pick matching wheels" >&2; exit 1; }
-"$HOST_PY" -m pip wheel -q --no-deps -w "$wheels" "$ROOT" >&2
+# Built from a copy of the tracked files: no stale build/ or egg-info of the checkout leaks in.
+mkdir "$wheels/src"
+git -C "$ROOT" ls-files -z | tar -C "$ROOT" --null -T - -cf - | tar -C "$wheels/src" -xf -
+"$HOST_PY" -m pip wheel -q --no-deps -w "$wheels" "$wheels/src" >&2
 wheel="$(ls "$wheels"/*.whl)"
 mkdir -p "$CACHE/wheelhouse"
-"$HOST_PY" -m pip wheel -q --disable-pip-version-check -w "$CACHE/wheelhouse" \
-  --find-links "$CACHE/wheelhouse" "$wheel" >&2
+# Resolving against PyPI takes minutes on a busy machine: once per set of requirements.
+reqs="$("$HOST_PY" - "$wheel" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as whl:
+    meta = next(n for n in whl.namelist() if n.endswith(".dist-info/METADATA"))
+    print("\n".join(sorted(l for l in whl.read(meta).decode().splitlines()
+                           if l.startswith("Requires-Dist:") and "extra ==" not in l)))
+PY
+)"
+resolved="$CACHE/wheelhouse/.resolved-$(printf '%s' "$reqs" | sha256sum | cut -c1-12)"
+if [ ! -f "$resolved" ]; then
+  "$HOST_PY" -m pip wheel -q --disable-pip-version-check -w "$CACHE/wheelhouse" \
+    --find-links "$CACHE/wheelhouse" "$wheel" >&2
+  touch "$resolved"
+fi
 cp "$wheel" "$CACHE/wheelhouse/"
 log "wheel $(basename "$wheel"), $(ls "$CACHE/wheelhouse" | wc -l) wheels"
 
@@ -79,11 +97,33 @@ tar -C "$mnt" --numeric-owner -xf "$BASE"
 site=/opt/caas/lib/python3.11/site-packages
 run() { "${BUILDAH[@]}" run --isolation chroot --user 0:0 \
           -v "$CACHE/wheelhouse:/wheels:ro" "$ctr" -- "$@"; }
-run python3 -m venv /opt/caas
-run /opt/caas/bin/pip install -q --disable-pip-version-check --no-index --find-links /wheels \
-  "/wheels/$(basename "$wheel")"
+# The installed venv is cached too, keyed by the base and the wheels available: when neither
+# changed, only this project's wheel is reinstalled over it (seconds instead of minutes).
+deps_key="$( (echo "$key"; echo "$reqs"; ls "$CACHE/wheelhouse" | grep -v '^caas_portal-') \
+  | sha256sum | cut -c1-12)"
+VENV_TAR="$CACHE/venv-$deps_key.tar"
+pip_install=(/opt/caas/bin/pip install -q --disable-pip-version-check --no-index --find-links /wheels)
+if [ -f "$VENV_TAR" ]; then
+  log "venv from cache ($VENV_TAR)"
+  tar -C "$mnt" --numeric-owner -xf "$VENV_TAR"
+  run "${pip_install[@]}" --no-deps --force-reinstall "/wheels/$(basename "$wheel")"
+  run /opt/caas/bin/pip check >&2  # the cached venv satisfies this wheel's requirements
+else
+  log "venv: installing the wheels (cold: no $VENV_TAR)"
+  run python3 -m venv /opt/caas
+  # A wheel missing from the wheelhouse: resolve again on the next run.
+  run "${pip_install[@]}" "/wheels/$(basename "$wheel")" || { rm -f "$resolved"; exit 1; }
+  tar -C "$mnt" --numeric-owner -cf "$VENV_TAR.tmp" opt/caas && mv "$VENV_TAR.tmp" "$VENV_TAR"
+  find "$CACHE" -maxdepth 1 -name "venv-*.tar" ! -name "$(basename "$VENV_TAR")" -delete
+fi
+log "venv ready"
 git -C "$ROOT" ls-files -z templates gitops-skeleton terraform \
   | tar -C "$ROOT" --null -T - -cf - | tar -C "$mnt$site" --no-same-owner -xf -
+# kubectl runs the scaffolder's kustomize check. Debian bookworm does not package it, so the
+# build host's kubectl (the one the test suite runs) is copied in; its version is recorded.
+KUBECTL="$(readlink -f "$(command -v kubectl)")" \
+  || { echo "kubectl not found on the build host (scripts/system-deps.sh)" >&2; exit 1; }
+install -m 0755 "$KUBECTL" "$mnt/usr/local/bin/kubectl"
 mkdir -p "$mnt/usr/share/caas" "$mnt/var/lib/caas"
 echo "caas:x:$UID_GID:$UID_GID:caas-portal:/var/lib/caas:/usr/sbin/nologin" >> "$mnt/etc/passwd"
 echo "caas:x:$UID_GID:" >> "$mnt/etc/group"
@@ -93,6 +133,8 @@ chown "$UID_GID:$UID_GID" "$mnt/var/lib/caas"
   run dpkg -l
   echo "# Python packages in /opt/caas (pip freeze)"
   run /opt/caas/bin/pip freeze --all
+  echo "# /usr/local/bin/kubectl (from the build host: $KUBECTL)"
+  run /usr/local/bin/kubectl version --client
 } > "$mnt/usr/share/caas/packages.txt"
 rm -rf "$mnt/root/.cache" "$mnt/tmp/"* "$mnt/var/cache/debconf/"*-old
 "${BUILDAH[@]}" umount "$ctr" >/dev/null
@@ -106,9 +148,11 @@ rm -rf "$mnt/root/.cache" "$mnt/tmp/"* "$mnt/var/cache/debconf/"*-old
   --label org.opencontainers.image.title=caas-portal \
   --label "org.opencontainers.image.revision=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)" \
   "$ctr"
+log "commit"
 "${BUILDAH[@]}" commit -q --rm --format oci "$ctr" "$TAG" >/dev/null
 ctr=""
 rm -f "$OUT"
+log "push to $OUT"
 "${BUILDAH[@]}" push -q --digestfile "$OUT.digest" "$TAG" "oci-archive:$OUT:$TAG" >&2
 "${BUILDAH[@]}" rmi "$TAG" >/dev/null 2>&1 || true
 log "wrote $OUT ($(du -h "$OUT" | cut -f1))"

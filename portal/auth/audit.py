@@ -20,7 +20,7 @@ from portal.redact import redact_mapping
 
 log = logging.getLogger("caas.audit")
 
-OUTCOMES = ("success", "failure", "denied")
+OUTCOMES = ("success", "failure", "denied", "skipped")
 CSV_COLUMNS = ["id", "at", "actor", "action", "target", "outcome", "ip", "detail"]
 
 
@@ -38,7 +38,8 @@ def record(
     """Append one event. ``commit=False`` lets the caller make it part of its own transaction."""
     detail = dict(detail or {})
     if outcome not in OUTCOMES:
-        # Keep the filter vocabulary closed (success | failure | denied) without losing words.
+        # Keep the filter vocabulary closed (success | failure | denied | skipped) without
+        # losing words.
         detail.setdefault("outcome", outcome)
         outcome = "denied" if outcome in ("refused", "forbidden") else "failure"
     event = AuditEvent(

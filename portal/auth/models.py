@@ -57,6 +57,21 @@ class Membership(SQLModel, table=True):
     role: str = Field(default=Role.developer.value, max_length=32)
 
 
+class DeclaredMembership(SQLModel, table=True):
+    """A team's owner or member as ``teams/<team>/team.yaml`` on main declares them: the source
+    of truth for team roles (``portal.auth.git_members``). Kept for names with no portal account
+    yet, so the role applies at their first sign-in."""
+
+    __tablename__ = "declared_memberships"
+    __table_args__ = (UniqueConstraint("team", "username"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team: str = Field(index=True, max_length=63)
+    username: str = Field(index=True, max_length=64)
+    role: str = Field(max_length=32)
+    commit: str = Field(default="", max_length=64)
+
+
 class ApiToken(SQLModel, table=True):
     __tablename__ = "api_tokens"
 
@@ -112,7 +127,7 @@ class AuditEvent(SQLModel, table=True):
     actor: str = Field(default="", max_length=64, index=True)
     action: str = Field(max_length=64, index=True)
     target: str = Field(default="", max_length=300)
-    outcome: str = Field(default="success", max_length=16)  # success | failure | denied
+    outcome: str = Field(default="success", max_length=16)  # success|failure|denied|skipped
     ip: str = Field(default="", max_length=64)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 

@@ -13,8 +13,11 @@ on (``/team-pay``) or off (``team-pay``) in the client's group-membership mapper
   ``<team>-admins`` and ``/teams/<team>/...`` (README: "Migrating group names") — is ignored.
 
 A user in both a team's group and its reviewers group is a reviewer. Team groups create the team
-when it is missing. At every sign-in the user's memberships and the platform-admin flag are
-replaced by what the claim says (removal in Keycloak revokes).
+when it is missing. At every sign-in the platform-admin flag is replaced by what the claim says
+(removal in Keycloak revokes). Team roles of a team whose ``team.yaml`` on main declares owners or
+members come from git (``portal.auth.git_members``), not from the claim: a claim that disagrees
+is recorded in the ``user.oidc-sync`` audit event (``claim_ignored``) and shown on the profile
+page; the claim's team groups count only for teams git does not declare.
 
 Usernames (:func:`username_from`, by ``portal.auth.usernames.portal_username``):
 ``preferred_username`` (or ``email``), lower-cased. Realms with "Email as username" send
@@ -33,6 +36,12 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from portal.auth import audit
+from portal.auth.git_members import (
+    claim_disagreements,
+    declared_for,
+    declared_teams,
+    last_claim_ignored,
+)
 from portal.auth.models import Membership, Role, Team, User
 from portal.auth.oidc import SignInRefused
 from portal.auth.usernames import portal_username
@@ -125,7 +134,16 @@ def upsert_user(session: Session, *, claims: Mapping[str, Any], groups_claim: st
                             f"portal name; its username changed to {username!r}, which the "
                             "portal does not rename", field="preferred_username",
                             rule="username-changed")
-    mapping = map_groups(groups_from(claims, groups_claim), admin_group=admin_group)
+    claimed = map_groups(groups_from(claims, groups_claim), admin_group=admin_group)
+    # Team roles of teams git declares come from git (team.yaml on main); the claim decides
+    # platform-admin, and its team groups only for teams git does not declare.
+    managed = declared_teams(session)
+    declared = declared_for(session, username=username)
+    ignored = claim_disagreements(claimed.team_roles, declared, managed)
+    roles = {t: r for t, r in claimed.team_roles.items() if t not in managed}
+    roles.update(declared)
+    mapping = GroupMapping(roles, claimed.is_platform_admin,
+                           frozenset(t for t in roles if t not in managed))
     display = str(claims.get("name") or username)[:200]
     email = str(claims.get("email") or "")[:320]
     created = user is None
@@ -140,11 +158,12 @@ def upsert_user(session: Session, *, claims: Mapping[str, Any], groups_claim: st
     session.flush()
     assert user.id is not None
     changes = _sync_memberships(session, user_id=user.id, wanted=mapping)
-    if created or admin_changed or changes:
+    shown = {} if created else last_claim_ignored(session, username=username)
+    if created or admin_changed or changes or ignored != shown:
         audit.record(session, actor=username, action="user.oidc-sync", target=username,
                      detail={"created": created, "platform_admin": mapping.is_platform_admin,
                              "teams": {t: r.value for t, r in mapping.team_roles.items()},
-                             "changes": changes}, commit=False)
+                             "changes": changes, "claim_ignored": ignored}, commit=False)
     session.commit()
     session.refresh(user)
     return user

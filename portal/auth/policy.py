@@ -1,8 +1,10 @@
 """Who may do what: the rules every service enforces (pages only mirror them).
 
 - Everybody signed in reads the catalog, changes and jobs ("guardrails, not gates").
-- A developer requests only for teams they belong to; a platform-admin for any team. Only a
-  platform-admin requests a change without an owning team (e.g. a new team) or one that touches
+- A developer requests only for teams they belong to; a platform-admin for any team. Anybody
+  signed in requests a **new team** (its owners are declared in its team.yaml); the request
+  has no owning team yet, so a platform-admin approves it. Only a
+  platform-admin requests another change without an owning team or one that touches
   ``envs/`` (environments), and only a platform-admin manages environments, settings, users
   and the audit log.
 - Nobody approves their own change (four-eyes), not even a platform-admin.
@@ -95,14 +97,15 @@ def required_approver(*, tier: Tier, touches_envs: bool) -> Approver:
     return Approver.team_member
 
 
-def describe_routing(*, tier: Tier, touches_envs: bool, team: str | None) -> str:
+def describe_routing(*, tier: Tier, touches_envs: bool, team: str | None,
+                     new_team: bool = False) -> str:
     """One sentence for the change page and the PR body."""
     who = required_approver(tier=tier, touches_envs=touches_envs)
     why = "it changes an environment" if touches_envs else f"its strictest tier is `{tier}`"
     if team is None and who is not Approver.platform_admin:
         # A change without an owning team has no team to approve it.
         who = Approver.platform_admin
-        why = "it has no owning team"
+        why = "it creates a new team" if new_team else "it has no owning team"
     if who is Approver.platform_admin:
         need = "one approval from a platform-admin"
     elif who is Approver.team_reviewer:
@@ -113,6 +116,12 @@ def describe_routing(*, tier: Tier, touches_envs: bool, team: str | None) -> str
 
 
 def can_view(principal: Principal) -> Decision:
+    return ALLOW if principal.username else Decision(False, "sign in first")
+
+
+def can_request_new_team(principal: Principal) -> Decision:
+    """Anybody signed in may ask for a new team; a platform-admin approves it (no owning team
+    exists yet to approve it)."""
     return ALLOW if principal.username else Decision(False, "sign in first")
 
 

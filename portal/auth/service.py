@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlmodel import Session, col, func, select
 
 from gitops.names import DNS_LABEL
-from portal.auth import audit
+from portal.auth import audit, git_members
 from portal.auth.models import ApiToken, AuditEvent, Membership, Role, Team, User, WebSession
 from portal.auth.passwords import hash_password, new_secret, token_hash, verify_password
 from portal.auth.principal import Principal
@@ -61,8 +61,10 @@ def create_user(
     )
     session.add(user)
     session.flush()
+    roles = git_members.apply_declared(session, user=user)  # team.yaml on main names them
     audit.record(session, actor=actor, action="user.create", target=username,
-                 detail={"platform_admin": is_platform_admin, "source": source}, commit=False)
+                 detail={"platform_admin": is_platform_admin, "source": source,
+                         "roles_from_git": roles}, commit=False)
     session.commit()
     session.refresh(user)
     return user

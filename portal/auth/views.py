@@ -108,7 +108,7 @@ def audit_log(
     session: SessionDep,
     actor: str | None = None,
     action: Annotated[str | None, Query(description="prefix, e.g. `auth.`")] = None,
-    outcome: Literal["success", "failure", "denied"] | None = None,
+    outcome: Literal["success", "failure", "denied", "skipped"] | None = None,
     target: Annotated[str | None, Query(description="substring of the target")] = None,
     ip: Annotated[str | None, Query(description="client address, exact")] = None,
     since: IsoDatetime | None = None,

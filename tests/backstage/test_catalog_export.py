@@ -19,7 +19,7 @@ from scaffolder.registry import load_template
 from scaffolder.render import render
 from tests.backstage.conftest import run_node
 from tests.catalog import gitops
-from tests.templates.support import SKELETON, TEMPLATES, parameters
+from tests.templates.support import NAMES, SKELETON, TEMPLATES, parameters
 
 CONTEXT = ParameterContext(teams=frozenset({"payments", "search"}),
                            environments=frozenset({"dev", "prod"}))
@@ -68,8 +68,10 @@ def test_export_is_valid_under_backstage_policies(
     assert kinds == {"Group", "User", "Resource", "System", "Component"}
     # What a url Location reads: the multi-document YAML of the same entities.
     assert list(yaml.safe_load_all(backstage.to_yaml(entities))) == entities
-    result = run_node("validate", entities, tmp_path)
-    assert result == {"checked": len(entities), "problems": []}
+    # The templates register beside it (scaffolder-common's Template validator, owner resolved).
+    templates = [yaml.safe_load((TEMPLATES / n / "template.yaml").read_text()) for n in NAMES]
+    result = run_node("validate", entities + templates, tmp_path)
+    assert result == {"checked": len(entities) + len(templates), "problems": []}
     refs = {f"{e['kind'].lower()}:default/{e['metadata']['name']}" for e in entities}
     assert {"group:default/payments", "group:default/platform", "user:default/carol",
             "resource:default/payments-checkout", "component:default/payments-api"} <= refs

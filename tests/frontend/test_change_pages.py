@@ -86,3 +86,15 @@ def test_team_and_environment_forms_take_a_new_name(
         "owners": "rui"})
     assert preview.status_code == 200, preview.text[:2000]
     assert "teams/growth/team.yaml" in preview.text
+
+
+def test_remove_is_offered_and_refusals_say_why(client: Callable[[str], httpx.Client]) -> None:
+    page = client("ada").get("/catalog/namespaces/platform/platform-tools").text
+    assert 'action="/decommission"' in page and f'name="unit" value="{UNIT}"' in page
+    env_page = client("ada").get("/catalog/environments/dev").text
+    assert 'action="/decommission"' not in env_page  # environments: `installed: false`
+    refused = client("dana").post("/decommission", data={"unit": UNIT})
+    assert refused.status_code == 403
+    assert "not a member of team `platform`" in refused.text
+    env = client("ada").post("/decommission", data={"unit": "envs/dev"})
+    assert env.status_code == 400 and "installed: false" in env.text

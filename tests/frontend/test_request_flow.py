@@ -1,5 +1,6 @@
 """The journey of issue 8 in a real browser: a developer requests a tenant through the form,
-a reviewer approves and merges it, and the namespace shows up applied with its timeline."""
+a reviewer approves and merges it, and the namespace shows up committed (no cluster is connected
+here, so not deployed) with its timeline."""
 
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ def test_request_review_merge_and_follow(new_context: Callable[[], BrowserContex
     expect(dev).to_have_url(re.compile(r"/tasks/\d+$"))
     log = dev.get_by_role("list", name="Step log")
     expect(log).to_contain_text("pull-request")
+    expect(dev.locator("#task-banner")).to_contain_text("checks passed")
     dev.get_by_role("link", name=re.compile("Open the change")).click()
     expect(dev).to_have_url(re.compile(r"/changes/\d+$"))
     change_url = dev.url
@@ -84,10 +86,15 @@ def test_request_review_merge_and_follow(new_context: Callable[[], BrowserContex
     # The in-process reconciler applies the merge; the page shows it once it has.
     status = reviewer.get_by_role("group", name="Status")
     deadline = time.monotonic() + 60
-    while "applied" not in (status.all_inner_texts() or [""])[0]:
+    # No cluster is connected in this harness: ArgoCD is skipped, so the namespace is in git but
+    # not deployed, and the page says so instead of a green `applied`.
+    while "committed, not deployed" not in (status.all_inner_texts() or [""])[0]:
         assert time.monotonic() < deadline, reviewer.locator("main").inner_text()
         reviewer.wait_for_timeout(500)
         reviewer.reload()
+    expect(reviewer.locator("#not-deployed")).to_contain_text(
+        "Committed, not deployed — no cluster connected")
+    assert "applied" not in status.inner_text()
     timeline = reviewer.get_by_role("list", name="Timeline, newest first")
     for step in ("Pull request opened", "Checks finished", "Approved", "Merged"):
         expect(timeline).to_contain_text(step)

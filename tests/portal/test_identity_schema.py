@@ -11,6 +11,7 @@ from sqlmodel import SQLModel
 import portal.auth.models  # noqa: F401  (registers the identity tables)
 
 IDENTITY_TABLES = {"users", "teams", "memberships", "api_tokens", "web_sessions",
+                   "declared_memberships",
                    "audit_events", "oidc_logins"}
 
 

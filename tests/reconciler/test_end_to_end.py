@@ -19,6 +19,7 @@ from gitops.forges.base import ChangeSpec, Check, CheckState, FileChange
 from gitops.forges.local import LocalForge
 from gitops.git import seed_repository
 from portal import db
+from portal.auth.models import AuditEvent
 from portal.settings import Settings
 from reconciler import service
 from reconciler.models import Job, MergeRecord, UnitApply
@@ -53,7 +54,7 @@ def merge_pr(forge: LocalForge, engine: Engine, files: Mapping[str, str | None],
     return event.commit
 
 
-def test_tenant_merge_runs_its_jobs_and_the_catalog_shows_it_applied(
+def test_tenant_merge_without_a_cluster_is_committed_not_applied(
         settings: Settings, engine: Engine) -> None:
     forge = skeleton_forge(settings, engine)
     commit = merge_pr(forge, engine, tenant_files("platform", "web"), "tenant-web")
@@ -67,7 +68,13 @@ def test_tenant_merge_runs_its_jobs_and_the_catalog_shows_it_applied(
         assert session.exec(select(MergeRecord.state).where(
             MergeRecord.commit == commit)).one() == "applied"
         entity = session.exec(select(Entity).where(Entity.key == "namespace:platform/web")).one()
-        assert entity.status == "applied"
+        # ArgoCD was skipped (no cluster): in git, not deployed; never a green `applied`.
+        assert entity.status == "committed"
+        audited = session.exec(select(AuditEvent.action, AuditEvent.outcome).where(
+            col(AuditEvent.action).startswith("reconciler.job."))).all()
+        assert sorted(audited) == [("reconciler.job.skipped", "skipped"),
+                                   ("reconciler.job.succeeded", "success"),
+                                   ("reconciler.job.succeeded", "success")]
         events = session.exec(select(TimelineEvent.event).where(
             TimelineEvent.entity == "namespace:platform/web")
             .order_by(col(TimelineEvent.id))).all()

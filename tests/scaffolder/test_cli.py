@@ -64,3 +64,13 @@ def test_scaffold_update_changes_a_unit_from_its_stored_answers(
               if "tenants/platform/platform-tools/" in line}
     assert listed == {f"tenants/platform/platform-tools/{p}" for p in (
         ".caas-answers.yaml", "base/resourcequota.yaml", "envs/dev/quota.yaml")}
+
+
+def test_decommission_names_the_dependants_it_waits_for(
+        settings: Settings, gitops: Path, make_user: UserFactory) -> None:
+    make_user("admin", admin=True)
+    got = caas(settings, "decommission", "teams/platform")
+    assert got.returncode != 0
+    assert "namespace:platform/platform-tools" in got.stdout + got.stderr
+    assert git.out(gitops, "for-each-ref", "--format=%(refname)").split() == [
+        "refs/heads/main"]

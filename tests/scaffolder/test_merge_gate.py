@@ -8,16 +8,23 @@ a per-environment lock, so the ones that no longer fit are refused naming ``capa
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import Engine
+from sqlmodel import Session
 
 from gitops import gittree
+from gitops.forges.github_webhook import sign
 from gitops.forges.local import LocalForge
+from portal.app import create_app
 from portal.auth.models import Role
+from portal.settings import Settings
 from tests.conftest import UserFactory
 
 Headers = Callable[[str], dict[str, str]]
@@ -111,3 +118,65 @@ def test_ten_concurrent_merges_land_exactly_as_many_as_fit(
     quotas = [p for p in gittree.list_paths(gitops, "main", "tenants/payments")
               if p.endswith("/envs/dev/quota.yaml")]
     assert len(quotas) == 6
+
+
+def test_a_merge_on_the_forge_rechecks_open_changes_through_the_webhook_hook(
+        app_client: TestClient, gitops: Path, make_user: UserFactory,
+        auth_headers: Headers) -> None:
+    """GitHub merges on its side: the webhook's ``after_merge`` (wired by the app) records the
+    merged change and re-checks the open ones on the new main, as commit statuses."""
+    alice, bob = _people(make_user, auth_headers)
+    first = _open(app_client, alice, _tenant("web", "4"))
+    second = _open(app_client, alice, _tenant("api", "4"))
+    app: Any = app_client.app
+    forge = LocalForge(app.state.settings, app.state.engine)
+    forge.approve(first["number"], by="bob")
+    event = forge.merge(first["number"], by="bob")  # as if merged on the forge's own site
+    with Session(app.state.engine) as session:
+        rechecked = app.state.after_merge(session, forge, event)
+    assert rechecked == [second["id"]]
+    merged = app_client.get(f"/api/changes/{first['id']}", headers=alice).json()
+    assert merged["status"] == "merged"
+    shown = app_client.get(f"/api/changes/{second['id']}", headers=alice).json()
+    assert _check(shown, "capacity")["state"] == "failure"
+    checks = {c.name: c.state.value for c in forge.get_change(second["number"]).checks}
+    assert checks["caas/capacity"] == "failure" and checks["caas/collisions"] == "success"
+    assert app_client.post(f"/api/changes/{second['id']}/approve",
+                           headers=bob).status_code == 200
+    refused = app_client.post(f"/api/changes/{second['id']}/merge", headers=bob)
+    assert refused.status_code == 409 and "capacity" in refused.json()["error"]["message"]
+
+
+def test_a_signed_merged_pull_request_delivery_rechecks_open_changes(
+        settings: Settings, engine: Engine, gitops: Path, make_user: UserFactory,
+        auth_headers: Headers) -> None:
+    """End to end: GitHub reports a merged PR by webhook; the open change on the same
+    environment gets its capacity status turned red before anyone tries to merge it."""
+    configured = settings.model_copy(update={"github_webhook_secret": SecretStr("s3cret"),
+                                             "github_repo": "acme/gitops"})
+    with TestClient(create_app(configured, engine=engine)) as client:
+        alice, _bob = _people(make_user, auth_headers)
+        first = _open(client, alice, _tenant("web", "4"))
+        second = _open(client, alice, _tenant("api", "4"))
+        forge = LocalForge(configured, engine)
+        forge.approve(first["number"], by="bob")
+        event = forge.merge(first["number"], by="bob")  # merged on the forge's own site
+        repo = {"full_name": "acme/gitops", "name": "gitops"}
+        body = json.dumps({
+            "action": "closed", "number": first["number"], "repository": repo,
+            "sender": {"login": "bob"}, "pull_request": {
+                "number": first["number"], "merged": True, "merge_commit_sha": event.commit,
+                "merged_by": {"login": "bob"}, "base": {"ref": "main", "sha": event.before,
+                                                        "repo": repo},
+                "head": {"ref": first["unit_key"], "sha": first["head_sha"], "repo": repo}},
+        }).encode()
+        got = client.post("/api/webhooks/github", content=body, headers={
+            "content-type": "application/json", "x-github-event": "pull_request",
+            "x-github-delivery": "d-merged-1", "x-hub-signature-256": sign("s3cret", body)})
+        assert got.status_code == 202 and got.json()["status"] == "merge recorded", got.text
+        assert client.get(f"/api/changes/{first['id']}",
+                          headers=alice).json()["status"] == "merged"
+        shown = client.get(f"/api/changes/{second['id']}", headers=alice).json()
+        assert _check(shown, "capacity")["state"] == "failure"
+        statuses = {c.name: c.state.value for c in forge.get_change(second["number"]).checks}
+        assert statuses["caas/capacity"] == "failure"

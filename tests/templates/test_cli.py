@@ -5,6 +5,7 @@ renders from the equivalent form answers), and a unit's ``.caas-answers.yaml`` r
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from gitops import lists
 from scaffolder.checks.manifests import validate_manifest
 from scaffolder.parameters import validate_answers
 from scaffolder.registry import load_template
-from scaffolder.render import ANSWERS_FILE, render, replay_document
+from scaffolder.render import ANSWERS_FILE, render
 from tests.templates.support import (
     CONTEXT,
     NAMES,
@@ -129,12 +130,20 @@ def test_lists_and_maps_from_a_config_file(
     assert files_of(out) == portal_files(name, form)
 
 
+def caas(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAAS_")}
+    env["CAAS_DATA_DIR"] = str(tmp_path / ".caas")
+    return subprocess.run([sys.executable, "-m", "portal.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
 @pytest.mark.parametrize("unit", ["teams/platform", "tenants/platform/platform-tools", "envs/dev"])
 def test_replay_of_a_unit_reproduces_it_byte_for_byte(unit: str, tmp_path: Path) -> None:
+    """``caas replay <unit>/.caas-answers.yaml`` → ``cookiecutter --replay-file``."""
     stored = yaml.safe_load((SKELETON / unit / ANSWERS_FILE).read_text())
-    template = load_template(TEMPLATES / stored["template"], trusted=True)
     replay = tmp_path / f"{stored['template']}.json"
-    replay.write_text(json.dumps(replay_document(template, stored["answers"])))
+    done = caas(tmp_path, "replay", str(SKELETON / unit / ANSWERS_FILE), "--output", str(replay))
+    assert done.returncode == 0 and done.stderr == "", done.stderr
     out = cookiecutter(tmp_path, "--replay-file", str(replay), str(TEMPLATES / stored["template"]))
     replayed = files_of(out)
     if "appproject.yaml" in replayed:
@@ -145,3 +154,25 @@ def test_replay_of_a_unit_reproduces_it_byte_for_byte(unit: str, tmp_path: Path)
         replayed["appproject.yaml"] = lists.with_destinations(
             replayed["appproject.yaml"], namespaces[stored["answers"]["team"]])
     assert replayed == files_of(SKELETON / unit)
+
+
+def test_replay_refuses_a_file_without_answers(tmp_path: Path) -> None:
+    bad = tmp_path / ANSWERS_FILE
+    bad.write_text("template: tenant\n")
+    done = caas(tmp_path, "replay", str(bad))
+    assert done.returncode != 0
+    assert done.stderr.startswith("caas: error: answers_file: not a .caas-answers.yaml")
+    other = tmp_path / "other.yaml"
+    other.write_text("template: nosuch\nversion: x\nanswers: {}\n")
+    done = caas(tmp_path, "replay", str(other))
+    assert done.returncode != 0 and "no template named 'nosuch'" in done.stderr
+
+
+def test_replay_names_an_older_template_version(tmp_path: Path) -> None:
+    stored = yaml.safe_load((SKELETON / "envs/dev" / ANSWERS_FILE).read_text())
+    old = tmp_path / ANSWERS_FILE
+    old.write_text(yaml.safe_dump({**stored, "version": "0" * 40}))
+    done = caas(tmp_path, "replay", str(old))
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["cookiecutter"]["environment"] == "dev"
+    assert f"rendered by environment {'0' * 40}" in done.stderr

@@ -4,7 +4,8 @@
 //     action; the publish step is replaced by a step that copies the workspace to
 //     <out>/<publish targetPath>, i.e. where the pull request would put it.
 //   node backstage.cjs validate <entities.json> - every entity through catalog-model's kind
-//     validators and the catalog's default entity policies; every entity ref in spec resolved.
+//     validators (and scaffolder-common's Template validator) and the catalog's default entity
+//     policies; every entity ref in spec resolved.
 'use strict';
 
 const fs = require('node:fs');
@@ -108,12 +109,14 @@ async function render(casesFile) {
 
 async function validate(entitiesFile) {
   const model = require('@backstage/catalog-model');
+  const { templateEntityV1beta3Validator } = require('@backstage/plugin-scaffolder-common');
   const entities = JSON.parse(fs.readFileSync(entitiesFile, 'utf8'));
   const validators = [
     model.componentEntityV1alpha1Validator, model.groupEntityV1alpha1Validator,
     model.userEntityV1alpha1Validator, model.resourceEntityV1alpha1Validator,
     model.systemEntityV1alpha1Validator, model.domainEntityV1alpha1Validator,
     model.apiEntityV1alpha1Validator, model.locationEntityV1alpha1Validator,
+    templateEntityV1beta3Validator,
   ];
   // The catalog backend's default policies (DefaultCatalogProcessingEngine / CatalogBuilder).
   const policy = model.EntityPolicies.allOf([

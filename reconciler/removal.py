@@ -1,0 +1,102 @@
+"""After a decommission merge: remove what the deleted unit ran, bottom-up, one job per step.
+
+``removal_jobs(paths, gone)`` plans, for each unit whose ``.caas-answers.yaml`` the merge
+deleted (``gone(path)`` is True when the file is absent at the merge commit):
+
+- an application ``applications/<team>/<app>``: ``remove:app.<team>.<app>`` deletes its ArgoCD
+  Application and waits until ArgoCD's finalizer has let it go;
+- a namespace ``tenants/<team>/<ns>``: ``remove:tenant.<ns>`` deletes the Applications of its
+  environment overlays (``tenant.<ns>.<env>``) and waits for them, then
+  ``remove:namespace/<ns>`` (depending on it) deletes the Namespace and waits for its
+  termination.
+
+Each job is idempotent (a 404 is "already gone") and waiting is a temporary error, so the queue
+retries it with its backoff like any job. The order follows ArgoCD's deletion rules: an
+Application with ``resources-finalizer.argocd.argoproj.io`` deletes its resources first
+(https://argo-cd.readthedocs.io/en/stable/user-guide/app_deletion/); deleting the Namespace
+before would leave ArgoCD syncing into a terminating namespace.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from sqlmodel import Session
+
+from gitops import object_names
+from portal.auth import audit
+from reconciler.adapters import AdapterError, NotConfigured
+from reconciler.context import JobContext, Result
+from reconciler.errors import PermanentError, TemporaryError
+from reconciler.models import JobKind
+from reconciler.queue import NewJob
+
+ANSWERS = ".caas-answers.yaml"
+_APP = re.compile(r"^applications/([^/]+)/([^/]+)/\.caas-answers\.yaml$")
+_TENANT = re.compile(r"^tenants/([^/]+)/([^/]+)/\.caas-answers\.yaml$")
+_OVERLAY = re.compile(r"^tenants/[^/]+/([^/]+)/envs/([^/]+)/")
+ACTOR = "reconciler"
+
+
+def removal_jobs(paths: Sequence[str], *, gone: Callable[[str], bool]) -> list[NewJob]:
+    """The removal jobs of the units a merge deleted (see the module docstring)."""
+    jobs: list[NewJob] = []
+    overlays: dict[str, set[str]] = {}
+    for path in paths:
+        if m := _OVERLAY.match(path):
+            overlays.setdefault(m.group(1), set()).add(m.group(2))
+    for path in sorted(paths):
+        if (m := _APP.match(path)) and gone(path):
+            team, app = m.group(1), m.group(2)
+            name = object_names.team_application(team, app)
+            jobs.append(NewJob(unit=f"remove:{name}", kind=JobKind.remove.value,
+                               payload={"step": "applications", "names": [name]},
+                               entities=(f"application:{team}/{app}",)))
+        elif (m := _TENANT.match(path)) and gone(path):
+            team, namespace = m.group(1), m.group(2)
+            entity = (f"namespace:{team}/{namespace}",)
+            names = sorted(object_names.tenant_application(namespace, env)
+                           for env in overlays.get(namespace, set()))
+            first = f"remove:tenant.{namespace}"
+            jobs.append(NewJob(unit=first, kind=JobKind.remove.value,
+                               payload={"step": "applications", "names": names},
+                               entities=entity))
+            jobs.append(NewJob(unit=f"remove:namespace/{namespace}", kind=JobKind.remove.value,
+                               depends_on=first, entities=entity,
+                               payload={"step": "namespace", "names": [namespace]}))
+    return jobs
+
+
+def remove(ctx: JobContext) -> Result:
+    """One removal step: delete, then wait (a temporary error) until every object is gone."""
+    step = str(ctx.job.payload.get("step") or "")
+    names = [str(n) for n in ctx.job.payload.get("names") or []]
+    if step not in ("applications", "namespace"):
+        raise PermanentError(f"unknown removal step {step!r}")
+    from reconciler.argocd import ClusterRemover  # the kubernetes client loads with a worker
+
+    try:
+        remover = ClusterRemover.from_settings(ctx.settings)
+    except NotConfigured as exc:
+        return Result.skipped(f"skipped: the cluster is {exc.reason}",
+                              setting=exc.field or "CAAS_KUBECONFIG")
+    delete = remover.delete_application if step == "applications" else remover.delete_namespace
+    try:
+        remaining = [name for name in names if delete(name)]
+    except AdapterError as exc:
+        raise (TemporaryError(exc.message) if exc.temporary
+               else PermanentError(exc.message)) from exc
+    what = "Application" if step == "applications" else "Namespace"
+    if remaining:
+        ctx.log(f"waiting for {what} {', '.join(remaining)} to be gone")
+        raise TemporaryError(f"{what} {', '.join(remaining)} still exists (finalizer or "
+                             "termination in progress)")
+    with Session(ctx.engine) as session:
+        for name in names:
+            audit.record(session, actor=ACTOR, action=f"reconciler.remove.{step}",
+                         target=name, detail={"commit": ctx.job.commit, "job": ctx.job.id},
+                         commit=False)
+        session.commit()
+    ctx.log(f"{what} gone: {', '.join(names) or 'none'}")
+    return Result(message=f"removed {len(names)} {what}(s)", detail={"removed": names})
