@@ -31,6 +31,9 @@ from scaffolder.units import unit_answers
 
 ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422)
 router = APIRouter(prefix="/api", tags=["scaffolder"], responses=ERRORS)
+# A repository folder as units have them (segments never empty, never starting with "."):
+# what ``gitops.paths.is_safe`` accepts, narrowed so the schema states it.
+UNIT_FOLDER = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$"
 ChangeStatus = Literal["pending", "open", "merged", "closed", "failed"]
 POLL_S = 0.2
 
@@ -49,7 +52,8 @@ def get_template(name: str, principal: PrincipalDep, registry: RegistryDep,
 
 
 @router.get("/scaffolder/units", response_model=UnitAnswers)
-def get_unit(unit: Annotated[str, Query(max_length=300, description="The unit's folder.")],
+def get_unit(unit: Annotated[str, Query(max_length=300, pattern=UNIT_FOLDER,
+                                        description="The unit's folder.")],
              _principal: PrincipalDep, registry: RegistryDep, forge: ForgeDep) -> UnitAnswers:
     """A unit on main: its template, stored answers and identifying fields; change it by
     sending these answers (edited) with ``update: true`` to the dry run or a task."""
