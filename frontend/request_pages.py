@@ -28,9 +28,10 @@ from portal.auth.principal import Principal
 from portal.deps import EngineDep, PrincipalDep, SessionDep, client_ip
 from portal.errors import CaasError, Unavailable, ValidationFailed
 from portal.params import PathId
+from scaffolder import review as scaffolder_review
 from scaffolder import service as scaffolder_service
 from scaffolder.changeset import parameter_context
-from scaffolder.models import ScaffoldRequest, Task, TemplateDetail
+from scaffolder.models import ScaffoldRequest, TemplateDetail
 from scaffolder.parameters import ParameterContext, form_fields, validate_answers
 from scaffolder.registry import Registry
 from scaffolder.units import unit_answers
@@ -245,18 +246,13 @@ class _Started:
 def _run_task(engine: Engine, registry: Registry, forge: Forge, principal: Principal,
               request: ScaffoldRequest, ip: str, started: _Started) -> None:
     with Session(engine, expire_on_commit=False) as session:
-        def progress(_step: str, _status: str, _message: str) -> None:
-            if started.task_id is None:
-                for obj in list(session.identity_map.values()):
-                    if isinstance(obj, Task) and obj.id is not None:
-                        started.task_id = obj.id
-                        started.ready.set()
-
         try:
-            task = scaffolder_service.create_task(session, registry=registry, forge=forge,
-                                                  principal=principal, request=request, ip=ip,
-                                                  progress=progress)
-            started.task_id = started.task_id or task.id
+            reservation = scaffolder_service.reserve_task(
+                session, registry=registry, forge=forge, principal=principal, request=request,
+                ip=ip)
+            started.task_id = reservation.task_id
+            started.ready.set()
+            scaffolder_service.run_task(session, reservation=reservation, forge=forge)
         except CaasError as exc:
             started.error = exc
         except Exception as exc:  # logged by the thread's caller: the page says it failed
@@ -304,7 +300,7 @@ async def _wait(started: _Started) -> None:
 def task_page(request: Request, task_id: PathId, principal: PrincipalDep,
               session: SessionDep) -> Response:
     task = scaffolder_service.get_task(session, principal=principal, task_id=task_id)
-    change = (scaffolder_service.get_change(session, change_id=task.change_id)
+    change = (scaffolder_review.get_change(session, change_id=task.change_id)
               if task.status == "succeeded" and task.change_id else None)
     failing = [c.name for c in change.checks if c.state in ("failure", "error")] if change else []
     return render(request, "task.html", title=f"Request #{task.id}", task=task, change=change,

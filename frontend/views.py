@@ -29,7 +29,7 @@ from portal.deps import (
 )
 from portal.errors import CaasError
 from portal.health import repository_problem
-from scaffolder import service as scaffolder_service
+from scaffolder import review as scaffolder_review
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -102,7 +102,7 @@ def favicon() -> Response:
 
 @router.get("/")
 def home(request: Request, principal: PrincipalDep, session: SessionDep) -> Response:
-    changes = scaffolder_service.list_changes(session, limit=200)
+    changes = scaffolder_review.list_changes(session, limit=200)
     review = [c for c in changes if c.status == "open" and c.author != principal.username
               and change_pages.can_approve(principal, c)]
     events = catalog_query.team_activity(session, teams=principal.team_roles)
