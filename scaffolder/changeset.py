@@ -123,22 +123,58 @@ def stored_answers(forge: Forge, target: str) -> dict[str, Any] | None:
     return None
 
 
+@dataclass
+class _Unit:
+    """The unit a request names, resolved and authorized: validated answers, its folder and
+    who owns the request."""
+
+    clean: dict[str, Any]
+    target: str
+    team: str | None
+    new_team: bool
+    touches: bool
+    on_main: list[str]
+
+
+@dataclass
+class _Changes:
+    """The change set against ``main``; the three lists run in parallel (one entry per file)."""
+
+    changes: list[FileChange] = field(default_factory=list)
+    files: list[RenderedFile] = field(default_factory=list)
+    diff_parts: list[str] = field(default_factory=list)
+
+    def add(self, path: str, status: str, old: bytes | None, new: bytes | None,
+            content: str | None) -> None:
+        self.changes.append(FileChange(path, new))
+        self.files.append(RenderedFile(path=path, status=status, content=content))
+        self.diff_parts.append(unified(path, old, new))
+
+
 def prepare(forge: Forge, registry: Registry, principal: Principal,
             request: ScaffoldRequest) -> Prepared:
+    """Resolve the unit, authorize, render, diff against ``main`` (plus the derived lists and
+    CODEOWNERS), and describe the pull request; nothing is written."""
     template = registry.get(request.template)
+    unit = _resolve_unit(forge, registry, principal, request, template)
+    base_sha = forge.head()
+    rendered = render(template, unit.clean, target=unit.target)
+    # Nothing a team's files grant may reach beyond the team's own groups (422, nothing written).
+    check_identity(rendered, platform_groups=registry.platform_groups)
+    diff = _file_changes(forge, base_sha, rendered, unit.on_main)
+    derived_lists(forge, base_sha, rendered, diff.changes, diff.files, diff.diff_parts)
+    if not diff.changes:
+        raise Conflict(f"{unit.target} already matches these answers: nothing to change",
+                       field="answers", rule="no-change")
+    _codeowners_updates(forge, registry, base_sha, unit.target, diff)
+    return _build(forge, template, request, unit, base_sha, rendered, diff)
+
+
+def _resolve_unit(forge: Forge, registry: Registry, principal: Principal,
+                  request: ScaffoldRequest, template: Template) -> _Unit:
+    """Validate the answers, place the unit and check the principal may ask for it."""
     context = parameter_context(forge, principal, registry)
-    answers: Mapping[str, Any] = request.answers
-    target = ""
-    if request.update:
-        # The unit is named by the answers that name it; the rest comes from what is stored.
-        target = template.fill(template.target_path, answers)
-        previous = stored_answers(forge, target) if _safe(target) else None
-        if previous is None:
-            raise NotFound(f"answers: no unit at {target!r} to update (no {ANSWERS_FILE})",
-                           field="answers", rule="unit-exists")
-        # Stored answers also hold derived values (e.g. namespace): keep the form's fields.
-        fields = {f.name for f in form_fields(template.parameters)}
-        answers = {**{k: v for k, v in previous.items() if k in fields}, **answers}
+    answers = _merged_answers(forge, request, template)
     clean = validate_answers(template.parameters, answers, context=context)
     target = template.fill(template.target_path, clean)
     if not _safe(target):
@@ -153,61 +189,89 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
     new_team = target.startswith("teams/") and not request.update and not on_main
     if new_team:
         team = None
+    _authorize(principal, team=team, touches=touches, new_team=new_team)
+    if on_main and not request.update:
+        raise Conflict(f"{target} already exists on main; send `update: true` to change it",
+                       field="answers", rule="unit-exists")
+    return _Unit(clean=clean, target=target, team=team, new_team=new_team, touches=touches,
+                 on_main=on_main)
+
+
+def _merged_answers(forge: Forge, request: ScaffoldRequest,
+                    template: Template) -> Mapping[str, Any]:
+    """The request's answers; for an update, over the form fields stored with the unit."""
+    answers: Mapping[str, Any] = request.answers
+    if not request.update:
+        return answers
+    # The unit is named by the answers that name it; the rest comes from what is stored.
+    target = template.fill(template.target_path, answers)
+    previous = stored_answers(forge, target) if _safe(target) else None
+    if previous is None:
+        raise NotFound(f"answers: no unit at {target!r} to update (no {ANSWERS_FILE})",
+                       field="answers", rule="unit-exists")
+    # Stored answers also hold derived values (e.g. namespace): keep the form's fields.
+    fields = {f.name for f in form_fields(template.parameters)}
+    return {**{k: v for k, v in previous.items() if k in fields}, **answers}
+
+
+def _authorize(principal: Principal, *, team: str | None, touches: bool,
+               new_team: bool) -> None:
+    if new_team:
         decision = policy.can_request_new_team(principal)
     else:
         decision = policy.can_request(principal, team=team, touches_envs=touches)
     if not decision:
         raise Forbidden(decision.reason, field="team" if not touches else "template",
                         rule="can-request")
-    if on_main and not request.update:
-        raise Conflict(f"{target} already exists on main; send `update: true` to change it",
-                       field="answers", rule="unit-exists")
-    base_sha = forge.head()
-    rendered = render(template, clean, target=target)
-    # Nothing a team's files grant may reach beyond the team's own groups (422, nothing written).
-    check_identity(rendered, platform_groups=registry.platform_groups)
-    changes, files, diff_parts = [], [], []
+
+
+def _file_changes(forge: Forge, base_sha: str, rendered: dict[str, bytes],
+                  on_main: list[str]) -> _Changes:
+    """Rendered files against the unit's files on ``main``: added, modified or deleted."""
+    diff = _Changes()
     for path in sorted(set(rendered) | set(on_main)):
         new = rendered.get(path)
         old = forge.read_file(path, base_sha) if path in on_main else None
         if old == new:
             continue
         status = "added" if old is None else ("deleted" if new is None else "modified")
-        changes.append(FileChange(path, new))
-        files.append(RenderedFile(path=path, status=status,
-                                  content=new.decode(errors="replace") if new else None))
-        diff_parts.append(unified(path, old, new))
-    derived_lists(forge, base_sha, rendered, changes, files, diff_parts)
-    if not changes:
-        raise Conflict(f"{target} already matches these answers: nothing to change",
-                       field="answers", rule="no-change")
-    if target.startswith(("teams/", "envs/")):
-        # Ownership or tiers may change: the same PR keeps CODEOWNERS current.
-        org, admins = registry.code_owners
-        for extra in codeowners_changes(forge, changes, org=org, admins=admins, ref=base_sha):
-            old = forge.read_file(extra.path, base_sha)
-            changes.append(extra)
-            files.append(RenderedFile(path=extra.path, status="added" if old is None else
-                                      "modified", content=(extra.content or b"").decode()))
-            diff_parts.append(unified(extra.path, old, extra.content))
+        diff.add(path, status, old, new, new.decode(errors="replace") if new else None)
+    return diff
+
+
+def _codeowners_updates(forge: Forge, registry: Registry, base_sha: str, target: str,
+                        diff: _Changes) -> None:
+    """Ownership or tiers may change: the same PR keeps CODEOWNERS current."""
+    if not target.startswith(("teams/", "envs/")):
+        return
+    org, admins = registry.code_owners
+    for extra in codeowners_changes(forge, diff.changes, org=org, admins=admins, ref=base_sha):
+        old = forge.read_file(extra.path, base_sha)
+        diff.add(extra.path, "added" if old is None else "modified", old, extra.content,
+                 (extra.content or b"").decode())
+
+
+def _build(forge: Forge, template: Template, request: ScaffoldRequest, unit: _Unit,
+           base_sha: str, rendered: dict[str, bytes], diff: _Changes) -> Prepared:
+    """The environments touched, their strictest tier and routing, and the PR's text."""
+    clean = unit.clean
     envs = touched_envs(list(rendered), clean)
     env_docs = {e: load_yaml(rendered.get(f"envs/{e}/infra.yaml")
                              or forge.read_file(f"envs/{e}/infra.yaml", base_sha)) for e in envs}
     tier = policy.strictest_tier(read_manifest(doc).tier for doc in env_docs.values())
-    routing = policy.describe_routing(tier=tier, touches_envs=touches, team=team,
-                                      new_team=new_team)
-    action = "update" if request.update else "create"
-    branch = template.fill(template.branch_name, clean) + ("-update" if request.update else "")
-    title = template.fill(template.pr_title, clean)
-    title = f"Update {title}" if request.update else title
+    routing = policy.describe_routing(tier=tier, touches_envs=unit.touches, team=unit.team,
+                                      new_team=unit.new_team)
+    suffix, prefix = ("-update", "Update ") if request.update else ("", "")
+    branch = template.fill(template.branch_name, clean) + suffix
+    title = prefix + template.fill(template.pr_title, clean)
     body = template.fill(template.pr_description, clean)
     return Prepared(
-        template=template, answers=dict(clean), action=action, target=target,
-        entity=layout.key_for_unit(target), team=team, rendered=rendered, changes=changes,
-        files=files,
-        diff="".join(diff_parts)[:MAX_DIFF_CHARS], envs=envs, tier=tier, touches_envs=touches,
-        routing=routing, base_sha=base_sha, branch=branch[:200], title=title[:300], body=body,
-        unit_exists=bool(on_main), env_docs=env_docs,
+        template=template, answers=dict(clean), action="update" if request.update else "create",
+        target=unit.target, entity=layout.key_for_unit(unit.target), team=unit.team,
+        rendered=rendered, changes=diff.changes, files=diff.files,
+        diff="".join(diff.diff_parts)[:MAX_DIFF_CHARS], envs=envs, tier=tier,
+        touches_envs=unit.touches, routing=routing, base_sha=base_sha, branch=branch[:200],
+        title=title[:300], body=body, unit_exists=bool(unit.on_main), env_docs=env_docs,
     )
 
 
