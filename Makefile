@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(VENV)/bin/caas demo
 
 test: $(STAMP) system-deps
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 bench: $(STAMP) system-deps
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -24,11 +24,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-import yaml
 from sqlalchemy import select
 from sqlmodel import Session, col
 
 from catalog.models import Entity, Kind
+from gitops import yaml
 from portal.errors import ValidationFailed
 
 API_VERSION = "backstage.io/v1alpha1"
@@ -165,8 +165,7 @@ def build(rows: list[Entity]) -> list[dict[str, Any]]:
 
 def to_yaml(entities: list[dict[str, Any]]) -> str:
     """Multi-document YAML (``---`` between entities), as a Backstage ``url`` Location reads."""
-    return yaml.safe_dump_all(entities, sort_keys=False, allow_unicode=True,
-                              explicit_start=True)
+    return yaml.dump_all(entities, sort_keys=False)
 
 
 FILTER_FIELDS = ("kind", "metadata.name", "metadata.namespace", "spec.type", "spec.owner")

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
+from gitops import yaml
 from gitops.quantity import GIB
 from portal.errors import ConfigError
 
@@ -44,8 +43,8 @@ class PriceSheet:
 
 def parse_price_sheet(text: str, *, source: str = "price sheet") -> PriceSheet:
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        data = yaml.load(text)
+    except yaml.YamlError as exc:
         raise ConfigError(f"{source}: invalid YAML: {exc}", field="CAAS_PRICE_SHEET") from exc
     if not isinstance(data, dict) or not isinstance(data.get("tiers"), dict):
         raise ConfigError(f"{source}: needs a `tiers` mapping", field="CAAS_PRICE_SHEET")

@@ -18,8 +18,9 @@ from sqlalchemy import delete, insert, select
 from sqlmodel import Session, col
 
 from catalog.models import Entity, IndexState, Kind, Placement, Relation, Status, TimelineEvent
-from catalog.parse import PREFIX, Parsed, entity_dir, key_for_path, parse_entity
+from catalog.parse import Parsed, parse_entity
 from gitops.gitreader import TreeSource
+from gitops.layout import FOLDERS, key_for_path, unit_dir
 from portal.db import utcnow
 
 CHUNK = 500  # bound IN (...) lists: SQLite and psycopg both cap bound parameters
@@ -150,7 +151,7 @@ def _save_state(session: Session, commit: str) -> None:
 def full_index(session: Session, *, source: TreeSource, commit: str) -> IndexResult:
     """Rebuild every entity from ``commit``; rows only in open PRs (``on_main`` false) stay."""
     started = time.perf_counter()
-    grouped = _group(source.read_tree(sorted(PREFIX.values()), commit))
+    grouped = _group(source.read_tree(sorted(FOLDERS.values()), commit))
     parsed = [p for key, files in sorted(grouped.items())
               if (p := parse_entity(key, files)) is not None]
     kept = _kept(session, None)
@@ -179,7 +180,7 @@ def incremental_index(session: Session, *, source: TreeSource, commit: str,
     """Re-read only ``keys`` at ``commit``, then re-derive what depends on them."""
     started = time.perf_counter()
     ordered = sorted(keys)
-    grouped = _group(source.read_tree([entity_dir(k) for k in ordered], commit)) if keys else {}
+    grouped = _group(source.read_tree([unit_dir(k) for k in ordered], commit)) if keys else {}
     parsed = [p for k in ordered if (p := parse_entity(k, grouped.get(k, {}))) is not None]
     present = {p.key for p in parsed}
     kept = _kept(session, ordered)

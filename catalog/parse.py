@@ -14,32 +14,9 @@ from typing import Any
 
 import yaml_rs
 
-from gitops import quantity
+from gitops import layout, quantity, quota
+from gitops.environment import DEFAULT_TIER, read_manifest
 from portal.groups import GroupRuleError, check_team_file
-
-PREFIX = {"team": "teams", "namespace": "tenants", "environment": "envs",
-          "application": "applications"}
-QUOTA_KEYS = {"cpu": ("requests.cpu", "cpu"), "memory": ("requests.memory", "memory"),
-              "storage": ("requests.storage",)}
-
-
-_DEPTH = {"teams": ("team", 1), "tenants": ("namespace", 2), "envs": ("environment", 1),
-          "applications": ("application", 2)}
-
-
-def key_for_path(path: str) -> str | None:
-    """``tenants/<t>/<ns>/…`` → ``namespace:<t>/<ns>`` (the file must sit inside the folder)."""
-    parts = path.split("/")
-    spec = _DEPTH.get(parts[0])
-    if spec is None or len(parts) < spec[1] + 2 or not all(parts[1:spec[1] + 1]):
-        return None
-    return f"{spec[0]}:{'/'.join(parts[1:spec[1] + 1])}"
-
-
-def entity_dir(key: str) -> str:
-    """``namespace:a/b`` → ``tenants/a/b``: the folder that holds the entity's files."""
-    kind, _, name = key.partition(":")
-    return f"{PREFIX[kind]}/{name}"
 
 
 @dataclass
@@ -115,7 +92,7 @@ def parse_entity(key: str, files: Mapping[str, bytes]) -> Parsed | None:
     if not files:
         return None
     kind, _, name = key.partition(":")
-    parsed = Parsed(key=key, kind=kind, name=name, path=entity_dir(key))
+    parsed = Parsed(key=key, kind=kind, name=name, path=layout.unit_dir(key))
     {"team": _team, "namespace": _namespace, "environment": _environment,
      "application": _application}[kind](parsed, files)
     if parsed.catalog_name:
@@ -170,23 +147,8 @@ def _names(value: object) -> list[str]:
 
 
 def _quota(docs: Iterable[dict[str, Any]], where: str, problems: list[str]) -> dict[str, int]:
-    """Requests of the ResourceQuota documents in ``docs`` (later documents override)."""
-    quota: dict[str, int] = {}
-    for doc in docs:
-        if doc.get("kind") != "ResourceQuota":
-            continue
-        spec = _map(doc.get("spec"))
-        hard = _map(spec.get("hard"))
-        for name, aliases in QUOTA_KEYS.items():
-            for alias in aliases:
-                if alias in hard:
-                    try:
-                        quota[name] = (quantity.cpu_milli(hard[alias]) if name == "cpu"
-                                       else quantity.to_bytes(hard[alias]))
-                    except quantity.QuantityError as exc:
-                        problems.append(f"{where}: spec.hard.{alias}: {exc}")
-                    break
-    return quota
+    """Namespace-wide hard limits of the ResourceQuota documents in ``docs`` (``gitops.quota``)."""
+    return quota.limits(docs, problems=problems, where=where)
 
 
 def _docs_with_patches(path: str, raw: bytes, problems: list[str]) -> list[dict[str, Any]]:
@@ -261,11 +223,12 @@ def _environment(parsed: Parsed, files: Mapping[str, bytes]) -> None:
         return
     docs = load_docs(path, files[path], parsed.problems)
     infra = docs[0] if docs else {}
-    if docs and not infra.get("tier"):
-        parsed.problems.append(f"{path}: tier is missing")
+    manifest = read_manifest(infra)
+    if docs and not manifest.tier_declared:
+        parsed.problems.append(f"{path}: tier is missing (read as {DEFAULT_TIER})")
     capacity: dict[str, int] = {}
-    raw_capacity = infra.get("capacity")
-    if isinstance(raw_capacity, dict):
+    raw_capacity = manifest.capacity
+    if raw_capacity:
         for name in ("cpu", "memory", "storage"):
             if name in raw_capacity:
                 try:
@@ -278,7 +241,7 @@ def _environment(parsed: Parsed, files: Mapping[str, bytes]) -> None:
     parsed.owner = _owner_ref(infra.get("owner") or "")
     parsed.description = _str(infra.get("description") or "")
     parsed.spec = {
-        "tier": _str(infra.get("tier") or ""), "provider": _str(infra.get("provider") or ""),
+        "tier": manifest.tier, "provider": _str(infra.get("provider") or ""),
         "region": _str(infra.get("region") or ""),
         "installed": bool(infra.get("installed", True)),
         "capacity": {"cpu_milli": capacity.get("cpu", 0),

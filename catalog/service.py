@@ -17,9 +17,8 @@ from sqlmodel import Session, col, select
 
 from catalog.indexer import IndexResult, full_index, incremental_index
 from catalog.models import Entity, Kind, Status, TimelineEvent
-from catalog.parse import key_for_path
-from gitops.forges.base import Forge
-from gitops.gitreader import GitReader, source_for
+from gitops import layout
+from gitops.gitreader import TreeSource
 from portal.auth import git_members
 from portal.db import utcnow
 from portal.errors import ValidationFailed
@@ -51,7 +50,7 @@ def validate_key(entity: str) -> tuple[str, str]:
 
 def entities_for_paths(paths: Iterable[str]) -> set[str]:
     """The entity keys that GitOps paths belong to (other paths map to nothing)."""
-    return {key for path in paths if (key := key_for_path(path)) is not None}
+    return layout.keys_for_paths(paths)
 
 
 def record_timeline(session: Session, *, entity: str, event: str, actor: str,
@@ -120,26 +119,24 @@ def set_status(session: Session, *, entity: str, status: str, commit: bool = Fal
         session.flush()
 
 
-def index_commit(session: Session, *, forge: Forge | GitReader, commit: str,
+def index_commit(session: Session, *, forge: TreeSource, commit: str,
                  changed: list[str] | None = None) -> IndexResult:
     """Index ``commit`` of the GitOps repository: only the entities of ``changed`` paths when
     given (after a merge), every entity otherwise; then bring the memberships of the teams it
     touched in step with their team.yaml (:func:`sync_memberships`). Commits the session."""
-    source = source_for(forge)
     if changed is None:
-        result = full_index(session, source=source, commit=commit)
+        result = full_index(session, source=forge, commit=commit)
     else:
-        result = incremental_index(session, source=source, commit=commit,
+        result = incremental_index(session, source=forge, commit=commit,
                                    keys=entities_for_paths(changed))
     sync_memberships(session, result=result)
     return result
 
 
-def reindex(session: Session, *, forge: Forge | GitReader, ref: str = "main") -> IndexResult:
+def reindex(session: Session, *, forge: TreeSource, ref: str = "main") -> IndexResult:
     """Rebuild the whole catalog from the head of ``ref`` (``caas catalog reindex``), and every
     team's memberships from its team.yaml."""
-    source = source_for(forge)
-    result = full_index(session, source=source, commit=source.head(ref))
+    result = full_index(session, source=forge, commit=forge.head(ref))
     sync_memberships(session, result=result)
     return result
 

@@ -56,6 +56,8 @@ def _detail_text(detail: dict[str, Any]) -> str:
             value = value[:10]
         if isinstance(value, list):
             value = ", ".join(map(str, value))
+        if isinstance(value, bool):  # "checks green: yes", never "green: True"
+            value = "yes" if value else "no"
         parts.append(f"{key}: {value}")
     return " · ".join(parts)[:300]
 

@@ -6,25 +6,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from frontend.env_pages import plan_counts
 from frontend.highlight import split_diff
 from frontend.pages import render
 from frontend.services import ForgeDep, RegistryDep
 from gitops.forges.base import Forge
+from gitops.layout import key_for_unit
 from portal.auth import policy
 from portal.auth.principal import Principal
 from portal.deps import PrincipalDep, SessionDep, client_ip
 from portal.errors import CaasError, NotFound
 from portal.params import PathId
-from reconciler import service as reconciler_service
-from scaffolder import service as scaffolder_service
-from scaffolder.changeset import entity_for
+from reconciler.previews import UnitPlanPreview, latest_plan_preview
+from scaffolder import review as scaffolder_review
 from scaffolder.models import ChangeDetail, ChangePublic
 
 router = APIRouter(include_in_schema=False)
@@ -61,39 +60,24 @@ def _actions(principal: Principal, change: ChangeDetail) -> list[ActionView]:
     merge = policy.can_merge(principal, author=change.author, team=change.team, tier=tier,
                              touches_envs=change.touches_envs, approved_by=change.approved_by,
                              checks_green=change.checks_green)
-    may_close = (principal.username == change.author or principal.is_platform_admin
-                 or (change.team is not None and principal.can_review(change.team)))
+    close = policy.can_close(principal, author=change.author, team=change.team)
     return [
         ActionView("approve", "Approve", "primary", approve.allowed and not already,
                    "you already approved it" if already else approve.reason),
         ActionView("merge", "Merge", "primary", merge.allowed, merge.reason),
-        ActionView("close", "Close", "danger", may_close,
-                   "only the author, a reviewer of the team or a platform-admin closes it"),
+        ActionView("close", "Close", "danger", close.allowed, close.reason),
     ]
 
 
-def _plan(session: Session, change: ChangeDetail) -> tuple[str, list[dict[str, Any]]]:
+def _plan(session: Session, change: ChangeDetail) -> tuple[str, list[UnitPlanPreview]]:
     """The latest Terraform plan preview of this PR (changes under ``envs/``): the preview
     job's state and, per environment/unit, add/change/destroy with the resources."""
     if not change.touches_envs or change.number is None:
         return "", []
-    unit = f"plan-preview#{change.number}"
-    jobs = reconciler_service.list_jobs(session, kind="plan_preview", limit=200).items
-    job = next((j for j in jobs if j.unit == unit), None)
-    if job is None:
+    preview = latest_plan_preview(session, change_number=change.number)
+    if preview is None:
         return "not started", []
-    rows: list[dict[str, Any]] = []
-    plans = job.result.get("plans") or {}
-    if isinstance(plans, dict):
-        for name, plan in sorted(plans.items()):
-            counts = plan_counts(plan if isinstance(plan, dict) else None)
-            if counts is None:
-                continue
-            resources = plan.get("resources") or [] if isinstance(plan, dict) else []
-            rows.append({"unit": name, **counts,
-                         "resources": [f"{r.get('action', '')} {r.get('address', '')}"
-                                       for r in resources[:30] if isinstance(r, dict)]})
-    return job.state, rows
+    return preview.state, preview.units
 
 
 def _forge_checks(forge: Forge, change: ChangeDetail) -> list[dict[str, str]]:
@@ -110,7 +94,7 @@ def _forge_checks(forge: Forge, change: ChangeDetail) -> list[dict[str, str]]:
 
 
 def _entity_link(unit_key: str) -> str | None:
-    entity = entity_for(unit_key)
+    entity = key_for_unit(unit_key)
     kind, _, name = entity.partition(":")
     if not name:
         return None
@@ -122,7 +106,7 @@ def _entity_link(unit_key: str) -> str | None:
 def _change_page(request: Request, session: Session, forge: Forge, principal: Principal,
                  change_id: int, *, error: CaasError | None = None,
                  flash: str | None = None) -> Response:
-    change = scaffolder_service.get_change(session, change_id=change_id)
+    change = scaffolder_review.get_change(session, change_id=change_id)
     local = forge.kind == "local"
     plan_state, plan = _plan(session, change)
     return render(
@@ -140,7 +124,7 @@ def changes_page(request: Request, principal: PrincipalDep, session: SessionDep,
                  view: Annotated[str, Query(pattern="^(open|mine|review|merged|closed|all)$")]
                  = "open") -> Response:
     status = {"open": "open", "review": "open", "merged": "merged", "closed": "closed"}.get(view)
-    changes = scaffolder_service.list_changes(session, status=status, limit=200)
+    changes = scaffolder_review.list_changes(session, status=status, limit=200)
     if view == "mine":
         changes = [c for c in changes if c.author == principal.username]
     elif view == "review":
@@ -162,9 +146,9 @@ def change_page(request: Request, change_id: PathId, principal: PrincipalDep, se
 def change_action(request: Request, change_id: PathId, action: str, principal: PrincipalDep,
                   session: SessionDep, forge: ForgeDep, registry: RegistryDep) -> Response:
     handlers: dict[str, Callable[..., ChangePublic]] = {
-        "approve": scaffolder_service.approve_change,
-        "merge": partial(scaffolder_service.merge_change, registry=registry),
-        "close": scaffolder_service.close_change}
+        "approve": scaffolder_review.approve_change,
+        "merge": partial(scaffolder_review.merge_change, registry=registry),
+        "close": scaffolder_review.close_change}
     handler = handlers.get(action)
     if handler is None:
         raise NotFound(f"no action {action[:20]!r} on a change", field="action")

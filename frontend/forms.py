@@ -45,6 +45,7 @@ class Widget:
     error: str = ""
     # Identifies the unit being changed: shown read-only, sent unchanged.
     fixed: bool = False
+    json_shape: str = "object"  # json widgets: "object" or "list", for the help text
 
     @property
     def input_id(self) -> str:
@@ -143,6 +144,7 @@ def widgets(specs: Sequence[FieldSpec], *, choices: Mapping[str, Sequence[str]] 
             step="1" if spec.type == "integer" else "any",
             max_length=spec.max_length, pattern=spec.pattern if kind == "text" else None,
             page=spec.page, error=errors.get(spec.name, ""), fixed=spec.name in fixed,
+            json_shape="list" if spec.type == "array" else "object",
         )
         if kind == "checkbox":
             widget.checked = bool(value)

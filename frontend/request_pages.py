@@ -8,6 +8,7 @@ touched fields, so the page and the API always say the same thing about a value.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
@@ -27,10 +28,11 @@ from portal.auth.principal import Principal
 from portal.deps import EngineDep, PrincipalDep, SessionDep, client_ip
 from portal.errors import CaasError, Unavailable, ValidationFailed
 from portal.params import PathId
+from scaffolder import review as scaffolder_review
 from scaffolder import service as scaffolder_service
 from scaffolder.changeset import parameter_context
-from scaffolder.models import ScaffoldRequest, Task, TemplateDetail
-from scaffolder.parameters import form_fields, validate_answers
+from scaffolder.models import ScaffoldRequest, TemplateDetail
+from scaffolder.parameters import ParameterContext, form_fields, validate_answers
 from scaffolder.registry import Registry
 from scaffolder.units import unit_answers
 
@@ -51,21 +53,45 @@ def _choices(detail: TemplateDetail) -> dict[str, list[str]]:
 
 def _form_page(request: Request, detail: TemplateDetail, *, values: Mapping[str, object],
                error: CaasError | None = None, update: bool = False,
-               fixed: frozenset[str] = frozenset()) -> Response:
+               fixed: frozenset[str] = frozenset(),
+               more: Mapping[str, str] | None = None) -> Response:
     """The request form; with ``update`` the "Change" form of an existing unit, whose
-    identifying fields (``fixed``) are read-only."""
-    errors = {error.field: error.message} if error is not None and error.field else {}
+    identifying fields (``fixed``) are read-only. ``more``: every other field's error, so a
+    submit shows all of them at once."""
+    errors = dict(more or {})
+    if error is not None and error.field:
+        errors.setdefault(error.field, error.message)
     pages: dict[str, list[Widget]] = {}
     for widget in widgets(form_fields(detail.parameters), choices=_choices(detail),
                           values=values, errors=errors, fixed=fixed if update else frozenset()):
         pages.setdefault(widget.page, []).append(widget)
     verb = "Change" if update else "Request"
+    shown = {w.name for ws in pages.values() for w in ws}
+    listed = [(name, message) for name, message in errors.items() if name in shown]
     return render(
         request, "request_form.html", status=error.status if error else 200,
         title=f"{verb} {detail.title}", tmpl=detail, pages=list(pages.items()),
-        error=error.message if error else None, update=update, verb=verb,
+        error=error.message if error and len(listed) < 2 else None, update=update, verb=verb,
         error_field=error.field if error and error.field in errors else None,
+        error_list=listed if len(listed) > 1 else [],
     )
+
+
+def _field_errors(parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+                  answers: Mapping[str, object], names: Sequence[str],
+                  context: ParameterContext) -> dict[str, str]:
+    """Each named field checked alone by the server's validator: ``{field: message}``."""
+    errors: dict[str, str] = {}
+    for field_name in list(dict.fromkeys(names))[:64]:
+        single = single_field_parameters(parameters, field_name)
+        if not single:
+            continue
+        one = {field_name: answers[field_name]} if field_name in answers else {}
+        try:
+            validate_answers(single, one, context=context)
+        except ValidationFailed as exc:
+            errors[field_name] = exc.message
+    return errors
 
 
 def _is_update(form: Mapping[str, Sequence[str]]) -> bool:
@@ -111,8 +137,18 @@ def _answers_from_hidden(form: Mapping[str, Sequence[str]]) -> dict[str, Any]:
 
 @router.get("/templates")
 def gallery(request: Request, principal: PrincipalDep, registry: RegistryDep) -> Response:
-    return render(request, "gallery.html", title="Request",
-                  templates=scaffolder_service.list_templates(registry=registry))
+    templates = [t.model_copy(update={"target_path": readable_path(t.target_path)})
+                 for t in scaffolder_service.list_templates(registry=registry)]
+    return render(request, "gallery.html", title="Request", templates=templates)
+
+
+_PARAMETER = re.compile(r"\$\{\{\s*parameters\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def readable_path(path: str) -> str:
+    """``tenants/${{ parameters.team }}/…`` → ``tenants/<team>/…``: no template syntax on a
+    page."""
+    return _PARAMETER.sub(lambda m: f"<{m.group(1)}>", path)
 
 
 @router.get("/templates/{name}")
@@ -155,16 +191,7 @@ async def check_fields(request: Request, name: str, principal: PrincipalDep,
     form = await _form_data(request)
     answers = parse_form(form_fields(template.parameters), form)
     context = parameter_context(forge, principal, registry)
-    errors: dict[str, str] = {}
-    for field_name in list(dict.fromkeys(form.get("_fields", [])))[:64]:
-        single = single_field_parameters(template.parameters, field_name)
-        if not single:
-            continue
-        one = {field_name: answers[field_name]} if field_name in answers else {}
-        try:
-            validate_answers(single, one, context=context)
-        except ValidationFailed as exc:
-            errors[field_name] = exc.message
+    errors = _field_errors(template.parameters, answers, form.get("_fields", []), context)
     return JSONResponse({"errors": errors})
 
 
@@ -181,8 +208,14 @@ async def preview(request: Request, name: str, principal: PrincipalDep, session:
             session, registry=registry, forge=forge, principal=principal,
             request=_scaffold_request(name, answers, update=update))
     except CaasError as exc:
+        more: dict[str, str] = {}
+        if isinstance(exc, ValidationFailed):  # every field's problem at once, not the first
+            template = registry.get(name, field_name="name")
+            names = [f.name for f in form_fields(template.parameters)]
+            more = _field_errors(template.parameters, answers, names,
+                                 parameter_context(forge, principal, registry))
         return _form_page(request, detail, values=answers, error=exc, update=update,
-                          fixed=_fixed(registry, name, update))
+                          fixed=_fixed(registry, name, update), more=more)
     files = [{"path": f.path, "status": f.status, "anchor": "file-" + str(i),
               "lines": highlight_file(f.path, f.content or "")}
              for i, f in enumerate(result.files)]
@@ -213,18 +246,13 @@ class _Started:
 def _run_task(engine: Engine, registry: Registry, forge: Forge, principal: Principal,
               request: ScaffoldRequest, ip: str, started: _Started) -> None:
     with Session(engine, expire_on_commit=False) as session:
-        def progress(_step: str, _status: str, _message: str) -> None:
-            if started.task_id is None:
-                for obj in list(session.identity_map.values()):
-                    if isinstance(obj, Task) and obj.id is not None:
-                        started.task_id = obj.id
-                        started.ready.set()
-
         try:
-            task = scaffolder_service.create_task(session, registry=registry, forge=forge,
-                                                  principal=principal, request=request, ip=ip,
-                                                  progress=progress)
-            started.task_id = started.task_id or task.id
+            reservation = scaffolder_service.reserve_task(
+                session, registry=registry, forge=forge, principal=principal, request=request,
+                ip=ip)
+            started.task_id = reservation.task_id
+            started.ready.set()
+            scaffolder_service.run_task(session, reservation=reservation, forge=forge)
         except CaasError as exc:
             started.error = exc
         except Exception as exc:  # logged by the thread's caller: the page says it failed
@@ -272,7 +300,7 @@ async def _wait(started: _Started) -> None:
 def task_page(request: Request, task_id: PathId, principal: PrincipalDep,
               session: SessionDep) -> Response:
     task = scaffolder_service.get_task(session, principal=principal, task_id=task_id)
-    change = (scaffolder_service.get_change(session, change_id=task.change_id)
+    change = (scaffolder_review.get_change(session, change_id=task.change_id)
               if task.status == "succeeded" and task.change_id else None)
     failing = [c.name for c in change.checks if c.state in ("failure", "error")] if change else []
     return render(request, "task.html", title=f"Request #{task.id}", task=task, change=change,

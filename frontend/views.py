@@ -7,7 +7,7 @@ from typing import Annotated
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, FastAPI, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from catalog import query as catalog_query
@@ -29,7 +29,7 @@ from portal.deps import (
 )
 from portal.errors import CaasError
 from portal.health import repository_problem
-from scaffolder import service as scaffolder_service
+from scaffolder import review as scaffolder_review
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -93,9 +93,16 @@ def logout(request: Request, principal: PrincipalDep, session: SessionDep) -> Re
     return response
 
 
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico whatever the page says: the same icon (SVG)."""
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
 @router.get("/")
 def home(request: Request, principal: PrincipalDep, session: SessionDep) -> Response:
-    changes = scaffolder_service.list_changes(session, limit=200)
+    changes = scaffolder_review.list_changes(session, limit=200)
     review = [c for c in changes if c.status == "open" and c.author != principal.username
               and change_pages.can_approve(principal, c)]
     events = catalog_query.team_activity(session, teams=principal.team_roles)
@@ -103,7 +110,6 @@ def home(request: Request, principal: PrincipalDep, session: SessionDep) -> Resp
     problem = (repository_problem(request.app.state.settings, request.app.state.engine)
                if principal.is_platform_admin else "")
     return render(request, "home.html", title="Home", platform_problem=problem,
-                  roles=sorted(principal.team_roles.items()),
                   claim_ignored=git_members.last_claim_ignored(session,
                                                                username=principal.username),
                   requests=activity.my_requests(session, changes, principal.username),

@@ -1,4 +1,4 @@
-"""A fast, batched reader of a bare git repository (the read side of the Forge Protocol).
+"""A fast, batched reader of a bare git repository (``LocalForge.read_tree`` is this).
 
 The indexer reads thousands of small files per commit. One ``git ls-tree`` plus one streamed
 ``git cat-file --batch`` read them all in two processes instead of two per file, which is what
@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Protocol
 
 from gitops import git
-from gitops.forges.base import Forge
 
 FEW = 64  # up to this many folders, walk them in one cat-file process (no ls-tree spawn)
 
 
 class TreeSource(Protocol):
-    """What the indexer needs: the commit of a ref, and every file under some prefixes."""
+    """What the indexer needs: the commit of a ref, and every file under some prefixes
+    (every ``Forge`` is one, and so is a ``GitReader``)."""
 
     def head(self, ref: str = "main") -> str: ...
 
@@ -140,32 +140,3 @@ def _tree_entries(data: bytes) -> Iterable[tuple[bytes, str, str]]:
         nul = data.index(b"\0", space)
         yield data[pos:space], data[space + 1:nul].decode(), data[nul + 1:nul + 21].hex()
         pos = nul + 21
-
-
-class ForgeSource:
-    """Any Forge (GitHub included) through ``list_files``/``read_file``: one call per file."""
-
-    def __init__(self, forge: Forge) -> None:
-        self.forge = forge
-
-    def head(self, ref: str = "main") -> str:
-        return self.forge.head(ref)
-
-    def read_tree(self, prefixes: Sequence[str], ref: str) -> dict[str, bytes]:
-        files: dict[str, bytes] = {}
-        for prefix in prefixes or [""]:
-            for path in self.forge.list_files(prefix, ref):
-                content = self.forge.read_file(path, ref)
-                if content is not None:
-                    files[path] = content
-        return files
-
-
-def source_for(forge: Forge | GitReader) -> TreeSource:
-    """The fastest reader for ``forge``: git plumbing when it keeps a local bare repository."""
-    if isinstance(forge, GitReader):
-        return forge
-    git_dir = getattr(forge, "git_dir", None)
-    if isinstance(git_dir, Path) and (git_dir / "HEAD").exists():
-        return GitReader(git_dir)
-    return ForgeSource(forge)

@@ -25,8 +25,9 @@ import io
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from gitops.yaml import round_trip
 
 APPPROJECT = "teams/{team}/appproject.yaml"
 # Any registered cluster: the environment (cluster) of an Application is chosen by its folder.
@@ -35,14 +36,6 @@ ANY_CLUSTER = "*"
 
 class ListError(ValueError):
     """A file that should hold a derived list cannot be read as one."""
-
-
-def _yaml() -> YAML:
-    yaml = YAML()  # round-trip: keep comments, key order and quoting of the rest of the file
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    return yaml
 
 
 def team_namespaces(paths: Iterable[str]) -> dict[str, set[str]]:
@@ -62,7 +55,7 @@ def destinations(namespaces: Iterable[str]) -> list[dict[str, str]]:
 
 def with_destinations(content: bytes, namespaces: Iterable[str]) -> bytes:
     """The AppProject document ``content`` with ``spec.destinations`` listing ``namespaces``."""
-    yaml = _yaml()
+    yaml = round_trip()  # keep comments, key order and quoting of the rest of the file
     try:
         doc: Any = yaml.load(content.decode())
     except Exception as exc:  # ruamel raises several unrelated error types

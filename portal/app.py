@@ -184,13 +184,13 @@ def _after_merge(settings: Settings) -> Callable[[Session, Forge, MergeEvent], o
     """What a merge reported by the forge triggers in the scaffolder: the open changes that
     main moving affects are re-checked (the composition root is the one place that ties the
     reconciler's webhook to the scaffolder)."""
-    from scaffolder import service as scaffolder_service
+    from scaffolder import review as scaffolder_review
     from scaffolder.codeowners import owners_config
 
     code_owners = owners_config(settings)
 
     def after_merge(session: Session, forge: Forge, event: MergeEvent) -> object:
-        return scaffolder_service.main_moved(session, forge=forge, code_owners=code_owners,
-                                             event=event)
+        return scaffolder_review.main_moved(session, forge=forge, code_owners=code_owners,
+                                            event=event)
 
     return after_merge

@@ -85,6 +85,13 @@ def _serve(settings: Settings, *, background: bool) -> None:
                 proxy_headers=True, forwarded_allow_ips="127.0.0.1")
 
 
+
+# The CLI runs beside the database (no sign-in): it acts as the named portal user, with that
+# user's roles. Without --user (or CAAS_USER) it acts as `admin`, the platform-admin `caas init`
+# creates; README "Command line" says so.
+USER_HELP = ("Act as this portal user, with its roles (default: admin, the platform-admin that "
+             "`caas init` creates; or set CAAS_USER).")
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (CAAS_HOST).")] = None,
@@ -259,8 +266,7 @@ def scaffold(
     update: Annotated[bool, typer.Option(
         "--update", help="Change an existing unit: its stored answers plus --set ones (the "
         "identifying answers name the unit); the PR is the minimal diff.")] = False,
-    user: Annotated[str, typer.Option(help="Request as this user.", envvar="CAAS_USER")]
-    = "admin",
+    user: Annotated[str, typer.Option(help=USER_HELP, envvar="CAAS_USER")] = "admin",
 ) -> None:
     """Render TEMPLATE with --set answers, run the checks and open the pull request."""
     from scaffolder.cli_values import parse_values
@@ -305,8 +311,7 @@ def replay(
 @app.command()
 def decommission(
     unit: Annotated[str, typer.Argument(help="The unit's folder, e.g. tenants/pay/pay-web.")],
-    user: Annotated[str, typer.Option(help="Request as this user.", envvar="CAAS_USER")]
-    = "admin",
+    user: Annotated[str, typer.Option(help=USER_HELP, envvar="CAAS_USER")] = "admin",
 ) -> None:
     """Open the pull request that removes UNIT: its files deleted, the lists naming it
     updated. Refused while it has dependants (a team's namespaces, a namespace's apps)."""
@@ -334,7 +339,8 @@ def create_environment(
     region: Annotated[str, typer.Option(help="Cloud region.")] = "local",
     tier: Annotated[str, typer.Option(help="dev, staging or prod.")] = "dev",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Render and check only.")] = False,
-    user: Annotated[str, typer.Option(help="A platform-admin.", envvar="CAAS_USER")] = "admin",
+    user: Annotated[str, typer.Option(help="A platform-admin. " + USER_HELP,
+                                      envvar="CAAS_USER")] = "admin",
 ) -> None:
     """Open the pull request that adds environment NAME (envs/NAME/infra.yaml)."""
     _scaffold(load_settings(), user, "environment",

@@ -18,8 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 
-import yaml
-
+from gitops import yaml
 from gitops.forges.base import Forge
 from portal.settings import Settings
 from reconciler.adapters import NotConfigured
@@ -58,12 +57,12 @@ class KeycloakResync:
         for team in teams:
             content = self.forge.read_file(f"teams/{team}/team.yaml", head)
             try:
-                doc = yaml.safe_load(content or b"")
+                doc = yaml.load(content or b"")
                 if not isinstance(doc, dict):
                     raise SyncError("team.yaml must hold a mapping", temporary=False)
                 groups.extend(groups_from_team(
                     team, doc, platform_groups=(self.settings.oidc_admin_group,)))
-            except (yaml.YAMLError, SyncError) as exc:
+            except (yaml.YamlError, SyncError) as exc:
                 self.refused[team] = str(exc)
                 log.warning("Keycloak resync leaves team %s out: %s", team, exc)
         return sync.sync(groups)

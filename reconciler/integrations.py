@@ -11,12 +11,10 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 from sqlmodel import Session
 
 from catalog import service as catalog_service
-from gitops import object_names
+from gitops import object_names, yaml
 from reconciler.adapters import AdapterError, NotConfigured
 from reconciler.argocd import KINDS, ArgoCDApplier
 from reconciler.context import JobContext, Result
@@ -42,8 +40,8 @@ def _adapter_error(exc: AdapterError) -> Exception:
 
 def _documents(text: bytes, path: str) -> Iterator[dict[str, Any]]:
     try:
-        docs = list(YAML(typ="safe", pure=True).load_all(text.decode("utf-8")))
-    except (YAMLError, UnicodeDecodeError) as exc:
+        docs = yaml.load_all(text)
+    except yaml.YamlError as exc:
         raise PermanentError(f"{path} is not valid YAML: {exc}") from None
     for doc in docs:
         if isinstance(doc, dict) and str(doc.get("apiVersion", "")).startswith("argoproj.io/") \
@@ -134,8 +132,8 @@ def keycloak(ctx: JobContext) -> Result:
             ctx.log(f"{path} removed: its Keycloak groups are kept (members may own data)")
             continue
         try:
-            doc = YAML(typ="safe", pure=True).load(content.decode("utf-8"))
-        except (YAMLError, UnicodeDecodeError) as exc:
+            doc = yaml.load(content)
+        except yaml.YamlError as exc:
             raise PermanentError(f"{path} is not valid YAML: {exc}") from None
         if not isinstance(doc, dict):
             raise PermanentError(f"{path} must hold a mapping")

@@ -194,6 +194,21 @@ class KeycloakSync:
                             temporary=False)
         return group
 
+    def delete_group(self, path: str) -> bool:
+        """Delete the top-level group ``path`` the portal created (it carries the
+        ``caas-portal-group`` mark): True when deleted, False when already gone. A group of that
+        name without the mark is not the portal's: ``SyncError`` (permanent), nothing deleted.
+        Keycloak: ``DELETE /admin/realms/{realm}/groups/{id}``."""
+        group = self._find(path) or self._find_marked(path)
+        if group is None:
+            return False
+        if not _marked(group, path):
+            raise SyncError(f"group {path} was not created by the portal (no {MARK} mark): "
+                            "left in place", temporary=False)
+        group_id = str(group["id"])
+        self._call(f"delete group {path}", lambda: self._admin.delete_group(group_id=group_id))
+        return True
+
     def _find_marked(self, path: str) -> dict[str, Any] | None:
         """A top-level group someone renamed: the one whose ``caas-portal-group`` attribute
         still names ``path`` (``GET /groups?q=caas-portal-group:<path>&exact=true``)."""

@@ -13,26 +13,15 @@ of the repository.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
+from gitops import layout
 from reconciler.entities import entities_for_paths
 from reconciler.models import JobKind
 from reconciler.queue import NewJob
 from reconciler.removal import removal_jobs
 
-ARGOCD_PREFIXES = ("bootstrap/", "appsets/", "platform/", "teams/", "tenants/", "applications/")
-_INFRA = re.compile(r"^envs/([^/]+)/infra\.yaml$")
-
 TerraformPlanner = Callable[[str], list[NewJob]]
-
-
-def changed_environments(paths: Sequence[str]) -> list[str]:
-    return sorted({m.group(1) for p in paths if (m := _INFRA.match(p))})
-
-
-def changed_teams(paths: Sequence[str]) -> list[str]:
-    return sorted({p.split("/")[1] for p in paths if p.startswith("teams/") and p.count("/") >= 2})
 
 
 def plan_merge(paths: Sequence[str], *, terraform: TerraformPlanner,
@@ -47,16 +36,16 @@ def plan_merge(paths: Sequence[str], *, terraform: TerraformPlanner,
     jobs = [NewJob(unit="catalog", kind=JobKind.catalog.value,
                    payload={"paths": None if full else list(paths)},
                    entities=tuple(entities_for_paths(paths)))]
-    for env in changed_environments(paths):
+    for env in layout.changed_environments(paths):
         jobs.extend(terraform(env))
-    argocd_paths = [p for p in paths if p.startswith(ARGOCD_PREFIXES)]
+    argocd_paths = [p for p in paths if p.startswith(layout.ARGOCD_FOLDERS)]
     if argocd_paths:
         jobs.append(NewJob(unit="argocd", kind=JobKind.argocd.value,
                            payload={"paths": argocd_paths},
                            entities=tuple(entities_for_paths(argocd_paths))))
     if gone is not None and not full:
         jobs.extend(removal_jobs(paths, gone=gone))
-    teams = changed_teams(paths)
+    teams = layout.changed_teams(paths)
     if teams:
         jobs.append(NewJob(unit="keycloak", kind=JobKind.keycloak.value,
                            payload={"teams": teams},

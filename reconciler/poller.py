@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from gitops import git, gittree
 from gitops.forges.base import Forge, MergeEvent
 from gitops.repo_status import STATUS, RepositoryStatus, describe
 from portal.db import utcnow
@@ -94,12 +92,9 @@ class Poller:
         """(before, commit) pairs oldest first along main's first-parent chain."""
         if last is None:
             return [(None, head)]
-        git_dir = getattr(self.forge, "git_dir", None)
-        if isinstance(git_dir, Path) and gittree.is_ancestor(git_dir, last, head):
-            commits = git.out(git_dir, "rev-list", "--first-parent", "--reverse",
-                                  f"--max-count={MAX_COMMITS}", f"{last}..{head}").split()
-            if commits:
-                befores: list[str | None] = [last, *commits[:-1]]
-                return list(zip(befores, commits, strict=True))
+        commits = self.forge.first_parents(last, head, limit=MAX_COMMITS)
+        if commits:
+            befores: list[str | None] = [last, *commits[:-1]]
+            return list(zip(befores, commits, strict=True))
         # A remote forge (or a rewritten main): one event spanning everything since ``last``.
         return [(last, head)]

@@ -8,7 +8,10 @@ deleted (``gone(path)`` is True when the file is absent at the merge commit):
 - a namespace ``tenants/<team>/<ns>``: ``remove:tenant.<ns>`` deletes the Applications of its
   environment overlays (``tenant.<ns>.<env>``) and waits for them, then
   ``remove:namespace/<ns>`` (depending on it) deletes the Namespace and waits for its
-  termination.
+  termination;
+- a team ``teams/<team>`` (decommissioned only once it has no namespace left):
+  ``remove:team/<team>`` deletes the team's Keycloak groups (``portal.groups.team_groups``)
+  that the portal created (they carry its mark; a group without it is left, the job fails).
 
 Each job is idempotent (a 404 is "already gone") and waiting is a temporary error, so the queue
 retries it with its backoff like any job. The order follows ArgoCD's deletion rules: an
@@ -26,6 +29,7 @@ from sqlmodel import Session
 
 from gitops import object_names
 from portal.auth import audit
+from portal.groups import GroupRuleError, team_groups
 from reconciler.adapters import AdapterError, NotConfigured
 from reconciler.context import JobContext, Result
 from reconciler.errors import PermanentError, TemporaryError
@@ -35,6 +39,7 @@ from reconciler.queue import NewJob
 ANSWERS = ".caas-answers.yaml"
 _APP = re.compile(r"^applications/([^/]+)/([^/]+)/\.caas-answers\.yaml$")
 _TENANT = re.compile(r"^tenants/([^/]+)/([^/]+)/\.caas-answers\.yaml$")
+_TEAM = re.compile(r"^teams/([^/]+)/\.caas-answers\.yaml$")
 _OVERLAY = re.compile(r"^tenants/[^/]+/([^/]+)/envs/([^/]+)/")
 ACTOR = "reconciler"
 
@@ -65,6 +70,15 @@ def removal_jobs(paths: Sequence[str], *, gone: Callable[[str], bool]) -> list[N
             jobs.append(NewJob(unit=f"remove:namespace/{namespace}", kind=JobKind.remove.value,
                                depends_on=first, entities=entity,
                                payload={"step": "namespace", "names": [namespace]}))
+        elif (m := _TEAM.match(path)) and gone(path):
+            team = m.group(1)
+            try:
+                names = list(team_groups(team).all)
+            except GroupRuleError:
+                continue  # a name the group rule refuses never had groups
+            jobs.append(NewJob(unit=f"remove:team/{team}", kind=JobKind.remove.value,
+                               payload={"step": "keycloak", "names": names},
+                               entities=(f"team:{team}",)))
     return jobs
 
 
@@ -72,6 +86,8 @@ def remove(ctx: JobContext) -> Result:
     """One removal step: delete, then wait (a temporary error) until every object is gone."""
     step = str(ctx.job.payload.get("step") or "")
     names = [str(n) for n in ctx.job.payload.get("names") or []]
+    if step == "keycloak":
+        return _remove_groups(ctx, names)
     if step not in ("applications", "namespace"):
         raise PermanentError(f"unknown removal step {step!r}")
     from reconciler.argocd import ClusterRemover  # the kubernetes client loads with a worker
@@ -92,11 +108,34 @@ def remove(ctx: JobContext) -> Result:
         ctx.log(f"waiting for {what} {', '.join(remaining)} to be gone")
         raise TemporaryError(f"{what} {', '.join(remaining)} still exists (finalizer or "
                              "termination in progress)")
+    _audit(ctx, step, names)
+    ctx.log(f"{what} gone: {', '.join(names) or 'none'}")
+    return Result(message=f"removed {len(names)} {what}(s)", detail={"removed": names})
+
+
+def _remove_groups(ctx: JobContext, names: list[str]) -> Result:
+    from reconciler.keycloak import KeycloakSync  # python-keycloak loads with a worker
+
+    try:
+        sync = KeycloakSync.from_settings(ctx.settings)
+    except NotConfigured as exc:
+        return Result.skipped(f"skipped: Keycloak {exc.reason}",
+                              setting=exc.field or "CAAS_KEYCLOAK_URL")
+    try:
+        deleted = [name for name in names if sync.delete_group(name)]
+    except AdapterError as exc:
+        raise (TemporaryError(exc.message) if exc.temporary
+               else PermanentError(exc.message)) from exc
+    _audit(ctx, "keycloak", names)
+    ctx.log(f"Keycloak groups gone: {', '.join(names)} (deleted now: {len(deleted)})")
+    return Result(message=f"removed {len(deleted)} Keycloak group(s)",
+                  detail={"removed": names, "deleted": deleted})
+
+
+def _audit(ctx: JobContext, step: str, names: list[str]) -> None:
     with Session(ctx.engine) as session:
         for name in names:
             audit.record(session, actor=ACTOR, action=f"reconciler.remove.{step}",
                          target=name, detail={"commit": ctx.job.commit, "job": ctx.job.id},
                          commit=False)
         session.commit()
-    ctx.log(f"{what} gone: {', '.join(names) or 'none'}")
-    return Result(message=f"removed {len(names)} {what}(s)", detail={"removed": names})

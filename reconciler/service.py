@@ -38,6 +38,7 @@ from reconciler.models import (
     UnitApply,
     UnitStatus,
 )
+from reconciler.previews import preview_unit
 from reconciler.units import UNIT_ORDER
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
@@ -84,7 +85,7 @@ def request_plan_preview(session: Session, *, change_number: int, head_sha: str)
         raise ValidationFailed("change_number must be positive", field="change_number",
                                rule="minimum")
     queue.enqueue(session, commit=head_sha, change_number=change_number, jobs=[
-        queue.NewJob(unit=f"plan-preview#{change_number}", kind=JobKind.plan_preview.value,
+        queue.NewJob(unit=preview_unit(change_number), kind=JobKind.plan_preview.value,
                      payload={"change": change_number})])
     session.commit()
     queue.notify()

@@ -19,13 +19,13 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from gitops.environment import InfraManifest
 from gitops.forges.base import Check, CheckState
+from gitops.layout import changed_environments
 from portal.errors import CaasError
 from reconciler.context import JobContext, Result
 from reconciler.errors import PermanentError
-from reconciler.infra import InfraManifest
 from reconciler.models import UnitApply
-from reconciler.planner import changed_environments
 from reconciler.terraform import PlanSummary, TerraformError, TerraformRunner, UnitRef
 from reconciler.tfplan import read_manifest
 from reconciler.tfstate import StateSnapshot

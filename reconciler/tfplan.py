@@ -8,9 +8,9 @@ job that waits for the one before it.
 
 from __future__ import annotations
 
+from gitops.environment import InfraManifest, load_infra_text
 from portal.errors import CaasError
 from reconciler.context import JobContext
-from reconciler.infra import InfraManifest, load_infra_text
 from reconciler.models import JobKind
 from reconciler.planner import terraform_unit_name
 from reconciler.queue import NewJob

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from reconciler.infra import InfraManifest
+from gitops.environment import InfraManifest
 
 UNIT_ORDER: tuple[str, ...] = ("backend", "network", "domain", "kubernetes", "addons")
 

@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from gitops import lists
+from gitops import layout, lists, yaml
+from gitops.environment import read_manifest
 from gitops.forges.base import FileChange, Forge
 from gitops.paths import UnsafePath, check_path
 from portal.auth import policy
@@ -55,11 +54,7 @@ class Prepared:
 
 
 def _dirs(forge: Forge, directory: str) -> set[str]:
-    lister = getattr(forge, "list_dir", None)
-    if lister is not None:
-        return set(lister(directory))
-    prefix = directory.rstrip("/") + "/"
-    return {p[len(prefix):].split("/", 1)[0] for p in forge.list_files(prefix)}
+    return set(forge.list_dir(directory))
 
 
 def environments_on_main(forge: Forge) -> set[str]:
@@ -88,15 +83,10 @@ def load_yaml(content: bytes | None) -> dict[str, Any]:
     if content is None:
         return {}
     try:
-        doc = yaml.safe_load(content)
-    except yaml.YAMLError:
+        doc = yaml.load(content)
+    except yaml.YamlError:
         return {}
     return doc if isinstance(doc, dict) else {}
-
-
-def env_tier(doc: Mapping[str, Any]) -> str:
-    spec = doc.get("spec") if isinstance(doc.get("spec"), Mapping) else {}
-    return str(doc.get("tier") or (spec or {}).get("tier") or "prod")
 
 
 def touched_envs(paths: list[str], answers: Mapping[str, Any]) -> list[str]:
@@ -114,19 +104,6 @@ def touched_envs(paths: list[str], answers: Mapping[str, Any]) -> list[str]:
         elif isinstance(value, list):
             found.update(v for v in value if isinstance(v, str))
     return sorted(found)
-
-
-def entity_for(target: str) -> str:
-    parts = target.split("/")
-    if parts[0] == "teams" and len(parts) >= 2:
-        return f"team:{parts[1]}"
-    if parts[0] == "tenants" and len(parts) >= 3:
-        return f"namespace:{parts[1]}/{parts[2]}"
-    if parts[0] == "envs" and len(parts) >= 2:
-        return f"environment:{parts[1]}"
-    if parts[0] in ("apps", "applications") and len(parts) >= 3:
-        return f"application:{parts[1]}/{parts[2]}"
-    return ""
 
 
 def unified(path: str, old: bytes | None, new: bytes | None) -> str:
@@ -216,7 +193,7 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
     envs = touched_envs(list(rendered), clean)
     env_docs = {e: load_yaml(rendered.get(f"envs/{e}/infra.yaml")
                              or forge.read_file(f"envs/{e}/infra.yaml", base_sha)) for e in envs}
-    tier = policy.strictest_tier(env_tier(doc) for doc in env_docs.values())
+    tier = policy.strictest_tier(read_manifest(doc).tier for doc in env_docs.values())
     routing = policy.describe_routing(tier=tier, touches_envs=touches, team=team,
                                       new_team=new_team)
     action = "update" if request.update else "create"
@@ -226,7 +203,8 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
     body = template.fill(template.pr_description, clean)
     return Prepared(
         template=template, answers=dict(clean), action=action, target=target,
-        entity=entity_for(target), team=team, rendered=rendered, changes=changes, files=files,
+        entity=layout.key_for_unit(target), team=team, rendered=rendered, changes=changes,
+        files=files,
         diff="".join(diff_parts)[:MAX_DIFF_CHARS], envs=envs, tier=tier, touches_envs=touches,
         routing=routing, base_sha=base_sha, branch=branch[:200], title=title[:300], body=body,
         unit_exists=bool(on_main), env_docs=env_docs,

@@ -13,41 +13,24 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from gitops import git, gittree, object_names
+from gitops import object_names, quota, yaml
+from gitops.environment import read_manifest
 from gitops.forges.base import Forge
-from gitops.quantity import format_bytes, format_cpu, parse_quantity
+from gitops.quantity import QuantityError, format_bytes, format_cpu
 from scaffolder.changeset import Prepared
 from scaffolder.checks import kustomize, manifests, policy
 from scaffolder.models import CheckResult
 from scaffolder.render import ANSWERS_FILE
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 POLICIES_DIR = "platform/policies"
-RESOURCES = ("cpu", "memory", "storage")
-
-
-def _docs(content: bytes) -> list[Any]:
-    return [d for d in yaml.load_all(content, Loader=_LOADER) if d is not None]
-
-
-def load_documents(text: str) -> list[dict[str, Any]]:
-    """``manifests.load_documents`` semantics (safe loader, mappings only) on libyaml: the
-    pure-Python loader costs more than the rest of a request."""
-    try:
-        docs = [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
-    except yaml.YAMLError as exc:
-        raise ValueError(f"not valid YAML: {exc}") from exc
-    for doc in docs:
-        if not isinstance(doc, dict):
-            raise ValueError(f"a YAML document is a {type(doc).__name__}, not a mapping")
-    return docs
+RESOURCES = quota.RESOURCES
 
 
 def _is_data_file(path: str) -> bool:
@@ -69,7 +52,7 @@ def check_manifests(rendered: Mapping[str, bytes], *, kubernetes_version: str
     objects: list[dict[str, Any]] = []
     for path in _manifest_files(rendered):
         try:
-            docs = load_documents(rendered[path].decode())
+            docs = yaml.load_mappings(rendered[path].decode())
         except (ValueError, UnicodeDecodeError) as exc:
             problems.append(f"{path}: {exc}")
             continue
@@ -105,7 +88,7 @@ def check_kustomize(rendered: Mapping[str, bytes]
             if error:
                 problems.append(f"{overlay}: {error}")
             else:
-                built += load_documents(output)
+                built += yaml.load_mappings(output)
     if problems:
         return CheckResult(name="kustomize", state="failure",
                            summary=f"{len(problems)} overlay(s) do not build",
@@ -121,29 +104,38 @@ def _build(path: Path) -> tuple[str, str]:
         return "", exc.message
 
 
+@dataclass(frozen=True)
+class _At:
+    """A forge at one commit. Equal — and so cached — by (repository location, commit): the
+    content of a commit never changes, whichever forge object reads it."""
+
+    location: str
+    sha: str
+    forge: Forge = field(compare=False, hash=False)
+
+
+def _at(forge: Forge, sha: str) -> _At:
+    return _At(forge.location, sha, forge)
+
+
+@lru_cache(maxsize=16)
+def _policy_files(at: _At) -> tuple[tuple[str, bytes], ...]:
+    files = at.forge.read_tree([POLICIES_DIR], at.sha)
+    return tuple(sorted((p, c) for p, c in files.items() if p.endswith((".yaml", ".yml"))))
+
+
 @lru_cache(maxsize=8)
-def _policy_set(git_dir: str, tree: str) -> policy.PolicySet:
-    """Compiling Rego is the expensive part: one PolicySet per policies tree id."""
-    root = Path(git_dir)
-    paths = [p for p in gittree.list_paths(root, tree) if p.endswith((".yaml", ".yml"))]
+def _policy_set(files: tuple[tuple[str, bytes], ...]) -> policy.PolicySet:
+    """Compiling Rego is the expensive part: one PolicySet per distinct set of policy files."""
     docs: list[dict[str, Any]] = []
-    for content in gittree.read_many(root, tree, paths).values():
-        docs += load_documents(content.decode())
+    for _path, content in files:
+        docs += yaml.load_mappings(content)
     return policy.PolicySet.from_documents(docs)
 
 
 def _policies(forge: Forge, sha: str) -> policy.PolicySet | None:
-    git_dir = getattr(forge, "git_dir", None)
-    if git_dir is not None:
-        proc = git.run(Path(git_dir), "rev-parse", "--verify", "--quiet",
-                       f"{sha}:{POLICIES_DIR}")
-        tree = proc.stdout.decode().strip()
-        return _policy_set(str(git_dir), tree) if proc.returncode == 0 and tree else None
-    docs: list[dict[str, Any]] = []
-    for path in forge.list_files(POLICIES_DIR, sha):
-        if path.endswith((".yaml", ".yml")):
-            docs += load_documents((forge.read_file(path, sha) or b"").decode())
-    return policy.PolicySet.from_documents(docs) if docs else None
+    files = _policy_files(_at(forge, sha))
+    return _policy_set(files) if files else None
 
 
 def check_policies(forge: Forge, sha: str, objects: list[dict[str, Any]]) -> CheckResult:
@@ -215,71 +207,46 @@ def collisions(forge: Forge, target: str, sha: str, open_units: Iterable[str]) -
 
 
 @lru_cache(maxsize=16)
-def _tenant_dirs(git_dir: str, sha: str) -> tuple[str, ...]:
-    listing = git.out(Path(git_dir), "ls-tree", "-r", "-d", "-z", "--name-only", sha,
-                      "--", "tenants/")
-    return tuple(p for p in listing.split("\0") if p.count("/") == 2)
+def _tenant_dirs(at: _At) -> tuple[str, ...]:
+    return tuple(sorted({"/".join(p.split("/")[:3]) for p in at.forge.list_files("tenants", at.sha)
+                         if p.count("/") >= 3}))
 
 
 def _tenant_units(forge: Forge, sha: str) -> Iterable[str]:
-    """``tenants/<team>/<namespace>`` folders at ``sha`` (one git call, cached per commit)."""
-    git_dir = getattr(forge, "git_dir", None)
-    if git_dir is not None:
-        return _tenant_dirs(str(git_dir), sha)
-    return sorted({"/".join(p.split("/")[:3]) for p in forge.list_files("tenants", sha)
-                   if p.count("/") >= 3})
+    """``tenants/<team>/<namespace>`` folders at ``sha`` (cached per commit)."""
+    return _tenant_dirs(_at(forge, sha))
 
 
-def _capacity(doc: Mapping[str, Any]) -> Mapping[str, Any]:
-    spec = doc.get("spec") if isinstance(doc.get("spec"), Mapping) else {}
-    found = doc.get("capacity") or (spec or {}).get("capacity") or {}
-    return found if isinstance(found, Mapping) else {}
-
-
-def _quota_of(content: bytes) -> dict[str, float]:
-    total = dict.fromkeys(RESOURCES, 0.0)
-    try:
-        docs = _docs(content)
-    except yaml.YAMLError:
-        return total
-    for doc in docs:
-        if isinstance(doc, dict) and doc.get("kind") == "ResourceQuota":
-            hard = (doc.get("spec") or {}).get("hard") or {}
-            for key in RESOURCES:
-                raw = hard.get(f"requests.{key}") or hard.get(key)
-                if raw is not None:
-                    total[key] += float(parse_quantity(raw))
-    return total
+def _quota_of(content: bytes) -> tuple[int, ...]:
+    """Hard limits of one quota file per ``RESOURCES`` (millicores, bytes; 0: not bounded)."""
+    total = quota.quota_total(content)
+    return tuple(total.get(key, 0) for key in RESOURCES)
 
 
 def _is_quota_path(path: str, env: str) -> bool:
     return path.startswith("tenants/") and path.endswith(f"/envs/{env}/quota.yaml")
 
 
-Usage = tuple[tuple[str, tuple[float, ...]], ...]
+Usage = tuple[tuple[str, tuple[int, ...]], ...]
 
 
 @lru_cache(maxsize=64)
-def _used_on_main(git_dir: str, sha: str, env: str) -> Usage:
-    """Per-tenant quota in ``env`` at commit ``sha`` (immutable, hence cached per commit)."""
-    root = Path(git_dir)
-    paths = [p for p in gittree.list_paths(root, sha, "tenants") if _is_quota_path(p, env)]
-    contents = gittree.read_many(root, sha, paths)
-    return tuple((p, tuple(_quota_of(c).values())) for p, c in contents.items())
+def _used_on_main(at: _At, env: str) -> Usage:
+    """Per-tenant quota in ``env`` at a commit (immutable, hence cached per commit)."""
+    paths = [p for p in at.forge.list_files("tenants", at.sha) if _is_quota_path(p, env)]
+    contents = at.forge.read_tree(paths, at.sha) if paths else {}
+    return tuple((p, _quota_of(c)) for p, c in sorted(contents.items()))
 
 
 def _main_quotas(forge: Forge, sha: str, env: str) -> Usage:
-    git_dir = getattr(forge, "git_dir", None)
-    if git_dir is not None:
-        return _used_on_main(str(git_dir), sha, env)
-    paths = [p for p in forge.list_files("tenants", sha) if _is_quota_path(p, env)]
-    return tuple((p, tuple(_quota_of(forge.read_file(p, sha) or b"").values())) for p in paths)
+    return _used_on_main(_at(forge, sha), env)
 
 
-def _show(key: str, amount: float) -> str:
+def _show(key: str, amount: int) -> str:
+    """Millicores or bytes in their shortest Kubernetes spelling."""
     if key == "cpu":
-        return format_cpu(amount)
-    return format_bytes(int(amount))
+        return format_cpu(Decimal(amount) / 1000)
+    return format_bytes(amount)
 
 
 def check_capacity(forge: Forge, prepared: Prepared) -> CheckResult:
@@ -287,28 +254,33 @@ def check_capacity(forge: Forge, prepared: Prepared) -> CheckResult:
     details: list[str] = []
     failed = False
     for env in prepared.envs:
-        capacity = _capacity(prepared.env_docs.get(env, {}))
+        capacity = read_manifest(prepared.env_docs.get(env, {})).capacity
         if not capacity:
             details.append(f"{env}: no capacity declared in envs/{env}/infra.yaml")
             continue
         mine = f"{prepared.target}/"
-        used = dict.fromkeys(RESOURCES, 0.0)
-        old = dict.fromkeys(RESOURCES, 0.0)
+        used = dict.fromkeys(RESOURCES, 0)
+        old = dict.fromkeys(RESOURCES, 0)
         for path, amounts in _main_quotas(forge, prepared.base_sha, env):
             # This unit's old quota is replaced by the new one.
             into = old if path.startswith(mine) else used
             for key, amount in zip(RESOURCES, amounts, strict=True):
                 into[key] += amount
-        new = dict.fromkeys(RESOURCES, 0.0)
+        new = dict.fromkeys(RESOURCES, 0)
         for path, content in prepared.rendered.items():
             if _is_quota_path(path, env):
-                for key, amount in _quota_of(content).items():
+                for key, amount in zip(RESOURCES, _quota_of(content), strict=True):
                     new[key] += amount
         for key in RESOURCES:
             used[key] += new[key]
             if capacity.get(key) is None:
                 continue
-            limit = float(parse_quantity(capacity[key]))
+            try:
+                limit = quota.amount(key, capacity[key])
+            except QuantityError as exc:
+                details.append(f"{env}: capacity.{key}: {exc}")
+                failed = True
+                continue
             line = f"{env}: {key} {_show(key, used[key])} of {_show(key, limit)}"
             # Over capacity already (e.g. capacity lowered) fails only a change that adds.
             if used[key] > limit and new[key] > old[key]:
@@ -348,7 +320,6 @@ def run_checks(forge: Forge, prepared: Prepared, *, open_units: Iterable[str]
 
 
 # Shared with scaffolder.merge_checks (the same quota reading at merge time).
-capacity_of = _capacity
 quota_of = _quota_of
 is_quota_path = _is_quota_path
 main_quotas = _main_quotas

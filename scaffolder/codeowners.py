@@ -21,8 +21,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import yaml
-
+from gitops import yaml
+from gitops.environment import read_manifest
 from gitops.forges.base import FileChange, Forge
 from gitops.names import is_dns_label
 from portal.errors import ValidationFailed
@@ -143,11 +143,7 @@ def _render(read: Callable[[str], bytes | None], paths: set[str], *, org: str | 
              for n in names("teams", "team.yaml") if _team_name_ok(n)]
     envs: dict[str, str] = {}
     for env in names("envs", "infra.yaml"):
-        doc = _yaml(read(f"envs/{env}/infra.yaml"))
-        spec = doc.get("spec")
-        # `tier` at the top (the template) or under `spec` (caas.io/v1 kind); none: prod.
-        tier = doc.get("tier") or (spec.get("tier") if isinstance(spec, dict) else None)
-        envs[env] = str(tier or "prod")
+        envs[env] = read_manifest(read(f"envs/{env}/infra.yaml")).tier
     return render_codeowners(teams=teams, environments=envs, admins=admins).encode()
 
 
@@ -195,7 +191,7 @@ def _yaml(content: bytes | None) -> dict[str, object]:
     if content is None:
         return {}
     try:
-        doc = yaml.safe_load(content)
-    except yaml.YAMLError:
+        doc = yaml.load(content)
+    except yaml.YamlError:
         return {}
     return doc if isinstance(doc, dict) else {}

@@ -17,6 +17,8 @@ ApplicationSets no longer generate).
 
 from __future__ import annotations
 
+from gitops import layout
+from gitops.environment import read_manifest
 from gitops.forges.base import FileChange, Forge
 from gitops.paths import is_safe
 from portal.auth import policy
@@ -25,9 +27,6 @@ from portal.errors import BadRequest, Conflict, Forbidden, ValidationFailed
 from scaffolder.changeset import (
     Prepared,
     derived_lists,
-    entity_for,
-    env_tier,
-    load_yaml,
     touched_envs,
     unified,
 )
@@ -74,7 +73,7 @@ def prepare_decommission(forge: Forge, registry: Registry, principal: Principal,
     if not is_safe(unit):
         raise ValidationFailed(f"unit: {unit[:80]!r} is not a safe repository folder",
                                field="unit", rule="safe-path")
-    entity = entity_for(unit)
+    entity = layout.key_for_unit(unit)
     kind = entity.partition(":")[0]
     if kind == "environment":
         raise BadRequest("unit: an environment is removed by changing it to `installed: "
@@ -114,7 +113,7 @@ def prepare_decommission(forge: Forge, registry: Registry, principal: Principal,
     # Removing a namespace from prod is reviewed like any prod change of it.
     envs = touched_envs(paths, stored.answers)
     tier = policy.strictest_tier(
-        env_tier(load_yaml(forge.read_file(f"envs/{e}/infra.yaml", base_sha))) for e in envs)
+        read_manifest(forge.read_file(f"envs/{e}/infra.yaml", base_sha)).tier for e in envs)
     routing = policy.describe_routing(tier=tier, touches_envs=False, team=team)
     slug = unit.replace("/", "-")
     title = f"Decommission {entity}"

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from gitops import quota
+from gitops.environment import read_manifest
 from gitops.forges.base import FileChange, Forge
-from gitops.quantity import parse_quantity
+from gitops.quantity import QuantityError
 from scaffolder import checks_runner
 from scaffolder.changeset import load_yaml
 from scaffolder.checks.manifests import DEFAULT_KUBERNETES_VERSION
@@ -51,8 +53,8 @@ def _policies(forge: Forge, main: str, overlay: Mapping[str, bytes | None]) -> C
     return checks_runner.check_policies(forge, main, objects)
 
 
-def _sum(quotas: Iterable[Sequence[float]]) -> list[float]:
-    total = [0.0] * len(checks_runner.RESOURCES)
+def _sum(quotas: Iterable[Sequence[int]]) -> list[int]:
+    total = [0] * len(checks_runner.RESOURCES)
     for amounts in quotas:
         for i, amount in enumerate(amounts):
             total[i] += amount
@@ -66,7 +68,7 @@ def _capacity(forge: Forge, main: str, overlay: Mapping[str, bytes | None],
     for env in envs:
         infra = f"envs/{env}/infra.yaml"
         doc = load_yaml(overlay[infra] if infra in overlay else forge.read_file(infra, main))
-        capacity = checks_runner.capacity_of(doc)
+        capacity = read_manifest(doc).capacity
         if not capacity:
             details.append(f"{env}: no capacity declared in {infra}")
             continue
@@ -77,12 +79,17 @@ def _capacity(forge: Forge, main: str, overlay: Mapping[str, bytes | None],
                 if content is None:
                     after.pop(path, None)
                 else:
-                    after[path] = tuple(checks_runner.quota_of(content).values())
+                    after[path] = checks_runner.quota_of(content)
         used_before, used_after = _sum(before.values()), _sum(after.values())
         for i, key in enumerate(checks_runner.RESOURCES):
             if capacity.get(key) is None:
                 continue
-            limit = float(parse_quantity(capacity[key]))
+            try:
+                limit = quota.amount(key, capacity[key])
+            except QuantityError as exc:
+                details.append(f"{env}: capacity.{key}: {exc}")
+                failed = True
+                continue
             line = (f"{env}: {key} {checks_runner.show(key, used_after[i])} of "
                     f"{checks_runner.show(key, limit)} with current main")
             if used_after[i] > limit and used_after[i] > used_before[i]:

@@ -54,6 +54,7 @@ import jsonschema
 from gitops.quantity import parse_quantity
 from portal.errors import ValidationFailed
 from scaffolder.checks.answer_rules import apply_rule, check_rules, check_strings, rule_of
+from scaffolder.pattern_words import in_words
 
 DEFAULT_PLATFORM_NAMESPACES = frozenset(
     {
@@ -319,7 +320,9 @@ def _explain(error: jsonschema.ValidationError) -> str:
     rule = error.validator
     spec: Any = error.validator_value
     if rule == "pattern":
-        return f"must match the pattern {spec}"
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        limit = schema.get("maxLength")
+        return in_words(str(spec), max_length=limit if isinstance(limit, int) else None)
     if rule == "enum":
         return "must be one of " + ", ".join(str(option) for option in list(spec))
     if rule == "maxLength":

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from gitops import yaml
 from gitops.names import is_dns_label
 from portal.errors import ConfigError, NotFound, ValidationFailed
 from portal.settings import REPO_ROOT, Settings
@@ -90,9 +89,9 @@ def _step_input(spec: Mapping[str, Any], action: str) -> Mapping[str, Any]:
 def load_template(path: Path, *, trusted: bool) -> Template:
     manifest = path / "template.yaml"
     try:
-        doc = yaml.safe_load(manifest.read_text())
+        doc = yaml.load(manifest.read_text())
         defaults = json.loads((path / "cookiecutter.json").read_text())
-    except (OSError, yaml.YAMLError, json.JSONDecodeError) as exc:
+    except (OSError, yaml.YamlError, json.JSONDecodeError) as exc:
         raise ConfigError(f"template {path.name}: cannot be read: {exc}",
                           field="templates_dir") from exc
     meta, spec = doc.get("metadata") or {}, doc.get("spec") or {}

@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from cookiecutter.exceptions import CookiecutterException
 from cookiecutter.generate import generate_files
 from jinja2 import TemplateError, Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
+from gitops import yaml
 from gitops.paths import UnsafePath, check_path
 from portal.errors import ValidationFailed
 from scaffolder.registry import Registry, Template
@@ -64,23 +64,6 @@ def cookiecutter_values(template: Template, answers: Mapping[str, Any]) -> dict[
     return context
 
 
-class _AnswersDumper(yaml.SafeDumper):
-    """PyYAML's safe dumper that also quotes the strings a YAML 1.2 reader takes for numbers
-    (``1e3``, ``0o17``, ``.5``): PyYAML resolves with YAML 1.1 and would write them plain, so
-    ruamel (1.2) would read a float back. With these resolvers the answers file parses to the
-    same strings under both (tests/templates/test_text_roundtrip.py)."""
-
-
-_AnswersDumper.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$"
-               r"|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$"),
-    list("-+0123456789."))
-_AnswersDumper.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^0o[0-7]+$|^0x[0-9a-fA-F]+$|^[-+]?[0-9]+$"),
-    list("-+0123456789"))
-
-
 def replay_document(template: Template, answers: Mapping[str, Any]) -> dict[str, Any]:
     """A cookiecutter replay file (``cookiecutter --replay-file``) that renders the unit whose
     ``.caas-answers.yaml`` holds ``answers``: ``{"cookiecutter": <cookiecutter_values>}``."""
@@ -89,8 +72,7 @@ def replay_document(template: Template, answers: Mapping[str, Any]) -> dict[str,
 
 def answers_document(template: Template, answers: Mapping[str, Any]) -> bytes:
     doc = {"template": template.name, "version": template.version, "answers": dict(answers)}
-    text: str = yaml.dump(doc, Dumper=_AnswersDumper, sort_keys=True, allow_unicode=True)
-    return text.encode()
+    return yaml.dump(doc).encode()
 
 
 def render(template: Template, answers: Mapping[str, Any], *, target: str) -> dict[str, bytes]:
@@ -135,8 +117,8 @@ def render(template: Template, answers: Mapping[str, Any], *, target: str) -> di
 def read_template_name(content: bytes | None) -> str | None:
     """The template name a unit's ``.caas-answers.yaml`` was rendered from (None if unknown)."""
     try:
-        doc = yaml.safe_load(content) if content is not None else None
-    except yaml.YAMLError:
+        doc = yaml.load(content) if content is not None else None
+    except yaml.YamlError:
         return None
     name = doc.get("template") if isinstance(doc, dict) else None
     return name if isinstance(name, str) and name else None
@@ -156,8 +138,9 @@ def replay_for_unit(*, registry: Registry,
         raise ValidationFailed("answers_file: not a .caas-answers.yaml (template, version, "
                                "answers)", field="answers_file", rule="answers-file")
     template = registry.get(name, field_name="answers_file")
-    doc = yaml.safe_load(content)
-    return template, replay_document(template, answers), str(doc.get("version") or "")
+    doc = yaml.load(content)
+    version = doc.get("version") if isinstance(doc, dict) else ""
+    return template, replay_document(template, answers), str(version or "")
 
 
 def read_answers(content: bytes | None) -> dict[str, Any] | None:
@@ -165,8 +148,8 @@ def read_answers(content: bytes | None) -> dict[str, Any] | None:
     if content is None:
         return None
     try:
-        doc = yaml.safe_load(content)
-    except yaml.YAMLError:
+        doc = yaml.load(content)
+    except yaml.YamlError:
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("answers"), dict):
         return None

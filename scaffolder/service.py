@@ -1,38 +1,34 @@
-"""The scaffolder's use cases: templates, dry runs, tasks (request → checks → PR), and the
-review of changes (approve, merge, close) with policy, audit and catalog status at each step."""
+"""The scaffolder's requests: templates, dry runs and tasks (request → reserve → checks → PR).
+
+The review of the changes these tasks open (approve, merge, close, PR events) is
+``scaffolder.review``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
-from gitops import object_names
-from gitops.forges.base import ChangeSpec, Check, CheckState, Forge, MergeEvent
-from gitops.forges.github_webhook import PullRequestEvent
+from gitops.forges.base import ChangeSpec, Check, CheckState, Forge
 from portal import tracing
-from portal.auth import audit, policy
+from portal.auth import audit
 from portal.auth.principal import Principal
-from portal.db import aware, utcnow
-from portal.errors import BadRequest, CaasError, Conflict, Forbidden, NotFound
+from portal.db import utcnow
+from portal.errors import CaasError, Conflict, Forbidden, NotFound
 from portal.redact import redact
 from reconciler import service as reconciler_service
-from scaffolder import merge_gate, merge_lock, pr_text, tasks
-from scaffolder.changeset import Prepared, parameter_context, prepare, touched_envs
-from scaffolder.checks.identity import check_identity
+from scaffolder import pr_text, tasks
+from scaffolder.changeset import Prepared, parameter_context, prepare
 from scaffolder.checks_runner import run_checks
 from scaffolder.decommission import prepare_decommission
 from scaffolder.models import (
     Change,
-    ChangeDetail,
-    ChangePublic,
     CheckResult,
     DryRunResult,
-    RenderedFile,
     ScaffoldRequest,
     Task,
     TaskPublic,
@@ -41,8 +37,8 @@ from scaffolder.models import (
 )
 from scaffolder.parameters import form_fields
 from scaffolder.registry import Registry
+from scaffolder.review import OPEN
 
-OPEN = ("pending", "open")
 # A change whose task failed after reserving the unit: the reservation is released.
 RELEASED = "failed"
 
@@ -96,10 +92,35 @@ def _green(checks: list[CheckResult]) -> bool:
     return bool(checks) and all(c.state == "success" for c in checks)
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """A validated request whose unit is reserved: the task row, its change, what to write, and
+    the first step of the run (audit + step log, inside the run so a failure releases it)."""
+
+    task: Task
+    change: Change
+    prepared: Prepared
+    start: Callable[[], None]
+
+    @property
+    def task_id(self) -> int:
+        assert self.task.id is not None  # set by the INSERT that reserved it
+        return self.task.id
+
+
 def create_task(session: Session, *, registry: Registry, forge: Forge, principal: Principal,
                 request: ScaffoldRequest, ip: str = "",
                 progress: tasks.Progress | None = None) -> TaskPublic:
-    """Validate and render (nothing written on refusal), reserve the unit, then run the task.
+    """``reserve_task`` then ``run_task``, in one call (the API's synchronous request)."""
+    reservation = reserve_task(session, registry=registry, forge=forge, principal=principal,
+                               request=request, ip=ip, progress=progress)
+    return run_task(session, reservation=reservation, forge=forge, progress=progress)
+
+
+def reserve_task(session: Session, *, registry: Registry, forge: Forge, principal: Principal,
+                 request: ScaffoldRequest, ip: str = "",
+                 progress: tasks.Progress | None = None) -> Reservation:
+    """Validate and render (nothing written on refusal), then reserve the unit.
 
     The reservation is the INSERT of the change with ``open_unit_key``: of two identical
     requests racing, the database lets exactly one through and the other gets a 409.
@@ -112,9 +133,9 @@ def create_task(session: Session, *, registry: Registry, forge: Forge, principal
                      target=request.template, outcome="denied", ip=ip,
                      detail={"reason": exc.message})
         raise
-    return _start(session, prepared=prepared, forge=forge, principal=principal,
-                  request_doc=request.model_dump(), ip=ip, progress=progress,
-                  action="scaffolder.request")
+    return _reserve(session, prepared=prepared, forge=forge, principal=principal,
+                    request_doc=request.model_dump(), ip=ip, progress=progress,
+                    action="scaffolder.request")
 
 
 def decommission_task(session: Session, *, registry: Registry, forge: Forge,
@@ -129,15 +150,16 @@ def decommission_task(session: Session, *, registry: Registry, forge: Forge,
                      target=unit[:300], outcome="denied", ip=ip,
                      detail={"reason": exc.message})
         raise
-    return _start(session, prepared=prepared, forge=forge, principal=principal,
-                  request_doc={"decommission": prepared.target}, ip=ip, progress=progress,
-                  action="scaffolder.decommission")
+    reservation = _reserve(session, prepared=prepared, forge=forge, principal=principal,
+                           request_doc={"decommission": prepared.target}, ip=ip,
+                           progress=progress, action="scaffolder.decommission")
+    return run_task(session, reservation=reservation, forge=forge, progress=progress)
 
 
-def _start(session: Session, *, prepared: Prepared, forge: Forge, principal: Principal,
-           request_doc: dict[str, Any], ip: str, progress: tasks.Progress | None,
-           action: str) -> TaskPublic:
-    """Reserve the unit (the INSERT of its open change) and run the task."""
+def _reserve(session: Session, *, prepared: Prepared, forge: Forge, principal: Principal,
+             request_doc: dict[str, Any], ip: str, progress: tasks.Progress | None,
+             action: str) -> Reservation:
+    """Reserve the unit (the INSERT of its open change); ``run_task`` runs the rest."""
     change = Change(
         template=prepared.template.name, template_version=prepared.template.version,
         action=prepared.action, unit_key=prepared.target, open_unit_key=prepared.target,
@@ -167,9 +189,16 @@ def _start(session: Session, *, prepared: Prepared, forge: Forge, principal: Pri
         tasks.log_step(session, task, "validate", "done",
                        f"{len(prepared.files)} file(s) rendered at {prepared.target}", progress)
 
-    _run(session, task=task, change=change, prepared=prepared, forge=forge, progress=progress,
-         start=start)
-    return tasks.public(session, task)
+    return Reservation(task=task, change=change, prepared=prepared, start=start)
+
+
+def run_task(session: Session, *, reservation: Reservation, forge: Forge,
+             progress: tasks.Progress | None = None) -> TaskPublic:
+    """Run a reserved task: checks, the pull request, statuses, catalog, plan preview. A step
+    that fails marks the task failed and releases the reservation; nothing is raised."""
+    _run(session, task=reservation.task, change=reservation.change,
+         prepared=reservation.prepared, forge=forge, progress=progress, start=reservation.start)
+    return tasks.public(session, reservation.task)
 
 
 def retry_task(session: Session, *, registry: Registry, forge: Forge, principal: Principal,
@@ -310,241 +339,3 @@ def get_task(session: Session, *, principal: Principal, task_id: int) -> TaskPub
 def _may_see(principal: Principal, owner: str) -> None:
     if principal.username != owner and not principal.is_platform_admin:
         raise NotFound("no such task for you", field="task_id")
-
-
-# ---- changes ------------------------------------------------------------------------------------
-
-
-def _public(change: Change) -> dict[str, Any]:
-    return {
-        "id": change.id or 0, "number": change.number, "url": change.url,
-        "template": change.template,
-        "template_version": change.template_version, "action": change.action,
-        "unit_key": change.unit_key, "title": change.title, "author": change.author,
-        "team": change.team,
-        "envs": change.envs, "tier": change.tier, "touches_envs": change.touches_envs,
-        "routing": change.routing, "status": change.status,
-        "checks": [CheckResult.model_validate(c) for c in change.checks],
-        "checks_green": change.checks_green, "approved_by": change.approved_by,
-        "base_sha": change.base_sha, "head_sha": change.head_sha, "merge_sha": change.merge_sha,
-        "created_at": aware(change.created_at), "updated_at": aware(change.updated_at)}
-
-
-def list_changes(session: Session, *, status: str | None = None, limit: int = 100
-                 ) -> list[ChangePublic]:
-    stmt = select(Change).order_by(col(Change.id).desc()).limit(max(1, min(limit, 500)))
-    if status:
-        stmt = stmt.where(Change.status == status)
-    return [ChangePublic(**_public(c)) for c in session.exec(stmt).all()]
-
-
-def _change(session: Session, change_id: int) -> Change:
-    change = session.get(Change, change_id)
-    if change is None:
-        raise NotFound(f"change {change_id} does not exist", field="change_id")
-    return change
-
-
-def get_change(session: Session, *, change_id: int) -> ChangeDetail:
-    change = _change(session, change_id)
-    return ChangeDetail(**_public(change),
-                        files=[RenderedFile.model_validate(f) for f in change.files],
-                        diff=change.diff, answers=change.answers)
-
-
-def _local(forge: Forge) -> Any:
-    if not hasattr(forge, "approve") or not hasattr(forge, "merge"):
-        raise BadRequest("this forge reviews and merges on its own site; use the pull request",
-                         field="forge", rule="local-forge-only")
-    return forge
-
-
-def _open_number(change: Change) -> int:
-    if change.status != "open" or change.number is None:
-        raise Conflict(f"change {change.id} is {change.status}, not open", field="change_id",
-                       rule="state")
-    return change.number
-
-
-def approve_change(session: Session, *, forge: Forge, principal: Principal, change_id: int,
-                   ip: str = "") -> ChangePublic:
-    change = _change(session, change_id)
-    number = _open_number(change)
-    decision = policy.can_approve(principal, author=change.author, team=change.team,
-                                  tier=policy.Tier(change.tier), touches_envs=change.touches_envs)
-    if not decision:
-        audit.record(session, actor=principal.username, action="scaffolder.approve",
-                     target=change.unit_key, outcome="denied", ip=ip,
-                     detail={"change": change.id, "reason": decision.reason})
-        raise Forbidden(decision.reason, rule="can-approve")
-    session.commit()  # the forge writes through its own connection (see _run)
-    _local(forge).approve(number, by=principal.username)
-    change.approved_by = sorted({*change.approved_by, principal.username})
-    change.updated_at = utcnow()
-    session.add(change)
-    if change.entity:
-        catalog_service.record_timeline(session, entity=change.entity, event="pr.approved",
-                                        actor=principal.username, detail={"change": change.id})
-    audit.record(session, actor=principal.username, action="scaffolder.approve",
-                 target=change.unit_key, ip=ip, detail={"change": change.id}, commit=False)
-    session.commit()
-    return ChangePublic(**_public(change))
-
-
-def _identity_at_merge(forge: Forge, number: int, platform_groups: Sequence[str]) -> None:
-    """The identity boundary again, on the files the change would bring to main now (a team
-    file may have been edited on the branch after the request was checked)."""
-    head = forge.get_change(number).head_sha
-    paths = [p for p in forge.changed_paths(forge.head(), head)
-             if p.startswith(("teams/", "tenants/"))]
-    check_identity({p: forge.read_file(p, head) for p in paths}, platform_groups=platform_groups)
-
-
-def merge_change(session: Session, *, forge: Forge, registry: Registry, principal: Principal,
-                 change_id: int, ip: str = "") -> ChangePublic:
-    """Merge when approved and every check passes — the main-dependent ones (collisions,
-    capacity, policies, CODEOWNERS) evaluated again on current main + the change, while the
-    change's environments and names are locked (``scaffolder.merge_gate``); then re-check the
-    open changes that touch the same environments or names. A check that no longer passes is
-    stored, shown on the change and refused with a 409 naming it; ``GroupRuleError`` (422) when
-    a team file names a group it may not (nothing merged)."""
-    change = _change(session, change_id)
-    number = _open_number(change)
-    local = _local(forge)
-    engine = session.get_bind()
-    assert isinstance(engine, Engine)
-    session.commit()
-    with merge_lock.hold(engine, merge_gate.scopes(change), holder=f"change-{change.id}"):
-        fresh = merge_gate.recheck_change(session, forge=forge, change=change,
-                                          code_owners=registry.code_owners)
-        approvals = local.approvals(number)
-        decision = policy.can_merge(principal, author=change.author, team=change.team,
-                                    tier=policy.Tier(change.tier),
-                                    touches_envs=change.touches_envs, approved_by=approvals,
-                                    checks_green=change.checks_green)
-        failing = [c for c in fresh if c.state != "success"]
-        if failing or not decision:
-            reason = ("checks failing with current main: " + "; ".join(
-                f"{c.name}: {c.summary} ({'; '.join(c.details[:5])})" for c in failing)
-                if failing else decision.reason)
-            audit.record(session, actor=principal.username, action="scaffolder.merge",
-                         target=change.unit_key, outcome="denied", ip=ip,
-                         detail={"change": change.id, "reason": reason[:1000]})
-            if failing:
-                raise Conflict(reason, field="checks", rule="merge-recheck")
-            if not change.checks_green or not [a for a in approvals if a != change.author]:
-                raise Conflict(decision.reason, field="change_id", rule="mergeable")
-            raise Forbidden(decision.reason, rule="can-merge")
-        session.commit()
-        try:
-            _identity_at_merge(forge, number, registry.platform_groups)
-            event = local.merge(number, by=principal.username)
-        except CaasError as exc:
-            audit.record(session, actor=principal.username, action="scaffolder.merge",
-                         target=change.unit_key, outcome="failed", ip=ip,
-                         detail={"change": change.id, "reason": exc.message})
-            raise
-        change.status, change.open_unit_key, change.merge_sha = "merged", None, event.commit
-        tracing.set_attributes(change_number=number, commit=event.commit)  # the request's span
-        change.updated_at = utcnow()
-        session.add(change)
-        if change.entity:
-            catalog_service.record_timeline(session, entity=change.entity, event="pr.merged",
-                                            actor=principal.username,
-                                            detail={"change": change.id, "commit": event.commit})
-            catalog_service.set_status(session, entity=change.entity, status="merged")
-        audit.record(session, actor=principal.username, action="scaffolder.merge",
-                     target=change.unit_key, ip=ip,
-                     detail={"change": change.id, "commit": event.commit}, commit=False)
-        session.commit()
-    reconciler_service.record_merge_event(session, event=event)
-    merge_gate.recheck_open_changes(session, forge=forge, code_owners=registry.code_owners,
-                                    envs=change.envs, units=[change.unit_key])
-    return ChangePublic(**_public(change))
-
-
-def close_change(session: Session, *, forge: Forge, principal: Principal, change_id: int,
-                 ip: str = "") -> ChangePublic:
-    change = _change(session, change_id)
-    if change.status not in OPEN:
-        raise Conflict(f"change {change.id} is {change.status}, not open", field="change_id",
-                       rule="state")
-    allowed = (principal.username == change.author or principal.is_platform_admin
-               or (change.team is not None and principal.can_review(change.team)))
-    if not allowed:
-        raise Forbidden("only the author, a reviewer of the team or a platform-admin closes it",
-                        rule="can-close")
-    if change.number is not None:
-        session.commit()
-        forge.close_change(change.number, by=principal.username)
-    change.status, change.open_unit_key = "closed", None
-    change.updated_at = utcnow()
-    session.add(change)
-    if change.entity:
-        catalog_service.record_timeline(session, entity=change.entity, event="pr.closed",
-                                        actor=principal.username, detail={"change": change.id})
-        catalog_service.set_status(session, entity=change.entity, status="closed")
-    audit.record(session, actor=principal.username, action="scaffolder.close",
-                 target=change.unit_key, ip=ip, detail={"change": change.id}, commit=False)
-    session.commit()
-    return ChangePublic(**_public(change))
-
-
-def record_pr_event(session: Session, *, event: MergeEvent | PullRequestEvent) -> str:
-    """Keep a change in step with what its forge reports (GitHub webhooks, the poller):
-    merged → ``merged`` (the unit key is released, the catalog says merged), closed unmerged →
-    ``closed``, a new head → new ``head_sha``. Unknown PR numbers are ignored."""
-    number = event.change_number if isinstance(event, MergeEvent) else event.number
-    if not number:
-        return "no change number"
-    change = session.exec(select(Change).where(Change.number == number,
-                                               col(Change.status).in_(OPEN))).first()
-    if change is None:
-        return "not a scaffolder change"
-    actor = (event.merged_by if isinstance(event, MergeEvent) else event.sender) or "forge"
-    if isinstance(event, MergeEvent) or event.merged:
-        change.status, change.open_unit_key = "merged", None
-        change.merge_sha = event.commit if isinstance(event, MergeEvent) else None
-        outcome, status = "pr.merged", "merged"
-    elif event.action == "closed":
-        change.status, change.open_unit_key = "closed", None
-        outcome, status = "pr.closed", "closed"
-    else:
-        if event.head_sha:
-            change.head_sha = event.head_sha
-        change.updated_at = utcnow()
-        session.add(change)
-        session.commit()
-        return "head updated"
-    change.updated_at = utcnow()
-    session.add(change)
-    if change.entity:
-        catalog_service.record_timeline(session, entity=change.entity, event=outcome,
-                                        actor=actor[:100], detail={"change": change.id})
-        catalog_service.set_status(session, entity=change.entity, status=status)
-    audit.record(session, actor=actor, action=f"scaffolder.{status}", target=change.unit_key,
-                 detail={"change": change.id, "source": "forge"}, commit=False)
-    session.commit()
-    return outcome
-
-
-def main_moved(session: Session, *, forge: Forge, code_owners: tuple[str | None, Sequence[str]],
-               event: MergeEvent) -> list[int]:
-    """``main`` moved on the forge (a GitHub merge or push): the change it merged is recorded
-    as merged, and every open change touching an environment or a unit name that the new
-    commits touch is re-checked (``merge_gate``), its ``caas/*`` statuses updated on the PR
-    (commit statuses on GitHub). Returns the ids of the re-checked changes."""
-    try:
-        changed = forge.changed_paths(event.before, event.commit) if event.before else []
-    except CaasError:  # a PR's base commit the forge no longer has: the change row suffices
-        changed = []
-    envs, units = set(touched_envs(changed, {})), set(object_names.units_in(changed))
-    if event.change_number:
-        # A merged pull request event carries no "before": the change row says what it touched.
-        merged = session.exec(select(Change).where(Change.number == event.change_number)).first()
-        if merged is not None:
-            envs |= set(merged.envs)
-            units.add(merged.unit_key)
-        record_pr_event(session, event=event)
-    return merge_gate.recheck_open_changes(session, forge=forge, code_owners=code_owners,
-                                           envs=sorted(envs), units=sorted(units))

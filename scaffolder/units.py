@@ -5,8 +5,7 @@ start from here; the change itself is an ``update`` request (``changeset.prepare
 
 from __future__ import annotations
 
-import yaml
-
+from gitops import yaml
 from gitops.forges.base import Forge
 from gitops.paths import is_safe
 from portal.errors import NotFound, ValidationFailed
@@ -37,7 +36,8 @@ def unit_answers(*, forge: Forge, registry: Registry, unit: str) -> UnitAnswers:
                        rule="unit-exists")
     template = registry.get(name, field_name="unit")
     fields = {f.name for f in form_fields(template.parameters)}
-    version = (yaml.safe_load(content) or {}).get("version") if content else ""
+    loaded = yaml.load(content) if content else None
+    version = loaded.get("version") if isinstance(loaded, dict) else ""
     return UnitAnswers(unit=unit, template=template.name, version=str(version or ""),
                        answers={k: v for k, v in answers.items() if k in fields},
                        fixed=sorted(template.identity_fields & fields))

@@ -14,7 +14,7 @@ from sse_starlette.sse import EventSourceResponse
 from portal.deps import EngineDep, PrincipalDep, SessionDep, client_ip
 from portal.errors import error_responses
 from portal.params import LastEventId, PathId
-from scaffolder import service, tasks
+from scaffolder import review, service, tasks
 from scaffolder.deps import ForgeDep, RegistryDep
 from scaffolder.models import (
     ChangeDetail,
@@ -132,20 +132,20 @@ async def task_events(task_id: PathId, principal: PrincipalDep, session: Session
 def list_changes(_principal: PrincipalDep, session: SessionDep,
                  status: ChangeStatus | None = None,
                  limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ChangePublic]:
-    return service.list_changes(session, status=status, limit=limit)
+    return review.list_changes(session, status=status, limit=limit)
 
 
 @router.get("/changes/{change_id}", response_model=ChangeDetail)
 def get_change(change_id: PathId, _principal: PrincipalDep, session: SessionDep) -> ChangeDetail:
     """The change set: files, diff, checks, approval routing and status."""
-    return service.get_change(session, change_id=change_id)
+    return review.get_change(session, change_id=change_id)
 
 
 @router.post("/changes/{change_id}/approve", response_model=ChangePublic)
 def approve(change_id: PathId, request: Request, principal: PrincipalDep, session: SessionDep,
             forge: ForgeDep) -> ChangePublic:
     """Local forge: approve (never your own change; routing by tier)."""
-    return service.approve_change(session, forge=forge, principal=principal,
+    return review.approve_change(session, forge=forge, principal=principal,
                                   change_id=change_id, ip=client_ip(request))
 
 
@@ -154,14 +154,14 @@ def merge(change_id: PathId, request: Request, principal: PrincipalDep, session:
           forge: ForgeDep, registry: RegistryDep) -> ChangePublic:
     """Local forge: merge when approved and every check passes on current main (the
     main-dependent ones re-evaluated, merges per environment serialised); 409 otherwise."""
-    return service.merge_change(session, forge=forge, registry=registry, principal=principal,
-                                change_id=change_id, ip=client_ip(request))
+    return review.merge_change(session, forge=forge, registry=registry, principal=principal,
+                               change_id=change_id, ip=client_ip(request))
 
 
 @router.post("/changes/{change_id}/close", response_model=ChangePublic)
 def close(change_id: PathId, request: Request, principal: PrincipalDep, session: SessionDep,
           forge: ForgeDep) -> ChangePublic:
-    return service.close_change(session, forge=forge, principal=principal, change_id=change_id,
+    return review.close_change(session, forge=forge, principal=principal, change_id=change_id,
                                 ip=client_ip(request))
 
 

@@ -1,7 +1,14 @@
-"""The forge contract: what the scaffolder and the reconciler need from a git host.
+"""The forge contract: what the scaffolder, the catalog and the reconciler need from a git host.
 
 Two implementations: ``LocalForge`` (a bare repository plus PR rows in the database; merges
-itself) and ``GitHubForge`` (PyGithub; merges happen on GitHub and arrive as webhooks).
+itself) and ``GitHubForge`` (GitHub's REST API; merges happen on GitHub and arrive as webhooks).
+
+``Forge`` is everything every forge does — nobody probes a forge with ``getattr``/``hasattr``.
+``Review`` (approve, approvals, merge) is what only a forge that reviews and merges inside the
+portal does; ``Forge.review()`` hands it out, or None when reviews happen on the forge's site.
+``location`` names the repository, so ``(location, commit)`` names immutable content a caller may
+cache. ``read_each`` and ``children_of`` are the generic ways to answer ``read_tree`` and
+``list_dir`` from ``list_files``/``read_file`` for a forge without a faster way.
 """
 
 from __future__ import annotations
@@ -120,11 +127,46 @@ class MergeEvent:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+class Review(Protocol):
+    """Review inside the portal: approvals of the current head and the merge itself."""
+
+    def approve(self, number: int, *, by: str) -> ChangeInfo:
+        """Record ``by``'s approval of the PR's current head (a later push makes it stale)."""
+        ...
+
+    def approvals(self, number: int) -> list[str]:
+        """Who approved the PR's current head."""
+        ...
+
+    def merge(self, number: int, *, by: str) -> MergeEvent:
+        """Merge into the base branch, or raise: checks not green, no approval, conflict."""
+        ...
+
+
 @runtime_checkable
 class Forge(Protocol):
     """What every forge does. Paths are POSIX, relative to the repository root."""
 
     kind: str
+    location: str
+
+    def review(self) -> Review | None:
+        """The forge's own review (approve/approvals/merge), or None when reviews and merges
+        happen on the forge's site (GitHub) and reach the portal as webhooks."""
+        ...
+
+    def list_dir(self, directory: str, ref: str = "main") -> list[str]:
+        """Names of the direct children (files and folders) of ``directory`` at ``ref``."""
+        ...
+
+    def read_tree(self, prefixes: Sequence[str], ref: str) -> dict[str, bytes]:
+        """Path → content of every file under ``prefixes`` (all files when empty) at ``ref``."""
+        ...
+
+    def first_parents(self, base: str, head: str, *, limit: int) -> list[str]:
+        """Commits of ``head``'s first-parent chain after ``base``, oldest first (at most
+        ``limit``); empty when ``base`` is not an ancestor or the forge cannot list them."""
+        ...
 
     def head(self, ref: str = "main") -> str:
         """The commit id ``ref`` points at."""
@@ -175,6 +217,23 @@ class Forge(Protocol):
         ...
 
     def close_change(self, number: int, *, by: str) -> ChangeInfo: ...
+
+
+def read_each(forge: Forge, prefixes: Sequence[str], ref: str) -> dict[str, bytes]:
+    """``read_tree`` through ``list_files``/``read_file``: one call per file."""
+    files: dict[str, bytes] = {}
+    for prefix in prefixes or [""]:
+        for path in forge.list_files(prefix, ref):
+            content = forge.read_file(path, ref)
+            if content is not None:
+                files[path] = content
+    return files
+
+
+def children_of(paths: Sequence[str], directory: str) -> list[str]:
+    """``list_dir`` from a recursive file listing: the direct children of ``directory``."""
+    prefix = directory.strip("/") + "/"
+    return sorted({p[len(prefix):].split("/", 1)[0] for p in paths if p.startswith(prefix)})
 
 
 @runtime_checkable

@@ -45,6 +45,8 @@ from gitops.forges.base import (
     Check,
     FileChange,
     ForgeError,
+    children_of,
+    read_each,
 )
 from gitops.forges.github_codeowners import (
     CODEOWNERS_PATHS,
@@ -87,6 +89,7 @@ class GitHubForge:
         self._full_name = repo_full_name
         self._owner = repo_full_name.split("/", 1)[0]
         self._path = f"/repos/{repo_full_name}"
+        self.location = f"{base_url.rstrip('/')}/repos/{repo_full_name}"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GitHubForge:
@@ -135,6 +138,18 @@ class GitHubForge:
         base = prefix.strip("/")
         return sorted(p for p in self._blobs(ref)
                       if not base or p == base or p.startswith(base + "/"))
+
+    def list_dir(self, directory: str, ref: str = "main") -> list[str]:
+        return children_of(list(self._blobs(ref)), directory)
+
+    def read_tree(self, prefixes: Sequence[str], ref: str) -> dict[str, bytes]:
+        return read_each(self, prefixes, ref)
+
+    def first_parents(self, base: str, head: str, *, limit: int) -> list[str]:
+        return []  # the poller then records one event spanning base..head
+
+    def review(self) -> None:
+        return None  # reviews and merges happen on GitHub and arrive as webhooks
 
     def changed_paths(self, base: str, head: str) -> list[str]:
         comparison = self.rest.request("GET", f"{self._path}/compare/{base}...{head}")

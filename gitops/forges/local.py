@@ -25,8 +25,10 @@ from gitops.forges.base import (
     ForgeError,
     MergeConflict,
     MergeEvent,
+    Review,
 )
 from gitops.forges.models import LocalApproval, LocalCheck, LocalComment, LocalPullRequest
+from gitops.gitreader import GitReader
 from portal.db import aware, utcnow
 from portal.errors import Conflict, Forbidden, NotFound
 from portal.settings import Settings
@@ -39,6 +41,8 @@ class LocalForge:
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.git_dir = settings.resolved_gitops_repo
+        self.location = str(self.git_dir)
+        self._reader = GitReader(self.git_dir)
         self.engine = engine
         self.main = settings.main_branch
         self.base_url = settings.base_url.rstrip("/")
@@ -62,6 +66,18 @@ class LocalForge:
 
     def list_dir(self, directory: str, ref: str = "main") -> list[str]:
         return gittree.list_dir(self.git_dir, self._ref(ref), directory)
+
+    def read_tree(self, prefixes: Sequence[str], ref: str) -> dict[str, bytes]:
+        return self._reader.read_tree(prefixes, self._ref(ref))
+
+    def first_parents(self, base: str, head: str, *, limit: int) -> list[str]:
+        if not gittree.is_ancestor(self.git_dir, base, head):
+            return []
+        return git.out(self.git_dir, "rev-list", "--first-parent", "--reverse",
+                       f"--max-count={limit}", f"{base}..{head}").split()
+
+    def review(self) -> Review:
+        return self
 
     def changed_paths(self, base: str, head: str) -> list[str]:
         return gittree.changed_paths(self.git_dir, base, head)

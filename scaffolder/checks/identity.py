@@ -28,8 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-import yaml
-
+from gitops import yaml
 from portal.groups import (
     GroupRuleError,
     TeamRole,
@@ -44,11 +43,12 @@ _CLUSTER_KINDS = {"ClusterRoleBinding", "ClusterRole"}
 
 def _docs(content: bytes) -> Iterator[Mapping[str, Any]]:
     try:
-        for doc in yaml.safe_load_all(content):
-            if isinstance(doc, Mapping):
-                yield doc
-    except yaml.YAMLError:
+        docs = yaml.load_all(content)
+    except yaml.YamlError:
         return
+    for doc in docs:
+        if isinstance(doc, Mapping):
+            yield doc
 
 
 def _owner(path: str) -> str | None:

@@ -2,9 +2,9 @@
 
 Public API:
 
-- ``load_documents(text) -> list[dict]`` — every YAML document of a file (ruamel.yaml, safe
-  loader), empty documents dropped; ``ValueError`` for YAML that does not parse or a document
-  that is not a mapping.
+- ``load_documents(text) -> list[dict]`` — every YAML document of a file
+  (``gitops.yaml.load_mappings``: YAML 1.2, safe), empty documents dropped; ``ValueError`` for
+  YAML that does not parse or a document that is not a mapping.
 - ``validate_manifest(obj, *, kubernetes_version=DEFAULT_KUBERNETES_VERSION) -> list[str]`` — the
   problems of one manifest, empty when valid. Core kinds are checked with kubernetes-validate's
   strict schemas (unknown fields refused); the custom resources the platform renders
@@ -19,7 +19,6 @@ Public API:
 from __future__ import annotations
 
 import functools
-import io
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -28,8 +27,8 @@ from typing import Any
 import jsonschema
 import kubernetes_validate.utils as kv_utils
 import referencing
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+
+from gitops import yaml
 
 DEFAULT_KUBERNETES_VERSION = "1.31"
 SCHEMA_DIR = Path(__file__).with_name("schemas")
@@ -67,15 +66,7 @@ _MAX_ERRORS = 5
 
 def load_documents(text: str) -> list[dict[str, Any]]:
     """All YAML documents of ``text`` as plain data (safe loader: no tags, no objects)."""
-    yaml = YAML(typ="safe")
-    try:
-        documents = [doc for doc in yaml.load_all(io.StringIO(text)) if doc is not None]
-    except YAMLError as exc:
-        raise ValueError(f"not valid YAML: {exc}") from exc
-    for doc in documents:
-        if not isinstance(doc, dict):
-            raise ValueError(f"a YAML document is a {type(doc).__name__}, not a mapping")
-    return documents
+    return yaml.load_mappings(text)
 
 
 def is_cluster_manifest(obj: Mapping[str, Any]) -> bool:

@@ -204,6 +204,17 @@ class FakeKeycloak:
             if "search" in query:
                 groups = [g for g in groups if query["search"].lower() in g["name"].lower()]
             return JSONResponse(self._page(groups, query))
+        if len(parts) == 2 and parts[0] == "groups" and method == "DELETE":
+            if parts[1] not in realm.groups:  # DELETE /groups/{id}: the group and subgroups
+                return JSONResponse({"error": "Could not find group by id"}, status_code=404)
+            doomed, grew = {parts[1]}, True
+            while grew:
+                children = {i for i, g in realm.groups.items() if g["parent"] in doomed}
+                grew = not children <= doomed
+                doomed |= children
+            for group_id in doomed:
+                del realm.groups[group_id]
+            return Response(status_code=204)
         if len(parts) == 2 and parts[0] == "groups" and method == "PUT":
             group = realm.groups.get(parts[1])
             if group is None:

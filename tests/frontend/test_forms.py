@@ -86,3 +86,17 @@ def test_identifying_fields_are_fixed_only_when_named(
                                          fixed=frozenset({"team", "name"}))}
     assert found["team"].fixed and found["name"].fixed and not found["cpu_quota"].fixed
     assert found["team"].value == "payments"
+
+
+def test_json_help_follows_the_shape_and_timeline_booleans_are_words() -> None:
+    from frontend.catalog_pages import _detail_text
+    from frontend.forms import widgets
+    from scaffolder.parameters import form_fields
+
+    specs = form_fields([{"properties": {
+        "rules": {"type": "array", "items": {"type": "object"}, "default": []},
+        "labels": {"type": "object", "default": {}}}}])
+    shapes = {w.name: (w.kind, w.json_shape) for w in widgets(specs)}
+    assert shapes == {"rules": ("json", "list"), "labels": ("json", "object")}
+    assert _detail_text({"green": True, "failing": ["policies", "capacity"]}) == \
+        "green: yes · failing: policies, capacity"

@@ -116,3 +116,14 @@ def test_check_codeowners_names_who_cannot_review(tmp_path: Path) -> None:
         assert proc.returncode == 0 and "every CODEOWNERS owner" in proc.stdout
     proc = run(tmp_path, "check-codeowners")
     assert proc.returncode == 0 and "local forge" in proc.stdout
+
+
+def test_logs_go_to_stderr_and_user_is_documented(tmp_path: Path) -> None:
+    """JSON log lines at INFO never mix into a command's output; --user says whom the CLI
+    acts as without it."""
+    made = run(tmp_path, "user", "add", "bob", CAAS_LOG_FORMAT="json", CAAS_LOG_LEVEL="DEBUG")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() and '"level"' not in made.stdout
+    assert '"level"' in made.stderr  # the migrations' log lines went to stderr
+    helped = run(tmp_path, "scaffold", "--help")
+    assert "default: admin, the platform-admin" in " ".join(helped.stdout.split())

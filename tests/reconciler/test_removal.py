@@ -22,7 +22,9 @@ from reconciler.planner import plan_merge
 from reconciler.removal import removal_jobs
 from reconciler.worker import Worker
 from tests.conftest import REPO_ROOT, make_settings
+from tests.fakes.keycloak import FakeKeycloak
 from tests.fakes.kubernetes import ApplyingEmulator, write_kubeconfig
+from tests.fakes.server import serve
 from tests.reconciler.conftest import drain, jobs_of, push
 
 APPS = "argoproj.io/v1alpha1/applications"
@@ -105,4 +107,52 @@ async def test_application_goes_before_the_namespace(
             AuditEvent.action.startswith("reconciler.remove.")).order_by(AuditEvent.id)).all()
     assert [tuple(s) for s in steps] == [("reconciler.remove.applications", APP),
                                          ("reconciler.remove.namespace", "platform-tools")]
+    engine.dispose()
+
+
+TEAM = """apiVersion: caas.io/v1
+kind: Team
+metadata:
+  name: shop
+spec:
+  keycloakGroup: team-shop
+  groups: {admin: team-shop-admins, edit: team-shop, view: team-shop-viewers}
+  owners: [alice]
+  members: [bob]
+"""
+
+
+def test_a_decommissioned_team_loses_the_keycloak_groups_the_portal_made(
+        tmp_path: Path, database_url: str) -> None:
+    keycloak = FakeKeycloak(client_id="portal-admin", client_secret="s3cr3t")
+    realm = keycloak.add_realm("caas")
+    for user in ("alice", "bob", "platform-admin"):
+        realm.add_user(user)
+    with serve(keycloak.app) as url:
+        settings = make_settings(tmp_path, database_url, keycloak_url=url,
+                                 keycloak_realm="caas", keycloak_admin_client_id="portal-admin",
+                                 keycloak_admin_client_secret="s3cr3t", worker_backoff_s=0.01)
+        engine = db.make_engine(settings)
+        seed_repository(settings.resolved_gitops_repo, REPO_ROOT / "gitops-skeleton")
+        forge = LocalForge(settings, engine)
+        files = {"teams/shop/team.yaml": TEAM,
+                 "teams/shop/.caas-answers.yaml": "template: team\nanswers: {team: shop}\n"}
+        before, commit = push(forge, files)
+        with Session(engine) as session:
+            service.record_merge_event(session, event=MergeEvent(commit=commit, before=before))
+        worker = Worker(settings, engine, forge)
+        drain(worker)
+        assert realm.members("team-shop") == {"alice", "bob"}
+        realm.add_group("team-shop-viewers")  # someone's own group: not the portal's
+
+        before, commit = push(forge, dict.fromkeys(files), message="decommission shop")
+        with Session(engine) as session:
+            service.record_merge_event(session, event=MergeEvent(commit=commit, before=before))
+        drain(worker)
+    job = jobs_of(engine, commit)["remove:team/shop"]
+    assert job.payload["names"] == ["team-shop", "team-shop-admins", "team-shop-viewers"]
+    assert realm.group("team-shop") is None and realm.group("team-shop-admins") is None
+    # The unmarked group is left in place and the job says why (permanent: no retry loop).
+    assert realm.group("team-shop-viewers") is not None
+    assert job.state == "failed" and "not created by the portal" in job.message
     engine.dispose()

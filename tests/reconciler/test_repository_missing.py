@@ -18,11 +18,12 @@ from gitops.forges.local import LocalForge
 from gitops.repo_status import STATUS, RepositoryStatus
 from portal import db
 from portal.app import create_app
+from portal.auth import service as auth_service
 from portal.bootstrap import init_platform
 from portal.settings import Settings
 from reconciler.models import MergeRecord
 from reconciler.poller import Poller
-from tests.conftest import REPO_ROOT, make_settings
+from tests.conftest import PASSWORD, REPO_ROOT, bearer, make_settings
 
 SKELETON = REPO_ROOT / "gitops-skeleton"
 
@@ -87,8 +88,19 @@ def test_readyz_and_the_admin_home_page_name_the_fix(
             body = client.get("/readyz").json()
             assert body["status"] == "degraded"
             assert "`caas init`" in body["reason"]
+            with Session(engine) as session:
+                auth_service.create_user(session, username="root", password=PASSWORD,
+                                         is_platform_admin=True)
+                auth_service.create_user(session, username="dev", password=PASSWORD)
+            home = client.get("/", headers={**bearer(engine, "root"), "Accept": "text/html"})
+            assert home.status_code == 200
+            assert 'id="platform-problem"' in home.text and "`caas init`" in home.text
+            other = client.get("/", headers={**bearer(engine, "dev"), "Accept": "text/html"})
+            assert other.status_code == 200 and 'id="platform-problem"' not in other.text
             init_platform(settings=local, engine=engine, admin="root")
             assert client.get("/readyz").json() == {"status": "ready",
                                                     "database": engine.dialect.name}
+            home = client.get("/", headers={**bearer(engine, "root"), "Accept": "text/html"})
+            assert 'id="platform-problem"' not in home.text
     finally:
         engine.dispose()

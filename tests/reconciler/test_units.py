@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.infra import InfraManifest, parse_infra
+from gitops.environment import InfraManifest, parse_infra
 from reconciler.tfmodule import module_interface
 from reconciler.units import (
     READS,
@@ -21,7 +21,7 @@ from reconciler.units import (
     unit_inputs,
     upstream_units,
 )
-from tests.reconciler.test_infra import GOOD
+from tests.gitops.test_environment import GOOD
 
 MODULES = Path(__file__).resolve().parents[2] / "terraform"
 PROVIDERS = ("aws", "local")

@@ -184,12 +184,12 @@ def test_last_event_id_beyond_64_bits_is_refused(client: tuple[TestClient, dict[
 
 def test_unexpected_errors_are_500_with_the_security_headers(
         client: tuple[TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
-    from scaffolder import service
+    from scaffolder import review
 
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(service, "list_changes", broken)
+    monkeypatch.setattr(review, "list_changes", broken)
     app, headers = client
     got = app.get("/api/changes", headers={**headers, "x-request-id": "trace-42"})
     assert got.status_code == 500

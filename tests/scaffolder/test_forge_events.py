@@ -14,7 +14,7 @@ from gitops.forges.local import LocalForge
 from portal.auth.models import Role
 from portal.auth.principal import Principal
 from portal.settings import Settings
-from scaffolder import service
+from scaffolder import review, service
 from scaffolder.models import Change, ScaffoldRequest
 from scaffolder.registry import Registry
 
@@ -34,11 +34,11 @@ def test_closed_then_merged_as_the_forge_reports(settings: Settings, engine: Eng
         moved = PullRequestEvent(action="synchronize", number=number, head_sha="a" * 40,
                                  head_branch="caas/tenant-payments-web", base_branch="main",
                                  sender="alice")
-        assert service.record_pr_event(s, event=moved) == "head updated"
+        assert review.record_pr_event(s, event=moved) == "head updated"
         closed = PullRequestEvent(action="closed", number=number, head_sha="a" * 40,
                                   head_branch="caas/tenant-payments-web", base_branch="main",
                                   sender="bob")
-        assert service.record_pr_event(s, event=closed) == "pr.closed"
+        assert review.record_pr_event(s, event=closed) == "pr.closed"
         change = s.get(Change, first.change_id)
         assert change is not None and change.status == "closed" and change.open_unit_key is None
         forge.close_change(number, by="bob")
@@ -49,7 +49,7 @@ def test_closed_then_merged_as_the_forge_reports(settings: Settings, engine: Eng
         merged = MergeEvent(commit="b" * 40, before="c" * 40,
                             change_number=second.change_number, merged_by="bob",
                             source="webhook")
-        assert service.record_pr_event(s, event=merged) == "pr.merged"
-        assert service.record_pr_event(s, event=merged) == "not a scaffolder change"
+        assert review.record_pr_event(s, event=merged) == "pr.merged"
+        assert review.record_pr_event(s, event=merged) == "not a scaffolder change"
         again = s.get(Change, second.change_id)
         assert again is not None and again.status == "merged" and again.merge_sha == "b" * 40

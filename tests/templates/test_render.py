@@ -163,7 +163,7 @@ def test_environment_manifest_is_what_the_reconciler_accepts(
     case: str, rendered: dict[str, Path]
 ) -> None:
     """The contract with the reconciler: its own parser accepts every rendered infra.yaml."""
-    from reconciler.infra import load_infra_text
+    from gitops.environment import load_infra_text
 
     root = rendered[case]
     infra = load_infra_text((root / "infra.yaml").read_text(), env=root.name)

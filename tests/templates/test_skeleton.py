@@ -201,7 +201,7 @@ def test_dev_environment_is_local() -> None:
     infra = yaml.safe_load((SKELETON / "envs" / "dev" / "infra.yaml").read_text())
     assert infra["provider"] == "local" and infra["tier"] == "dev" and infra["installed"] is True
     assert set(infra["capacity"]) == {"cpu", "memory", "storage"}
-    from reconciler.infra import load_infra
+    from gitops.environment import load_infra
 
     assert load_infra(SKELETON / "envs" / "dev" / "infra.yaml").provider == "local"
 

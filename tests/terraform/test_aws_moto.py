@@ -20,10 +20,10 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from reconciler.infra import parse_infra
+from gitops.environment import parse_infra
 from reconciler.terraform import TerraformRunner, UnitRef
 from reconciler.units import unit_inputs
-from tests.reconciler.test_infra import GOOD
+from tests.gitops.test_environment import GOOD
 from tests.terraform.conftest import runner_settings
 
 # Each AWS provider start loads a very large schema; on a busy 2-core machine a unit takes minutes.

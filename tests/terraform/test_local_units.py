@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.infra import parse_infra
+from gitops.environment import parse_infra
 from reconciler.terraform import TerraformRunner, UnitRef
 from reconciler.units import UNIT_ORDER, changed_units, unit_inputs, upstream_units
 from tests.terraform.conftest import runner_settings

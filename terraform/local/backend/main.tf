@@ -15,17 +15,19 @@ resource "terraform_data" "kms_key" {
     description         = "caas ${var.environment}: state, configuration and secrets"
     deletion_window     = var.kms_deletion_window_in_days
     enable_key_rotation = true
+    rotation_period     = var.kms_rotation_period_in_days
     tags                = local.tags
   }
 }
 
 resource "terraform_data" "state_bucket" {
   input = {
-    name          = "${local.name}-tfstate-local-${var.region}"
-    versioning    = "Enabled"
-    force_destroy = var.force_destroy
-    encrypted_by  = terraform_data.kms_key.id
-    tags          = local.tags
+    name                       = "${local.name}-tfstate-local-${var.region}"
+    versioning                 = "Enabled"
+    noncurrent_expiration_days = var.noncurrent_version_days
+    force_destroy              = var.force_destroy
+    encrypted_by               = terraform_data.kms_key.id
+    tags                       = local.tags
   }
 }
 

@@ -51,3 +51,25 @@ variable "kms_deletion_window_in_days" {
     error_message = "kms_deletion_window_in_days must be between 7 and 30."
   }
 }
+
+variable "kms_rotation_period_in_days" {
+  description = "Days between automatic rotations of the environment's KMS key (90-2560)."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = var.kms_rotation_period_in_days >= 90 && var.kms_rotation_period_in_days <= 2560
+    error_message = "kms_rotation_period_in_days must be between 90 and 2560."
+  }
+}
+
+variable "noncurrent_version_days" {
+  description = "Days a superseded state revision is kept before S3 expires it."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.noncurrent_version_days >= 1
+    error_message = "noncurrent_version_days must be at least 1."
+  }
+}

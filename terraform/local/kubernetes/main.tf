@@ -18,8 +18,10 @@ resource "terraform_data" "cluster" {
     secrets_key            = var.kms_key_arn
     endpoint_public_access = var.endpoint_public_access
     public_access_cidrs    = var.endpoint_public_access_cidrs
-    log_types              = var.cluster_log_types
-    tags                   = merge(local.tags, { "karpenter.sh/discovery" = var.cluster_name })
+    # Every control-plane log type, as on EKS (terraform/aws/kubernetes).
+    log_types          = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+    log_retention_days = var.log_retention_days
+    tags               = merge(local.tags, { "karpenter.sh/discovery" = var.cluster_name })
   }
 }
 

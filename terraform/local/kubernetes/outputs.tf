@@ -47,3 +47,8 @@ output "node_groups" {
   description = "Names of the node groups."
   value       = keys(terraform_data.node_group)
 }
+
+output "node_instance_profile_name" {
+  description = "Instance profile of the node role, for Karpenter's EC2NodeClass `spec.instanceProfile`."
+  value       = "${var.cluster_name}-node"
+}

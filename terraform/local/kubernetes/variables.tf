@@ -107,21 +107,36 @@ variable "node_groups" {
 }
 
 variable "endpoint_public_access" {
-  description = "Expose the Kubernetes API endpoint on the internet (restricted by `endpoint_public_access_cidrs`)."
+  description = "Also expose the Kubernetes API endpoint on the internet, reachable only from `endpoint_public_access_cidrs`. Off: the API is reached from inside the VPC (VPN, bastion, peering)."
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "endpoint_public_access_cidrs" {
-  description = "Addresses allowed to reach the public API endpoint."
+  description = "Allow-list of IPv4 CIDRs that may reach the public API endpoint (required when `endpoint_public_access` is true; 0.0.0.0/0 is refused)."
   type        = list(string)
-  default     = ["0.0.0.0/0"]
+  default     = []
+
+  validation {
+    condition     = alltrue([for cidr in var.endpoint_public_access_cidrs : can(cidrhost(cidr, 0)) && !endswith(cidr, "/0")])
+    error_message = "endpoint_public_access_cidrs must be IPv4 CIDR blocks narrower than /0."
+  }
+
+  validation {
+    condition     = !var.endpoint_public_access || length(var.endpoint_public_access_cidrs) > 0
+    error_message = "endpoint_public_access needs at least one CIDR in endpoint_public_access_cidrs."
+  }
 }
 
-variable "cluster_log_types" {
-  description = "Control plane log types sent to CloudWatch."
-  type        = list(string)
-  default     = ["api", "audit", "authenticator"]
+variable "log_retention_days" {
+  description = "Days CloudWatch keeps the control-plane logs (a CloudWatch retention value)."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a CloudWatch Logs retention value (1, 3, 5, 7, 14, 30, 60, 90, ..., 365, ..., 3653)."
+  }
 }
 
 variable "karpenter_namespace" {

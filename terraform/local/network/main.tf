@@ -17,11 +17,12 @@ locals {
 
 resource "terraform_data" "vpc" {
   input = {
-    name   = local.name
-    cidr   = var.cidr
-    reused = !local.create
-    id     = var.vpc_id
-    tags   = local.tags
+    name      = local.name
+    cidr      = var.cidr
+    reused    = !local.create
+    id        = var.vpc_id
+    flow_logs = var.flow_logs ? { retention_days = var.flow_log_retention_days } : null
+    tags      = local.tags
   }
 
   lifecycle {

@@ -105,3 +105,20 @@ variable "cluster_name" {
   type        = string
   default     = null
 }
+
+variable "flow_logs" {
+  description = "Send the VPC's flow logs (all traffic) to a KMS-encrypted CloudWatch log group."
+  type        = bool
+  default     = true
+}
+
+variable "flow_log_retention_days" {
+  description = "Days CloudWatch keeps the VPC flow logs (a CloudWatch retention value)."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.flow_log_retention_days)
+    error_message = "flow_log_retention_days must be a CloudWatch Logs retention value (1, 3, 5, 7, 14, 30, 60, 90, ..., 365, ..., 3653)."
+  }
+}

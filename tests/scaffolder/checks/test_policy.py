@@ -254,9 +254,16 @@ def test_policy_check_reports_the_constraint_lacking_parameters(tmp_path: Path) 
     from scaffolder.checks_runner import check_policies
 
     class Files:
-        """A forge reduced to the two reads check_policies makes (no git directory)."""
+        """A forge reduced to the reads check_policies makes (no git directory): its
+        ``read_tree`` is the generic one over ``list_files``/``read_file``."""
 
         kind = "files"
+        location = str(tmp_path)
+
+        def read_tree(self, prefixes: list[str], ref: str) -> dict[str, bytes]:
+            from gitops.forges.base import read_each
+
+            return read_each(self, prefixes, ref)  # type: ignore[arg-type]
 
         def list_files(self, prefix: str = "", ref: str = "main") -> list[str]:
             return sorted(f"platform/policies/{p.name}" for p in tmp_path.iterdir())

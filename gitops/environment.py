@@ -1,15 +1,28 @@
-"""``envs/<env>/infra.yaml``: parse, validate and normalise one environment manifest.
+"""The environment manifest ``envs/<env>/infra.yaml``: the one model and the one reader.
 
-Everything Terraform would refuse late (or, worse, accept and apply) is refused here first, with
-the offending field named: a bad CIDR, a region that is not one, subnets that overlap or leave the
-VPC, a Kubernetes version the modules do not support. The manifest shape is the one the
-``environment`` template renders (``templates/environment``).
+Two ways in, one meaning:
+
+- ``parse_infra(data, env=)`` / ``load_infra_text(text, env=)`` / ``load_infra(path)`` — the strict
+  model the reconciler applies (``InfraManifest``). Everything Terraform would refuse late (or,
+  worse, accept and apply) is refused here first, with the offending field named: a bad CIDR, a
+  region that is not one, subnets that overlap or leave the VPC, a Kubernetes version the modules
+  do not support. The shape is the one the ``environment`` template renders.
+- ``read_manifest(content) -> Manifest`` — the lenient view for checks, approvals, CODEOWNERS and
+  the catalog, which must keep working on a manifest that is still being written: the ``tier``,
+  whether it was declared, and the ``capacity`` (top level, or under ``spec`` of a ``caas.io/v1``
+  document). Unreadable YAML reads as an empty manifest.
+
+A manifest that does not declare its tier is ``DEFAULT_TIER`` (``prod``) everywhere: approvals
+need platform admins, CODEOWNERS keeps it admin-only, Terraform keeps deletion protection. A
+missing tier must never buy a laxer review than a declared one.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,20 +35,21 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
+from gitops import yaml
 from gitops.names import DNS_LABEL_PATTERN
+from gitops.quantity import QuantityError, parse_quantity
 from portal.errors import ValidationFailed
 
 SUPPORTED_KUBERNETES_VERSIONS = ("1.30", "1.31", "1.32", "1.33")
 AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
 ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _DOMAIN = re.compile(rf"^({DNS_LABEL_PATTERN}\.)+[a-z]{{2,63}}$")
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 # A VPC between /16 and /24 leaves room for two /28-or-larger subnets per zone.
 VPC_PREFIX_RANGE = (16, 24)
 MAX_YAML_BYTES = 64 * 1024
+TIERS = ("dev", "staging", "prod")
+DEFAULT_TIER: Literal["prod"] = "prod"
 
 
 def _cidr(value: str) -> str:
@@ -48,7 +62,11 @@ def _cidr(value: str) -> str:
 
 
 def _quantity(value: str) -> str:
-    if not _QUANTITY.match(value):
+    try:
+        refused = parse_quantity(value) < 0
+    except QuantityError:
+        refused = True
+    if refused:
         raise PydanticCustomError("quantity", "{value} is not a Kubernetes quantity "
                                   "(e.g. 8, 500m, 32Gi)", {"value": value})
     return value
@@ -126,7 +144,7 @@ class InfraManifest(_Strict):
     name: Annotated[str, Field(pattern=ENV_NAME.pattern)] | None = None
     provider: Literal["aws", "local"]
     region: str
-    tier: Literal["dev", "staging", "prod"] = "dev"
+    tier: Literal["dev", "staging", "prod"] = DEFAULT_TIER
     installed: bool = True
     network: Network
     domain: Domain
@@ -258,8 +276,8 @@ def load_infra_text(text: str, *, env: str | None = None) -> InfraManifest:
         raise ValidationFailed("infra.yaml is larger than 64 KiB", field="infra.yaml",
                                rule="max_size")
     try:
-        data = YAML(typ="safe", pure=True).load(text)
-    except YAMLError as exc:
+        data = yaml.load(text)
+    except yaml.YamlError as exc:
         raise ValidationFailed(f"infra.yaml is not valid YAML: {exc}", field="infra.yaml",
                                rule="yaml") from None
     return parse_infra(data, env=env)
@@ -268,3 +286,35 @@ def load_infra_text(text: str, *, env: str | None = None) -> InfraManifest:
 def load_infra(path: Path) -> InfraManifest:
     """Read ``envs/<env>/infra.yaml``; the folder name is the environment."""
     return load_infra_text(path.read_text(encoding="utf-8"), env=path.parent.name)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The lenient view of one ``infra.yaml``: ``tier`` (``DEFAULT_TIER`` when not declared; an
+    undeclared or unknown spelling is kept as written so callers may treat it as strict),
+    ``tier_declared``, ``capacity`` (resource name → quantity as written) and the raw mapping."""
+
+    tier: str = DEFAULT_TIER
+    tier_declared: bool = False
+    capacity: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+def read_manifest(content: bytes | str | Mapping[str, Any] | None) -> Manifest:
+    """The lenient view of an environment manifest (file content or an already-loaded mapping)."""
+    if content is None:
+        doc: Any = {}
+    elif isinstance(content, Mapping):
+        doc = content
+    else:
+        try:
+            doc = yaml.load(content)
+        except yaml.YamlError:
+            doc = {}
+    if not isinstance(doc, Mapping):
+        doc = {}
+    spec = doc.get("spec") if isinstance(doc.get("spec"), Mapping) else {}
+    tier = doc.get("tier") or spec.get("tier")
+    capacity = doc.get("capacity") or spec.get("capacity") or {}
+    return Manifest(tier=str(tier) if tier else DEFAULT_TIER, tier_declared=bool(tier),
+                    capacity=capacity if isinstance(capacity, Mapping) else {}, raw=doc)

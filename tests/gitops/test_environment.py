@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from gitops.environment import load_infra, load_infra_text, parse_infra
 from portal.errors import ValidationFailed
-from reconciler.infra import load_infra, load_infra_text, parse_infra
 
 GOOD: dict[str, Any] = {
     "name": "dev",
@@ -158,3 +158,38 @@ def test_environment_template_output_parses(tmp_path: Path) -> None:
                             extra_context={"environment": "demo"}))
     assert load_infra(out / "infra.yaml").name == "demo"
 
+
+
+# ---- one tier default for every reader of an environment manifest ----------------------------
+
+NO_TIER = b"provider: local\nregion: local\ncapacity: {cpu: '8', memory: 32Gi, storage: 1Ti}\n"
+
+
+def test_a_missing_tier_is_prod_for_every_reader() -> None:
+    from catalog.parse import parse_entity
+    from gitops.environment import DEFAULT_TIER, read_manifest
+    from portal.auth import policy
+
+    assert DEFAULT_TIER == "prod"
+    manifest = read_manifest(NO_TIER)
+    assert (manifest.tier, manifest.tier_declared) == ("prod", False)
+    assert read_manifest(b"spec:\n  tier: staging\n").tier == "staging"  # caas.io/v1 shape
+    assert read_manifest(b"tier: [unclosed\n").tier == "prod"
+    assert read_manifest(None).tier == "prod"
+    # the reconciler's strict model
+    data = copy.deepcopy(GOOD)
+    del data["tier"]
+    assert parse_infra(data, env="dev").tier == "prod"
+    # approvals (the scaffolder's change sets route by the strictest tier)
+    assert policy.strictest_tier([manifest.tier]) is policy.Tier.prod
+    # the catalog: the tier is prod, and the missing declaration is a problem
+    parsed = parse_entity("environment:dev", {"envs/dev/infra.yaml": NO_TIER})
+    assert parsed is not None and parsed.spec["tier"] == "prod"
+    assert "envs/dev/infra.yaml: tier is missing (read as prod)" in parsed.problems
+
+
+def test_codeowners_and_capacity_read_the_same_manifest() -> None:
+    from gitops.environment import read_manifest
+
+    assert dict(read_manifest(NO_TIER).capacity) == {"cpu": "8", "memory": "32Gi",
+                                                     "storage": "1Ti"}
