@@ -2,16 +2,17 @@
 
 - ``NotConfigured``: raised by an adapter's ``from_settings`` when its settings are empty. The job
   handler records it as "skipped: <reason>" — a visible status, never a silent success.
-- ``AdapterError(message, temporary=...)``: a failed call. ``temporary`` (connection refused,
-  timeouts, 5xx, 429) means retrying later can help; otherwise (4xx: validation, forbidden,
-  conflict) it cannot. Subclasses: ``reconciler.argocd.ApplyError``,
-  ``reconciler.keycloak.SyncError``.
+- ``is_temporary_status(status)``: whether a failed call is worth retrying. Failed calls raise
+  the reconciler's one retry vocabulary (``reconciler.errors``, kopf's shape): a
+  ``TemporaryError`` (connection refused, timeouts, 408, 429, 5xx) or a ``PermanentError``
+  (other 4xx: validation, forbidden, conflict) — ``reconciler.argocd.ArgoCDTemporaryError`` /
+  ``ArgoCDPermanentError`` and ``reconciler.keycloak.KeycloakTemporaryError`` /
+  ``KeycloakPermanentError``. The worker alone turns them into retry or fail.
 """
 
 from __future__ import annotations
 
 from portal.errors import CaasError
-from reconciler.errors import ReconcilerError
 
 
 class NotConfigured(CaasError):
@@ -23,17 +24,6 @@ class NotConfigured(CaasError):
     def __init__(self, reason: str = "not connected", *, setting: str | None = None) -> None:
         super().__init__(reason, field=setting)
         self.reason = reason
-
-
-class AdapterError(ReconcilerError):
-    """A call to the cluster or the identity provider failed."""
-
-    code = "adapter_error"
-
-    def __init__(self, message: str, *, temporary: bool, status: int | None = None) -> None:
-        super().__init__(message)
-        self.temporary = temporary
-        self.http_status = status
 
 
 def is_temporary_status(status: int | None) -> bool:

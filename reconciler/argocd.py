@@ -13,8 +13,9 @@ Public contract:
 - ``refresh(name) -> bool`` sets ``argocd.argoproj.io/refresh: normal`` on an Application
   (False when it does not exist).
 - ``status(name) -> AppStatus`` reads ``status.sync.status`` and ``status.health.status``.
-- Failures raise ``ApplyError`` with ``temporary`` True for connection errors, 408/429/5xx and
-  False for other 4xx (validation, forbidden, a field-manager conflict).
+- Failures raise an ``ApplyError`` in the reconciler's retry vocabulary (``reconciler.errors``):
+  ``ArgoCDTemporaryError`` for connection errors, 408/429/5xx, ``ArgoCDPermanentError`` for
+  other 4xx (validation, forbidden, a field-manager conflict) and a refused manifest.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from reconciler.adapters import AdapterError, NotConfigured, is_temporary_status
+from reconciler.adapters import NotConfigured, is_temporary_status
+from reconciler.errors import PermanentError, ReconcilerError, TemporaryError
 
 if TYPE_CHECKING:
     from portal.settings import Settings
@@ -47,10 +49,30 @@ KINDS: dict[str, tuple[str, int]] = {
 }
 
 
-class ApplyError(AdapterError):
-    """Applying or reading an ArgoCD object failed; ``temporary`` says whether to retry."""
+class ApplyError(ReconcilerError):
+    """Applying or reading an ArgoCD object failed. Raised as ``ArgoCDTemporaryError`` (the
+    worker retries) or ``ArgoCDPermanentError`` (the job fails); ``http_status`` is the API
+    server's answer (None: no answer)."""
 
     code = "argocd_apply_failed"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = status
+
+    @staticmethod
+    def make(message: str, *, temporary: bool, status: int | None = None) -> ApplyError:
+        if temporary:
+            return ArgoCDTemporaryError(message, status=status)
+        return ArgoCDPermanentError(message, status=status)
+
+
+class ArgoCDTemporaryError(ApplyError, TemporaryError):
+    """Retrying can help (no answer, 408, 429, 5xx)."""
+
+
+class ArgoCDPermanentError(ApplyError, PermanentError):
+    """Retrying cannot help (other 4xx, an unusable kubeconfig, a refused manifest)."""
 
 
 @dataclass(frozen=True)
@@ -80,17 +102,17 @@ def api_client_from_settings(settings: Settings) -> k8s.ApiClient:
         return k8s_config.new_client_from_config(config_file=str(settings.kubeconfig),
                                                  context=settings.kube_context)
     except Exception as exc:  # YAML, missing keys, bad certificates: all mean unusable
-        raise ApplyError(f"kubeconfig {settings.kubeconfig} is unusable: {exc}",
-                         temporary=False) from exc
+        raise ArgoCDPermanentError(f"kubeconfig {settings.kubeconfig} is unusable: {exc}") \
+            from exc
 
 
 def _error(action: str, exc: Exception) -> ApplyError:
     if isinstance(exc, ApiException):
         status = int(exc.status) if exc.status else None
         reason = exc.reason or ""
-        return ApplyError(f"{action}: the API server answered {status} {reason}".strip(),
-                          temporary=is_temporary_status(status), status=status)
-    return ApplyError(f"{action}: the API server cannot be reached ({exc})", temporary=True)
+        return ApplyError.make(f"{action}: the API server answered {status} {reason}".strip(),
+                               temporary=is_temporary_status(status), status=status)
+    return ArgoCDTemporaryError(f"{action}: the API server cannot be reached ({exc})")
 
 
 class ArgoCDApplier:
@@ -108,14 +130,14 @@ class ArgoCDApplier:
         """Validate one manifest; returns (kind, plural, namespace, body to apply)."""
         kind = manifest.get("kind")
         if manifest.get("apiVersion") != f"{GROUP}/{VERSION}" or kind not in KINDS:
-            raise ApplyError(f"{manifest.get('apiVersion')}/{kind} is not an ArgoCD object "
-                             "this applier manages (AppProject, ApplicationSet, Application)",
-                             temporary=False)
+            raise ArgoCDPermanentError(
+                f"{manifest.get('apiVersion')}/{kind} is not an ArgoCD object this applier "
+                "manages (AppProject, ApplicationSet, Application)")
         body = copy.deepcopy(dict(manifest))
         metadata = body.setdefault("metadata", {})
         name = metadata.get("name")
         if not isinstance(name, str) or not name:
-            raise ApplyError(f"{kind} without metadata.name", temporary=False)
+            raise ArgoCDPermanentError(f"{kind} without metadata.name")
         namespace = str(metadata.get("namespace") or self.namespace)
         metadata["namespace"] = namespace
         # Server-side apply owns what it sends: never send server-populated fields back.

@@ -22,7 +22,14 @@ from gitops import yaml
 from gitops.forges.base import Forge
 from portal.settings import Settings
 from reconciler.adapters import NotConfigured
-from reconciler.keycloak import GroupSpec, KeycloakSync, SyncError, SyncReport, groups_from_team
+from reconciler.keycloak import (
+    GroupSpec,
+    KeycloakPermanentError,
+    KeycloakSync,
+    SyncError,
+    SyncReport,
+    groups_from_team,
+)
 
 log = logging.getLogger("caas.reconciler.keycloak")
 
@@ -59,7 +66,7 @@ class KeycloakResync:
             try:
                 doc = yaml.load(content or b"")
                 if not isinstance(doc, dict):
-                    raise SyncError("team.yaml must hold a mapping", temporary=False)
+                    raise KeycloakPermanentError("team.yaml must hold a mapping")
                 groups.extend(groups_from_team(
                     team, doc, platform_groups=(self.settings.oidc_admin_group,)))
             except (yaml.YamlError, SyncError) as exc:

@@ -1,8 +1,8 @@
 """Job handlers for the cluster and identity adapters: ArgoCD objects and Keycloak groups.
 
 Either adapter, when not configured, makes its job ``skipped`` with the reason (visible in the
-job list and the catalog timeline), never a silent success. Adapter errors keep their
-temporary/permanent nature.
+job list and the catalog timeline), never a silent success. Adapter errors are already
+``TemporaryError``/``PermanentError`` (``reconciler.errors``) and reach the worker unchanged.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from sqlmodel import Session
 
 from catalog import service as catalog_service
 from gitops import object_names, yaml
-from reconciler.adapters import AdapterError, NotConfigured
+from reconciler.adapters import NotConfigured
 from reconciler.argocd import KINDS, ArgoCDApplier
 from reconciler.context import JobContext, Result
-from reconciler.errors import PermanentError, TemporaryError
+from reconciler.errors import PermanentError
 from reconciler.keycloak import GroupSpec, KeycloakSync, groups_from_team
 
 # Files whose objects the applier owns (everything else reaches the cluster through ArgoCD).
@@ -32,10 +32,6 @@ _ROOTS = {"platform": "platform", "appsets": "appsets", "teams": "teams", "envs"
 _SYNC = {"Synced": "synced", "OutOfSync": "out-of-sync"}
 _HEALTH = {"Healthy": "healthy", "Degraded": "degraded", "Progressing": "progressing",
            "Missing": "missing", "Unknown": "unknown"}
-
-
-def _adapter_error(exc: AdapterError) -> Exception:
-    return TemporaryError(exc.message) if exc.temporary else PermanentError(exc.message)
 
 
 def _documents(text: bytes, path: str) -> Iterator[dict[str, Any]]:
@@ -82,23 +78,20 @@ def argocd(ctx: JobContext) -> Result:
             ctx.log(f"{path} removed: its objects are pruned by ArgoCD, not deleted here")
             continue
         manifests.extend(_documents(content, path))
-    try:
-        applied = applier.apply_all(manifests)
-        for item in applied:
-            ctx.log(f"applied {item.kind} {item.namespace}/{item.name}")
-        apps = affected_applications(paths)
-        statuses: dict[str, dict[str, str | None]] = {}
-        for name, entity in sorted(apps.items()):
-            if not applier.refresh(name):
-                ctx.log(f"Application {name} does not exist (yet): ArgoCD creates it")
-                continue
-            status = applier.status(name)
-            statuses[name] = {"sync": status.sync, "health": status.health}
-            ctx.log(f"Application {name}: sync {status.sync}, health {status.health}")
-            if entity:
-                _record_status(ctx, entity, status.sync, status.health)
-    except AdapterError as exc:
-        raise _adapter_error(exc) from exc
+    applied = applier.apply_all(manifests)
+    for item in applied:
+        ctx.log(f"applied {item.kind} {item.namespace}/{item.name}")
+    apps = affected_applications(paths)
+    statuses: dict[str, dict[str, str | None]] = {}
+    for name, entity in sorted(apps.items()):
+        if not applier.refresh(name):
+            ctx.log(f"Application {name} does not exist (yet): ArgoCD creates it")
+            continue
+        status = applier.status(name)
+        statuses[name] = {"sync": status.sync, "health": status.health}
+        ctx.log(f"Application {name}: sync {status.sync}, health {status.health}")
+        if entity:
+            _record_status(ctx, entity, status.sync, status.health)
     return Result(message=f"applied {len(applied)} ArgoCD objects, refreshed {len(statuses)}",
                   detail={"applied": [f"{a.kind}/{a.name}" for a in applied],
                           "applications": statuses})
@@ -137,16 +130,10 @@ def keycloak(ctx: JobContext) -> Result:
             raise PermanentError(f"{path} is not valid YAML: {exc}") from None
         if not isinstance(doc, dict):
             raise PermanentError(f"{path} must hold a mapping")
-        try:
-            found = groups_from_team(team, doc, platform_groups=(ctx.settings.oidc_admin_group,))
-        except AdapterError as exc:
-            raise _adapter_error(exc) from exc
+        found = groups_from_team(team, doc, platform_groups=(ctx.settings.oidc_admin_group,))
         ctx.log(f"team {team}: groups {', '.join(g.name for g in found)}")
         groups.extend(found)
-    try:
-        report = sync.sync(groups)
-    except AdapterError as exc:
-        raise _adapter_error(exc) from exc
+    report = sync.sync(groups)
     ctx.log(report.summary())
     if report.missing_users:
         ctx.log("users not in Keycloak yet (the worker's periodic Keycloak resync adds them "

@@ -35,7 +35,8 @@ Public contract:
 - Users are never created here (they come from sign-in / identity providers); usernames that
   do not exist are reported in ``SyncReport.missing_users``; the worker's periodic resync
   (``reconciler.identity_resync``) adds them once they exist.
-- Failures raise ``SyncError`` (``temporary`` for connection errors, 408/429/5xx).
+- Failures raise a ``SyncError`` in the reconciler's retry vocabulary (``reconciler.errors``):
+  ``KeycloakTemporaryError`` for connection errors, 408/429/5xx, else ``KeycloakPermanentError``.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ from portal.groups import (
     normalise_platform_group,
     team_of_group,
 )
-from reconciler.adapters import AdapterError, NotConfigured, is_temporary_status
+from reconciler.adapters import NotConfigured, is_temporary_status
+from reconciler.errors import PermanentError, ReconcilerError, TemporaryError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -70,10 +72,30 @@ T = TypeVar("T")
 MARK = "caas-portal-group"
 
 
-class SyncError(AdapterError):
-    """A Keycloak admin call failed; ``temporary`` says whether to retry."""
+class SyncError(ReconcilerError):
+    """A Keycloak admin call failed or a group was refused. Raised as ``KeycloakTemporaryError``
+    (the worker retries) or ``KeycloakPermanentError`` (the job fails); ``http_status`` is
+    Keycloak's answer (None: no answer)."""
 
     code = "keycloak_sync_failed"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = status
+
+    @staticmethod
+    def make(message: str, *, temporary: bool, status: int | None = None) -> SyncError:
+        if temporary:
+            return KeycloakTemporaryError(message, status=status)
+        return KeycloakPermanentError(message, status=status)
+
+
+class KeycloakTemporaryError(SyncError, TemporaryError):
+    """Retrying can help (no answer, 408, 429, 5xx, a group created meanwhile not readable)."""
+
+
+class KeycloakPermanentError(SyncError, PermanentError):
+    """Retrying cannot help (other 4xx, a refused group name or team file)."""
 
 
 @dataclass(frozen=True)
@@ -123,8 +145,8 @@ def groups_from_team(team: str, doc: Mapping[str, Any], *,
         groups = check_team_file(team, doc, where=f"teams/{team}/team.yaml",
                                  platform_groups=platform_groups)
     except GroupRuleError as exc:
-        raise SyncError(f"refused ({exc.rule}): {exc.field}: {exc.message}",
-                        temporary=False) from None
+        raise KeycloakPermanentError(f"refused ({exc.rule}): {exc.field}: {exc.message}") \
+            from None
     spec = doc.get("spec")
     spec = spec if isinstance(spec, Mapping) else {}
     owners = _names(spec.get("owners"))
@@ -190,8 +212,8 @@ class KeycloakSync:
                 return None
             raise _error(f"find group {path}", exc) from exc
         if str(group.get("path", "")).strip("/") != path:  # never act on another group
-            raise SyncError(f"Keycloak answered group {group.get('path')!r} for {path!r}",
-                            temporary=False)
+            raise KeycloakPermanentError(
+                f"Keycloak answered group {group.get('path')!r} for {path!r}")
         return group
 
     def delete_group(self, path: str) -> bool:
@@ -203,8 +225,8 @@ class KeycloakSync:
         if group is None:
             return False
         if not _marked(group, path):
-            raise SyncError(f"group {path} was not created by the portal (no {MARK} mark): "
-                            "left in place", temporary=False)
+            raise KeycloakPermanentError(
+                f"group {path} was not created by the portal (no {MARK} mark): left in place")
         group_id = str(group["id"])
         self._call(f"delete group {path}", lambda: self._admin.delete_group(group_id=group_id))
         return True
@@ -221,8 +243,8 @@ class KeycloakSync:
                   and str(g.get("name")) != self.admin_group
                   and team_of_group(str(g.get("name"))) is None]
         if len(marked) > 1:
-            raise SyncError(f"{len(marked)} groups carry {MARK}={path}: "
-                            + ", ".join(str(g.get("path")) for g in marked), temporary=False)
+            raise KeycloakPermanentError(f"{len(marked)} groups carry {MARK}={path}: "
+                                         + ", ".join(str(g.get("path")) for g in marked))
         return marked[0] if marked else None
 
     def _user_id(self, username: str) -> str | None:
@@ -291,7 +313,7 @@ class KeycloakSync:
         for group in wanted:  # every name checked before the first request
             _check_team_group(group.name, self.admin_group)
             if group.name in seen:
-                raise SyncError(f"group {group.name!r} is claimed twice", temporary=False)
+                raise KeycloakPermanentError(f"group {group.name!r} is claimed twice")
             seen.add(group.name)
         report = SyncReport()
         self._user_ids.clear()
@@ -340,8 +362,8 @@ class KeycloakSync:
         if created is None:  # created meanwhile by someone else (409): read it back
             found = self._find(plan.path)
             if found is None:
-                raise SyncError(f"group {plan.path} exists (409) but cannot be read back",
-                                temporary=True)
+                raise KeycloakTemporaryError(
+                    f"group {plan.path} exists (409) but cannot be read back")
             return str(found["id"])
         report.created_groups.append(plan.path)
         return str(created)
@@ -353,16 +375,16 @@ def _check_team_group(name: str, admin_group: str) -> None:
     try:
         check_group_path(name, field="group")
     except GroupRuleError as exc:
-        raise SyncError(f"refused: {exc.message}", temporary=False) from None
+        raise KeycloakPermanentError(f"refused: {exc.message}") from None
     if name == admin_group or team_of_group(name) is None:
-        raise SyncError(f"refused: {name!r} is not a team group (team-<team>[-admins]); the "
-                        "sync never manages a platform group from a team file",
-                        temporary=False)
+        raise KeycloakPermanentError(
+            f"refused: {name!r} is not a team group (team-<team>[-admins]); the sync never "
+            "manages a platform group from a team file")
 
 
 def _error(action: str, exc: KeycloakError) -> SyncError:
     if isinstance(exc, KeycloakConnectionError):
-        return SyncError(f"{action}: Keycloak cannot be reached ({exc})", temporary=True)
+        return KeycloakTemporaryError(f"{action}: Keycloak cannot be reached ({exc})")
     status = exc.response_code
-    return SyncError(f"{action}: Keycloak answered {status}: {exc.error_message!r}",
-                     temporary=is_temporary_status(status), status=status)
+    return SyncError.make(f"{action}: Keycloak answered {status}: {exc.error_message!r}",
+                          temporary=is_temporary_status(status), status=status)

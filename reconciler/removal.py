@@ -30,7 +30,7 @@ from sqlmodel import Session
 from gitops import object_names
 from portal.auth import audit
 from portal.groups import GroupRuleError, team_groups
-from reconciler.adapters import AdapterError, NotConfigured
+from reconciler.adapters import NotConfigured
 from reconciler.context import JobContext, Result
 from reconciler.errors import PermanentError, TemporaryError
 from reconciler.models import JobKind
@@ -98,11 +98,7 @@ def remove(ctx: JobContext) -> Result:
         return Result.skipped(f"skipped: the cluster is {exc.reason}",
                               setting=exc.field or "CAAS_KUBECONFIG")
     delete = remover.delete_application if step == "applications" else remover.delete_namespace
-    try:
-        remaining = [name for name in names if delete(name)]
-    except AdapterError as exc:
-        raise (TemporaryError(exc.message) if exc.temporary
-               else PermanentError(exc.message)) from exc
+    remaining = [name for name in names if delete(name)]
     what = "Application" if step == "applications" else "Namespace"
     if remaining:
         ctx.log(f"waiting for {what} {', '.join(remaining)} to be gone")
@@ -121,11 +117,7 @@ def _remove_groups(ctx: JobContext, names: list[str]) -> Result:
     except NotConfigured as exc:
         return Result.skipped(f"skipped: Keycloak {exc.reason}",
                               setting=exc.field or "CAAS_KEYCLOAK_URL")
-    try:
-        deleted = [name for name in names if sync.delete_group(name)]
-    except AdapterError as exc:
-        raise (TemporaryError(exc.message) if exc.temporary
-               else PermanentError(exc.message)) from exc
+    deleted = [name for name in names if sync.delete_group(name)]
     _audit(ctx, "keycloak", names)
     ctx.log(f"Keycloak groups gone: {', '.join(names)} (deleted now: {len(deleted)})")
     return Result(message=f"removed {len(deleted)} Keycloak group(s)",

@@ -122,12 +122,19 @@ class ScaffoldRequest(BaseModel):
                           "answers plus these (an update PR with a minimal diff).")
 
 
+_SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+# What can be decommissioned: a team, a namespace (tenant) or an application folder
+# (``scaffolder.decommission``); an environment is removed with ``installed: false``.
+DECOMMISSIONABLE = (rf"^(?:teams/{_SEGMENT}|tenants/{_SEGMENT}/{_SEGMENT}"
+                    rf"|(?:apps|applications)/{_SEGMENT}/{_SEGMENT})$")
+
+
 class DecommissionRequest(BaseModel):
     """Remove a unit: a PR deleting its folder and updating every list that names it."""
 
     model_config = ConfigDict(extra="forbid")
 
-    unit: str = PField(min_length=1, max_length=300,
+    unit: str = PField(min_length=1, max_length=300, pattern=DECOMMISSIONABLE,
                        description="The unit's folder, e.g. `tenants/payments/payments-web`.")
 
 

@@ -25,7 +25,10 @@ from reconciler.argocd import (
     ApplyError,
     AppStatus,
     ArgoCDApplier,
+    ArgoCDPermanentError,
+    ArgoCDTemporaryError,
 )
+from reconciler.errors import PermanentError, TemporaryError
 from tests.fakes.kubernetes import ApplyingEmulator, write_kubeconfig
 
 pytestmark = pytest.mark.kmock(cls=ApplyingEmulator)
@@ -131,9 +134,9 @@ async def test_validation_errors_are_permanent(kmock: kmock.KubernetesEmulator,
         "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 422,
         "reason": "Invalid", "message": "spec.generators: Required value"}
     applier = _applier(tmp_path, str(kmock.url))
-    with pytest.raises(ApplyError) as caught:
+    with pytest.raises(ArgoCDPermanentError) as caught:
         await asyncio.to_thread(applier.apply, _appset("broken"))
-    assert caught.value.temporary is False
+    assert isinstance(caught.value, PermanentError)
     assert caught.value.http_status == 422
 
 
@@ -142,12 +145,12 @@ async def test_server_errors_are_temporary(kmock: kmock.KubernetesEmulator,
     kmock["patch"] << 503 << {"kind": "Status", "code": 503, "message": "etcd unavailable"}
     kmock["get"] << 500 << {"kind": "Status", "code": 500, "message": "boom"}
     applier = _applier(tmp_path, str(kmock.url))
-    with pytest.raises(ApplyError) as applying:
+    with pytest.raises(ArgoCDTemporaryError) as applying:
         await asyncio.to_thread(applier.apply, _project("p"))
-    assert applying.value.temporary is True
-    with pytest.raises(ApplyError) as reading:
+    assert isinstance(applying.value, TemporaryError)
+    with pytest.raises(ArgoCDTemporaryError) as reading:
         await asyncio.to_thread(applier.status, "root")
-    assert reading.value.temporary is True
+    assert isinstance(reading.value, TemporaryError)
 
 
 def test_unreachable_cluster_is_temporary(tmp_path: Path) -> None:
@@ -156,17 +159,17 @@ def test_unreachable_cluster_is_temporary(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
     applier = _applier(tmp_path, f"http://127.0.0.1:{port}")
     applier._api.api_client.configuration.retries = 0
-    with pytest.raises(ApplyError) as caught:
+    with pytest.raises(ArgoCDTemporaryError) as caught:
         applier.apply(_project("p"))
-    assert caught.value.temporary is True
+    assert isinstance(caught.value, TemporaryError)
 
 
 def test_other_kinds_are_refused_before_anything_is_applied(tmp_path: Path) -> None:
     applier = _applier(tmp_path, "http://127.0.0.1:9")
     bad = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}
-    with pytest.raises(ApplyError, match="not an ArgoCD object") as caught:
+    with pytest.raises(ArgoCDPermanentError, match="not an ArgoCD object") as caught:
         applier.apply_all([_project("p"), bad])
-    assert caught.value.temporary is False
+    assert isinstance(caught.value, PermanentError)
     with pytest.raises(ApplyError, match=r"metadata\.name"):
         applier.apply({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application"})
 
@@ -182,5 +185,5 @@ def test_broken_kubeconfig_is_a_permanent_error(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, kubeconfig=kubeconfig, kube_context="nope")
     with pytest.raises(ApplyError) as caught:
         ArgoCDApplier.from_settings(settings)
-    assert caught.value.temporary is False
+    assert isinstance(caught.value, PermanentError)
     assert isinstance(caught.value.__cause__, k8s_config.ConfigException)

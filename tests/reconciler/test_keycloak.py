@@ -12,7 +12,16 @@ import pytest
 
 from portal.settings import Settings
 from reconciler.adapters import NotConfigured
-from reconciler.keycloak import GroupSpec, KeycloakSync, SyncError, SyncReport, groups_from_team
+from reconciler.errors import PermanentError, TemporaryError
+from reconciler.keycloak import (
+    GroupSpec,
+    KeycloakPermanentError,
+    KeycloakSync,
+    KeycloakTemporaryError,
+    SyncError,
+    SyncReport,
+    groups_from_team,
+)
 from tests.fakes.keycloak import FakeKeycloak, FakeRealm
 from tests.fakes.server import serve
 
@@ -135,9 +144,9 @@ def test_bad_input_is_refused_before_any_write(sync: KeycloakSync,
                                                fake: tuple[FakeKeycloak, str]) -> None:
     keycloak, _ = fake
     writes = len(keycloak.writes)
-    with pytest.raises(SyncError) as caught:
+    with pytest.raises(KeycloakPermanentError) as caught:
         sync.sync([GroupSpec("a/b", ["alice"])])
-    assert caught.value.temporary is False
+    assert isinstance(caught.value, PermanentError)
     with pytest.raises(SyncError, match="claimed twice"):
         sync.sync([GroupSpec("team-x", ["alice"]), GroupSpec("team-x", ["bob"])])
     with pytest.raises(SyncError, match="not a group name"):
@@ -149,9 +158,9 @@ def test_server_errors_are_temporary(sync: KeycloakSync, fake: tuple[FakeKeycloa
                                      ) -> None:
     keycloak, _ = fake
     keycloak.fail_next.append(503)
-    with pytest.raises(SyncError) as caught:
+    with pytest.raises(KeycloakTemporaryError) as caught:
         sync.sync([GroupSpec("team-shop", ["alice"])])
-    assert caught.value.temporary is True
+    assert isinstance(caught.value, TemporaryError)
     assert caught.value.http_status == 503
 
 
@@ -159,9 +168,9 @@ def test_wrong_credentials_are_permanent(fake: tuple[FakeKeycloak, str], realm: 
                                          tmp_path: Path) -> None:
     sync = KeycloakSync.from_settings(_settings(tmp_path, fake[1], realm,
                                                 keycloak_admin_client_secret="wrong"))
-    with pytest.raises(SyncError) as caught:
+    with pytest.raises(KeycloakPermanentError) as caught:
         sync.sync([GroupSpec("team-shop", ["alice"])])
-    assert caught.value.temporary is False
+    assert isinstance(caught.value, PermanentError)
     assert caught.value.http_status == 401
 
 
@@ -170,9 +179,9 @@ def test_unreachable_keycloak_is_temporary(realm: FakeRealm, tmp_path: Path) -> 
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     sync = KeycloakSync.from_settings(_settings(tmp_path, f"http://127.0.0.1:{port}", realm))
-    with pytest.raises(SyncError) as caught:
+    with pytest.raises(KeycloakTemporaryError) as caught:
         sync.sync([GroupSpec("team-shop", ["alice"])])
-    assert caught.value.temporary is True
+    assert isinstance(caught.value, TemporaryError)
 
 
 def test_not_configured(tmp_path: Path) -> None:

@@ -15,8 +15,16 @@ from pydantic import SecretStr
 
 from gitops.forges.local import LocalForge
 from portal.settings import Settings
+from reconciler.errors import PermanentError, TemporaryError
 from reconciler.identity_resync import KeycloakResync
-from reconciler.keycloak import GroupSpec, KeycloakSync, SyncError, groups_from_team
+from reconciler.keycloak import (
+    GroupSpec,
+    KeycloakPermanentError,
+    KeycloakSync,
+    KeycloakTemporaryError,
+    SyncError,
+    groups_from_team,
+)
 from tests.fakes.keycloak import FakeKeycloak, FakeRealm
 from tests.fakes.server import serve
 from tests.reconciler.conftest import push
@@ -79,9 +87,9 @@ def snapshot(realm: FakeRealm) -> dict[str, set[str]]:
 def test_hostile_group_names_are_refused_before_any_request(
         sync: KeycloakSync, keycloak: FakeKeycloak, realm: FakeRealm, name: str) -> None:
     before = snapshot(realm)
-    with pytest.raises(SyncError) as refused:
+    with pytest.raises(KeycloakPermanentError) as refused:
         sync.sync([GroupSpec("team-shop", ["alice"]), GroupSpec(name, ["alice"])])
-    assert refused.value.temporary is False and "refused" in refused.value.message
+    assert isinstance(refused.value, PermanentError) and "refused" in refused.value.message
     assert keycloak.requests == [] and keycloak.writes == []
     assert snapshot(realm) == before
 
@@ -108,12 +116,12 @@ def test_a_team_file_naming_other_groups_moves_nothing(
         sync: KeycloakSync, keycloak: FakeKeycloak, realm: FakeRealm,
         groups: dict[str, str], field: str, why: str) -> None:
     before = snapshot(realm)
-    with pytest.raises(SyncError) as refused:
+    with pytest.raises(KeycloakPermanentError) as refused:
         groups_from_team("shop", team_doc("shop", **groups),
                          platform_groups=("platform-admins",))
     assert f"teams/shop/team.yaml: {field}" in refused.value.message
     assert "team-group" in refused.value.message and why in refused.value.message
-    assert refused.value.temporary is False
+    assert isinstance(refused.value, PermanentError)
     assert keycloak.requests == [] and snapshot(realm) == before
 
 
@@ -184,9 +192,9 @@ def test_a_failure_while_planning_writes_nothing(sync: KeycloakSync, keycloak: F
         return 500 if parts == ["users"] else None
 
     keycloak.on_request = fail_on_users
-    with pytest.raises(SyncError) as failed:
+    with pytest.raises(KeycloakTemporaryError) as failed:
         sync.sync(groups_from_team("shop", team_doc("shop")))
-    assert failed.value.temporary is True
+    assert isinstance(failed.value, TemporaryError)
     assert keycloak.writes == [] and snapshot(realm) == before
 
 
