@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from sqlmodel import Session, col, delete, select
 
 from portal.auth import audit
-from portal.auth.models import AuditEvent, DeclaredMembership, Membership, Role, Team, User
+from portal.auth.models import DeclaredMembership, Membership, Role, Team, User
 
 
 def declared_roles(*, owners: Iterable[str], members: Iterable[str]) -> dict[str, Role]:
@@ -135,9 +135,9 @@ def claim_disagreements(claimed: Mapping[str, Role], declared: Mapping[str, Role
 def last_claim_ignored(session: Session, *, username: str) -> dict[str, str]:
     """What ``username``'s last single sign-on claimed against git (``claim_disagreements``
     as recorded in the latest ``user.oidc-sync`` audit event); empty when nothing."""
-    event = session.exec(select(AuditEvent).where(
-        AuditEvent.action == "user.oidc-sync", AuditEvent.target == username)
-        .order_by(col(AuditEvent.id).desc()).limit(1)).first()
+    # audit.query matches a target by substring: keep the newest event for exactly this user.
+    event = next((e for e in audit.query(session, action="user.oidc-sync", target=username,
+                                         limit=1000) if e.target == username), None)
     ignored = event.detail.get("claim_ignored") if event is not None else None
     return {str(k): str(v) for k, v in ignored.items()} if isinstance(ignored, dict) else {}
 
