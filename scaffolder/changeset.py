@@ -14,7 +14,7 @@ from typing import Any
 from gitops import layout, lists, yaml
 from gitops.environment import read_manifest
 from gitops.forges.base import FileChange, Forge
-from gitops.paths import UnsafePath, check_path
+from gitops.paths import is_safe
 from portal.auth import policy
 from portal.auth.principal import Principal
 from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -177,7 +177,7 @@ def _resolve_unit(forge: Forge, registry: Registry, principal: Principal,
     answers = _merged_answers(forge, request, template)
     clean = validate_answers(template.parameters, answers, context=context)
     target = template.fill(template.target_path, clean)
-    if not _safe(target):
+    if not is_safe(target):
         raise ValidationFailed(f"answers: they place the unit at an unsafe path {target!r}",
                                field="answers", rule="safe-path")
     raw_team = clean.get("team")
@@ -205,7 +205,7 @@ def _merged_answers(forge: Forge, request: ScaffoldRequest,
         return answers
     # The unit is named by the answers that name it; the rest comes from what is stored.
     target = template.fill(template.target_path, answers)
-    previous = stored_answers(forge, target) if _safe(target) else None
+    previous = stored_answers(forge, target) if is_safe(target) else None
     if previous is None:
         raise NotFound(f"answers: no unit at {target!r} to update (no {ANSWERS_FILE})",
                        field="answers", rule="unit-exists")
@@ -304,11 +304,3 @@ def derived_lists(forge: Forge, base_sha: str, rendered: dict[str, bytes],
             changes[index], files[index] = FileChange(path, content), entry
             diff_parts[index] = unified(path, old, content)
         rendered[path] = content
-
-
-def _safe(path: str) -> bool:
-    try:
-        check_path(path)
-    except UnsafePath:
-        return False
-    return True
