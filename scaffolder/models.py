@@ -126,7 +126,7 @@ _SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
 # What can be decommissioned: a team, a namespace (tenant) or an application folder
 # (``scaffolder.decommission``); an environment is removed with ``installed: false``.
 DECOMMISSIONABLE = (rf"^(?:teams/{_SEGMENT}|tenants/{_SEGMENT}/{_SEGMENT}"
-                    rf"|(?:apps|applications)/{_SEGMENT}/{_SEGMENT})$")
+                    rf"|applications/{_SEGMENT}/{_SEGMENT})$")
 
 
 class DecommissionRequest(BaseModel):
