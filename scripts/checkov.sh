@@ -11,12 +11,16 @@ cd "$(dirname "$0")/.."
 VENV="${CHECKOV_VENV:-.venv-checkov}"
 VERSION="${CHECKOV_VERSION:-3.3.30}"
 STAMP="$VENV/.installed-$VERSION"
+# Parallel test workers call this at once: one installs under the lock, the others wait for it.
+exec 9>"$VENV.lock"
+flock 9
 if [ ! -f "$STAMP" ]; then
   test -x "$VENV/bin/python" || python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q "checkov==$VERSION"
   touch "$STAMP"
 fi
+flock -u 9
 [ "${1:-}" = "--install" ] && exit 0
 export BC_SKIP_MAPPING=TRUE CHECKOV_RUN_SCA_PACKAGE_SCAN_V2=false
 status=0

@@ -4,28 +4,19 @@ Playwright; :func:`serious_violations` lists what axe finds of impact serious or
 
 from __future__ import annotations
 
-import json
-import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page
 
+from tests.fakes.github_npm import ensure_installed
+
 AXE_DIR = Path(__file__).resolve().parent / "axe"
-_LOCK = threading.Lock()
 
 
 def axe_source() -> str:
     """axe.min.js of the locked version; ``npm ci`` when node_modules does not hold it."""
-    locked = json.loads((AXE_DIR / "package-lock.json").read_text())
-    version = locked["packages"]["node_modules/axe-core"]["version"]
-    installed = AXE_DIR / "node_modules" / "axe-core" / "package.json"
-    with _LOCK:
-        if not installed.exists() or json.loads(installed.read_text())["version"] != version:
-            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
-                           cwd=AXE_DIR, check=True, capture_output=True, timeout=600)
-    return (AXE_DIR / "node_modules" / "axe-core" / "axe.min.js").read_text()
+    return (ensure_installed(AXE_DIR) / "axe-core" / "axe.min.js").read_text()
 
 
 def serious_violations(page: Page) -> list[str]:
