@@ -85,9 +85,8 @@ def touched_teams(changes: Iterable[str]) -> set[str]:
     teams: set[str] = set()
     for path in changes:
         parts = path.split("/")
-        if parts[0] == "tenants" and len(parts) >= 4:
-            teams.add(parts[1])
-        elif len(parts) == 3 and parts[0] == "teams" and parts[2] == "appproject.yaml":
+        tenant_file = parts[0] == "tenants" and len(parts) >= 4
+        if tenant_file or (parts[0] == "teams" and parts[2:] == ["appproject.yaml"]):
             teams.add(parts[1])
     return teams
 
