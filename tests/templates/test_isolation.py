@@ -264,3 +264,24 @@ def test_an_overlay_cannot_choose_another_cluster(repo: Path, tmp_path: Path) ->
     assert "name: prod-eu" in path.read_text()
     generated = {a["metadata"]["name"]: a for a in _generated(copy)}
     assert generated["app.pay.web-prod-eu.dev"]["spec"]["destination"]["name"] == "dev"
+
+
+def test_the_touched_teams_folders_give_the_same_lists_as_every_tenant(repo: Path) -> None:
+    """The scaffolder lists only ``tenants/<team>/`` of ``touched_teams`` (not every tenant):
+    teams whose names are dash-prefixes of each other must not leak into each other."""
+    files = _files(repo, "tenants")
+    gone = {p: None for p in files if p.startswith("tenants/pay/pay-web-prod/")}
+    added = {"tenants/pay-web/pay-web-new/base/namespace.yaml": b"kind: Namespace\n"}
+    for changes in (gone, added, {**gone, **added}):
+        teams = lists.touched_teams(changes)
+        assert teams == {p.split("/")[1] for p in changes}
+        few = [p for p in files if p.split("/")[1] in teams]
+        assert len(few) < len(files)
+
+        def read(p: str) -> bytes:
+            return (repo / p).read_bytes()
+
+        assert lists.derived_updates(main_paths=few, changes=changes, read=read) == \
+            lists.derived_updates(main_paths=files, changes=changes, read=read)
+    assert lists.touched_teams(["teams/a-b/appproject.yaml", "teams/a/team.yaml",
+                                "tenants/a/only-a-file"]) == {"a-b"}
