@@ -175,7 +175,7 @@ def test_the_migration_fills_terms_in_from_indexed_entities(engine: Engine,
     before = terms()
     assert ("namespace:payments/payments-api", "namespace", "payments-api", 1) in before
     config = db.alembic_config(engine)
-    command.downgrade(config, "catalog_0001")
+    command.downgrade(config, "catalog_drift_0001")
     assert "catalog_search_terms" not in sa.inspect(engine).get_table_names()
     command.upgrade(config, "heads")
     assert terms() == before

@@ -2,7 +2,7 @@
 from the entities already indexed.
 
 Revision ID: catalog_0002
-Revises: catalog_0001
+Revises: catalog_drift_0001
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 from catalog import search
 
 revision = "catalog_0002"
-down_revision = "catalog_0001"
+down_revision = "catalog_drift_0001"
 branch_labels = None
 depends_on = None
 
