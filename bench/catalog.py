@@ -6,20 +6,23 @@ measures:
 
 - full reindex (``catalog.service.reindex``) into a fresh database;
 - incremental reindex after one merge that changes one tenant's quota (``index_commit``);
-- list and search latency (p50/p99) of ``/api/catalog/namespaces`` under CONCURRENCY concurrent
-  loopback requests against ``caas serve`` (uvicorn in a subprocess on a free port);
-- the serving process's peak RSS (VmHWM).
+- throughput and latency (p50/p99, errors) of list and search on ``/api/catalog/namespaces``
+  with an API token, at 64 and 256 connections, measured by ``wrk`` (a separate process)
+  against ``caas serve`` (a subprocess on a free port), beside its floor: ``/healthz`` on the
+  same server at 64 connections; the machine's load average before each run;
+- each serving process's peak RSS (VmHWM).
 
-    .venv/bin/python bench/catalog.py [--teams 50] [--tenants 100] [--requests 2000]
-                                      [--concurrency 200] [--database-url postgresql://...]
+    .venv/bin/python bench/catalog.py [--teams 50] [--tenants 100] [--seconds 10]
+                                      [--workers N] [--database-url postgresql://...]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
+import re
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -138,29 +141,59 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def load(base: str, cookie: str, paths: list[str], concurrency: int
-               ) -> tuple[list[float], int]:
-    latencies: list[float] = []
-    errors = 0
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for p in paths:
-        queue.put_nowait(p)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, cookies={"caas_session": cookie},
-                                 limits=limits, timeout=60) as client:
-        async def worker() -> None:
-            nonlocal errors
-            while not queue.empty():
-                path = queue.get_nowait()
-                started = time.perf_counter()
-                try:
-                    response = await client.get(path)
-                    errors += response.status_code != 200
-                except httpx.TransportError:
-                    errors += 1
-                latencies.append((time.perf_counter() - started) * 1000)
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, errors
+WRK_SCRIPT = """
+-- Rotates through the request paths given in PATHS (one per line); every request carries the
+-- API token. Written by bench/catalog.py.
+local paths = {}
+for line in io.lines(os.getenv("PATHS")) do paths[#paths + 1] = line end
+local token = os.getenv("TOKEN")
+local i = 0
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i], {["Authorization"] = "Bearer " .. token})
+end
+"""
+
+
+def wrk(base: str, token: str, paths: list[str], *, connections: int, seconds: int,
+        work: Path) -> dict[str, float]:
+    """Run wrk (a separate process) against ``base`` and parse its summary: req/s, p50/p99 in
+    ms, errors (socket errors + non-2xx/3xx)."""
+    script, listing = work / "rotate.lua", work / "paths.txt"
+    script.write_text(WRK_SCRIPT)
+    listing.write_text("\n".join(paths) + "\n")
+    result = subprocess.run(
+        ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency",
+         "--timeout", "10s", "-s", str(script), base],
+        env={**os.environ, "PATHS": str(listing), "TOKEN": token},
+        capture_output=True, text=True, check=True)
+    text = result.stdout
+    figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),  # type: ignore[union-attr]
+               "p50": _ms(re.search(r"\s50%\s+(\S+)", text).group(1)),  # type: ignore[union-attr]
+               "p99": _ms(re.search(r"\s99%\s+(\S+)", text).group(1))}  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(
+        r"(?:connect|read|write|timeout) (\d+)", text.split("Socket errors:", 1)[-1][:200])
+        ) if "Socket errors:" in text else 0
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    figures["errors"] = errors + (int(bad.group(1)) if bad else 0)
+    return figures
+
+
+def _ms(value: str) -> float:
+    number = float(re.match(r"[\d.]+", value).group(0))  # type: ignore[union-attr]
+    unit = value[len(re.match(r"[\d.]+", value).group(0)):]  # type: ignore[union-attr]
+    return number * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def server_pids(parent: int) -> list[int]:
+    """The serving processes: ``parent`` and its children (uvicorn's workers)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children")
+    kids = [int(p) for p in children.read_text().split()] if children.exists() else []
+    return kids or [parent]
 
 
 def vm_hwm_mb(pid: int) -> float:
@@ -174,8 +207,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teams", type=int, default=50)
     parser.add_argument("--tenants", type=int, default=100)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--seconds", type=int, default=10, help="Length of each wrk run.")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="caas serve --workers (default: its own, from the CPU count).")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--no-serve", action="store_true", help="Only the indexing figures.")
     parser.add_argument("--verbose", action="store_true", help="Print the server's log tail.")
@@ -220,26 +254,26 @@ def main() -> None:
 
         with Session(engine, expire_on_commit=False) as session:
             auth_service.create_user(session, username="bench", password=PASSWORD)
-            # A signed-in browser session: read-only authentication (an API token's last-used
-            # time is written on every request, which serialises requests on SQLite).
-            _web, cookie, _user = auth_service.login(
-                session, username="bench", password=PASSWORD, ip="127.0.0.1",
-                ttl_hours=2, rate_limit=100, rate_window_s=60)
+            _token, token = auth_service.create_token(session, username="bench", name="bench")
         engine.dispose()
         print(f"bench process peak RSS (indexing): "
               f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
         if args.no_serve:
             return
+        if shutil.which("wrk") is None:
+            raise SystemExit("wrk is not installed (make system-deps installs it)")
         port = free_port()
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("CAAS_")},
                "CAAS_DATA_DIR": str(settings.data_dir), "CAAS_GITOPS_REPO": str(git_dir),
                "CAAS_PORT": str(port), "CAAS_LOG_LEVEL": "WARNING", "CAAS_LOG_FORMAT": "text",
                "CAAS_SECRET_KEY": "bench-secret-key",
                **({"CAAS_DATABASE_URL": args.database_url} if args.database_url else {})}
-        print("server: caas serve")
-        server = subprocess.Popen([sys.executable, "-m", "portal.cli", "serve"], env=env, cwd=ROOT,
-                                  stdout=subprocess.DEVNULL,
+        command = [sys.executable, "-m", "portal.cli", "serve"] + (
+            ["--workers", str(args.workers)] if args.workers else [])
+        print(f"server: {' '.join(command[2:])}; load: wrk, {args.seconds} s per run, "
+              "API token")
+        server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                                   stderr=(work / "server.log").open("wb"))
         base = f"http://127.0.0.1:{port}"
         try:
@@ -253,26 +287,35 @@ def main() -> None:
                         raise SystemExit("caas serve did not start: "
                                          f"exit status {server.poll()}") from None
                     time.sleep(0.2)
-            n = args.requests
+            time.sleep(1)  # every worker up
+            n = 3000
             lists = [f"/api/catalog/namespaces?limit=50&owner=team{i % args.teams:02d}"
                      if i % 3 == 0 else
                      f"/api/catalog/namespaces?limit=50&env={ENVS[i % 3][0]}" if i % 3 == 1
                      else "/api/catalog/namespaces?limit=50" for i in range(n)]
             searches = [f"/api/catalog/namespaces?limit=20&q=ns{i % 1000:03d}" for i in range(n)]
-            for label, paths_ in (("list", lists), ("search", searches)):
-                asyncio.run(load(base, cookie, paths_[:50], 10))  # warm-up
-                wall = time.perf_counter()
-                lat, errors = asyncio.run(load(base, cookie, paths_, args.concurrency))
-                wall = time.perf_counter() - wall
-                print(f"{label}: {n} requests, {args.concurrency} concurrent: "
-                      f"p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms, "
-                      f"{n / wall:.0f} req/s, {errors} errors")
-            print(f"portal process peak RSS: {vm_hwm_mb(server.pid):.0f} MB")
+            runs = [("healthz (floor)", ["/healthz"], 64)] + [
+                (label, paths_, c) for label, paths_ in (("list", lists), ("search", searches))
+                for c in (64, 256)]
+            for label, paths_, connections in runs:
+                wrk(base, token, paths_[:50], connections=8, seconds=1, work=work)  # warm-up
+                before = loadavg()
+                f = wrk(base, token, paths_, connections=connections, seconds=args.seconds,
+                        work=work)
+                print(f"{label:<16} {connections:>3} connections: {f['rps']:7.0f} req/s, "
+                      f"p50 {f['p50']:6.1f} ms, p99 {f['p99']:6.1f} ms, "
+                      f"{f['errors']:.0f} errors (loadavg before {before})")
+            rss = ", ".join(f"{vm_hwm_mb(pid):.0f}" for pid in server_pids(server.pid))
+            print(f"server processes' peak RSS (VmHWM): {rss} MB")
             if args.verbose:
                 print((work / "server.log").read_text()[-3000:])
         finally:
-            server.kill()
-            server.wait(timeout=30)
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,16 @@ Public API:
 - ``team_namespaces(paths) -> dict[team, set[namespace]]`` from file paths under ``tenants/``;
 - ``with_destinations(appproject_yaml, namespaces) -> bytes`` (comments and layout kept);
 - ``derived_updates(*, main_paths, changes, read) -> dict[path, bytes]`` — the AppProject files
-  a change set must also write so every list matches the tenants after the change.
+  a change set must also write so every list matches the tenants after the change;
+- ``without_derived(content) -> bytes`` — the AppProject text with its ``destinations`` list
+  cut out (every other line, comments included, kept): what drift compares, since the list is
+  the portal's to write, not a hand edit.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -105,3 +109,31 @@ def derived_updates(*, main_paths: Iterable[str], changes: Mapping[str, bytes | 
         if new != current:
             updates[path] = new
     return updates
+
+
+_DESTINATIONS = re.compile(r"^( *)destinations:")
+
+
+def without_derived(content: bytes) -> bytes:
+    """``content`` (an AppProject) without the lines of its ``spec.destinations`` value: the
+    key line becomes ``destinations: <derived>``; the value's lines (deeper indented, or
+    ``- `` items at the key's indentation) go. Text in, text out: nothing is re-serialised,
+    so two files that differ only in that list compare equal."""
+    lines = content.decode(errors="replace").splitlines(keepends=True)
+    out: list[str] = []
+    skip_indent: int | None = None
+    for line in lines:
+        if skip_indent is not None:
+            stripped = line.lstrip(" ")
+            indent = len(line) - len(stripped)
+            if not stripped.strip() or indent > skip_indent or (
+                    indent == skip_indent and stripped.startswith("- ")):
+                continue
+            skip_indent = None
+        match = _DESTINATIONS.match(line)
+        if match:
+            skip_indent = len(match.group(1))
+            out.append(f"{match.group(1)}destinations: <derived>\n")
+            continue
+        out.append(line)
+    return "".join(out).encode()

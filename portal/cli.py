@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -36,6 +36,9 @@ catalog_app = typer.Typer(help="The catalog of teams, namespaces, environments, 
 app.add_typer(catalog_app, name="catalog")
 
 out = Console()
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -69,10 +72,18 @@ def ready_engine(settings: Settings, *, migrate: bool = True) -> Engine:
 
 
 def _serve(settings: Settings, *, background: bool) -> None:
+    """Serve with uvicorn: one process in-line, or ``settings.workers`` processes (0: one per
+    CPU) that uvicorn spawns and supervises, each building its app with :func:`serving_app`.
+
+    Everything the processes share lives in the database (sessions, CSRF tokens, the sign-in
+    rate limit, the catalog's and identity's generations that key their caches); the parent
+    prepares it once (migrations, the settings audit, the secret key) before spawning. The
+    demo's in-process reconciler (``background``) runs in a single process only.
+    """
     import uvicorn
 
     from portal.app import create_app
-    from portal.startup import check_port
+    from portal.startup import check_port, server_workers
 
     check_port(settings.host, settings.port)
     engine = ready_engine(settings, migrate=settings.migrate_on_start)
@@ -80,10 +91,31 @@ def _serve(settings: Settings, *, background: bool) -> None:
 
     with db.session_scope(engine) as session:  # settings changed since the last start
         record_settings_change(session, settings)
-    application = create_app(settings, engine=engine, background=background)
-    uvicorn.run(application, host=settings.host, port=settings.port, log_config=None,
-                proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+    settings.resolved_secret_key()  # generated here once, never by racing workers
+    workers = 1 if background else server_workers(settings.workers)
+    options: dict[str, object] = {"host": settings.host, "port": settings.port,
+                                  "log_config": None, "proxy_headers": True,
+                                  "forwarded_allow_ips": "127.0.0.1"}
+    if workers == 1:
+        application = create_app(settings, engine=engine, background=background)
+        uvicorn.run(application, **options)  # type: ignore[arg-type]
+        return
+    engine.dispose()
+    # The spawned workers read their settings from the environment: pass the CLI overrides on.
+    os.environ.update({"CAAS_HOST": settings.host, "CAAS_PORT": str(settings.port)})
+    uvicorn.run("portal.cli:serving_app", factory=True, workers=workers,
+                **options)  # type: ignore[arg-type]
 
+
+def serving_app() -> FastAPI:
+    """The app of one ``caas serve --workers N`` process (uvicorn's factory; the parent has
+    migrated the database already, so no worker races another on the schema)."""
+    from portal.app import create_app
+    from portal.logs import configure
+
+    settings = load_settings().model_copy(update={"migrate_on_start": False})
+    configure(settings.log_level, settings.log_format)
+    return create_app(settings)
 
 
 # The CLI runs beside the database (no sign-in): it acts as the named portal user, with that
@@ -96,9 +128,11 @@ USER_HELP = ("Act as this portal user, with its roles (default: admin, the platf
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (CAAS_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (CAAS_PORT).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=0, max=64, help="Server processes (CAAS_WORKERS; 0: one per CPU).")] = None,
 ) -> None:
     """Serve the web portal and API (run `caas worker` beside it)."""
-    _serve(load_settings(host=host, port=port), background=False)
+    _serve(load_settings(host=host, port=port, workers=workers), background=False)
 
 
 @app.command()
@@ -455,6 +489,29 @@ def catalog_reindex() -> None:
               f"{len(result.flagged)} flagged ({result.seconds:.2f} s)")
     for key in result.flagged:
         out.print(f"  flagged: {key}")
+
+
+@app.command("drift")
+def drift(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    side: Annotated[list[str] | None, typer.Option(
+        "--side", help="Check only this side (git, catalog, cluster, keycloak); repeatable.")
+    ] = None,
+) -> None:
+    """Compare git, the catalog, the cluster and Keycloak now, store the findings and list
+    them; exit 1 when anything drifted."""
+    from catalog.drift import cli as drift_cli
+    from gitops.forges.factory import make_forge
+    from scaffolder.registry import Registry
+
+    settings = load_settings()
+    engine = ready_engine(settings)
+    with db.session_scope(engine) as session:
+        report = drift_cli.run(session, settings=settings, forge=make_forge(settings, engine),
+                               registry=Registry(settings), sides=side)
+    print(drift_cli.render(report, as_json=as_json), end="")
+    if drift_cli.drifted(report):
+        raise typer.Exit(1)
 
 
 @app.command("check-codeowners")

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
                            "local GitOps repository, Terraform working directories, secret key).")
     host: str = Field("127.0.0.1", description="Address the web server binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port the web server binds.")
+    workers: int = Field(0, ge=0, le=64, description="Server processes of `caas serve` "
+                         "(they share all state through the database). 0: one per CPU the "
+                         "process may use (its cgroup's CPU limit, else its CPU affinity).")
     base_url: str = Field("http://127.0.0.1:8000", description="Public URL of the portal "
                           "(links in PR bodies, OIDC redirect URI).")
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")

@@ -6,6 +6,7 @@ import errno
 import os
 import socket
 import tempfile
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -45,3 +46,19 @@ def prepare(settings: Settings, engine: Engine) -> None:
         db.upgrade(engine)
     settings.resolved_secret_key()
     os.environ.setdefault("CHECKPOINT_DISABLE", "1")  # terraform: never phone home
+
+
+def server_workers(configured: int) -> int:
+    """How many server processes ``caas serve`` runs: ``configured``, or when 0 one per CPU this
+    process may use: the cgroup v2 CPU limit (``cpu.max``: quota/period, rounded up) when one
+    is set — a container sees every CPU of its node otherwise — else the CPU affinity."""
+    if configured:
+        return configured
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return max(1, cpus)
+    if quota != "max":
+        cpus = min(cpus, -(-int(quota) // int(period)))
+    return max(1, cpus)

@@ -51,6 +51,8 @@ class Prepared:
     body: str
     unit_exists: bool
     env_docs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Labels beyond pr_text.labels' own (an upgrade: ``upgrade``, ``upgrade-conflict``).
+    extra_labels: list[str] = field(default_factory=list)
 
 
 def _dirs(forge: Forge, directory: str) -> set[str]:

@@ -9,7 +9,6 @@ from datetime import timedelta
 
 from sqlmodel import Session, col, func, select
 
-from gitops.names import DNS_LABEL
 from portal.auth import audit, git_members
 from portal.auth.models import ApiToken, AuditEvent, Membership, Role, Team, User, WebSession
 from portal.auth.passwords import hash_password, new_secret, token_hash, verify_password
@@ -23,9 +22,9 @@ from portal.errors import (
     Unauthenticated,
     ValidationFailed,
 )
+from portal.groups import check_team_name
 
 USERNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
-TEAM_RE = DNS_LABEL  # a team name is a DNS-1123 label (gitops.names)
 TOKEN_PREFIX = "caas_"  # noqa: S105 - a prefix, not a secret
 MIN_PASSWORD = 10
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -93,9 +92,9 @@ def set_password(session: Session, *, username: str, password: str, actor: str) 
 
 def create_team(session: Session, *, name: str, display_name: str = "",
                 actor: str = "system") -> Team:
-    if not TEAM_RE.match(name):
-        raise ValidationFailed("team name must be a DNS-1123 label (lowercase letters, digits, "
-                               "'-', at most 63 characters)", field="name", rule="pattern")
+    """A portal team (``Conflict`` when it exists). The name rule is the one team groups need
+    (:func:`portal.groups.check_team_name`): a team ``pay-admins`` would own ``pay``'s groups."""
+    check_team_name(name, field="name")
     if session.exec(select(Team).where(Team.name == name)).first():
         raise Conflict(f"team {name!r} already exists", field="name", rule="unique")
     team = Team(name=name, display_name=display_name or name)
