@@ -2,7 +2,7 @@
 ``decommissioned``, its timeline and the quotas it ran with).
 
 Revision ID: catalog_0002
-Revises: catalog_0001
+Revises: catalog_drift_0001
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "catalog_0002"
-down_revision = "catalog_0001"
+down_revision = "catalog_drift_0001"
 branch_labels = None
 depends_on = None
 
