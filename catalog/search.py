@@ -16,6 +16,9 @@ whatever the size of the catalog. Ranking: 0 the name is the query, 1 the name s
 Templates are files, not rows (a handful, from the scaffolder's registry): the caller passes
 them as :class:`Document` and they are ranked in memory by the same terms and rules.
 
+Decommissioned entities (rows kept for their history) have no terms: search, like the
+lists, hides them.
+
 Who may see what: any signed-in user reads the whole catalog and every template (the catalog
 API's rule), so search filters nothing by viewer.
 """

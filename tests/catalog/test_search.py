@@ -140,8 +140,15 @@ def test_terms_follow_the_index_and_pull_requests(engine: Engine, indexed: gitop
                    "remove batch")
     with Session(engine) as s:
         service.reindex(s, forge=GitReader(indexed.git_dir))
-    assert keys("batch") == []
+    assert keys("batch") == []  # decommissioned: hidden, as in the lists
     assert "namespace:payments/payments-api" in keys("api")
+    batch = "namespace:payments/payments-batch"
+    with Session(engine) as s:  # a pull request re-creating the name: findable again
+        service.set_status(s, entity=batch, status="requested", commit=True)
+    assert keys("batch") == [batch]
+    with Session(engine) as s:
+        service.set_status(s, entity=batch, status="closed", commit=True)
+    assert keys("batch") == []
     with Session(engine) as s:  # a pull request's placeholder is findable, until it closes
         service.set_status(s, entity="namespace:search/ledger-ro", status="requested",
                            commit=True)
@@ -175,7 +182,7 @@ def test_the_migration_fills_terms_in_from_indexed_entities(engine: Engine,
     before = terms()
     assert ("namespace:payments/payments-api", "namespace", "payments-api", 1) in before
     config = db.alembic_config(engine)
-    command.downgrade(config, "catalog_drift_0001")
+    command.downgrade(config, "catalog_0002")
     assert "catalog_search_terms" not in sa.inspect(engine).get_table_names()
     command.upgrade(config, "heads")
     assert terms() == before

@@ -1,5 +1,5 @@
-"""catalog: search terms (one row per entity and distinct word, prefix-searchable), filled in
-from the entities already indexed.
+"""catalog: decommissioned_at, when an entity's files left main (its row is kept with status
+``decommissioned``, its timeline and the quotas it ran with).
 
 Revision ID: catalog_0002
 Revises: catalog_drift_0001
@@ -10,40 +10,17 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from catalog import search
-
 revision = "catalog_0002"
 down_revision = "catalog_drift_0001"
 branch_labels = None
 depends_on = None
 
-BATCH = 1000
-
 
 def upgrade() -> None:
-    table = op.create_table(
-        "catalog_search_terms",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("key", sa.String(300), nullable=False),
-        sa.Column("kind", sa.String(16), nullable=False),
-        # Byte-wise comparison on PostgreSQL too: a prefix is one index range.
-        sa.Column("term", sa.String(100).with_variant(sa.String(100, collation="C"),
-                                                      "postgresql"), nullable=False),
-        sa.Column("field", sa.SmallInteger, nullable=False),
-    )
-    op.create_index("ix_catalog_search_terms_kind_term_key", "catalog_search_terms",
-                    ["kind", "term", "key"])
-    op.create_index("ix_catalog_search_terms_key", "catalog_search_terms", ["key"])
-    conn = op.get_bind()
-    entities = sa.table("catalog_entities", sa.column("key"), sa.column("kind"),
-                        sa.column("name"), sa.column("owner"), sa.column("search"))
-    existing = conn.execute(sa.select(entities.c.key, entities.c.kind, entities.c.name,
-                                      entities.c.owner, entities.c.search)).all()
-    for i in range(0, len(existing), BATCH):
-        rows = search.term_rows(dict(r._mapping) for r in existing[i:i + BATCH])
-        if rows:
-            conn.execute(table.insert(), rows)
+    op.add_column("catalog_entities",
+                  sa.Column("decommissioned_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    op.drop_table("catalog_search_terms")
+    with op.batch_alter_table("catalog_entities") as batch:
+        batch.drop_column("decommissioned_at")
