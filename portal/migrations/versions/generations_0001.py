@@ -2,8 +2,7 @@
 (``portal.generations`` says what each one covers and why triggers).
 
 Revision ID: generations_0001
-Revises: 0001_portal
-Depends on: catalog_0001, identity_git_0001
+Revises: catalog_0001, identity_git_0001 (a merge point: its triggers need both branches' tables)
 """
 
 from __future__ import annotations
@@ -12,9 +11,9 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "generations_0001"
-down_revision = "0001_portal"
-branch_labels = ("generations",)
-depends_on = ("catalog_0001", "identity_git_0001")
+down_revision = ("catalog_0001", "identity_git_0001")
+branch_labels = None
+depends_on = None
 
 # (table, events, generation): UPDATE OF names the columns whose change matters (an API token's
 # last use is written every minute and must not empty every cache).
