@@ -27,6 +27,7 @@ from scaffolder.changeset import Prepared
 from scaffolder.checks import kustomize, manifests, policy
 from scaffolder.models import CheckResult
 from scaffolder.render import ANSWERS_FILE
+from scaffolder.upgrade import check_conflicts
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 POLICIES_DIR = "platform/policies"
@@ -310,12 +311,16 @@ def run_checks(forge: Forge, prepared: Prepared, *, open_units: Iterable[str]
     schemas, objects = check_manifests(rendered,
                                        kubernetes_version=_kubernetes_version(prepared))
     builds, built = check_kustomize(rendered)
+    # An upgrade's merge may leave conflict markers: red until they are resolved.
+    conflicts = [check_conflicts({c.path: c.content for c in prepared.changes})] \
+        if prepared.action == "upgrade" else []
     return [
         schemas,
         builds,
         check_policies(forge, prepared.base_sha, objects + built),
         check_collisions(forge, prepared, open_units),
         check_capacity(forge, prepared),
+        *conflicts,
     ]
 
 

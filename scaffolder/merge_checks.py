@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from gitops import quota
+from gitops import layout, quota
 from gitops.environment import read_manifest
 from gitops.forges.base import FileChange, Forge
 from gitops.quantity import QuantityError
@@ -33,6 +33,7 @@ from scaffolder.changeset import load_yaml
 from scaffolder.checks.manifests import DEFAULT_KUBERNETES_VERSION
 from scaffolder.codeowners import codeowners_changes
 from scaffolder.models import Change, CheckResult
+from scaffolder.upgrade import check_conflicts
 
 MAIN_DEPENDENT = ("policies", "collisions", "capacity", "codeowners")
 
@@ -127,13 +128,27 @@ def recheck(forge: Forge, change: Change, *, open_units: Iterable[str],
     main = forge.head()
     overlay = overlay_of(forge, change)
     org, admins = code_owners
+    # An upgrade merges only once its conflict markers are resolved on the branch; the
+    # manifests and overlays the markers broke are evaluated again on its head.
+    conflicts = _upgrade_checks(forge, change, overlay) if change.action == "upgrade" else []
     return [
         _policies(forge, main, overlay),
         checks_runner.collisions(forge, change.unit_key, main,
                                  [u for u in open_units if u != change.unit_key]),
         _capacity(forge, main, overlay, change.envs),
         _codeowners(forge, main, overlay, org=org, admins=admins),
+        *conflicts,
     ]
+
+
+def _upgrade_checks(forge: Forge, change: Change, overlay: Mapping[str, bytes | None]
+                    ) -> list[CheckResult]:
+    units = sorted({layout.unit_dir(k) for k in layout.keys_for_paths(overlay)})
+    files = forge.read_tree(units, change.head_sha or "") if units else {}
+    schemas, _objects = checks_runner.check_manifests(
+        files, kubernetes_version=DEFAULT_KUBERNETES_VERSION)
+    builds, _built = checks_runner.check_kustomize(files)
+    return [schemas, builds, check_conflicts(overlay)]
 
 
 def merged_into(stored: Sequence[Mapping[str, object]], fresh: Sequence[CheckResult]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
@@ -152,6 +152,58 @@ class RenderedFile(BaseModel):
     path: str
     status: str  # added | modified | deleted
     content: str | None = None
+
+
+class UpgradeRequest(BaseModel):
+    """Open (or preview) the upgrade PRs of the units behind their template."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template: str | None = PField(default=None, min_length=1, max_length=63,
+                                  pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                                  description="Only units of this template.")
+    team: str | None = PField(default=None, min_length=1, max_length=63,
+                              pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                              description="Only units of this team.")
+    dry_run: bool = PField(default=False, description="Merge and report; open nothing.")
+    per: Literal["unit", "team"] = PField(default="unit", description="One PR per unit, or one "
+                                          "per team and template.")
+
+
+class UpgradeOutcome(BaseModel):
+    """What an upgrade run did (or would do) for one PR's worth of units.
+
+    ``state``: ``would-open``/``opened`` (a new PR), ``open`` (a PR for this version is open:
+    nothing new), ``would-update``/``updated`` (the template moved again: the open PR's branch
+    gets the new merge), ``refused`` (``message`` says why; other units go on), ``held``
+    (another open change holds the unit)."""
+
+    key: str = PField(description="The unit's folder, or upgrade/<template>/<team> per team.")
+    units: list[str]
+    template: str
+    from_versions: list[str] = PField(description="Stored template versions (git tree ids).")
+    to_version: str
+    state: str
+    change_id: int | None = None
+    number: int | None = None
+    url: str = ""
+    files: list[RenderedFile] = PField(default_factory=list)
+    conflicts: list[str] = PField(default_factory=list, description="Paths with markers.")
+    added: dict[str, Any] = PField(default_factory=dict, description="Answers the new version "
+                                   "adds, with their defaults.")
+    dropped: list[str] = PField(default_factory=list, description="Answers it no longer takes.")
+    message: str = ""
+
+
+class BehindUnit(BaseModel):
+    """A unit whose .caas-answers.yaml names an older version of its template."""
+
+    unit: str
+    entity: str
+    template: str
+    version: str
+    current: str
+    team: str | None = None
 
 
 class CheckResult(BaseModel):

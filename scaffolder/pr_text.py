@@ -9,7 +9,7 @@ from scaffolder.models import CheckResult
 
 def labels(prepared: Prepared) -> list[str]:
     return ["caas", f"template:{prepared.template.name}", f"tier:{prepared.tier.value}",
-            *(["envs"] if prepared.touches_envs else [])]
+            *(["envs"] if prepared.touches_envs else []), *prepared.extra_labels]
 
 
 def body(prepared: Prepared, checks: list[CheckResult]) -> str:

@@ -2,13 +2,16 @@
 
 A template's version is the git tree id of its folder, computed from the files themselves (the
 same id ``git rev-parse HEAD:templates/<name>`` prints once committed), so a rendered unit's
-``.caas-answers.yaml`` names exactly the template content it came from.
+``.caas-answers.yaml`` names exactly the template content it came from. Every version the
+registry loads is also written to the versioned template store (``scaffolder.template_store``,
+``<data_dir>/templates.git``), so an upgrade can render any version ever served.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,10 +20,13 @@ from typing import Any
 
 from gitops import yaml
 from gitops.names import is_dns_label
-from portal.errors import ConfigError, NotFound, ValidationFailed
+from portal.errors import CaasError, ConfigError, NotFound, ValidationFailed
 from portal.settings import REPO_ROOT, Settings
 from scaffolder.codeowners import owners_config
+from scaffolder.template_store import TemplateStore
 from scaffolder.template_subset import SubsetError, check_file, check_text
+
+log = logging.getLogger(__name__)
 
 _PARAM_REF = re.compile(r"\$\{\{\s*parameters\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -182,6 +188,8 @@ class Registry:
         # Groups the settings name: no team file may target them (scaffolder.checks.identity).
         self.platform_groups = (settings.oidc_admin_group,)
         self._cache: dict[str, tuple[float, Template]] = {}
+        # Every version served, kept for the base of upgrades (scaffolder.upgrade).
+        self.store = TemplateStore(settings.data_dir / "templates.git")
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
@@ -199,6 +207,11 @@ class Registry:
         if cached and cached[0] == stamp:
             return cached[1]
         template = load_template(path, trusted=self.trusted)
+        try:
+            self.store.remember(template.name, path, template.version)
+        except (CaasError, OSError) as exc:  # serving goes on; upgrades from it will say so
+            log.warning("template %s %s not stored for upgrades: %s", name, template.version,
+                        exc)
         self._cache[name] = (stamp, template)
         return template
 

@@ -37,7 +37,12 @@ from scaffolder.models import (
 )
 from scaffolder.parameters import form_fields
 from scaffolder.registry import Registry
+from scaffolder.rerender import UnitDrift as UnitDrift  # re-exported: drift reads units here
+from scaffolder.rerender import unit_drift as unit_drift
+from scaffolder.rerender import unit_template as unit_template
 from scaffolder.review import OPEN
+from scaffolder.units import unit_answers
+from scaffolder.upgrade_changeset import replan
 
 # A change whose task failed after reserving the unit: the reservation is released.
 RELEASED = "failed"
@@ -156,6 +161,18 @@ def decommission_task(session: Session, *, registry: Registry, forge: Forge,
     return run_task(session, reservation=reservation, forge=forge, progress=progress)
 
 
+def upgrade_task(session: Session, *, forge: Forge, principal: Principal, prepared: Prepared,
+                 units: list[str], ip: str = "", progress: tasks.Progress | None = None
+                 ) -> TaskPublic:
+    """Open the pull request of a prepared upgrade (``scaffolder.upgrade_changeset``),
+    reserved under its key (the unit's folder, or ``upgrade/<template>/<team>``) like any
+    change; 409 while another open change holds the key."""
+    reservation = _reserve(session, prepared=prepared, forge=forge, principal=principal,
+                           request_doc={"upgrade": prepared.target, "units": units}, ip=ip,
+                           progress=progress, action="scaffolder.upgrade")
+    return run_task(session, reservation=reservation, forge=forge, progress=progress)
+
+
 def _reserve(session: Session, *, prepared: Prepared, forge: Forge, principal: Principal,
              request_doc: dict[str, Any], ip: str, progress: tasks.Progress | None,
              action: str) -> Reservation:
@@ -217,6 +234,9 @@ def retry_task(session: Session, *, registry: Registry, forge: Forge, principal:
     if "decommission" in task.request:
         prepared = prepare_decommission(forge, registry, principal,
                                         unit=str(task.request["decommission"]))
+    elif "upgrade" in task.request:
+        prepared = replan(forge, registry, key=str(task.request["upgrade"]),
+                          units=[str(u) for u in task.request.get("units") or []])
     else:
         prepared = prepare(forge, registry, principal, ScaffoldRequest.model_validate(
             task.request))
@@ -328,6 +348,18 @@ def _fail(session: Session, task: Task, change: Change, step: str, message: str,
     tasks.log_step(session, task, step, "failed",
                    f"{message} (the reservation of {change.unit_key} is released; retry the "
                    "task to take it again)", progress)
+
+
+def rerender_task(session: Session, *, registry: Registry, forge: Forge, principal: Principal,
+                  unit: str, ip: str = "") -> TaskPublic:
+    """The fix for hand edits found by drift: an update PR re-rendering ``unit`` (a folder)
+    with its stored answers, through the same request, reservation and checks as a form's
+    change. ``NotFound`` without answers; ``Conflict`` when nothing would change or another
+    change holds the unit."""
+    stored = unit_answers(forge=forge, registry=registry, unit=unit)
+    request = ScaffoldRequest(template=stored.template, answers=stored.answers, update=True)
+    return create_task(session, registry=registry, forge=forge, principal=principal,
+                       request=request, ip=ip)
 
 
 def get_task(session: Session, *, principal: Principal, task_id: int) -> TaskPublic:

@@ -1,0 +1,270 @@
+"""Template upgrades: which units are behind their template, and the three-way merge that brings
+one up to date without losing the edits made to it in git.
+
+A unit is *behind* when the version in its ``.caas-answers.yaml`` differs from its template's
+current version (``Template.version``, the git tree id of the folder). For one unit at ``ref``:
+
+- **base**: the old version (from ``scaffolder.template_store``) rendered with the stored answers
+  — what the portal wrote back then;
+- **theirs**: the current version rendered with the answers carried over: answers the new
+  version no longer asks for are dropped, answers it adds get their defaults
+  (``parameters.validate_answers``), derived values are derived again;
+- **ours**: the unit's files at ``ref`` (``main``, or the head of an open upgrade PR when the
+  template moved again).
+
+Per path (``merge_path``): unchanged by the template → ours; untouched in git → theirs (added,
+changed or deleted); both changed alike → ours; both changed differently → ``git merge-file``
+(``gitops.git`` runner) with conflict markers labelled ``main`` / ``template <old>`` /
+``template <new>``; changed on one side and deleted on the other → the surviving content between
+markers (a conflict). ``.caas-answers.yaml`` is always theirs. Files only in git stay.
+
+``plan_unit`` returns a ``UnitPlan`` (changes against ``ref``, conflicted paths, added and dropped
+answers) or raises ``UpgradeRefused`` naming the unit and why (version missing from every store,
+old version not loadable, answers invalid under the new version). Nothing here writes a ref.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitops import git, layout, yaml
+from gitops.forges.base import FileChange, Forge
+from portal.errors import CaasError
+from scaffolder import parameters
+from scaffolder.changeset import environments_on_main, teams_on_main
+from scaffolder.models import CheckResult
+from scaffolder.parameters import form_fields, validate_answers
+from scaffolder.registry import Registry, Template, load_template
+from scaffolder.render import ANSWERS_FILE, read_answers, read_template_name, render
+
+UNIT_TOPS = ("teams", "tenants", "applications", "envs")
+_MARKER = re.compile(rb"^(<<<<<<<|>>>>>>>)( |$)", re.MULTILINE)
+
+
+class UpgradeRefused(CaasError):
+    """One unit cannot be upgraded (the others go on); the message names unit and version."""
+
+    status = 409
+    code = "upgrade_refused"
+
+
+@dataclass(frozen=True)
+class Behind:
+    """A unit whose stored template version is not the template's current one."""
+
+    unit: str  # folder, e.g. tenants/pay/pay-web
+    template: str
+    version: str  # stored
+    current: str  # the template's version now
+    answers: dict[str, Any]
+
+    @property
+    def team(self) -> str | None:
+        parts = self.unit.split("/")
+        return parts[1] if parts[0] in ("teams", "tenants", "applications") else None
+
+
+@dataclass
+class UnitPlan:
+    """The merge of one unit: file changes against the ref it was read from."""
+
+    behind: Behind
+    changes: list[FileChange] = field(default_factory=list)
+    statuses: dict[str, str] = field(default_factory=dict)  # path -> added|modified|deleted
+    conflicts: list[str] = field(default_factory=list)
+    added: dict[str, Any] = field(default_factory=dict)  # answers the new version adds
+    dropped: list[str] = field(default_factory=list)  # answers it no longer takes
+    answers: dict[str, Any] = field(default_factory=dict)  # the new answers
+    files: dict[str, bytes] = field(default_factory=dict)  # the unit's files after the merge
+    ours: dict[str, bytes] = field(default_factory=dict)  # the unit's files before it
+
+
+def has_markers(content: bytes | None) -> bool:
+    """True when ``content`` holds a line starting a or ending a conflict (``<<<<<<<``/
+    ``>>>>>>>`` then a space or the end of the line), as ``git merge-file`` writes them."""
+    return bool(content) and _MARKER.search(content or b"") is not None
+
+
+def check_conflicts(files: Mapping[str, bytes | None]) -> CheckResult:
+    """The ``conflicts`` check of an upgrade: red while any file it writes holds conflict
+    markers (resolve them on the branch; the check is evaluated again at merge)."""
+    marked = sorted(p for p, c in files.items() if has_markers(c))
+    if marked:
+        return CheckResult(name="conflicts", state="failure",
+                           summary=f"{len(marked)} file(s) hold merge conflict markers",
+                           details=marked[:50])
+    return CheckResult(name="conflicts", state="success", summary="no conflict markers")
+
+
+def units_behind(forge: Forge, registry: Registry, *, ref: str = "main",
+                 template: str | None = None, team: str | None = None) -> list[Behind]:
+    """Every unit at ``ref`` whose ``.caas-answers.yaml`` names a known template at another
+    version, sorted by folder. One listing per top folder and one batched read of the answers
+    files (``Forge.read_tree``): no unit's other files are read."""
+    paths = [p for top in UNIT_TOPS for p in forge.list_files(top, ref)
+             if p.endswith("/" + ANSWERS_FILE)
+             and layout.key_for_unit(p.rsplit("/", 1)[0]) != ""
+             and p.count("/") == (2 if p.startswith(("teams/", "envs/")) else 3)]
+    if team is not None:
+        paths = [p for p in paths if not p.startswith("envs/") and p.split("/")[1] == team]
+    docs = forge.read_tree(paths, ref) if paths else {}
+    known = {name: registry.get(name) for name in registry.names()}
+    found: list[Behind] = []
+    for path in sorted(docs):
+        content = docs[path]
+        name, answers = read_template_name(content), read_answers(content)
+        current = known.get(name or "")
+        if current is None or answers is None or (template and name != template):
+            continue
+        version = _stored_version(content)
+        if version != current.version:
+            found.append(Behind(unit=path.rsplit("/", 1)[0], template=current.name,
+                                version=version, current=current.version, answers=answers))
+    return found
+
+
+def _stored_version(content: bytes) -> str:
+    doc = yaml.load(content)
+    return str(doc.get("version") or "") if isinstance(doc, dict) else ""
+
+
+def behind_at(forge: Forge, registry: Registry, unit: str, ref: str) -> Behind | None:
+    """The unit at ``ref`` if it is behind its template there (an open PR's head), else None."""
+    content = forge.read_file(f"{unit}/{ANSWERS_FILE}", ref)
+    name, answers = read_template_name(content), read_answers(content)
+    if content is None or name is None or answers is None or name not in registry.names():
+        return None
+    current = registry.get(name)
+    version = _stored_version(content)
+    if version == current.version:
+        return None
+    return Behind(unit=unit, template=current.name, version=version, current=current.version,
+                  answers=answers)
+
+
+def old_template(registry: Registry, behind: Behind, tmp: Path) -> Template:
+    """The template ``behind.template`` at ``behind.version``, from the template store."""
+    try:
+        folder = registry.store.materialize(behind.template, behind.version, tmp)
+        return load_template(folder, trusted=registry.trusted)
+    except CaasError as exc:
+        raise UpgradeRefused(f"{behind.unit}: template {behind.template} version "
+                             f"{behind.version or '(none)'} cannot be loaded for the merge base: "
+                             f"{exc.message}", field="version", rule="template-version") from exc
+
+
+def new_answers(forge: Forge, registry: Registry, template: Template, behind: Behind
+                ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """(answers for the new version, answers it adds with their defaults, answers dropped).
+
+    The stored form answers the new version still asks for are kept; derived values are
+    derived again. ``UpgradeRefused`` when they are invalid under the new version."""
+    fields = {f.name for f in form_fields(template.parameters)}
+    kept = {k: v for k, v in behind.answers.items() if k in fields}
+    context = parameters.parameter_context(
+        teams=frozenset(teams_on_main(forge)), environments=frozenset(environments_on_main(forge)),
+        quota_bounds=registry.quota_bounds, reserved_namespaces=registry.reserved_namespaces)
+    try:
+        answers = dict(validate_answers(template.parameters, kept, context=context))
+    except CaasError as exc:
+        raise UpgradeRefused(f"{behind.unit}: the stored answers do not fit template "
+                             f"{template.name} {template.version[:12]}: {exc.message}",
+                             field="answers", rule="upgrade-answers") from exc
+    added = {k: v for k, v in answers.items() if k not in behind.answers}
+    dropped = sorted(k for k in behind.answers if k not in answers)
+    return answers, added, dropped
+
+
+def plan_unit(forge: Forge, registry: Registry, behind: Behind, *, ref: str = "main"
+              ) -> UnitPlan:
+    """The three-way merge of one behind unit at ``ref`` (module doc)."""
+    template = registry.get(behind.template)
+    answers, added, dropped = new_answers(forge, registry, template, behind)
+    if template.fill(template.target_path, answers) != behind.unit:
+        raise UpgradeRefused(f"{behind.unit}: template {template.name} "
+                             f"{template.version[:12]} places this unit elsewhere "
+                             f"({template.fill(template.target_path, answers)!r})",
+                             field="answers", rule="upgrade-target")
+    with tempfile.TemporaryDirectory(prefix="caas-upgrade-") as tmp:
+        old = old_template(registry, behind, Path(tmp))
+        try:
+            base = render(old, behind.answers, target=behind.unit)
+        except CaasError as exc:
+            raise UpgradeRefused(f"{behind.unit}: template {behind.template} version "
+                                 f"{behind.version[:12]} does not render with the stored "
+                                 f"answers: {exc.message}", field="version",
+                                 rule="template-version") from exc
+    theirs = render(template, answers, target=behind.unit)
+    ours = forge.read_tree([behind.unit], ref)
+    plan = UnitPlan(behind=behind, added=added, dropped=dropped, answers=answers,
+                    files=dict(ours), ours=ours)
+    labels = ("main", f"template {behind.version[:12]}", f"template {template.version[:12]}")
+    with tempfile.TemporaryDirectory(prefix="caas-merge-") as scratch:
+        for path in sorted(set(base) | set(theirs) | set(ours)):
+            if path.rsplit("/", 1)[-1] == ANSWERS_FILE:
+                result, conflict = theirs.get(path), False
+            else:
+                result, conflict = merge_path(registry.store.git_dir, Path(scratch), labels,
+                                              path, (base.get(path), ours.get(path),
+                                                     theirs.get(path)))
+            if conflict:
+                plan.conflicts.append(path)
+            if result == ours.get(path):
+                continue
+            plan.changes.append(FileChange(path, result))
+            plan.statuses[path] = ("added" if path not in ours else
+                                   "deleted" if result is None else "modified")
+            if result is None:
+                plan.files.pop(path, None)
+            else:
+                plan.files[path] = result
+    return plan
+
+
+def merge_path(git_dir: Path, scratch: Path, labels: Sequence[str], path: str,
+               sides: tuple[bytes | None, bytes | None, bytes | None]
+               ) -> tuple[bytes | None, bool]:
+    """(merged content or None for deleted, True when it is a conflict) for ``path`` from its
+    (base, ours, theirs) contents (None: absent on that side)."""
+    base, ours, theirs = sides
+    if base == theirs or ours == theirs:
+        return ours, False
+    if ours == base:
+        return theirs, False
+    if ours is None or theirs is None:  # changed on one side, deleted on the other
+        kept = ours if ours is not None else theirs
+        side = (f"{labels[0]}", f"{labels[2]} (deleted)") if ours is not None else \
+            (f"{labels[0]} (deleted)", labels[2])
+        top, bottom = (kept, b"") if ours is not None else (b"", kept)
+        text = (f"<<<<<<< {side[0]}\n".encode() + _eol(top or b"") + b"=======\n"
+                + _eol(bottom or b"") + f">>>>>>> {side[1]}\n".encode())
+        return text, True
+    names = []
+    for name, content in (("ours", ours), ("base", base or b""), ("theirs", theirs)):
+        (scratch / name).write_bytes(content)
+        names.append(str(scratch / name))
+    args = ["merge-file", "-p"]
+    for label in labels:
+        args += ["-L", label]
+    proc = git.run(git_dir, *args, *names)
+    if proc.returncode < 0 or proc.returncode > 127:  # git could not merge (binary, error)
+        raise UpgradeRefused(f"{path}: git merge-file cannot merge it: "
+                             f"{proc.stderr.decode(errors='replace').strip()}", field="files",
+                             rule="merge")
+    return proc.stdout, proc.returncode > 0
+
+
+def _eol(content: bytes) -> bytes:
+    return content if not content or content.endswith(b"\n") else content + b"\n"
+
+
+def answers_changes(added: Mapping[str, Any], dropped: Sequence[str]) -> list[str]:
+    """Markdown lines naming the answers an upgrade adds (with their defaults) and drops."""
+    lines = [f"- added `{k}` = `{v!r}` (the new version's default)" for k, v in added.items()]
+    lines += [f"- dropped `{k}` (the new version no longer asks for it)" for k in dropped]
+    return lines or ["- none"]
