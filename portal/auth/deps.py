@@ -32,7 +32,8 @@ CSRF_FIELD = "csrf_token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    # async: FastAPI runs a plain-function dependency in the thread pool, a hop per request.
     settings: Settings = request.app.state.settings
     return settings
 
