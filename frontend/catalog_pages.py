@@ -16,9 +16,11 @@ from catalog.cost import load_price_sheet
 from catalog.live_status import live_block
 from catalog.models import Kind
 from frontend.pages import render
+from frontend.promotion_pages import promotion_context
 from portal.deps import PrincipalDep, SessionDep, SettingsDep
 from portal.errors import NotFound
 from portal.settings import Settings
+from scaffolder.deps import ForgeDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -148,9 +150,10 @@ def namespace_page(request: Request, team: str, name: str, principal: PrincipalD
 
 @router.get("/catalog/applications/{team}/{name}")
 def application_page(request: Request, team: str, name: str, principal: PrincipalDep,
-                     session: SessionDep, settings: SettingsDep) -> Response:
-    return render(request, "entity.html", title=f"Application {team}/{name}",
-                  **entity_context(session, settings, f"application:{team}/{name}"))
+                     session: SessionDep, settings: SettingsDep, forge: ForgeDep) -> Response:
+    context = entity_context(session, settings, f"application:{team}/{name}")
+    return render(request, "entity.html", title=f"Application {team}/{name}", **context,
+                  **promotion_context(session, settings, forge, team, name))
 
 
 def environment_entity(session: Session, settings: Settings, name: str) -> dict[str, Any]:

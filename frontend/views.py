@@ -129,6 +129,7 @@ def mount(app: FastAPI) -> None:
         catalog_pages,
         change_pages,
         env_pages,
+        promotion_pages,
         request_pages,
         search_pages,
     )
@@ -136,5 +137,5 @@ def mount(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
     for pages in (audit_pages, catalog_pages, request_pages, change_pages, env_pages,
-                  search_pages):
+                  search_pages, promotion_pages):
         app.include_router(pages.router)
