@@ -1,8 +1,10 @@
 """The request form, built from a template's ``spec.parameters`` (JSON Schema).
 
 ``widgets()`` turns the scaffolder's ``FieldSpec`` list into what the page template draws (one
-widget per top-level field: text, number, select, checkbox, checkbox group, lines, JSON), and
-``parse_form()`` turns the submitted form back into typed answers for ``validate_answers``.
+widget per top-level field: text, number, select, checkbox, checkbox group, row editor for lists
+and maps (``frontend.rows``; their JSON text only behind an "advanced" toggle), lines, JSON), and
+``read_form()``/``parse_form()`` turn the submitted form back into typed answers for
+``validate_answers``.
 The server stays the judge: this module never decides whether a value is valid, it only
 converts strings to the JSON types the schema declares, so a value the browser sends is checked
 by exactly the same code as an API request.
@@ -15,12 +17,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from frontend.rows import Assembled, RowEditor, assemble, editor_for, fill, fill_posted, posted_rows
 from scaffolder.parameters import FieldSpec
 
 # Choice lists the portal fills in (teams the user belongs to, existing environments).
 PICKER_CHOICES = {"TeamPicker": "team", "EnvironmentPicker": "environment"}
 RULE_CHOICES = {"team": "team", "environment": "environment"}
 MAX_LINES = 200
+# Lists of user names: their row cells suggest the portal's known users.
+PEOPLE_FIELDS = frozenset({"owners", "members", "reviewers", "developers", "viewers"})
 
 
 @dataclass
@@ -29,7 +34,7 @@ class Widget:
 
     name: str
     label: str
-    kind: str  # text | textarea | number | select | checkbox | checkboxes | lines | json
+    kind: str  # text | textarea | number | select | checkbox | checkboxes | rows | lines | json
     help: str = ""
     required: bool = False
     value: str = ""
@@ -46,6 +51,11 @@ class Widget:
     # Identifies the unit being changed: shown read-only, sent unchanged.
     fixed: bool = False
     json_shape: str = "object"  # json widgets: "object" or "list", for the help text
+    # rows widgets: the editor, whether its JSON text (``value``) is in use, and the choice
+    # lists its cells suggest (``{"users": [...], "environment": [...]}``).
+    editor: RowEditor | None = None
+    advanced: bool = False
+    suggestions: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     @property
     def input_id(self) -> str:
@@ -58,6 +68,10 @@ class Widget:
     @property
     def error_id(self) -> str:
         return f"f-{self.name}-error"
+
+    def cell_id(self, row: int | str, column: str) -> str:
+        """The id of one cell's input (``f-owners-2``, ``f-environment_quotas-0-cpu``)."""
+        return f"f-{self.name}-{row}" + (f"-{column.strip('_')}" if column else "")
 
 
 def _choice_key(spec: FieldSpec) -> str | None:
@@ -92,9 +106,19 @@ def _options(spec: FieldSpec, choices: Mapping[str, Sequence[str]]) -> list[str]
     return None
 
 
+def row_editor(spec: FieldSpec) -> RowEditor | None:
+    """The field's row editor, when it is a list or map a table can hold."""
+    if spec.type not in ("array", "object"):
+        return None
+    return editor_for(spec.schema or {"type": spec.type, "items": spec.items or {}},
+                      label=spec.title, people=spec.name in PEOPLE_FIELDS)
+
+
 def _kind(spec: FieldSpec, options: list[str] | None) -> str:
     if spec.type == "boolean":
         return "checkbox"
+    if options is None and row_editor(spec) is not None:
+        return "rows"
     if spec.type == "object" or (spec.type == "array" and (spec.items or {}).get("type")
                                   in ("object", "array")):
         return "json"
@@ -114,22 +138,57 @@ def _as_text(kind: str, value: object) -> str:
         return ""
     if kind == "lines" and isinstance(value, list):
         return "\n".join(str(v) for v in value)
-    if kind == "json":
+    if kind in ("json", "rows"):
         return json.dumps(value, indent=2, sort_keys=True)
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
+@dataclass
+class Posted:
+    """What a re-drawn form keeps of the submitted one: the row editors' rows as typed, their
+    per-cell errors, and a no-JavaScript "Add a row" (``add``: field) or "Remove" (``drop``:
+    field and row index)."""
+
+    form: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    cell_errors: Mapping[str, Mapping[int, Mapping[str, str]]] = field(default_factory=dict)
+    add: str = ""
+    drop: tuple[str, int] | None = None
+
+
+def _rows_widget(widget: Widget, spec: FieldSpec, value: object, posted: Posted,
+                 choices: Mapping[str, Sequence[str]]) -> None:
+    editor = row_editor(spec)
+    assert editor is not None
+    extra = 1 if posted.add == spec.name else 0
+    if f"{spec.name}.__rows" in posted.form:
+        drop = posted.drop[1] if posted.drop and posted.drop[0] == spec.name else None
+        fill_posted(editor, posted_rows(spec.name, posted.form), extra=extra, drop=drop)
+    else:
+        fill(editor, value, extra=extra)
+    for row in editor.rows:
+        row.errors = dict(posted.cell_errors.get(spec.name, {}).get(row.index, {}))
+    widget.editor = editor
+    widget.advanced = f"{spec.name}.__advanced" in posted.form
+    if widget.advanced:
+        widget.value = (posted.form.get(spec.name) or [""])[0]
+    widget.suggestions = {c.choices: list(choices.get(c.choices, ())) for c in editor.columns
+                          if c.choices}
+
+
 def widgets(specs: Sequence[FieldSpec], *, choices: Mapping[str, Sequence[str]] | None = None,
             values: Mapping[str, object] | None = None,
             errors: Mapping[str, str] | None = None,
-            fixed: frozenset[str] = frozenset()) -> list[Widget]:
+            fixed: frozenset[str] = frozenset(),
+            posted: Posted | None = None) -> list[Widget]:
     """The form's controls, filled with ``values`` (else the schema defaults); the fields
-    named in ``fixed`` (those that identify a unit being changed) are read-only text."""
+    named in ``fixed`` (those that identify a unit being changed) are read-only text. Row
+    editors show ``posted`` rows as typed when the form comes back to the user."""
     choices = choices or {}
     values = values or {}
     errors = errors or {}
+    posted = posted or Posted()
     result: list[Widget] = []
     for spec in specs:
         options = _options(spec, choices)
@@ -153,6 +212,8 @@ def widgets(specs: Sequence[FieldSpec], *, choices: Mapping[str, Sequence[str]] 
                 else frozenset()
         else:
             widget.value = _as_text(kind, value)
+        if kind == "rows" and not widget.fixed:
+            _rows_widget(widget, spec, value, posted, choices)
         result.append(widget)
     return result
 
@@ -170,17 +231,42 @@ def _number(spec: FieldSpec, raw: str) -> object:
         return int(as_float) if spec.type == "integer" and as_float.is_integer() else as_float
 
 
+@dataclass
+class FormRead:
+    """A submitted form: the typed answers and, per row-editor field, its assembled rows
+    (``Assembled.problems``: rows the answer cannot express, such as a repeated map key)."""
+
+    answers: dict[str, object]
+    rows: dict[str, Assembled] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> dict[str, dict[int, dict[str, str]]]:
+        return {name: done.problems for name, done in self.rows.items() if done.problems}
+
+
 def parse_form(specs: Sequence[FieldSpec], form: Mapping[str, Sequence[str]]
                ) -> dict[str, object]:
+    """Typed answers from a submitted form (``read_form(...).answers``)."""
+    return read_form(specs, form).answers
+
+
+def read_form(specs: Sequence[FieldSpec], form: Mapping[str, Sequence[str]]) -> FormRead:
     """Typed answers from a submitted form. Empty optional fields are left out, so the
-    schema's default applies exactly as it would for an API request that omits them."""
-    answers: dict[str, object] = {}
+    schema's default applies exactly as it would for an API request that omits them. A row
+    editor's rows (marker ``<name>.__rows``) are assembled by ``frontend.rows.assemble``; with
+    its "advanced" box ticked (``<name>.__advanced``) the JSON text under ``<name>`` counts."""
+    read = FormRead(answers={})
+    answers = read.answers
     for spec in specs:
         raw_values = list(form.get(spec.name, ()))
         raw = raw_values[0] if raw_values else ""
-        if spec.type == "boolean":
+        editor = row_editor(spec) if f"{spec.name}.__rows" in form else None
+        if editor is not None and f"{spec.name}.__advanced" not in form:
+            read.rows[spec.name] = assemble(editor, form, spec.name)
+            answers[spec.name] = read.rows[spec.name].value
+        elif spec.type == "boolean":
             answers[spec.name] = raw in ("on", "true", "1")
-        elif _kind(spec, None) == "json":
+        elif _json_shaped(spec) or editor is not None:
             if raw.strip():
                 try:
                     answers[spec.name] = json.loads(raw)
@@ -199,7 +285,13 @@ def parse_form(specs: Sequence[FieldSpec], form: Mapping[str, Sequence[str]]
             answers[spec.name] = _number(spec, raw.strip())
         else:
             answers[spec.name] = raw
-    return answers
+    return read
+
+
+def _json_shaped(spec: FieldSpec) -> bool:
+    """Objects and lists of objects or lists: posted as JSON text when not as rows."""
+    return spec.type == "object" or (
+        spec.type == "array" and (spec.items or {}).get("type") in ("object", "array"))
 
 
 def _is_multi(spec: FieldSpec, form: Mapping[str, Sequence[str]]) -> bool:

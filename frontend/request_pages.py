@@ -19,9 +19,19 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from frontend.forms import Widget, parse_form, single_field_parameters, widgets
+from frontend.forms import (
+    FormRead,
+    Posted,
+    Widget,
+    parse_form,
+    read_form,
+    row_editor,
+    single_field_parameters,
+    widgets,
+)
 from frontend.highlight import highlight_file
 from frontend.pages import render
+from frontend.row_checks import row_errors
 from frontend.services import ForgeDep, RegistryDep
 from gitops.forges.base import Forge
 from portal.auth.principal import Principal
@@ -32,7 +42,7 @@ from scaffolder import review as scaffolder_review
 from scaffolder import service as scaffolder_service
 from scaffolder.changeset import parameter_context
 from scaffolder.models import ScaffoldRequest, TemplateDetail
-from scaffolder.parameters import ParameterContext, form_fields, validate_answers
+from scaffolder.parameters import FieldSpec, ParameterContext, form_fields, validate_answers
 from scaffolder.registry import Registry
 from scaffolder.units import unit_answers
 
@@ -51,28 +61,54 @@ def _choices(detail: TemplateDetail) -> dict[str, list[str]]:
     return choices
 
 
+def _listed(pages: Mapping[str, list[Widget]], errors: Mapping[str, str]
+            ) -> list[tuple[str, str]]:
+    """The error summary: ``(anchor id, message)``, one per field, or one per bad cell of a
+    row editor ("Owners, row 2: …"), in form order."""
+    listed: list[tuple[str, str]] = []
+    for widget in (w for ws in pages.values() for w in ws):
+        cells = [(widget.cell_id(row.index, column), position, column, message)
+                 for position, row in enumerate(widget.editor.rows, start=1)
+                 for column, message in row.errors.items()] if widget.editor else []
+        labels = {c.name: c.label for c in widget.editor.columns} if widget.editor else {}
+        for anchor, position, column, message in cells:
+            where = f"{widget.label}, row {position}"
+            if column and widget.editor and widget.editor.shape != "list":
+                where += f", {labels.get(column, column)}"
+            listed.append((anchor, f"{where}: {message}"))
+        if widget.name in errors and not cells:
+            listed.append((widget.input_id, errors[widget.name]))
+    return listed
+
+
 def _form_page(request: Request, detail: TemplateDetail, *, values: Mapping[str, object],
                error: CaasError | None = None, update: bool = False,
                fixed: frozenset[str] = frozenset(),
-               more: Mapping[str, str] | None = None) -> Response:
+               more: Mapping[str, str] | None = None, posted: Posted | None = None,
+               status: int | None = None) -> Response:
     """The request form; with ``update`` the "Change" form of an existing unit, whose
     identifying fields (``fixed``) are read-only. ``more``: every other field's error, so a
-    submit shows all of them at once."""
+    submit shows all of them at once; ``posted``: the row editors' rows as typed and their
+    cell errors."""
     errors = dict(more or {})
     if error is not None and error.field:
         errors.setdefault(error.field, error.message)
     pages: dict[str, list[Widget]] = {}
     for widget in widgets(form_fields(detail.parameters), choices=_choices(detail),
-                          values=values, errors=errors, fixed=fixed if update else frozenset()):
+                          values=values, errors=errors, fixed=fixed if update else frozenset(),
+                          posted=posted):
         pages.setdefault(widget.page, []).append(widget)
     verb = "Change" if update else "Request"
-    shown = {w.name for ws in pages.values() for w in ws}
-    listed = [(name, message) for name, message in errors.items() if name in shown]
+    listed = _listed(pages, errors)
+    if status is None:
+        status = error.status if error else 200
     return render(
-        request, "request_form.html", status=error.status if error else 200,
+        request, "request_form.html", status=status,
         title=f"{verb} {detail.title}", tmpl=detail, pages=list(pages.items()),
-        error=error.message if error and len(listed) < 2 else None, update=update, verb=verb,
-        error_field=error.field if error and error.field in errors else None,
+        error=(listed[0][1] if len(listed) == 1 and error else
+               error.message if error and not listed else None),
+        update=update, verb=verb,
+        error_field=listed[0][0] if len(listed) == 1 and error else None,
         error_list=listed if len(listed) > 1 else [],
     )
 
@@ -92,6 +128,34 @@ def _field_errors(parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         except ValidationFailed as exc:
             errors[field_name] = exc.message
     return errors
+
+
+def _row_edit(form: Mapping[str, Sequence[str]]) -> Posted | None:
+    """A no-JavaScript "Add a row" (``_add=<field>``) or "Remove" (``_remove=<field>.<row>``)
+    press: the form to draw again, else None."""
+    add = (form.get("_add") or [""])[0]
+    remove = (form.get("_remove") or [""])[0]
+    if add:
+        return Posted(form=form, add=add[:100])
+    field_name, _, row = remove.rpartition(".")
+    if field_name and row.isdigit() and len(row) <= 4:
+        return Posted(form=form, drop=(field_name, int(row)))
+    return None
+
+
+def _cell_errors(specs: Sequence[FieldSpec], read: FormRead, context: ParameterContext
+                 ) -> dict[str, dict[int, dict[str, str]]]:
+    """Per row-editor field, the rows the server validator refuses and the cell."""
+    cells: dict[str, dict[int, dict[str, str]]] = {}
+    for spec in specs:
+        done = read.rows.get(spec.name)
+        editor = row_editor(spec)
+        if done is None or editor is None:
+            continue
+        found = row_errors(spec.schema, spec.name, editor, done, context)
+        if found:
+            cells[spec.name] = found
+    return cells
 
 
 def _is_update(form: Mapping[str, Sequence[str]]) -> bool:
@@ -201,21 +265,35 @@ async def preview(request: Request, name: str, principal: PrincipalDep, session:
     detail = scaffolder_service.get_template(registry=registry, forge=forge,
                                              principal=principal, name=name)
     form = await _form_data(request)
-    answers = parse_form(form_fields(detail.parameters), form)
+    specs = form_fields(detail.parameters)
+    read = read_form(specs, form)
+    answers = read.answers
     update = _is_update(form)
+    fixed = _fixed(registry, name, update)
+    edit = _row_edit(form)
+    if edit is not None:  # "Add a row" / "Remove" without JavaScript: the form again
+        return _form_page(request, detail, values=answers, update=update, fixed=fixed,
+                          posted=edit)
+    if read.problems:  # rows the answer cannot hold (a repeated map key): refused first
+        first = next(iter(read.problems))
+        return _form_page(request, detail, values=answers, update=update, fixed=fixed,
+                          error=ValidationFailed(f"{first}: rows need a change", field=first,
+                                                 rule="rows"),
+                          posted=Posted(form=form, cell_errors=read.problems))
     try:
         result = scaffolder_service.dry_run(
             session, registry=registry, forge=forge, principal=principal,
             request=_scaffold_request(name, answers, update=update))
     except CaasError as exc:
         more: dict[str, str] = {}
+        cells: dict[str, dict[int, dict[str, str]]] = {}
         if isinstance(exc, ValidationFailed):  # every field's problem at once, not the first
             template = registry.get(name, field_name="name")
-            names = [f.name for f in form_fields(template.parameters)]
-            more = _field_errors(template.parameters, answers, names,
-                                 parameter_context(forge, principal, registry))
+            context = parameter_context(forge, principal, registry)
+            more = _field_errors(template.parameters, answers, [f.name for f in specs], context)
+            cells = _cell_errors(specs, read, context)
         return _form_page(request, detail, values=answers, error=exc, update=update,
-                          fixed=_fixed(registry, name, update), more=more)
+                          fixed=fixed, more=more, posted=Posted(form=form, cell_errors=cells))
     files = [{"path": f.path, "status": f.status, "anchor": "file-" + str(i),
               "lines": highlight_file(f.path, f.content or "")}
              for i, f in enumerate(result.files)]

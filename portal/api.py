@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from catalog.drift.views import router as drift_router
 from catalog.views import router as catalog_router
 from portal.auth.oidc_views import router as oidc_router
 from portal.auth.views import router as identity_router
@@ -17,6 +18,7 @@ def api_router() -> APIRouter:
     router = APIRouter()
     router.include_router(identity_router)
     router.include_router(catalog_router)
+    router.include_router(drift_router)
     router.include_router(oidc_router)
     router.include_router(scaffolder_router)
     router.include_router(upgrade_router)

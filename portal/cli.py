@@ -534,6 +534,29 @@ def catalog_reindex() -> None:
         out.print(f"  flagged: {key}")
 
 
+@app.command("drift")
+def drift(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    side: Annotated[list[str] | None, typer.Option(
+        "--side", help="Check only this side (git, catalog, cluster, keycloak); repeatable.")
+    ] = None,
+) -> None:
+    """Compare git, the catalog, the cluster and Keycloak now, store the findings and list
+    them; exit 1 when anything drifted."""
+    from catalog.drift import cli as drift_cli
+    from gitops.forges.factory import make_forge
+    from scaffolder.registry import Registry
+
+    settings = load_settings()
+    engine = ready_engine(settings)
+    with db.session_scope(engine) as session:
+        report = drift_cli.run(session, settings=settings, forge=make_forge(settings, engine),
+                               registry=Registry(settings), sides=side)
+    print(drift_cli.render(report, as_json=as_json), end="")
+    if drift_cli.drifted(report):
+        raise typer.Exit(1)
+
+
 @app.command("check-codeowners")
 def check_codeowners() -> None:
     """List the CODEOWNERS owners on main that the forge cannot ask for a review (GitHub:

@@ -155,6 +155,9 @@ class FieldSpec:
     rule: str | None = None
     items: Mapping[str, Any] | None = None
     page: str = ""
+    # The property's whole JSON Schema (row editors read ``propertyNames``,
+    # ``additionalProperties`` and item ``properties`` from it).
+    schema: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 def merged_schema(parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -217,6 +220,7 @@ def form_fields(parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> 
                     rule=rule_of(prop),
                     items=prop.get("items"),
                     page=str(page.get("title") or ""),
+                    schema=copy.deepcopy(dict(prop)),
                 )
             )
     return fields

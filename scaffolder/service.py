@@ -37,7 +37,11 @@ from scaffolder.models import (
 )
 from scaffolder.parameters import form_fields
 from scaffolder.registry import Registry
+from scaffolder.rerender import UnitDrift as UnitDrift  # re-exported: drift reads units here
+from scaffolder.rerender import unit_drift as unit_drift
+from scaffolder.rerender import unit_template as unit_template
 from scaffolder.review import OPEN
+from scaffolder.units import unit_answers
 from scaffolder.upgrade_changeset import replan
 
 # A change whose task failed after reserving the unit: the reservation is released.
@@ -344,6 +348,18 @@ def _fail(session: Session, task: Task, change: Change, step: str, message: str,
     tasks.log_step(session, task, step, "failed",
                    f"{message} (the reservation of {change.unit_key} is released; retry the "
                    "task to take it again)", progress)
+
+
+def rerender_task(session: Session, *, registry: Registry, forge: Forge, principal: Principal,
+                  unit: str, ip: str = "") -> TaskPublic:
+    """The fix for hand edits found by drift: an update PR re-rendering ``unit`` (a folder)
+    with its stored answers, through the same request, reservation and checks as a form's
+    change. ``NotFound`` without answers; ``Conflict`` when nothing would change or another
+    change holds the unit."""
+    stored = unit_answers(forge=forge, registry=registry, unit=unit)
+    request = ScaffoldRequest(template=stored.template, answers=stored.answers, update=True)
+    return create_task(session, registry=registry, forge=forge, principal=principal,
+                       request=request, ip=ip)
 
 
 def get_task(session: Session, *, principal: Principal, task_id: int) -> TaskPublic:

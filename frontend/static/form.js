@@ -53,6 +53,42 @@
     timer = setTimeout(check, delay);
   }
 
+  // Row editors: "Add a row" and "Remove" work as plain submit buttons (the server draws the
+  // form again); here they act in place. A new row copies the editor's <template>, whose
+  // ``__i__`` (index posted to the server) and ``__n__`` (row number read aloud) are filled in.
+  form.addEventListener("click", (event) => {
+    const add = event.target.closest("[data-row-add]");
+    const remove = event.target.closest("[data-row-remove]");
+    if (add) {
+      event.preventDefault();
+      const editor = add.closest("fieldset.rows");
+      const body = editor.querySelector("[data-rows]");
+      const template = editor.querySelector("template[data-row-template]");
+      const index = Number(body.getAttribute("data-next") || "0");
+      body.setAttribute("data-next", String(index + 1));
+      const position = body.querySelectorAll("[data-row]").length + 1;
+      const html = template.innerHTML.replaceAll("__i__", String(index))
+        .replaceAll("__n__", String(position));
+      body.insertAdjacentHTML("beforeend", html);
+      const first = body.lastElementChild.querySelector("input, select");
+      if (first) first.focus();
+    } else if (remove) {
+      event.preventDefault();
+      const editor = remove.closest("fieldset.rows");
+      remove.closest("[data-row]").remove();
+      const name = editor.closest("[data-field]").getAttribute("data-field");
+      touched.add(name);
+      schedule(0);
+      editor.querySelector("[data-row-add]").focus();
+    }
+  });
+  // Typing into the advanced JSON text means using it.
+  form.addEventListener("input", (event) => {
+    if (!event.target.matches("details.advanced textarea")) return;
+    const box = event.target.closest("details").querySelector('input[type="checkbox"]');
+    if (box) box.checked = true;
+  });
+
   form.addEventListener("input", (event) => {
     const name = fieldOf(event.target);
     if (!name) return;

@@ -27,8 +27,8 @@ def test_widgets_follow_the_schema(parameters: list[dict[str, object]]) -> None:
     assert found["environments"].values == frozenset({"dev"})  # the schema default
     assert found["max_pods"].kind == "number" and found["max_pods"].value == "50"
     assert found["allow_monitoring"].kind == "checkbox" and found["allow_monitoring"].checked
-    assert found["environment_quotas"].kind == "json"
-    assert found["http_allow"].kind == "json"
+    assert found["environment_quotas"].kind == "rows"  # lists and maps: row editors
+    assert found["http_allow"].kind == "rows"
     assert found["name"].required and found["name"].help.startswith("DNS-1123")
     assert found["cpu_quota"].value == "4"
 
@@ -95,8 +95,11 @@ def test_json_help_follows_the_shape_and_timeline_booleans_are_words() -> None:
 
     specs = form_fields([{"properties": {
         "rules": {"type": "array", "items": {"type": "object"}, "default": []},
-        "labels": {"type": "object", "default": {}}}}])
+        "labels": {"type": "object", "default": {}},
+        "nested": {"type": "object", "additionalProperties": {"type": "array"}}}}])
     shapes = {w.name: (w.kind, w.json_shape) for w in widgets(specs)}
-    assert shapes == {"rules": ("json", "list"), "labels": ("json", "object")}
+    # Free keys are a key/value row editor; what a table cannot hold stays JSON text.
+    assert shapes == {"rules": ("json", "list"), "labels": ("rows", "object"),
+                      "nested": ("json", "object")}
     assert _detail_text({"green": True, "failing": ["policies", "capacity"]}) == \
         "green: yes · failing: policies, capacity"
