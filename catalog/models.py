@@ -35,6 +35,9 @@ class Status(StrEnum):
     # cluster for ArgoCD, no Keycloak): "committed, not deployed".
     committed = "committed"
     failed = "failed"
+    # Its files left main (a decommission merged): the row stays with its timeline and the
+    # quotas it ran with; lists hide it unless asked (``status=decommissioned``).
+    decommissioned = "decommissioned"
 
 
 class Entity(SQLModel, table=True):
@@ -72,6 +75,10 @@ class Entity(SQLModel, table=True):
     )
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    # When the indexer found its files gone from main (None while it lives).
+    decommissioned_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
 
 

@@ -33,6 +33,8 @@ CLOSED = "closed"  # set_status value: the PR was closed without merging
 SYNC = frozenset({"synced", "out-of-sync"})
 HEALTH = frozenset({"healthy", "degraded", "progressing", "missing", "unknown"})
 STATUSES = frozenset(s.value for s in Status) | {CLOSED} | SYNC | HEALTH
+# Only the indexer decommissions (the entity's files left main): nobody sets it by hand.
+SETTABLE = STATUSES - {Status.decommissioned.value}
 
 
 def validate_key(entity: str) -> tuple[str, str]:
@@ -80,15 +82,27 @@ def set_status(session: Session, *, entity: str, status: str, commit: bool = Fal
     ``requested``: a placeholder disappears, an existing entity goes back to its previous status.
     ArgoCD's ``synced``/``out-of-sync`` and ``healthy``/``degraded``/… set the sync and health
     columns of an existing entity and leave the lifecycle status alone.
+
+    A ``decommissioned`` entity (the indexer's verdict: its files left main) keeps that status
+    whatever its removal jobs report (their steps are on its timeline); only ``requested`` (a
+    PR re-creating the name) moves it, and ``closed`` brings it back.
     """
     kind, name = validate_key(entity)
-    if status not in STATUSES:
-        raise ValidationFailed(f"status {status!r} must be one of {', '.join(sorted(STATUSES))}",
+    if status not in SETTABLE:
+        raise ValidationFailed(f"status {status!r} must be one of {', '.join(sorted(SETTABLE))}",
                                field="status", rule="enum")
     row = session.exec(select(Entity).where(Entity.key == entity)).first()
+    if (row is not None and row.status == Status.decommissioned
+            and status != Status.requested):
+        if commit:
+            session.commit()
+        return
     if status == CLOSED:
         if row is not None and row.status == Status.requested:
-            if not row.on_main:
+            if row.previous_status == Status.decommissioned:
+                row.status, row.previous_status = Status.decommissioned.value, ""
+                session.add(row)
+            elif not row.on_main:
                 session.delete(row)
             else:
                 row.status, row.previous_status = row.previous_status, ""
