@@ -23,6 +23,7 @@ from catalog.models import (
     Kind,
     Placement,
     Relation,
+    Status,
     TimelineEvent,
 )
 from catalog.service import STATUSES
@@ -104,6 +105,7 @@ def namespace_cost(spec: dict[str, Any], env_tiers: dict[str, str],
 def list_entities(session: Session, *, kind: Kind, prices: PriceSheet, q: str | None = None,
                   owner: str | None = None, env: str | None = None, status: str | None = None,
                   limit: int = 50, cursor: str | None = None) -> EntityPage:
+    """One page of ``kind``; decommissioned entities only with ``status="decommissioned"``."""
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit",
                                rule="range")
@@ -129,6 +131,8 @@ def list_entities(session: Session, *, kind: Kind, prices: PriceSheet, q: str | 
         stmt = stmt.where(col(Entity.sync) == status)
     elif status:
         stmt = stmt.where(col(Entity.status) == status)
+    if status != Status.decommissioned:  # gone from main: shown only when asked for
+        stmt = stmt.where(col(Entity.status) != Status.decommissioned.value)
     rows = session.execute(stmt.order_by(col(Entity.key)).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]

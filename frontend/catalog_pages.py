@@ -26,13 +26,18 @@ router = APIRouter(include_in_schema=False)
 KINDS = {"namespaces": Kind.namespace, "teams": Kind.team, "environments": Kind.environment,
          "applications": Kind.application}
 STATUS_FILTERS = ("requested", "merged", "applying", "applied", "committed", "failed", "synced",
-                  "out-of-sync", "flagged", "orphaned")
+                  "out-of-sync", "flagged", "orphaned", "decommissioned")
 EVENTS = {
     "pr.opened": "Pull request opened", "checks.finished": "Checks finished",
     "pr.approved": "Approved", "pr.merged": "Merged", "pr.closed": "Closed without merging",
     "job.started": "Job started", "job.finished": "Job finished", "job.failed": "Job failed",
     "job.succeeded": "Job succeeded", "job.skipped": "Job skipped (not connected)",
     "applied": "Applied", "indexed": "Indexed from main", "sync": "Sync changed",
+    "catalog.added": "Indexed from main", "catalog.changed": "Changed on main",
+    "catalog.removed": "Decommissioned: its files left main",
+    "catalog.revived": "Re-created after its decommissioning",
+    "removed.application": "ArgoCD Application deleted", "removed.namespace": "Namespace deleted",
+    "removed.keycloak": "Keycloak groups removed",
 }
 
 

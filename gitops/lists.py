@@ -17,6 +17,8 @@ Public API:
 - ``with_destinations(appproject_yaml, namespaces) -> bytes`` (comments and layout kept);
 - ``derived_updates(*, main_paths, changes, read) -> dict[path, bytes]`` — the AppProject files
   a change set must also write so every list matches the tenants after the change;
+- ``touched_teams(changes) -> set[team]`` — the only teams whose lists a change set can change
+  (so a caller lists ``tenants/<team>/`` of these, not every tenant in the repository).
 - ``without_derived(content) -> bytes`` — the AppProject text with its ``destinations`` list
   cut out (every other line, comments included, kept): what drift compares, since the list is
   the portal's to write, not a hand edit.
@@ -80,11 +82,26 @@ def with_destinations(content: bytes, namespaces: Iterable[str]) -> bytes:
     return out.getvalue().encode()
 
 
+def touched_teams(changes: Iterable[str]) -> set[str]:
+    """Teams whose derived lists the changed ``paths`` can change: those with a file written or
+    deleted under ``tenants/<team>/`` and those whose ``teams/<team>/appproject.yaml`` is in the
+    change. Any other team's namespaces are the same before and after."""
+    teams: set[str] = set()
+    for path in changes:
+        parts = path.split("/")
+        tenant_file = parts[0] == "tenants" and len(parts) >= 4
+        if tenant_file or (parts[0] == "teams" and parts[2:] == ["appproject.yaml"]):
+            teams.add(parts[1])
+    return teams
+
+
 def derived_updates(*, main_paths: Iterable[str], changes: Mapping[str, bytes | None],
                     read: Callable[[str], bytes | None]) -> dict[str, bytes]:
     """Files (path → new content) that keep every derived list true after ``changes``.
 
-    ``main_paths``: every file under ``tenants/`` on the base commit; ``changes``: the change
+    ``main_paths``: the files under ``tenants/`` on the base commit — every one, or only those
+    under ``tenants/<team>/`` for the teams of ``touched_teams(changes)`` (the same result:
+    other teams' lists do not change); ``changes``: the change
     set (``None`` deletes); ``read(path)``: a file on the base commit. A team's AppProject is
     rewritten when its set of namespaces changes or when the change set itself writes the file
     (a re-rendered team template must not drop the namespaces it already had). Teams without an

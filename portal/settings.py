@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     worker_max_attempts: int = Field(5, ge=1, description="Attempts before a job is dead.")
     worker_backoff_s: float = Field(5.0, gt=0, description="First retry delay of a job after a "
                                     "temporary error; doubles with each attempt (max 10 min).")
+    worker_wait_poll_s: float = Field(5.0, gt=0, description="How often a job that waits "
+                                      "(an ArgoCD finalizer, a terminating Namespace) looks "
+                                      "again; waiting spends no attempt.")
+    worker_wait_deadline_s: float = Field(1800.0, gt=0, description="How long such a job "
+                                          "waits in all before it fails, naming what is "
+                                          "still there.")
     main_poll_interval_s: float = Field(30.0, gt=0, description="Fallback poller of `main` "
                                         "(missed webhooks).")
     kubeconfig: Path | None = Field(None, description="Kubeconfig of the platform cluster; "

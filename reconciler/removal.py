@@ -13,11 +13,15 @@ deleted (``gone(path)`` is True when the file is absent at the merge commit):
   ``remove:team/<team>`` deletes the team's Keycloak groups (``portal.groups.team_groups``)
   that the portal created (they carry its mark; a group without it is left, the job fails).
 
-Each job is idempotent (a 404 is "already gone") and waiting is a temporary error, so the queue
-retries it with its backoff like any job. The order follows ArgoCD's deletion rules: an
-Application with ``resources-finalizer.argocd.argoproj.io`` deletes its resources first
-(https://argo-cd.readthedocs.io/en/stable/user-guide/app_deletion/); deleting the Namespace
-before would leave ArgoCD syncing into a terminating namespace.
+Each job is idempotent (a 404 is "already gone"). Waiting for a finalizer or a termination is
+not a failure: the job raises ``Waiting``, so the queue looks again every
+``worker_wait_poll_s`` without spending one of its attempts, until ``worker_wait_deadline_s``
+(then it fails, naming what is still there); an API error is a temporary error, retried with
+backoff like any job. Each finished step is audited and put on the entity's catalog timeline
+(``removed.application``, ``removed.namespace``, ``removed.keycloak``). The order follows
+ArgoCD's deletion rules: an Application with ``resources-finalizer.argocd.argoproj.io`` deletes
+its resources first (https://argo-cd.readthedocs.io/en/stable/user-guide/app_deletion/);
+deleting the Namespace before would leave ArgoCD syncing into a terminating namespace.
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ from collections.abc import Callable, Sequence
 
 from sqlmodel import Session
 
+from catalog import service as catalog_service
 from gitops import object_names
 from portal.auth import audit
 from portal.groups import GroupRuleError, team_groups
 from reconciler.adapters import NotConfigured
 from reconciler.context import JobContext, Result
-from reconciler.errors import PermanentError, TemporaryError
+from reconciler.errors import PermanentError, Waiting
 from reconciler.models import JobKind
 from reconciler.queue import NewJob
 
@@ -102,8 +107,8 @@ def remove(ctx: JobContext) -> Result:
     what = "Application" if step == "applications" else "Namespace"
     if remaining:
         ctx.log(f"waiting for {what} {', '.join(remaining)} to be gone")
-        raise TemporaryError(f"{what} {', '.join(remaining)} still exists (finalizer or "
-                             "termination in progress)")
+        raise Waiting(f"{what} {', '.join(remaining)} still exists (finalizer or "
+                      "termination in progress)")
     _audit(ctx, step, names)
     ctx.log(f"{what} gone: {', '.join(names) or 'none'}")
     return Result(message=f"removed {len(names)} {what}(s)", detail={"removed": names})
@@ -124,10 +129,21 @@ def _remove_groups(ctx: JobContext, names: list[str]) -> Result:
                   detail={"removed": names, "deleted": deleted})
 
 
+TIMELINE = {"applications": "removed.application", "namespace": "removed.namespace",
+            "keycloak": "removed.keycloak"}
+
+
 def _audit(ctx: JobContext, step: str, names: list[str]) -> None:
+    """The step in the audit log (one event per object) and on the timeline of the
+    decommissioned entity (one event per step)."""
     with Session(ctx.engine) as session:
         for name in names:
             audit.record(session, actor=ACTOR, action=f"reconciler.remove.{step}",
                          target=name, detail={"commit": ctx.job.commit, "job": ctx.job.id},
                          commit=False)
+        for entity in ctx.job.entities:
+            catalog_service.record_timeline(
+                session, entity=entity, event=TIMELINE[step], actor=ACTOR,
+                detail={"unit": ctx.job.unit, "commit": ctx.job.commit[:12],
+                        "message": ", ".join(names) or "nothing left to remove"})
         session.commit()

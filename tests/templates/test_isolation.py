@@ -214,3 +214,24 @@ def test_expander_follows_missingkey_error() -> None:
         render_string("{{ index .path.segments 3 }}", {"path": {"segments": ["a"]}})
     assert render_string("x.{{ index .path.segments 1 }}.{{ .path.basename }}",
                          {"path": {"segments": ["a", "b"], "basename": "c"}}) == "x.b.c"
+
+
+def test_the_touched_teams_folders_give_the_same_lists_as_every_tenant(repo: Path) -> None:
+    """The scaffolder lists only ``tenants/<team>/`` of ``touched_teams`` (not every tenant):
+    teams whose names are dash-prefixes of each other must not leak into each other."""
+    files = _files(repo, "tenants")
+    gone = {p: None for p in files if p.startswith("tenants/pay/pay-web-prod/")}
+    added = {"tenants/pay-web/pay-web-new/base/namespace.yaml": b"kind: Namespace\n"}
+    for changes in (gone, added, {**gone, **added}):
+        teams = lists.touched_teams(changes)
+        assert teams == {p.split("/")[1] for p in changes}
+        few = [p for p in files if p.split("/")[1] in teams]
+        assert len(few) < len(files)
+
+        def read(p: str) -> bytes:
+            return (repo / p).read_bytes()
+
+        assert lists.derived_updates(main_paths=few, changes=changes, read=read) == \
+            lists.derived_updates(main_paths=files, changes=changes, read=read)
+    assert lists.touched_teams(["teams/a-b/appproject.yaml", "teams/a/team.yaml",
+                                "tenants/a/only-a-file"]) == {"a-b"}

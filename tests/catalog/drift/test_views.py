@@ -64,7 +64,11 @@ def test_read_run_and_fix(app_client: TestClient, drifted: Main, make_user: User
                for f in app_client.get("/api/drift", headers=dev).json()["findings"])
     assert 'caas_drift_findings{kind="team",side="catalog"} 0.0' in app_client.get(
         "/metrics").text
-    assert app_client.get("/api/catalog/teams/search", headers=dev).status_code == 404
+    # gone from main: kept as decommissioned (issue 15), hidden from the lists
+    gone = app_client.get("/api/catalog/teams/search", headers=dev)
+    assert gone.status_code == 200 and gone.json()["status"] == "decommissioned"
+    assert "team:search" not in {t["key"] for t in app_client.get(
+        "/api/catalog/teams", headers=dev).json()["items"]}
 
     # The re-render PR restores the hand-edited file on a real branch.
     edit = findings["git"]["id"]
