@@ -58,7 +58,11 @@ def test_read_run_and_fix(app_client: TestClient, drifted: Main, make_user: User
     assert "1 removed" in fixed.json()["message"]
     assert all(f["side"] != "catalog"
                for f in app_client.get("/api/drift", headers=dev).json()["findings"])
-    assert app_client.get("/api/catalog/teams/search", headers=dev).status_code == 404
+    # gone from main: kept as decommissioned (issue 15), hidden from the lists
+    gone = app_client.get("/api/catalog/teams/search", headers=dev)
+    assert gone.status_code == 200 and gone.json()["status"] == "decommissioned"
+    assert "team:search" not in {t["key"] for t in app_client.get(
+        "/api/catalog/teams", headers=dev).json()["items"]}
 
     # The re-render PR restores the hand-edited file on a real branch.
     edit = findings["git"]["id"]
