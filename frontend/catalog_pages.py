@@ -13,12 +13,17 @@ from sqlmodel import Session
 from catalog import detail as catalog_detail
 from catalog import query as catalog_query
 from catalog.cost import load_price_sheet
+from catalog.drift import service as drift_service
 from catalog.live_status import live_block
 from catalog.models import Kind
 from frontend.pages import render
+from frontend.services import ForgeDep, RegistryDep
+from gitops.paths import is_safe
 from portal.deps import PrincipalDep, SessionDep, SettingsDep
 from portal.errors import NotFound
 from portal.settings import Settings
+from scaffolder import upgrade_service
+from scaffolder.models import BehindUnit
 
 router = APIRouter(include_in_schema=False)
 
@@ -98,7 +103,8 @@ def entity_context(session: Session, settings: Settings, key: str) -> dict[str, 
     return {"entity": detail, "relations": relations,
             "timeline": timeline_view(detail["timeline"]),
             "not_deployed": not_deployed_reason(detail["status"], detail["timeline"]),
-            "owner_url": entity_url(f"team:{detail['owner']}") if detail["owner"] else None}
+            "owner_url": entity_url(f"team:{detail['owner']}") if detail["owner"] else None,
+            "drift": drift_service.entity_badges(session, [key]).get(key, {})}
 
 
 @router.get("/catalog")
@@ -134,23 +140,35 @@ def catalog_list(
 
 @router.get("/catalog/teams/{team}")
 def team_page(request: Request, team: str, principal: PrincipalDep, session: SessionDep,
-              settings: SettingsDep) -> Response:
+              settings: SettingsDep, registry: RegistryDep, forge: ForgeDep) -> Response:
     return render(request, "entity.html", title=f"Team {team}",
-                  **entity_context(session, settings, f"team:{team}"))
+                  **entity_context(session, settings, f"team:{team}"),
+                  behind=_behind(forge, registry, f"teams/{team}"))
 
 
 @router.get("/catalog/namespaces/{team}/{name}")
 def namespace_page(request: Request, team: str, name: str, principal: PrincipalDep,
-                   session: SessionDep, settings: SettingsDep) -> Response:
+                   session: SessionDep, settings: SettingsDep, registry: RegistryDep,
+                   forge: ForgeDep) -> Response:
     return render(request, "entity.html", title=f"Namespace {team}/{name}",
-                  **entity_context(session, settings, f"namespace:{team}/{name}"))
+                  **entity_context(session, settings, f"namespace:{team}/{name}"),
+                  behind=_behind(forge, registry, f"tenants/{team}/{name}"))
 
 
 @router.get("/catalog/applications/{team}/{name}")
 def application_page(request: Request, team: str, name: str, principal: PrincipalDep,
-                     session: SessionDep, settings: SettingsDep) -> Response:
+                     session: SessionDep, settings: SettingsDep, registry: RegistryDep,
+                     forge: ForgeDep) -> Response:
     return render(request, "entity.html", title=f"Application {team}/{name}",
-                  **entity_context(session, settings, f"application:{team}/{name}"))
+                  **entity_context(session, settings, f"application:{team}/{name}"),
+                  behind=_behind(forge, registry, f"applications/{team}/{name}"))
+
+
+def _behind(forge: ForgeDep, registry: RegistryDep, unit: str) -> BehindUnit | None:
+    """The unit's "behind template" badge (None when current, or not a safe folder)."""
+    if not is_safe(unit):
+        return None
+    return upgrade_service.unit_behind(forge=forge, registry=registry, unit=unit)
 
 
 def environment_entity(session: Session, settings: Settings, name: str) -> dict[str, Any]:

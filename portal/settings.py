@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     reserved_namespaces: str = Field("", description="Extra namespace names templates refuse, "
                                      "comma-separated (besides default, kube-* and the "
                                      "platform's own namespaces).")
+    promotion_soak_minutes: str = Field(
+        "dev=0,staging=15,prod=60", pattern=r"^([a-z]+=[0-9]{1,6})?(,[a-z]+=[0-9]{1,6})*$",
+        description="Minutes the source of a promotion must have been Synced and Healthy in "
+        "ArgoCD, per tier of the target environment (`tier=minutes`, comma-separated; a tier "
+        "not listed needs the largest listed). Read by scaffolder.promotion_gates.")
 
     # --- reconciler --------------------------------------------------------------------------
     terraform_bin: str = Field("terraform", description="The terraform CLI.")
@@ -127,6 +132,9 @@ class Settings(BaseSettings):
     terraform_lock_timeout_s: int = Field(5, ge=0, description="How long terraform waits for a "
                                           "unit's state lock before the job is retried later.")
     worker_poll_interval_s: float = Field(1.0, gt=0, description="Idle worker poll interval.")
+    drift_interval_s: float = Field(900.0, ge=0, description="The worker compares git, the "
+                                    "catalog, the cluster and Keycloak this often and stores "
+                                    "the drift findings; 0: never.")
     worker_lease_s: int = Field(600, ge=5, description="Lease of a running job.")
     worker_heartbeat_grace_s: float = Field(60.0, ge=1, description="A running job whose worker "
                                             "has not heart-beaten for this long is claimed "
