@@ -103,11 +103,11 @@ def merge_to_applied(work: Path, url: str, samples: int) -> list[float]:
             with Session(engine) as session:
                 state = session.exec(select(MergeRecord.state).where(
                     MergeRecord.commit == commit)).one()
-            if state in ("applied", "failed"):
+            if state in ("applied", "committed", "failed"):
                 break
             time.sleep(0.002)
         times.append(time.perf_counter() - start)
-        if state != "applied":
+        if state not in ("applied", "committed"):
             print(f"  merge {i} ended {state}")
     stop.set()
     from reconciler import queue
@@ -154,7 +154,7 @@ def throughput(work: Path, url: str, merges: int, workers: int) -> None:
         cpu += usage.ru_utime + usage.ru_stime
     with Session(engine) as session:
         applied = session.exec(select(func.count()).select_from(MergeRecord).where(
-            MergeRecord.state == "applied")).one()
+            col(MergeRecord.state).in_(["applied", "committed"]))).one()
         jobs = session.exec(select(func.count()).select_from(Job)).one()
         runs = session.exec(select(func.count()).select_from(JobLog).where(
             col(JobLog.message).startswith("attempt "))).one()

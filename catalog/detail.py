@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from catalog.cost import PriceSheet
-from catalog.models import Entity, Kind, Relation, TimelineEvent
+from catalog.models import Entity, Kind, Relation, Status, TimelineEvent
 from catalog.query import (
     cost_rollup,
     get_row,
@@ -76,6 +76,8 @@ def entity_detail(session: Session, *, key: str, prices: PriceSheet,
         "problems": row.problems, "path": row.path, "commit": row.commit, "spec": spec,
         "created_at": aware(row.created_at).isoformat(),
         "updated_at": aware(row.updated_at).isoformat(),
+        "decommissioned_at": (aware(row.decommissioned_at).isoformat()
+                              if row.decommissioned_at else None),
         "relations": _relations(session, key), "timeline": _timeline(session, key),
         "live": live if live is not None else {"connected": False, "message": "not connected"},
     }
@@ -90,8 +92,9 @@ def entity_detail(session: Session, *, key: str, prices: PriceSheet,
     elif row.kind == Kind.team:
         detail["cost"] = cost_rollup(placement_sums(session, owner=row.name), env_tiers, prices)
         detail["counts"] = dict(session.execute(
-            select(col(Entity.kind), func.count()).where(col(Entity.owner) == row.name,
-                                                         col(Entity.kind) != Kind.team)
+            select(col(Entity.kind), func.count()).where(
+                col(Entity.owner) == row.name, col(Entity.kind) != Kind.team,
+                col(Entity.status) != Status.decommissioned.value)
             .group_by(col(Entity.kind))).all())
     elif row.kind == Kind.environment:
         detail["cost"] = cost_rollup(placement_sums(session, env=row.name), env_tiers, prices)

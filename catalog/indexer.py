@@ -3,6 +3,13 @@
 Three phases: read the entities' files in one batch (``gitreader``), parse them (``parse``, pure),
 then write rows in bulk and re-derive the cross-entity problems (orphaned owner, unknown
 environment or namespace) for every entity a change can affect.
+
+An entity whose files left main is **decommissioned**, not deleted (issue 15): its row keeps
+its spec (the quotas it ran with, so its cost stays readable), its timeline and creation time,
+and takes status ``decommissioned``, ``on_main`` false and ``decommissioned_at``; its relations
+and placements go (roll-ups, capacity and cross-entity checks count only what is on main).
+Re-creating the same name later **revives** that row: one key, one timeline that shows the
+earlier life and its decommissioning; ``created_at`` restarts and ``decommissioned_at`` clears.
 """
 
 from __future__ import annotations
@@ -14,9 +21,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlmodel import Session, col
 
+from catalog import search
 from catalog.models import Entity, IndexState, Kind, Placement, Relation, Status, TimelineEvent
 from catalog.parse import Parsed, parse_entity
 from gitops.gitreader import TreeSource
@@ -64,9 +72,11 @@ def derive(kind: str, owner: str, spec: dict[str, Any], parse_problems: list[str
         for env in spec.get("environments", {}):
             if env not in ctx.environments:
                 problems.append(f"runs in unknown environment {env!r} (no envs/{env}/infra.yaml)")
-    if kind == Kind.application and spec.get("environment") and (
-            spec["environment"] not in ctx.environments):
-        problems.append(f"deployed to unknown environment {spec['environment']!r}")
+    if kind == Kind.application:
+        for env in spec.get("environments") or ([spec["environment"]]
+                                                 if spec.get("environment") else []):
+            if env not in ctx.environments:
+                problems.append(f"deployed to unknown environment {env!r}")
     target = _app_target(owner, spec) if kind == Kind.application else None
     if target is not None and target not in ctx.namespaces:
         problems.append(f"runs in unknown namespace {target.partition(':')[2]!r}")
@@ -82,7 +92,8 @@ def _row(p: Parsed, commit: str, now: datetime, ctx: Context,
          kept: dict[str, Any] | None) -> dict[str, Any]:
     problems, orphaned = derive(p.kind, p.owner, p.spec, p.problems, ctx)
     status = kept["status"] if kept else Status.merged.value
-    if status in ("", Status.requested.value):
+    revived = kept is not None and not kept["on_main"] and kept["decommissioned_at"] is not None
+    if status in ("", Status.requested.value, Status.decommissioned.value):
         status = Status.merged.value  # it is on main now
     return {
         "key": p.key, "kind": p.kind, "name": p.name, "owner": p.owner, "title": p.title,
@@ -91,7 +102,8 @@ def _row(p: Parsed, commit: str, now: datetime, ctx: Context,
         "health": kept["health"] if kept else "", "on_main": True, "flagged": bool(problems),
         "orphaned": orphaned, "parse_problems": p.problems, "problems": problems,
         "spec": p.spec, "path": p.path, "commit": commit,
-        "created_at": kept["created_at"] if kept else now, "updated_at": now,
+        "created_at": kept["created_at"] if kept and not revived else now, "updated_at": now,
+        "decommissioned_at": None,
     }
 
 
@@ -107,7 +119,7 @@ def _group(files: dict[str, bytes]) -> dict[str, dict[str, bytes]]:
 def _kept(session: Session, keys: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     """Status, sync, health and creation time of existing rows (they survive a re-index)."""
     columns = (col(Entity.key), col(Entity.status), col(Entity.sync), col(Entity.health),
-               col(Entity.created_at), col(Entity.on_main))
+               col(Entity.created_at), col(Entity.on_main), col(Entity.decommissioned_at))
     rows: list[Any] = []
     if keys is None:
         rows = list(session.execute(select(*columns)))
@@ -115,7 +127,8 @@ def _kept(session: Session, keys: Sequence[str] | None) -> dict[str, dict[str, A
         for part in _chunks(keys):
             rows.extend(session.execute(select(*columns).where(col(Entity.key).in_(part))))
     return {r.key: {"status": r.status, "sync": r.sync, "health": r.health,
-                    "created_at": r.created_at, "on_main": r.on_main} for r in rows}
+                    "created_at": r.created_at, "on_main": r.on_main,
+                    "decommissioned_at": r.decommissioned_at} for r in rows}
 
 
 def _delete_keys(session: Session, keys: Sequence[str]) -> None:
@@ -123,6 +136,21 @@ def _delete_keys(session: Session, keys: Sequence[str]) -> None:
         session.execute(delete(Relation).where(col(Relation.source).in_(part)))
         session.execute(delete(Placement).where(col(Placement.namespace).in_(part)))
         session.execute(delete(Entity).where(col(Entity.key).in_(part)))
+    search.delete_terms(session, keys)
+
+
+def _decommission(session: Session, keys: Sequence[str], commit: str, now: datetime) -> None:
+    """Keep the rows of ``keys`` (their files left main) as ``decommissioned``: the status
+    before it is kept in ``previous_status``; relations and placements go, so nothing on main
+    counts them any more."""
+    for part in _chunks(keys):
+        session.execute(delete(Relation).where(col(Relation.source).in_(part)))
+        session.execute(delete(Placement).where(col(Placement.namespace).in_(part)))
+        session.execute(update(Entity).where(col(Entity.key).in_(part)).values(
+            previous_status=col(Entity.status), status=Status.decommissioned.value,
+            on_main=False, sync="", health="", flagged=False, orphaned=False, problems=[],
+            commit=commit, updated_at=now, decommissioned_at=now))
+    search.delete_terms(session, keys)  # search, like the lists, hides decommissioned rows
 
 
 def _insert(session: Session, parsed: Sequence[Parsed], rows: list[dict[str, Any]]) -> None:
@@ -130,6 +158,7 @@ def _insert(session: Session, parsed: Sequence[Parsed], rows: list[dict[str, Any
     conn = session.connection()
     if rows:
         conn.execute(insert(Entity.__table__), rows)  # type: ignore[attr-defined]
+        search.write_terms(session, rows)
     relations = [{"source": p.key, "type": t, "target": target}
                  for p in parsed for t, target in p.relations]
     if relations:
@@ -149,7 +178,8 @@ def _save_state(session: Session, commit: str) -> None:
 
 
 def full_index(session: Session, *, source: TreeSource, commit: str) -> IndexResult:
-    """Rebuild every entity from ``commit``; rows only in open PRs (``on_main`` false) stay."""
+    """Rebuild every entity from ``commit``; rows only in open PRs (``on_main`` false) and
+    decommissioned rows stay; entities gone from main are decommissioned."""
     started = time.perf_counter()
     grouped = _group(source.read_tree(sorted(FOLDERS.values()), commit))
     parsed = [p for key, files in sorted(grouped.items())
@@ -164,8 +194,12 @@ def full_index(session: Session, *, source: TreeSource, commit: str) -> IndexRes
     removed = sorted(k for k, v in kept.items() if v["on_main"] and k not in new_keys)
     session.execute(delete(Relation))
     session.execute(delete(Placement))
-    _delete_keys(session, sorted(removed + [k for k in kept if k in new_keys]))
+    _decommission(session, removed, commit, now)
+    _delete_keys(session, sorted(k for k in kept if k in new_keys))
     _insert(session, parsed, rows)
+    for key in removed:
+        session.add(TimelineEvent(entity=key, event="catalog.removed", actor="catalog",
+                                  detail={"commit": commit}, at=now))
     _save_state(session, commit)
     session.commit()
     return IndexResult(commit=commit, full=True,
@@ -185,12 +219,13 @@ def incremental_index(session: Session, *, source: TreeSource, commit: str,
     present = {p.key for p in parsed}
     kept = _kept(session, ordered)
     removed = sorted(k for k in ordered if k not in present and kept.get(k, {}).get("on_main"))
-    _delete_keys(session, sorted(set(removed) | (present & kept.keys())))
+    now = utcnow()
+    _decommission(session, removed, commit, now)
+    _delete_keys(session, sorted(present & kept.keys()))
     session.flush()
     # Found after the delete, so only other entities that point at the changed ones.
     dependents = sorted(_dependents(session, sorted(present | set(removed))))
     ctx = _context_from_db(session, parsed, dependents)
-    now = utcnow()
     rows = [_row(p, commit, now, ctx, kept.get(p.key)) for p in parsed]
     _insert(session, parsed, rows)
     flagged = [r["key"] for r in rows if r["flagged"]] + _rederive(session, ctx, dependents)
@@ -202,7 +237,11 @@ def incremental_index(session: Session, *, source: TreeSource, commit: str,
                                ("catalog.changed", result.changed),
                                ("catalog.removed", result.removed)):
         for key in entity_keys:
-            session.add(TimelineEvent(entity=key, event=event, actor="catalog",
+            revived = event == "catalog.added" and kept.get(key, {}).get("decommissioned_at")
+            # the same name again, after its decommissioning: the same row and timeline
+            session.add(TimelineEvent(entity=key,
+                                      event="catalog.revived" if revived else event,
+                                      actor="catalog",
                                       detail={"commit": commit}, at=now))
     _save_state(session, commit)
     session.commit()

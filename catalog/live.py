@@ -8,6 +8,8 @@ Public contract:
   ResourceQuota's ``hard``/``used`` (Kubernetes quantity strings, as the cluster reports them;
   ``gitops.quantity`` turns them into numbers).
 - ``LiveStatus.application(name) -> AppLive``: ArgoCD ``sync`` and ``health`` status.
+- ``LiveStatus.role_bindings(namespace) -> RoleBindingsLive``: each RoleBinding's role and
+  subjects (``kind:name``), for drift.
 
 When the cluster cannot be asked (no kubeconfig, unreachable, refused), the answer carries
 ``connected=False`` and the ``reason``, and its facts are None: the catalog shows "not
@@ -47,6 +49,7 @@ class NamespaceLive:
     present: bool | None = None
     phase: str | None = None
     quotas: tuple[QuotaLive, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def hard(self) -> dict[str, str]:
@@ -67,6 +70,20 @@ class AppLive:
     sync: str | None = None  # Synced | OutOfSync | Unknown
     health: str | None = None  # Healthy | Progressing | Degraded | Suspended | Missing | Unknown
     revision: str | None = None
+    # RFC 3339 times from the Application's status: when its health last changed
+    # (status.health.lastTransitionTime) and when its last sync finished
+    # (status.operationState.finishedAt, else the newest status.history[].deployedAt).
+    health_since: str | None = None
+    synced_at: str | None = None
+
+
+@dataclass(frozen=True)
+class RoleBindingsLive:
+    namespace: str
+    connected: bool
+    reason: str | None = None
+    # name -> (roleRef kind/name, sorted subjects as "<kind>:<name>")
+    bindings: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 def _why(exc: Exception) -> str:
@@ -124,8 +141,25 @@ class LiveStatus:
                       used=dict((q.status.used if q.status else None) or {}))
             for q in sorted(listing.items or [], key=lambda q: str(q.metadata.name)))
         phase = ns.status.phase if ns.status else None
+        labels = dict((ns.metadata.labels if ns.metadata else None) or {})
         return NamespaceLive(name=name, connected=True, present=True, phase=phase,
-                             quotas=quotas)
+                             quotas=quotas, labels=labels)
+
+    def role_bindings(self, namespace: str) -> RoleBindingsLive:
+        if self._client is None:
+            return RoleBindingsLive(namespace=namespace, connected=False, reason=self.reason)
+        rbac = k8s.RbacAuthorizationV1Api(self._client)
+        try:
+            listing = rbac.list_namespaced_role_binding(namespace, _request_timeout=TIMEOUT)
+        except (ApiException, HTTPError) as exc:
+            return RoleBindingsLive(namespace=namespace, connected=False, reason=_why(exc))
+        bindings = {}
+        for item in listing.items or []:
+            ref = item.role_ref
+            subjects = tuple(sorted(f"{s.kind}:{s.name}" for s in item.subjects or []))
+            bindings[str(item.metadata.name)] = (f"{ref.kind}/{ref.name}" if ref else "",
+                                                 subjects)
+        return RoleBindingsLive(namespace=namespace, connected=True, bindings=bindings)
 
     def application(self, name: str) -> AppLive:
         if self._client is None:
@@ -144,5 +178,10 @@ class LiveStatus:
         status = obj.get("status") or {}
         sync = status.get("sync") or {}
         health = status.get("health") or {}
+        operation = status.get("operationState") or {}
+        history = [h for h in status.get("history") or [] if isinstance(h, dict)]
+        synced_at = operation.get("finishedAt") or (
+            history[-1].get("deployedAt") if history else None)
         return AppLive(name=name, connected=True, found=True, sync=sync.get("status"),
-                       health=health.get("status"), revision=sync.get("revision"))
+                       health=health.get("status"), revision=sync.get("revision"),
+                       health_since=health.get("lastTransitionTime"), synced_at=synced_at)

@@ -23,6 +23,7 @@ from catalog.models import (
     Kind,
     Placement,
     Relation,
+    Status,
     TimelineEvent,
 )
 from catalog.service import STATUSES
@@ -104,6 +105,7 @@ def namespace_cost(spec: dict[str, Any], env_tiers: dict[str, str],
 def list_entities(session: Session, *, kind: Kind, prices: PriceSheet, q: str | None = None,
                   owner: str | None = None, env: str | None = None, status: str | None = None,
                   limit: int = 50, cursor: str | None = None) -> EntityPage:
+    """One page of ``kind``; decommissioned entities only with ``status="decommissioned"``."""
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit",
                                rule="range")
@@ -112,6 +114,9 @@ def list_entities(session: Session, *, kind: Kind, prices: PriceSheet, q: str | 
                                field="status", rule="enum")
     if q is not None and len(q) > 200:
         raise ValidationFailed("q must be at most 200 characters", field="q", rule="length")
+    if any(value and "\x00" in value for value in (q, owner, env)):
+        # No entity holds NUL (PostgreSQL text cannot): nothing matches, on both databases.
+        return EntityPage(items=[], limit=limit, next_cursor=None)
     stmt = select(*SUMMARY_COLUMNS).where(col(Entity.kind) == kind)
     if cursor:
         stmt = stmt.where(col(Entity.key) > decode_cursor(cursor))
@@ -129,6 +134,8 @@ def list_entities(session: Session, *, kind: Kind, prices: PriceSheet, q: str | 
         stmt = stmt.where(col(Entity.sync) == status)
     elif status:
         stmt = stmt.where(col(Entity.status) == status)
+    if status != Status.decommissioned:  # gone from main: shown only when asked for
+        stmt = stmt.where(col(Entity.status) != Status.decommissioned.value)
     rows = session.execute(stmt.order_by(col(Entity.key)).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]

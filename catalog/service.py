@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from catalog import search
 from catalog.choices import FormChoices, form_choices
 from catalog.indexer import IndexResult, full_index, incremental_index
 from catalog.models import Entity, Kind, Status, TimelineEvent
@@ -35,6 +36,8 @@ CLOSED = "closed"  # set_status value: the PR was closed without merging
 SYNC = frozenset({"synced", "out-of-sync"})
 HEALTH = frozenset({"healthy", "degraded", "progressing", "missing", "unknown"})
 STATUSES = frozenset(s.value for s in Status) | {CLOSED} | SYNC | HEALTH
+# Only the indexer decommissions (the entity's files left main): nobody sets it by hand.
+SETTABLE = STATUSES - {Status.decommissioned.value}
 
 
 def validate_key(entity: str) -> tuple[str, str]:
@@ -82,16 +85,30 @@ def set_status(session: Session, *, entity: str, status: str, commit: bool = Fal
     ``requested``: a placeholder disappears, an existing entity goes back to its previous status.
     ArgoCD's ``synced``/``out-of-sync`` and ``healthy``/``degraded``/… set the sync and health
     columns of an existing entity and leave the lifecycle status alone.
+
+    A ``decommissioned`` entity (the indexer's verdict: its files left main) keeps that status
+    whatever its removal jobs report (their steps are on its timeline); only ``requested`` (a
+    PR re-creating the name) moves it, and ``closed`` brings it back.
     """
     kind, name = validate_key(entity)
-    if status not in STATUSES:
-        raise ValidationFailed(f"status {status!r} must be one of {', '.join(sorted(STATUSES))}",
+    if status not in SETTABLE:
+        raise ValidationFailed(f"status {status!r} must be one of {', '.join(sorted(SETTABLE))}",
                                field="status", rule="enum")
     row = session.exec(select(Entity).where(Entity.key == entity)).first()
+    if (row is not None and row.status == Status.decommissioned
+            and status != Status.requested):
+        if commit:
+            session.commit()
+        return
     if status == CLOSED:
         if row is not None and row.status == Status.requested:
-            if not row.on_main:
+            if row.previous_status == Status.decommissioned:
+                row.status, row.previous_status = Status.decommissioned.value, ""
+                session.add(row)
+                search.delete_terms(session, [row.key])  # search hides decommissioned rows
+            elif not row.on_main:
                 session.delete(row)
+                search.delete_terms(session, [row.key])
             else:
                 row.status, row.previous_status = row.previous_status, ""
                 row.updated_at = utcnow()
@@ -110,6 +127,8 @@ def set_status(session: Session, *, entity: str, status: str, commit: bool = Fal
                 name if kind == Kind.team else "")
             row = Entity(key=entity, kind=kind, name=name, owner=owner, title=name,
                          search=f"{name} {owner}".lower(), on_main=False)
+        if row.id is None or row.status == Status.decommissioned:  # findable (again)
+            search.replace_terms(session, row)
         if status == Status.requested and row.status != Status.requested:
             row.previous_status = row.status
         row.status = status

@@ -16,22 +16,31 @@ from catalog.cost import load_price_sheet
 from catalog.live_status import live_block
 from catalog.models import Kind
 from frontend.pages import render
+from frontend.services import ForgeDep, RegistryDep
+from gitops.paths import is_safe
 from portal.deps import PrincipalDep, SessionDep, SettingsDep
 from portal.errors import NotFound
 from portal.settings import Settings
+from scaffolder import upgrade_service
+from scaffolder.models import BehindUnit
 
 router = APIRouter(include_in_schema=False)
 
 KINDS = {"namespaces": Kind.namespace, "teams": Kind.team, "environments": Kind.environment,
          "applications": Kind.application}
 STATUS_FILTERS = ("requested", "merged", "applying", "applied", "committed", "failed", "synced",
-                  "out-of-sync", "flagged", "orphaned")
+                  "out-of-sync", "flagged", "orphaned", "decommissioned")
 EVENTS = {
     "pr.opened": "Pull request opened", "checks.finished": "Checks finished",
     "pr.approved": "Approved", "pr.merged": "Merged", "pr.closed": "Closed without merging",
     "job.started": "Job started", "job.finished": "Job finished", "job.failed": "Job failed",
     "job.succeeded": "Job succeeded", "job.skipped": "Job skipped (not connected)",
     "applied": "Applied", "indexed": "Indexed from main", "sync": "Sync changed",
+    "catalog.added": "Indexed from main", "catalog.changed": "Changed on main",
+    "catalog.removed": "Decommissioned: its files left main",
+    "catalog.revived": "Re-created after its decommissioning",
+    "removed.application": "ArgoCD Application deleted", "removed.namespace": "Namespace deleted",
+    "removed.keycloak": "Keycloak groups removed",
 }
 
 
@@ -129,23 +138,35 @@ def catalog_list(
 
 @router.get("/catalog/teams/{team}")
 def team_page(request: Request, team: str, principal: PrincipalDep, session: SessionDep,
-              settings: SettingsDep) -> Response:
+              settings: SettingsDep, registry: RegistryDep, forge: ForgeDep) -> Response:
     return render(request, "entity.html", title=f"Team {team}",
-                  **entity_context(session, settings, f"team:{team}"))
+                  **entity_context(session, settings, f"team:{team}"),
+                  behind=_behind(forge, registry, f"teams/{team}"))
 
 
 @router.get("/catalog/namespaces/{team}/{name}")
 def namespace_page(request: Request, team: str, name: str, principal: PrincipalDep,
-                   session: SessionDep, settings: SettingsDep) -> Response:
+                   session: SessionDep, settings: SettingsDep, registry: RegistryDep,
+                   forge: ForgeDep) -> Response:
     return render(request, "entity.html", title=f"Namespace {team}/{name}",
-                  **entity_context(session, settings, f"namespace:{team}/{name}"))
+                  **entity_context(session, settings, f"namespace:{team}/{name}"),
+                  behind=_behind(forge, registry, f"tenants/{team}/{name}"))
 
 
 @router.get("/catalog/applications/{team}/{name}")
 def application_page(request: Request, team: str, name: str, principal: PrincipalDep,
-                     session: SessionDep, settings: SettingsDep) -> Response:
+                     session: SessionDep, settings: SettingsDep, registry: RegistryDep,
+                     forge: ForgeDep) -> Response:
     return render(request, "entity.html", title=f"Application {team}/{name}",
-                  **entity_context(session, settings, f"application:{team}/{name}"))
+                  **entity_context(session, settings, f"application:{team}/{name}"),
+                  behind=_behind(forge, registry, f"applications/{team}/{name}"))
+
+
+def _behind(forge: ForgeDep, registry: RegistryDep, unit: str) -> BehindUnit | None:
+    """The unit's "behind template" badge (None when current, or not a safe folder)."""
+    if not is_safe(unit):
+        return None
+    return upgrade_service.unit_behind(forge=forge, registry=registry, unit=unit)
 
 
 def environment_entity(session: Session, settings: Settings, name: str) -> dict[str, Any]:

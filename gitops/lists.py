@@ -16,12 +16,18 @@ Public API:
 - ``team_namespaces(paths) -> dict[team, set[namespace]]`` from file paths under ``tenants/``;
 - ``with_destinations(appproject_yaml, namespaces) -> bytes`` (comments and layout kept);
 - ``derived_updates(*, main_paths, changes, read) -> dict[path, bytes]`` — the AppProject files
-  a change set must also write so every list matches the tenants after the change.
+  a change set must also write so every list matches the tenants after the change;
+- ``touched_teams(changes) -> set[team]`` — the only teams whose lists a change set can change
+  (so a caller lists ``tenants/<team>/`` of these, not every tenant in the repository).
+- ``without_derived(content) -> bytes`` — the AppProject text with its ``destinations`` list
+  cut out (every other line, comments included, kept): what drift compares, since the list is
+  the portal's to write, not a hand edit.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -76,11 +82,26 @@ def with_destinations(content: bytes, namespaces: Iterable[str]) -> bytes:
     return out.getvalue().encode()
 
 
+def touched_teams(changes: Iterable[str]) -> set[str]:
+    """Teams whose derived lists the changed ``paths`` can change: those with a file written or
+    deleted under ``tenants/<team>/`` and those whose ``teams/<team>/appproject.yaml`` is in the
+    change. Any other team's namespaces are the same before and after."""
+    teams: set[str] = set()
+    for path in changes:
+        parts = path.split("/")
+        tenant_file = parts[0] == "tenants" and len(parts) >= 4
+        if tenant_file or (parts[0] == "teams" and parts[2:] == ["appproject.yaml"]):
+            teams.add(parts[1])
+    return teams
+
+
 def derived_updates(*, main_paths: Iterable[str], changes: Mapping[str, bytes | None],
                     read: Callable[[str], bytes | None]) -> dict[str, bytes]:
     """Files (path → new content) that keep every derived list true after ``changes``.
 
-    ``main_paths``: every file under ``tenants/`` on the base commit; ``changes``: the change
+    ``main_paths``: the files under ``tenants/`` on the base commit — every one, or only those
+    under ``tenants/<team>/`` for the teams of ``touched_teams(changes)`` (the same result:
+    other teams' lists do not change); ``changes``: the change
     set (``None`` deletes); ``read(path)``: a file on the base commit. A team's AppProject is
     rewritten when its set of namespaces changes or when the change set itself writes the file
     (a re-rendered team template must not drop the namespaces it already had). Teams without an
@@ -105,3 +126,31 @@ def derived_updates(*, main_paths: Iterable[str], changes: Mapping[str, bytes | 
         if new != current:
             updates[path] = new
     return updates
+
+
+_DESTINATIONS = re.compile(r"^( *)destinations:")
+
+
+def without_derived(content: bytes) -> bytes:
+    """``content`` (an AppProject) without the lines of its ``spec.destinations`` value: the
+    key line becomes ``destinations: <derived>``; the value's lines (deeper indented, or
+    ``- `` items at the key's indentation) go. Text in, text out: nothing is re-serialised,
+    so two files that differ only in that list compare equal."""
+    lines = content.decode(errors="replace").splitlines(keepends=True)
+    out: list[str] = []
+    skip_indent: int | None = None
+    for line in lines:
+        if skip_indent is not None:
+            stripped = line.lstrip(" ")
+            indent = len(line) - len(stripped)
+            if not stripped.strip() or indent > skip_indent or (
+                    indent == skip_indent and stripped.startswith("- ")):
+                continue
+            skip_indent = None
+        match = _DESTINATIONS.match(line)
+        if match:
+            skip_indent = len(match.group(1))
+            out.append(f"{match.group(1)}destinations: <derived>\n")
+            continue
+        out.append(line)
+    return "".join(out).encode()

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     reserved_namespaces: str = Field("", description="Extra namespace names templates refuse, "
                                      "comma-separated (besides default, kube-* and the "
                                      "platform's own namespaces).")
+    promotion_soak_minutes: str = Field(
+        "dev=0,staging=15,prod=60", pattern=r"^([a-z]+=[0-9]{1,6})?(,[a-z]+=[0-9]{1,6})*$",
+        description="Minutes the source of a promotion must have been Synced and Healthy in "
+        "ArgoCD, per tier of the target environment (`tier=minutes`, comma-separated; a tier "
+        "not listed needs the largest listed). Read by scaffolder.promotion_gates.")
 
     # --- reconciler --------------------------------------------------------------------------
     terraform_bin: str = Field("terraform", description="The terraform CLI.")
@@ -137,6 +142,12 @@ class Settings(BaseSettings):
     worker_max_attempts: int = Field(5, ge=1, description="Attempts before a job is dead.")
     worker_backoff_s: float = Field(5.0, gt=0, description="First retry delay of a job after a "
                                     "temporary error; doubles with each attempt (max 10 min).")
+    worker_wait_poll_s: float = Field(5.0, gt=0, description="How often a job that waits "
+                                      "(an ArgoCD finalizer, a terminating Namespace) looks "
+                                      "again; waiting spends no attempt.")
+    worker_wait_deadline_s: float = Field(1800.0, gt=0, description="How long such a job "
+                                          "waits in all before it fails, naming what is "
+                                          "still there.")
     main_poll_interval_s: float = Field(30.0, gt=0, description="Fallback poller of `main` "
                                         "(missed webhooks).")
     kubeconfig: Path | None = Field(None, description="Kubeconfig of the platform cluster; "

@@ -12,6 +12,9 @@ Public contract:
   then Applications, so nothing references a project that does not exist yet.
 - ``refresh(name) -> bool`` sets ``argocd.argoproj.io/refresh: normal`` on an Application
   (False when it does not exist).
+- ``sync(name, actor=...) -> bool`` asks ArgoCD to sync an Application now (sets its
+  ``operation``, as ``argocd app sync`` does; False when it does not exist): drift's fix for a
+  cluster object that differs from git.
 - ``status(name) -> AppStatus`` reads ``status.sync.status`` and ``status.health.status``.
 - Failures raise an ``ApplyError`` in the reconciler's retry vocabulary (``reconciler.errors``):
   ``ArgoCDTemporaryError`` for connection errors, 408/429/5xx, ``ArgoCDPermanentError`` for
@@ -178,6 +181,25 @@ class ArgoCDApplier:
             raise _error(f"refresh Application {ns}/{name}", exc) from exc
         except HTTPError as exc:
             raise _error(f"refresh Application {ns}/{name}", exc) from exc
+        return True
+
+    def sync(self, name: str, *, actor: str, namespace: str | None = None) -> bool:
+        """Start a sync of the Application to its target revision: the controller runs the
+        ``operation`` an Application carries (what ``argocd app sync`` writes,
+        https://argo-cd.readthedocs.io/en/stable/operator-manual/declarative-setup/).
+        Repeating it while one runs is harmless: the running operation wins."""
+        body = {"operation": {"initiatedBy": {"username": actor},
+                              "sync": {"syncStrategy": {"hook": {}}}}}
+        ns = namespace or self.namespace
+        try:
+            self._api.patch_namespaced_custom_object(
+                GROUP, VERSION, ns, "applications", name, body, _content_type=MERGE_PATCH)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise _error(f"sync Application {ns}/{name}", exc) from exc
+        except HTTPError as exc:
+            raise _error(f"sync Application {ns}/{name}", exc) from exc
         return True
 
     def status(self, name: str, *, namespace: str | None = None) -> AppStatus:

@@ -1,8 +1,7 @@
-"""A merge's final state: ``applied`` when every job of its commit succeeded (or was skipped),
-``failed`` otherwise — and the catalog shows, per entity, what its own jobs did: ``applied`` only
-when every job that applies the entity succeeded, ``committed`` (in git, not deployed) when one
-was skipped because its integration is not connected (no cluster for ArgoCD, no Keycloak),
-``failed`` when one failed.
+"""A merge's final state, in the catalog's vocabulary: ``applied`` when every job of its commit
+succeeded, ``committed`` (on main, not deployed) when they all ended well but one was skipped
+because its integration is not connected (no cluster for ArgoCD, no Keycloak), ``failed``
+otherwise — and the catalog shows, per entity, what its own jobs did, by the same rules.
 
 Every path that ends a merge's last job calls ``finalize`` in the transaction that ends the job:
 a job finishing or failing (``worker._finish``), a dependant failed at claim because its upstream
@@ -14,6 +13,7 @@ unit did not succeed, a job found dead at claim (its worker died on the last att
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy import exists
 from sqlmodel import Session, col, select
@@ -45,7 +45,7 @@ def finalize(session: Session, *, commit: str) -> str | None:
     states = session.exec(select(Job.state).where(Job.commit == commit)).all()
     if not states or any(s not in _TERMINAL for s in states):
         return None
-    final = (MergeState.applied if all(s in DONE_OK for s in states) else MergeState.failed).value
+    final = final_state(states)
     if record.state == final:
         return None
     record.state, record.finished_at = final, utcnow()
@@ -57,6 +57,16 @@ def finalize(session: Session, *, commit: str) -> str | None:
     return final
 
 
+def final_state(states: Sequence[str]) -> str:
+    """The final state of a merge from its jobs' terminal states (the catalog's vocabulary:
+    ``applied`` only when every job succeeded)."""
+    if any(s not in DONE_OK for s in states):
+        return MergeState.failed.value
+    if any(s == JobState.skipped.value for s in states):
+        return MergeState.committed.value
+    return MergeState.applied.value
+
+
 def entity_status(entity: str, merge_state: str,
                   jobs: list[tuple[str, str, list[str]]]) -> str:
     """The catalog status of ``entity`` once its merge is final: from the jobs that name it
@@ -66,7 +76,8 @@ def entity_status(entity: str, merge_state: str,
     own = [s for kind, s, entities in jobs if entity in entities
            and kind not in (JobKind.plan.value, JobKind.plan_preview.value)]
     if not own:
-        return "applied" if merge_state == MergeState.applied.value else "failed"
+        return merge_state if merge_state in (MergeState.applied.value,
+                                              MergeState.committed.value) else "failed"
     if any(s in (JobState.failed.value, JobState.dead.value) for s in own):
         return "failed"
     if any(s == JobState.skipped.value for s in own):

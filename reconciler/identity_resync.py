@@ -56,12 +56,19 @@ class KeycloakResync:
 
     def resync_once(self) -> SyncReport:
         sync = KeycloakSync.from_settings(self.settings)
+        return sync.sync(self.groups())
+
+    def groups(self, teams: set[str] | None = None) -> list[GroupSpec]:
+        """The derived groups of every team on main (or only of ``teams``): what a resync
+        writes and what drift compares Keycloak with. Refused team files are left out and
+        named in ``refused``."""
         head = self.forge.head(self.settings.main_branch)
-        teams = sorted({p.split("/")[1] for p in self.forge.list_files("teams/", head)
+        found = sorted({p.split("/")[1] for p in self.forge.list_files("teams/", head)
                         if p.count("/") == 2 and p.endswith("/team.yaml")})
+        teams_on_main = [t for t in found if teams is None or t in teams]
         groups: list[GroupSpec] = []
         self.refused = {}
-        for team in teams:
+        for team in teams_on_main:
             content = self.forge.read_file(f"teams/{team}/team.yaml", head)
             try:
                 doc = yaml.load(content or b"")
@@ -72,4 +79,4 @@ class KeycloakResync:
             except (yaml.YamlError, SyncError) as exc:
                 self.refused[team] = str(exc)
                 log.warning("Keycloak resync leaves team %s out: %s", team, exc)
-        return sync.sync(groups)
+        return groups

@@ -47,6 +47,7 @@ log = logging.getLogger("caas.reconciler.queue")
 # upstream or for their environment) are skipped over, not waited on.
 CANDIDATES = 64
 MAX_BACKOFF_S = 600.0
+WAITING_SINCE = "waiting_since"  # Job.result key: when a waiting job began to wait (ISO 8601)
 
 _wake = threading.Event()
 
@@ -287,6 +288,9 @@ class Outcome:
     result: dict[str, Any] = field(default_factory=dict)
     temporary: bool = False
     delay: float | None = None
+    # Waiting for something in progress (reconciler.errors.Waiting): queued again after
+    # ``delay`` and the attempt it just made is given back.
+    waiting: bool = False
 
 
 def finish(session: Session, *, job: Job, worker_id: str, outcome: Outcome,
@@ -300,7 +304,10 @@ def finish(session: Session, *, job: Job, worker_id: str, outcome: Outcome,
                               "lease_owner": None, "lease_expires_at": None}
     if outcome.result:
         values["result"] = outcome.result
-    if outcome.temporary and job.attempts < max_attempts:
+    if outcome.waiting:
+        values |= {"state": JobState.queued.value, "attempts": max(0, job.attempts - 1),
+                   "not_before": now + timedelta(seconds=outcome.delay or 0.0)}
+    elif outcome.temporary and job.attempts < max_attempts:
         delay = outcome.delay if outcome.delay is not None else backoff(job.attempts, backoff_s)
         values |= {"state": JobState.queued.value,
                    "not_before": now + timedelta(seconds=delay)}
@@ -327,4 +334,5 @@ def requeue(session: Session, *, job: Job) -> None:
     job.finished_at = None
     job.lease_owner = None
     job.lease_expires_at = None
+    job.result = {k: v for k, v in (job.result or {}).items() if k != WAITING_SINCE}
     session.add(job)

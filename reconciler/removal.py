@@ -4,7 +4,8 @@
 deleted (``gone(path)`` is True when the file is absent at the merge commit):
 
 - an application ``applications/<team>/<app>``: ``remove:app.<team>.<app>`` deletes its ArgoCD
-  Application and waits until ArgoCD's finalizer has let it go;
+  Applications (``app.<team>.<app>.<env>`` per deleted ``envs/<env>/`` folder; the older
+  single-file layout's ``app.<team>.<app>``) and waits until ArgoCD's finalizer lets them go;
 - a namespace ``tenants/<team>/<ns>``: ``remove:tenant.<ns>`` deletes the Applications of its
   environment overlays (``tenant.<ns>.<env>``) and waits for them, then
   ``remove:namespace/<ns>`` (depending on it) deletes the Namespace and waits for its
@@ -13,11 +14,15 @@ deleted (``gone(path)`` is True when the file is absent at the merge commit):
   ``remove:team/<team>`` deletes the team's Keycloak groups (``portal.groups.team_groups``)
   that the portal created (they carry its mark; a group without it is left, the job fails).
 
-Each job is idempotent (a 404 is "already gone") and waiting is a temporary error, so the queue
-retries it with its backoff like any job. The order follows ArgoCD's deletion rules: an
-Application with ``resources-finalizer.argocd.argoproj.io`` deletes its resources first
-(https://argo-cd.readthedocs.io/en/stable/user-guide/app_deletion/); deleting the Namespace
-before would leave ArgoCD syncing into a terminating namespace.
+Each job is idempotent (a 404 is "already gone"). Waiting for a finalizer or a termination is
+not a failure: the job raises ``Waiting``, so the queue looks again every
+``worker_wait_poll_s`` without spending one of its attempts, until ``worker_wait_deadline_s``
+(then it fails, naming what is still there); an API error is a temporary error, retried with
+backoff like any job. Each finished step is audited and put on the entity's catalog timeline
+(``removed.application``, ``removed.namespace``, ``removed.keycloak``). The order follows
+ArgoCD's deletion rules: an Application with ``resources-finalizer.argocd.argoproj.io`` deletes
+its resources first (https://argo-cd.readthedocs.io/en/stable/user-guide/app_deletion/);
+deleting the Namespace before would leave ArgoCD syncing into a terminating namespace.
 """
 
 from __future__ import annotations
@@ -27,12 +32,13 @@ from collections.abc import Callable, Sequence
 
 from sqlmodel import Session
 
+from catalog import service as catalog_service
 from gitops import object_names
 from portal.auth import audit
 from portal.groups import GroupRuleError, team_groups
 from reconciler.adapters import NotConfigured
 from reconciler.context import JobContext, Result
-from reconciler.errors import PermanentError, TemporaryError
+from reconciler.errors import PermanentError, Waiting
 from reconciler.models import JobKind
 from reconciler.queue import NewJob
 
@@ -41,6 +47,7 @@ _APP = re.compile(r"^applications/([^/]+)/([^/]+)/\.caas-answers\.yaml$")
 _TENANT = re.compile(r"^tenants/([^/]+)/([^/]+)/\.caas-answers\.yaml$")
 _TEAM = re.compile(r"^teams/([^/]+)/\.caas-answers\.yaml$")
 _OVERLAY = re.compile(r"^tenants/[^/]+/([^/]+)/envs/([^/]+)/")
+_APP_OVERLAY = re.compile(r"^applications/([^/]+)/([^/]+)/envs/([^/]+)/")
 ACTOR = "reconciler"
 
 
@@ -48,15 +55,21 @@ def removal_jobs(paths: Sequence[str], *, gone: Callable[[str], bool]) -> list[N
     """The removal jobs of the units a merge deleted (see the module docstring)."""
     jobs: list[NewJob] = []
     overlays: dict[str, set[str]] = {}
+    app_envs: dict[tuple[str, str], set[str]] = {}
     for path in paths:
         if m := _OVERLAY.match(path):
             overlays.setdefault(m.group(1), set()).add(m.group(2))
+        elif m := _APP_OVERLAY.match(path):
+            app_envs.setdefault((m.group(1), m.group(2)), set()).add(m.group(3))
     for path in sorted(paths):
         if (m := _APP.match(path)) and gone(path):
             team, app = m.group(1), m.group(2)
             name = object_names.team_application(team, app)
+            # One Application per environment folder; the older single file had one.
+            names = sorted(object_names.team_application(team, app, env)
+                           for env in app_envs.get((team, app), set())) or [name]
             jobs.append(NewJob(unit=f"remove:{name}", kind=JobKind.remove.value,
-                               payload={"step": "applications", "names": [name]},
+                               payload={"step": "applications", "names": names},
                                entities=(f"application:{team}/{app}",)))
         elif (m := _TENANT.match(path)) and gone(path):
             team, namespace = m.group(1), m.group(2)
@@ -102,8 +115,8 @@ def remove(ctx: JobContext) -> Result:
     what = "Application" if step == "applications" else "Namespace"
     if remaining:
         ctx.log(f"waiting for {what} {', '.join(remaining)} to be gone")
-        raise TemporaryError(f"{what} {', '.join(remaining)} still exists (finalizer or "
-                             "termination in progress)")
+        raise Waiting(f"{what} {', '.join(remaining)} still exists (finalizer or "
+                      "termination in progress)")
     _audit(ctx, step, names)
     ctx.log(f"{what} gone: {', '.join(names) or 'none'}")
     return Result(message=f"removed {len(names)} {what}(s)", detail={"removed": names})
@@ -124,10 +137,21 @@ def _remove_groups(ctx: JobContext, names: list[str]) -> Result:
                   detail={"removed": names, "deleted": deleted})
 
 
+TIMELINE = {"applications": "removed.application", "namespace": "removed.namespace",
+            "keycloak": "removed.keycloak"}
+
+
 def _audit(ctx: JobContext, step: str, names: list[str]) -> None:
+    """The step in the audit log (one event per object) and on the timeline of the
+    decommissioned entity (one event per step)."""
     with Session(ctx.engine) as session:
         for name in names:
             audit.record(session, actor=ACTOR, action=f"reconciler.remove.{step}",
                          target=name, detail={"commit": ctx.job.commit, "job": ctx.job.id},
                          commit=False)
+        for entity in ctx.job.entities:
+            catalog_service.record_timeline(
+                session, entity=entity, event=TIMELINE[step], actor=ACTOR,
+                detail={"unit": ctx.job.unit, "commit": ctx.job.commit[:12],
+                        "message": ", ".join(names) or "nothing left to remove"})
         session.commit()

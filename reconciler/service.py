@@ -9,7 +9,7 @@ caller hand over just a session and the event.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -20,6 +20,7 @@ from portal.auth import audit
 from portal.auth.principal import Principal
 from portal.db import aware, utcnow
 from portal.errors import Conflict, NotFound, ValidationFailed
+from portal.settings import Settings
 from reconciler import queue
 from reconciler.models import (
     EnvironmentStatus,
@@ -40,6 +41,13 @@ from reconciler.models import (
 )
 from reconciler.previews import preview_unit
 from reconciler.units import UNIT_ORDER
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from gitops.forges.base import Forge
+    from reconciler.identity_drift import GroupDrift
+    from reconciler.keycloak import SyncReport
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
 ACTOR = "reconciler"
@@ -248,3 +256,27 @@ def _unit_rank(unit: str) -> tuple[int, str]:
 # Pull request actions that change what a plan preview shows (reconciler.webhooks).
 PREVIEW_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
 
+
+# ---- drift: the cluster and identity adapters, imported only when used -----------------------
+
+
+def argocd_sync(settings: Settings, *, application: str, actor: str) -> bool:
+    """Ask ArgoCD to sync ``application`` now (drift's fix for cluster objects); False when
+    the Application does not exist. ``NotConfigured`` without a cluster."""
+    from reconciler.argocd import ArgoCDApplier
+
+    return ArgoCDApplier.from_settings(settings).sync(application, actor=actor)
+
+
+def identity_drift(settings: Settings, forge: Forge) -> list[GroupDrift]:
+    """Keycloak's team groups against the team files on main (``reconciler.identity_drift``)."""
+    from reconciler.identity_drift import identity_drift as run
+
+    return run(settings, forge)
+
+
+def keycloak_sync_teams(settings: Settings, forge: Forge, teams: Iterable[str]) -> SyncReport:
+    """The Keycloak sync of ``teams``' groups now (drift's fix for identity differences)."""
+    from reconciler.identity_drift import sync_teams
+
+    return sync_teams(settings, forge, teams)

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -32,7 +33,7 @@ from portal.redact import redact
 from portal.settings import Settings
 from reconciler import finalize, queue, tfproc
 from reconciler.context import Handler, JobContext, Result
-from reconciler.errors import PermanentError, TemporaryError
+from reconciler.errors import PermanentError, TemporaryError, Waiting
 from reconciler.models import TERMINAL, Job, JobKind, JobLog, JobState
 
 log = logging.getLogger("caas.reconciler.worker")
@@ -145,6 +146,8 @@ class Worker:
         except PermanentError as exc:
             buffer.add(f"failed: {exc.message}", "error")
             return queue.Outcome(state=JobState.failed, message=exc.message)
+        except Waiting as exc:
+            return self._waiting(job, exc, buffer)
         except RateLimited as exc:  # the forge said when: no earlier retry helps
             buffer.add(f"temporary error: {exc.message}", "warning")
             return queue.Outcome(state=JobState.failed, message=exc.message, temporary=True,
@@ -161,6 +164,24 @@ class Worker:
         if result.message:
             buffer.add(result.message)
         return queue.Outcome(state=result.state, message=result.message, result=result.detail)
+
+    def _waiting(self, job: Job, exc: Waiting, buffer: LogBuffer) -> queue.Outcome:
+        """Poll again in ``worker_wait_poll_s`` without spending an attempt, until
+        ``worker_wait_deadline_s`` after the wait began (kept in the job's result); then the
+        job fails, naming what it waited for."""
+        now = utcnow()
+        raw = (job.result or {}).get(queue.WAITING_SINCE)
+        since = aware(datetime.fromisoformat(raw)) if isinstance(raw, str) else now
+        waited = (now - since).total_seconds()
+        kept = {queue.WAITING_SINCE: since.isoformat()}
+        if waited >= self.settings.worker_wait_deadline_s:
+            message = (f"{exc.message}; gave up after waiting {round(waited)} s "
+                       "(CAAS_WORKER_WAIT_DEADLINE_S)")
+            buffer.add(f"failed: {message}", "error")
+            return queue.Outcome(state=JobState.failed, message=message, result=kept)
+        buffer.add(f"waiting ({round(waited)} s so far): {exc.message}")
+        return queue.Outcome(state=JobState.queued, message=f"waiting: {exc.message}",
+                             waiting=True, delay=self.settings.worker_wait_poll_s, result=kept)
 
     def _check_on_main(self, job: Job) -> None:
         main = self.settings.main_branch
@@ -217,11 +238,19 @@ class Worker:
                                       JobState.skipped: "skipped"}.get(state, "failure"),
                              detail={"commit": fresh.commit, "attempts": fresh.attempts,
                                      "message": fresh.message[:500]}, commit=False)
+            elif outcome.waiting:
+                buffer.add("looks again at "
+                           f"{aware(fresh.not_before).isoformat(timespec='seconds')} "
+                           f"(attempts spent: {fresh.attempts})")
             else:
                 buffer.add(f"retry {fresh.attempts + 1} not before "
                            f"{aware(fresh.not_before).isoformat(timespec='seconds')}", "warning")
             queue.add_logs(session, job_id=job.id or 0, lines=buffer.drain())
-            self._catalog(session, job, f"job.{state.value}", {"message": fresh.message[:300]})
+            if not outcome.waiting:
+                self._catalog(session, job, f"job.{state.value}",
+                              {"message": fresh.message[:300]})
+            elif not _was_waiting(job):  # once on the timeline, not at every look
+                self._catalog(session, job, "job.waiting", {"message": fresh.message[:300]})
             if state in TERMINAL:
                 finalize.finalize(session, commit=fresh.commit)
             session.commit()
@@ -229,7 +258,8 @@ class Worker:
     # ---- bookkeeping ---------------------------------------------------------------------------
 
     def _started(self, session: Session, job: Job) -> None:
-        self._catalog(session, job, "job.started", {"attempt": job.attempts})
+        if not _was_waiting(job):  # a waiting job's next look is not a new start
+            self._catalog(session, job, "job.started", {"attempt": job.attempts})
 
     def _ended(self, session: Session, job: Job) -> None:
         """A job ended inside the claim (its upstream failed, or it is dead)."""
@@ -277,6 +307,10 @@ class LogBuffer:
         with self._lock:
             lines, self._lines = self._lines, []
         return lines
+
+
+def _was_waiting(job: Job) -> bool:
+    return bool((job.result or {}).get(queue.WAITING_SINCE))
 
 
 def _existing(session: Session, keys: list[str]) -> list[str]:

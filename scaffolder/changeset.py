@@ -282,9 +282,12 @@ def derived_lists(forge: Forge, base_sha: str, rendered: dict[str, bytes],
                    diff_parts: list[str]) -> None:
     """Add (or replace) the files whose lists name the tenants (``gitops.lists``): a tenant
     added or removed, or a team re-rendered, updates its AppProject in the same change set."""
+    # Only the touched teams' folders: listing every tenant costs ~0.1 s per 1,000 tenants.
+    main_paths = [path for team in sorted(lists.touched_teams(c.path for c in changes))
+                  for path in forge.list_files(f"tenants/{team}/", base_sha)]
     try:
         derived = lists.derived_updates(
-            main_paths=forge.list_files("tenants", base_sha),
+            main_paths=main_paths,
             changes={c.path: c.content for c in changes},
             read=lambda path: forge.read_file(path, base_sha))
     except lists.ListError as exc:

@@ -1,5 +1,6 @@
 """Render a template with validated answers: cookiecutter's ``generate_files`` into a temporary
-directory, then placed at the template's ``targetPath`` with a ``.caas-answers.yaml``.
+directory of a render worker process (``scaffolder.render_pool``: the server's working directory
+never moves), then placed at the template's ``targetPath`` with a ``.caas-answers.yaml``.
 
 Form values are data. ``cookiecutter()`` would pass every value through Jinja
 (``prompt_for_config`` → ``render_variable``), so a submitted ``{{ ... }}`` would run; here the
@@ -10,26 +11,19 @@ and the answers reach it only as data.
 from __future__ import annotations
 
 import re
-import tempfile
-import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from cookiecutter.exceptions import CookiecutterException
-from cookiecutter.generate import generate_files
-from jinja2 import TemplateError, Undefined
+from jinja2 import Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from gitops import yaml
 from gitops.paths import UnsafePath, check_path
 from portal.errors import ValidationFailed
+from scaffolder import render_pool
 from scaffolder.registry import Registry, Template
 
 ANSWERS_FILE = ".caas-answers.yaml"
-# cookiecutter changes the process's working directory while it generates (and for hooks):
-# one render at a time per process, or concurrent requests would write into each other.
-_RENDER_LOCK = threading.Lock()
 # template.yaml step inputs: ``${{ }}`` expressions; a missing key renders empty, as in Backstage.
 _STEP_ENV = SandboxedEnvironment(variable_start_string="${{", variable_end_string="}}",
                                  keep_trailing_newline=True)
@@ -84,29 +78,19 @@ def render(template: Template, answers: Mapping[str, Any], *, target: str) -> di
                                field="answers", rule="safe-path") from None
     context = {"cookiecutter": cookiecutter_values(template, answers)}
     files: dict[str, bytes] = {}
-    with tempfile.TemporaryDirectory(prefix="caas-render-") as tmp:
+    try:
+        rendered = render_pool.render_files(template.path, context, hooks=template.trusted)
+    except render_pool.RenderError as exc:
+        raise ValidationFailed(f"template {template.name} does not render with these "
+                               f"answers: {exc}", field="answers", rule="render") from None
+    for rel, content in rendered:
+        full = f"{target}/{rel}"
         try:
-            with _RENDER_LOCK:
-                project = Path(generate_files(repo_dir=str(template.path), context=context,
-                                              output_dir=tmp, accept_hooks=template.trusted))
-        except (CookiecutterException, TemplateError, OSError) as exc:
-            raise ValidationFailed(f"template {template.name} does not render with these "
-                                   f"answers: {exc}", field="answers", rule="render") from exc
-        root = Path(tmp).resolve()
-        if root not in project.resolve().parents:
-            raise ValidationFailed("the rendered project left the output directory",
-                                   field="answers", rule="safe-path")
-        for item in sorted(project.rglob("*")):
-            if item.is_symlink() or not item.is_file():
-                continue
-            rel = item.relative_to(project).as_posix()
-            full = f"{target}/{rel}"
-            try:
-                check_path(full)
-            except UnsafePath:
-                raise ValidationFailed(f"a rendered path is unsafe: {full!r}", field="answers",
-                                       rule="safe-path") from None
-            files[full] = item.read_bytes()
+            check_path(full)
+        except UnsafePath:
+            raise ValidationFailed(f"a rendered path is unsafe: {full!r}", field="answers",
+                                   rule="safe-path") from None
+        files[full] = content
     document = answers_document(template, answers)
     placed = [p for p in files if p.rsplit("/", 1)[-1] == ANSWERS_FILE]
     for path in placed or [f"{target}/{ANSWERS_FILE}"]:

@@ -23,7 +23,7 @@ from portal.auth.principal import Principal
 from portal.db import aware, utcnow
 from portal.errors import BadRequest, CaasError, Conflict, Forbidden, NotFound
 from reconciler import service as reconciler_service
-from scaffolder import merge_gate, merge_lock
+from scaffolder import merge_gate, merge_lock, promotion_gates, promotion_review
 from scaffolder.changeset import touched_envs
 from scaffolder.checks.identity import check_identity
 from scaffolder.models import Change, ChangeDetail, ChangePublic, CheckResult, RenderedFile
@@ -56,6 +56,11 @@ def list_changes(session: Session, *, status: str | None = None, limit: int = 10
     if status:
         stmt = stmt.where(Change.status == status)
     return [ChangePublic(**_public(c)) for c in session.exec(stmt).all()]
+
+
+def list_one(session: Session, *, change_id: int) -> ChangePublic:
+    """One change without its files and diff."""
+    return ChangePublic(**_public(_change(session, change_id)))
 
 
 def _change(session: Session, change_id: int) -> Change:
@@ -136,8 +141,12 @@ def merge_change(session: Session, *, forge: Forge, registry: Registry, principa
     assert isinstance(engine, Engine)
     session.commit()
     with merge_lock.hold(engine, merge_gate.scopes(change), holder=f"change-{change.id}"):
-        fresh = merge_gate.recheck_change(session, forge=forge, change=change,
-                                          code_owners=registry.code_owners)
+        gates: list[CheckResult] = []
+        if change.action == promotion_gates.ACTION:  # the source's health now, the approvals
+            gates = promotion_review.refresh(session, forge=forge, settings=registry.settings,
+                                             change=change)
+        fresh = gates + merge_gate.recheck_change(session, forge=forge, change=change,
+                                                  code_owners=registry.code_owners)
         approvals = local.approvals(number)
         decision = policy.can_merge(principal, author=change.author, team=change.team,
                                     tier=policy.Tier(change.tier),

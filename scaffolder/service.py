@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from catalog import search as catalog_search
 from catalog import service as catalog_service
 from gitops.forges.base import ChangeSpec, Check, CheckState, Forge
 from portal import tracing
@@ -37,7 +38,11 @@ from scaffolder.models import (
 )
 from scaffolder.parameters import form_fields
 from scaffolder.registry import Registry
+from scaffolder.rerender import UnitDrift as UnitDrift  # re-exported: drift reads units here
+from scaffolder.rerender import unit_drift as unit_drift
+from scaffolder.rerender import unit_template as unit_template
 from scaffolder.review import OPEN
+from scaffolder.units import unit_answers
 from scaffolder.upgrade_changeset import replan
 
 # A change whose task failed after reserving the unit: the reservation is released.
@@ -50,6 +55,16 @@ RELEASED = "failed"
 def list_templates(*, registry: Registry) -> list[TemplateSummary]:
     return [TemplateSummary(name=t.name, title=t.title, description=t.description,
                             version=t.version, target_path=t.target_path, kind=t.kind)
+            for t in registry.all()]
+
+
+def template_documents(*, registry: Registry) -> list[catalog_search.Document]:
+    """The templates as catalog search documents (name, title, description; every signed-in
+    user may see every template)."""
+    kind = catalog_search.TEMPLATE
+    return [catalog_search.Document(kind=kind, key=f"{kind}:{t.name}", name=t.name,
+                                    title=t.title, description=t.description,
+                                    url=catalog_search.page_path(f"{kind}:{t.name}"))
             for t in registry.all()]
 
 
@@ -103,6 +118,8 @@ class Reservation:
     change: Change
     prepared: Prepared
     start: Callable[[], None]
+    # Checks beyond ``run_checks`` (a promotion's gates), run in the checks step.
+    gates: Callable[[], list[CheckResult]] | None = None
 
     @property
     def task_id(self) -> int:
@@ -156,6 +173,19 @@ def decommission_task(session: Session, *, registry: Registry, forge: Forge,
                            request_doc={"decommission": prepared.target}, ip=ip,
                            progress=progress, action="scaffolder.decommission")
     return run_task(session, reservation=reservation, forge=forge, progress=progress)
+
+
+def open_prepared(session: Session, *, prepared: Prepared, forge: Forge, principal: Principal,
+                  request_doc: dict[str, Any], ip: str, action: str,
+                  gates: Callable[[], list[CheckResult]] | None = None,
+                  progress: tasks.Progress | None = None) -> TaskPublic:
+    """Reserve the unit and run the task for a change set another module prepared (a
+    promotion): the same reservation, checks (plus ``gates``), pull request and statuses."""
+    reservation = _reserve(session, prepared=prepared, forge=forge, principal=principal,
+                           request_doc=request_doc, ip=ip, progress=progress, action=action)
+    _run(session, task=reservation.task, change=reservation.change, prepared=prepared,
+         forge=forge, progress=progress, start=reservation.start, gates=gates)
+    return tasks.public(session, reservation.task)
 
 
 def upgrade_task(session: Session, *, forge: Forge, principal: Principal, prepared: Prepared,
@@ -228,6 +258,9 @@ def retry_task(session: Session, *, registry: Registry, forge: Forge, principal:
     change = session.get(Change, task.change_id) if task.change_id else None
     if change is None or change.status not in (*OPEN, RELEASED):
         raise Conflict(f"task {task_id}'s change is no longer open", field="task_id")
+    if "promotion" in task.request:
+        raise Conflict("a promotion is retried by promoting again (its gates are evaluated "
+                       "anew)", field="task_id", rule="promotion")
     if "decommission" in task.request:
         prepared = prepare_decommission(forge, registry, principal,
                                         unit=str(task.request["decommission"]))
@@ -264,7 +297,8 @@ def _reserve_again(session: Session, change: Change) -> None:
 
 
 def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, forge: Forge,
-         progress: tasks.Progress | None, start: Callable[[], None]) -> None:
+         progress: tasks.Progress | None, start: Callable[[], None],
+         gates: Callable[[], list[CheckResult]] | None = None) -> None:
     """Every step after the reservation; whichever fails, the reservation is released."""
     step = "request"
     try:
@@ -274,6 +308,7 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
         others = [u for u in _open_units(session) if u != change.unit_key]
         with tracing.span("scaffolder.checks", unit=change.unit_key):
             checks = run_checks(forge, prepared, open_units=others)
+            checks += gates() if gates is not None else []
         change.checks = [c.model_dump() for c in checks]
         change.checks_green = _green(checks)
         session.add(change)
@@ -345,6 +380,18 @@ def _fail(session: Session, task: Task, change: Change, step: str, message: str,
     tasks.log_step(session, task, step, "failed",
                    f"{message} (the reservation of {change.unit_key} is released; retry the "
                    "task to take it again)", progress)
+
+
+def rerender_task(session: Session, *, registry: Registry, forge: Forge, principal: Principal,
+                  unit: str, ip: str = "") -> TaskPublic:
+    """The fix for hand edits found by drift: an update PR re-rendering ``unit`` (a folder)
+    with its stored answers, through the same request, reservation and checks as a form's
+    change. ``NotFound`` without answers; ``Conflict`` when nothing would change or another
+    change holds the unit."""
+    stored = unit_answers(forge=forge, registry=registry, unit=unit)
+    request = ScaffoldRequest(template=stored.template, answers=stored.answers, update=True)
+    return create_task(session, registry=registry, forge=forge, principal=principal,
+                       request=request, ip=ip)
 
 
 def get_task(session: Session, *, principal: Principal, task_id: int) -> TaskPublic:

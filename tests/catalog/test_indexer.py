@@ -118,7 +118,10 @@ def test_merges_update_exactly_the_changed_entities(engine: Engine, repo: gitops
     untouched = set(before) - {API, BATCH,
                                INDEX, "application:search/indexer"}
     assert all(after[k].updated_at == before[k] for k in untouched)
-    assert BATCH not in after and INDEX not in after
+    # decommissioned, not deleted (issue 15): off main, no relations or placements
+    assert {after[k].status for k in (BATCH, INDEX)} == {"decommissioned"}
+    assert not after[BATCH].on_main and not after[INDEX].on_main
+    assert not [k for k in _placements(engine) if k[0] in (BATCH, INDEX)]
     assert after[JOBS].on_main
     indexer = after["application:search/indexer"]
     assert indexer.flagged

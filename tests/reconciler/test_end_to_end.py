@@ -66,7 +66,7 @@ def test_tenant_merge_without_a_cluster_is_committed_not_applied(
     assert jobs["catalog"].result["added"] == ["namespace:platform/web"]
     with Session(engine) as session:
         assert session.exec(select(MergeRecord.state).where(
-            MergeRecord.commit == commit)).one() == "applied"
+            MergeRecord.commit == commit)).one() == "committed"  # ArgoCD skipped
         entity = session.exec(select(Entity).where(Entity.key == "namespace:platform/web")).one()
         # ArgoCD was skipped (no cluster): in git, not deployed; never a green `applied`.
         assert entity.status == "committed"

@@ -213,3 +213,17 @@ def test_dead_at_claim_after_the_last_attempt_finalises_the_merge(
     assert entity_status(engine) == "failed"
     with Session(engine) as session:
         assert session.get(EnvLock, "dev").job_id is None
+
+
+def test_a_merge_with_a_skipped_job_is_committed_not_applied() -> None:
+    from reconciler.finalize import entity_status, final_state
+
+    assert final_state(["succeeded", "succeeded"]) == "applied"
+    assert final_state(["succeeded", "skipped"]) == "committed"
+    assert final_state(["skipped", "failed"]) == "failed"
+    assert final_state(["succeeded", "dead"]) == "failed"
+    jobs = [("argocd", "skipped", ["namespace:a/b"]), ("catalog", "succeeded", ["team:a"])]
+    assert entity_status("namespace:a/b", "committed", jobs) == "committed"
+    assert entity_status("team:a", "committed", jobs) == "applied"
+    assert entity_status("environment:x", "committed", jobs) == "committed"  # no own job
+    assert entity_status("environment:x", "applied", []) == "applied"

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import kmock
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
+from catalog.models import Entity, TimelineEvent
 from gitops.forges.base import MergeEvent
 from gitops.forges.local import LocalForge
 from gitops.git import seed_repository
@@ -31,6 +32,7 @@ APPS = "argoproj.io/v1alpha1/applications"
 UNIT = "tenants/platform/platform-tools"
 APP = "tenant.platform-tools.dev"
 FINALIZER = "resources-finalizer.argocd.argoproj.io"
+ENTITY = "namespace:platform/platform-tools"
 
 
 def test_only_units_whose_answers_went_are_removed() -> None:
@@ -51,7 +53,7 @@ def _run_until_waiting(worker: Worker, commit: str) -> None:
     for _ in range(200):
         worker.run_one()
         job = jobs_of(worker.engine, commit).get("remove:tenant.platform-tools")
-        if job is not None and job.attempts >= 1 and job.state == "queued":
+        if job is not None and job.result.get("waiting_since") and job.state == "queued":
             return
     raise AssertionError("the removal never waited for the finalizer")
 
@@ -61,7 +63,8 @@ async def test_application_goes_before_the_namespace(
         kmock: kmock.KubernetesEmulator, tmp_path: Path, database_url: str) -> None:
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url), context="platform")
     settings = make_settings(tmp_path, database_url, kubeconfig=kubeconfig,
-                             kube_context="platform", worker_backoff_s=0.01)
+                             kube_context="platform", worker_backoff_s=0.01,
+                             worker_wait_poll_s=0.01, worker_max_attempts=2)
     engine = db.make_engine(settings)
     seed_repository(settings.resolved_gitops_repo, REPO_ROOT / "gitops-skeleton")
     forge = LocalForge(settings, engine)
@@ -83,6 +86,12 @@ async def test_application_goes_before_the_namespace(
     worker = Worker(settings, engine, forge)
 
     await asyncio.to_thread(_run_until_waiting, worker, commit)
+    # A long finalizer wait spends no attempt (max_attempts is 2 here): look many times.
+    for _ in range(6):
+        await asyncio.to_thread(_run_until_waiting, worker, commit)
+    waiting = jobs_of(engine, commit)["remove:tenant.platform-tools"]
+    assert (waiting.state, waiting.attempts) == ("queued", 0), waiting.message
+    assert waiting.message.startswith("waiting: Application tenant.platform-tools.dev still")
     # ArgoCD holds the Application until its resources are gone; no Namespace delete yet.
     assert kmock.objects[APPS, "argocd", APP]["metadata"].get("deletionTimestamp")
     assert not [r for r in kmock if str(r.method).upper().endswith("DELETE")
@@ -107,6 +116,45 @@ async def test_application_goes_before_the_namespace(
             AuditEvent.action.startswith("reconciler.remove.")).order_by(AuditEvent.id)).all()
     assert [tuple(s) for s in steps] == [("reconciler.remove.applications", APP),
                                          ("reconciler.remove.namespace", "platform-tools")]
+    with Session(engine) as session:
+        entity = session.exec(select(Entity).where(Entity.key == ENTITY)).one()
+        events = session.exec(select(TimelineEvent.event).where(
+            TimelineEvent.entity == ENTITY).order_by(col(TimelineEvent.id))).all()
+    # The catalog keeps it, decommissioned, with each removal step on its timeline; waiting
+    # appears once, not at every look.
+    assert entity.status == "decommissioned" and entity.decommissioned_at is not None
+    assert events.count("job.waiting") == 1
+    assert [e for e in events if e.startswith(("removed.", "catalog."))] == [
+        "catalog.removed", "removed.application", "removed.namespace"]
+    engine.dispose()
+
+
+@pytest.mark.kmock(cls=ApplyingEmulator)
+async def test_a_wait_past_its_deadline_fails_naming_what_is_left(
+        kmock: kmock.KubernetesEmulator, tmp_path: Path, database_url: str) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url), context="platform")
+    settings = make_settings(tmp_path, database_url, kubeconfig=kubeconfig,
+                             kube_context="platform", worker_wait_poll_s=0.01,
+                             worker_wait_deadline_s=0.3)
+    engine = db.make_engine(settings)
+    seed_repository(settings.resolved_gitops_repo, REPO_ROOT / "gitops-skeleton")
+    forge = LocalForge(settings, engine)
+    kmock.objects[APPS, "argocd", APP] = {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": APP, "namespace": "argocd", "finalizers": [FINALIZER]}}
+    before, commit = push(forge, dict.fromkeys(forge.list_files(UNIT + "/")),
+                          message="decommission platform-tools")
+    with Session(engine) as session:
+        service.record_merge_event(session, event=MergeEvent(commit=commit, before=before))
+    await asyncio.to_thread(drain, Worker(settings, engine, forge), 400)
+    jobs = jobs_of(engine, commit)
+    stuck = jobs["remove:tenant.platform-tools"]
+    assert stuck.state == "failed" and stuck.attempts == 1
+    assert "Application tenant.platform-tools.dev still exists" in stuck.message
+    assert "gave up after waiting" in stuck.message
+    assert jobs["remove:namespace/platform-tools"].state == "failed"  # never deleted
+    assert not [r for r in kmock if str(r.method).upper().endswith("DELETE")
+                and r.url.path == "/api/v1/namespaces/platform-tools"]
     engine.dispose()
 
 

@@ -37,9 +37,9 @@ def test_in_process_reconciler_runs_with_the_app(settings: Settings, engine: Eng
         with Session(engine) as session:
             service.record_merge_event(session, event=MergeEvent(commit=commit, before=before))
         deadline = time.monotonic() + 60
-        while merge_state(engine, commit) != "applied" and time.monotonic() < deadline:
+        while merge_state(engine, commit) != "committed" and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert merge_state(engine, commit) == "applied"
+        assert merge_state(engine, commit) == "committed"  # argocd and keycloak skipped
     jobs = jobs_of(engine, commit)
     assert {u: j.state for u, j in jobs.items()} == {
         "plan": "succeeded", "catalog": "succeeded", "argocd": "skipped", "keycloak": "skipped"}
@@ -55,4 +55,4 @@ def test_worker_once_drains_and_returns(settings: Settings, engine: Engine,
     with Session(engine) as session:
         service.record_merge_event(session, event=MergeEvent(commit=commit, before=before))
     run_worker(settings, engine, once=True)
-    assert merge_state(engine, commit) == "applied"
+    assert merge_state(engine, commit) == "committed"  # nothing connected: skipped jobs

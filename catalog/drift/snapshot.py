@@ -1,0 +1,52 @@
+"""``main`` read once per drift run: every unit's files, grouped by entity key, parsed lazily.
+
+One batched read (``TreeSource.read_tree`` of the four unit folders: ``git ls-tree`` plus one
+``git cat-file --batch``) serves the git, catalog and cluster sides alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from catalog.parse import Parsed, parse_entity
+from gitops.gitreader import TreeSource
+from gitops.layout import FOLDERS, key_for_path, unit_dir
+
+
+@dataclass
+class Snapshot:
+    commit: str
+    units: dict[str, dict[str, bytes]]  # entity key -> {path: content}
+    _parsed: dict[str, Parsed | None] = field(default_factory=dict)
+
+    def parsed(self, key: str) -> Parsed | None:
+        """The unit as the catalog's indexer reads it (None when it is no entity)."""
+        if key not in self._parsed:
+            self._parsed[key] = parse_entity(key, self.units.get(key, {}))
+        return self._parsed[key]
+
+    def fingerprint(self, key: str) -> str:
+        """sha1 over the unit's paths and contents: equal means unchanged."""
+        digest = hashlib.sha1(usedforsecurity=False)
+        for path, content in sorted(self.units.get(key, {}).items()):
+            digest.update(path.encode() + b"\0" + hashlib.sha1(
+                content, usedforsecurity=False).digest())
+        return digest.hexdigest()
+
+
+def read_main(source: TreeSource, *, ref: str = "main") -> Snapshot:
+    """Every unit's files at the head of ``ref``."""
+    commit = source.head(ref)
+    files = source.read_tree(sorted(FOLDERS.values()), commit)
+    units: dict[str, dict[str, bytes]] = defaultdict(dict)
+    for path, content in files.items():
+        key = key_for_path(path)
+        if key is not None:
+            units[key][path] = content
+    return Snapshot(commit=commit, units=dict(units))
+
+
+def folder(key: str) -> str:
+    return unit_dir(key)

@@ -1,0 +1,120 @@
+"""A unit on main against what its stored answers render to: the git side of drift.
+
+``unit_drift(registry, unit=..., files=...)`` renders the unit's ``.caas-answers.yaml`` with the
+template version it records and compares every file (``files``: path → content of the unit's
+files on main). Lists the portal maintains across units are derived, not edits: an AppProject's
+``spec.destinations`` (``gitops.lists``) is left out of the comparison on both sides.
+CODEOWNERS lies outside every unit and is never compared.
+
+Answer shape: ``UnitDrift(template, recorded, state, reason, changed, diff)`` with ``state``
+``clean`` | ``drift`` | ``unknown``; ``changed`` lists ``(path, "modified"|"added"|"deleted")``
+where "added" is a file on main that the template does not render and "deleted" a rendered
+file missing on main. ``unknown`` says why in ``reason``: no answers, a template not in the
+registry, a recorded version the registry cannot render ("unknown (template version not
+available)": only the current version of each template is at hand), or a render that fails.
+
+The fix for a hand edit is ``scaffolder.service.rerender_task``: an update PR re-rendering the
+unit with its stored answers, which restores every hand-edited file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from gitops import lists, yaml
+from portal.errors import NotFound, ValidationFailed
+from scaffolder.changeset import unified
+from scaffolder.registry import Registry, Template
+from scaffolder.render import ANSWERS_FILE, read_answers, read_template_name, render
+
+VERSION_UNAVAILABLE = "unknown (template version not available)"
+MAX_DIFF = 20_000  # characters of diff kept per unit
+_APPPROJECT = re.compile(r"^teams/[^/]+/appproject\.ya?ml$")
+
+
+@dataclass(frozen=True)
+class UnitDrift:
+    unit: str
+    template: str = ""
+    recorded: str = ""  # the template version the answers file records
+    state: str = "clean"  # clean | drift | unknown
+    reason: str = ""
+    changed: list[tuple[str, str]] = field(default_factory=list)
+    diff: str = ""
+
+
+def answers_path(unit: str, files: Mapping[str, bytes]) -> str | None:
+    """The unit's ``.caas-answers.yaml``: at its root, else the first one inside it."""
+    root = f"{unit}/{ANSWERS_FILE}"
+    if root in files:
+        return root
+    return next((p for p in sorted(files) if p.rsplit("/", 1)[-1] == ANSWERS_FILE), None)
+
+
+def unit_template(unit: str, files: Mapping[str, bytes]) -> str | None:
+    """The template name the unit's answers file names (None: no answers file, or no name)."""
+    path = answers_path(unit, files)
+    return read_template_name(files[path]) if path is not None else None
+
+
+def _recorded_version(content: bytes) -> str:
+    try:
+        doc = yaml.load(content)
+    except yaml.YamlError:
+        return ""
+    return str(doc.get("version") or "") if isinstance(doc, dict) else ""
+
+
+def template_at(registry: Registry, name: str, version: str) -> Template | None:
+    """The template ``name`` as it was at ``version`` (a git tree id), None when not at hand.
+    Today only the registry's current version is; a versioned template store plugs in here."""
+    template = registry.get(name, field_name="answers_file")
+    return template if template.version == version else None
+
+
+def _comparable(path: str, content: bytes) -> bytes:
+    """The content to compare: an AppProject without its derived ``spec.destinations``."""
+    return lists.without_derived(content) if _APPPROJECT.match(path) else content
+
+
+def unit_drift(registry: Registry, *, unit: str, files: Mapping[str, bytes]) -> UnitDrift:
+    """Compare the unit at folder ``unit`` (``files``: its files on main) with its rendering."""
+    path = answers_path(unit, files)
+    if path is None:
+        return UnitDrift(unit=unit, state="unknown", reason=f"no {ANSWERS_FILE}: not rendered "
+                         "by the portal")
+    content = files[path]
+    answers, name = read_answers(content), read_template_name(content)
+    recorded = _recorded_version(content)
+    if answers is None or name is None:
+        return UnitDrift(unit=unit, recorded=recorded, state="unknown",
+                         reason=f"{path} holds no template and answers")
+    try:
+        template = template_at(registry, name, recorded)
+    except NotFound:
+        return UnitDrift(unit=unit, template=name, recorded=recorded, state="unknown",
+                         reason=f"template {name!r} is not in the registry")
+    if template is None:
+        return UnitDrift(unit=unit, template=name, recorded=recorded, state="unknown",
+                         reason=VERSION_UNAVAILABLE)
+    try:
+        expected = render(template, answers, target=unit)
+    except ValidationFailed as exc:
+        return UnitDrift(unit=unit, template=name, recorded=recorded, state="unknown",
+                         reason=f"the stored answers do not render: {exc.message}")
+    changed: list[tuple[str, str]] = []
+    parts: list[str] = []
+    for file in sorted(set(expected) | set(files)):
+        want, have = expected.get(file), files.get(file)
+        if want is not None and have is not None and (
+                want == have or _comparable(file, want) == _comparable(file, have)):
+            continue
+        changed.append((file, "deleted" if have is None else "added" if want is None
+                        else "modified"))
+        parts.append(unified(file, want, have))
+    if not changed:
+        return UnitDrift(unit=unit, template=name, recorded=recorded)
+    return UnitDrift(unit=unit, template=name, recorded=recorded, state="drift",
+                     changed=changed, diff="".join(parts)[:MAX_DIFF])
