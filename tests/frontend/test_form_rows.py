@@ -19,7 +19,8 @@ def test_tenant_rows_and_the_preview_shows_cost_and_capacity(
         new_context: Callable[[], BrowserContext]) -> None:
     dana = sign_in(new_context(), "dana")
     dana.goto("/templates/tenant")
-    dana.get_by_role("combobox", name="Team").select_option("payments")
+    dana.locator("main form").get_by_role("combobox", name="Team", exact=True) \
+        .select_option("payments")
     dana.get_by_role("textbox", name="Name", exact=True).fill("shop")
     dana.get_by_role("textbox", name="Cost centre").fill("cc-shop")
     quotas = dana.get_by_role("group", name="Per-environment quota")
@@ -79,8 +80,9 @@ def test_an_applications_namespace_follows_its_team(
         new_context: Callable[[], BrowserContext]) -> None:
     ada = sign_in(new_context(), "ada")  # a platform-admin chooses among every team
     ada.goto("/templates/application")
-    team = ada.get_by_role("combobox", name="Team")
-    namespace = ada.get_by_role("combobox", name="Namespace")
+    form = ada.locator("main form")  # the header's search box is a combobox too
+    team = form.get_by_role("combobox", name="Team", exact=True)
+    namespace = form.get_by_role("combobox", name="Namespace")
     team.select_option("platform")
     namespace.select_option("tools")
     expect(namespace.locator('optgroup[label="payments"]')).to_be_hidden()
@@ -88,7 +90,7 @@ def test_an_applications_namespace_follows_its_team(
     # The platform team's namespace is no longer offered, and the choice is cleared.
     expect(namespace).to_have_value("")
     expect(namespace.locator('optgroup[label="platform"]')).to_have_attribute("disabled", "")
-    environment = ada.get_by_role("combobox", name="Environment")
+    environment = form.get_by_role("combobox", name="Environment")
     expect(environment.locator("option")).to_contain_text(["dev"])
     assert serious_violations(ada) == []
     screenshot(ada, "form-chooser-namespace")
