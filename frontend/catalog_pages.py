@@ -13,6 +13,7 @@ from sqlmodel import Session
 from catalog import detail as catalog_detail
 from catalog import query as catalog_query
 from catalog.cost import load_price_sheet
+from catalog.drift import service as drift_service
 from catalog.live_status import live_block
 from catalog.models import Kind
 from frontend.pages import render
@@ -102,7 +103,8 @@ def entity_context(session: Session, settings: Settings, key: str) -> dict[str, 
     return {"entity": detail, "relations": relations,
             "timeline": timeline_view(detail["timeline"]),
             "not_deployed": not_deployed_reason(detail["status"], detail["timeline"]),
-            "owner_url": entity_url(f"team:{detail['owner']}") if detail["owner"] else None}
+            "owner_url": entity_url(f"team:{detail['owner']}") if detail["owner"] else None,
+            "drift": drift_service.entity_badges(session, [key]).get(key, {})}
 
 
 @router.get("/catalog")

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
+from jinja2 import Template as JinjaTemplate
 from jinja2 import Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -48,14 +50,24 @@ def cookiecutter_values(template: Template, answers: Mapping[str, Any]) -> dict[
         single = _SINGLE.fullmatch(expression)
         value: Any
         if single and "}}" not in single.group(1) and "${{" not in single.group(1):
-            value = _STEP_ENV.compile_expression(single.group(1).strip(),
-                                                 undefined_to_none=False)(parameters=parameters)
+            value = _expression(single.group(1).strip())(parameters=parameters)
             if isinstance(value, Undefined):
                 value = ""
         else:
-            value = _STEP_ENV.from_string(expression).render(parameters=parameters)
+            value = _step_template(expression).render(parameters=parameters)
         context[key] = value
     return context
+
+
+@lru_cache(maxsize=1024)
+def _expression(source: str) -> Any:
+    """A compiled ``${{ expr }}`` (the sources are the templates' step values: few, reused)."""
+    return _STEP_ENV.compile_expression(source, undefined_to_none=False)
+
+
+@lru_cache(maxsize=1024)
+def _step_template(source: str) -> JinjaTemplate:
+    return _STEP_ENV.from_string(source)
 
 
 def replay_document(template: Template, answers: Mapping[str, Any]) -> dict[str, Any]:
