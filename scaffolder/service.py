@@ -23,7 +23,7 @@ from portal.db import utcnow
 from portal.errors import CaasError, Conflict, Forbidden, NotFound
 from portal.redact import redact
 from reconciler import service as reconciler_service
-from scaffolder import pr_text, tasks
+from scaffolder import capacity, pr_text, tasks
 from scaffolder.changeset import Prepared, parameter_context, prepare
 from scaffolder.checks_runner import run_checks
 from scaffolder.decommission import prepare_decommission
@@ -112,7 +112,8 @@ def dry_run(session: Session, *, registry: Registry, forge: Forge, principal: Pr
     return DryRunResult(
         template=prepared.template.name, version=prepared.template.version,
         target_path=prepared.target, unit_exists=prepared.unit_exists, files=prepared.files,
-        diff=prepared.diff, checks=checks, checks_green=_green(checks), routing=prepared.routing)
+        diff=prepared.diff, checks=checks, checks_green=_green(checks), routing=prepared.routing,
+        environments=capacity.previews(forge, prepared))
 
 
 def _green(checks: list[CheckResult]) -> bool:
