@@ -13,9 +13,11 @@ from sqlmodel import Session
 from catalog import detail as catalog_detail
 from catalog import query as catalog_query
 from catalog.cost import load_price_sheet
+from catalog.drift import service as drift_service
 from catalog.live_status import live_block
 from catalog.models import Kind
 from frontend.pages import render
+from frontend.promotion_pages import promotion_context
 from frontend.services import ForgeDep, RegistryDep
 from gitops.paths import is_safe
 from portal.deps import PrincipalDep, SessionDep, SettingsDep
@@ -102,7 +104,8 @@ def entity_context(session: Session, settings: Settings, key: str) -> dict[str, 
     return {"entity": detail, "relations": relations,
             "timeline": timeline_view(detail["timeline"]),
             "not_deployed": not_deployed_reason(detail["status"], detail["timeline"]),
-            "owner_url": entity_url(f"team:{detail['owner']}") if detail["owner"] else None}
+            "owner_url": entity_url(f"team:{detail['owner']}") if detail["owner"] else None,
+            "drift": drift_service.entity_badges(session, [key]).get(key, {})}
 
 
 @router.get("/catalog")
@@ -159,7 +162,8 @@ def application_page(request: Request, team: str, name: str, principal: Principa
                      forge: ForgeDep) -> Response:
     return render(request, "entity.html", title=f"Application {team}/{name}",
                   **entity_context(session, settings, f"application:{team}/{name}"),
-                  behind=_behind(forge, registry, f"applications/{team}/{name}"))
+                  behind=_behind(forge, registry, f"applications/{team}/{name}"),
+                  **promotion_context(session, settings, forge, team, name))
 
 
 def _behind(forge: ForgeDep, registry: RegistryDep, unit: str) -> BehindUnit | None:

@@ -35,6 +35,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     """Build the portal. ``background=True`` also runs the reconciler worker in-process (demo)."""
     engine = engine or db.make_engine(settings)
     metrics = Metrics()
+    from catalog.drift.metrics import DriftCollector
+
+    metrics.registry.register(DriftCollector(engine))  # caas_drift_findings{kind, side}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -34,6 +34,7 @@ from typing import Any
 
 from gitops import git, layout, yaml
 from gitops.forges.base import FileChange, Forge
+from gitops.gitreader import FEW
 from portal.errors import CaasError
 from scaffolder import parameters
 from scaffolder.changeset import environments_on_main, teams_on_main
@@ -104,15 +105,19 @@ def check_conflicts(files: Mapping[str, bytes | None]) -> CheckResult:
 def units_behind(forge: Forge, registry: Registry, *, ref: str = "main",
                  template: str | None = None, team: str | None = None) -> list[Behind]:
     """Every unit at ``ref`` whose ``.caas-answers.yaml`` names a known template at another
-    version, sorted by folder. One listing per top folder and one batched read of the answers
-    files (``Forge.read_tree``): no unit's other files are read."""
+    version, sorted by folder. One listing per top folder, then the answers files read in
+    batches of ``gitreader.FEW`` paths (``Forge.read_tree``; on the local forge one
+    ``cat-file --batch`` per batch, where one call with thousands of pathspecs would make
+    ``ls-tree`` compare every path with every pathspec): no unit's other files are read."""
     paths = [p for top in UNIT_TOPS for p in forge.list_files(top, ref)
              if p.endswith("/" + ANSWERS_FILE)
              and layout.key_for_unit(p.rsplit("/", 1)[0]) != ""
              and p.count("/") == (2 if p.startswith(("teams/", "envs/")) else 3)]
     if team is not None:
         paths = [p for p in paths if not p.startswith("envs/") and p.split("/")[1] == team]
-    docs = forge.read_tree(paths, ref) if paths else {}
+    docs: dict[str, bytes] = {}
+    for start in range(0, len(paths), FEW):
+        docs.update(forge.read_tree(paths[start:start + FEW], ref))
     known = {name: registry.get(name) for name in registry.names()}
     found: list[Behind] = []
     for path in sorted(docs):
