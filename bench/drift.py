@@ -20,7 +20,8 @@ peak RSS (VmHWM) is its own, without a cluster (git and catalog sides):
   rendered: the walk, the fingerprints, the catalog comparison). Without ``--full-cold`` the
   per-unit cache is first seeded as a clean cold run leaves it (every unit's fingerprint with no
   finding; true here, since every unit is its template's rendering, checked above);
-- ``edit``: one hand edit and one catalog row left behind, then drift (2 findings expected).
+- ``edit``: one hand edit (the catalog was indexed before it, so its row differs from main
+  too) and a team removed by hand (its row left behind), then drift: 3 findings expected.
 
     .venv/bin/python bench/drift.py [--teams 50] [--tenants 100] [--sample 20]
                                     [--cold-tenants 10] [--database-url postgresql://...]
@@ -295,8 +296,8 @@ def main() -> None:
         gone = {p: None for p in files if p.startswith("teams/team49/")}
         fast_import(work / "gitops.git", {quota: edited, **gone}, parent=head, message="edits")
         edit = child("drift", work, args.database_url, args.sample)
-        print(_line("drift edit", edit, "  (a hand edit; team49 removed by hand: its catalog "
-                    "row left behind)"))
+        print(_line("drift edit", edit, "  (expected 3: the hand edit in git, its catalog row "
+                    "indexed before it, team49's row left behind)"))
 
 
 if __name__ == "__main__":
