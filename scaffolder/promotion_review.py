@@ -67,6 +67,17 @@ def refresh(session: Session, *, forge: Forge, settings: Settings,
         settings, forge, subject_of(forge, change), sha=forge.head(),
         approvals=_approvals(forge, change),
         overrides=overrides if isinstance(overrides, dict) else {})
+    return _store(session, forge=forge, change=change, fresh=fresh)
+
+
+def refresh_approval(session: Session, *, forge: Forge, change: Change) -> list[CheckResult]:
+    """Only the ``approval`` gate (after an approval; it needs neither cluster nor policies)."""
+    fresh = [promotion_gates.approval(subject_of(forge, change), _approvals(forge, change))]
+    return _store(session, forge=forge, change=change, fresh=fresh)
+
+
+def _store(session: Session, *, forge: Forge, change: Change,
+           fresh: list[CheckResult]) -> list[CheckResult]:
     change.checks = merge_checks.merged_into(change.checks, fresh)
     results = [CheckResult.model_validate(c) for c in change.checks]
     change.checks_green = bool(results) and all(c.state == "success" for c in results)

@@ -114,6 +114,8 @@ def approve_change(session: Session, *, forge: Forge, principal: Principal, chan
     audit.record(session, actor=principal.username, action="scaffolder.approve",
                  target=change.unit_key, ip=ip, detail={"change": change.id}, commit=False)
     session.commit()
+    if change.action == promotion_gates.ACTION:  # the approval gate is met now
+        promotion_review.refresh_approval(session, forge=forge, change=change)
     return ChangePublic(**_public(change))
 
 

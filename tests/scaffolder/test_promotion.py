@@ -120,8 +120,10 @@ def test_dev_to_staging_changes_exactly_the_target_overlay(
         assert checks["manifests"]["state"] == "success"
         # Without a cluster the gate blocks the merge even once approved.
         cid = change["id"]
-        assert client.post(f"/api/changes/{cid}/approve",
-                           headers=auth_headers("bob")).status_code == 200
+        approved = client.post(f"/api/changes/{cid}/approve", headers=auth_headers("bob"))
+        assert approved.status_code == 200
+        assert _checks(approved.json())["approval"]["state"] == "success"
+        assert "approved by bob" in _checks(approved.json())["approval"]["summary"]
         refused = client.post(f"/api/changes/{cid}/merge", headers=auth_headers("bob"))
         assert refused.status_code == 409 and "source-health" in refused.text
         # A platform-admin overrides with a reason: audited, then the merge goes through.
