@@ -17,6 +17,7 @@ from catalog.drift import service as drift_service
 from catalog.live_status import live_block
 from catalog.models import Kind
 from frontend.pages import render
+from frontend.promotion_pages import promotion_context
 from frontend.services import ForgeDep, RegistryDep
 from gitops.paths import is_safe
 from portal.deps import PrincipalDep, SessionDep, SettingsDep
@@ -161,7 +162,8 @@ def application_page(request: Request, team: str, name: str, principal: Principa
                      forge: ForgeDep) -> Response:
     return render(request, "entity.html", title=f"Application {team}/{name}",
                   **entity_context(session, settings, f"application:{team}/{name}"),
-                  behind=_behind(forge, registry, f"applications/{team}/{name}"))
+                  behind=_behind(forge, registry, f"applications/{team}/{name}"),
+                  **promotion_context(session, settings, forge, team, name))
 
 
 def _behind(forge: ForgeDep, registry: RegistryDep, unit: str) -> BehindUnit | None:
