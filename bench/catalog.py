@@ -319,7 +319,17 @@ def main() -> None:
                 (label, paths_, c) for label, paths_ in (
                     ("list", lists), ("tab search", searches), ("search box", box))
                 for c in (64, 256)]
+            print(f"distinct queries: list {len(set(lists))}, search {len(set(searches))}; "
+                  "each server process computes a page once per catalog generation")
             for label, paths_, connections in runs:
+                if label != "healthz (floor)" and connections == 64:
+                    # The first pass after a start (or a merge): pages computed, then cached.
+                    before = loadavg()
+                    f = wrk(base, token, paths_, connections=connections, seconds=args.seconds,
+                            work=work)
+                    print(f"{label + ' (cold)':<16} {connections:>3} connections: "
+                          f"{f['rps']:7.0f} req/s, p50 {f['p50']:6.1f} ms, p99 {f['p99']:6.1f} "
+                          f"ms, {f['errors']:.0f} errors (loadavg before {before})")
                 wrk(base, token, paths_[:50], connections=8, seconds=1, work=work)  # warm-up
                 before = loadavg()
                 f = wrk(base, token, paths_, connections=connections, seconds=args.seconds,

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,6 +45,7 @@ from scaffolder.registry import Registry  # noqa: E402
 from scaffolder.render import render  # noqa: E402
 
 TEAMS = 50
+CONCURRENT = 20
 ADMIN = Principal(user_id=1, username="bench", is_platform_admin=True)
 
 
@@ -124,6 +126,13 @@ def bench_size(tenants: int, samples: int) -> dict[str, tuple[float, float]]:
             return task
 
         result = {"dry-run": timed(samples, dry), "request-to-PR": timed(samples, pr)}
+        # 20 requests at once (threads of this process, through the service layer).
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=CONCURRENT) as pool:
+            list(pool.map(pr, range(1000, 1000 + CONCURRENT)))
+        elapsed = time.perf_counter() - started
+        print(f"  {CONCURRENT} concurrent requests-to-PR: {elapsed:.1f} s = "
+              f"{CONCURRENT / elapsed:.1f} PRs/s")
         result |= git_floors(settings, samples)
         engine.dispose()
         return result

@@ -105,6 +105,9 @@ def _install_middleware(app: FastAPI, metrics: Metrics) -> None:
             return render_error(request, 500, message)
         return JSONResponse({"error": {"code": "internal", "message": message}}, status_code=500)
 
+    from catalog.list_fastpath import ListFastPath
+
+    app.add_middleware(ListFastPath)  # inside the Guard: added first
     app.add_middleware(Guard, metrics=metrics, fallback=fallback, max_body_bytes=MAX_BODY_BYTES)
 
 

@@ -139,6 +139,21 @@ def replay_for_unit(*, registry: Registry,
     return template, replay_document(template, answers), str(version or "")
 
 
+def parse_answers_file(content: bytes | None) -> tuple[str, str, dict[str, Any]] | None:
+    """(template name, version, answers) of a ``.caas-answers.yaml`` parsed once (an upgrade
+    reads thousands); None when absent, unreadable or missing the template or the answers."""
+    try:
+        doc = yaml.load(content) if content is not None else None
+    except yaml.YamlError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("answers"), dict):
+        return None
+    name = doc.get("template")
+    if not isinstance(name, str) or not name:
+        return None
+    return name, str(doc.get("version") or ""), doc["answers"]
+
+
 def read_answers(content: bytes | None) -> dict[str, Any] | None:
     """The answers stored in a unit's ``.caas-answers.yaml`` (None when absent or unreadable)."""
     if content is None:
