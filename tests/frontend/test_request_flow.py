@@ -66,9 +66,9 @@ def test_request_review_merge_and_follow(new_context: Callable[[], BrowserContex
     expect(dev).to_have_url(re.compile(r"/changes/\d+$"))
     change_url = dev.url
     expect(dev.get_by_role("heading", level=1)).to_contain_text("web-shop")
-    # The author may not approve: the four-eyes rule is explained.
-    dev.get_by_role("button", name="Approve").click()
-    expect(dev.get_by_role("alert")).to_contain_text("four-eyes")
+    # The author may not approve: the button is disabled, the four-eyes rule beside it.
+    expect(dev.get_by_role("button", name="Approve")).to_be_disabled()
+    expect(dev.locator("#why-approve")).to_contain_text("four-eyes")
     expect(dev.locator("#routing")).to_contain_text("approval from a member of team `payments`")
 
     reviewer = sign_in(new_context(), "rui")
