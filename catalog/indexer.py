@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlmodel import Session, col
 
+from catalog import search
 from catalog.models import Entity, IndexState, Kind, Placement, Relation, Status, TimelineEvent
 from catalog.parse import Parsed, parse_entity
 from gitops.gitreader import TreeSource
@@ -133,6 +134,7 @@ def _delete_keys(session: Session, keys: Sequence[str]) -> None:
         session.execute(delete(Relation).where(col(Relation.source).in_(part)))
         session.execute(delete(Placement).where(col(Placement.namespace).in_(part)))
         session.execute(delete(Entity).where(col(Entity.key).in_(part)))
+    search.delete_terms(session, keys)
 
 
 def _decommission(session: Session, keys: Sequence[str], commit: str, now: datetime) -> None:
@@ -146,6 +148,7 @@ def _decommission(session: Session, keys: Sequence[str], commit: str, now: datet
             previous_status=col(Entity.status), status=Status.decommissioned.value,
             on_main=False, sync="", health="", flagged=False, orphaned=False, problems=[],
             commit=commit, updated_at=now, decommissioned_at=now))
+    search.delete_terms(session, keys)  # search, like the lists, hides decommissioned rows
 
 
 def _insert(session: Session, parsed: Sequence[Parsed], rows: list[dict[str, Any]]) -> None:
@@ -153,6 +156,7 @@ def _insert(session: Session, parsed: Sequence[Parsed], rows: list[dict[str, Any
     conn = session.connection()
     if rows:
         conn.execute(insert(Entity.__table__), rows)  # type: ignore[attr-defined]
+        search.write_terms(session, rows)
     relations = [{"source": p.key, "type": t, "target": target}
                  for p in parsed for t, target in p.relations]
     if relations:

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, SmallInteger, String
 from sqlmodel import Field, SQLModel
 
 from portal.db import utcnow
@@ -118,6 +118,31 @@ class Placement(SQLModel, table=True):
     storage_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
 
 
+# Search terms compare byte-wise on both databases, so a prefix is one index range
+# (``term >= w AND term < successor(w)``): SQLite's default collation is binary; PostgreSQL's
+# database collation may be linguistic, so the column says "C".
+TERM_TYPE = String(100).with_variant(String(100, collation="C"), "postgresql")
+
+
+class SearchTerm(SQLModel, table=True):
+    """One lower-cased word (or whole name) of an entity, with the field it came from
+    (``catalog.search`` writes and reads them; ``field`` is its rank: 1 name, 2 a word of the
+    name, 3 owner, 4 title, description or tags). Every search word is a prefix range over
+    ``(kind, term)``; the index ends in ``key`` so the range needs no table lookup."""
+
+    __tablename__ = "catalog_search_terms"
+    __table_args__ = (
+        Index("ix_catalog_search_terms_kind_term_key", "kind", "term", "key"),
+        Index("ix_catalog_search_terms_key", "key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=300)
+    kind: str = Field(max_length=16)
+    term: str = Field(sa_column=Column(TERM_TYPE, nullable=False))
+    field: int = Field(sa_column=Column(SmallInteger, nullable=False))
+
+
 class TimelineEvent(SQLModel, table=True):
     __tablename__ = "catalog_timeline"
     __table_args__ = (Index("ix_catalog_timeline_entity_at", "entity", "at", "id"),)
@@ -172,3 +197,38 @@ class EntityPage(SQLModel):
     items: list[EntitySummary]
     next_cursor: str | None
     limit: int
+
+
+class SearchHit(SQLModel):
+    """One search result. ``match`` says where the words matched (``name`` when the name
+    equals, starts with or has a word starting with the query; else ``owner`` or
+    ``description`` — title and tags count as description); ``rank`` orders hits within a
+    group, lower first: 0 the name is the query, 1 the name starts with it, 2 a word of the
+    name does, 3 the owner, 4 title, description or tags."""
+
+    kind: str  # team | namespace | environment | application | template
+    key: str  # catalog key (``namespace:payments/api``) or ``template:<name>``
+    name: str
+    title: str
+    owner: str
+    description: str  # at most 200 characters
+    status: str  # "" for templates
+    url: str  # the portal page of the hit
+    match: str
+    rank: int
+
+
+class SearchGroup(SQLModel):
+    kind: str
+    items: list[SearchHit]
+    more: bool  # more hits of this kind than ``limit``: ask again with ``kind=`` and a limit
+
+
+class SearchResults(SQLModel):
+    """Hits grouped by kind; only kinds with hits, the group with the best hit first (ties in
+    the order team, namespace, environment, application, template)."""
+
+    q: str
+    words: list[str]  # the words every hit matched (a prefix of one of its terms)
+    limit: int
+    groups: list[SearchGroup]

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from catalog import search
 from catalog.indexer import IndexResult, full_index, incremental_index
 from catalog.models import Entity, Kind, Status, TimelineEvent
 from gitops import layout
@@ -102,8 +103,10 @@ def set_status(session: Session, *, entity: str, status: str, commit: bool = Fal
             if row.previous_status == Status.decommissioned:
                 row.status, row.previous_status = Status.decommissioned.value, ""
                 session.add(row)
+                search.delete_terms(session, [row.key])  # search hides decommissioned rows
             elif not row.on_main:
                 session.delete(row)
+                search.delete_terms(session, [row.key])
             else:
                 row.status, row.previous_status = row.previous_status, ""
                 row.updated_at = utcnow()
@@ -122,6 +125,8 @@ def set_status(session: Session, *, entity: str, status: str, commit: bool = Fal
                 name if kind == Kind.team else "")
             row = Entity(key=entity, kind=kind, name=name, owner=owner, title=name,
                          search=f"{name} {owner}".lower(), on_main=False)
+        if row.id is None or row.status == Status.decommissioned:  # findable (again)
+            search.replace_terms(session, row)
         if status == Status.requested and row.status != Status.requested:
             row.previous_status = row.status
         row.status = status

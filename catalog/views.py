@@ -11,13 +11,15 @@ from fastapi import APIRouter, Query, Response
 from pydantic import StringConstraints
 from sqlmodel import Session
 
-from catalog import backstage, detail, query
+from catalog import backstage, detail, query, search
 from catalog.cost import load_price_sheet
 from catalog.live_status import live_block
-from catalog.models import EntityPage, Kind
+from catalog.models import EntityPage, Kind, SearchResults
 from portal.deps import PrincipalDep, SessionDep, SettingsDep
 from portal.errors import error_responses
 from portal.params import MAX_ID, Offset
+from scaffolder import service as scaffolder_service
+from scaffolder.deps import RegistryDep
 
 router = APIRouter(prefix="/api/catalog", tags=["catalog"],
                    responses=error_responses(401, 422))
@@ -86,6 +88,35 @@ def list_applications(_p: PrincipalDep, session: SessionDep, settings: SettingsD
                       status: StatusQ = None, limit: Limit = 50,
                       cursor: Cursor = None) -> EntityPage:
     return _list(Kind.application, session, settings, q, owner, env, status, limit, cursor)
+
+
+@router.get("/search", response_model=SearchResults)
+def search_everything(
+    _p: PrincipalDep, session: SessionDep, registry: RegistryDep,
+    q: Annotated[str, Query(min_length=1, max_length=search.MAX_QUERY, description=(
+        "Words to find, case-insensitive (letters and digits; anything else separates "
+        "words): each must start a word of the name, owner, title, description or tags. "
+        f"The first {search.MAX_WORDS} distinct words count (the response's `words`); "
+        "without any word nothing matches."))],
+    kind: Annotated[list[str] | None, Query(
+        description="Only these kinds (repeat for several); every kind when absent.",
+        json_schema_extra={"items": {"type": "string", "enum": list(search.KINDS)}})] = None,
+    limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT,
+                                description=f"Hits per kind, 1-{search.MAX_LIMIT}.")] = 5,
+) -> SearchResults:
+    """Search teams, namespaces, environments, applications and templates at once.
+
+    Hits are grouped by kind (the group holding the best hit first); within a group, a name
+    equal to the query ranks first, then names starting with it, then names with a word
+    starting with it, then owner matches, then title/description/tag matches. Each group has
+    at most ``limit`` hits and says whether there are ``more``. Any signed-in user may search
+    (the catalog and the templates are readable by all).
+    """
+    try:
+        return search.search(session, q=q, kinds=kind, limit=limit,
+                             documents=scaffolder_service.template_documents(registry=registry))
+    finally:
+        _release(session)
 
 
 def _detail(key: str, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:

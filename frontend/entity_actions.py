@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 from sqlmodel import Session
 
@@ -56,13 +56,13 @@ def entity_actions(forge: Forge, principal: Principal,
     may_change = changeset.change_decision(principal, unit=unit)
     actions = [EntityAction("change", "Change", may_change.allowed,
                             "" if may_change else may_change.reason,
-                            href="/change?" + urlencode({"unit": unit}))]
+                            href=f"/change?unit={quote(unit, safe='/')}")]
     if kind in decommission.KINDS:
         actions.append(_remove(forge, principal, unit, kind))
     elif kind == "environment" and (entity.get("spec") or {}).get("installed", True):
         actions.append(EntityAction(
             "uninstall", "Uninstall", may_change.allowed, "" if may_change else may_change.reason,
-            href="/change?" + urlencode({"unit": unit, "installed": "false"}),
+            href=f"/change?unit={quote(unit, safe='/')}&installed=false",
             help="Uninstall opens the Change form with `installed: false`: after its merge the "
                  "environment's Terraform units are destroyed in reverse order."))
     return actions

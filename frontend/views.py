@@ -127,9 +127,17 @@ def timeline_view_with_entity(events: list[dict[str, Any]],
 
 
 def mount(app: FastAPI) -> None:
-    from frontend import audit_pages, catalog_pages, change_pages, env_pages, request_pages
+    from frontend import (
+        audit_pages,
+        catalog_pages,
+        change_pages,
+        env_pages,
+        request_pages,
+        search_pages,
+    )
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
-    for pages in (audit_pages, catalog_pages, request_pages, change_pages, env_pages):
+    for pages in (audit_pages, catalog_pages, request_pages, change_pages, env_pages,
+                  search_pages):
         app.include_router(pages.router)

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from catalog import search as catalog_search
 from catalog import service as catalog_service
 from gitops.forges.base import ChangeSpec, Check, CheckState, Forge
 from portal import tracing
@@ -54,6 +55,16 @@ RELEASED = "failed"
 def list_templates(*, registry: Registry) -> list[TemplateSummary]:
     return [TemplateSummary(name=t.name, title=t.title, description=t.description,
                             version=t.version, target_path=t.target_path, kind=t.kind)
+            for t in registry.all()]
+
+
+def template_documents(*, registry: Registry) -> list[catalog_search.Document]:
+    """The templates as catalog search documents (name, title, description; every signed-in
+    user may see every template)."""
+    kind = catalog_search.TEMPLATE
+    return [catalog_search.Document(kind=kind, key=f"{kind}:{t.name}", name=t.name,
+                                    title=t.title, description=t.description,
+                                    url=catalog_search.page_path(f"{kind}:{t.name}"))
             for t in registry.all()]
 
 

@@ -54,7 +54,7 @@ def test_entity_actions_are_disabled_with_the_reason_the_post_gives(
 
     admin = client("ada").get(NAMESPACE).text
     assert "disabled" not in _button(admin, "Remove") and not _why(admin, "remove")
-    assert 'href="/change?unit=tenants%2Fplatform%2Fplatform-tools"' in admin
+    assert 'href="/change?unit=tenants/platform/platform-tools"' in admin
     # A team with namespaces: Remove disabled naming them (the decommission refusal's words).
     team = client("ada").get("/catalog/teams/platform").text
     assert "disabled" in _button(team, "Remove")
@@ -66,7 +66,7 @@ def test_environment_page_offers_uninstall_as_a_change_to_installed_false(
         client: Callable[[str], httpx.Client]) -> None:
     page = client("ada").get("/catalog/environments/dev").text
     assert 'action="/decommission"' not in page
-    assert 'href="/change?unit=envs%2Fdev&amp;installed=false"' in page
+    assert 'href="/change?unit=envs/dev&amp;installed=false"' in page
     form = client("ada").get("/change", params={"unit": "envs/dev", "installed": "false"}).text
     box = re.search(r'<input[^>]*name="installed"[^>]*>', form)
     assert box and "checked" not in box.group(0)  # pre-set to false

@@ -1,0 +1,247 @@
+"""One search across teams, namespaces, environments, applications and templates.
+
+Matching: the query is cut into lower-cased words (letters and digits; anything else separates
+words) and a hit is an entity every word of which is a prefix of one of its *terms*: its whole
+name, the words of its name, of its owner, and of its title, description and tags (the
+``search`` text the indexer writes). ``pay`` finds ``payments``, ``payments-api`` and a team
+described as "Payment services"; ``ments`` finds nothing (word prefixes, not substrings).
+
+Terms live in ``catalog_search_terms`` (one row per entity and distinct term, with the rank of
+the field it came from), indexed ``(kind, term, key)`` and compared byte-wise on both databases
+(see ``catalog.models.TERM_TYPE``): each word is one index range ``term >= w AND term < w'``
+where ``w'`` is ``w`` with its last character incremented, so a query costs a few range scans
+whatever the size of the catalog. Ranking: 0 the name is the query, 1 the name starts with it,
+2 a word of the name does, 3 the owner, 4 title, description or tags; then by key.
+
+Templates are files, not rows (a handful, from the scaffolder's registry): the caller passes
+them as :class:`Document` and they are ranked in memory by the same terms and rules.
+
+Decommissioned entities (rows kept for their history) have no terms: search, like the
+lists, hides them.
+
+Who may see what: any signed-in user reads the whole catalog and every template (the catalog
+API's rule), so search filters nothing by viewer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select
+from sqlmodel import Session, col
+
+from catalog.models import Entity, Kind, SearchGroup, SearchHit, SearchResults, SearchTerm
+from portal.errors import ValidationFailed
+
+TEMPLATE = "template"
+KINDS = (Kind.team.value, Kind.namespace.value, Kind.environment.value,
+         Kind.application.value, TEMPLATE)
+MAX_QUERY = 100  # characters of ``q``
+MAX_WORDS = 8  # words of ``q`` searched for; further words are ignored (``words`` says so)
+MAX_LIMIT = 50  # hits per kind
+MAX_TERM = 100  # characters of one term (longer words are cut: their prefix still matches)
+MAX_TEXT_TERMS = 200  # distinct description words kept per entity
+DESCRIPTION_CHARS = 200
+
+NAME, NAME_WORD, OWNER, TEXT = 1, 2, 3, 4  # SearchTerm.field, also the rank of a match there
+MATCH = {0: "name", 1: "name", 2: "name", 3: "owner", 4: "description"}
+_SPLIT = re.compile(r"[\W_]+")
+CHUNK = 500  # bound IN (...) lists (the indexer's chunk)
+
+
+@dataclass(frozen=True)
+class Document:
+    """Something searchable that is not a catalog row (a template)."""
+
+    kind: str
+    key: str
+    name: str
+    title: str
+    description: str
+    url: str
+    owner: str = ""
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of ``text``: runs of letters and digits, at most MAX_TERM each."""
+    return [w[:MAX_TERM] for w in _SPLIT.split(text.lower()) if w]
+
+
+def page_path(key: str) -> str:
+    """The portal page of a search key: ``namespace:payments/api`` →
+    ``/catalog/namespaces/payments/api``, ``template:tenant`` → ``/templates/tenant``."""
+    kind, _, name = key.partition(":")
+    if kind == TEMPLATE:
+        return f"/templates/{name}"
+    return f"/catalog/{kind}s/{name}" if kind in KINDS else "/catalog"
+
+
+def terms(*, name: str, owner: str, text: str) -> dict[str, int]:
+    """Term → field rank of one entity: its whole name (of a ``team/name`` name, the part
+    after the slash: the team is the owner), the words of that name, of its owner, and of
+    ``text`` (title, description, tags; the first MAX_TEXT_TERMS distinct words)."""
+    best: dict[str, int] = {}
+
+    def put(term: str, field: int) -> None:
+        term = term[:MAX_TERM]
+        if term and best.get(term, TEXT + 1) > field:
+            best[term] = field
+
+    lowered = name.lower().rpartition("/")[2]
+    put(lowered, NAME)
+    for w in words(lowered):
+        put(w, NAME_WORD)
+    put(owner.lower(), OWNER)
+    for w in words(owner):
+        put(w, OWNER)
+    kept = 0
+    for w in words(text):
+        if w not in best:
+            if kept == MAX_TEXT_TERMS:
+                continue
+            kept += 1
+        put(w, TEXT)
+    return best
+
+
+def term_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``catalog_search_terms`` rows for entity rows (``key``, ``kind``, ``name``, ``owner``
+    and ``search`` — the indexer's row dicts)."""
+    return [{"key": r["key"], "kind": r["kind"], "term": term, "field": field}
+            for r in rows
+            for term, field in terms(name=r["name"], owner=r["owner"],
+                                     text=r.get("search", "")).items()]
+
+
+def write_terms(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert the terms of freshly inserted entity rows (their old terms are already gone:
+    :func:`delete_terms`)."""
+    new = term_rows(rows)
+    if new:
+        session.connection().execute(insert(SearchTerm.__table__), new)  # type: ignore[attr-defined]
+
+
+def delete_terms(session: Session, keys: Sequence[str] | None) -> None:
+    """Drop the terms of ``keys`` (every term when None)."""
+    if keys is None:
+        session.execute(delete(SearchTerm))
+        return
+    for i in range(0, len(keys), CHUNK):
+        session.execute(delete(SearchTerm).where(col(SearchTerm.key).in_(keys[i:i + CHUNK])))
+
+
+def replace_terms(session: Session, entity: Entity) -> None:
+    """Bring one entity's terms in step with its row (placeholders written by set_status)."""
+    delete_terms(session, [entity.key])
+    write_terms(session, [{"key": entity.key, "kind": entity.kind, "name": entity.name,
+                           "owner": entity.owner, "search": entity.search}])
+
+
+# ---- query --------------------------------------------------------------------------------------
+
+
+def _successor(word: str) -> str:
+    """The least string greater than every string starting with ``word`` (code point order,
+    which both databases' byte-wise comparison of UTF-8 follows)."""
+    return word[:-1] + chr(min(ord(word[-1]) + 1, 0x10FFFF))
+
+
+def _prefix(column: Any, word: str) -> ColumnElement[bool]:
+    return and_(column >= word, column < _successor(word))
+
+
+def parse_query(q: str) -> tuple[str, list[str]]:
+    """``q`` → (the phrase a name is compared with, its first MAX_WORDS distinct words), or
+    ValidationFailed when ``q`` is longer than MAX_QUERY. No words (only punctuation or
+    spaces) match nothing. The phrase of ``payments/api`` is ``api`` (the team part is
+    matched as the owner)."""
+    if len(q) > MAX_QUERY:
+        raise ValidationFailed(f"q must be at most {MAX_QUERY} characters", field="q",
+                               rule="length")
+    phrase = q.strip().lower()
+    found = list(dict.fromkeys(words(phrase)))[:MAX_WORDS]
+    return (phrase.rpartition("/")[2] or phrase)[:MAX_TERM], found
+
+
+def _search_kind(session: Session, kind: str, phrase: str, found: list[str],
+                 limit: int) -> list[tuple[str, int]]:
+    """(key, rank) of the best ``limit + 1`` entities of ``kind`` matching every word."""
+    t = SearchTerm
+    rank = func.min(case(
+        (and_(col(t.field) == NAME, col(t.term) == phrase), 0),
+        (and_(col(t.field) == NAME, _prefix(col(t.term), phrase)), 1),
+        (col(t.field) == NAME, NAME_WORD),  # the name has a word starting with a query word
+        else_=col(t.field))).label("rank")
+    stmt = select(col(t.key), rank).where(
+        col(t.kind) == kind, or_(*[_prefix(col(t.term), w) for w in [phrase, *found]]))
+    if len(found) > 1:  # every word must match some term of the entity
+        for w in found:
+            stmt = stmt.where(col(t.key).in_(select(col(t.key)).where(
+                col(t.kind) == kind, _prefix(col(t.term), w))))
+    stmt = stmt.group_by(col(t.key)).order_by(rank, col(t.key)).limit(limit + 1)
+    return [(str(key), int(r)) for key, r in session.execute(stmt).all()]
+
+
+def _hits(session: Session, ranked: list[tuple[str, int]]) -> list[SearchHit]:
+    if not ranked:
+        return []
+    rows = {r.key: r for r in session.execute(select(
+        col(Entity.key), col(Entity.kind), col(Entity.name), col(Entity.title),
+        col(Entity.owner), col(Entity.description), col(Entity.status)).where(
+        col(Entity.key).in_([k for k, _ in ranked]))).all()}
+    return [SearchHit(kind=row.kind, key=key, name=row.name, title=row.title, owner=row.owner,
+                      description=row.description[:DESCRIPTION_CHARS], status=row.status,
+                      url=page_path(key), match=MATCH[rank], rank=rank)
+            for key, rank in ranked if (row := rows.get(key)) is not None]
+
+
+def rank_document(doc: Document, phrase: str, found: list[str]) -> int | None:
+    """The rank of a document for a query, None when some word matches none of its terms:
+    the rules of :func:`_search_kind`, in memory."""
+    own = terms(name=doc.name, owner=doc.owner, text=f"{doc.title} {doc.description}")
+    if not all(any(term.startswith(w) for term in own) for w in found):
+        return None
+    ranks = [(0 if term == phrase else 1 if term.startswith(phrase) else NAME_WORD)
+             if field == NAME else field
+             for term, field in own.items() if any(term.startswith(w) for w in [phrase, *found])]
+    return min(ranks)
+
+
+def _documents(docs: Sequence[Document], phrase: str, found: list[str],
+               limit: int) -> list[SearchHit]:
+    ranked = sorted((r, d.key, d) for d in docs
+                    if (r := rank_document(d, phrase, found)) is not None)
+    return [SearchHit(kind=d.kind, key=d.key, name=d.name, title=d.title, owner=d.owner,
+                      description=d.description[:DESCRIPTION_CHARS], status="", url=d.url,
+                      match=MATCH[r], rank=r) for r, _, d in ranked[:limit + 1]]
+
+
+def search(session: Session, *, q: str, kinds: Sequence[str] | None = None, limit: int = 5,
+           documents: Sequence[Document] = ()) -> SearchResults:
+    """Search ``kinds`` (every kind when None) for ``q``: at most ``limit`` hits per kind.
+
+    Errors: ValidationFailed naming ``q`` (over MAX_QUERY characters), ``limit`` (outside
+    1-MAX_LIMIT) or ``kind`` (unknown).
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit",
+                               rule="range")
+    wanted = list(dict.fromkeys(kinds)) if kinds else list(KINDS)
+    unknown = [k for k in wanted if k not in KINDS]
+    if unknown:
+        raise ValidationFailed(f"kind must be one of {', '.join(KINDS)}", field="kind",
+                               rule="enum")
+    phrase, found = parse_query(q)
+    groups: list[SearchGroup] = []
+    for kind in wanted if found else []:
+        if kind == TEMPLATE:
+            hits = _documents(documents, phrase, found, limit)
+        else:
+            hits = _hits(session, _search_kind(session, kind, phrase, found, limit))
+        if hits:
+            groups.append(SearchGroup(kind=kind, items=hits[:limit], more=len(hits) > limit))
+    groups.sort(key=lambda g: (g.items[0].rank, KINDS.index(g.kind)))
+    return SearchResults(q=q, words=found, limit=limit, groups=groups)
