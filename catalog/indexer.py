@@ -72,9 +72,11 @@ def derive(kind: str, owner: str, spec: dict[str, Any], parse_problems: list[str
         for env in spec.get("environments", {}):
             if env not in ctx.environments:
                 problems.append(f"runs in unknown environment {env!r} (no envs/{env}/infra.yaml)")
-    if kind == Kind.application and spec.get("environment") and (
-            spec["environment"] not in ctx.environments):
-        problems.append(f"deployed to unknown environment {spec['environment']!r}")
+    if kind == Kind.application:
+        for env in spec.get("environments") or ([spec["environment"]]
+                                                 if spec.get("environment") else []):
+            if env not in ctx.environments:
+                problems.append(f"deployed to unknown environment {env!r}")
     target = _app_target(owner, spec) if kind == Kind.application else None
     if target is not None and target not in ctx.namespaces:
         problems.append(f"runs in unknown namespace {target.partition(':')[2]!r}")

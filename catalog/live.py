@@ -70,6 +70,11 @@ class AppLive:
     sync: str | None = None  # Synced | OutOfSync | Unknown
     health: str | None = None  # Healthy | Progressing | Degraded | Suspended | Missing | Unknown
     revision: str | None = None
+    # RFC 3339 times from the Application's status: when its health last changed
+    # (status.health.lastTransitionTime) and when its last sync finished
+    # (status.operationState.finishedAt, else the newest status.history[].deployedAt).
+    health_since: str | None = None
+    synced_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,5 +178,10 @@ class LiveStatus:
         status = obj.get("status") or {}
         sync = status.get("sync") or {}
         health = status.get("health") or {}
+        operation = status.get("operationState") or {}
+        history = [h for h in status.get("history") or [] if isinstance(h, dict)]
+        synced_at = operation.get("finishedAt") or (
+            history[-1].get("deployedAt") if history else None)
         return AppLive(name=name, connected=True, found=True, sync=sync.get("status"),
-                       health=health.get("status"), revision=sync.get("revision"))
+                       health=health.get("status"), revision=sync.get("revision"),
+                       health_since=health.get("lastTransitionTime"), synced_at=synced_at)

@@ -37,8 +37,19 @@ def live_block(settings: Settings, *, kind: str, name: str,
                 "namespace": ns.name, "present": ns.present, "phase": ns.phase,
                 "quota": {"hard": ns.hard, "used": ns.used}}
     team, _, app = name.partition("/")
-    found = live.application(object_names.team_application(team, app))
-    return {"connected": found.connected, "reason": found.reason,
-            "message": found.reason or ("found" if found.found else "application not found"),
-            "application": found.name, "found": found.found, "sync": found.sync,
-            "health": found.health, "revision": found.revision}
+    envs = sorted(spec.get("environments") or {}) if spec.get("layout") == "envs" else []
+    # One Application per environment folder; the older single-file layout has one.
+    names = [object_names.team_application(team, app, env) for env in envs] or [
+        object_names.team_application(team, app)]
+    answers = [live.application(n) for n in names]
+    found = answers[0]
+    block: dict[str, Any] = {"connected": found.connected, "reason": found.reason,
+             "message": found.reason or ("found" if found.found else "application not found"),
+             "application": found.name, "found": found.found, "sync": found.sync,
+             "health": found.health, "revision": found.revision}
+    if envs:
+        block["environments"] = {env: {"application": a.name, "found": a.found,
+                                       "sync": a.sync, "health": a.health,
+                                       "revision": a.revision, "reason": a.reason}
+                                 for env, a in zip(envs, answers, strict=True)}
+    return block

@@ -250,16 +250,40 @@ def _environment(parsed: Parsed, files: Mapping[str, bytes]) -> None:
     }
 
 
+def _overlay(path: str, app_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """One environment's deployment as the Application file states it: source (repository,
+    chart or path, revision), the Helm parameters, and the sync policy."""
+    source = _map(app_spec.get("source"))
+    sync = _map(app_spec.get("syncPolicy"))
+    automated = _map(sync.get("automated")) if "automated" in sync else None
+    helm = _map(source.get("helm"))
+    parameters = {_str(p.get("name")): _str(p.get("value"))
+                  for p in helm.get("parameters") or [] if isinstance(p, dict)}
+    return {"file": path, "repo_url": _str(source.get("repoURL")),
+            "chart": _str(source.get("chart") or ""), "path": _str(source.get("path") or ""),
+            "revision": _str(source.get("targetRevision") or ""),
+            "namespace": _str(_map(app_spec.get("destination")).get("namespace")),
+            "parameters": parameters,
+            "sync": "automated" if automated is not None else "manual",
+            "prune": bool(automated and automated.get("prune")),
+            "self_heal": bool(automated and automated.get("selfHeal"))}
+
+
 def _application(parsed: Parsed, files: Mapping[str, bytes]) -> None:
-    """An ArgoCD Application (its destination names the environment and the tenant's namespace,
-    which is also the tenant's folder name) plus, optionally, a Backstage Component."""
+    """An ArgoCD Application per environment (``envs/<env>/application.yaml``; a unit of the
+    older layout has one ``application.yaml`` whose destination names the environment), each
+    deploying into the tenant's namespace, plus, optionally, a Backstage Component. ``spec``
+    keeps ``environment`` (the first environment, by name) for the older readers and lists
+    every environment's overlay under ``environments``."""
     team, _, app = parsed.name.partition("/")
     doc = _catalog_info(f"{parsed.path}/catalog-info.yaml", files, parsed)
     spec = _map(doc.get("spec"))
     if doc and not spec.get("owner"):
         parsed.problems.append(f"{parsed.path}/catalog-info.yaml: spec.owner is missing")
     owner = _owner_ref(spec.get("owner")) if spec.get("owner") else ""
-    destination, environment, repo, path_in_repo, found = "", "", "", "", False
+    overlays: dict[str, dict[str, Any]] = {}
+    found = False
+    folder = re.compile(re.escape(parsed.path) + r"/envs/([^/]+)/")
     for path in sorted(files):
         if not path.endswith((".yaml", ".yml")) or b"Application" not in files[path]:
             continue
@@ -269,29 +293,37 @@ def _application(parsed: Parsed, files: Mapping[str, bytes]) -> None:
             found = True
             meta = _map(d.get("metadata"))
             app_spec = _map(d.get("spec"))
-            source = _map(app_spec.get("source"))
-            dest = _map(app_spec.get("destination"))
-            destination = _str(dest.get("namespace"))
-            environment = _str(dest.get("name"))
-            repo = _str(source.get("repoURL"))
-            path_in_repo = _str(source.get("path") or source.get("chart"))
+            overlay = _overlay(path, app_spec)
+            # The folder names the environment (the ApplicationSet targets its cluster); the
+            # older single file names it in spec.destination.name.
+            match = folder.match(path)
+            env = match.group(1) if match else _str(_map(app_spec.get("destination")).get("name"))
+            overlays[env] = overlay
             owner = owner or _str(_map(meta.get("labels")).get("team"))
             parsed.description = parsed.description or _str(
                 _map(meta.get("annotations")).get("caas.io/description"))
     if not found:
         parsed.problems.append(f"{parsed.path}: no ArgoCD Application manifest")
-    elif not destination:
-        parsed.problems.append(f"{parsed.path}: the Application has no "
-                               "spec.destination.namespace")
+    for _env, overlay in sorted(overlays.items()):
+        if not overlay["namespace"]:
+            parsed.problems.append(f"{overlay['file']}: the Application has no "
+                                   "spec.destination.namespace")
+    first = overlays[min(overlays)] if overlays else {}
+    destination = str(first.get("namespace") or "")
     parsed.owner = owner or team
     parsed.title = parsed.title or app
-    if destination:
-        parsed.relations.append(("runsIn", f"namespace:{team}/{destination}"))
-    if environment:
-        parsed.relations.append(("deployedTo", f"environment:{environment}"))
+    for namespace in sorted({str(o["namespace"]) for o in overlays.values() if o["namespace"]}):
+        parsed.relations.append(("runsIn", f"namespace:{team}/{namespace}"))
+    for env in sorted(e for e in overlays if e):
+        parsed.relations.append(("deployedTo", f"environment:{env}"))
     parsed.relations.append(("ownedBy", f"team:{parsed.owner}"))
-    parsed.spec = {"team": team, "tenant": destination, "environment": environment,
-                   "repo_url": repo, "path": path_in_repo,
+    parsed.spec = {"team": team, "tenant": destination,
+                   "environment": min(overlays) if overlays else "",
+                   "environments": dict(sorted(overlays.items())),
+                   "layout": "envs" if any(folder.match(str(o["file"])) for o in overlays.values())
+                   else "single",
+                   "repo_url": str(first.get("repo_url") or ""),
+                   "path": str(first.get("path") or first.get("chart") or ""),
                    "type": _str(spec.get("type") or "service"),
                    "lifecycle": _str(spec.get("lifecycle") or "production"),
                    "system": _str(spec.get("system") or "")}

@@ -114,6 +114,9 @@ def list_entities(session: Session, *, kind: Kind, prices: PriceSheet, q: str | 
                                field="status", rule="enum")
     if q is not None and len(q) > 200:
         raise ValidationFailed("q must be at most 200 characters", field="q", rule="length")
+    if any(value and "\x00" in value for value in (q, owner, env)):
+        # No entity holds NUL (PostgreSQL text cannot): nothing matches, on both databases.
+        return EntityPage(items=[], limit=limit, next_cursor=None)
     stmt = select(*SUMMARY_COLUMNS).where(col(Entity.kind) == kind)
     if cursor:
         stmt = stmt.where(col(Entity.key) > decode_cursor(cursor))

@@ -7,17 +7,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import StringConstraints
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from catalog import backstage, detail, query, search
 from catalog.cost import load_price_sheet
+from catalog.list_cache import CachedPage, ListCache, serialise
 from catalog.live_status import live_block
 from catalog.models import EntityPage, Kind, SearchResults
-from portal.deps import PrincipalDep, SessionDep, SettingsDep
+from portal import generations
+from portal.deps import PrincipalDep, SessionDep, SettingsDep, get_engine
 from portal.errors import error_responses
 from portal.params import MAX_ID, Offset
+from portal.settings import Settings
 from scaffolder import service as scaffolder_service
 from scaffolder.deps import RegistryDep
 
@@ -48,46 +52,82 @@ def _release(session: Session) -> None:
     session.rollback()
 
 
-def _list(kind: Kind, session: SessionDep, settings: SettingsDep, q: str | None,
-          owner: str | None, env: str | None, status: str | None, limit: int,
-          cursor: str | None) -> EntityPage:
-    try:
-        return query.list_entities(session, kind=kind,
-                                   prices=load_price_sheet(settings.price_sheet), q=q,
-                                   owner=owner, env=env, status=status, limit=limit,
-                                   cursor=cursor)
-    finally:
-        _release(session)
+LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"headers": {"ETag": {"description": "Strong validator of this page: send it back "
+                                              "in `If-None-Match`.",
+                               "schema": {"type": "string"}},
+                      "Cache-Control": {"description": "`private, no-cache`: revalidate.",
+                                        "schema": {"type": "string"}}}},
+    304: {"description": "Not modified: the page is still the one `If-None-Match` names.",
+          "headers": {"ETag": {"description": "The page's validator.",
+                               "schema": {"type": "string"}}}},
+}
+IfNoneMatch = Annotated[str | None, Header(
+    max_length=2000, description="ETag(s) of a page you hold: 304 while it is unchanged.")]
 
 
-@router.get("/teams", response_model=EntityPage)
-def list_teams(_p: PrincipalDep, session: SessionDep, settings: SettingsDep, q: Q = None,
-               owner: Owner = None, env: Env = None, status: StatusQ = None, limit: Limit = 50,
-               cursor: Cursor = None) -> EntityPage:
-    return _list(Kind.team, session, settings, q, owner, env, status, limit, cursor)
+async def _list(request: Request, kind: Kind, settings: Settings, q: str | None,
+                owner: str | None, env: str | None, status: str | None, limit: int,
+                cursor: str | None, if_none_match: str | None) -> Response:
+    """A list page from the process's ``ListCache`` while the catalog generation stands
+    (``catalog.list_cache``); computed in the thread pool otherwise. The generation was read by
+    the authentication, before any of the page's data."""
+    engine = get_engine(request)
+    generation = getattr(request.state, "generation", None) or generations.current(engine)
+    cache: ListCache | None = getattr(request.app.state, "catalog_lists", None)
+    if cache is None:
+        cache = request.app.state.catalog_lists = ListCache()
+    key = (kind, q, owner, env, status, limit, cursor)
+    page = cache.get(key, generation.catalog)
+    if page is None:
+        def compute() -> CachedPage:
+            with Session(engine, expire_on_commit=False) as session:
+                return serialise(query.list_entities(
+                    session, kind=kind, prices=load_price_sheet(settings.price_sheet), q=q,
+                    owner=owner, env=env, status=status, limit=limit, cursor=cursor))
+
+        page = await run_in_threadpool(compute)
+        cache.put(key, generation.catalog, page)
+    headers = {"etag": page.etag, "cache-control": "private, no-cache"}
+    if page.matches(if_none_match):
+        return Response(status_code=304, headers=headers)
+    return Response(page.body, media_type="application/json", headers=headers)
 
 
-@router.get("/namespaces", response_model=EntityPage)
-def list_namespaces(_p: PrincipalDep, session: SessionDep, settings: SettingsDep, q: Q = None,
-                    owner: Owner = None, env: Env = None, status: StatusQ = None,
-                    limit: Limit = 50, cursor: Cursor = None) -> EntityPage:
-    return _list(Kind.namespace, session, settings, q, owner, env, status, limit, cursor)
+@router.get("/teams", response_model=EntityPage, responses=LIST_RESPONSES)
+async def list_teams(request: Request, _p: PrincipalDep, settings: SettingsDep, q: Q = None,
+                     owner: Owner = None, env: Env = None, status: StatusQ = None,
+                     limit: Limit = 50, cursor: Cursor = None,
+                     if_none_match: IfNoneMatch = None) -> Response:
+    return await _list(request, Kind.team, settings, q, owner, env, status, limit, cursor,
+                       if_none_match)
 
 
-@router.get("/environments", response_model=EntityPage)
-def list_environments(_p: PrincipalDep, session: SessionDep, settings: SettingsDep,
-                      q: Q = None, owner: Owner = None, env: Env = None,
-                      status: StatusQ = None, limit: Limit = 50,
-                      cursor: Cursor = None) -> EntityPage:
-    return _list(Kind.environment, session, settings, q, owner, env, status, limit, cursor)
+@router.get("/namespaces", response_model=EntityPage, responses=LIST_RESPONSES)
+async def list_namespaces(request: Request, _p: PrincipalDep, settings: SettingsDep,
+                          q: Q = None, owner: Owner = None, env: Env = None,
+                          status: StatusQ = None, limit: Limit = 50, cursor: Cursor = None,
+                          if_none_match: IfNoneMatch = None) -> Response:
+    return await _list(request, Kind.namespace, settings, q, owner, env, status, limit, cursor,
+                       if_none_match)
 
 
-@router.get("/applications", response_model=EntityPage)
-def list_applications(_p: PrincipalDep, session: SessionDep, settings: SettingsDep,
-                      q: Q = None, owner: Owner = None, env: Env = None,
-                      status: StatusQ = None, limit: Limit = 50,
-                      cursor: Cursor = None) -> EntityPage:
-    return _list(Kind.application, session, settings, q, owner, env, status, limit, cursor)
+@router.get("/environments", response_model=EntityPage, responses=LIST_RESPONSES)
+async def list_environments(request: Request, _p: PrincipalDep, settings: SettingsDep,
+                            q: Q = None, owner: Owner = None, env: Env = None,
+                            status: StatusQ = None, limit: Limit = 50, cursor: Cursor = None,
+                            if_none_match: IfNoneMatch = None) -> Response:
+    return await _list(request, Kind.environment, settings, q, owner, env, status, limit,
+                       cursor, if_none_match)
+
+
+@router.get("/applications", response_model=EntityPage, responses=LIST_RESPONSES)
+async def list_applications(request: Request, _p: PrincipalDep, settings: SettingsDep,
+                            q: Q = None, owner: Owner = None, env: Env = None,
+                            status: StatusQ = None, limit: Limit = 50, cursor: Cursor = None,
+                            if_none_match: IfNoneMatch = None) -> Response:
+    return await _list(request, Kind.application, settings, q, owner, env, status, limit,
+                       cursor, if_none_match)
 
 
 @router.get("/search", response_model=SearchResults)

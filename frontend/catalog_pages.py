@@ -17,13 +17,16 @@ from catalog.live_status import live_block
 from catalog.models import Kind
 from frontend.entity_actions import entity_actions, open_change_links
 from frontend.pages import render
-from frontend.services import ForgeDep
+from frontend.services import ForgeDep, RegistryDep
 from gitops.forges.base import Forge
+from gitops.paths import is_safe
 from portal.auth.principal import Principal
 from portal.deps import PrincipalDep, SessionDep, SettingsDep
 from portal.errors import NotFound
 from portal.settings import Settings
 from scaffolder import review as scaffolder_review
+from scaffolder import upgrade_service
+from scaffolder.models import BehindUnit
 
 router = APIRouter(include_in_schema=False)
 
@@ -161,27 +164,38 @@ def catalog_list(
 
 @router.get("/catalog/teams/{team}")
 def team_page(request: Request, team: str, principal: PrincipalDep, session: SessionDep,
-              settings: SettingsDep, forge: ForgeDep) -> Response:
+              settings: SettingsDep, registry: RegistryDep, forge: ForgeDep) -> Response:
     return render(request, "entity.html", title=f"Team {team}",
                   **entity_context(session, settings, f"team:{team}", forge=forge,
-                                   principal=principal))
+                                   principal=principal),
+                  behind=_behind(forge, registry, f"teams/{team}"))
 
 
 @router.get("/catalog/namespaces/{team}/{name}")
 def namespace_page(request: Request, team: str, name: str, principal: PrincipalDep,
-                   session: SessionDep, settings: SettingsDep, forge: ForgeDep) -> Response:
+                   session: SessionDep, settings: SettingsDep, registry: RegistryDep,
+                   forge: ForgeDep) -> Response:
     return render(request, "entity.html", title=f"Namespace {team}/{name}",
                   **entity_context(session, settings, f"namespace:{team}/{name}", forge=forge,
-                                   principal=principal))
+                                   principal=principal),
+                  behind=_behind(forge, registry, f"tenants/{team}/{name}"))
 
 
 @router.get("/catalog/applications/{team}/{name}")
 def application_page(request: Request, team: str, name: str, principal: PrincipalDep,
-                     session: SessionDep, settings: SettingsDep, forge: ForgeDep
-                     ) -> Response:
+                     session: SessionDep, settings: SettingsDep, registry: RegistryDep,
+                     forge: ForgeDep) -> Response:
     return render(request, "entity.html", title=f"Application {team}/{name}",
                   **entity_context(session, settings, f"application:{team}/{name}", forge=forge,
-                                   principal=principal))
+                                   principal=principal),
+                  behind=_behind(forge, registry, f"applications/{team}/{name}"))
+
+
+def _behind(forge: ForgeDep, registry: RegistryDep, unit: str) -> BehindUnit | None:
+    """The unit's "behind template" badge (None when current, or not a safe folder)."""
+    if not is_safe(unit):
+        return None
+    return upgrade_service.unit_behind(forge=forge, registry=registry, unit=unit)
 
 
 def environment_entity(session: Session, settings: Settings, name: str, *, forge: Forge,

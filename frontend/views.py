@@ -134,10 +134,11 @@ def mount(app: FastAPI) -> None:
         env_pages,
         request_pages,
         search_pages,
+        upgrade_pages,
     )
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
     for pages in (audit_pages, catalog_pages, request_pages, change_pages, env_pages,
-                  search_pages):
+                  search_pages, upgrade_pages):
         app.include_router(pages.router)

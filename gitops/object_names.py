@@ -6,7 +6,10 @@ repository path. Every part is a DNS-1123 label (``[a-z0-9-]``, no dot), so join
 ``.`` and starting with a fixed kind word can be split back into exactly one (kind, parts):
 
 - tenant Application  ``tenant.<namespace>.<env>``   (appsets/tenants.yaml)
-- team Application    ``app.<team>.<application>``   (appsets/applications.yaml)
+- team Application    ``app.<team>.<application>.<env>``  (appsets/applications.yaml:
+  one per folder ``applications/<team>/<application>/envs/<env>/``); a unit still in the
+  layout before per-environment folders keeps ``app.<team>.<application>``
+  (appsets/applications-legacy.yaml) until a template upgrade moves it
 - team AppProject     ``<team>``; the platform's own project is ``caas.platform`` (a dot: no
   team can be called that) and ArgoCD's built-in ``default`` is reserved.
 
@@ -36,9 +39,12 @@ def tenant_application(namespace: str, env: str) -> str:
     return f"tenant.{namespace}.{env}"
 
 
-def team_application(team: str, application: str) -> str:
-    """The Application for ``applications/<team>/<application>/application.yaml``."""
-    return f"app.{team}.{application}"
+def team_application(team: str, application: str, env: str | None = None) -> str:
+    """The Application for ``applications/<team>/<application>/envs/<env>/application.yaml``;
+    without ``env``, the one of the older single-file layout
+    (``applications/<team>/<application>/application.yaml``). Four parts against three: the
+    two forms never meet."""
+    return f"app.{team}.{application}" + (f".{env}" if env else "")
 
 
 def app_project(team: str) -> str:

@@ -19,6 +19,7 @@ from starlette.types import Scope
 from gitops.forges.base import Forge, MergeEvent
 from portal import __version__, db, tracing
 from portal.api import api_router
+from portal.auth.principal_cache import PrincipalCache
 from portal.errors import CaasError, Unauthenticated, Unavailable, error_responses
 from portal.guard import MAX_BODY_BYTES, Guard
 from portal.health import readiness, repository_problem
@@ -57,6 +58,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     app.state.settings = settings
     app.state.engine = engine
     app.state.metrics = metrics
+    app.state.principals = PrincipalCache()  # portal.auth.deps.get_principal
     app.state.after_merge = _after_merge(settings)
 
     _install_middleware(app, metrics)

@@ -366,6 +366,49 @@ def decommission(
     out.print(f"[bold]change #{task.change_number}[/] {task.change_url}")
 
 
+@app.command()
+def upgrade(
+    template: Annotated[str | None, typer.Option(help="Only units of this template.")] = None,
+    team: Annotated[str | None, typer.Option(help="Only units of this team.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Merge and report only.")] = False,
+    per: Annotated[str, typer.Option(help="One PR per `unit` or per `team`.")] = "unit",
+    user: Annotated[str, typer.Option(help=USER_HELP, envvar="CAAS_USER")] = "admin",
+) -> None:
+    """Open upgrade PRs for the units behind their template: a three-way merge per file
+    (old version + answers, new version + answers, the file on main). Reruns open nothing new."""
+    from gitops.forges.factory import make_forge
+    from scaffolder.models import UpgradeRequest
+    from scaffolder.registry import Registry
+    from scaffolder.upgrade_service import run_upgrades
+
+    try:
+        request = UpgradeRequest(template=template, team=team, dry_run=dry_run, per=per)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"--{first['loc'][0]}: {first['msg']}",
+                          field=str(first["loc"][0])) from None
+    settings = load_settings()
+    engine = ready_engine(settings)
+    registry, forge = Registry(settings), make_forge(settings, engine)
+    with db.session_scope(engine) as session:
+        principal = auth_service.principal_for(
+            session, auth_service.get_user(session, username=user), via="token")
+        outcomes = run_upgrades(session, forge=forge, registry=registry, principal=principal,
+                                request=request)
+    for o in outcomes:
+        pr = f" #{o.number} {o.url}" if o.number else ""
+        out.print(f"{o.state:<12} {o.key}  {o.template} {','.join(v[:12] for v in o.from_versions)}"
+                  f" -> {o.to_version[:12]}  files={len(o.files)} conflicts={len(o.conflicts)}"
+                  f"{pr}", highlight=False, soft_wrap=True)
+        for line in ([f"  added {k}={v!r}" for k, v in o.added.items()]
+                     + [f"  dropped {k}" for k in o.dropped]
+                     + [f"  conflict {c}" for c in o.conflicts]
+                     + ([f"  {o.message}"] if o.message else [])):
+            out.print(line, highlight=False, soft_wrap=True)
+    if not outcomes:
+        out.print("every unit is at its template's current version")
+
+
 @app.command("create-environment")
 def create_environment(
     name: str,

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     reserved_namespaces: str = Field("", description="Extra namespace names templates refuse, "
                                      "comma-separated (besides default, kube-* and the "
                                      "platform's own namespaces).")
+    promotion_soak_minutes: str = Field(
+        "dev=0,staging=15,prod=60", pattern=r"^([a-z]+=[0-9]{1,6})?(,[a-z]+=[0-9]{1,6})*$",
+        description="Minutes the source of a promotion must have been Synced and Healthy in "
+        "ArgoCD, per tier of the target environment (`tier=minutes`, comma-separated; a tier "
+        "not listed needs the largest listed). Read by scaffolder.promotion_gates.")
 
     # --- reconciler --------------------------------------------------------------------------
     terraform_bin: str = Field("terraform", description="The terraform CLI.")

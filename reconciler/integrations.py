@@ -27,6 +27,7 @@ _MANAGED = (re.compile(r"^bootstrap/[^/]+\.ya?ml$"), re.compile(r"^appsets/[^/]+
             re.compile(r"^platform/[^/]+/application\.ya?ml$"))
 _TENANT_ENV = re.compile(r"^tenants/([^/]+)/([^/]+)/envs/([^/]+)/")
 _APPLICATION = re.compile(r"^applications/([^/]+)/([^/]+)/")
+_APPLICATION_ENV = re.compile(r"^applications/([^/]+)/([^/]+)/envs/([^/]+)/")
 # Root Applications of the App of Apps, by the folder they watch.
 _ROOTS = {"platform": "platform", "appsets": "appsets", "teams": "teams", "envs": "clusters"}
 _SYNC = {"Synced": "synced", "OutOfSync": "out-of-sync"}
@@ -52,7 +53,10 @@ def affected_applications(paths: list[str]) -> dict[str, str]:
         if m := _TENANT_ENV.match(path):
             name = object_names.tenant_application(m.group(2), m.group(3))
             apps[name] = f"namespace:{m.group(1)}/{m.group(2)}"
-        elif m := _APPLICATION.match(path):
+        elif m := _APPLICATION_ENV.match(path):
+            name = object_names.team_application(m.group(1), m.group(2), m.group(3))
+            apps[name] = f"application:{m.group(1)}/{m.group(2)}"
+        elif (m := _APPLICATION.match(path)) and not path.endswith("/.caas-answers.yaml"):
             name = object_names.team_application(m.group(1), m.group(2))
             apps[name] = f"application:{m.group(1)}/{m.group(2)}"
         elif (root := _ROOTS.get(path.split("/", 1)[0])) is not None:

@@ -4,7 +4,8 @@
 deleted (``gone(path)`` is True when the file is absent at the merge commit):
 
 - an application ``applications/<team>/<app>``: ``remove:app.<team>.<app>`` deletes its ArgoCD
-  Application and waits until ArgoCD's finalizer has let it go;
+  Applications (``app.<team>.<app>.<env>`` per deleted ``envs/<env>/`` folder; the older
+  single-file layout's ``app.<team>.<app>``) and waits until ArgoCD's finalizer lets them go;
 - a namespace ``tenants/<team>/<ns>``: ``remove:tenant.<ns>`` deletes the Applications of its
   environment overlays (``tenant.<ns>.<env>``) and waits for them, then
   ``remove:namespace/<ns>`` (depending on it) deletes the Namespace and waits for its
@@ -46,6 +47,7 @@ _APP = re.compile(r"^applications/([^/]+)/([^/]+)/\.caas-answers\.yaml$")
 _TENANT = re.compile(r"^tenants/([^/]+)/([^/]+)/\.caas-answers\.yaml$")
 _TEAM = re.compile(r"^teams/([^/]+)/\.caas-answers\.yaml$")
 _OVERLAY = re.compile(r"^tenants/[^/]+/([^/]+)/envs/([^/]+)/")
+_APP_OVERLAY = re.compile(r"^applications/([^/]+)/([^/]+)/envs/([^/]+)/")
 ACTOR = "reconciler"
 
 
@@ -53,15 +55,21 @@ def removal_jobs(paths: Sequence[str], *, gone: Callable[[str], bool]) -> list[N
     """The removal jobs of the units a merge deleted (see the module docstring)."""
     jobs: list[NewJob] = []
     overlays: dict[str, set[str]] = {}
+    app_envs: dict[tuple[str, str], set[str]] = {}
     for path in paths:
         if m := _OVERLAY.match(path):
             overlays.setdefault(m.group(1), set()).add(m.group(2))
+        elif m := _APP_OVERLAY.match(path):
+            app_envs.setdefault((m.group(1), m.group(2)), set()).add(m.group(3))
     for path in sorted(paths):
         if (m := _APP.match(path)) and gone(path):
             team, app = m.group(1), m.group(2)
             name = object_names.team_application(team, app)
+            # One Application per environment folder; the older single file had one.
+            names = sorted(object_names.team_application(team, app, env)
+                           for env in app_envs.get((team, app), set())) or [name]
             jobs.append(NewJob(unit=f"remove:{name}", kind=JobKind.remove.value,
-                               payload={"step": "applications", "names": [name]},
+                               payload={"step": "applications", "names": names},
                                entities=(f"application:{team}/{app}",)))
         elif (m := _TENANT.match(path)) and gone(path):
             team, namespace = m.group(1), m.group(2)

@@ -139,8 +139,10 @@ def _policies(forge: Forge, sha: str) -> policy.PolicySet | None:
     return _policy_set(files) if files else None
 
 
-def check_policies(forge: Forge, sha: str, objects: list[dict[str, Any]]) -> CheckResult:
-    """The Gatekeeper constraints on main, evaluated with regopy on every rendered object."""
+def check_policies(forge: Forge, sha: str, objects: list[dict[str, Any]], *,
+                   kinds: frozenset[str] | None = None) -> CheckResult:
+    """The Gatekeeper constraints on main, evaluated with regopy on every rendered object
+    (``kinds``: only the violations of these constraint kinds count)."""
     try:
         policies = _policies(forge, sha)
     except policy.PolicyError as exc:
@@ -151,7 +153,7 @@ def check_policies(forge: Forge, sha: str, objects: list[dict[str, Any]]) -> Che
                            summary=f"no Gatekeeper constraints under {POLICIES_DIR}/ on main",
                            details=["a change set is never admitted without policies"])
     denied = [str(v) for obj in objects for v in policies.evaluate(obj)
-              if v.enforcement_action == "deny"]
+              if v.enforcement_action == "deny" and (kinds is None or v.constraint_kind in kinds)]
     if denied:
         return CheckResult(name="policies", state="failure",
                            summary=f"{len(denied)} policy violation(s)", details=denied[:50])

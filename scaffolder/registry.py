@@ -177,6 +177,7 @@ class Registry:
 
     def __init__(self, settings: Settings) -> None:
         self.root = settings.templates_dir.resolve()
+        self.settings = settings  # promotion gates read the cluster and soak settings
         # Hooks are code: only the templates shipped with the portal may run theirs.
         self.trusted = self.root == (REPO_ROOT / "templates").resolve()
         # Who CODEOWNERS names (GitHub organisation, platform-admin handles): team and

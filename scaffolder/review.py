@@ -23,7 +23,7 @@ from portal.auth.principal import Principal
 from portal.db import aware, utcnow
 from portal.errors import BadRequest, CaasError, Conflict, Forbidden, NotFound
 from reconciler import service as reconciler_service
-from scaffolder import merge_gate, merge_lock
+from scaffolder import merge_gate, merge_lock, promotion_gates, promotion_review
 from scaffolder.changeset import touched_envs
 from scaffolder.checks.identity import check_identity
 from scaffolder.models import Change, ChangeDetail, ChangePublic, CheckResult, RenderedFile
@@ -73,6 +73,11 @@ def change_numbers(session: Session, *, ids: Sequence[int]) -> dict[int, int | N
         return {}
     return {i: n for i, n in session.exec(select(Change.id, Change.number).where(
         col(Change.id).in_(wanted))).all() if i is not None}
+
+
+def list_one(session: Session, *, change_id: int) -> ChangePublic:
+    """One change without its files and diff."""
+    return ChangePublic(**_public(_change(session, change_id)))
 
 
 def _change(session: Session, change_id: int) -> Change:
@@ -205,8 +210,12 @@ def merge_change(session: Session, *, forge: Forge, registry: Registry, principa
     assert isinstance(engine, Engine)
     session.commit()
     with merge_lock.hold(engine, merge_gate.scopes(change), holder=f"change-{change.id}"):
-        fresh = merge_gate.recheck_change(session, forge=forge, change=change,
-                                          code_owners=registry.code_owners)
+        gates: list[CheckResult] = []
+        if change.action == promotion_gates.ACTION:  # the source's health now, the approvals
+            gates = promotion_review.refresh(session, forge=forge, settings=registry.settings,
+                                             change=change)
+        fresh = gates + merge_gate.recheck_change(session, forge=forge, change=change,
+                                                  code_owners=registry.code_owners)
         approvals = local.approvals(number)
         decision = merge_decision(principal, change, approved_by=approvals)
         failing = [c for c in fresh if c.state != "success"]

@@ -117,6 +117,8 @@ class Reservation:
     change: Change
     prepared: Prepared
     start: Callable[[], None]
+    # Checks beyond ``run_checks`` (a promotion's gates), run in the checks step.
+    gates: Callable[[], list[CheckResult]] | None = None
 
     @property
     def task_id(self) -> int:
@@ -170,6 +172,19 @@ def decommission_task(session: Session, *, registry: Registry, forge: Forge,
                            request_doc={"decommission": prepared.target}, ip=ip,
                            progress=progress, action="scaffolder.decommission")
     return run_task(session, reservation=reservation, forge=forge, progress=progress)
+
+
+def open_prepared(session: Session, *, prepared: Prepared, forge: Forge, principal: Principal,
+                  request_doc: dict[str, Any], ip: str, action: str,
+                  gates: Callable[[], list[CheckResult]] | None = None,
+                  progress: tasks.Progress | None = None) -> TaskPublic:
+    """Reserve the unit and run the task for a change set another module prepared (a
+    promotion): the same reservation, checks (plus ``gates``), pull request and statuses."""
+    reservation = _reserve(session, prepared=prepared, forge=forge, principal=principal,
+                           request_doc=request_doc, ip=ip, progress=progress, action=action)
+    _run(session, task=reservation.task, change=reservation.change, prepared=prepared,
+         forge=forge, progress=progress, start=reservation.start, gates=gates)
+    return tasks.public(session, reservation.task)
 
 
 def upgrade_task(session: Session, *, forge: Forge, principal: Principal, prepared: Prepared,
@@ -242,6 +257,9 @@ def retry_task(session: Session, *, registry: Registry, forge: Forge, principal:
     change = session.get(Change, task.change_id) if task.change_id else None
     if change is None or change.status not in (*OPEN, RELEASED):
         raise Conflict(f"task {task_id}'s change is no longer open", field="task_id")
+    if "promotion" in task.request:
+        raise Conflict("a promotion is retried by promoting again (its gates are evaluated "
+                       "anew)", field="task_id", rule="promotion")
     if "decommission" in task.request:
         prepared = prepare_decommission(forge, registry, principal,
                                         unit=str(task.request["decommission"]))
@@ -278,7 +296,8 @@ def _reserve_again(session: Session, change: Change) -> None:
 
 
 def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, forge: Forge,
-         progress: tasks.Progress | None, start: Callable[[], None]) -> None:
+         progress: tasks.Progress | None, start: Callable[[], None],
+         gates: Callable[[], list[CheckResult]] | None = None) -> None:
     """Every step after the reservation; whichever fails, the reservation is released."""
     step = "request"
     try:
@@ -288,6 +307,7 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
         others = [u for u in _open_units(session) if u != change.unit_key]
         with tracing.span("scaffolder.checks", unit=change.unit_key):
             checks = run_checks(forge, prepared, open_units=others)
+            checks += gates() if gates is not None else []
         change.checks = [c.model_dump() for c in checks]
         change.checks_green = _green(checks)
         session.add(change)

@@ -129,16 +129,19 @@ class TemplateStore:
                     env=env)
         return folder
 
-    def diff(self, old: str, new: str) -> str:
-        """The unified diff from template version ``old`` to ``new`` ("what changed"); empty
-        when they are equal. ``TemplateVersionMissing`` when no repository holds both."""
+    def diff(self, name: str, old: str, new: str) -> str:
+        """The unified diff of template ``name`` from version ``old`` to ``new`` ("what
+        changed"); empty when they are equal. ``TemplateVersionMissing`` naming the version
+        no repository holds (or when no single repository holds both)."""
         if old == new:
             return ""
         where = self.where(old)
         if where is None or where != self.where(new):
-            raise TemplateVersionMissing(f"template versions {old[:12]} and {new[:12]} are not "
-                                         "both in one template store", field="version",
-                                         rule="template-version")
+            lost = old if where is None else new
+            raise TemplateVersionMissing(
+                f"template {name} version {lost} is in no template store ({self.git_dir}) "
+                "nor in the portal's source history, with the other version beside it",
+                field="version", rule="template-version")
         return git.out(where, "diff-tree", "-p", "--no-color", old, new)
 
     def versions(self, name: str) -> list[str]:

@@ -147,18 +147,48 @@ def behind_at(forge: Forge, registry: Registry, unit: str, ref: str) -> Behind |
                   answers=answers)
 
 
-def old_template(registry: Registry, behind: Behind, tmp: Path) -> Template:
-    """The template ``behind.template`` at ``behind.version``, from the template store."""
-    try:
-        folder = registry.store.materialize(behind.template, behind.version, tmp)
-        return load_template(folder, trusted=registry.trusted)
-    except CaasError as exc:
-        raise UpgradeRefused(f"{behind.unit}: template {behind.template} version "
-                             f"{behind.version or '(none)'} cannot be loaded for the merge base: "
-                             f"{exc.message}", field="version", rule="template-version") from exc
+class Run:
+    """What every unit of one upgrade run shares, computed once: the parameter context of
+    ``main`` (teams, environments) and the old template versions, materialized from the
+    template store into a private temporary folder. Use as a context manager."""
+
+    def __init__(self, forge: Forge, registry: Registry) -> None:
+        self.forge, self.registry = forge, registry
+        self.context = parameters.parameter_context(
+            teams=frozenset(teams_on_main(forge)),
+            environments=frozenset(environments_on_main(forge)),
+            quota_bounds=registry.quota_bounds, reserved_namespaces=registry.reserved_namespaces)
+        self._tmp = tempfile.TemporaryDirectory(prefix="caas-upgrade-")
+        self._old: dict[tuple[str, str], Template | CaasError] = {}
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._tmp.cleanup()
+
+    def old_template(self, behind: Behind) -> Template:
+        """The template ``behind.template`` at ``behind.version``, from the template store;
+        ``UpgradeRefused`` naming unit and version when it is in no store or does not load
+        (e.g. refused by today's ``template_subset`` rules)."""
+        key = (behind.template, behind.version)
+        if key not in self._old:
+            try:
+                folder = self.registry.store.materialize(
+                    behind.template, behind.version, Path(self._tmp.name) / str(len(self._old)))
+                self._old[key] = load_template(folder, trusted=self.registry.trusted)
+            except CaasError as exc:
+                self._old[key] = exc
+        found = self._old[key]
+        if isinstance(found, CaasError):
+            raise UpgradeRefused(f"{behind.unit}: template {behind.template} version "
+                                 f"{behind.version or '(none)'} cannot be loaded for the merge "
+                                 f"base: {found.message}", field="version",
+                                 rule="template-version")
+        return found
 
 
-def new_answers(forge: Forge, registry: Registry, template: Template, behind: Behind
+def new_answers(run: Run, template: Template, behind: Behind
                 ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """(answers for the new version, answers it adds with their defaults, answers dropped).
 
@@ -166,11 +196,8 @@ def new_answers(forge: Forge, registry: Registry, template: Template, behind: Be
     derived again. ``UpgradeRefused`` when they are invalid under the new version."""
     fields = {f.name for f in form_fields(template.parameters)}
     kept = {k: v for k, v in behind.answers.items() if k in fields}
-    context = parameters.parameter_context(
-        teams=frozenset(teams_on_main(forge)), environments=frozenset(environments_on_main(forge)),
-        quota_bounds=registry.quota_bounds, reserved_namespaces=registry.reserved_namespaces)
     try:
-        answers = dict(validate_answers(template.parameters, kept, context=context))
+        answers = dict(validate_answers(template.parameters, kept, context=run.context))
     except CaasError as exc:
         raise UpgradeRefused(f"{behind.unit}: the stored answers do not fit template "
                              f"{template.name} {template.version[:12]}: {exc.message}",
@@ -180,25 +207,25 @@ def new_answers(forge: Forge, registry: Registry, template: Template, behind: Be
     return answers, added, dropped
 
 
-def plan_unit(forge: Forge, registry: Registry, behind: Behind, *, ref: str = "main"
-              ) -> UnitPlan:
-    """The three-way merge of one behind unit at ``ref`` (module doc)."""
+def plan_unit(run: Run, behind: Behind, *, ref: str = "main") -> UnitPlan:
+    """The three-way merge of one behind unit at ``ref`` (module doc): two renders, one read
+    of the unit's folder, one ``git merge-file`` per file both sides changed."""
+    forge, registry = run.forge, run.registry
     template = registry.get(behind.template)
-    answers, added, dropped = new_answers(forge, registry, template, behind)
+    answers, added, dropped = new_answers(run, template, behind)
     if template.fill(template.target_path, answers) != behind.unit:
         raise UpgradeRefused(f"{behind.unit}: template {template.name} "
                              f"{template.version[:12]} places this unit elsewhere "
                              f"({template.fill(template.target_path, answers)!r})",
                              field="answers", rule="upgrade-target")
-    with tempfile.TemporaryDirectory(prefix="caas-upgrade-") as tmp:
-        old = old_template(registry, behind, Path(tmp))
-        try:
-            base = render(old, behind.answers, target=behind.unit)
-        except CaasError as exc:
-            raise UpgradeRefused(f"{behind.unit}: template {behind.template} version "
-                                 f"{behind.version[:12]} does not render with the stored "
-                                 f"answers: {exc.message}", field="version",
-                                 rule="template-version") from exc
+    old = run.old_template(behind)
+    try:
+        base = render(old, behind.answers, target=behind.unit)
+    except CaasError as exc:
+        raise UpgradeRefused(f"{behind.unit}: template {behind.template} version "
+                             f"{behind.version[:12]} does not render with the stored "
+                             f"answers: {exc.message}", field="version",
+                             rule="template-version") from exc
     theirs = render(template, answers, target=behind.unit)
     ours = forge.read_tree([behind.unit], ref)
     plan = UnitPlan(behind=behind, added=added, dropped=dropped, answers=answers,

@@ -25,7 +25,7 @@ from portal.errors import Conflict
 from scaffolder.changeset import Prepared, _Changes, derived_lists, load_yaml, touched_envs
 from scaffolder.codeowners import codeowners_changes
 from scaffolder.registry import Registry
-from scaffolder.upgrade import Behind, UnitPlan, answers_changes, behind_at, plan_unit
+from scaffolder.upgrade import Behind, Run, UnitPlan, answers_changes, behind_at, plan_unit
 
 CONFLICT_LABEL = "upgrade-conflict"
 UPGRADE_LABEL = "upgrade"
@@ -96,7 +96,8 @@ def replan(forge: Forge, registry: Registry, *, key: str, units: Sequence[str]) 
     if not found:
         raise Conflict(f"{key}: no unit is behind its template any more", field="units",
                        rule="upgrade-current")
-    plans = [plan_unit(forge, registry, b, ref=base_sha) for b in found]
+    with Run(forge, registry) as run:
+        plans = [plan_unit(run, b, ref=base_sha) for b in found]
     return prepare_upgrade(forge, registry, key=key, plans=plans, base_sha=base_sha)
 
 

@@ -15,7 +15,10 @@ upgrade pull requests (``caas upgrade``, ``POST /api/upgrades``, the Upgrades pa
 - the unit cannot be merged (old version in no store, answers invalid) → ``refused`` with the
   reason; the other groups go on.
 
-``dry_run`` merges and reports (``would-open``/``would-update``) and writes nothing.
+``dry_run`` merges and reports (``would-open``/``would-update``) and writes nothing; it lists
+each unit's merged files (the lists derived from them — AppProject, CODEOWNERS — are computed
+when the PR is opened), so its cost per unit is two renders and a merge, never a walk of the
+repository.
 Authorization: ``upgrade_changeset.may_upgrade`` per unit; a team filter the caller may not
 upgrade is a 403, otherwise units beyond the caller's reach are left out.
 """
@@ -41,6 +44,7 @@ from scaffolder.registry import Registry
 from scaffolder.review import OPEN
 from scaffolder.upgrade import (
     Behind,
+    Run,
     UnitPlan,
     behind_at,
     check_conflicts,
@@ -60,11 +64,21 @@ def list_behind(*, forge: Forge, registry: Registry, principal: Principal,
             if may_upgrade(principal, b.team)]
 
 
+def unit_behind(*, forge: Forge, registry: Registry, unit: str) -> BehindUnit | None:
+    """The unit at ``unit`` on main when it is behind its template (the catalog's badge)."""
+    found = behind_at(forge, registry, unit.strip("/"), "main") if unit else None
+    if found is None:
+        return None
+    return BehindUnit(unit=found.unit, entity=layout.key_for_unit(found.unit),
+                      template=found.template, version=found.version, current=found.current,
+                      team=found.team)
+
+
 def what_changed(*, registry: Registry, template: str, version: str) -> str:
     """The diff of ``template`` from ``version`` to its current version ("what changed");
     ``TemplateVersionMissing`` (409) when the old version is in no store."""
     current = registry.get(template, field_name="template")
-    return registry.store.diff(version, current.version)
+    return registry.store.diff(current.name, version, current.version)
 
 
 def _authorize_team(principal: Principal, team: str | None) -> None:
@@ -87,52 +101,57 @@ def run_upgrades(session: Session, *, forge: Forge, registry: Registry, principa
     for behind in found:
         groups.setdefault(group_key(behind, request.per), []).append(behind)
     outcomes: list[UpgradeOutcome] = []
-    for key, members in groups.items():
-        held = session.exec(select(Change).where(Change.unit_key == key,
-                                                 col(Change.status).in_(OPEN))).first()
-        if held is not None and held.action != "upgrade":
-            outcomes.append(_outcome(key, members, "held", message=f"change #{held.id} "
-                                     f"({held.action}) is open for {key}", change=held))
-        elif held is not None:
-            outcomes.append(_moved_again(session, forge=forge, registry=registry,
-                                         principal=principal, change=held, members=members,
-                                         dry_run=request.dry_run, ip=ip))
-        else:
-            outcomes += _open(session, forge=forge, registry=registry, principal=principal,
-                              key=key, members=members, dry_run=request.dry_run, ip=ip)
+    with Run(forge, registry) as run:
+        for key, members in groups.items():
+            outcomes += _group(session, run, principal=principal, key=key, members=members,
+                               dry_run=request.dry_run, ip=ip)
     return outcomes
 
 
-def _plans(forge: Forge, registry: Registry, members: Sequence[Behind], ref: str
+def _group(session: Session, run: Run, *, principal: Principal, key: str,
+           members: Sequence[Behind], dry_run: bool, ip: str) -> list[UpgradeOutcome]:
+    held = session.exec(select(Change).where(Change.unit_key == key,
+                                             col(Change.status).in_(OPEN))).first()
+    if held is not None and held.action != "upgrade":
+        return [_outcome(key, members, "held", message=f"change #{held.id} "
+                         f"({held.action}) is open for {key}", change=held)]
+    if held is not None:
+        return [_moved_again(session, run, principal=principal, change=held, members=members,
+                             dry_run=dry_run, ip=ip)]
+    return _open(session, run, principal=principal, key=key, members=members, dry_run=dry_run,
+                 ip=ip)
+
+
+def _plans(run: Run, members: Sequence[Behind], ref: str
            ) -> tuple[list[UnitPlan], list[UpgradeOutcome]]:
     """Merge each unit; a unit that cannot be merged is a ``refused`` outcome of its own."""
     plans: list[UnitPlan] = []
     refused: list[UpgradeOutcome] = []
     for behind in members:
         try:
-            plans.append(plan_unit(forge, registry, behind, ref=ref))
+            plans.append(plan_unit(run, behind, ref=ref))
         except CaasError as exc:  # UpgradeRefused, or a render/validation error of this unit
             refused.append(_outcome(behind.unit, [behind], "refused", message=exc.message))
     return plans, refused
 
 
-def _open(session: Session, *, forge: Forge, registry: Registry, principal: Principal,
-          key: str, members: Sequence[Behind], dry_run: bool, ip: str
-          ) -> list[UpgradeOutcome]:
+def _open(session: Session, run: Run, *, principal: Principal, key: str,
+          members: Sequence[Behind], dry_run: bool, ip: str) -> list[UpgradeOutcome]:
+    forge, registry = run.forge, run.registry
     base_sha = forge.head()
-    plans, refused = _plans(forge, registry, members, base_sha)
+    plans, refused = _plans(run, members, base_sha)
     plans = [p for p in plans if p.changes]
     if not plans:
         return refused
+    if dry_run:  # the unit's own merged files; the lists derived from them come with the PR
+        return [*refused, _outcome(key, [p.behind for p in plans], "would-open", plans=plans)]
     try:
         prepared = prepare_upgrade(forge, registry, key=key, plans=plans, base_sha=base_sha)
     except CaasError as exc:
         return [*refused, _outcome(key, [p.behind for p in plans], "refused",
                                    message=exc.message)]
-    outcome = _outcome(key, [p.behind for p in plans], "would-open", plans=plans,
+    outcome = _outcome(key, [p.behind for p in plans], "opened", plans=plans,
                        files=prepared.files)
-    if dry_run:
-        return [*refused, outcome]
     task = service.upgrade_task(session, forge=forge, principal=principal, prepared=prepared,
                                 units=[p.behind.unit for p in plans], ip=ip)
     outcome.change_id, outcome.number, outcome.url = (task.change_id, task.change_number,
@@ -142,10 +161,10 @@ def _open(session: Session, *, forge: Forge, registry: Registry, principal: Prin
     return [*refused, outcome]
 
 
-def _moved_again(session: Session, *, forge: Forge, registry: Registry, principal: Principal,
-                 change: Change, members: Sequence[Behind], dry_run: bool, ip: str
-                 ) -> UpgradeOutcome:
+def _moved_again(session: Session, run: Run, *, principal: Principal, change: Change,
+                 members: Sequence[Behind], dry_run: bool, ip: str) -> UpgradeOutcome:
     """An upgrade PR is open for the key: nothing new, or the merge redone on its head."""
+    forge, registry = run.forge, run.registry
     head = change.head_sha or forge.head(change.branch)
     units = [m.unit for m in members]
     at_head = [b for u in units if (b := behind_at(forge, registry, u, head)) is not None]
@@ -159,7 +178,7 @@ def _moved_again(session: Session, *, forge: Forge, registry: Registry, principa
                                                  description=check.summary[:140]))
         return _outcome(change.unit_key, list(members), "open", change=change,
                         message=f"change #{change.id} already upgrades to this version")
-    plans, refused = _plans(forge, registry, at_head, head)
+    plans, refused = _plans(run, at_head, head)
     if refused:
         return refused[0]
     plans = [p for p in plans if p.changes]

@@ -141,8 +141,12 @@ def check(snapshot: Snapshot, *, live: LiveStatus) -> SideResult:
                                                parsed.path))
             else:
                 team, _, name = parsed.name.partition("/")
-                result.findings.extend(_app(live, object_names.team_application(team, name),
-                                            key, team))
+                # One Application per environment folder; the older single file has one.
+                envs = sorted(parsed.spec.get("environments") or {}) \
+                    if parsed.spec.get("layout") == "envs" else []
+                for app in [object_names.team_application(team, name, e) for e in envs] or [
+                        object_names.team_application(team, name)]:
+                    result.findings.extend(_app(live, app, key, team))
     except _Unreachable as exc:
         result.status, result.findings = f"failed: {exc}", []
     result.seconds = time.perf_counter() - started

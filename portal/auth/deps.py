@@ -16,9 +16,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from portal import generations
 from portal.auth import audit
 from portal.auth import service as auth_service
+from portal.auth.passwords import token_hash
 from portal.auth.principal import Principal
+from portal.auth.principal_cache import PrincipalCache
 from portal.errors import Forbidden, Unauthenticated
 from portal.settings import Settings
 
@@ -29,7 +32,8 @@ CSRF_FIELD = "csrf_token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    # async: FastAPI runs a plain-function dependency in the thread pool, a hop per request.
     settings: Settings = request.app.state.settings
     return settings
 
@@ -53,49 +57,73 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-async def get_principal(request: Request, session: SessionDep) -> Principal:
+async def get_principal(request: Request) -> Principal:
     """Authenticate the request: a bearer API token, or the session cookie plus CSRF token.
 
     Cookie-authenticated requests that change state must carry the session's CSRF token
     (header ``X-CSRF-Token`` or form field ``csrf_token``); bearer tokens are not sent by
     browsers on their own, so they need none.
+
+    The database generations are read first (``request.state.generation``: caches further down
+    key by them); a credential seen within the minute under the same identity generation is
+    answered from the process's ``PrincipalCache`` (``portal.auth.principal_cache``), anything
+    else is authenticated in full.
     """
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    # The database work is blocking: it runs in the thread pool, never on the event loop
-    # (a loop blocked waiting for a pooled connection, while finished requests hold them
-    # waiting for the loop, deadlocks the server under concurrency).
-    principal = await run_in_threadpool(_authenticate, request, session)
+    kind, value = _credential(request)
+    engine = get_engine(request)
+    # One indexed single-row read on a dedicated connection: cheap enough for the event loop.
+    generation = generations.current(engine)
+    request.state.generation = generation
+    cache: PrincipalCache = request.app.state.principals
+    key = f"{kind}:{token_hash(value)}"
+    principal = cache.get(key, generation.identity)
+    if principal is None:
+        # The database work is blocking: it runs in the thread pool, never on the event loop
+        # (a loop blocked waiting for a pooled connection, while finished requests hold them
+        # waiting for the loop, deadlocks the server under concurrency).
+        principal = await run_in_threadpool(_authenticate, engine, kind, value,
+                                            client_ip(request))
+        cache.put(key, generation.identity, principal)
     if principal.via != "token" and request.method in UNSAFE_METHODS:
         sent = await _sent_csrf(request)
         expected = principal.csrf_token or ""
         if not sent or not expected or not hmac.compare_digest(sent, expected):
-            await run_in_threadpool(
-                audit.record, session, actor=principal.username, action="auth.csrf",
-                outcome="denied", ip=client_ip(request), target=request.url.path)
+            await run_in_threadpool(_audit_csrf, engine, principal.username, client_ip(request),
+                                    request.url.path)
             raise Forbidden("missing or invalid CSRF token; reload the page and try again",
                             field=CSRF_FIELD, rule="csrf")
     request.state.principal = principal
     return principal
 
 
-def _authenticate(request: Request, session: Session) -> Principal:
+def _credential(request: Request) -> tuple[str, str]:
+    """(``token`` | ``session``, the clear credential), or Unauthenticated."""
     header = request.headers.get("authorization", "")
-    try:
-        if header:
-            scheme, _, value = header.partition(" ")
-            if scheme.lower() != "bearer" or not value.strip():
-                raise Unauthenticated("Authorization header must be `Bearer <token>`")
-            return auth_service.authenticate_token(session, value.strip(),
-                                                   ip=client_ip(request))
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if not cookie:
-            raise Unauthenticated("sign in first (no session cookie or API token)")
-        return auth_service.authenticate_session(session, cookie, ip=client_ip(request))
-    finally:
-        # Hand the connection back to the pool: the route may not need one, or not yet.
-        session.rollback()
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthenticated("Authorization header must be `Bearer <token>`")
+        return "token", value.strip()
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise Unauthenticated("sign in first (no session cookie or API token)")
+    return "session", cookie
+
+
+def _authenticate(engine: Engine, kind: str, value: str, ip: str) -> Principal:
+    with Session(engine, expire_on_commit=False) as session:
+        if kind == "token":
+            return auth_service.authenticate_token(session, value, ip=ip)
+        return auth_service.authenticate_session(session, value, ip=ip)
+
+
+def _audit_csrf(engine: Engine, actor: str, ip: str, path: str) -> None:
+    with Session(engine, expire_on_commit=False) as session:
+        audit.record(session, actor=actor, action="auth.csrf", outcome="denied", ip=ip,
+                     target=path)
 
 
 async def _sent_csrf(request: Request) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from portal.auth.models import Role
 
@@ -24,6 +25,8 @@ class Principal:
     via: str = "session"  # session | token | oidc | system
     session_id: int | None = None
     csrf_token: str | None = None
+    # When the credential stops being valid (UTC; None: never, or not from a credential).
+    expires_at: datetime | None = None
 
     @property
     def teams(self) -> frozenset[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
@@ -156,14 +156,17 @@ def team_members(session: Session, *, team: str) -> list[tuple[User, Role]]:
     return [(user, Role(role)) for user, role in rows]
 
 
-def principal_for(session: Session, user: User, *, via: str, web: WebSession | None = None
-                  ) -> Principal:
+def principal_for(session: Session, user: User, *, via: str, web: WebSession | None = None,
+                  expires_at: datetime | None = None) -> Principal:
+    """The principal of ``user``; ``expires_at`` is its credential's end (a session's own when
+    ``web`` is given)."""
     assert user.id is not None
     return Principal(
         user_id=user.id, username=user.username, display_name=user.display_name,
         email=user.email, team_roles=team_roles(session, user_id=user.id),
         is_platform_admin=user.is_platform_admin, via=via,
         session_id=web.id if web else None, csrf_token=web.csrf_token if web else None,
+        expires_at=aware(web.expires_at) if web else (aware(expires_at) if expires_at else None),
     )
 
 
@@ -232,7 +235,7 @@ def authenticate_token(session: Session, clear: str, *, ip: str = "") -> Princip
         token.last_used_at = now
         session.add(token)
         session.commit()
-    return principal_for(session, user, via="token")
+    return principal_for(session, user, via="token", expires_at=token.expires_at)
 
 
 # ---- sign-in sessions ---------------------------------------------------------------------------

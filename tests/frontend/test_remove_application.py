@@ -99,11 +99,11 @@ def test_remove_an_application_from_its_page(new_context: Callable[[], BrowserCo
     rui = sign_in(new_context(), "rui")
     rui.goto(change_url)
     rui.get_by_role("button", name="Approve").click()
-    expect(rui.get_by_role("status")).to_contain_text("Approved")
+    expect(rui.locator("main").get_by_role("status")).to_contain_text("Approved")
     expect(rui.get_by_role("button", name="Approve")).to_be_disabled()
     expect(rui.locator("#why-approve")).to_have_text("you already approved it")
     rui.get_by_role("button", name="Merge").click()
-    expect(rui.get_by_role("status")).to_contain_text("Merged")
+    expect(rui.locator("main").get_by_role("status")).to_contain_text("Merged")
 
     rui.goto(APP_PAGE)
     _wait_for_status(rui, "decommissioned")

@@ -78,9 +78,9 @@ def test_request_review_merge_and_follow(new_context: Callable[[], BrowserContex
     expect(namespace_diff.locator(".key").first).to_be_visible()  # highlighted server-side
     screenshot(reviewer, "change")
     reviewer.get_by_role("button", name="Approve").click()
-    expect(reviewer.get_by_role("status")).to_contain_text("Approved")
+    expect(reviewer.locator("main").get_by_role("status")).to_contain_text("Approved")
     reviewer.get_by_role("button", name="Merge").click()
-    expect(reviewer.get_by_role("status")).to_contain_text("Merged")
+    expect(reviewer.locator("main").get_by_role("status")).to_contain_text("Merged")
     reviewer.get_by_role("link", name="follow it in the catalog").click()
     expect(reviewer).to_have_url(re.compile(r"/catalog/namespaces/payments/[a-z-]*web-shop$"))
 

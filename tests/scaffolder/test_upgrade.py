@@ -27,7 +27,7 @@ from scaffolder.render import render
 from scaffolder.template_store import TemplateVersionMissing
 from scaffolder.upgrade import has_markers, units_behind
 from scaffolder.upgrade_service import run_upgrades
-from tests.conftest import UserFactory
+from tests.conftest import UserFactory, make_settings
 
 UNIT = "tenants/payments/payments-web"
 QUOTA = f"{UNIT}/base/resourcequota.yaml"
@@ -177,3 +177,48 @@ def test_a_version_in_no_store_is_refused_naming_unit_and_version(
         refused[0].message
     with pytest.raises(TemplateVersionMissing):
         registry.store.materialize("tenant", "0" * 40, Path(settings.data_dir))
+
+
+def test_a_template_that_moves_again_updates_the_open_pr(
+        engine: Engine, database_url: str, gitops: Path, tmp_path: Path,
+        make_user: UserFactory) -> None:
+    root = admin(engine, make_user)
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO_ROOT / "templates", templates)
+    settings = make_settings(tmp_path, database_url, templates_dir=templates)
+    registry, forge = Registry(settings), make_forge(settings, engine)
+    assert registry.all()  # the versions on main are served (and stored) first
+    team_yaml = templates / "team" / "{{cookiecutter.team}}" / "team.yaml"
+    original = team_yaml.read_text()
+
+    def release(line: str) -> str:
+        team_yaml.write_text(original + line)
+        return registry.get("team").version
+
+    v1 = release("# release 1\n")
+    request = UpgradeRequest(template="team", team="platform")
+    with Session(engine) as session:
+        [opened] = run_upgrades(session, forge=forge, registry=registry, principal=root,
+                                request=request)
+    assert opened.state == "opened" and opened.to_version == v1, opened
+    v2 = release("# release 2\n")
+    with Session(engine) as session:
+        [dry] = run_upgrades(session, forge=forge, registry=registry, principal=root,
+                             request=UpgradeRequest(template="team", dry_run=True))
+        assert dry.state == "would-update" and dry.from_versions == [v1]
+        [updated] = run_upgrades(session, forge=forge, registry=registry, principal=root,
+                                 request=request)
+        assert updated.state == "updated" and updated.number == opened.number, updated
+        [again] = run_upgrades(session, forge=forge, registry=registry, principal=root,
+                               request=request)
+        assert again.state == "open"
+        assert len(session.exec(select(Change)).all()) == 1
+        change = session.exec(select(Change)).one()
+        assert change.template_version == v2
+    head = forge.get_change(opened.number or 0).head_sha
+    merged = (forge.read_file("teams/platform/team.yaml", head) or b"").decode()
+    assert merged.endswith("# release 2\n") and "# release 1" not in merged
+    stored = yaml.load(forge.read_file("teams/platform/.caas-answers.yaml", head) or b"")
+    assert stored["version"] == v2
+    assert registry.store.versions("team")[-2:] == [v1, v2]
+    assert "+# release 2" in registry.store.diff("team", v1, v2)

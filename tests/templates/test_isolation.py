@@ -39,12 +39,14 @@ TENANTS = (  # team, name, environments
     ("a", "b", ["dev"]),
     ("a-b", "c", ["dev", "eu"]),
 )
-APPLICATIONS = (  # team, name, tenant
-    ("pay", "web-prod-eu", "web"),
-    ("pay-web", "prod-eu", "api"),
-    ("a", "b-dev", "b"),
-    ("a-b", "dev", "c"),
+APPLICATIONS = (  # team, name, tenant, environments (one envs/<env>/ folder each)
+    ("pay", "web-prod-eu", "web", ["dev", "prod-eu"]),
+    ("pay-web", "prod-eu", "api", ["dev"]),
+    ("a", "b-dev", "b", ["dev"]),
+    ("a-b", "dev", "c", ["dev", "eu"]),
 )
+# A unit rendered before per-environment folders: applications/<team>/<name>/application.yaml.
+LEGACY = ("a", "legacy", "b", "dev")
 CONTEXT = ParameterContext(teams=frozenset(TEAMS), environments=frozenset(ENVS))
 
 
@@ -80,9 +82,24 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for path, content in changes.items():
             (root / path).parent.mkdir(parents=True, exist_ok=True)
             (root / path).write_bytes(content)
-    for team, name, tenant in APPLICATIONS:
-        _render("application", {**TYPICAL["application"], "team": team, "name": name,
-                                "tenant": tenant}, root / "applications" / team)
+    for team, name, tenant, envs in APPLICATIONS:
+        for i, env in enumerate(envs):
+            # The first environment is the request; the others arrive as promotions do, one
+            # envs/<env>/ folder each (rendered here for that environment).
+            out = root / "applications" / team if i == 0 else root.parent / "more" / env / team
+            unit = _render("application", {**TYPICAL["application"], "team": team,
+                                           "name": name, "tenant": tenant, "environment": env},
+                           out)
+            if i:
+                shutil.copytree(unit / "envs" / env,
+                                root / "applications" / team / name / "envs" / env)
+    team, name, tenant, env = LEGACY
+    old = _render("application", {**TYPICAL["application"], "team": team, "name": name,
+                                  "tenant": tenant, "environment": env},
+                  root.parent / "legacy" / team)
+    (root / "applications" / team / name).mkdir(parents=True)
+    (old / "envs" / env / "application.yaml").rename(
+        root / "applications" / team / name / "application.yaml")
     return root
 
 
@@ -105,7 +122,7 @@ def _generated(root: Path) -> list[dict[str, Any]]:
 def test_the_matrix_is_adversarial_under_the_old_names(repo: Path) -> None:
     """The old ``<namespace>-<env>`` / ``<team>-<app>`` names collide in this repository."""
     old = [f"{ns}-{env}" for team, name, envs in TENANTS for ns in [f"{team}-{name}"]
-           for env in envs] + [f"{team}-{name}" for team, name, _ in APPLICATIONS]
+           for env in envs] + [f"{team}-{name}" for team, name, *_ in APPLICATIONS]
     assert {n for n, count in Counter(old).items() if count > 1} >= {"pay-web-prod-eu",
                                                                    "a-b-dev"}
     # ... and the old `<team>-*` destination of `pay` admitted `pay-web`'s namespace.
@@ -114,7 +131,8 @@ def test_the_matrix_is_adversarial_under_the_old_names(repo: Path) -> None:
 
 def test_no_two_generated_applications_share_a_name(repo: Path) -> None:
     generated = _generated(repo)
-    assert len(generated) == sum(len(envs) for *_, envs in TENANTS) + len(APPLICATIONS) + 1
+    assert len(generated) == (sum(len(envs) for *_, envs in TENANTS)
+                              + sum(len(envs) for *_, envs in APPLICATIONS) + 1 + 1)
     platform = [d["metadata"]["name"] for _, d in _docs(repo, "bootstrap/root.yaml")
                 if d["kind"] == "Application"]
     platform += [d["metadata"]["name"] for _, d in _docs(repo, "platform/*/application.yaml")]
@@ -122,9 +140,10 @@ def test_no_two_generated_applications_share_a_name(repo: Path) -> None:
     assert [n for n, count in Counter(names).items() if count > 1] == []
     # The portal's own idea of each name is what ArgoCD generates.
     expected = {object_names.tenant_application(f"{t}-{n}", e) for t, n, envs in TENANTS
-                for e in envs} | {object_names.team_application(t, n)
-                                  for t, n, _ in APPLICATIONS}
-    expected |= {object_names.tenant_application("platform-tools", "dev")}
+                for e in envs} | {object_names.team_application(t, n, e)
+                                  for t, n, _, envs in APPLICATIONS for e in envs}
+    expected |= {object_names.tenant_application("platform-tools", "dev"),
+                 object_names.team_application(LEGACY[0], LEGACY[1])}
     assert {a["metadata"]["name"] for a in generated} == expected
     # Within a label value's 63 characters or not, each is a valid DNS-1123 subdomain.
     assert all(len(n) <= 253 for n in names)
@@ -214,6 +233,37 @@ def test_expander_follows_missingkey_error() -> None:
         render_string("{{ index .path.segments 3 }}", {"path": {"segments": ["a"]}})
     assert render_string("x.{{ index .path.segments 1 }}.{{ .path.basename }}",
                          {"path": {"segments": ["a", "b"], "basename": "c"}}) == "x.b.c"
+
+
+def test_one_application_per_environment_folder_on_that_environment(repo: Path) -> None:
+    """Each ``envs/<env>/`` folder of an application generates ``app.<team>.<app>.<env>`` on
+    the cluster named after the folder, whatever its file says; the older single file keeps
+    ``app.<team>.<app>`` on the cluster its file names."""
+    generated = {a["metadata"]["name"]: a for a in _generated(repo)}
+    for team, name, tenant, envs in APPLICATIONS:
+        for env in envs:
+            app = generated[object_names.team_application(team, name, env)]
+            assert app["spec"]["destination"] == {"name": env,
+                                                  "namespace": f"{team}-{tenant}"}
+            assert app["spec"]["project"] == team
+            assert app["metadata"]["labels"] == {"team": team, "caas.io/application": name,
+                                                 "caas.io/environment": env}
+            assert app["spec"]["source"]["targetRevision"] == TYPICAL["application"][
+                "revision"]
+    legacy = generated[object_names.team_application(LEGACY[0], LEGACY[1])]
+    assert legacy["spec"]["destination"] == {"name": LEGACY[3],
+                                             "namespace": f"{LEGACY[0]}-{LEGACY[2]}"}
+
+
+def test_an_overlay_cannot_choose_another_cluster(repo: Path, tmp_path: Path) -> None:
+    """A file under ``envs/dev/`` that names the ``prod-eu`` cluster still deploys to ``dev``."""
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy)
+    path = copy / "applications/pay/web-prod-eu/envs/dev/application.yaml"
+    path.write_text(path.read_text().replace("    name: dev\n", "    name: prod-eu\n"))
+    assert "name: prod-eu" in path.read_text()
+    generated = {a["metadata"]["name"]: a for a in _generated(copy)}
+    assert generated["app.pay.web-prod-eu.dev"]["spec"]["destination"]["name"] == "dev"
 
 
 def test_the_touched_teams_folders_give_the_same_lists_as_every_tenant(repo: Path) -> None:

@@ -88,13 +88,14 @@ def test_free_text_lands_verbatim_and_inert(rendered: dict[str, Path]) -> None:
     assert (
         ns["metadata"]["annotations"]["caas.io/description"] == EDGE_ALL_ON["tenant"]["description"]
     )
-    app = load_documents((rendered["application-all-on"] / "application.yaml").read_text())[0]
+    (file,) = rendered["application-all-on"].glob("envs/*/application.yaml")
+    app = load_documents(file.read_text())[0]
     assert app["spec"]["source"]["helm"]["parameters"][0]["value"] == 'v1: {quoted} "x"'
 
 
 def test_application_shapes(rendered: dict[str, Path]) -> None:
     def app(case: str) -> dict[str, Any]:
-        return load_documents((rendered[case] / "application.yaml").read_text())[0]
+        return load_documents(next(rendered[case].glob("envs/*/application.yaml")).read_text())[0]
 
     helm = app("application-typical")
     assert helm["spec"]["project"] == "payments"

@@ -157,11 +157,20 @@ def test_appsets_derive_project_and_destination_from_the_path() -> None:
     }
     (apps,) = load_documents((SKELETON / "appsets" / "applications.yaml").read_text())
     assert apps["spec"]["generators"][0]["git"]["files"] == [
-        {"path": "applications/*/*/application.yaml"}
+        {"path": "applications/*/*/envs/*/application.yaml"}
     ]
     assert apps["spec"]["template"]["spec"]["project"] == "{{ index .path.segments 1 }}"
-    # The patch copies only source and sync policy: never the project.
-    assert "project" not in apps["spec"]["templatePatch"]
+    # The cluster is the environment folder's, never the file's.
+    assert apps["spec"]["template"]["spec"]["destination"]["name"] == "{{ .path.basename }}"
+    (legacy,) = load_documents((SKELETON / "appsets" / "applications-legacy.yaml").read_text())
+    assert legacy["spec"]["generators"][0]["git"]["files"] == [
+        {"path": "applications/*/*/application.yaml"}
+    ]
+    # The patch copies only source and sync policy: never the project nor the destination.
+    for appset in (apps, legacy):
+        assert appset["spec"]["template"]["spec"]["project"] == "{{ index .path.segments 1 }}"
+        assert "project" not in appset["spec"]["templatePatch"]
+        assert "destination" not in appset["spec"]["templatePatch"]
     # The directories the generator reads exist.
     assert list(SKELETON.glob("tenants/*/*/envs/*"))
 

@@ -120,7 +120,7 @@ def test_tenant_description(registry: Registry, value: str) -> None:
 def test_application_description(registry: Registry, value: str) -> None:
     files = _render(registry, "application", {**TYPICAL["application"], "description": value},
                     "applications/payments/checkout-api")
-    app = _read(files, "application.yaml")[0]
+    app = _read(files, "envs/dev/application.yaml")[0]
     assert app["metadata"]["annotations"]["caas.io/description"] == value
 
 
@@ -130,7 +130,7 @@ def test_application_helm_parameter_value(registry: Registry, value: str) -> Non
     answers = {**TYPICAL["application"],
                "helm_parameters": [{"name": "image.tag", "value": value}]}
     files = _render(registry, "application", answers, "applications/payments/checkout-api")
-    app = _read(files, "application.yaml")[0]
+    app = _read(files, "envs/dev/application.yaml")[0]
     assert app["spec"]["source"]["helm"]["parameters"] == [
         {"name": "image.tag", "value": value, "forceString": True}]
 

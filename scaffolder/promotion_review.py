@@ -1,0 +1,133 @@
+"""A promotion's gates after it opened: evaluated again on current data, and overridden.
+
+- ``refresh(session, *, forge, settings, change)`` — every gate of ``scaffolder.promotion_gates``
+  for the promotion ``change`` with the approvals on record now, the overrides it carries and
+  the current main; stored on the change (``checks``, ``checks_green``) and reported to the forge
+  as ``caas/<gate>``. ``scaffolder.review.merge_change`` calls it before its own re-check, so a
+  merge is judged on the source's health at that moment; the API and the page call it on demand
+  (on GitHub, where merges happen on the pull request);
+- ``override(…)`` — a platform-admin passes the ``source-health`` gate with a reason (at least
+  ``MIN_REASON`` characters); the reason stays on the change and in the audit log
+  (``scaffolder.promote.override``). Anyone else: 403, audited as denied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from gitops import app_overlays
+from gitops.forges.base import Check, CheckState, Forge
+from portal.auth import audit, policy
+from portal.auth.principal import Principal
+from portal.db import utcnow
+from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from portal.settings import Settings
+from scaffolder import merge_checks, promotion_gates
+from scaffolder.models import Change, CheckResult
+
+ACTION = promotion_gates.ACTION
+MIN_REASON = 10
+
+
+def _record(change: Change) -> dict[str, Any]:
+    record = change.answers.get("promotion") if change.action == ACTION else None
+    if not isinstance(record, dict):
+        raise NotFound(f"change {change.id} is not a promotion", field="change_id",
+                       rule="promotion")
+    return record
+
+
+def subject_of(forge: Forge, change: Change) -> promotion_gates.Subject:
+    """What the gates judge, read back from the change and the file at its head."""
+    record = _record(change)
+    team, app, target = str(record["team"]), str(record["app"]), str(record["to"])
+    content = forge.read_file(app_overlays.overlay_path(team, app, target),
+                              change.head_sha or "main") if change.head_sha else None
+    doc = app_overlays.read(content) if content else {}
+    return promotion_gates.Subject(
+        team=team, app=app, source=str(record["from"]), target=target,
+        tier=policy.Tier(change.tier), source_legacy=bool(record.get("legacy_source")),
+        target_doc=doc, author=change.author)
+
+
+def _approvals(forge: Forge, change: Change) -> list[str]:
+    review = forge.review()
+    if review is not None and change.number is not None:
+        return review.approvals(change.number)
+    return list(change.approved_by)
+
+
+def refresh(session: Session, *, forge: Forge, settings: Settings,
+            change: Change) -> list[CheckResult]:
+    """Evaluate the gates again and store them on the change (see the module doc)."""
+    overrides = change.answers.get("overrides")
+    fresh = promotion_gates.evaluate(
+        settings, forge, subject_of(forge, change), sha=forge.head(),
+        approvals=_approvals(forge, change),
+        overrides=overrides if isinstance(overrides, dict) else {})
+    change.checks = merge_checks.merged_into(change.checks, fresh)
+    results = [CheckResult.model_validate(c) for c in change.checks]
+    change.checks_green = bool(results) and all(c.state == "success" for c in results)
+    change.updated_at = utcnow()
+    session.add(change)
+    session.commit()  # the forge writes through its own connection
+    if change.number is not None:
+        for c in fresh:
+            forge.set_check(change.number, Check(name=f"caas/{c.name}",
+                                                 state=CheckState(c.state),
+                                                 description=c.summary[:140]))
+    return fresh
+
+
+def _change(session: Session, change_id: int) -> Change:
+    change = session.get(Change, change_id)
+    if change is None:
+        raise NotFound(f"change {change_id} does not exist", field="change_id")
+    return change
+
+
+def refresh_by_id(session: Session, *, forge: Forge, settings: Settings, principal: Principal,
+                  change_id: int) -> Change:
+    """``refresh`` for the API: any signed-in user may ask (it only reads)."""
+    change = _change(session, change_id)
+    _record(change)
+    if change.status != "open":
+        raise Conflict(f"change {change_id} is {change.status}, not open", field="change_id",
+                       rule="state")
+    del principal
+    refresh(session, forge=forge, settings=settings, change=change)
+    return change
+
+
+def override(session: Session, *, forge: Forge, settings: Settings, principal: Principal,
+             change_id: int, gate: str, reason: str, ip: str = "") -> Change:
+    """A platform-admin overrides ``gate`` (only ``source-health``) with ``reason``."""
+    change = _change(session, change_id)
+    _record(change)
+    if gate not in promotion_gates.OVERRIDABLE:
+        raise ValidationFailed(f"gate: only {', '.join(sorted(promotion_gates.OVERRIDABLE))} "
+                               "may be overridden", field="gate", rule="overridable")
+    reason = reason.strip()
+    if len(reason) < MIN_REASON:
+        raise ValidationFailed(f"reason: say why in at least {MIN_REASON} characters",
+                               field="reason", rule="min-length")
+    if not principal.is_platform_admin:
+        audit.record(session, actor=principal.username, action="scaffolder.promote.override",
+                     target=change.unit_key, outcome="denied", ip=ip,
+                     detail={"change": change.id, "gate": gate, "reason": reason[:500]})
+        raise Forbidden("only a platform-admin overrides a promotion gate", rule="admin")
+    if change.status != "open":
+        raise Conflict(f"change {change_id} is {change.status}, not open", field="change_id",
+                       rule="state")
+    overrides = dict(change.answers.get("overrides") or {})
+    overrides[gate] = {"by": principal.username, "reason": reason[:500],
+                       "at": utcnow().isoformat()}
+    change.answers = {**change.answers, "overrides": overrides}
+    audit.record(session, actor=principal.username, action="scaffolder.promote.override",
+                 target=change.unit_key, ip=ip,
+                 detail={"change": change.id, "gate": gate, "reason": reason[:500]},
+                 commit=False)
+    refresh(session, forge=forge, settings=settings, change=change)
+    return change

@@ -1,0 +1,96 @@
+"""The catalog's list cache: the next list after a merge shows it (new ETag, in every process,
+since the generation is the database's), 304 while a page is unchanged, and a generation never
+visible before its data is committed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from catalog import service
+from catalog.list_cache import ListCache
+from catalog.models import Entity, EntityPage
+from gitops.gitreader import GitReader
+from portal import generations
+from portal.app import create_app
+from portal.settings import Settings
+from tests.catalog import gitops
+
+Headers = Callable[[str], dict[str, str]]
+LIST = "/api/catalog/namespaces?limit=50"
+
+
+@pytest.fixture
+def headers(indexed: gitops.Repo, make_user: Callable[..., object],
+            auth_headers: Headers) -> dict[str, str]:
+    make_user("dora")
+    return auth_headers("dora")
+
+
+def keys(response_json: dict[str, object]) -> set[str]:
+    return {str(i["key"]) for i in response_json["items"]}  # type: ignore[attr-defined]
+
+
+def test_the_next_list_after_a_merge_shows_it(app_client: TestClient, headers: dict[str, str],
+                                              indexed: gitops.Repo, engine: Engine,
+                                              settings: Settings) -> None:
+    other = TestClient(create_app(settings, engine=engine))  # a second process's cache
+    first = app_client.get(LIST, headers=headers)
+    assert first.status_code == 200
+    etag = first.headers["etag"]
+    assert first.headers["cache-control"] == "private, no-cache"
+    assert other.get(LIST, headers=headers).headers["etag"] == etag
+    assert app_client.get(LIST, headers={**headers, "If-None-Match": etag}).status_code == 304
+    assert "namespace:search/search-crawl" not in keys(first.json())
+
+    files = gitops.tenant("search", "search-crawl", {"dev": ("1", "2Gi", "5Gi")})
+    commit = indexed.commit(files, "new tenant")
+    with Session(engine) as s:  # the worker's index after the merge
+        service.index_commit(s, forge=GitReader(indexed.git_dir), commit=commit,
+                             changed=list(files))
+    for client in (app_client, other):
+        after = client.get(LIST, headers={**headers, "If-None-Match": etag})
+        assert after.status_code == 200, after.text
+        assert after.headers["etag"] != etag
+        assert "namespace:search/search-crawl" in keys(after.json())
+
+
+def test_a_status_written_elsewhere_shows_on_the_next_list(
+        app_client: TestClient, headers: dict[str, str], engine: Engine) -> None:
+    url = "/api/catalog/namespaces?status=failed"
+    assert app_client.get(url, headers=headers).json()["items"] == []
+    with Session(engine) as s:
+        service.set_status(s, entity="namespace:payments/payments-api", status="failed",
+                           commit=True)
+    assert keys(app_client.get(url, headers=headers).json()) == {
+        "namespace:payments/payments-api"}
+
+
+def test_the_generation_moves_only_when_the_write_commits(indexed: gitops.Repo,
+                                                          engine: Engine) -> None:
+    before = generations.current(engine).catalog
+    with Session(engine) as s:
+        row = s.exec(select(Entity).where(Entity.key == "team:payments")).one()
+        row.description = "changed"
+        s.add(row)
+        s.flush()
+        assert generations.current(engine).catalog == before  # not visible before commit
+        s.commit()
+    assert generations.current(engine).catalog > before
+
+
+def test_the_cache_keeps_pages_per_generation_within_its_bytes() -> None:
+    cache = ListCache(max_bytes=200)
+    page = EntityPage(items=[], limit=50, next_cursor=None)
+    served = cache.get_or_compute(("namespace", None), 3, lambda: page)
+    assert cache.get(("namespace", None), 3) == served
+    assert served.matches(served.etag) and served.matches(f"W/{served.etag}, \"x\"")
+    assert served.matches("*") and not served.matches('"other"') and not served.matches(None)
+    assert cache.get(("namespace", None), 4) is None  # another generation
+    for i in range(20):
+        cache.put(("namespace", i), 4, served)
+    assert len(cache) * len(served.body) <= 200

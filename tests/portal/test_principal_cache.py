@@ -1,0 +1,98 @@
+"""The cache of authenticated principals: a revoked token or session, a changed membership or
+a disabled user are seen on the very next request (the identity generation moved); the cache
+still answers repeated requests without authenticating again."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, update
+from sqlmodel import Session, select
+
+from portal import generations
+from portal.auth import service as auth_service
+from portal.auth.models import ApiToken, Role, User, WebSession
+from portal.auth.principal import Principal
+from portal.auth.principal_cache import PrincipalCache
+from portal.db import utcnow
+from tests.conftest import PASSWORD, UserFactory, bearer
+
+
+def test_a_revoked_token_is_refused_on_its_next_request(
+        app_client: TestClient, engine: Engine, make_user: UserFactory) -> None:
+    make_user("dora")
+    headers = bearer(engine, "dora")
+    for _ in range(3):  # the second and third come from the cache
+        assert app_client.get("/api/auth/me", headers=headers).status_code == 200
+    assert len(app_client.app.state.principals) == 1  # type: ignore[attr-defined]
+    before = generations.current(engine).identity
+    with Session(engine) as s:  # revoked elsewhere: another process, the CLI
+        token = s.exec(select(ApiToken)).one()
+        assert token.id is not None
+        auth_service.revoke_token(s, token_id=token.id, principal=auth_service.principal_for(
+            s, auth_service.get_user(s, username="dora"), via="test"))
+    assert generations.current(engine).identity > before
+    response = app_client.get("/api/auth/me", headers=headers)
+    assert response.status_code == 401, response.text
+    assert app_client.get("/api/auth/me", headers=headers).status_code == 401
+
+
+def test_a_signed_out_session_is_refused_on_its_next_request(
+        app_client: TestClient, engine: Engine, make_user: UserFactory) -> None:
+    make_user("erin")
+    login = app_client.post("/api/auth/login", json={"username": "erin", "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    assert app_client.get("/api/auth/me").status_code == 200
+    assert app_client.get("/api/auth/me").status_code == 200
+    with Session(engine) as s:  # signed out in another process
+        s.exec(update(WebSession).values(revoked_at=utcnow()))  # type: ignore[call-overload]
+        s.commit()
+    assert app_client.get("/api/auth/me").status_code == 401
+
+
+def test_a_new_membership_and_a_disabled_user_show_at_once(
+        app_client: TestClient, engine: Engine, make_user: UserFactory) -> None:
+    make_user("fred")
+    headers = bearer(engine, "fred")
+    assert app_client.get("/api/auth/me", headers=headers).json()["teams"] == {}
+    with Session(engine) as s:
+        auth_service.ensure_team(s, name="payments")
+        auth_service.add_member(s, team="payments", username="fred", role=Role.reviewer)
+    me = app_client.get("/api/auth/me", headers=headers).json()
+    assert me["teams"] == {"payments": "reviewer"}
+    with Session(engine) as s:
+        s.exec(update(User).where(User.username == "fred")  # type: ignore[call-overload,arg-type]
+               .values(is_active=False))
+        s.commit()
+    assert app_client.get("/api/auth/me", headers=headers).status_code == 401
+
+
+def test_a_token_last_use_does_not_empty_the_cache(engine: Engine,
+                                                   make_user: UserFactory) -> None:
+    make_user("gus")
+    bearer(engine, "gus")
+    before = generations.current(engine).identity
+    with Session(engine) as s:
+        s.exec(update(ApiToken).values(last_used_at=utcnow()))  # type: ignore[call-overload]
+        s.commit()
+    assert generations.current(engine).identity == before
+
+
+def test_entries_end_with_their_credential_their_ttl_and_their_generation() -> None:
+    cache = PrincipalCache(ttl_s=0.2, max_entries=2)
+    who = Principal(user_id=1, username="dora")
+    cache.put("t:a", 5, who)
+    assert cache.get("t:a", 5) == who
+    assert cache.get("t:a", 6) is None  # another generation: gone for good
+    assert cache.get("t:a", 5) is None
+    cache.put("t:expired", 5, replace(who, expires_at=utcnow() - timedelta(seconds=1)))
+    assert cache.get("t:expired", 5) is None
+    cache.put("t:b", 5, who)
+    time.sleep(0.25)
+    assert cache.get("t:b", 5) is None  # older than the TTL
+    for key in ("t:1", "t:2", "t:3"):
+        cache.put(key, 5, who)
+    assert len(cache) == 2 and cache.get("t:1", 5) is None
