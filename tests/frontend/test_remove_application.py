@@ -121,7 +121,7 @@ def test_remove_an_application_from_its_page(new_context: Callable[[], BrowserCo
 
     rui.goto("/catalog?kind=applications")
     expect(rui.locator("main")).not_to_contain_text("payments/shop")
-    rui.get_by_label("Status").select_option("decommissioned")
-    rui.get_by_role("button", name="Search", exact=True).click()
+    rui.locator("main").get_by_label("Status").select_option("decommissioned")
+    rui.locator("main").get_by_role("button", name="Search", exact=True).click()
     expect(rui.locator("main table")).to_contain_text("shop")
     screenshot(rui, "catalog-decommissioned-filter")
