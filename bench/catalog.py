@@ -6,10 +6,12 @@ measures:
 
 - full reindex (``catalog.service.reindex``) into a fresh database;
 - incremental reindex after one merge that changes one tenant's quota (``index_commit``);
-- throughput and latency (p50/p99, errors) of list and search on ``/api/catalog/namespaces``
-  with an API token, at 64 and 256 connections, measured by ``wrk`` (a separate process)
-  against ``caas serve`` (a subprocess on a free port), beside its floor: ``/healthz`` on the
-  same server at 64 connections; the machine's load average before each run;
+- throughput and latency (p50/p99, errors) of list and tab search on
+  ``/api/catalog/namespaces`` and of the search box across every kind
+  (``/api/catalog/search``: typeahead queries, 5 hits per kind, one to three words) with an API
+  token, at 64 and 256 connections, measured by ``wrk`` (a separate process) against
+  ``caas serve`` (a subprocess on a free port), beside its floor: ``/healthz`` on the same
+  server at 64 connections; the machine's load average before each run;
 - each serving process's peak RSS (VmHWM).
 
     .venv/bin/python bench/catalog.py [--teams 50] [--tenants 100] [--seconds 10]
@@ -185,6 +187,23 @@ def _ms(value: str) -> float:
     return number * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
+def search_box_queries(teams: int, n: int) -> list[str]:
+    """What people type into the search box, keystroke by keystroke (URL-encoded): a team name
+    growing from 1 character, a tenant name, two words, an owner, a description word, an
+    environment; prefixes like "t" match every entity of a kind."""
+    out: list[str] = []
+    i = 0
+    while len(out) < n:
+        team = f"team{i % teams:02d}"
+        tenant = f"{team}-ns{i % 100:03d}"
+        out += [team[:k] for k in range(1, len(team) + 1)]
+        out += [tenant[:k] for k in range(len(team) + 1, len(tenant) + 1)]
+        out += [f"ns{i % 100:03d}", f"{team}+ns{i % 10}", f"owner{i % teams}", "tenant",
+                ENVS[i % 3][0], "web", "zzz-nothing"]
+        i += 1
+    return out[:n]
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -294,10 +313,23 @@ def main() -> None:
                      f"/api/catalog/namespaces?limit=50&env={ENVS[i % 3][0]}" if i % 3 == 1
                      else "/api/catalog/namespaces?limit=50" for i in range(n)]
             searches = [f"/api/catalog/namespaces?limit=20&q=ns{i % 1000:03d}" for i in range(n)]
+            box = [f"/api/catalog/search?limit=5&q={q}" for q in search_box_queries(args.teams,
+                                                                                      n)]
             runs = [("healthz (floor)", ["/healthz"], 64)] + [
-                (label, paths_, c) for label, paths_ in (("list", lists), ("search", searches))
+                (label, paths_, c) for label, paths_ in (
+                    ("list", lists), ("tab search", searches), ("search box", box))
                 for c in (64, 256)]
+            print(f"distinct queries: list {len(set(lists))}, search {len(set(searches))}; "
+                  "each server process computes a page once per catalog generation")
             for label, paths_, connections in runs:
+                if label != "healthz (floor)" and connections == 64:
+                    # The first pass after a start (or a merge): pages computed, then cached.
+                    before = loadavg()
+                    f = wrk(base, token, paths_, connections=connections, seconds=args.seconds,
+                            work=work)
+                    print(f"{label + ' (cold)':<16} {connections:>3} connections: "
+                          f"{f['rps']:7.0f} req/s, p50 {f['p50']:6.1f} ms, p99 {f['p99']:6.1f} "
+                          f"ms, {f['errors']:.0f} errors (loadavg before {before})")
                 wrk(base, token, paths_[:50], connections=8, seconds=1, work=work)  # warm-up
                 before = loadavg()
                 f = wrk(base, token, paths_, connections=connections, seconds=args.seconds,

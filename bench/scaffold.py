@@ -1,20 +1,29 @@
 """Scaffolder latency: dry-run and request-to-PR on LocalForge, with a GitOps repository of 10
-and of 5,000 tenants, against a bare in-process ``cookiecutter()`` render of the same template.
+and of 5,000 tenants, beside their floors measured in the same run:
+
+- a bare in-process ``cookiecutter()`` render of the same template (its hook a subprocess) and
+  the portal's render of it (``scaffolder.render``: a render worker, the hook in-process);
+- the raw git plumbing for one tenant's pull request (``git hash-object`` of the files, one
+  ``git mktree`` per rewritten folder, ``commit-tree``, ``update-ref``: the processes the
+  commit needs at least through the git CLI) and the same commit written in-process
+  (``gitops.gittree.commit_files``, libgit2) plus its ``update-ref``.
 
     .venv/bin/python bench/scaffold.py [--sizes 10 5000] [--samples 10]
 
-Prints median and p95 (milliseconds). Figures only, never a pass/fail.
+Prints median and p95 (milliseconds) and the load average. Figures only, never a pass/fail.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,6 +32,8 @@ sys.path.insert(0, str(REPO))
 from cookiecutter.main import cookiecutter  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
+from gitops import git, gittree  # noqa: E402
+from gitops.forges.base import FileChange  # noqa: E402
 from gitops.forges.local import LocalForge  # noqa: E402
 from gitops.git import commit_directory, init_bare  # noqa: E402
 from portal import db  # noqa: E402
@@ -34,6 +45,7 @@ from scaffolder.registry import Registry  # noqa: E402
 from scaffolder.render import render  # noqa: E402
 
 TEAMS = 50
+CONCURRENT = 20
 ADMIN = Principal(user_id=1, username="bench", is_platform_admin=True)
 
 
@@ -114,8 +126,82 @@ def bench_size(tenants: int, samples: int) -> dict[str, tuple[float, float]]:
             return task
 
         result = {"dry-run": timed(samples, dry), "request-to-PR": timed(samples, pr)}
+        # 20 requests at once (threads of this process, through the service layer).
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=CONCURRENT) as pool:
+            list(pool.map(pr, range(1000, 1000 + CONCURRENT)))
+        elapsed = time.perf_counter() - started
+        print(f"  {CONCURRENT} concurrent requests-to-PR: {elapsed:.1f} s = "
+              f"{CONCURRENT / elapsed:.1f} PRs/s")
+        result |= git_floors(settings, samples)
         engine.dispose()
         return result
+
+
+def _cli_tree(git_dir: Path, tree: str | None, changes: dict[str, str]) -> str:
+    """``tree`` with ``changes`` (path → blob id) through ``git ls-tree`` + ``git mktree``."""
+    entries: dict[str, str] = {}
+    if tree is not None:
+        for record in git.out(git_dir, "ls-tree", "-z", tree).split("\0"):
+            if record:
+                meta, name = record.split("\t", 1)
+                entries[name] = meta
+    nested: dict[str, dict[str, str]] = {}
+    for path, blob in changes.items():
+        head, sep, rest = path.partition("/")
+        if sep:
+            nested.setdefault(head, {})[rest] = blob
+        else:
+            entries[head] = f"100644 blob {blob}"
+    for name, inner in nested.items():
+        meta = entries.get(name, "")
+        sub = meta.split()[2] if meta.startswith("040000") else None
+        entries[name] = f"040000 tree {_cli_tree(git_dir, sub, inner)}"
+    listing = "".join(f"{meta}\t{name}\0" for name, meta in sorted(entries.items()))
+    return git.out(git_dir, "mktree", "-z", input_bytes=listing.encode()).strip()
+
+
+def git_floors(settings: Settings, samples: int) -> dict[str, tuple[float, float]]:
+    """One new tenant's files committed on main and put on a branch: git CLI plumbing, and the
+    in-process commit the forge uses."""
+    git_dir = settings.resolved_gitops_repo
+    template = Registry(settings).get("tenant")
+    files = render(template, {**answers("team3", "floor"), **_defaults()},
+                   target="tenants/team3/team3-floor")
+
+    def cli(i: int) -> object:
+        head = git.out(git_dir, "rev-parse", "main").strip()
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = []
+            for n, content in enumerate(files.values()):
+                (Path(tmp) / str(n)).write_bytes(content + str(i).encode())
+                paths.append(str(Path(tmp) / str(n)))
+            blobs = git.out(git_dir, "hash-object", "-w", "--stdin-paths",
+                            input_bytes="\n".join(paths).encode()).split()
+        root = git.out(git_dir, "rev-parse", "main^{tree}").strip()
+        tree = _cli_tree(git_dir, root, dict(zip(files, blobs, strict=True)))
+        commit = git.out(git_dir, "commit-tree", tree, "-p", head, "-m", "floor").strip()
+        return git.out(git_dir, "update-ref", f"refs/heads/floor-cli-{i}", commit)
+
+    def in_process(i: int) -> object:
+        head = gittree.resolve(git_dir, "main") or ""
+        commit = gittree.commit_files(
+            git_dir, parent=head, message="floor", author="bench",
+            files=[FileChange(p, c + str(i).encode()) for p, c in files.items()])
+        return gittree.update_ref(git_dir, f"floor-lib-{i}", commit, None)
+
+    return {"git plumbing (CLI)": timed(samples, cli),
+            "commit in-process": timed(samples, in_process)}
+
+
+def portal_render(samples: int) -> tuple[float, float]:
+    registry = Registry(Settings(data_dir=Path(tempfile.gettempdir()) / "caas-bench-render"))
+    template = registry.get("tenant")
+
+    def run(i: int) -> object:
+        return render(template, {**answers("team1", f"render{i + 1}"), **_defaults()},
+                      target=f"tenants/team1/team1-render{i + 1}")
+    return timed(samples, run)
 
 
 def bare_render(samples: int) -> tuple[float, float]:
@@ -133,14 +219,19 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 5000])
     parser.add_argument("--samples", type=int, default=10)
     args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     median, p95 = bare_render(args.samples)
     print(f"bare cookiecutter() render of templates/tenant: median {median:.0f} ms, "
           f"p95 {p95:.0f} ms")
+    m, p = portal_render(args.samples)
+    print(f"portal render (scaffolder.render, worker + in-process hook): median {m:.0f} ms, "
+          f"p95 {p:.0f} ms")
     for size in args.sizes:
         print(f"GitOps repository with {size} tenants ({args.samples} samples each):")
         for name, (m, p) in bench_size(size, args.samples).items():
-            print(f"  {name:14s} median {m:6.0f} ms  p95 {p:6.0f} ms  "
+            print(f"  {name:18s} median {m:6.0f} ms  p95 {p:6.0f} ms  "
                   f"({m / median:.1f}x the bare render)")
+        print(f"  (load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

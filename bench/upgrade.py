@@ -6,8 +6,7 @@ version of the tenant template (the shipped one without its ``pods`` quota line 
 ``legacy_tier`` answer; kept in the versioned template store). Then measures a dry-run upgrade
 of every unit (``upgrade_service.run_upgrades(dry_run=True)``: per unit two renders, one read of
 the unit's folder and a three-way merge of its files), beside its floor, a bare render of one
-unit (``scaffolder.render.render``): time per unit, the run's peak RSS (this process and its
-git children, VmHWM / ru_maxrss).
+unit (``scaffolder.render.render``): time per unit, the run's peak RSS (ru_maxrss).
 
 Also: the discovery of the units behind over the whole repository (``units_behind``: one
 listing and one batched read of the answers files). ``--upgrade-teams K`` dry-runs the units of
@@ -163,13 +162,12 @@ def run(work: Path, teams: int, tenants: int, floor_renders: int, upgrade_teams:
     for o in outcomes:
         states[o.state] = states.get(o.state, 0) + 1
     self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"dry-run upgrade: {units} units in {total:.1f} s -> {total / max(units, 1) * 1000:.1f} "
           f"ms per unit; outcomes {states}")
     print(f"floor (bare render of one unit, median of {floor_renders}): {floor * 1000:.1f} ms;"
           f" per unit / floor = {total / max(units, 1) / floor:.2f} (two renders + a merge "
           "would be ~2)")
-    print(f"peak RSS: this process {self_mb:.0f} MB, largest child (git) {child_mb:.0f} MB")
+    print(f"peak RSS of the run (this process, ru_maxrss): {self_mb:.0f} MB")
 
 
 if __name__ == "__main__":

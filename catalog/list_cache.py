@@ -19,9 +19,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from starlette.responses import Response
+
 from catalog.models import EntityPage
 
 DEFAULT_MAX_BYTES = 32 * 2 ** 20
+MAX_ALIASES = 20_000
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,13 @@ class CachedPage:
         tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
         return "*" in tags or self.etag in tags
 
+    def response(self, if_none_match: str | None) -> Response:
+        """200 with the body, or 304 when ``If-None-Match`` names it; both carry the ETag."""
+        headers = {"etag": self.etag, "cache-control": "private, no-cache"}
+        if self.matches(if_none_match):
+            return Response(status_code=304, headers=headers)
+        return Response(self.body, media_type="application/json", headers=headers)
+
 
 def serialise(page: EntityPage) -> CachedPage:
     body = page.model_dump_json().encode()
@@ -54,6 +64,10 @@ class ListCache:
     def __init__(self, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_bytes = max_bytes
         self._pages: OrderedDict[tuple[object, ...], tuple[int, CachedPage]] = OrderedDict()
+        # (path, raw query string) → key, learnt when the API validated that request
+        # (``catalog.list_fastpath`` answers the same request again without the router).
+        self._aliases: OrderedDict[tuple[str, bytes], tuple[tuple[object, ...], object]] = (
+            OrderedDict())
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -79,6 +93,19 @@ class ListCache:
             self._bytes += len(page.body)
             while self._bytes > self.max_bytes and self._pages:
                 self._drop(next(iter(self._pages)))
+
+    def learn(self, path: str, query: bytes, key: tuple[object, ...], route: object) -> None:
+        """Remember that this exact request (validated by the API) asks for ``key``, through
+        ``route`` (the metrics label it by)."""
+        with self._lock:
+            self._aliases[(path, query)] = (key, route)
+            self._aliases.move_to_end((path, query))
+            while len(self._aliases) > MAX_ALIASES:
+                self._aliases.popitem(last=False)
+
+    def key_for(self, path: str, query: bytes) -> tuple[tuple[object, ...], object] | None:
+        """(key, route) a request asked for before (``learn``), else None."""
+        return self._aliases.get((path, query))
 
     def get_or_compute(self, key: tuple[object, ...], generation: int,
                        compute: Callable[[], EntityPage]) -> CachedPage:

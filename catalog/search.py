@@ -16,6 +16,9 @@ whatever the size of the catalog. Ranking: 0 the name is the query, 1 the name s
 Templates are files, not rows (a handful, from the scaffolder's registry): the caller passes
 them as :class:`Document` and they are ranked in memory by the same terms and rules.
 
+A team's owners count as owners (``rui`` finds the teams rui owns), its members as
+description words.
+
 Decommissioned entities (rows kept for their history) have no terms: search, like the
 lists, hides them.
 
@@ -79,10 +82,12 @@ def page_path(key: str) -> str:
     return f"/catalog/{kind}s/{name}" if kind in KINDS else "/catalog"
 
 
-def terms(*, name: str, owner: str, text: str) -> dict[str, int]:
+def terms(*, name: str, owner: str, text: str, people: Sequence[str] = (),
+          members: Sequence[str] = ()) -> dict[str, int]:
     """Term → field rank of one entity: its whole name (of a ``team/name`` name, the part
-    after the slash: the team is the owner), the words of that name, of its owner, and of
-    ``text`` (title, description, tags; the first MAX_TEXT_TERMS distinct words)."""
+    after the slash: the team is the owner), the words of that name, of its owner and of a
+    team's owners (``people``), and of ``text`` (title, description, tags) and a team's
+    ``members`` (the first MAX_TEXT_TERMS distinct words of those)."""
     best: dict[str, int] = {}
 
     def put(term: str, field: int) -> None:
@@ -94,11 +99,12 @@ def terms(*, name: str, owner: str, text: str) -> dict[str, int]:
     put(lowered, NAME)
     for w in words(lowered):
         put(w, NAME_WORD)
-    put(owner.lower(), OWNER)
-    for w in words(owner):
-        put(w, OWNER)
+    for who in [owner, *people]:
+        put(who.lower(), OWNER)
+        for w in words(who):
+            put(w, OWNER)
     kept = 0
-    for w in words(text):
+    for w in words(" ".join([text, *members])):
         if w not in best:
             if kept == MAX_TEXT_TERMS:
                 continue
@@ -107,13 +113,23 @@ def terms(*, name: str, owner: str, text: str) -> dict[str, int]:
     return best
 
 
+def _names(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
 def term_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``catalog_search_terms`` rows for entity rows (``key``, ``kind``, ``name``, ``owner``
-    and ``search`` — the indexer's row dicts)."""
-    return [{"key": r["key"], "kind": r["kind"], "term": term, "field": field}
-            for r in rows
-            for term, field in terms(name=r["name"], owner=r["owner"],
-                                     text=r.get("search", "")).items()]
+    """``catalog_search_terms`` rows for entity rows (``key``, ``kind``, ``name``, ``owner``,
+    ``search`` and ``spec`` — the indexer's row dicts; a team's spec lists its ``owners`` and
+    ``members``)."""
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        spec: dict[str, Any] = r.get("spec") or {}
+        found = terms(name=r["name"], owner=r["owner"], text=r.get("search") or "",
+                      people=_names(spec.get("owners")) if r["kind"] == Kind.team else [],
+                      members=_names(spec.get("members")) if r["kind"] == Kind.team else [])
+        out += [{"key": r["key"], "kind": r["kind"], "term": term, "field": field}
+                for term, field in found.items()]
+    return out
 
 
 def write_terms(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -137,7 +153,8 @@ def replace_terms(session: Session, entity: Entity) -> None:
     """Bring one entity's terms in step with its row (placeholders written by set_status)."""
     delete_terms(session, [entity.key])
     write_terms(session, [{"key": entity.key, "kind": entity.kind, "name": entity.name,
-                           "owner": entity.owner, "search": entity.search}])
+                           "owner": entity.owner, "search": entity.search,
+                           "spec": entity.spec}])
 
 
 # ---- query --------------------------------------------------------------------------------------
@@ -168,20 +185,24 @@ def parse_query(q: str) -> tuple[str, list[str]]:
 
 def _search_kind(session: Session, kind: str, phrase: str, found: list[str],
                  limit: int) -> list[tuple[str, int]]:
-    """(key, rank) of the best ``limit + 1`` entities of ``kind`` matching every word."""
+    """(key, rank) of the best ``limit + 1`` entities of ``kind`` matching every word: one
+    index range per word (OR-ed: SQLite's multi-index OR, PostgreSQL's BitmapOr), grouped by
+    entity; with several words, an entity must have a term in each word's range."""
     t = SearchTerm
     rank = func.min(case(
         (and_(col(t.field) == NAME, col(t.term) == phrase), 0),
         (and_(col(t.field) == NAME, _prefix(col(t.term), phrase)), 1),
         (col(t.field) == NAME, NAME_WORD),  # the name has a word starting with a query word
         else_=col(t.field))).label("rank")
+    # The phrase needs no range of its own: it starts with one of the words (or with a
+    # separator, which no term starts with), so a term starting with it is in that range.
     stmt = select(col(t.key), rank).where(
-        col(t.kind) == kind, or_(*[_prefix(col(t.term), w) for w in [phrase, *found]]))
+        col(t.kind) == kind, or_(*[_prefix(col(t.term), w) for w in found]))
+    stmt = stmt.group_by(col(t.key))
     if len(found) > 1:  # every word must match some term of the entity
-        for w in found:
-            stmt = stmt.where(col(t.key).in_(select(col(t.key)).where(
-                col(t.kind) == kind, _prefix(col(t.term), w))))
-    stmt = stmt.group_by(col(t.key)).order_by(rank, col(t.key)).limit(limit + 1)
+        stmt = stmt.having(and_(*[func.max(case((_prefix(col(t.term), w), 1), else_=0)) == 1
+                                  for w in found]))
+    stmt = stmt.order_by(rank, col(t.key)).limit(limit + 1)
     return [(str(key), int(r)) for key, r in session.execute(stmt).all()]
 
 
@@ -206,7 +227,7 @@ def rank_document(doc: Document, phrase: str, found: list[str]) -> int | None:
         return None
     ranks = [(0 if term == phrase else 1 if term.startswith(phrase) else NAME_WORD)
              if field == NAME else field
-             for term, field in own.items() if any(term.startswith(w) for w in [phrase, *found])]
+             for term, field in own.items() if any(term.startswith(w) for w in found)]
     return min(ranks)
 
 

@@ -4,7 +4,8 @@
   ``"closed"`` when it is closed unmerged; ``record_timeline`` for PR events;
 - the reconciler: ``index_commit`` after each merge, ``set_status`` applying/applied/failed and
   synced/out-of-sync/healthy/degraded, ``record_timeline`` for jobs;
-- ``caas catalog reindex``: ``reindex``.
+- ``caas catalog reindex``: ``reindex``;
+- request forms: ``form_choices`` (``catalog.choices``: what the choosers offer).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from catalog import search
+from catalog.choices import FormChoices, form_choices
 from catalog.indexer import IndexResult, full_index, incremental_index
 from catalog.models import Entity, Kind, Status, TimelineEvent
 from gitops import layout
@@ -24,8 +26,8 @@ from portal.auth import git_members
 from portal.db import utcnow
 from portal.errors import ValidationFailed
 
-__all__ = ["IndexResult", "entities_for_paths", "index_commit", "record_timeline", "reindex",
-           "set_status", "sync_memberships", "validate_key"]
+__all__ = ["FormChoices", "IndexResult", "entities_for_paths", "form_choices", "index_commit",
+           "record_timeline", "reindex", "set_status", "sync_memberships", "validate_key"]
 
 _KEY = re.compile(r"^(?:(team|environment):([A-Za-z0-9][A-Za-z0-9._-]{0,99})"
                   r"|(namespace|application):([A-Za-z0-9][A-Za-z0-9._-]{0,99})"

@@ -88,10 +88,9 @@ async def _list(request: Request, kind: Kind, settings: Settings, q: str | None,
 
         page = await run_in_threadpool(compute)
         cache.put(key, generation.catalog, page)
-    headers = {"etag": page.etag, "cache-control": "private, no-cache"}
-    if page.matches(if_none_match):
-        return Response(status_code=304, headers=headers)
-    return Response(page.body, media_type="application/json", headers=headers)
+    cache.learn(request.scope["path"], request.scope.get("query_string", b""), key,
+                request.scope.get("route"))
+    return page.response(if_none_match)
 
 
 @router.get("/teams", response_model=EntityPage, responses=LIST_RESPONSES)

@@ -13,10 +13,12 @@ from sqlmodel import Session
 from catalog import detail as catalog_detail
 from catalog import query as catalog_query
 from catalog.cost import load_price_sheet
+from catalog.drift import service as drift_service
 from catalog.live_status import live_block
 from catalog.models import Kind
 from frontend.entity_actions import entity_actions, open_change_links
 from frontend.pages import render
+from frontend.promotion_pages import promotion_context
 from frontend.services import ForgeDep, RegistryDep
 from gitops.forges.base import Forge
 from gitops.paths import is_safe
@@ -128,7 +130,8 @@ def entity_context(session: Session, settings: Settings, key: str, *, forge: For
             "timeline": timeline_view(detail["timeline"], numbers),
             "actions": entity_actions(forge, principal, detail), "open_changes": open_changes,
             "not_deployed": not_deployed_reason(detail["status"], detail["timeline"]),
-            "owner_url": entity_url(f"team:{detail['owner']}") if detail["owner"] else None}
+            "owner_url": entity_url(f"team:{detail['owner']}") if detail["owner"] else None,
+            "drift": drift_service.entity_badges(session, [key]).get(key, {})}
 
 
 @router.get("/catalog")
@@ -188,7 +191,8 @@ def application_page(request: Request, team: str, name: str, principal: Principa
     return render(request, "entity.html", title=f"Application {team}/{name}",
                   **entity_context(session, settings, f"application:{team}/{name}", forge=forge,
                                    principal=principal),
-                  behind=_behind(forge, registry, f"applications/{team}/{name}"))
+                  behind=_behind(forge, registry, f"applications/{team}/{name}"),
+                  **promotion_context(session, settings, forge, team, name))
 
 
 def _behind(forge: ForgeDep, registry: RegistryDep, unit: str) -> BehindUnit | None:

@@ -56,6 +56,10 @@ class Widget:
     editor: RowEditor | None = None
     advanced: bool = False
     suggestions: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # A chooser grouped by another field's value (an application's namespace by its team):
+    # ``[(team, [tenant, ...]), ...]`` and the name of the field it follows.
+    groups: list[tuple[str, list[str]]] = field(default_factory=list)
+    follows: str = ""
 
     @property
     def input_id(self) -> str:
@@ -177,14 +181,29 @@ def _rows_widget(widget: Widget, spec: FieldSpec, value: object, posted: Posted,
                           if c.choices}
 
 
+def _grouped(widget: Widget, spec: FieldSpec,
+             grouped: Mapping[str, Mapping[str, Sequence[str]]]) -> None:
+    """``x-caas-choices: tenants-of-team``: a select of the namespaces of every team the user
+    may choose, grouped by team (JavaScript shows the chosen team's group only)."""
+    if spec.schema.get("x-caas-choices") != "tenants-of-team" or "tenants" not in grouped:
+        return
+    widget.kind = "select"
+    widget.groups = [(team, list(names)) for team, names in grouped["tenants"].items()]
+    widget.options = sorted({n for _, names in widget.groups for n in names})
+    widget.follows = "team"
+    widget.pattern = None
+
+
 def widgets(specs: Sequence[FieldSpec], *, choices: Mapping[str, Sequence[str]] | None = None,
             values: Mapping[str, object] | None = None,
             errors: Mapping[str, str] | None = None,
             fixed: frozenset[str] = frozenset(),
-            posted: Posted | None = None) -> list[Widget]:
+            posted: Posted | None = None,
+            grouped: Mapping[str, Mapping[str, Sequence[str]]] | None = None) -> list[Widget]:
     """The form's controls, filled with ``values`` (else the schema defaults); the fields
     named in ``fixed`` (those that identify a unit being changed) are read-only text. Row
-    editors show ``posted`` rows as typed when the form comes back to the user."""
+    editors show ``posted`` rows as typed when the form comes back to the user; ``grouped``
+    holds grouped choice lists (``{"tenants": {team: [tenant, ...]}}``)."""
     choices = choices or {}
     values = values or {}
     errors = errors or {}
@@ -214,6 +233,8 @@ def widgets(specs: Sequence[FieldSpec], *, choices: Mapping[str, Sequence[str]] 
             widget.value = _as_text(kind, value)
         if kind == "rows" and not widget.fixed:
             _rows_widget(widget, spec, value, posted, choices)
+        if kind == "text" and not widget.fixed:
+            _grouped(widget, spec, grouped or {})
         result.append(widget)
     return result
 

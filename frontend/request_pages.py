@@ -19,30 +19,24 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from frontend.forms import (
-    FormRead,
-    Posted,
-    Widget,
-    parse_form,
-    read_form,
-    row_editor,
-    single_field_parameters,
-    widgets,
-)
+from catalog import service as catalog_service
+from catalog.cost import load_price_sheet
+from frontend.form_state import cell_errors, error_summary, row_edit
+from frontend.forms import Posted, Widget, parse_form, read_form, single_field_parameters, widgets
 from frontend.highlight import highlight_file
 from frontend.pages import render
-from frontend.row_checks import row_errors
+from frontend.preview_costs import cost_table
 from frontend.services import ForgeDep, RegistryDep
 from gitops.forges.base import Forge
 from portal.auth.principal import Principal
-from portal.deps import EngineDep, PrincipalDep, SessionDep, client_ip
+from portal.deps import EngineDep, PrincipalDep, SessionDep, SettingsDep, client_ip
 from portal.errors import CaasError, Unavailable, ValidationFailed
 from portal.params import PathId
 from scaffolder import review as scaffolder_review
 from scaffolder import service as scaffolder_service
 from scaffolder.changeset import parameter_context
 from scaffolder.models import ScaffoldRequest, TemplateDetail
-from scaffolder.parameters import FieldSpec, ParameterContext, form_fields, validate_answers
+from scaffolder.parameters import ParameterContext, form_fields, validate_answers
 from scaffolder.registry import Registry
 from scaffolder.units import unit_answers
 
@@ -52,36 +46,18 @@ START_TIMEOUT_S = 60.0
 MAX_ANSWERS_CHARS = 64 * 1024
 
 
-def _choices(detail: TemplateDetail) -> dict[str, list[str]]:
-    """The scaffolder's choices: per picker field name, and per rule (``team``,
-    ``environment``); widgets look a field up by its name first, then by its rule."""
-    choices = dict(detail.choices)
-    choices.setdefault("team", detail.choices.get("teams", []))
-    choices.setdefault("environment", detail.choices.get("environments", []))
-    return choices
+def _choices(session: Session, principal: Principal
+             ) -> tuple[dict[str, list[str]], dict[str, dict[str, list[str]]]]:
+    """The choosers' lists, from the catalog (``catalog.service.form_choices``): flat lists by
+    picker (``team``, ``environment``) and for user-name cells (``users``), and the grouped
+    ``tenants`` (per team)."""
+    found = catalog_service.form_choices(session, principal=principal)
+    flat = {"team": found.teams, "environment": found.environments, "users": found.users}
+    return flat, {"tenants": found.tenants}
 
 
-def _listed(pages: Mapping[str, list[Widget]], errors: Mapping[str, str]
-            ) -> list[tuple[str, str]]:
-    """The error summary: ``(anchor id, message)``, one per field, or one per bad cell of a
-    row editor ("Owners, row 2: …"), in form order."""
-    listed: list[tuple[str, str]] = []
-    for widget in (w for ws in pages.values() for w in ws):
-        cells = [(widget.cell_id(row.index, column), position, column, message)
-                 for position, row in enumerate(widget.editor.rows, start=1)
-                 for column, message in row.errors.items()] if widget.editor else []
-        labels = {c.name: c.label for c in widget.editor.columns} if widget.editor else {}
-        for anchor, position, column, message in cells:
-            where = f"{widget.label}, row {position}"
-            if column and widget.editor and widget.editor.shape != "list":
-                where += f", {labels.get(column, column)}"
-            listed.append((anchor, f"{where}: {message}"))
-        if widget.name in errors and not cells:
-            listed.append((widget.input_id, errors[widget.name]))
-    return listed
-
-
-def _form_page(request: Request, detail: TemplateDetail, *, values: Mapping[str, object],
+def _form_page(request: Request, detail: TemplateDetail, *, session: Session,
+               principal: Principal, values: Mapping[str, object],
                error: CaasError | None = None, update: bool = False,
                fixed: frozenset[str] = frozenset(),
                more: Mapping[str, str] | None = None, posted: Posted | None = None,
@@ -94,12 +70,13 @@ def _form_page(request: Request, detail: TemplateDetail, *, values: Mapping[str,
     if error is not None and error.field:
         errors.setdefault(error.field, error.message)
     pages: dict[str, list[Widget]] = {}
-    for widget in widgets(form_fields(detail.parameters), choices=_choices(detail),
+    flat, grouped = _choices(session, principal)
+    for widget in widgets(form_fields(detail.parameters), choices=flat, grouped=grouped,
                           values=values, errors=errors, fixed=fixed if update else frozenset(),
                           posted=posted):
         pages.setdefault(widget.page, []).append(widget)
     verb = "Change" if update else "Request"
-    listed = _listed(pages, errors)
+    listed = error_summary(pages, errors)
     if status is None:
         status = error.status if error else 200
     return render(
@@ -128,34 +105,6 @@ def _field_errors(parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         except ValidationFailed as exc:
             errors[field_name] = exc.message
     return errors
-
-
-def _row_edit(form: Mapping[str, Sequence[str]]) -> Posted | None:
-    """A no-JavaScript "Add a row" (``_add=<field>``) or "Remove" (``_remove=<field>.<row>``)
-    press: the form to draw again, else None."""
-    add = (form.get("_add") or [""])[0]
-    remove = (form.get("_remove") or [""])[0]
-    if add:
-        return Posted(form=form, add=add[:100])
-    field_name, _, row = remove.rpartition(".")
-    if field_name and row.isdigit() and len(row) <= 4:
-        return Posted(form=form, drop=(field_name, int(row)))
-    return None
-
-
-def _cell_errors(specs: Sequence[FieldSpec], read: FormRead, context: ParameterContext
-                 ) -> dict[str, dict[int, dict[str, str]]]:
-    """Per row-editor field, the rows the server validator refuses and the cell."""
-    cells: dict[str, dict[int, dict[str, str]]] = {}
-    for spec in specs:
-        done = read.rows.get(spec.name)
-        editor = row_editor(spec)
-        if done is None or editor is None:
-            continue
-        found = row_errors(spec.schema, spec.name, editor, done, context)
-        if found:
-            cells[spec.name] = found
-    return cells
 
 
 def _is_update(form: Mapping[str, Sequence[str]]) -> bool:
@@ -217,15 +166,16 @@ def readable_path(path: str) -> str:
 
 @router.get("/templates/{name}")
 def request_form(request: Request, name: str, principal: PrincipalDep, registry: RegistryDep,
-                 forge: ForgeDep) -> Response:
+                 forge: ForgeDep, session: SessionDep) -> Response:
     detail = scaffolder_service.get_template(registry=registry, forge=forge,
                                              principal=principal, name=name)
-    return _form_page(request, detail, values={})
+    return _form_page(request, detail, session=session, principal=principal, values={})
 
 
 @router.get("/change")
 def change_form(request: Request, unit: Annotated[str, Query(max_length=300)],
                 principal: PrincipalDep, registry: RegistryDep, forge: ForgeDep,
+                session: SessionDep,
                 installed: Annotated[str, Query(pattern="^(|true|false)$")] = "") -> Response:
     """"Change" on an entity page: the unit's template form, pre-filled from its
     ``.caas-answers.yaml``, the identifying fields read-only; it previews an update.
@@ -236,7 +186,8 @@ def change_form(request: Request, unit: Annotated[str, Query(max_length=300)],
     values = dict(stored.answers)
     if installed and "installed" in {f.name for f in form_fields(detail.parameters)}:
         values["installed"] = installed == "true"
-    return _form_page(request, detail, values=values, update=True,
+    return _form_page(request, detail, session=session, principal=principal,
+                      values=values, update=True,
                       fixed=frozenset(stored.fixed))
 
 
@@ -266,7 +217,7 @@ async def check_fields(request: Request, name: str, principal: PrincipalDep,
 
 @router.post("/templates/{name}/preview")
 async def preview(request: Request, name: str, principal: PrincipalDep, session: SessionDep,
-                  registry: RegistryDep, forge: ForgeDep) -> Response:
+                  registry: RegistryDep, forge: ForgeDep, settings: SettingsDep) -> Response:
     detail = scaffolder_service.get_template(registry=registry, forge=forge,
                                              principal=principal, name=name)
     form = await _form_data(request)
@@ -275,13 +226,15 @@ async def preview(request: Request, name: str, principal: PrincipalDep, session:
     answers = read.answers
     update = _is_update(form)
     fixed = _fixed(registry, name, update)
-    edit = _row_edit(form)
+    edit = row_edit(form)
     if edit is not None:  # "Add a row" / "Remove" without JavaScript: the form again
-        return _form_page(request, detail, values=answers, update=update, fixed=fixed,
+        return _form_page(request, detail, session=session, principal=principal,
+                          values=answers, update=update, fixed=fixed,
                           posted=edit)
     if read.problems:  # rows the answer cannot hold (a repeated map key): refused first
         first = next(iter(read.problems))
-        return _form_page(request, detail, values=answers, update=update, fixed=fixed,
+        return _form_page(request, detail, session=session, principal=principal,
+                          values=answers, update=update, fixed=fixed,
                           error=ValidationFailed(f"{first}: rows need a change", field=first,
                                                  rule="rows"),
                           posted=Posted(form=form, cell_errors=read.problems))
@@ -296,24 +249,28 @@ async def preview(request: Request, name: str, principal: PrincipalDep, session:
             template = registry.get(name, field_name="name")
             context = parameter_context(forge, principal, registry)
             more = _field_errors(template.parameters, answers, [f.name for f in specs], context)
-            cells = _cell_errors(specs, read, context)
-        return _form_page(request, detail, values=answers, error=exc, update=update,
+            cells = cell_errors(specs, read, context)
+        return _form_page(request, detail, session=session, principal=principal,
+                          values=answers, error=exc, update=update,
                           fixed=fixed, more=more, posted=Posted(form=form, cell_errors=cells))
     files = [{"path": f.path, "status": f.status, "anchor": "file-" + str(i),
               "lines": highlight_file(f.path, f.content or "")}
              for i, f in enumerate(result.files)]
+    costs = cost_table(result.environments, load_price_sheet(settings.price_sheet))
     return render(request, "preview.html", title=f"Preview {detail.title}", tmpl=detail,
-                  result=result, files=files, answers_json=json.dumps(answers), update=update)
+                  result=result, files=files, answers_json=json.dumps(answers), update=update,
+                  costs=costs)
 
 
 @router.post("/templates/{name}/edit")
 async def edit(request: Request, name: str, principal: PrincipalDep, registry: RegistryDep,
-               forge: ForgeDep) -> Response:
+               forge: ForgeDep, session: SessionDep) -> Response:
     detail = scaffolder_service.get_template(registry=registry, forge=forge,
                                              principal=principal, name=name)
     form = await _form_data(request)
     update = _is_update(form)
-    return _form_page(request, detail, values=_answers_from_hidden(form), update=update,
+    return _form_page(request, detail, session=session, principal=principal,
+                      values=_answers_from_hidden(form), update=update,
                       fixed=_fixed(registry, name, update))
 
 
@@ -347,7 +304,7 @@ def _run_task(engine: Engine, registry: Registry, forge: Forge, principal: Princ
 
 @router.post("/templates/{name}/submit")
 async def submit(request: Request, name: str, principal: PrincipalDep, engine: EngineDep,
-                 registry: RegistryDep, forge: ForgeDep) -> Response:
+                 registry: RegistryDep, forge: ForgeDep, session: SessionDep) -> Response:
     """Start the task in the background and go to its page at once, so the step log is
     followed live; refusals (validation, permission, conflict) come back to the form."""
     detail = scaffolder_service.get_template(registry=registry, forge=forge,
@@ -358,7 +315,8 @@ async def submit(request: Request, name: str, principal: PrincipalDep, engine: E
     try:
         scaffold = _scaffold_request(name, answers, update=update)
     except CaasError as exc:
-        return _form_page(request, detail, values=answers, error=exc, update=update,
+        return _form_page(request, detail, session=session, principal=principal,
+                          values=answers, error=exc, update=update,
                           fixed=fixed)
     started = _Started()
     thread = threading.Thread(
@@ -368,7 +326,8 @@ async def submit(request: Request, name: str, principal: PrincipalDep, engine: E
     await _wait(started)
     if started.task_id is None:
         error = started.error or Unavailable("the request did not start in time")
-        return _form_page(request, detail, values=answers, error=error, update=update,
+        return _form_page(request, detail, session=session, principal=principal,
+                          values=answers, error=error, update=update,
                           fixed=fixed)
     return RedirectResponse(f"/tasks/{started.task_id}", status_code=303)
 

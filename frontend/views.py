@@ -131,7 +131,9 @@ def mount(app: FastAPI) -> None:
         audit_pages,
         catalog_pages,
         change_pages,
+        drift_pages,
         env_pages,
+        promotion_pages,
         request_pages,
         search_pages,
         upgrade_pages,
@@ -140,5 +142,5 @@ def mount(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
     for pages in (audit_pages, catalog_pages, request_pages, change_pages, env_pages,
-                  search_pages, upgrade_pages):
+                  drift_pages, search_pages, upgrade_pages, promotion_pages):
         app.include_router(pages.router)

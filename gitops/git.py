@@ -1,9 +1,14 @@
-"""The one git runner: every git process the portal starts goes through here.
+"""The one git runner: every git process the portal starts goes through here, and every
+in-process (libgit2, ``repository``) handle on a repository comes from here.
 
 ``run`` hands back the completed process (exit status unchecked), ``out`` returns stdout as text
 and raises ``GitError`` — carrying the command, the exit status and git's stderr — when git
 fails. Every call passes an explicit ``--git-dir`` and an identity, so nothing depends on the
 user's global git configuration or on ``GIT_DIR`` in the environment.
+
+``repository(git_dir)`` is a pygit2 handle (one per thread and repository: libgit2 objects are
+not shared between threads) for reads and object writes that need no process; refs are still
+moved by ``git update-ref`` (compare-and-swap) and merges by ``git merge-tree``.
 
 Also here: creating a bare repository and seeding it from a directory (the GitOps skeleton).
 """
@@ -13,10 +18,17 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import pygit2
+
 from portal.errors import CaasError
+
+# libgit2's object cache is process-wide: bounded so a server process stays small.
+pygit2.settings.cache_max_size(32 * 1024 * 1024)
+_handles = threading.local()
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "caas-portal",
@@ -74,6 +86,25 @@ def out(git_dir: Path, *args: str, input_bytes: bytes | None = None,
     if proc.returncode != 0:
         raise failed(args, proc)
     return proc.stdout.decode(errors="replace")
+
+
+def repository(git_dir: Path) -> pygit2.Repository:
+    """This thread's libgit2 handle on the repository at ``git_dir`` (a repository deleted and
+    created again at the same path gets a new handle). ``GitError`` when there is none."""
+    path = str(git_dir)
+    try:
+        identity = os.stat(os.path.join(path, "objects")).st_ino
+    except OSError as exc:
+        raise GitError(f"no git repository at {path}") from exc
+    cache: dict[str, tuple[int, pygit2.Repository]] = _handles.__dict__.setdefault("repos", {})
+    held = cache.get(path)
+    if held is None or held[0] != identity:
+        try:
+            repo = pygit2.Repository(path)
+        except pygit2.GitError as exc:
+            raise GitError(f"no git repository at {path}: {exc}") from exc
+        held = cache[path] = (identity, repo)
+    return held[1]
 
 
 def init_bare(path: Path, *, branch: str = "main") -> None:

@@ -1,16 +1,18 @@
 """Commit files onto a commit without a work tree, read blobs as bytes, and merge with
 ``git merge-tree --write-tree`` (the plumbing the local forge, the scaffolder and the reconciler
-share). Every git process runs through ``gitops.git``."""
+share). Reads and commits go through libgit2 in-process (``gitops.git.repository``); every git
+process runs through ``gitops.git``."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from gitops.git import failed, out, run
+import pygit2
+
+from gitops.git import IDENTITY, failed, out, repository, run
 from gitops.paths import check_path
 
 ZERO = "0" * 40
@@ -26,109 +28,116 @@ class FileLike(Protocol):
     def content(self) -> bytes | None: ...
 
 
+def _object(git_dir: Path, spec: str) -> pygit2.Object | None:
+    """The object ``spec`` names (git revision syntax: ``main``, a sha, ``main:path``,
+    ``ref^{tree}``), or None when it names nothing."""
+    try:
+        return repository(git_dir).revparse_single(spec)
+    except (KeyError, ValueError, pygit2.GitError):
+        return None
+
+
 def resolve(git_dir: Path, ref: str) -> str | None:
-    proc = run(git_dir, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+    found = _object(git_dir, f"{ref}^{{commit}}")
+    return str(found.id) if found is not None else None
 
 
 def read_blob(git_dir: Path, ref: str, path: str) -> bytes | None:
-    proc = run(git_dir, "cat-file", "blob", f"{ref}:{path}")
-    return proc.stdout if proc.returncode == 0 else None
+    found = _object(git_dir, f"{ref}:{path}") if path else None
+    return found.data if isinstance(found, pygit2.Blob) else None
+
+
+def _subtree(git_dir: Path, ref: str, directory: str) -> pygit2.Tree | None:
+    """The tree of ``directory`` ("" for the root) at ``ref``, or None."""
+    root = _object(git_dir, f"{ref}^{{tree}}")
+    if not isinstance(root, pygit2.Tree):
+        return None
+    directory = directory.strip("/")
+    if not directory:
+        return root
+    try:
+        found = root[directory]
+    except KeyError:
+        return None
+    return found if isinstance(found, pygit2.Tree) else None
 
 
 def list_paths(git_dir: Path, ref: str, prefix: str = "") -> list[str]:
-    args = ["ls-tree", "-r", "-z", "--name-only", ref]
-    if prefix:
-        args += ["--", prefix.rstrip("/") + "/" if not prefix.endswith("/") else prefix]
-    proc = run(git_dir, *args)
-    if proc.returncode != 0:
+    """Every file (blob) path under the folder ``prefix`` (all when empty) at ``ref``, in git's
+    tree order (as ``git ls-tree -r``); [] when the ref or the folder does not exist."""
+    tree = _subtree(git_dir, ref, prefix)
+    if tree is None:
         return []
-    return [p for p in proc.stdout.decode().split("\0") if p]
+    base = prefix.strip("/")
+    found: list[str] = []
+    _walk(repository(git_dir), tree, f"{base}/" if base else "", found)
+    return found
+
+
+def _walk(repo: pygit2.Repository, tree: pygit2.Tree, folder: str, found: list[str]) -> None:
+    for entry in tree:
+        if entry.type_str == "tree":
+            sub = repo[entry.id]
+            assert isinstance(sub, pygit2.Tree)
+            _walk(repo, sub, f"{folder}{entry.name}/", found)
+        elif entry.type_str == "blob":
+            found.append(f"{folder}{entry.name}")
 
 
 def list_dir(git_dir: Path, ref: str, directory: str) -> list[str]:
     """Names of the direct children of ``directory`` (files and folders) at ``ref``."""
-    proc = run(git_dir, "ls-tree", "-z", "--name-only", ref, "--", directory.rstrip("/") + "/")
-    if proc.returncode != 0:
-        return []
-    return [p.rsplit("/", 1)[-1] for p in proc.stdout.decode().split("\0") if p]
-
-
-def author_env(author: str) -> dict[str, str]:
-    return {"GIT_AUTHOR_NAME": author, "GIT_AUTHOR_EMAIL": f"{author}@caas.local"}
+    tree = _subtree(git_dir, ref, directory) if directory.strip("/") else None
+    return [entry.name for entry in tree if entry.name] if tree is not None else []
 
 
 def commit_files(git_dir: Path, *, parent: str, files: Sequence[FileLike], message: str,
                  author: str) -> str:
-    """A new commit on top of ``parent`` whose tree is the parent's plus ``files``.
-
-    Only the trees on the changed paths are rewritten (``ls-tree`` + ``mktree``), so the cost
-    does not grow with the size of the repository the way an index of every file would.
-    """
+    """A new commit on top of ``parent`` whose tree is the parent's plus ``files`` (content
+    None deletes); returns its id. Written in-process (libgit2): only the trees on the changed
+    paths are rewritten, so the cost does not grow with the size of the repository. The author
+    is ``author <author@caas.local>``, the committer the portal (``gitops.git.IDENTITY``)."""
     for change in files:
         check_path(change.path)
-    writes = [f for f in files if f.content is not None]
-    blobs: dict[str, str] = {}
-    if writes:
-        with tempfile.TemporaryDirectory(prefix="caas-commit-") as tmp:
-            blob_paths = []
-            for i, change in enumerate(writes):
-                blob = Path(tmp) / f"blob-{i}"
-                blob.write_bytes(change.content or b"")
-                blob_paths.append(str(blob))
-            shas = out(git_dir, "hash-object", "-w", "--stdin-paths",
-                       input_bytes="\n".join(blob_paths).encode()).split()
-        blobs = {f.path: sha for f, sha in zip(writes, shas, strict=True)}
-    changes: dict[str, str | None] = {f.path: blobs.get(f.path) for f in files}
-    root = out(git_dir, "rev-parse", f"{parent}^{{tree}}").strip()
-    tree = _rewrite(git_dir, root, changes) or _empty_tree(git_dir)
-    return out(git_dir, "commit-tree", tree, "-p", parent, "-m", message,
-               env=author_env(author)).strip()
+    repo = repository(git_dir)
+    base = repo.revparse_single(f"{parent}^{{commit}}")
+    assert isinstance(base, pygit2.Commit)
+    changes: dict[str, pygit2.Oid | None] = {
+        f.path: repo.create_blob(f.content) if f.content is not None else None for f in files}
+    tree = _rewrite(repo, base.tree, changes) or repo.TreeBuilder().write()
+    committer = pygit2.Signature(IDENTITY["GIT_COMMITTER_NAME"],
+                                 IDENTITY["GIT_COMMITTER_EMAIL"])
+    signed = pygit2.Signature(author, f"{author}@caas.local", committer.time, committer.offset)
+    text = message if message.endswith("\n") else message + "\n"  # as commit-tree -m writes it
+    return str(repo.create_commit(None, signed, committer, text, tree, [base.id]))
 
 
-def _entries(git_dir: Path, tree: str | None) -> dict[str, tuple[str, str, str]]:
-    """name → (mode, type, object) of one tree's direct entries."""
-    if tree is None:
-        return {}
-    found: dict[str, tuple[str, str, str]] = {}
-    for record in out(git_dir, "ls-tree", "-z", tree).split("\0"):
-        if record:
-            meta, name = record.split("\t", 1)
-            mode, kind, obj = meta.split()
-            found[name] = (mode, kind, obj)
-    return found
-
-
-def _rewrite(git_dir: Path, tree: str | None, changes: dict[str, str | None]) -> str | None:
+def _rewrite(repo: pygit2.Repository, tree: pygit2.Tree | None,
+             changes: dict[str, pygit2.Oid | None]) -> pygit2.Oid | None:
     """The tree ``tree`` with ``changes`` (relative path → blob id, None deletes) applied;
     None when nothing is left in it."""
-    entries = _entries(git_dir, tree)
-    nested: dict[str, dict[str, str | None]] = {}
+    builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
+    nested: dict[str, dict[str, pygit2.Oid | None]] = {}
     for path, blob in changes.items():
         head, sep, rest = path.partition("/")
         if sep:
             nested.setdefault(head, {})[rest] = blob
         elif blob is None:
-            entries.pop(head, None)
+            if builder.get(head) is not None:
+                builder.remove(head)
         else:
-            entries[head] = ("100644", "blob", blob)
+            builder.insert(head, blob, pygit2.enums.FileMode.BLOB)
     for name, inner in nested.items():
-        current = entries.get(name)
-        sub = current[2] if current and current[1] == "tree" else None
-        rewritten = _rewrite(git_dir, sub, inner)
+        current = builder.get(name)
+        sub = repo[current.id] if current is not None and current.type_str == "tree" else None
+        rewritten = _rewrite(repo, sub if isinstance(sub, pygit2.Tree) else None, inner)
         if rewritten is None:
-            entries.pop(name, None)
+            if current is not None:
+                builder.remove(name)
         else:
-            entries[name] = ("040000", "tree", rewritten)
-    if not entries:
+            builder.insert(name, rewritten, pygit2.enums.FileMode.TREE)
+    if len(builder) == 0:
         return None
-    listing = "".join(f"{mode} {kind} {obj}\t{name}\0"
-                      for name, (mode, kind, obj) in sorted(entries.items()))
-    return out(git_dir, "mktree", "-z", input_bytes=listing.encode()).strip()
-
-
-def _empty_tree(git_dir: Path) -> str:
-    return out(git_dir, "mktree", input_bytes=b"").strip()
+    return builder.write()
 
 
 def update_ref(git_dir: Path, branch: str, new: str, old: str | None) -> bool:
@@ -160,7 +169,13 @@ def changed_paths(git_dir: Path, base: str, head: str) -> list[str]:
 
 
 def is_ancestor(git_dir: Path, commit: str, ref: str) -> bool:
-    return run(git_dir, "merge-base", "--is-ancestor", commit, ref).returncode == 0
+    """``commit`` is ``ref`` or one of its ancestors (``git merge-base --is-ancestor``); False
+    when either names no commit."""
+    older = _object(git_dir, f"{commit}^{{commit}}")
+    newer = _object(git_dir, f"{ref}^{{commit}}")
+    if older is None or newer is None:
+        return False
+    return older.id == newer.id or repository(git_dir).descendant_of(newer.id, older.id)
 
 
 def read_many(git_dir: Path, ref: str, paths: Sequence[str]) -> dict[str, bytes]:

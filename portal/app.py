@@ -35,6 +35,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     """Build the portal. ``background=True`` also runs the reconciler worker in-process (demo)."""
     engine = engine or db.make_engine(settings)
     metrics = Metrics()
+    from catalog.drift.metrics import DriftCollector
+
+    metrics.registry.register(DriftCollector(engine))  # caas_drift_findings{kind, side}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -102,6 +105,9 @@ def _install_middleware(app: FastAPI, metrics: Metrics) -> None:
             return render_error(request, 500, message)
         return JSONResponse({"error": {"code": "internal", "message": message}}, status_code=500)
 
+    from catalog.list_fastpath import ListFastPath
+
+    app.add_middleware(ListFastPath)  # inside the Guard: added first
     app.add_middleware(Guard, metrics=metrics, fallback=fallback, max_body_bytes=MAX_BODY_BYTES)
 
 

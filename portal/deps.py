@@ -18,6 +18,7 @@ from portal.auth.deps import (
     PrincipalDep,
     SessionDep,
     SettingsDep,
+    cached_principal,
     client_ip,
     get_engine,
     get_principal,
@@ -32,6 +33,6 @@ from portal.auth.deps import (
 __all__ = [
     "CSRF_FIELD", "CSRF_HEADER", "PRELOGIN_COOKIE", "SESSION_COOKIE", "UNSAFE_METHODS",
     "AdminDep", "EngineDep", "LoginCsrfDep", "PrincipalDep", "SessionDep", "SettingsDep",
-    "client_ip", "get_engine", "get_principal", "get_session", "get_settings", "login_csrf",
-    "require_admin", "require_login_csrf", "set_login_csrf_cookie",
+    "cached_principal", "client_ip", "get_engine", "get_principal", "get_session",
+    "get_settings", "login_csrf", "require_admin", "require_login_csrf", "set_login_csrf_cookie",
 ]

@@ -31,10 +31,10 @@ import threading
 import weakref
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, event, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, PoolProxiedConnection, event
+from sqlalchemy.exc import OperationalError
 
-_READ = text("SELECT catalog, identity FROM caas_generations WHERE id = 1")
+_READ = "SELECT catalog, identity FROM caas_generations WHERE id = 1"
 
 
 @dataclass(frozen=True)
@@ -49,24 +49,40 @@ class _Reader:
     def __init__(self, engine: Engine) -> None:
         self.engine = weakref.ref(engine)  # the registry's value must not keep its key alive
         self.lock = threading.Lock()
-        self.conn: Connection | None = None
+        self.conn: PoolProxiedConnection | None = None
 
     def read(self) -> Generation:
         with self.lock:
             for attempt in (1, 2):
                 try:
                     if self.conn is None:
-                        engine = self.engine()
-                        assert engine is not None, "read through a live engine only"
-                        self.conn = engine.connect().execution_options(
-                            isolation_level="AUTOCOMMIT")
-                    catalog, identity = self.conn.execute(_READ).one()
-                    return Generation(catalog=int(catalog), identity=int(identity))
-                except DBAPIError:
+                        self.conn = self._connect()
+                    cursor = self.conn.cursor()
+                    try:
+                        cursor.execute(_READ)
+                        row = cursor.fetchone()
+                    finally:
+                        cursor.close()
+                    if row is None:
+                        raise RuntimeError("caas_generations has no row: run the migrations")
+                    return Generation(catalog=int(row[0]), identity=int(row[1]))
+                except Exception as exc:  # the driver's own errors: the connection is suspect
                     self.close_locked()  # a dropped connection: one fresh try
                     if attempt == 2:
-                        raise
+                        # As SQLAlchemy would raise it: the app answers it with a 503.
+                        raise OperationalError(_READ, None, exc) from exc
             raise AssertionError("unreachable")
+
+    def _connect(self) -> PoolProxiedConnection:
+        """The driver's connection, in autocommit (every read sees the latest commit and no
+        transaction stays open): SQLAlchemy's statement machinery costs more than the read."""
+        engine = self.engine()
+        assert engine is not None, "read through a live engine only"
+        conn = engine.raw_connection()
+        if engine.dialect.name == "postgresql":
+            conn.driver_connection.autocommit = True  # type: ignore[union-attr]
+        # SQLite: portal.db's connect hook already set isolation_level=None (autocommit).
+        return conn
 
     def close(self) -> None:
         with self.lock:
@@ -75,8 +91,8 @@ class _Reader:
     def close_locked(self) -> None:
         conn, self.conn = self.conn, None
         if conn is not None:
-            with contextlib.suppress(DBAPIError):
-                conn.close()
+            with contextlib.suppress(Exception):
+                conn.invalidate()  # never back to the pool in autocommit
 
 
 _readers: weakref.WeakKeyDictionary[Engine, _Reader] = weakref.WeakKeyDictionary()
@@ -86,7 +102,7 @@ _registry_lock = threading.Lock()
 def current(engine: Engine) -> Generation:
     """The generations as committed now (one indexed single-row read, ~0.1 ms).
 
-    Raises ``sqlalchemy.exc.DBAPIError`` when the database cannot be read twice in a row."""
+    Raises ``sqlalchemy.exc.OperationalError`` when it cannot be read twice in a row."""
     reader = _readers.get(engine)
     if reader is None:
         with _registry_lock:

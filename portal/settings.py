@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     terraform_lock_timeout_s: int = Field(5, ge=0, description="How long terraform waits for a "
                                           "unit's state lock before the job is retried later.")
     worker_poll_interval_s: float = Field(1.0, gt=0, description="Idle worker poll interval.")
+    drift_interval_s: float = Field(900.0, ge=0, description="The worker compares git, the "
+                                    "catalog, the cluster and Keycloak this often and stores "
+                                    "the drift findings; 0: never.")
     worker_lease_s: int = Field(600, ge=5, description="Lease of a running job.")
     worker_heartbeat_grace_s: float = Field(60.0, ge=1, description="A running job whose worker "
                                             "has not heart-beaten for this long is claimed "

@@ -2,8 +2,11 @@
 
 Claiming is safe with several workers on one database:
 
-- PostgreSQL: candidates are read with ``SELECT … FOR UPDATE SKIP LOCKED``, so two workers
-  never look at the same row at the same time, and the state change is a compare-and-swap.
+- PostgreSQL: candidates are read without a lock, then the one a worker is about to take is
+  locked with ``SELECT … FOR UPDATE SKIP LOCKED`` and its runnability checked again on the
+  locked row, so two workers never take the same row, and a claim holds that one row — not the
+  whole page of candidates, which would leave the other workers finding nothing to do while
+  it lasts.
 - SQLite: the claim transaction starts with a write (the worker's heartbeat), which takes the
   database's single write lock before anything is read, so claims are serialised.
 
@@ -148,13 +151,15 @@ def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int
         and_(col(Job.state) == JobState.running.value, abandoned),
     )
     stmt = select(Job).where(runnable).order_by(col(Job.id)).limit(CANDIDATES)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
+    postgres = session.get_bind().dialect.name == "postgresql"
     expires = now + timedelta(seconds=lease_s)
     # Jobs of one environment run in id order: once one is blocked, the later ones are too.
     blocked_envs: set[str] = set()
-    for job in session.exec(stmt).all():
-        if job.environment in blocked_envs:
+    for candidate in session.exec(stmt).all():
+        if candidate.environment in blocked_envs:
+            continue
+        job = _lock(session, candidate, runnable) if postgres else candidate
+        if job is None:  # another worker is taking it right now, or has taken it
             continue
         if job.state == JobState.running.value and job.attempts >= max_attempts:
             # Its worker died on the last attempt: no further attempt is allowed.
@@ -199,6 +204,16 @@ def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int
         return job
     session.commit()
     return None
+
+
+def _lock(session: Session, candidate: Job, runnable: Any) -> Job | None:
+    """``candidate`` locked for this transaction and read again, if it is still runnable and no
+    other transaction holds it (PostgreSQL re-checks ``runnable`` on the locked row)."""
+    locked: Job | None = session.exec(
+        select(Job).where(col(Job.id) == candidate.id, runnable)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)).first()
+    return locked
 
 
 def _upstream(session: Session, job: Job) -> str:

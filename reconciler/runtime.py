@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from gitops.forges.factory import make_forge
 from portal.settings import Settings
 from reconciler import queue
+from reconciler.drift_job import DriftJob
 from reconciler.identity_resync import KeycloakResync
 from reconciler.poller import Poller
 from reconciler.worker import Worker
@@ -32,6 +33,8 @@ def start_in_process(settings: Settings, engine: Engine) -> Callable[[], None]:
                          name="caas-poller", daemon=True),
         threading.Thread(target=KeycloakResync(settings, forge).run, args=(stop,),
                          name="caas-keycloak-resync", daemon=True),
+        threading.Thread(target=DriftJob(settings, engine, forge).run, args=(stop,),
+                         name="caas-drift", daemon=True),
     ]
     for thread in threads:
         thread.start()
@@ -65,6 +68,8 @@ def run_worker(settings: Settings, engine: Engine, *, once: bool) -> None:
         poller_thread.start()
         threading.Thread(target=KeycloakResync(settings, forge).run, args=(stop,),
                          name="caas-keycloak-resync", daemon=True).start()
+        threading.Thread(target=DriftJob(settings, engine, forge).run, args=(stop,),
+                         name="caas-drift", daemon=True).start()
     worker = Worker(settings, engine, forge)
     log.info("reconciler worker started", extra={"worker": worker.id})
     try:

@@ -26,10 +26,12 @@ from portal.errors import CaasError
 from reconciler.context import JobContext, Result
 from reconciler.errors import PermanentError
 from reconciler.models import UnitApply
+from reconciler.previews import ERROR, NO_CHANGE, PLANNED, WAITING, status_text
 from reconciler.terraform import PlanSummary, TerraformError, TerraformRunner, UnitRef
 from reconciler.tfplan import read_manifest
 from reconciler.tfstate import StateSnapshot
 from reconciler.units import (
+    UNIT_ORDER,
     MissingUpstreamOutput,
     changed_units,
     plan_mode,
@@ -142,6 +144,26 @@ def _counts(summary: PlanSummary) -> str:
 # ---- plan previews on open pull requests --------------------------------------------------------
 
 
+def _preview_unit(ctx: JobContext, runner: TerraformRunner, env: str,
+                  infra: InfraManifest | None, unit: str, mode: str, *,
+                  planned: bool) -> dict[str, Any]:
+    """One unit of a preview: ``{"status": "planned", add, change, destroy, resources, …}``,
+    ``{"status": "no-change"}`` (not among the units to plan: its inputs did not change),
+    ``{"status": "waiting", "after": [units]}`` (needs outputs of units not applied yet) or
+    ``{"status": "error", "message"}``."""
+    if not planned or infra is None:
+        return {"status": NO_CHANGE}
+    ref = UnitRef(env=env, unit=unit, provider=infra.provider)
+    try:
+        summary = runner.plan_preview(ref, _variables(ctx, runner, env, infra, unit),
+                                      destroy=mode == "destroy", log=ctx.log)
+    except MissingUpstreamOutput as exc:
+        return {"status": WAITING, "after": exc.upstreams}
+    except TerraformError as exc:
+        return {"status": ERROR, "message": exc.message}
+    return {"status": PLANNED, **summary.to_dict()}
+
+
 def plan_preview(ctx: JobContext) -> Result:
     """Plan (never apply) the units an open PR's ``infra.yaml`` changes would touch; post the
     summary as the PR's ``plan`` comment and a ``terraform-plan`` check."""
@@ -157,6 +179,7 @@ def plan_preview(ctx: JobContext) -> Result:
     runner = TerraformRunner(ctx.settings)
     sections: list[str] = []
     detail: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
     failed = False
     for env in envs:
         try:
@@ -170,24 +193,19 @@ def plan_preview(ctx: JobContext) -> Result:
         infra = new or old
         lines = [f"### {env} ({mode})", "", "| unit | add | change | destroy |",
                  "|---|---|---|---|"]
-        for unit in units:
-            if infra is None:  # changed_units is empty without a manifest on either side
-                break
-            ref = UnitRef(env=env, unit=unit, provider=infra.provider)
-            try:
-                summary = runner.plan_preview(ref, _variables(ctx, runner, env, infra, unit),
-                                              destroy=mode == "destroy", log=ctx.log)
-            except MissingUpstreamOutput:
-                lines.append(f"| {unit} | planned once its upstream units are applied | | |")
-                continue
-            except TerraformError as exc:
-                lines.append(f"| {unit} | error: {exc.message} | | |")
-                failed = True
-                continue
-            detail[f"{env}/{unit}"] = summary.to_dict()
-            lines.append(f"| {unit} | {summary.add} | {summary.change} | {summary.destroy} |")
-        if not units:
-            lines.append("| (no unit inputs changed) | | | |")
+        # Every unit of the environment, in the order they would run: planned, no change
+        # (its inputs did not change), waiting for upstream outputs, or an error.
+        for unit in list(reversed(UNIT_ORDER)) if mode == "destroy" else UNIT_ORDER:
+            outcome = _preview_unit(ctx, runner, env, infra, unit, mode,
+                                    planned=unit in units and infra is not None)
+            rows.append({"unit": f"{env}/{unit}", **outcome})
+            if outcome["status"] == PLANNED:
+                detail[f"{env}/{unit}"] = {k: v for k, v in outcome.items() if k != "status"}
+                lines.append(f"| {unit} | {outcome['add']} | {outcome['change']} | "
+                             f"{outcome['destroy']} |")
+            else:
+                failed = failed or outcome["status"] == ERROR
+                lines.append(f"| {unit} | {status_text(outcome)} | | |")
         sections.append("\n".join(lines))
     body = "## Terraform plan preview\n\nNothing is applied before the merge.\n\n" + \
         "\n\n".join(sections)
@@ -197,7 +215,7 @@ def plan_preview(ctx: JobContext) -> Result:
         description="plan failed for a unit" if failed else
         f"planned {len(detail)} unit(s) in {', '.join(envs)}"))
     result = Result(message=f"plan preview for PR #{number}: {len(detail)} unit(s)",
-                    detail={"plans": detail, "environments": envs})
+                    detail={"plans": detail, "units": rows, "environments": envs})
     if failed:
         raise PermanentError("plan preview failed for at least one unit (see the PR comment)")
     return result

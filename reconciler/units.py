@@ -42,7 +42,12 @@ PlanMode = Literal["apply", "destroy", "none"]
 
 
 class MissingUpstreamOutput(KeyError):
-    """A unit needs an output that its upstream unit has not produced (not applied yet)."""
+    """A unit needs an output that its upstream unit has not produced (not applied yet).
+    ``upstreams``: every unit whose outputs are missing, in ``UNIT_ORDER``."""
+
+    def __init__(self, message: str, *, upstreams: list[str]) -> None:
+        super().__init__(message)
+        self.upstreams = upstreams
 
 
 def cluster_name(env: str) -> str:
@@ -97,12 +102,18 @@ def unit_inputs(env: str, infra: InfraManifest, unit: str,
     if unit == "addons":
         variables["gitops_repo_url"] = gitops_repo_url
         variables["gitops_revision"] = gitops_revision
+    missing: dict[str, str] = {}  # upstream unit -> its first missing output
     for variable, (upstream, output) in READS[unit].items():
         outputs = upstream_outputs.get(upstream)
         if outputs is None or output not in outputs:
-            raise MissingUpstreamOutput(f"unit {unit!r} needs output {output!r} of unit "
-                                        f"{upstream!r}, which has not been applied")
+            missing.setdefault(upstream, output)
+            continue
         variables[variable] = outputs[output]
+    if missing:
+        upstream, output = next(iter(missing.items()))
+        raise MissingUpstreamOutput(f"unit {unit!r} needs output {output!r} of unit "
+                                    f"{upstream!r}, which has not been applied",
+                                    upstreams=[u for u in UNIT_ORDER if u in missing])
     return variables
 
 

@@ -13,25 +13,22 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from gitops import object_names, quota, yaml
-from gitops.environment import read_manifest
+from gitops import object_names, yaml
 from gitops.forges.base import Forge
-from gitops.quantity import QuantityError, format_bytes, format_cpu
+from scaffolder import capacity
 from scaffolder.changeset import Prepared
 from scaffolder.checks import kustomize, manifests, policy
+from scaffolder.commit_cache import At, at
 from scaffolder.models import CheckResult
 from scaffolder.render import ANSWERS_FILE
 from scaffolder.upgrade import check_conflicts
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 POLICIES_DIR = "platform/policies"
-RESOURCES = quota.RESOURCES
 
 
 def _is_data_file(path: str) -> bool:
@@ -105,22 +102,8 @@ def _build(path: Path) -> tuple[str, str]:
         return "", exc.message
 
 
-@dataclass(frozen=True)
-class _At:
-    """A forge at one commit. Equal — and so cached — by (repository location, commit): the
-    content of a commit never changes, whichever forge object reads it."""
-
-    location: str
-    sha: str
-    forge: Forge = field(compare=False, hash=False)
-
-
-def _at(forge: Forge, sha: str) -> _At:
-    return _At(forge.location, sha, forge)
-
-
 @lru_cache(maxsize=16)
-def _policy_files(at: _At) -> tuple[tuple[str, bytes], ...]:
+def _policy_files(at: At) -> tuple[tuple[str, bytes], ...]:
     files = at.forge.read_tree([POLICIES_DIR], at.sha)
     return tuple(sorted((p, c) for p, c in files.items() if p.endswith((".yaml", ".yml"))))
 
@@ -135,7 +118,7 @@ def _policy_set(files: tuple[tuple[str, bytes], ...]) -> policy.PolicySet:
 
 
 def _policies(forge: Forge, sha: str) -> policy.PolicySet | None:
-    files = _policy_files(_at(forge, sha))
+    files = _policy_files(at(forge, sha))
     return _policy_set(files) if files else None
 
 
@@ -210,92 +193,20 @@ def collisions(forge: Forge, target: str, sha: str, open_units: Iterable[str]) -
 
 
 @lru_cache(maxsize=16)
-def _tenant_dirs(at: _At) -> tuple[str, ...]:
+def _tenant_dirs(at: At) -> tuple[str, ...]:
     return tuple(sorted({"/".join(p.split("/")[:3]) for p in at.forge.list_files("tenants", at.sha)
                          if p.count("/") >= 3}))
 
 
 def _tenant_units(forge: Forge, sha: str) -> Iterable[str]:
     """``tenants/<team>/<namespace>`` folders at ``sha`` (cached per commit)."""
-    return _tenant_dirs(_at(forge, sha))
-
-
-def _quota_of(content: bytes) -> tuple[int, ...]:
-    """Hard limits of one quota file per ``RESOURCES`` (millicores, bytes; 0: not bounded)."""
-    total = quota.quota_total(content)
-    return tuple(total.get(key, 0) for key in RESOURCES)
-
-
-def _is_quota_path(path: str, env: str) -> bool:
-    return path.startswith("tenants/") and path.endswith(f"/envs/{env}/quota.yaml")
-
-
-Usage = tuple[tuple[str, tuple[int, ...]], ...]
-
-
-@lru_cache(maxsize=64)
-def _used_on_main(at: _At, env: str) -> Usage:
-    """Per-tenant quota in ``env`` at a commit (immutable, hence cached per commit)."""
-    paths = [p for p in at.forge.list_files("tenants", at.sha) if _is_quota_path(p, env)]
-    contents = at.forge.read_tree(paths, at.sha) if paths else {}
-    return tuple((p, _quota_of(c)) for p, c in sorted(contents.items()))
-
-
-def _main_quotas(forge: Forge, sha: str, env: str) -> Usage:
-    return _used_on_main(_at(forge, sha), env)
-
-
-def _show(key: str, amount: int) -> str:
-    """Millicores or bytes in their shortest Kubernetes spelling."""
-    if key == "cpu":
-        return format_cpu(Decimal(amount) / 1000)
-    return format_bytes(amount)
+    return _tenant_dirs(at(forge, sha))
 
 
 def check_capacity(forge: Forge, prepared: Prepared) -> CheckResult:
-    """Sum of the quotas per touched environment (main without this unit, plus the change)."""
-    details: list[str] = []
-    failed = False
-    for env in prepared.envs:
-        capacity = read_manifest(prepared.env_docs.get(env, {})).capacity
-        if not capacity:
-            details.append(f"{env}: no capacity declared in envs/{env}/infra.yaml")
-            continue
-        mine = f"{prepared.target}/"
-        used = dict.fromkeys(RESOURCES, 0)
-        old = dict.fromkeys(RESOURCES, 0)
-        for path, amounts in _main_quotas(forge, prepared.base_sha, env):
-            # This unit's old quota is replaced by the new one.
-            into = old if path.startswith(mine) else used
-            for key, amount in zip(RESOURCES, amounts, strict=True):
-                into[key] += amount
-        new = dict.fromkeys(RESOURCES, 0)
-        for path, content in prepared.rendered.items():
-            if _is_quota_path(path, env):
-                for key, amount in zip(RESOURCES, _quota_of(content), strict=True):
-                    new[key] += amount
-        for key in RESOURCES:
-            used[key] += new[key]
-            if capacity.get(key) is None:
-                continue
-            try:
-                limit = quota.amount(key, capacity[key])
-            except QuantityError as exc:
-                details.append(f"{env}: capacity.{key}: {exc}")
-                failed = True
-                continue
-            line = f"{env}: {key} {_show(key, used[key])} of {_show(key, limit)}"
-            # Over capacity already (e.g. capacity lowered) fails only a change that adds.
-            if used[key] > limit and new[key] > old[key]:
-                failed = True
-                line += " (over capacity)"
-            details.append(line)
-    if failed:
-        return CheckResult(name="capacity", state="failure", summary="over capacity",
-                           details=details)
-    return CheckResult(name="capacity", state="success",
-                       summary="within capacity" if prepared.envs else "no environment",
-                       details=details)
+    """Sum of the quotas per touched environment: main without this unit's quota files, plus
+    the ones it renders (``scaffolder.capacity``)."""
+    return capacity.capacity_result(capacity.unit_usages(forge, prepared))
 
 
 def _kubernetes_version(prepared: Prepared) -> str:
@@ -324,10 +235,3 @@ def run_checks(forge: Forge, prepared: Prepared, *, open_units: Iterable[str]
         check_capacity(forge, prepared),
         *conflicts,
     ]
-
-
-# Shared with scaffolder.merge_checks (the same quota reading at merge time).
-quota_of = _quota_of
-is_quota_path = _is_quota_path
-main_quotas = _main_quotas
-show = _show

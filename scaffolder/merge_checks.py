@@ -24,11 +24,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from gitops import layout, quota
-from gitops.environment import read_manifest
+from gitops import layout
 from gitops.forges.base import FileChange, Forge
-from gitops.quantity import QuantityError
-from scaffolder import checks_runner
+from scaffolder import capacity, checks_runner
 from scaffolder.changeset import load_yaml
 from scaffolder.checks.manifests import DEFAULT_KUBERNETES_VERSION
 from scaffolder.codeowners import codeowners_changes
@@ -54,55 +52,15 @@ def _policies(forge: Forge, main: str, overlay: Mapping[str, bytes | None]) -> C
     return checks_runner.check_policies(forge, main, objects)
 
 
-def _sum(quotas: Iterable[Sequence[int]]) -> list[int]:
-    total = [0] * len(checks_runner.RESOURCES)
-    for amounts in quotas:
-        for i, amount in enumerate(amounts):
-            total[i] += amount
-    return total
-
-
 def _capacity(forge: Forge, main: str, overlay: Mapping[str, bytes | None],
               envs: Sequence[str]) -> CheckResult:
-    details: list[str] = []
-    failed = False
-    for env in envs:
-        infra = f"envs/{env}/infra.yaml"
-        doc = load_yaml(overlay[infra] if infra in overlay else forge.read_file(infra, main))
-        capacity = read_manifest(doc).capacity
-        if not capacity:
-            details.append(f"{env}: no capacity declared in {infra}")
-            continue
-        before = dict(checks_runner.main_quotas(forge, main, env))
-        after = dict(before)
-        for path, content in overlay.items():
-            if checks_runner.is_quota_path(path, env):
-                if content is None:
-                    after.pop(path, None)
-                else:
-                    after[path] = checks_runner.quota_of(content)
-        used_before, used_after = _sum(before.values()), _sum(after.values())
-        for i, key in enumerate(checks_runner.RESOURCES):
-            if capacity.get(key) is None:
-                continue
-            try:
-                limit = quota.amount(key, capacity[key])
-            except QuantityError as exc:
-                details.append(f"{env}: capacity.{key}: {exc}")
-                failed = True
-                continue
-            line = (f"{env}: {key} {checks_runner.show(key, used_after[i])} of "
-                    f"{checks_runner.show(key, limit)} with current main")
-            if used_after[i] > limit and used_after[i] > used_before[i]:
-                failed = True
-                line += " (over capacity)"
-            details.append(line)
-    if failed:
-        return CheckResult(name="capacity", state="failure",
-                           summary="over capacity with current main", details=details)
-    return CheckResult(name="capacity", state="success",
-                       summary="within capacity with current main" if envs else "no environment",
-                       details=details)
+    def infra(env: str) -> dict[str, object]:
+        path = f"envs/{env}/infra.yaml"
+        return load_yaml(overlay[path] if path in overlay else forge.read_file(path, main))
+
+    return capacity.capacity_result(
+        (capacity.usage(forge, main, env, infra=infra(env), overlay=overlay) for env in envs),
+        context=" with current main")
 
 
 def _codeowners(forge: Forge, main: str, overlay: Mapping[str, bytes | None], *,

@@ -213,6 +213,22 @@ class CheckResult(BaseModel):
     details: list[str] = PField(default_factory=list)
 
 
+class EnvironmentPreview(BaseModel):
+    """One environment a dry run touches (``scaffolder.capacity.previews``): amounts are
+    millicores (``cpu``) and bytes (``memory``, ``storage``)."""
+
+    env: str
+    tier: str
+    requests_quota: bool  # the unit renders a ResourceQuota there
+    requested: dict[str, int]
+    capacity_declared: bool
+    capacity: dict[str, int]
+    used: dict[str, int]  # every tenant's quota there after the change
+    remaining: dict[str, int]  # capacity - used (negative: over)
+    over: list[str]
+    problems: list[str] = []
+
+
 class DryRunResult(BaseModel):
     template: str
     version: str
@@ -223,6 +239,7 @@ class DryRunResult(BaseModel):
     checks: list[CheckResult]
     checks_green: bool
     routing: str
+    environments: list[EnvironmentPreview] = []
 
 
 class TaskEventPublic(BaseModel):

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
+from jinja2 import Template as JinjaTemplate
 from jinja2 import Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -48,14 +50,24 @@ def cookiecutter_values(template: Template, answers: Mapping[str, Any]) -> dict[
         single = _SINGLE.fullmatch(expression)
         value: Any
         if single and "}}" not in single.group(1) and "${{" not in single.group(1):
-            value = _STEP_ENV.compile_expression(single.group(1).strip(),
-                                                 undefined_to_none=False)(parameters=parameters)
+            value = _expression(single.group(1).strip())(parameters=parameters)
             if isinstance(value, Undefined):
                 value = ""
         else:
-            value = _STEP_ENV.from_string(expression).render(parameters=parameters)
+            value = _step_template(expression).render(parameters=parameters)
         context[key] = value
     return context
+
+
+@lru_cache(maxsize=1024)
+def _expression(source: str) -> Any:
+    """A compiled ``${{ expr }}`` (the sources are the templates' step values: few, reused)."""
+    return _STEP_ENV.compile_expression(source, undefined_to_none=False)
+
+
+@lru_cache(maxsize=1024)
+def _step_template(source: str) -> JinjaTemplate:
+    return _STEP_ENV.from_string(source)
 
 
 def replay_document(template: Template, answers: Mapping[str, Any]) -> dict[str, Any]:
@@ -125,6 +137,21 @@ def replay_for_unit(*, registry: Registry,
     doc = yaml.load(content)
     version = doc.get("version") if isinstance(doc, dict) else ""
     return template, replay_document(template, answers), str(version or "")
+
+
+def parse_answers_file(content: bytes | None) -> tuple[str, str, dict[str, Any]] | None:
+    """(template name, version, answers) of a ``.caas-answers.yaml`` parsed once (an upgrade
+    reads thousands); None when absent, unreadable or missing the template or the answers."""
+    try:
+        doc = yaml.load(content) if content is not None else None
+    except yaml.YamlError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("answers"), dict):
+        return None
+    name = doc.get("template")
+    if not isinstance(name, str) or not name:
+        return None
+    return name, str(doc.get("version") or ""), doc["answers"]
 
 
 def read_answers(content: bytes | None) -> dict[str, Any] | None:

@@ -20,13 +20,15 @@ unit with its stored answers, which restores every hand-edited file.
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gitops import lists, yaml
-from portal.errors import NotFound, ValidationFailed
+from portal.errors import CaasError, NotFound, ValidationFailed
 from scaffolder.changeset import unified
-from scaffolder.registry import Registry, Template
+from scaffolder.registry import Registry, Template, load_template
 from scaffolder.render import ANSWERS_FILE, read_answers, read_template_name, render
 
 VERSION_UNAVAILABLE = "unknown (template version not available)"
@@ -67,11 +69,18 @@ def _recorded_version(content: bytes) -> str:
     return str(doc.get("version") or "") if isinstance(doc, dict) else ""
 
 
-def template_at(registry: Registry, name: str, version: str) -> Template | None:
-    """The template ``name`` as it was at ``version`` (a git tree id), None when not at hand.
-    Today only the registry's current version is; a versioned template store plugs in here."""
+def template_at(registry: Registry, name: str, version: str, scratch: Path) -> Template | None:
+    """The template ``name`` as it was at ``version`` (a git tree id): the registry's own when
+    current, else materialized from the versioned template store into ``scratch``; None when
+    no store holds that version. ``NotFound`` when the registry has no such template."""
     template = registry.get(name, field_name="answers_file")
-    return template if template.version == version else None
+    if template.version == version:
+        return template
+    try:
+        folder = registry.store.materialize(name, version, scratch)
+        return load_template(folder, trusted=registry.trusted)
+    except CaasError:  # TemplateVersionMissing, or a stored folder that no longer loads
+        return None
 
 
 def _comparable(path: str, content: bytes) -> bytes:
@@ -91,19 +100,20 @@ def unit_drift(registry: Registry, *, unit: str, files: Mapping[str, bytes]) -> 
     if answers is None or name is None:
         return UnitDrift(unit=unit, recorded=recorded, state="unknown",
                          reason=f"{path} holds no template and answers")
-    try:
-        template = template_at(registry, name, recorded)
-    except NotFound:
-        return UnitDrift(unit=unit, template=name, recorded=recorded, state="unknown",
-                         reason=f"template {name!r} is not in the registry")
-    if template is None:
-        return UnitDrift(unit=unit, template=name, recorded=recorded, state="unknown",
-                         reason=VERSION_UNAVAILABLE)
-    try:
-        expected = render(template, answers, target=unit)
-    except ValidationFailed as exc:
-        return UnitDrift(unit=unit, template=name, recorded=recorded, state="unknown",
-                         reason=f"the stored answers do not render: {exc.message}")
+    with tempfile.TemporaryDirectory(prefix="caas-drift-") as scratch:
+        try:
+            template = template_at(registry, name, recorded, Path(scratch))
+        except NotFound:
+            return UnitDrift(unit=unit, template=name, recorded=recorded, state="unknown",
+                             reason=f"template {name!r} is not in the registry")
+        if template is None:
+            return UnitDrift(unit=unit, template=name, recorded=recorded, state="unknown",
+                             reason=VERSION_UNAVAILABLE)
+        try:
+            expected = render(template, answers, target=unit)
+        except ValidationFailed as exc:
+            return UnitDrift(unit=unit, template=name, recorded=recorded, state="unknown",
+                             reason=f"the stored answers do not render: {exc.message}")
     changed: list[tuple[str, str]] = []
     parts: list[str] = []
     for file in sorted(set(expected) | set(files)):

@@ -5,6 +5,7 @@ The review of the changes these tasks open (approve, merge, close, PR events) is
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ from portal.db import utcnow
 from portal.errors import CaasError, Conflict, Forbidden, NotFound
 from portal.redact import redact
 from reconciler import service as reconciler_service
-from scaffolder import pr_text, tasks
+from scaffolder import capacity, pr_text, tasks
 from scaffolder.changeset import Prepared, parameter_context, prepare
 from scaffolder.checks_runner import run_checks
 from scaffolder.decommission import prepare_decommission
@@ -58,14 +59,24 @@ def list_templates(*, registry: Registry) -> list[TemplateSummary]:
             for t in registry.all()]
 
 
+_DOCUMENTS: dict[int, tuple[float, list[catalog_search.Document]]] = {}
+DOCUMENTS_TTL_S = 10.0  # the search box asks on every keystroke; the registry stats each file
+
+
 def template_documents(*, registry: Registry) -> list[catalog_search.Document]:
     """The templates as catalog search documents (name, title, description; every signed-in
-    user may see every template)."""
+    user may see every template), read from the registry at most every DOCUMENTS_TTL_S."""
+    now = time.monotonic()
+    cached = _DOCUMENTS.get(id(registry))
+    if cached is not None and now - cached[0] < DOCUMENTS_TTL_S:
+        return cached[1]
     kind = catalog_search.TEMPLATE
-    return [catalog_search.Document(kind=kind, key=f"{kind}:{t.name}", name=t.name,
-                                    title=t.title, description=t.description,
-                                    url=catalog_search.page_path(f"{kind}:{t.name}"))
-            for t in registry.all()]
+    documents = [catalog_search.Document(kind=kind, key=f"{kind}:{t.name}", name=t.name,
+                                         title=t.title, description=t.description,
+                                         url=catalog_search.page_path(f"{kind}:{t.name}"))
+                 for t in registry.all()]
+    _DOCUMENTS[id(registry)] = (now, documents)
+    return documents
 
 
 def get_template(*, registry: Registry, forge: Forge, principal: Principal,
@@ -101,7 +112,8 @@ def dry_run(session: Session, *, registry: Registry, forge: Forge, principal: Pr
     return DryRunResult(
         template=prepared.template.name, version=prepared.template.version,
         target_path=prepared.target, unit_exists=prepared.unit_exists, files=prepared.files,
-        diff=prepared.diff, checks=checks, checks_green=_green(checks), routing=prepared.routing)
+        diff=prepared.diff, checks=checks, checks_green=_green(checks), routing=prepared.routing,
+        environments=capacity.previews(forge, prepared))
 
 
 def _green(checks: list[CheckResult]) -> bool:

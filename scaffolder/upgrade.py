@@ -29,21 +29,26 @@ import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from gitops import git, layout, yaml
+from gitops import git, layout
 from gitops.forges.base import FileChange, Forge
+from gitops.gitreader import FEW
 from portal.errors import CaasError
 from scaffolder import parameters
 from scaffolder.changeset import environments_on_main, teams_on_main
 from scaffolder.models import CheckResult
 from scaffolder.parameters import form_fields, validate_answers
 from scaffolder.registry import Registry, Template, load_template
-from scaffolder.render import ANSWERS_FILE, read_answers, read_template_name, render
+from scaffolder.render import ANSWERS_FILE, parse_answers_file, render
 
 UNIT_TOPS = ("teams", "tenants", "applications", "envs")
 _MARKER = re.compile(rb"^(<<<<<<<|>>>>>>>)( |$)", re.MULTILINE)
+# The top-level keys as ``render.answers_document`` writes them (block style, column 0): read
+# without a YAML parse, which costs more than anything else when listing thousands of units.
+_TOP = re.compile(rb"""^(template|version): ?['"]?([a-z0-9-]*)['"]?[ \t]*$""", re.MULTILINE)
 
 
 class UpgradeRefused(CaasError):
@@ -61,7 +66,13 @@ class Behind:
     template: str
     version: str  # stored
     current: str  # the template's version now
-    answers: dict[str, Any]
+    content: bytes  # its .caas-answers.yaml
+
+    @cached_property
+    def answers(self) -> dict[str, Any]:
+        """The stored answers (parsed when a merge needs them, not to list the unit)."""
+        parsed = parse_answers_file(self.content)
+        return parsed[2] if parsed is not None else {}
 
     @property
     def team(self) -> str | None:
@@ -104,47 +115,56 @@ def check_conflicts(files: Mapping[str, bytes | None]) -> CheckResult:
 def units_behind(forge: Forge, registry: Registry, *, ref: str = "main",
                  template: str | None = None, team: str | None = None) -> list[Behind]:
     """Every unit at ``ref`` whose ``.caas-answers.yaml`` names a known template at another
-    version, sorted by folder. One listing per top folder and one batched read of the answers
-    files (``Forge.read_tree``): no unit's other files are read."""
+    version, sorted by folder. One listing per top folder, then the answers files read in
+    batches of ``gitreader.FEW`` paths (``Forge.read_tree``; on the local forge one
+    ``cat-file --batch`` per batch, where one call with thousands of pathspecs would make
+    ``ls-tree`` compare every path with every pathspec): no unit's other files are read."""
     paths = [p for top in UNIT_TOPS for p in forge.list_files(top, ref)
              if p.endswith("/" + ANSWERS_FILE)
              and layout.key_for_unit(p.rsplit("/", 1)[0]) != ""
              and p.count("/") == (2 if p.startswith(("teams/", "envs/")) else 3)]
     if team is not None:
         paths = [p for p in paths if not p.startswith("envs/") and p.split("/")[1] == team]
-    docs = forge.read_tree(paths, ref) if paths else {}
+    docs: dict[str, bytes] = {}
+    for start in range(0, len(paths), FEW):
+        docs.update(forge.read_tree(paths[start:start + FEW], ref))
     known = {name: registry.get(name) for name in registry.names()}
     found: list[Behind] = []
     for path in sorted(docs):
-        content = docs[path]
-        name, answers = read_template_name(content), read_answers(content)
-        current = known.get(name or "")
-        if current is None or answers is None or (template and name != template):
+        head = _head(docs[path])
+        if head is None:
             continue
-        version = _stored_version(content)
+        name, version = head
+        current = known.get(name)
+        if current is None or (template and name != template):
+            continue
         if version != current.version:
             found.append(Behind(unit=path.rsplit("/", 1)[0], template=current.name,
-                                version=version, current=current.version, answers=answers))
+                                version=version, current=current.version, content=docs[path]))
     return found
 
 
-def _stored_version(content: bytes) -> str:
-    doc = yaml.load(content)
-    return str(doc.get("version") or "") if isinstance(doc, dict) else ""
+def _head(content: bytes) -> tuple[str, str] | None:
+    """(template, version) of an answers file: its top-level lines, else a full parse."""
+    keys = {m.group(1): m.group(2).decode() for m in _TOP.finditer(content)}
+    if keys.get(b"template") and b"version" in keys and b"answers:" in content:
+        return keys[b"template"], keys[b"version"]
+    parsed = parse_answers_file(content)
+    return (parsed[0], parsed[1]) if parsed is not None else None
 
 
 def behind_at(forge: Forge, registry: Registry, unit: str, ref: str) -> Behind | None:
     """The unit at ``ref`` if it is behind its template there (an open PR's head), else None."""
     content = forge.read_file(f"{unit}/{ANSWERS_FILE}", ref)
-    name, answers = read_template_name(content), read_answers(content)
-    if content is None or name is None or answers is None or name not in registry.names():
+    parsed = parse_answers_file(content)
+    if content is None or parsed is None or parsed[0] not in registry.names():
         return None
+    name, version, _answers = parsed
     current = registry.get(name)
-    version = _stored_version(content)
     if version == current.version:
         return None
     return Behind(unit=unit, template=current.name, version=version, current=current.version,
-                  answers=answers)
+                  content=content)
 
 
 class Run:

@@ -97,15 +97,31 @@ def run_upgrades(session: Session, *, forge: Forge, registry: Registry, principa
     _authorize_team(principal, request.team)
     found = [b for b in units_behind(forge, registry, template=request.template,
                                      team=request.team) if may_upgrade(principal, b.team)]
+    # An open upgrade PR of the other grouping (per team vs per unit) covers its units too.
+    covering = _open_upgrades_by_unit(session)
     groups: dict[str, list[Behind]] = {}
-    for behind in found:
-        groups.setdefault(group_key(behind, request.per), []).append(behind)
     outcomes: list[UpgradeOutcome] = []
+    for behind in found:
+        key = group_key(behind, request.per)
+        other = covering.get(behind.unit)
+        if other is not None and other.unit_key != key:
+            outcomes.append(_outcome(other.unit_key, [behind], "open", change=other,
+                                     message=f"change #{other.id} upgrades {behind.unit}"))
+            continue
+        groups.setdefault(key, []).append(behind)
     with Run(forge, registry) as run:
         for key, members in groups.items():
             outcomes += _group(session, run, principal=principal, key=key, members=members,
                                dry_run=request.dry_run, ip=ip)
     return outcomes
+
+
+def _open_upgrades_by_unit(session: Session) -> dict[str, Change]:
+    """Unit folder -> the open upgrade change whose files touch it."""
+    rows = session.exec(select(Change).where(Change.action == "upgrade",
+                                             col(Change.status).in_(OPEN))).all()
+    return {layout.unit_dir(key): change for change in rows
+            for key in layout.keys_for_paths(str(f.get("path", "")) for f in change.files)}
 
 
 def _group(session: Session, run: Run, *, principal: Principal, key: str,

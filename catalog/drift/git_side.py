@@ -28,14 +28,6 @@ def _team(key: str) -> str:
     return name if kind == "team" else name.split("/", 1)[0] if "/" in name else ""
 
 
-def _template_version(registry: Registry, name: str | None) -> str:
-    """The registry's current version of template ``name`` ("" when unknown): part of the
-    cache key, so a changed template re-renders its units."""
-    if name is None or name not in registry.names():
-        return ""
-    return registry.get(name).version
-
-
 def unit_findings(registry: Registry, key: str, files: Mapping[str, bytes]) -> list[Finding]:
     """The git-side findings of one unit (none when it matches its rendering)."""
     unit = folder(key)
@@ -57,26 +49,30 @@ def unit_findings(registry: Registry, key: str, files: Mapping[str, bytes]) -> l
 
 def check(snapshot: Snapshot, *, registry: Registry, cache: Mapping[str, CacheEntry]
           ) -> tuple[SideResult, dict[str, CacheEntry]]:
-    """Every unit with an answers file on main; returns the side's result and the new cache."""
+    """Every unit with an answers file on main; returns the side's result and the new cache.
+
+    A cached unit is reused without reading its answers when its fingerprint is unchanged and
+    the template version cached with it is still the current version of a template (versions
+    are tree ids: a template that changed has a new one)."""
     started = time.perf_counter()
     result = SideResult(side=Side.git)
     new_cache: dict[str, CacheEntry] = {}
-    versions: dict[str | None, str] = {}
+    versions: dict[str | None, str] = {n: registry.get(n).version for n in registry.names()}
+    current = set(versions.values())
     for key, files in sorted(snapshot.units.items()):
         unit = folder(key)
-        name = scaffolder_service.unit_template(unit, files)
-        if name is None:
-            continue  # not rendered by the portal: nothing to compare with
         fingerprint = snapshot.fingerprint(key)
-        if name not in versions:
-            versions[name] = _template_version(registry, name)
-        version = versions[name]
         cached = cache.get(unit)
-        if cached is not None and cached[0] == fingerprint and cached[1] == version:
+        if cached is not None and cached[0] == fingerprint and cached[1] in current:
+            new_cache[unit] = cached
             found = [_finding(d) for d in cached[2]]
         else:
+            name = scaffolder_service.unit_template(unit, files)
+            if name is None:
+                continue  # not rendered by the portal: nothing to compare with
+            version = versions.get(name, "")
             found = unit_findings(registry, key, files)
-        new_cache[unit] = (fingerprint, version, [_plain(f) for f in found])
+            new_cache[unit] = (fingerprint, version, [_plain(f) for f in found])
         result.findings.extend(found)
         result.checked += 1
     result.seconds = time.perf_counter() - started

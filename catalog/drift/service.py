@@ -75,10 +75,12 @@ def _cluster(settings: Settings, snapshot: Snapshot) -> SideResult:
     return cluster_side.check(snapshot, live=LiveStatus.from_settings(settings))
 
 
-def run(session: Session, *, settings: Settings, forge: Forge, registry: Registry,
+def run(session: Session, *, settings: Settings, forge: Forge, registry: Registry | None = None,
         sides: Iterable[str] | None = None) -> DriftReport:
-    """Check ``sides`` (all by default) against the head of main and store what they find."""
+    """Check ``sides`` (all by default) against the head of main and store what they find
+    (``registry``: the templates; the settings' own when None)."""
     chosen = _sides(sides)
+    registry = registry or Registry(settings)
     snapshot = read_main(forge, ref=settings.main_branch)
     for side in chosen:
         if side == Side.git:

@@ -82,6 +82,24 @@
       editor.querySelector("[data-row-add]").focus();
     }
   });
+  // A chooser that follows another field (an application's namespace follows its team): only
+  // the chosen team's group stays selectable. Without JavaScript every group is offered.
+  for (const select of form.querySelectorAll("select[data-follows]")) {
+    const leader = form.querySelector('[name="' + CSS.escape(select.getAttribute("data-follows")) + '"]');
+    if (!leader) continue;
+    const apply = () => {
+      const team = leader.value;
+      for (const group of select.querySelectorAll("optgroup[data-group]")) {
+        const mine = !team || group.getAttribute("data-group") === team;
+        group.hidden = !mine;
+        group.disabled = !mine;
+      }
+      const chosen = select.selectedOptions[0];
+      if (chosen && chosen.parentElement && chosen.parentElement.disabled) select.value = "";
+    };
+    leader.addEventListener("change", apply);
+    apply();
+  }
   // Typing into the advanced JSON text means using it.
   form.addEventListener("input", (event) => {
     if (!event.target.matches("details.advanced textarea")) return;

@@ -99,6 +99,18 @@ async def get_principal(request: Request) -> Principal:
     return principal
 
 
+def cached_principal(request: Request, generation: generations.Generation) -> Principal | None:
+    """The principal of the request's credential from the process's cache, when it is there
+    under ``generation`` (else None: no credential, never seen, revoked, older than the TTL).
+    For GET fast paths only: it checks no CSRF token."""
+    try:
+        kind, value = _credential(request)
+    except Unauthenticated:
+        return None
+    cache: PrincipalCache = request.app.state.principals
+    return cache.get(f"{kind}:{token_hash(value)}", generation.identity)
+
+
 def _credential(request: Request) -> tuple[str, str]:
     """(``token`` | ``session``, the clear credential), or Unauthenticated."""
     header = request.headers.get("authorization", "")

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from catalog import service
+from catalog import service, views
 from catalog.list_cache import ListCache
 from catalog.models import Entity, EntityPage
 from gitops.gitreader import GitReader
@@ -19,6 +19,7 @@ from portal import generations
 from portal.app import create_app
 from portal.settings import Settings
 from tests.catalog import gitops
+from tests.conftest import UserFactory
 
 Headers = Callable[[str], dict[str, str]]
 LIST = "/api/catalog/namespaces?limit=50"
@@ -94,3 +95,30 @@ def test_the_cache_keeps_pages_per_generation_within_its_bytes() -> None:
     for i in range(20):
         cache.put(("namespace", i), 4, served)
     assert len(cache) * len(served.body) <= 200
+
+
+def test_a_request_seen_before_is_answered_without_the_router(
+        app_client: TestClient, headers: dict[str, str], engine: Engine, make_user: UserFactory,
+        auth_headers: Headers, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = app_client.get(LIST, headers=headers)
+    assert first.status_code == 200
+
+    async def no_router(*_args: object) -> None:
+        raise AssertionError("the router was asked")
+
+    monkeypatch.setattr(views, "_list", no_router)
+    again = app_client.get(LIST, headers=headers)  # the fast path: same bytes, same ETag
+    assert again.content == first.content and again.headers["etag"] == first.headers["etag"]
+    assert again.headers["x-content-type-options"] == "nosniff"  # still inside the Guard
+    assert app_client.get(LIST, headers={**headers, "If-None-Match": first.headers["etag"]}
+                          ).status_code == 304
+    # The router's view raising is the Guard's 500: each of these reached the router.
+    make_user("erin")  # a credential the process has not seen: the router authenticates it
+    assert app_client.get(LIST, headers=auth_headers("erin")).status_code == 500
+    # another query: the router validates it
+    assert app_client.get(LIST + "&owner=payments", headers=headers).status_code == 500
+    with Session(engine) as s:  # a write: the next request goes to the router again
+        service.set_status(s, entity="namespace:payments/payments-api", status="failed",
+                           commit=True)
+    assert app_client.get(LIST, headers=headers).status_code == 500
+    assert app_client.get(LIST).status_code == 401  # no credential: never the fast path

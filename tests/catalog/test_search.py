@@ -85,6 +85,15 @@ def test_descriptions_rank_after_names(app_client: TestClient, headers: dict[str
                                               ("team:search", "description")}
 
 
+def test_a_person_finds_the_teams_they_own_or_belong_to(app_client: TestClient,
+                                                         headers: dict[str, str]) -> None:
+    # tests/catalog/gitops.team: owners [alice], members [bob]
+    assert _groups(_find(app_client, headers, q="alice")) == {
+        "team": [("team:payments", "owner", 3), ("team:search", "owner", 3)]}
+    assert _groups(_find(app_client, headers, q="bob")) == {
+        "team": [("team:payments", "description", 4), ("team:search", "description", 4)]}
+
+
 def test_templates_are_searched_by_name_and_description(app_client: TestClient,
                                                         headers: dict[str, str]) -> None:
     body = _find(app_client, headers, q="tenant", kind="template")

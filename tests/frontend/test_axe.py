@@ -17,7 +17,7 @@ PAGES = ["/", "/catalog", "/catalog?kind=teams", "/catalog?kind=environments",
          "/catalog?kind=applications", "/catalog?kind=namespaces&q=zzz-nothing",
          "/catalog/teams/payments", "/catalog/environments/dev", "/templates",
          "/templates/tenant", "/templates/team", "/templates/application",
-         "/templates/environment", "/changes"]
+         "/templates/environment", "/changes", "/search?q=payments", "/search?q=zzz-nothing"]
 ADMIN_PAGES = ["/audit"]
 
 

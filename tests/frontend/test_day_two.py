@@ -43,7 +43,7 @@ def test_create_a_team_and_an_environment_from_their_forms(
     ada.get_by_role("textbox", name="Team name").fill("growth")
     ada.get_by_role("textbox", name="Display name").fill("Growth")
     ada.get_by_role("textbox", name="Cost centre").fill("cc-growth")
-    ada.get_by_role("textbox", name="Owners").fill("rui")
+    ada.get_by_role("combobox", name="Owners").fill("rui")
     ada.get_by_role("button", name="Preview the change").click()
     expect(ada.get_by_role("heading", level=1)).to_have_text("Preview: Team")
     expect(ada.locator("main")).to_contain_text("teams/growth/team.yaml")

@@ -34,7 +34,7 @@ def test_team_page_lists_people_from_git_and_a_newcomer_may_request_a_team(
     finn.get_by_role("textbox", name="Team name").fill("finn-squad")
     finn.get_by_role("textbox", name="Display name").fill("Finn's squad")
     finn.get_by_role("textbox", name="Cost centre").fill("cc-7")
-    finn.get_by_role("textbox", name="Owners").fill("finn")
+    finn.get_by_role("combobox", name="Owners").fill("finn")
     finn.get_by_role("button", name="Preview the change").click()
     expect(finn.get_by_role("heading", level=1)).to_have_text("Preview: Team")
     expect(finn.locator("main")).to_contain_text("teams/finn-squad/team.yaml")

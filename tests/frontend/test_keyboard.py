@@ -35,7 +35,7 @@ def test_request_form_by_keyboard_only(new_context: Callable[[], BrowserContext]
     tab_to(page, "#f-allow_egress_world")
     keys.press("Space")
     expect(page.locator("#f-allow_egress_world")).to_be_checked()
-    tab_to(page, "button[type=submit]")
+    tab_to(page, "button.primary[type=submit]")  # not a row editor's buttons
     keys.press("Enter")
 
     expect(page.get_by_role("heading", level=1)).to_contain_text("Preview")

@@ -13,6 +13,7 @@ from gitops.forges.local import LocalForge
 from gitops.git import seed_repository
 from portal import db
 from reconciler import service
+from reconciler.previews import latest_plan_preview
 from reconciler.worker import Worker
 from tests.conftest import REPO_ROOT, make_settings
 from tests.harness.databases import SqliteFactory
@@ -47,9 +48,22 @@ def test_plan_preview_comments_and_checks_without_applying(
     assert job.state == "succeeded", job.message
     assert set(job.result["plans"]) == {"qa/backend", "qa/network", "qa/domain"}
     assert job.result["plans"]["qa/backend"]["add"] > 0
+    # Every unit of the new environment, in order, each with what happens to it and why.
+    assert [(u["unit"], u["status"], u.get("after")) for u in job.result["units"]] == [
+        ("qa/backend", "planned", None), ("qa/network", "planned", None),
+        ("qa/domain", "planned", None),
+        ("qa/kubernetes", "waiting", ["backend", "network"]),
+        ("qa/addons", "waiting", ["domain", "kubernetes"])]
+    with Session(engine) as session:
+        preview = latest_plan_preview(session, change_number=info.number)
+    assert preview is not None
+    assert [u.text for u in preview.units][3:] == [
+        "planned after backend and network are applied (needs their outputs)",
+        "planned after domain and kubernetes are applied (needs their outputs)"]
     comment = forge.comments(info.number)["plan"]
     assert "### qa (apply)" in comment and "| backend |" in comment
-    assert "| kubernetes | planned once its upstream units are applied" in comment
+    assert ("| kubernetes | planned after backend and network are applied (needs their "
+            "outputs) |") in comment
     [check] = [c for c in forge.get_change(info.number).checks if c.name == "terraform-plan"]
     assert check.state is CheckState.success
     # nothing applied, no state and no lock left behind

@@ -305,3 +305,43 @@ def test_a_rate_limited_forge_call_is_retried_at_the_reset(
     assert (job.state, job.attempts) == ("queued", 1)  # not dead, not retried in a loop
     wait = (aware(job.not_before) - started).total_seconds()
     assert 3590 <= wait <= 3700
+
+
+def test_a_claim_in_progress_holds_only_the_job_it_takes(
+        forge: LocalForge, engine: Engine, settings: Settings, db_backend: str) -> None:
+    """PostgreSQL: while one worker's claim transaction is still open (inside ``on_claim``),
+    another worker takes the next job at once instead of finding every candidate locked."""
+    if db_backend != "postgresql":
+        pytest.skip("SQLite serialises claims on its single write lock (queue docstring)")
+    commits = [push(forge, {"README.md": f"{i}\n"})[1] for i in range(3)]
+    with Session(engine) as session:
+        for commit in commits:
+            queue.enqueue(session, commit=commit, jobs=[queue.NewJob(unit="catalog",
+                                                                     kind="catalog")])
+        session.commit()
+    inside, release = threading.Event(), threading.Event()
+    first: list[int] = []
+
+    def hold(session: Session, job: Job) -> None:
+        first.append(job.id or 0)
+        inside.set()
+        assert release.wait(30)
+
+    def claim_and_hold() -> None:
+        with Session(engine, expire_on_commit=False) as session:
+            queue.claim(session, worker_id="a", lease_s=60, max_attempts=3, on_claim=hold)
+
+    holder = threading.Thread(target=claim_and_hold)
+    holder.start()
+    try:
+        assert inside.wait(30)
+        with Session(engine, expire_on_commit=False) as session:
+            other = queue.claim(session, worker_id="b", lease_s=60, max_attempts=3)
+    finally:
+        release.set()
+        holder.join()
+    assert other is not None and other.id != first[0]
+    with Session(engine) as session:
+        owners = dict(session.exec(select(Job.id, Job.lease_owner)).all())
+    assert owners[first[0]] == "a" and owners[other.id] == "b"
+    assert Counter(owners.values()) == Counter(["a", "b", None])

@@ -147,3 +147,14 @@ def test_install_and_uninstall() -> None:
     assert changed_units(uninstalled, installed) == list(UNIT_ORDER)
     assert changed_units(uninstalled, None) == [] and plan_mode(uninstalled, None) == "none"
     assert changed_units(None, None) == []
+
+
+def test_missing_upstream_outputs_name_every_unit_to_apply_first() -> None:
+    outputs = all_outputs("local")
+    del outputs["network"]
+    with pytest.raises(MissingUpstreamOutput) as raised:
+        unit_inputs("dev", manifest(), "kubernetes", outputs)
+    assert raised.value.upstreams == ["network"]
+    with pytest.raises(MissingUpstreamOutput) as raised:
+        unit_inputs("dev", manifest(), "addons", {})
+    assert raised.value.upstreams == ["domain", "kubernetes"]

@@ -315,3 +315,27 @@ def test_overlay_paths_round_trip() -> None:
     path = app_overlays.overlay_path("pay", "web", "prod-eu")
     assert app_overlays.parse_overlay_path(path) == ("pay", "web", "prod-eu")
     assert app_overlays.parse_overlay_path("applications/pay/web/application.yaml") is None
+
+
+@SQLITE_ONLY
+def test_cli_promote_as_a_user(settings: Settings, engine: Engine, tmp_path: Path,
+                               make_user: UserFactory, auth_headers: Headers) -> None:
+    from tests.scaffolder.test_cli import caas
+
+    gitops = _seed(settings, tmp_path)
+    _people(make_user)
+    with TestClient(create_app(settings, engine=engine)) as client:
+        _setup(client, auth_headers)
+    refs = git.out(gitops, "for-each-ref", "--format=%(refname)")
+    denied = caas(settings, "promote", "payments/shop", "--from", "dev", "--to", "staging",
+                  "--user", "eve")
+    assert denied.returncode != 0 and "payments" in denied.stdout + denied.stderr
+    assert git.out(gitops, "for-each-ref", "--format=%(refname)") == refs
+    done = caas(settings, "promote", "payments/shop", "--from", "dev", "--to", "staging",
+                "--user", "alice")
+    assert done.returncode == 0, done.stderr
+    assert "change #" in done.stdout
+    branch = gittree.resolve(gitops, "caas/promote-payments-shop-dev-to-staging")
+    assert branch is not None
+    assert gittree.changed_paths(gitops, gittree.resolve(gitops, "main") or "", branch) == [
+        OVERLAY.format("staging")]

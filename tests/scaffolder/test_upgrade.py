@@ -222,3 +222,35 @@ def test_a_template_that_moves_again_updates_the_open_pr(
     assert stored["version"] == v2
     assert registry.store.versions("team")[-2:] == [v1, v2]
     assert "+# release 2" in registry.store.diff("team", v1, v2)
+
+
+def test_per_team_one_pr_covers_the_teams_units_and_per_unit_runs_open_no_duplicate(
+        settings: Settings, engine: Engine, gitops: Path, tmp_path: Path,
+        make_user: UserFactory) -> None:
+    root = admin(engine, make_user)
+    registry, forge = behind_unit(settings, engine, gitops, tmp_path, root, (
+        "# The default quota;", "# Agreed with finance;"))
+    # A second tenant of the team, rendered by the same old version (copied with its name).
+    api = {p.replace("payments-web", "payments-api"): (forge.read_file(p) or b"")
+           .replace(b"payments-web", b"payments-api").replace(b"name: web", b"name: api")
+           for p in forge.list_files(UNIT)}
+    commit_on_main(gitops, api, "payments-api (old template)")
+    assert [b.unit for b in units_behind(forge, registry)] == [
+        "tenants/payments/payments-api", UNIT]
+    with Session(engine) as session:
+        [team] = run_upgrades(session, forge=forge, registry=registry, principal=root,
+                              request=UpgradeRequest(per="team"))
+        assert team.state == "opened" and team.key == "upgrade/tenant/payments", team
+        assert team.units == ["tenants/payments/payments-api", UNIT]
+        per_unit = run_upgrades(session, forge=forge, registry=registry, principal=root,
+                                request=UpgradeRequest())
+        assert {(o.state, o.number) for o in per_unit} == {("open", team.number)}
+        again = run_upgrades(session, forge=forge, registry=registry, principal=root,
+                             request=UpgradeRequest(per="team"))
+        assert [o.state for o in again] == ["open"]
+        assert len(session.exec(select(Change)).all()) == 1
+    info = forge.get_change(team.number or 0)
+    for unit in team.units:
+        assert b"pods: '50'" in (forge.read_file(f"{unit}/base/resourcequota.yaml",
+                                                info.head_sha) or b"")
+    assert "payments-api" in info.body and "payments-web" in info.body

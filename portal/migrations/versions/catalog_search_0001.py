@@ -37,9 +37,10 @@ def upgrade() -> None:
     conn = op.get_bind()
     entities = sa.table("catalog_entities", sa.column("key"), sa.column("kind"),
                         sa.column("name"), sa.column("owner"), sa.column("search"),
-                        sa.column("status"))
+                        sa.column("status"), sa.column("spec", sa.JSON))
     existing = conn.execute(sa.select(entities.c.key, entities.c.kind, entities.c.name,
-                                      entities.c.owner, entities.c.search).where(
+                                      entities.c.owner, entities.c.search,
+                                      entities.c.spec).where(
         entities.c.status != "decommissioned")).all()
     for i in range(0, len(existing), BATCH):
         rows = search.term_rows(dict(r._mapping) for r in existing[i:i + BATCH])

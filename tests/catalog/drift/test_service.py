@@ -4,13 +4,16 @@ lists (AppProject destinations, CODEOWNERS) are not edits; runs are idempotent."
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from catalog.drift import service
 from catalog.drift.models import DriftReport
 from gitops.forges.factory import make_forge
-from portal.settings import Settings
+from portal.settings import REPO_ROOT, Settings
 from scaffolder.registry import Registry
 from tests.catalog.drift.conftest import APPPROJECT, QUOTA, Main, reindex
 
@@ -101,3 +104,32 @@ def test_a_template_version_not_at_hand_is_unknown_not_drift(
     assert (finding.side, finding.entity, finding.state, finding.fix) == (
         "git", "environment:dev", "unknown", "none")
     assert "unknown (template version not available)" in finding.what
+
+
+def test_a_unit_behind_its_template_is_rendered_with_its_own_version(
+        engine: Engine, settings: Settings, main: Main, tmp_path: Path) -> None:
+    """The versioned template store gives drift the version a unit records: a unit behind
+    the template is no drift by itself, and a hand edit to it still is."""
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO_ROOT / "templates", templates)
+    moved = settings.model_copy(update={"templates_dir": templates})
+    old = Registry(moved).get("environment").version  # loaded once: the store keeps it
+    assert old in main.read("envs/dev/.caas-answers.yaml")
+    infra = templates / "environment" / "{{cookiecutter.environment}}" / "infra.yaml"
+    infra.write_text("# a newer template version\n" + infra.read_text())
+    registry = Registry(moved)
+    assert registry.get("environment").version != old
+    reindex(engine, main)
+    # (A copied template folder is untrusted: its hooks do not run, so only the environment,
+    # which has none, renders as the portal's own templates do.)
+    env = "environment:dev"
+    assert [f for f in _run(engine, moved, registry).findings if f.entity == env] == []
+
+    main.write("envs/dev/infra.yaml", main.read("envs/dev/infra.yaml").replace(
+        'region: "local"', 'region: "elsewhere"'))
+    main.commit("a hand edit to a unit behind its template")
+    reindex(engine, main)
+    [finding] = [f for f in _run(engine, moved, registry, ["git"]).findings if f.entity == env]
+    assert (finding.entity, finding.state, finding.fix) == ("environment:dev", "drift",
+                                                            "rerender")
+    assert '-region: "local"' in finding.detail and '+region: "elsewhere"' in finding.detail

@@ -41,6 +41,10 @@ def test_read_run_and_fix(app_client: TestClient, drifted: Main, make_user: User
     assert run.status_code == 200, run.text
     findings = {f["side"]: f for f in run.json()["findings"]}
     assert set(findings) == {"git", "catalog"}
+    gauge = app_client.get("/metrics").text
+    assert 'caas_drift_findings{kind="namespace",side="git"} 1.0' in gauge
+    assert 'caas_drift_findings{kind="team",side="catalog"} 1.0' in gauge
+    assert 'caas_drift_findings{kind="team",side="keycloak"} 0.0' in gauge
 
     listed = app_client.get("/api/drift", headers=dev, params={"side": "git"}).json()
     assert [f["entity"] for f in listed["findings"]] == ["namespace:platform/platform-tools"]
@@ -58,6 +62,8 @@ def test_read_run_and_fix(app_client: TestClient, drifted: Main, make_user: User
     assert "1 removed" in fixed.json()["message"]
     assert all(f["side"] != "catalog"
                for f in app_client.get("/api/drift", headers=dev).json()["findings"])
+    assert 'caas_drift_findings{kind="team",side="catalog"} 0.0' in app_client.get(
+        "/metrics").text
     # gone from main: kept as decommissioned (issue 15), hidden from the lists
     gone = app_client.get("/api/catalog/teams/search", headers=dev)
     assert gone.status_code == 200 and gone.json()["status"] == "decommissioned"
