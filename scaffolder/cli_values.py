@@ -6,14 +6,19 @@ import json
 from typing import Any
 
 from portal.errors import ValidationFailed
+from scaffolder import string_forms
 from scaffolder.parameters import form_fields
 from scaffolder.registry import Registry
 
 
 def parse_values(*, registry: Registry, template: str, pairs: list[str]) -> dict[str, Any]:
     """``key=value`` pairs from the command line: strings stay strings, other schema types
-    (numbers, booleans, arrays, objects) are read as JSON; the server validates as usual."""
-    types = {f.name: f.type for f in form_fields(registry.get(template).parameters)}
+    (numbers, booleans, arrays, objects) are read as JSON, else lists and maps in their string
+    form (``owners=alice,bob``, ``environment_quotas=prod:8:16Gi``: ``scaffolder.string_forms``,
+    the same strings the plain cookiecutter CLI takes); the server validates as usual."""
+    found = registry.get(template)
+    fields = {f.name: f for f in form_fields(found.parameters)}
+    types = {name: f.type for name, f in fields.items()}
     values: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -24,6 +29,14 @@ def parse_values(*, registry: Registry, template: str, pairs: list[str]) -> dict
             continue
         try:
             values[key] = json.loads(raw)
+            continue
         except json.JSONDecodeError:
+            pass
+        expression = found.fetch_values.get(key)
+        spelled = (string_forms.parse(expression, raw, fields[key].schema)
+                   if expression is not None and key in fields else None)
+        if spelled is not None:
+            values[key] = spelled
+        else:
             values[key] = [v for v in raw.split(",") if v] if types[key] == "array" else raw
     return values

@@ -339,3 +339,66 @@ def test_cli_promote_as_a_user(settings: Settings, engine: Engine, tmp_path: Pat
     assert branch is not None
     assert gittree.changed_paths(gitops, gittree.resolve(gitops, "main") or "", branch) == [
         OVERLAY.format("staging")]
+
+
+def _old_application_template(root: Path) -> Path:
+    """The application template as it was before per-environment folders: one
+    ``application.yaml`` at the unit's root, named ``app.<team>.<name>``."""
+    import shutil
+
+    from portal.settings import REPO_ROOT
+
+    folder = root / "application"
+    shutil.copytree(REPO_ROOT / "templates" / "application", folder)
+    project = folder / "{{cookiecutter.name}}"
+    overlay = project / "envs" / "{{cookiecutter.environment}}" / "application.yaml"
+    text = overlay.read_text()
+    suffix = ".{{ cookiecutter.environment }}\n"
+    assert suffix in text
+    (project / "application.yaml").write_text(text.replace(suffix, "\n", 1))
+    shutil.rmtree(project / "envs")
+    return folder
+
+
+@SQLITE_ONLY
+def test_a_unit_of_the_older_layout_indexes_and_an_upgrade_moves_it(
+        settings: Settings, engine: Engine, gitops: Path, tmp_path: Path,
+        make_user: UserFactory) -> None:
+    """The choice for units rendered before per-environment folders: they keep indexing and
+    deploying (appsets/applications-legacy.yaml) and a template upgrade PR moves them."""
+    from catalog.parse import parse_entity
+    from gitops.forges.factory import make_forge
+    from scaffolder.changeset import parameter_context
+    from scaffolder.models import UpgradeRequest
+    from scaffolder.parameters import validate_answers
+    from scaffolder.registry import Registry, load_template
+    from scaffolder.render import render
+    from scaffolder.upgrade_service import run_upgrades
+    from tests.scaffolder.test_upgrade import admin, commit_on_main
+
+    root = admin(engine, make_user)
+    registry, forge = Registry(settings), make_forge(settings, engine)
+    folder = _old_application_template(tmp_path / "old")
+    old = load_template(folder, trusted=True)
+    registry.store.remember("application", folder, old.version)
+    answers = validate_answers(old.parameters, {**APP, "tenant": "web"},
+                               context=parameter_context(forge, root, registry))
+    unit = "applications/payments/shop"
+    files = render(old, answers, target=unit)
+    assert f"{unit}/application.yaml" in files
+    commit_on_main(gitops, files, "application (old template)")
+    parsed = parse_entity("application:payments/shop", files)
+    assert parsed is not None and parsed.problems == []
+    assert parsed.spec["layout"] == "single" and list(parsed.spec["environments"]) == ["dev"]
+    assert ("deployedTo", "environment:dev") in parsed.relations
+    with Session(engine) as session:
+        [outcome] = run_upgrades(session, forge=forge, registry=registry, principal=root,
+                                 request=UpgradeRequest(template="application"))
+    assert outcome.state == "opened", outcome
+    info = forge.get_change(outcome.number or 0)
+    changed = set(forge.changed_paths(forge.head(), info.head_sha))
+    assert {f"{unit}/application.yaml", OVERLAY.format("dev")} <= changed
+    assert forge.read_file(f"{unit}/application.yaml", info.head_sha) is None
+    moved = yaml.load(forge.read_file(OVERLAY.format("dev"), info.head_sha) or b"")
+    assert moved["metadata"]["name"] == "app.payments.shop.dev"
+    assert moved["spec"]["source"]["targetRevision"] == "1.2.3"
