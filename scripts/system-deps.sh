@@ -16,7 +16,6 @@ if [ "${1:-}" != "--demo" ]; then
   command -v runuser >/dev/null || need+=(util-linux)
   command -v npm >/dev/null || need+=(npm)  # GitHub's npm descriptions (github_spec tests)
   command -v wrk >/dev/null || need+=(wrk)  # bench/catalog.py loads the server with it
-  command -v wrk >/dev/null || need+=(wrk)  # the load generator of bench/ (a separate process)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != "0" ]; then
