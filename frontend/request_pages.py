@@ -180,14 +180,19 @@ def request_form(request: Request, name: str, principal: PrincipalDep, registry:
 @router.get("/change")
 def change_form(request: Request, unit: Annotated[str, Query(max_length=300)],
                 principal: PrincipalDep, registry: RegistryDep, forge: ForgeDep,
-                session: SessionDep) -> Response:
+                session: SessionDep,
+                installed: Annotated[str, Query(pattern="^(|true|false)$")] = "") -> Response:
     """"Change" on an entity page: the unit's template form, pre-filled from its
-    ``.caas-answers.yaml``, the identifying fields read-only; it previews an update."""
+    ``.caas-answers.yaml``, the identifying fields read-only; it previews an update.
+    ``installed=false`` ("Uninstall" on an environment page) pre-sets that answer."""
     stored = unit_answers(forge=forge, registry=registry, unit=unit)
     detail = scaffolder_service.get_template(registry=registry, forge=forge,
                                              principal=principal, name=stored.template)
+    values = dict(stored.answers)
+    if installed and "installed" in {f.name for f in form_fields(detail.parameters)}:
+        values["installed"] = installed == "true"
     return _form_page(request, detail, session=session, principal=principal,
-                      values=stored.answers, update=True,
+                      values=values, update=True,
                       fixed=frozenset(stored.fixed))
 
 
