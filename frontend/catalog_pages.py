@@ -16,7 +16,7 @@ from catalog.cost import load_price_sheet
 from catalog.drift import service as drift_service
 from catalog.live_status import live_block
 from catalog.models import Kind
-from frontend.entity_actions import entity_actions, open_change_links
+from frontend.entity_actions import entity_actions, open_change_links, promote_refusal
 from frontend.pages import render
 from frontend.promotion_pages import promotion_context
 from frontend.services import ForgeDep, RegistryDep
@@ -129,6 +129,7 @@ def entity_context(session: Session, settings: Settings, key: str, *, forge: For
     return {"entity": detail, "relations": relations,
             "timeline": timeline_view(detail["timeline"], numbers),
             "actions": entity_actions(forge, principal, detail), "open_changes": open_changes,
+            "promote_refused": promote_refusal(principal, detail),
             "not_deployed": not_deployed_reason(detail["status"], detail["timeline"]),
             "owner_url": entity_url(f"team:{detail['owner']}") if detail["owner"] else None,
             "drift": drift_service.entity_badges(session, [key]).get(key, {})}

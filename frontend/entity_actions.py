@@ -6,6 +6,8 @@
   (what ``prepare`` authorizes for an update) and ``decommission.refusal`` (what
   ``prepare_decommission`` raises: permission, dependants) — so a button the viewer cannot use
   is shown disabled with the very reason the POST would give;
+- ``promote_refusal(principal, entity)``: why "Promote" (on an application's promotion card) is
+  disabled, by ``promotion.promote_decision``;
 - ``open_change_links(session, entity)``: its open pull requests, each linking to its change
   page (``scaffolder.review.open_changes``).
 """
@@ -21,7 +23,7 @@ from sqlmodel import Session
 from gitops.forges.base import Forge
 from portal.auth.principal import Principal
 from portal.errors import CaasError
-from scaffolder import changeset, decommission
+from scaffolder import changeset, decommission, promotion
 from scaffolder import review as scaffolder_review
 
 
@@ -66,6 +68,15 @@ def entity_actions(forge: Forge, principal: Principal,
             help="Uninstall opens the Change form with `installed: false`: after its merge the "
                  "environment's Terraform units are destroyed in reverse order."))
     return actions
+
+
+def promote_refusal(principal: Principal, entity: dict[str, Any]) -> str:
+    """Why ``principal`` may not promote this application ("" when allowed, or not one):
+    ``scaffolder.promotion.promote_decision``, the rule ``promotion.plan`` applies."""
+    if entity.get("kind") != "application":
+        return ""
+    decision = promotion.promote_decision(principal, team=str(entity.get("owner") or ""))
+    return "" if decision else decision.reason
 
 
 def open_change_links(session: Session, entity: str) -> list[dict[str, Any]]:

@@ -79,3 +79,26 @@ def test_environment_page_offers_uninstall_as_a_change_to_installed_false(
     assert _why(dev, "uninstall") == "only a platform-admin requests environment changes"
     bad = client("ada").get("/change", params={"unit": "envs/dev", "installed": "maybe"})
     assert bad.status_code == 422 and "installed" in bad.text
+
+
+def test_promote_is_disabled_for_someone_outside_the_team(
+        client: Callable[[str], httpx.Client], live_server: LiveServer) -> None:
+    from sqlmodel import Session, select
+
+    from portal.auth import service as auth_service
+    from portal.auth.models import User
+    from tests.conftest import PASSWORD
+    from tests.frontend.test_remove_application import merged_application
+
+    merged_application(live_server, "cart")
+    with Session(live_server.engine, expire_on_commit=False) as s:
+        if not s.exec(select(User).where(User.username == "olga")).first():
+            auth_service.create_user(s, username="olga", password=PASSWORD)
+    member = client("dana").get("/catalog/applications/payments/cart").text
+    assert "disabled" not in _button(member, "Promote") and not _why(member, "promote")
+    outsider = client("olga").get("/catalog/applications/payments/cart").text
+    assert "disabled" in _button(outsider, "Promote")
+    assert _why(outsider, "promote") == "you are not a member of team `payments`"
+    refused = client("olga").post("/catalog/applications/payments/cart/promote",
+                                  data={"from": "dev", "to": "dev"})
+    assert refused.status_code == 403 and "you are not a member of team `payments`" in refused.text

@@ -29,13 +29,13 @@ pytestmark = pytest.mark.browser
 APP_PAGE = "/catalog/applications/payments/shop"
 
 
-def _merged_application(live_server: LiveServer) -> None:
-    """Application ``payments/shop`` on main, rendered by the real template (as if its PR had
+def merged_application(live_server: LiveServer, name: str = "shop") -> None:
+    """Application ``payments/<name>`` on main, rendered by the real template (as if its PR had
     been merged), and the catalog re-indexed."""
     settings, engine = live_server.settings, live_server.engine
     template = Registry(settings).get("application")
     answers = validate_answers(template.parameters, {
-        "team": "payments", "name": "shop", "tenant": "web", "environment": "dev",
+        "team": "payments", "name": name, "tenant": "web", "environment": "dev",
         "source_type": "helm", "repo_url": "https://charts.example.com/shop",
         "revision": "1.2.3", "chart": "shop"},
         context=ParameterContext(teams=frozenset({"payments"}),
@@ -44,7 +44,7 @@ def _merged_application(live_server: LiveServer) -> None:
     forge = make_forge(settings, engine)
     before = forge.head()
     commit = gittree.commit_files(
-        settings.resolved_gitops_repo, parent=before, message="application payments/shop",
+        settings.resolved_gitops_repo, parent=before, message=f"application payments/{name}",
         author="tester", files=[FileChange(path=p, content=c) for p, c in files.items()])
     assert gittree.update_ref(settings.resolved_gitops_repo, "main", commit, before)
     with Session(engine) as session:
@@ -62,7 +62,7 @@ def _wait_for_status(page: Page, word: str) -> None:
 
 def test_remove_an_application_from_its_page(new_context: Callable[[], BrowserContext],
                                              live_server: LiveServer) -> None:
-    _merged_application(live_server)
+    merged_application(live_server)
     dana = sign_in(new_context(), "dana")
     dana.goto(APP_PAGE)
     expect(dana.get_by_role("heading", level=1)).to_contain_text("shop")
