@@ -70,6 +70,10 @@ def _form_page(request: Request, detail: TemplateDetail, *, session: Session,
     errors = dict(more or {})
     if error is not None and error.field:
         errors.setdefault(error.field, error.message)
+    for name, rows in (posted.cell_errors if posted else {}).items():
+        if rows:  # each row says what is wrong; the field says how many
+            errors[name] = ("1 row needs a change" if len(rows) == 1 else
+                            f"{len(rows)} rows need a change")
     pages: dict[str, list[Widget]] = {}
     flat, grouped = _choices(session, principal)
     for widget in widgets(form_fields(detail.parameters), choices=flat, grouped=grouped,
