@@ -9,7 +9,8 @@ Public contract:
 - ``describe(exc, *, main) -> str | None``: the one-line problem for an error the repository
   operations raise for a known reason (``None`` for anything else, which keeps its traceback):
   ``NotFound`` of a ref → "has no branch 'main': run `caas init`"; ``ConfigError`` → its message
-  (it names the ``CAAS_*`` setting); ``NoRepository`` → "does not exist yet: run `caas init`"; ``RateLimited``/``Unavailable`` → "cannot be reached";
+  (it names the ``CAAS_*`` setting); ``NoRepository`` → "does not exist yet: run `caas init`";
+  ``RateLimited``/``Unavailable`` → "cannot be reached";
   a GitHub 401/403/404 → "refused: check CAAS_GITHUB_TOKEN and CAAS_GITHUB_REPO".
 - ``RepositoryStatus(ttl_s=30.0, clock=time.monotonic)``: thread-safe memory of the current
   problem (``problem``; "" when fine). ``observe(problem)`` records a probe's outcome and logs
