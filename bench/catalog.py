@@ -315,12 +315,15 @@ def main() -> None:
             searches = [f"/api/catalog/namespaces?limit=20&q=ns{i % 1000:03d}" for i in range(n)]
             box = [f"/api/catalog/search?limit=5&q={q}" for q in search_box_queries(args.teams,
                                                                                       n)]
-            runs = [("healthz (floor)", ["/healthz"], 64)] + [
+            # One connection: the latency one person typing sees, without queueing.
+            runs = [("healthz (floor)", ["/healthz"], 64), ("healthz (floor)", ["/healthz"], 1),
+                    ("search box", box, 1)] + [
                 (label, paths_, c) for label, paths_ in (
                     ("list", lists), ("tab search", searches), ("search box", box))
                 for c in (64, 256)]
-            print(f"distinct queries: list {len(set(lists))}, search {len(set(searches))}; "
-                  "each server process computes a page once per catalog generation")
+            print(f"distinct queries: list {len(set(lists))}, search {len(set(searches))}, "
+                  f"search box {len(set(box))} (not cached); each server process computes a "
+                  "list page once per catalog generation")
             for label, paths_, connections in runs:
                 if label != "healthz (floor)" and connections == 64:
                     # The first pass after a start (or a merge): pages computed, then cached.

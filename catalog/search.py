@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select
 from sqlmodel import Session, col
@@ -40,8 +40,8 @@ from catalog.models import Entity, Kind, SearchGroup, SearchHit, SearchResults, 
 from portal.errors import ValidationFailed
 
 TEMPLATE = "template"
-KINDS = (Kind.team.value, Kind.namespace.value, Kind.environment.value,
-         Kind.application.value, TEMPLATE)
+SearchKind = Literal["team", "namespace", "environment", "application", "template"]
+KINDS: tuple[str, ...] = get_args(SearchKind)  # the catalog's kinds, then templates
 MAX_QUERY = 100  # characters of ``q``
 MAX_WORDS = 8  # words of ``q`` searched for; further words are ignored (``words`` says so)
 MAX_LIMIT = 50  # hits per kind
@@ -183,11 +183,12 @@ def parse_query(q: str) -> tuple[str, list[str]]:
     return (phrase.rpartition("/")[2] or phrase)[:MAX_TERM], found
 
 
-def _search_kind(session: Session, kind: str, phrase: str, found: list[str],
-                 limit: int) -> list[tuple[str, int]]:
-    """(key, rank) of the best ``limit + 1`` entities of ``kind`` matching every word: one
-    index range per word (OR-ed: SQLite's multi-index OR, PostgreSQL's BitmapOr), grouped by
-    entity; with several words, an entity must have a term in each word's range."""
+def _search_catalog(session: Session, kinds: list[str], phrase: str, found: list[str],
+                    limit: int) -> dict[str, list[SearchHit]]:
+    """The best ``limit + 1`` entities of each of ``kinds`` matching every word, in one
+    statement: one index range per word (OR-ed: SQLite's multi-index OR, PostgreSQL's
+    BitmapOr), grouped by entity (with several words, an entity must have a term in each
+    word's range), numbered per kind by (rank, key), joined to the entities' columns."""
     t = SearchTerm
     rank = func.min(case(
         (and_(col(t.field) == NAME, col(t.term) == phrase), 0),
@@ -196,27 +197,29 @@ def _search_kind(session: Session, kind: str, phrase: str, found: list[str],
         else_=col(t.field))).label("rank")
     # The phrase needs no range of its own: it starts with one of the words (or with a
     # separator, which no term starts with), so a term starting with it is in that range.
-    stmt = select(col(t.key), rank).where(
-        col(t.kind) == kind, or_(*[_prefix(col(t.term), w) for w in found]))
-    stmt = stmt.group_by(col(t.key))
+    ranked = select(col(t.kind), col(t.key), rank).where(
+        col(t.kind).in_(kinds), or_(*[_prefix(col(t.term), w) for w in found])
+    ).group_by(col(t.kind), col(t.key))
     if len(found) > 1:  # every word must match some term of the entity
-        stmt = stmt.having(and_(*[func.max(case((_prefix(col(t.term), w), 1), else_=0)) == 1
-                                  for w in found]))
-    stmt = stmt.order_by(rank, col(t.key)).limit(limit + 1)
-    return [(str(key), int(r)) for key, r in session.execute(stmt).all()]
-
-
-def _hits(session: Session, ranked: list[tuple[str, int]]) -> list[SearchHit]:
-    if not ranked:
-        return []
-    rows = {r.key: r for r in session.execute(select(
-        col(Entity.key), col(Entity.kind), col(Entity.name), col(Entity.title),
-        col(Entity.owner), col(Entity.description), col(Entity.status)).where(
-        col(Entity.key).in_([k for k, _ in ranked]))).all()}
-    return [SearchHit(kind=row.kind, key=key, name=row.name, title=row.title, owner=row.owner,
-                      description=row.description[:DESCRIPTION_CHARS], status=row.status,
-                      url=page_path(key), match=MATCH[rank], rank=rank)
-            for key, rank in ranked if (row := rows.get(key)) is not None]
+        ranked = ranked.having(and_(*[func.max(case((_prefix(col(t.term), w), 1), else_=0)) == 1
+                                      for w in found]))
+    sub = ranked.subquery()
+    numbered = select(sub.c.kind, sub.c.key, sub.c.rank, func.row_number().over(
+        partition_by=sub.c.kind, order_by=(sub.c.rank, sub.c.key)).label("n")).subquery()
+    rows = session.execute(
+        select(numbered.c.kind, numbered.c.key, numbered.c.rank, col(Entity.name),
+               col(Entity.title), col(Entity.owner), col(Entity.description),
+               col(Entity.status))
+        .join(Entity, col(Entity.key) == numbered.c.key)
+        .where(numbered.c.n <= limit + 1)
+        .order_by(numbered.c.kind, numbered.c.rank, numbered.c.key)).all()
+    hits: dict[str, list[SearchHit]] = {}
+    for r in rows:
+        hits.setdefault(r.kind, []).append(SearchHit(
+            kind=r.kind, key=r.key, name=r.name, title=r.title, owner=r.owner,
+            description=r.description[:DESCRIPTION_CHARS], status=r.status,
+            url=page_path(r.key), match=MATCH[int(r.rank)], rank=int(r.rank)))
+    return hits
 
 
 def rank_document(doc: Document, phrase: str, found: list[str]) -> int | None:
@@ -257,11 +260,13 @@ def search(session: Session, *, q: str, kinds: Sequence[str] | None = None, limi
                                rule="enum")
     phrase, found = parse_query(q)
     groups: list[SearchGroup] = []
-    for kind in wanted if found else []:
-        if kind == TEMPLATE:
-            hits = _documents(documents, phrase, found, limit)
-        else:
-            hits = _hits(session, _search_kind(session, kind, phrase, found, limit))
+    catalog_kinds = [k for k in wanted if k != TEMPLATE]
+    found_hits = _search_catalog(session, catalog_kinds, phrase, found, limit) if (
+        found and catalog_kinds) else {}
+    if found and TEMPLATE in wanted:
+        found_hits[TEMPLATE] = _documents(documents, phrase, found, limit)
+    for kind in wanted:
+        hits = found_hits.get(kind, [])
         if hits:
             groups.append(SearchGroup(kind=kind, items=hits[:limit], more=len(hits) > limit))
     groups.sort(key=lambda g: (g.items[0].rank, KINDS.index(g.kind)))

@@ -137,9 +137,8 @@ def search_everything(
         "words): each must start a word of the name, owner, title, description or tags. "
         f"The first {search.MAX_WORDS} distinct words count (the response's `words`); "
         "without any word nothing matches."))],
-    kind: Annotated[list[str] | None, Query(
-        description="Only these kinds (repeat for several); every kind when absent.",
-        json_schema_extra={"items": {"type": "string", "enum": list(search.KINDS)}})] = None,
+    kind: Annotated[list[search.SearchKind] | None, Query(
+        description="Only these kinds (repeat for several); every kind when absent.")] = None,
     limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT,
                                 description=f"Hits per kind, 1-{search.MAX_LIMIT}.")] = 5,
 ) -> SearchResults:

@@ -16,13 +16,17 @@ from catalog.cost import load_price_sheet
 from catalog.drift import service as drift_service
 from catalog.live_status import live_block
 from catalog.models import Kind
+from frontend.entity_actions import entity_actions, open_change_links, promote_refusal
 from frontend.pages import render
 from frontend.promotion_pages import promotion_context
 from frontend.services import ForgeDep, RegistryDep
+from gitops.forges.base import Forge
 from gitops.paths import is_safe
+from portal.auth.principal import Principal
 from portal.deps import PrincipalDep, SessionDep, SettingsDep
 from portal.errors import NotFound
 from portal.settings import Settings
+from scaffolder import review as scaffolder_review
 from scaffolder import upgrade_service
 from scaffolder.models import BehindUnit
 
@@ -59,7 +63,7 @@ def _event_text(event: str) -> str:
 def _detail_text(detail: dict[str, Any]) -> str:
     """A one-line, plain-text summary of an event's detail (escaped by the template)."""
     parts = []
-    for key in ("number", "commit", "unit", "state", "green", "failing", "message", "reason"):
+    for key in ("commit", "unit", "state", "green", "failing", "message", "reason"):
         value = detail.get(key)
         if value in (None, "", []):
             continue
@@ -73,10 +77,27 @@ def _detail_text(detail: dict[str, Any]) -> str:
     return " · ".join(parts)[:300]
 
 
-def timeline_view(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _change_ids(events: list[dict[str, Any]]) -> list[int]:
+    return [c for e in events if isinstance(c := (e.get("detail") or {}).get("change"), int)]
+
+
+def _change_link(detail: dict[str, Any], numbers: dict[int, int | None]) -> dict[str, str]:
+    """The change an event belongs to, as a link to its page labelled by its PR number."""
+    change = detail.get("change")
+    if not isinstance(change, int):
+        return {}
+    number = numbers.get(change, detail.get("number"))
+    return {"change_url": f"/changes/{change}",
+            "change_label": f"PR #{number}" if number else f"change {change}"}
+
+
+def timeline_view(events: list[dict[str, Any]],
+                  numbers: dict[int, int | None] | None = None) -> list[dict[str, Any]]:
+    """Events for a page; ``numbers`` (change id → PR number) labels their change links."""
     return [{"text": _event_text(str(e.get("event", ""))), "event": e.get("event", ""),
              "actor": e.get("actor", ""), "at": e.get("at", ""),
-             "detail": _detail_text(e.get("detail") or {})} for e in events]
+             "detail": _detail_text(e.get("detail") or {}),
+             **_change_link(e.get("detail") or {}, numbers or {})} for e in events]
 
 
 def not_deployed_reason(status: str, events: list[dict[str, Any]]) -> str:
@@ -92,17 +113,23 @@ def not_deployed_reason(status: str, events: list[dict[str, Any]]) -> str:
         "an integration is not connected"
 
 
-def entity_context(session: Session, settings: Settings, key: str) -> dict[str, Any]:
-    """Everything an entity page shows (NotFound when the catalog has no such entity)."""
+def entity_context(session: Session, settings: Settings, key: str, *, forge: Forge,
+                   principal: Principal) -> dict[str, Any]:
+    """Everything an entity page shows (NotFound when the catalog has no such entity): with
+    the viewer's actions (disabled with the reason when refused) and the open changes."""
     detail = catalog_detail.entity_detail(session, key=key,
                                           prices=load_price_sheet(settings.price_sheet))
+    numbers = scaffolder_review.change_numbers(session, ids=_change_ids(detail["timeline"]))
+    open_changes = open_change_links(session, key)
     session.commit()  # end the read before a possibly slow cluster call
     detail["live"] = live_block(settings, kind=detail["kind"], name=detail["name"],
                                 spec=detail["spec"])
     relations = [{"type": r["type"], "target": r["target"], "url": entity_url(r["target"])}
                  for r in detail["relations"]["items"]]
     return {"entity": detail, "relations": relations,
-            "timeline": timeline_view(detail["timeline"]),
+            "timeline": timeline_view(detail["timeline"], numbers),
+            "actions": entity_actions(forge, principal, detail), "open_changes": open_changes,
+            "promote_refused": promote_refusal(principal, detail),
             "not_deployed": not_deployed_reason(detail["status"], detail["timeline"]),
             "owner_url": entity_url(f"team:{detail['owner']}") if detail["owner"] else None,
             "drift": drift_service.entity_badges(session, [key]).get(key, {})}
@@ -143,7 +170,8 @@ def catalog_list(
 def team_page(request: Request, team: str, principal: PrincipalDep, session: SessionDep,
               settings: SettingsDep, registry: RegistryDep, forge: ForgeDep) -> Response:
     return render(request, "entity.html", title=f"Team {team}",
-                  **entity_context(session, settings, f"team:{team}"),
+                  **entity_context(session, settings, f"team:{team}", forge=forge,
+                                   principal=principal),
                   behind=_behind(forge, registry, f"teams/{team}"))
 
 
@@ -152,7 +180,8 @@ def namespace_page(request: Request, team: str, name: str, principal: PrincipalD
                    session: SessionDep, settings: SettingsDep, registry: RegistryDep,
                    forge: ForgeDep) -> Response:
     return render(request, "entity.html", title=f"Namespace {team}/{name}",
-                  **entity_context(session, settings, f"namespace:{team}/{name}"),
+                  **entity_context(session, settings, f"namespace:{team}/{name}", forge=forge,
+                                   principal=principal),
                   behind=_behind(forge, registry, f"tenants/{team}/{name}"))
 
 
@@ -161,7 +190,8 @@ def application_page(request: Request, team: str, name: str, principal: Principa
                      session: SessionDep, settings: SettingsDep, registry: RegistryDep,
                      forge: ForgeDep) -> Response:
     return render(request, "entity.html", title=f"Application {team}/{name}",
-                  **entity_context(session, settings, f"application:{team}/{name}"),
+                  **entity_context(session, settings, f"application:{team}/{name}", forge=forge,
+                                   principal=principal),
                   behind=_behind(forge, registry, f"applications/{team}/{name}"),
                   **promotion_context(session, settings, forge, team, name))
 
@@ -173,9 +203,11 @@ def _behind(forge: ForgeDep, registry: RegistryDep, unit: str) -> BehindUnit | N
     return upgrade_service.unit_behind(forge=forge, registry=registry, unit=unit)
 
 
-def environment_entity(session: Session, settings: Settings, name: str) -> dict[str, Any]:
+def environment_entity(session: Session, settings: Settings, name: str, *, forge: Forge,
+                       principal: Principal) -> dict[str, Any]:
     """The catalog part of the environment page; empty when the catalog has not indexed it."""
     try:
-        return entity_context(session, settings, f"environment:{name}")
+        return entity_context(session, settings, f"environment:{name}", forge=forge,
+                              principal=principal)
     except NotFound:
         return {}

@@ -17,7 +17,6 @@ from frontend.pages import render
 from frontend.services import ForgeDep, RegistryDep
 from gitops.forges.base import Forge
 from gitops.layout import key_for_unit
-from portal.auth import policy
 from portal.auth.principal import Principal
 from portal.deps import PrincipalDep, SessionDep, client_ip
 from portal.errors import CaasError, NotFound
@@ -42,31 +41,18 @@ class ActionView:
     reason: str
 
 
-def _tier(change: ChangePublic) -> policy.Tier:
-    return policy.Tier(change.tier) if change.tier in policy.Tier.__members__ \
-        else policy.Tier.prod
-
-
 def can_approve(principal: Principal, change: ChangePublic) -> bool:
-    return policy.can_approve(principal, author=change.author, team=change.team,
-                              tier=_tier(change), touches_envs=change.touches_envs).allowed
+    return scaffolder_review.approve_decision(principal, change).allowed
 
 
 def _actions(principal: Principal, change: ChangeDetail) -> list[ActionView]:
-    tier = _tier(change)
-    approve = policy.can_approve(principal, author=change.author, team=change.team, tier=tier,
-                                 touches_envs=change.touches_envs)
-    already = principal.username in change.approved_by
-    merge = policy.can_merge(principal, author=change.author, team=change.team, tier=tier,
-                             touches_envs=change.touches_envs, approved_by=change.approved_by,
-                             checks_green=change.checks_green)
-    close = policy.can_close(principal, author=change.author, team=change.team)
-    return [
-        ActionView("approve", "Approve", "primary", approve.allowed and not already,
-                   "you already approved it" if already else approve.reason),
-        ActionView("merge", "Merge", "primary", merge.allowed, merge.reason),
-        ActionView("close", "Close", "danger", close.allowed, close.reason),
-    ]
+    """The buttons, each disabled with its reason when the POST would refuse it (the review
+    service's own rules: ``scaffolder.review.action_decisions``)."""
+    decisions = scaffolder_review.action_decisions(principal, change)
+    return [ActionView(name, label, style, decisions[name].allowed, decisions[name].reason)
+            for name, label, style in (("approve", "Approve", "primary"),
+                                       ("merge", "Merge", "primary"),
+                                       ("close", "Close", "danger"))]
 
 
 def _plan(session: Session, change: ChangeDetail) -> tuple[str, list[UnitPlanPreview]]:

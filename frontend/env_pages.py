@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from frontend.catalog_pages import environment_entity
 from frontend.pages import render
+from frontend.services import ForgeDep
 from portal.deps import PrincipalDep, SessionDep, SettingsDep
 from portal.errors import NotFound, ValidationFailed
 from portal.redact import redact
@@ -54,8 +55,8 @@ def _unit_key(name: str) -> tuple[int, str]:
 
 @router.get("/catalog/environments/{name}")
 def environment_page(request: Request, name: str, principal: PrincipalDep,
-                     session: SessionDep, settings: SettingsDep) -> Response:
-    catalog_part = environment_entity(session, settings, name)
+                     session: SessionDep, settings: SettingsDep, forge: ForgeDep) -> Response:
+    catalog_part = environment_entity(session, settings, name, forge=forge, principal=principal)
     try:
         status: EnvironmentStatus | None = reconciler_service.environment_status(
             session, environment=name)

@@ -17,7 +17,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from frontend.rows import Assembled, RowEditor, assemble, editor_for, fill, fill_posted, posted_rows
+from frontend.rows import (
+    Assembled,
+    RowEditor,
+    assemble,
+    cell_id,
+    editor_for,
+    fill,
+    fill_posted,
+    posted_rows,
+)
 from scaffolder.parameters import FieldSpec
 
 # Choice lists the portal fills in (teams the user belongs to, existing environments).
@@ -74,8 +83,7 @@ class Widget:
         return f"f-{self.name}-error"
 
     def cell_id(self, row: int | str, column: str) -> str:
-        """The id of one cell's input (``f-owners-2``, ``f-environment_quotas-0-cpu``)."""
-        return f"f-{self.name}-{row}" + (f"-{column.strip('_')}" if column else "")
+        return cell_id(self.name, row, column)
 
 
 def _choice_key(spec: FieldSpec) -> str | None:

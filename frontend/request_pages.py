@@ -22,10 +22,11 @@ from sqlmodel import Session
 from catalog import service as catalog_service
 from catalog.cost import load_price_sheet
 from frontend.form_state import cell_errors, error_summary, row_edit
-from frontend.forms import Posted, Widget, parse_form, read_form, single_field_parameters, widgets
+from frontend.forms import Posted, Widget, read_form, single_field_parameters, widgets
 from frontend.highlight import highlight_file
 from frontend.pages import render
 from frontend.preview_costs import cost_table
+from frontend.rows import cell_id
 from frontend.services import ForgeDep, RegistryDep
 from gitops.forges.base import Forge
 from portal.auth.principal import Principal
@@ -69,6 +70,10 @@ def _form_page(request: Request, detail: TemplateDetail, *, session: Session,
     errors = dict(more or {})
     if error is not None and error.field:
         errors.setdefault(error.field, error.message)
+    for name, rows in (posted.cell_errors if posted else {}).items():
+        if rows:  # each row says what is wrong; the field says how many
+            errors[name] = ("1 row needs a change" if len(rows) == 1 else
+                            f"{len(rows)} rows need a change")
     pages: dict[str, list[Widget]] = {}
     flat, grouped = _choices(session, principal)
     for widget in widgets(form_fields(detail.parameters), choices=flat, grouped=grouped,
@@ -175,14 +180,19 @@ def request_form(request: Request, name: str, principal: PrincipalDep, registry:
 @router.get("/change")
 def change_form(request: Request, unit: Annotated[str, Query(max_length=300)],
                 principal: PrincipalDep, registry: RegistryDep, forge: ForgeDep,
-                session: SessionDep) -> Response:
+                session: SessionDep,
+                installed: Annotated[str, Query(pattern="^(|true|false)$")] = "") -> Response:
     """"Change" on an entity page: the unit's template form, pre-filled from its
-    ``.caas-answers.yaml``, the identifying fields read-only; it previews an update."""
+    ``.caas-answers.yaml``, the identifying fields read-only; it previews an update.
+    ``installed=false`` ("Uninstall" on an environment page) pre-sets that answer."""
     stored = unit_answers(forge=forge, registry=registry, unit=unit)
     detail = scaffolder_service.get_template(registry=registry, forge=forge,
                                              principal=principal, name=stored.template)
+    values = dict(stored.answers)
+    if installed and "installed" in {f.name for f in form_fields(detail.parameters)}:
+        values["installed"] = installed == "true"
     return _form_page(request, detail, session=session, principal=principal,
-                      values=stored.answers, update=True,
+                      values=values, update=True,
                       fixed=frozenset(stored.fixed))
 
 
@@ -201,13 +211,20 @@ async def decommission(request: Request, principal: PrincipalDep, session: Sessi
 @router.post("/templates/{name}/check")
 async def check_fields(request: Request, name: str, principal: PrincipalDep,
                        registry: RegistryDep, forge: ForgeDep) -> Response:
-    """Inline validation: the server's validator on each touched field alone."""
+    """Inline validation: the server's validator on each touched field alone; for a row
+    editor also each row (``cells``: ``{cell input id: message}``)."""
     template = registry.get(name, field_name="name")
     form = await _form_data(request)
-    answers = parse_form(form_fields(template.parameters), form)
+    specs = form_fields(template.parameters)
+    read = read_form(specs, form)
     context = parameter_context(forge, principal, registry)
-    errors = _field_errors(template.parameters, answers, form.get("_fields", []), context)
-    return JSONResponse({"errors": errors})
+    touched = form.get("_fields", [])
+    errors = _field_errors(template.parameters, read.answers, touched, context)
+    rows = cell_errors([s for s in specs if s.name in touched], read, context)
+    cells = {cell_id(field, row, column): message
+             for field, by_row in rows.items() for row, by_column in by_row.items()
+             for column, message in by_column.items()}
+    return JSONResponse({"errors": errors, "cells": cells})
 
 
 @router.post("/templates/{name}/preview")

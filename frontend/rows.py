@@ -36,6 +36,12 @@ _INDEXED = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\[(?P<row>[0-9]{1,4})\]
                       r"(?:\[(?P<col>[A-Za-z0-9_]+)\])?$")
 
 
+def cell_id(field_name: str, row: int | str, column: str) -> str:
+    """The id of one cell's input (``f-owners-2``, ``f-environment_quotas-0-cpu``,
+    ``f-environment_quotas-0-key``): error links and inline checks point at it."""
+    return f"f-{field_name}-{row}" + (f"-{column.strip('_')}" if column else "")
+
+
 @dataclass(frozen=True)
 class Column:
     """One cell of every row: ``name`` is the property (``__key``/``__value`` for maps, ``""``

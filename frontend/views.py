@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, FastAPI, Form, Request
@@ -115,12 +115,15 @@ def home(request: Request, principal: PrincipalDep, session: SessionDep) -> Resp
                   requests=activity.my_requests(session, changes, principal.username),
                   review=review[:10],
                   activity=[{**e, "url": entity_url(str(e["entity"]))}
-                            for e in timeline_view_with_entity(events)])
+                            for e in timeline_view_with_entity(
+                                events, {c.id: c.number for c in changes})])
 
 
-def timeline_view_with_entity(events: list[dict[str, object]]) -> list[dict[str, object]]:
+def timeline_view_with_entity(events: list[dict[str, Any]],
+                              numbers: dict[int, int | None] | None = None
+                              ) -> list[dict[str, object]]:
     return [{**view, "entity": event["entity"]}
-            for event, view in zip(events, timeline_view(events), strict=True)]
+            for event, view in zip(events, timeline_view(events, numbers), strict=True)]
 
 
 def mount(app: FastAPI) -> None:

@@ -53,6 +53,11 @@ class GitError(CaasError):
         self.stderr = stderr
 
 
+class NoRepository(GitError):
+    """There is no git repository at the path (never created, or deleted): ``caas init``
+    creates it."""
+
+
 def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The process environment for git: ours plus the portal's identity, never prompting."""
     full = {**os.environ, **IDENTITY, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **(env or {})}
@@ -95,14 +100,14 @@ def repository(git_dir: Path) -> pygit2.Repository:
     try:
         identity = os.stat(os.path.join(path, "objects")).st_ino
     except OSError as exc:
-        raise GitError(f"no git repository at {path}") from exc
+        raise NoRepository(f"no git repository at {path}") from exc
     cache: dict[str, tuple[int, pygit2.Repository]] = _handles.__dict__.setdefault("repos", {})
     held = cache.get(path)
     if held is None or held[0] != identity:
         try:
             repo = pygit2.Repository(path)
         except pygit2.GitError as exc:
-            raise GitError(f"no git repository at {path}: {exc}") from exc
+            raise NoRepository(f"no git repository at {path}: {exc}") from exc
         held = cache[path] = (identity, repo)
     return held[1]
 

@@ -9,7 +9,8 @@ Public contract:
 - ``describe(exc, *, main) -> str | None``: the one-line problem for an error the repository
   operations raise for a known reason (``None`` for anything else, which keeps its traceback):
   ``NotFound`` of a ref → "has no branch 'main': run `caas init`"; ``ConfigError`` → its message
-  (it names the ``CAAS_*`` setting); ``RateLimited``/``Unavailable`` → "cannot be reached";
+  (it names the ``CAAS_*`` setting); ``NoRepository`` → "does not exist yet: run `caas init`";
+  ``RateLimited``/``Unavailable`` → "cannot be reached";
   a GitHub 401/403/404 → "refused: check CAAS_GITHUB_TOKEN and CAAS_GITHUB_REPO".
 - ``RepositoryStatus(ttl_s=30.0, clock=time.monotonic)``: thread-safe memory of the current
   problem (``problem``; "" when fine). ``observe(problem)`` records a probe's outcome and logs
@@ -28,6 +29,7 @@ import time
 from collections.abc import Callable
 
 from gitops.forges.base import ForgeError, RateLimited
+from gitops.git import NoRepository
 from portal.errors import ConfigError, NotFound, Unavailable
 
 log = logging.getLogger("caas.gitops.status")
@@ -38,6 +40,8 @@ def describe(exc: BaseException, *, main: str) -> str | None:
     if isinstance(exc, NotFound) and getattr(exc, "field", None) == "ref":
         return (f"the GitOps repository has no branch {main!r}: run `caas init` "
                 "(or set CAAS_MAIN_BRANCH)")
+    if isinstance(exc, NoRepository):
+        return f"the GitOps repository does not exist yet ({exc}): run `caas init`"
     if isinstance(exc, ConfigError):
         return f"GitOps repository not configured: {exc}"
     if isinstance(exc, RateLimited | Unavailable):

@@ -48,13 +48,17 @@ def plan(ctx: JobContext) -> Result:
 
 
 def catalog(ctx: JobContext) -> Result:
-    """Index the merge commit into the catalog (only the changed paths)."""
+    """Index the entities of the merge's changed paths into the catalog, as they are at the
+    head of main now: a merge learned late (the poller, a redelivered webhook) must not bring
+    back what a later merge changed or removed, and a re-run is idempotent."""
     raw = ctx.job.payload.get("paths")
     changed = [str(p) for p in raw] if isinstance(raw, list) else None
+    head = ctx.forge.head(ctx.settings.main_branch)
     with Session(ctx.engine, expire_on_commit=False) as session:
-        result = catalog_service.index_commit(session, forge=ctx.forge, commit=ctx.job.commit,
+        result = catalog_service.index_commit(session, forge=ctx.forge, commit=head,
                                               changed=changed)
-    ctx.log(f"catalog indexed {ctx.job.commit[:12]}: {len(result.added)} added, "
+    ctx.log(f"catalog indexed {ctx.job.commit[:12]}'s paths at main {head[:12]}: "
+            f"{len(result.added)} added, "
             f"{len(result.changed)} changed, {len(result.removed)} removed, "
             f"{len(result.flagged)} flagged")
     return Result(message="catalog updated", detail={

@@ -216,12 +216,28 @@ def _merged_answers(forge: Forge, request: ScaffoldRequest,
     return {**{k: v for k, v in previous.items() if k in fields}, **answers}
 
 
+def request_decision(principal: Principal, *, team: str | None, touches: bool,
+                     new_team: bool = False) -> policy.Decision:
+    """May ``principal`` ask for this unit: a new team (anybody signed in), an environment
+    (platform-admins), anything else (the owning team's members)."""
+    if new_team:
+        return policy.can_request_new_team(principal)
+    return policy.can_request(principal, team=team, touches_envs=touches)
+
+
+def change_decision(principal: Principal, *, unit: str) -> policy.Decision:
+    """May ``principal`` request a change of the unit at folder ``unit`` (``teams/<t>``,
+    ``tenants/<t>/<ns>``, ``applications/<t>/<app>``, ``envs/<env>``): the rule ``prepare``
+    applies to an update (an entity page's "Change" button shows it)."""
+    parts = unit.strip("/").split("/")
+    touches = parts[0] == "envs"
+    team = parts[1] if not touches and len(parts) > 1 else None
+    return request_decision(principal, team=team, touches=touches)
+
+
 def _authorize(principal: Principal, *, team: str | None, touches: bool,
                new_team: bool) -> None:
-    if new_team:
-        decision = policy.can_request_new_team(principal)
-    else:
-        decision = policy.can_request(principal, team=team, touches_envs=touches)
+    decision = request_decision(principal, team=team, touches=touches, new_team=new_team)
     if not decision:
         raise Forbidden(decision.reason, field="team" if not touches else "template",
                         rule="can-request")

@@ -7,7 +7,8 @@ names it true, refused while something still depends on it.
 - ``prepare_decommission(...) -> Prepared`` (action ``decommission``): every file under the unit
   deleted; the lists derived from the tenants (``gitops.lists.derived_updates``: the team's
   AppProject destinations) and ``CODEOWNERS`` (``scaffolder.codeowners``) rewritten in the
-  same change set. Nothing is written here; refusals are ``Conflict`` (``rule="dependants"``,
+  same change set. Nothing is written here; refusals (``refusal(...)``, which an entity page
+  shows beside a disabled "Remove") are ``Conflict`` (``rule="dependants"``,
   naming them), ``NotFound`` (no unit), ``Forbidden`` (not the unit's team), ``BadRequest``
   for an environment (it is removed with ``installed: false``, a Change).
 
@@ -23,7 +24,7 @@ from gitops.forges.base import FileChange, Forge
 from gitops.paths import is_safe
 from portal.auth import policy
 from portal.auth.principal import Principal
-from portal.errors import BadRequest, Conflict, Forbidden, ValidationFailed
+from portal.errors import BadRequest, CaasError, Conflict, Forbidden, ValidationFailed
 from scaffolder.changeset import (
     Prepared,
     derived_lists,
@@ -66,31 +67,44 @@ def dependants(forge: Forge, *, unit: str, ref: str = "main") -> list[str]:
     return []
 
 
+def refusal(forge: Forge, principal: Principal, *, unit: str,
+            ref: str = "main") -> CaasError | None:
+    """Why ``principal`` may not decommission ``unit`` at ``ref`` — the error
+    ``prepare_decommission`` raises (an entity page shows its message beside a disabled
+    "Remove") — or None when it may go."""
+    if not is_safe(unit):
+        return ValidationFailed(f"unit: {unit[:80]!r} is not a safe repository folder",
+                                field="unit", rule="safe-path")
+    entity = layout.key_for_unit(unit)
+    kind = entity.partition(":")[0]
+    if kind == "environment":
+        return BadRequest("unit: an environment is removed by changing it to `installed: "
+                          "false` (its Terraform units are destroyed in reverse order)",
+                          field="unit", rule="environment-installed")
+    if kind not in KINDS or unit.count("/") != (1 if kind == "team" else 2):
+        return BadRequest(f"unit: {unit!r} is not a team, namespace or application folder",
+                          field="unit", rule="decommissionable")
+    decision = policy.can_request(principal, team=unit.split("/")[1], touches_envs=False)
+    if not decision:
+        return Forbidden(decision.reason, field="unit", rule="can-request")
+    still = dependants(forge, unit=unit, ref=ref)
+    if still:
+        return Conflict(f"unit: {entity} still has dependants; decommission them first: "
+                        + ", ".join(still), field="unit", rule="dependants")
+    return None
+
+
 def prepare_decommission(forge: Forge, registry: Registry, principal: Principal, *,
                          unit: str) -> Prepared:
     """The change set that removes ``unit`` (a folder such as ``tenants/pay/pay-web``)."""
     unit = unit.strip().strip("/")
-    if not is_safe(unit):
-        raise ValidationFailed(f"unit: {unit[:80]!r} is not a safe repository folder",
-                               field="unit", rule="safe-path")
+    base_sha = forge.head()
+    refused = refusal(forge, principal, unit=unit, ref=base_sha)
+    if refused is not None:
+        raise refused
     entity = layout.key_for_unit(unit)
     kind = entity.partition(":")[0]
-    if kind == "environment":
-        raise BadRequest("unit: an environment is removed by changing it to `installed: "
-                         "false` (its Terraform units are destroyed in reverse order)",
-                         field="unit", rule="environment-installed")
-    if kind not in KINDS or unit.count("/") != (1 if kind == "team" else 2):
-        raise BadRequest(f"unit: {unit!r} is not a team, namespace or application folder",
-                         field="unit", rule="decommissionable")
     team = unit.split("/")[1]
-    decision = policy.can_request(principal, team=team, touches_envs=False)
-    if not decision:
-        raise Forbidden(decision.reason, field="unit", rule="can-request")
-    base_sha = forge.head()
-    still = dependants(forge, unit=unit, ref=base_sha)
-    if still:
-        raise Conflict(f"unit: {entity} still has dependants; decommission them first: "
-                       + ", ".join(still), field="unit", rule="dependants")
     stored = unit_answers(forge=forge, registry=registry, unit=unit)
     template = registry.get(stored.template, field_name="unit")
     paths = forge.list_files(unit + "/", base_sha)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 from pydantic import Field as PField
 from sqlalchemy import JSON, Column, DateTime, Text
 from sqlmodel import Field, SQLModel
@@ -165,7 +165,7 @@ class UpgradeRequest(BaseModel):
     team: str | None = PField(default=None, min_length=1, max_length=63,
                               pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
                               description="Only units of this team.")
-    dry_run: bool = PField(default=False, description="Merge and report; open nothing.")
+    dry_run: StrictBool = PField(default=False, description="Merge and report; open nothing.")
     per: Literal["unit", "team"] = PField(default="unit", description="One PR per unit, or one "
                                           "per team and template.")
 

@@ -81,6 +81,12 @@ def _source_file(forge: Forge, team: str, app: str, source: str,
                            field="from", rule="overlay-exists")
 
 
+def promote_decision(principal: Principal, *, team: str) -> policy.Decision:
+    """May ``principal`` promote an application of ``team`` (a member of the team or a
+    platform-admin; the page shows the reason beside a disabled "Promote")."""
+    return policy.can_request(principal, team=team)
+
+
 def plan(forge: Forge, registry: Registry, principal: Principal, *, team: str, app: str,
          source: str, target: str) -> Plan:
     """Validate, authorize and build the change set; nothing is written."""
@@ -94,7 +100,7 @@ def plan(forge: Forge, registry: Registry, principal: Principal, *, team: str, a
     if answers is None:
         raise NotFound(f"app: no application {team}/{app} on main", field="app",
                        rule="unit-exists")
-    decision = policy.can_request(principal, team=team)
+    decision = promote_decision(principal, team=team)
     if not decision:
         raise Forbidden(decision.reason, field="team", rule="can-request")
     if source == target:

@@ -58,6 +58,23 @@ def list_changes(session: Session, *, status: str | None = None, limit: int = 10
     return [ChangePublic(**_public(c)) for c in session.exec(stmt).all()]
 
 
+def open_changes(session: Session, *, entity: str, limit: int = 20) -> list[ChangePublic]:
+    """The open changes (pending or open pull requests) of one catalog entity, newest first."""
+    rows = session.exec(select(Change).where(Change.entity == entity,
+                                             col(Change.status).in_(OPEN))
+                        .order_by(col(Change.id).desc()).limit(limit)).all()
+    return [ChangePublic(**_public(c)) for c in rows]
+
+
+def change_numbers(session: Session, *, ids: Sequence[int]) -> dict[int, int | None]:
+    """Change id → pull request number (None while it has none), for pages that link them."""
+    wanted = sorted(set(ids))[:500]
+    if not wanted:
+        return {}
+    return {i: n for i, n in session.exec(select(Change.id, Change.number).where(
+        col(Change.id).in_(wanted))).all() if i is not None}
+
+
 def list_one(session: Session, *, change_id: int) -> ChangePublic:
     """One change without its files and diff."""
     return ChangePublic(**_public(_change(session, change_id)))
@@ -92,12 +109,64 @@ def _open_number(change: Change) -> int:
     return change.number
 
 
+# ---- who may do what: one owner for the POSTs below and the buttons of the change page -------
+
+
+def _tier(change: Change | ChangePublic) -> policy.Tier:
+    """The change's tier; an unknown one is treated as prod (the strictest routing)."""
+    return policy.Tier(change.tier) if change.tier in policy.Tier.__members__ \
+        else policy.Tier.prod
+
+
+def failing_checks(checks: Sequence[CheckResult | dict[str, Any]]) -> list[str]:
+    """Names of the checks that do not pass (``capacity``, ``collisions``, …)."""
+    return [c.name for c in map(CheckResult.model_validate, checks) if c.state != "success"]
+
+
+def approve_decision(principal: Principal, change: Change | ChangePublic) -> policy.Decision:
+    """``policy.can_approve`` for this change (the four-eyes rule and the tier's routing)."""
+    return policy.can_approve(principal, author=change.author, team=change.team,
+                              tier=_tier(change), touches_envs=change.touches_envs)
+
+
+def merge_decision(principal: Principal, change: Change | ChangePublic, *,
+                   approved_by: Sequence[str] | None = None) -> policy.Decision:
+    """Checks first ("checks failing: capacity"), then ``policy.can_merge`` with the approvals
+    on record (``approved_by``: the forge's, at merge time; the change row's otherwise)."""
+    failing = failing_checks(change.checks)
+    if failing:
+        return policy.Decision(False, "checks failing: " + ", ".join(failing))
+    return policy.can_merge(principal, author=change.author, team=change.team,
+                            tier=_tier(change), touches_envs=change.touches_envs,
+                            approved_by=change.approved_by if approved_by is None
+                            else approved_by, checks_green=change.checks_green)
+
+
+def close_decision(principal: Principal, change: Change | ChangePublic) -> policy.Decision:
+    return policy.can_close(principal, author=change.author, team=change.team)
+
+
+def action_decisions(principal: Principal, change: Change | ChangePublic
+                     ) -> dict[str, policy.Decision]:
+    """What ``principal`` may do with ``change`` now, with the reason when not: the rules
+    :func:`approve_change`, :func:`merge_change` and :func:`close_change` apply (a page shows
+    a refused action disabled with its reason). Approving twice is accepted by the POST (it
+    changes nothing) and shown as refused here: "you already approved it"."""
+    state = policy.Decision(False, f"the change is {change.status}, not open")
+    is_open = change.status == "open" and change.number is not None
+    approve = approve_decision(principal, change)
+    if approve and principal.username in change.approved_by:
+        approve = policy.Decision(False, "you already approved it")
+    return {"approve": approve if is_open else state,
+            "merge": merge_decision(principal, change) if is_open else state,
+            "close": close_decision(principal, change) if change.status in OPEN else state}
+
+
 def approve_change(session: Session, *, forge: Forge, principal: Principal, change_id: int,
                    ip: str = "") -> ChangePublic:
     change = _change(session, change_id)
     number = _open_number(change)
-    decision = policy.can_approve(principal, author=change.author, team=change.team,
-                                  tier=policy.Tier(change.tier), touches_envs=change.touches_envs)
+    decision = approve_decision(principal, change)
     if not decision:
         audit.record(session, actor=principal.username, action="scaffolder.approve",
                      target=change.unit_key, outcome="denied", ip=ip,
@@ -150,10 +219,7 @@ def merge_change(session: Session, *, forge: Forge, registry: Registry, principa
         fresh = gates + merge_gate.recheck_change(session, forge=forge, change=change,
                                                   code_owners=registry.code_owners)
         approvals = local.approvals(number)
-        decision = policy.can_merge(principal, author=change.author, team=change.team,
-                                    tier=policy.Tier(change.tier),
-                                    touches_envs=change.touches_envs, approved_by=approvals,
-                                    checks_green=change.checks_green)
+        decision = merge_decision(principal, change, approved_by=approvals)
         failing = [c for c in fresh if c.state != "success"]
         if failing or not decision:
             reason = ("checks failing with current main: " + "; ".join(
@@ -201,7 +267,7 @@ def close_change(session: Session, *, forge: Forge, principal: Principal, change
     if change.status not in OPEN:
         raise Conflict(f"change {change.id} is {change.status}, not open", field="change_id",
                        rule="state")
-    decision = policy.can_close(principal, author=change.author, team=change.team)
+    decision = close_decision(principal, change)
     if not decision:
         raise Forbidden(decision.reason, rule="can-close")
     if change.number is not None:

@@ -4,8 +4,9 @@ its version (the git tree id of the folder, ``scaffolder.registry.tree_id``).
 An upgrade renders its base with the template *as it was* when the unit was rendered, so old
 versions must outlive the folder on disk. The store is a bare git repository,
 ``<data_dir>/templates.git``: each time the registry loads a template version it has not stored,
-one ``git fast-import`` commits the folder on ``refs/caas/templates/<name>`` (a history of the
-versions served, oldest first). git computes the same tree id as ``tree_id`` (same modes, no
+one ``git fast-import`` commits the folder on ``refs/caas/versions/<name>/<version>`` (which
+keeps it reachable) and moves ``refs/caas/templates/<name>`` to it (a history of the versions
+served, oldest first). git computes the same tree id as ``tree_id`` (same modes, no
 symlinks, no ``__pycache__``), so the version in a unit's ``.caas-answers.yaml`` *is* the object
 to read back.
 
@@ -29,6 +30,7 @@ from portal.settings import REPO_ROOT
 
 log = logging.getLogger(__name__)
 REF_PREFIX = "refs/caas/templates/"
+VERSION_PREFIX = "refs/caas/versions/"
 _SKIP = frozenset({".git", "__pycache__"})
 # (store, version) pairs known stored: loading a template again costs no git process.
 _STORED: set[tuple[str, str]] = set()
@@ -70,13 +72,16 @@ class TemplateStore:
             return
         if not (self.git_dir / "HEAD").exists():
             git.init_bare(self.git_dir)
-        if self._has(self.git_dir, version):
+        # Each version has its own ref (what keeps it reachable, whoever else writes the store:
+        # the server and the worker may load a new version at the same moment).
+        pinned = f"{VERSION_PREFIX}{name}/{version}"
+        if git.run(self.git_dir, "rev-parse", "--verify", "-q", pinned).returncode == 0:
             _STORED.add(key)
             return
         ref = REF_PREFIX + name
         tip = git.run(self.git_dir, "rev-parse", "--verify", "-q", ref + "^{commit}")
         message = f"{name} {version}".encode()
-        stream = [b"commit " + ref.encode() + b"\n",
+        stream = [b"commit " + pinned.encode() + b"\n",
                   b"committer caas-portal <caas-portal@localhost> %d +0000\n" % int(time.time()),
                   b"data %d\n" % len(message), message, b"\n"]
         if tip.returncode == 0:
@@ -87,7 +92,10 @@ class TemplateStore:
             stream += [f"M {mode} inline {path}\n".encode(), b"data %d\n" % len(data), data,
                        b"\n"]
         git.out(self.git_dir, "fast-import", "--quiet", input_bytes=b"".join(stream))
-        stored = git.out(self.git_dir, "rev-parse", ref + "^{tree}").strip()
+        commit = git.out(self.git_dir, "rev-parse", pinned).strip()
+        # The template's history (``versions``); last writer wins, the pinned ref stays.
+        git.out(self.git_dir, "update-ref", ref, commit)
+        stored = git.out(self.git_dir, "rev-parse", pinned + "^{tree}").strip()
         if stored != version:  # a file git and tree_id count differently: say so, keep serving
             log.warning("template %s: stored tree %s differs from its version %s", name,
                         stored, version)

@@ -58,6 +58,8 @@ def list_behind(*, forge: Forge, registry: Registry, principal: Principal,
                 template: str | None = None, team: str | None = None) -> list[BehindUnit]:
     """The units behind their template that ``principal`` may upgrade."""
     _authorize_team(principal, team)
+    if template is not None:
+        registry.get(template, field_name="template")  # 404 naming an unknown one
     return [BehindUnit(unit=b.unit, entity=layout.key_for_unit(b.unit), template=b.template,
                        version=b.version, current=b.current, team=b.team)
             for b in units_behind(forge, registry, template=template, team=team)
@@ -95,6 +97,8 @@ def run_upgrades(session: Session, *, forge: Forge, registry: Registry, principa
                  request: UpgradeRequest, ip: str = "") -> list[UpgradeOutcome]:
     """Open, update or preview the upgrade PRs (module doc); one outcome per group."""
     _authorize_team(principal, request.team)
+    if request.template is not None:
+        registry.get(request.template, field_name="template")  # 404 naming an unknown one
     found = [b for b in units_behind(forge, registry, template=request.template,
                                      team=request.team) if may_upgrade(principal, b.team)]
     # An open upgrade PR of the other grouping (per team vs per unit) covers its units too.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the product and its tests use, when they are missing:
 # git, PostgreSQL 15 (the tests start their own server), Chromium (browser tests), kubectl
-# (kustomize builds), wrk (benchmarks' load). Terraform is a single binary the platform team provides on PATH.
+# (kustomize builds), wrk (benchmarks' load). Terraform is a single binary the platform team
+# provides on PATH.
 # --demo: only what `make demo` needs.
 set -euo pipefail
 
@@ -14,7 +15,7 @@ if [ "${1:-}" != "--demo" ]; then
   command -v kubectl >/dev/null || need+=(kubectl)
   command -v runuser >/dev/null || need+=(util-linux)
   command -v npm >/dev/null || need+=(npm)  # GitHub's npm descriptions (github_spec tests)
-  command -v wrk >/dev/null || need+=(wrk)  # the load generator of bench/ (a separate process)
+  command -v wrk >/dev/null || need+=(wrk)  # bench/catalog.py loads the server with it
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != "0" ]; then

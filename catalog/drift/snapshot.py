@@ -1,7 +1,9 @@
 """``main`` read once per drift run: every unit's files, grouped by entity key, parsed lazily.
 
-One batched read (``TreeSource.read_tree`` of the four unit folders: ``git ls-tree`` plus one
-``git cat-file --batch``) serves the git, catalog and cluster sides alike.
+One batched read of the whole tree (``TreeSource.read_tree([])``: ``git ls-tree`` plus one
+streamed ``git cat-file --batch``; naming the four unit folders would take the reader's
+few-folders path, one round trip per object) serves the git, catalog and cluster sides alike;
+files outside the unit folders are dropped.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 
 from catalog.parse import Parsed, parse_entity
 from gitops.gitreader import TreeSource
-from gitops.layout import FOLDERS, key_for_path, unit_dir
+from gitops.layout import key_for_path, unit_dir
 
 
 @dataclass
@@ -39,7 +41,7 @@ class Snapshot:
 def read_main(source: TreeSource, *, ref: str = "main") -> Snapshot:
     """Every unit's files at the head of ``ref``."""
     commit = source.head(ref)
-    files = source.read_tree(sorted(FOLDERS.values()), commit)
+    files = source.read_tree([], commit)
     units: dict[str, dict[str, bytes]] = defaultdict(dict)
     for path, content in files.items():
         key = key_for_path(path)

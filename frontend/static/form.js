@@ -46,6 +46,21 @@
     if (!response.ok || mine !== sequence) return;
     const result = await response.json();
     for (const name of touched) show(name, (result.errors || {})[name] || "");
+    // Row editors: each cell's own message (the server names the row and the cell).
+    const cells = result.cells || {};
+    for (const name of touched) {
+      const box = form.querySelector('[data-field="' + CSS.escape(name) + '"] fieldset.rows');
+      if (!box) continue;
+      for (const error of box.querySelectorAll("[data-rows] .field-error")) {
+        const id = error.id.replace(/-error$/, "");
+        const message = cells[id] || "";
+        if (error.textContent !== message) error.textContent = message;
+        const input = document.getElementById(id);
+        if (!input) continue;
+        if (message) input.setAttribute("aria-invalid", "true");
+        else input.removeAttribute("aria-invalid");
+      }
+    }
   }
 
   function schedule(delay) {

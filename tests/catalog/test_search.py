@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, select
 
 from catalog import search, service
-from catalog.models import Entity, SearchTerm
+from catalog.models import Entity, Kind, SearchTerm
 from gitops.gitreader import GitReader
 from portal import db
 from tests.catalog import gitops
@@ -207,3 +207,8 @@ def test_the_terms_table_matches_its_model(engine: Engine) -> None:
                 "SELECT collation_name FROM information_schema.columns "
                 "WHERE table_name = 'catalog_search_terms' AND column_name = 'term'")).scalar()
         assert collation == "C"
+
+
+def test_the_kinds_are_the_catalogs_and_templates() -> None:
+    catalog_kinds = [k.value for k in Kind]
+    assert [*catalog_kinds, "template"] == list(search.KINDS)

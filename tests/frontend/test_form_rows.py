@@ -34,6 +34,9 @@ def test_tenant_rows_and_the_preview_shows_cost_and_capacity(
     rules.get_by_role("textbox", name="Port, row 1").fill("8080")
     rules.get_by_role("combobox", name="Method, row 1").select_option("GET")
     rules.get_by_role("textbox", name="Path, row 1").fill("{{ cookiecutter.x }}")
+    rules.get_by_role("textbox", name="Path, row 1").press("Tab")
+    # Checked inline by the server as the cell is left: the message sits under the cell.
+    expect(dana.locator("#f-http_allow-0-path-error")).to_contain_text("template marker")
     rules.get_by_role("button", name="Add a row to HTTP allow rules (L7)").click()
     rules.get_by_role("textbox", name="From namespace, row 2").fill("payments-api")
     rules.get_by_role("textbox", name="Port, row 2").fill("http")

@@ -66,9 +66,9 @@ def test_request_review_merge_and_follow(new_context: Callable[[], BrowserContex
     expect(dev).to_have_url(re.compile(r"/changes/\d+$"))
     change_url = dev.url
     expect(dev.get_by_role("heading", level=1)).to_contain_text("web-shop")
-    # The author may not approve: the four-eyes rule is explained.
-    dev.get_by_role("button", name="Approve").click()
-    expect(dev.get_by_role("alert")).to_contain_text("four-eyes")
+    # The author may not approve: the button is disabled, the four-eyes rule beside it.
+    expect(dev.get_by_role("button", name="Approve")).to_be_disabled()
+    expect(dev.locator("#why-approve")).to_contain_text("four-eyes")
     expect(dev.locator("#routing")).to_contain_text("approval from a member of team `payments`")
 
     reviewer = sign_in(new_context(), "rui")
@@ -78,9 +78,9 @@ def test_request_review_merge_and_follow(new_context: Callable[[], BrowserContex
     expect(namespace_diff.locator(".key").first).to_be_visible()  # highlighted server-side
     screenshot(reviewer, "change")
     reviewer.get_by_role("button", name="Approve").click()
-    expect(reviewer.get_by_role("status")).to_contain_text("Approved")
+    expect(reviewer.locator("main").get_by_role("status")).to_contain_text("Approved")
     reviewer.get_by_role("button", name="Merge").click()
-    expect(reviewer.get_by_role("status")).to_contain_text("Merged")
+    expect(reviewer.locator("main").get_by_role("status")).to_contain_text("Merged")
     reviewer.get_by_role("link", name="follow it in the catalog").click()
     expect(reviewer).to_have_url(re.compile(r"/catalog/namespaces/payments/[a-z-]*web-shop$"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from catalog.parse import _quota
 from gitops.quota import quota_total
 from gitops.yaml import load_all
-from scaffolder.checks_runner import _quota_of
+from scaffolder.capacity import quota_of
 
 MULTI = b"""\
 apiVersion: v1
@@ -53,7 +53,7 @@ def test_multi_document_total_in_exact_integers() -> None:
 def test_the_capacity_check_and_the_catalog_agree() -> None:
     problems: list[str] = []
     assert _quota(load_all(MULTI), "q.yaml", problems) == EXPECTED and problems == []
-    assert _quota_of(MULTI) == (EXPECTED["cpu"], EXPECTED["memory"], EXPECTED["storage"])
+    assert quota_of(MULTI) == (EXPECTED["cpu"], EXPECTED["memory"], EXPECTED["storage"])
 
 
 def test_sub_millicore_and_odd_bytes_round_up_exactly() -> None:

@@ -9,6 +9,7 @@ a per-environment lock, so the ones that no longer fit are refused naming ``capa
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -82,6 +83,11 @@ def test_second_merge_of_the_last_capacity_is_refused(
     assert "dev: cpu 10 of 8 with current main (over capacity)" in error["message"]
     assert error["field"] == "checks"
     assert gittree.resolve(gitops, "main") == main  # nothing landed
+    # The change page says so before anyone clicks: Merge disabled, the failing check named.
+    page = app_client.get(f"/changes/{second['id']}", headers={**bob, "accept": "text/html"})
+    assert re.search(r'<button type="submit" class="primary" disabled[^>]*>Merge</button>',
+                     page.text), page.text[:3000]
+    assert 'id="why-merge" class="why muted">checks failing: capacity<' in page.text
     # The failing check is on the change's pull request too (the forge's check of its head).
     app: Any = app_client.app
     forge = LocalForge(app.state.settings, app.state.engine)

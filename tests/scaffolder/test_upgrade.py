@@ -22,7 +22,7 @@ from scaffolder import merge_gate
 from scaffolder.changeset import parameter_context
 from scaffolder.models import Change, UpgradeRequest
 from scaffolder.parameters import validate_answers
-from scaffolder.registry import Registry, load_template
+from scaffolder.registry import Registry, load_template, tree_id
 from scaffolder.render import render
 from scaffolder.template_store import TemplateVersionMissing
 from scaffolder.upgrade import has_markers, units_behind
@@ -254,3 +254,30 @@ def test_per_team_one_pr_covers_the_teams_units_and_per_unit_runs_open_no_duplic
         assert b"pods: '50'" in (forge.read_file(f"{unit}/base/resourcequota.yaml",
                                                 info.head_sha) or b"")
     assert "payments-api" in info.body and "payments-web" in info.body
+
+
+def test_an_old_version_todays_subset_refuses_is_refused_clearly_and_others_go_on(
+        settings: Settings, engine: Engine, gitops: Path, tmp_path: Path,
+        make_user: UserFactory) -> None:
+    root = admin(engine, make_user)
+    registry, forge = behind_unit(settings, engine, gitops, tmp_path, root, (
+        "# The default quota;", "# Agreed with finance;"))
+    # An older version written before the subset rules: a filter Backstage does not have.
+    folder = old_tenant(tmp_path / "older")
+    quota = folder / "{{cookiecutter.namespace}}" / "base" / "resourcequota.yaml"
+    quota.write_text(quota.read_text() + "# {{ cookiecutter.team | tojson }}\n")
+    older = tree_id(folder)
+    registry.store.remember("tenant", folder, older)
+    answers_path = "tenants/platform/platform-tools/.caas-answers.yaml"
+    doc = yaml.load(forge.read_file(answers_path) or b"")
+    doc["version"] = older
+    commit_on_main(gitops, {answers_path: yaml.dump(doc).encode()}, "platform-tools: older")
+    with Session(engine) as session:
+        outcomes = {o.key: o for o in run_upgrades(session, forge=forge, registry=registry,
+                                                   principal=root,
+                                                   request=UpgradeRequest(dry_run=True))}
+    refused = outcomes["tenants/platform/platform-tools"]
+    assert refused.state == "refused"
+    assert older in refused.message and "tojson" in refused.message
+    assert "tenants/platform/platform-tools" in refused.message
+    assert outcomes[UNIT].state == "would-open"

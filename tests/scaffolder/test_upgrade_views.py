@@ -53,6 +53,9 @@ def test_admins_see_every_unit_behind_reviewers_their_teams_developers_none(
     assert app_client.post("/api/upgrades", headers=dev, json={}).status_code == 403
     bad = app_client.post("/api/upgrades", headers=boss, json={"per": "env"})
     assert bad.status_code == 422
+    assert app_client.post("/api/upgrades", headers=boss, json={"dry_run": 0}).status_code == 422
+    unknown = app_client.post("/api/upgrades", headers=boss, json={"template": "nope"})
+    assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "template"
 
     diff = app_client.get("/api/upgrades/diff", headers=rita,
                           params={"template": "tenant", "version": old})
