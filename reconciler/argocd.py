@@ -171,17 +171,7 @@ class ArgoCDApplier:
     def refresh(self, name: str, *, namespace: str | None = None) -> bool:
         """Ask ArgoCD to re-read the Application's sources now instead of at its next poll."""
         body = {"metadata": {"annotations": {REFRESH_ANNOTATION: "normal"}}}
-        ns = namespace or self.namespace
-        try:
-            self._api.patch_namespaced_custom_object(
-                GROUP, VERSION, ns, "applications", name, body, _content_type=MERGE_PATCH)
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise _error(f"refresh Application {ns}/{name}", exc) from exc
-        except HTTPError as exc:
-            raise _error(f"refresh Application {ns}/{name}", exc) from exc
-        return True
+        return self._patch_application("refresh", name, body, namespace or self.namespace)
 
     def sync(self, name: str, *, actor: str, namespace: str | None = None) -> bool:
         """Start a sync of the Application to its target revision: the controller runs the
@@ -190,16 +180,20 @@ class ArgoCDApplier:
         Repeating it while one runs is harmless: the running operation wins."""
         body = {"operation": {"initiatedBy": {"username": actor},
                               "sync": {"syncStrategy": {"hook": {}}}}}
-        ns = namespace or self.namespace
+        return self._patch_application("sync", name, body, namespace or self.namespace)
+
+    def _patch_application(self, what: str, name: str, body: Mapping[str, Any],
+                           ns: str) -> bool:
+        """Merge-patch the Application ``ns/name``; False when it does not exist."""
         try:
             self._api.patch_namespaced_custom_object(
                 GROUP, VERSION, ns, "applications", name, body, _content_type=MERGE_PATCH)
         except ApiException as exc:
             if exc.status == 404:
                 return False
-            raise _error(f"sync Application {ns}/{name}", exc) from exc
+            raise _error(f"{what} Application {ns}/{name}", exc) from exc
         except HTTPError as exc:
-            raise _error(f"sync Application {ns}/{name}", exc) from exc
+            raise _error(f"{what} Application {ns}/{name}", exc) from exc
         return True
 
     def status(self, name: str, *, namespace: str | None = None) -> AppStatus:

@@ -43,6 +43,13 @@ def recheck_change(session: Session, *, forge: Forge, change: Change,
                    code_owners: tuple[str | None, Sequence[str]]) -> list[CheckResult]:
     fresh = merge_checks.recheck(forge, change, open_units=_open_units(session),
                                  code_owners=code_owners)
+    return store_checks(session, forge=forge, change=change, fresh=fresh)
+
+
+def store_checks(session: Session, *, forge: Forge, change: Change,
+                 fresh: list[CheckResult]) -> list[CheckResult]:
+    """Merge ``fresh`` results into the change's checks (by name), recompute ``checks_green``,
+    commit, then publish each fresh result as the forge check ``caas/<name>``; ``fresh``."""
     change.checks = merge_checks.merged_into(change.checks, fresh)
     results = [CheckResult.model_validate(c) for c in change.checks]
     change.checks_green = bool(results) and all(c.state == "success" for c in results)

@@ -18,13 +18,13 @@ from typing import Any
 from sqlmodel import Session
 
 from gitops import app_overlays
-from gitops.forges.base import Check, CheckState, Forge
+from gitops.forges.base import Forge
 from portal.auth import audit, policy
 from portal.auth.principal import Principal
 from portal.db import utcnow
 from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from portal.settings import Settings
-from scaffolder import merge_checks, promotion_gates
+from scaffolder import merge_gate, promotion_gates
 from scaffolder.models import Change, CheckResult
 
 ACTION = promotion_gates.ACTION
@@ -78,18 +78,7 @@ def refresh_approval(session: Session, *, forge: Forge, change: Change) -> list[
 
 def _store(session: Session, *, forge: Forge, change: Change,
            fresh: list[CheckResult]) -> list[CheckResult]:
-    change.checks = merge_checks.merged_into(change.checks, fresh)
-    results = [CheckResult.model_validate(c) for c in change.checks]
-    change.checks_green = bool(results) and all(c.state == "success" for c in results)
-    change.updated_at = utcnow()
-    session.add(change)
-    session.commit()  # the forge writes through its own connection
-    if change.number is not None:
-        for c in fresh:
-            forge.set_check(change.number, Check(name=f"caas/{c.name}",
-                                                 state=CheckState(c.state),
-                                                 description=c.summary[:140]))
-    return fresh
+    return merge_gate.store_checks(session, forge=forge, change=change, fresh=fresh)
 
 
 def _change(session: Session, change_id: int) -> Change:
