@@ -26,12 +26,24 @@ from portal.auth import git_members
 from portal.db import utcnow
 from portal.errors import ValidationFailed
 
-__all__ = ["FormChoices", "IndexResult", "entities_for_paths", "form_choices", "index_commit",
-           "record_timeline", "reindex", "set_status", "sync_memberships", "validate_key"]
+__all__ = [
+    "ENTITY_KEY_PATTERN",
+    "FormChoices",
+    "IndexResult",
+    "entities_for_paths",
+    "form_choices",
+    "index_commit",
+    "record_timeline",
+    "reindex",
+    "set_status",
+    "sync_memberships",
+    "validate_key",
+]
 
-_KEY = re.compile(r"^(?:(team|environment):([A-Za-z0-9][A-Za-z0-9._-]{0,99})"
-                  r"|(namespace|application):([A-Za-z0-9][A-Za-z0-9._-]{0,99})"
-                  r"/([A-Za-z0-9][A-Za-z0-9._-]{0,99}))$")
+ENTITY_KEY_PATTERN = (r"^(?:(team|environment):([A-Za-z0-9][A-Za-z0-9._-]{0,99})"
+                      r"|(namespace|application):([A-Za-z0-9][A-Za-z0-9._-]{0,99})"
+                      r"/([A-Za-z0-9][A-Za-z0-9._-]{0,99}))$")
+_KEY = re.compile(ENTITY_KEY_PATTERN)
 CLOSED = "closed"  # set_status value: the PR was closed without merging
 SYNC = frozenset({"synced", "out-of-sync"})
 HEALTH = frozenset({"healthy", "degraded", "progressing", "missing", "unknown"})

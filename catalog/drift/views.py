@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
 
+from catalog import service as catalog_service
 from catalog.drift import service
 from catalog.drift.models import DriftReport, FixResult, Side
 from catalog.models import Kind
@@ -26,7 +27,8 @@ KindQ = Annotated[Kind | None, Query(description="Only findings on entities of t
 SideQ = Annotated[Side | None, Query(description="Only findings of this side.")]
 TeamQ = Annotated[str | None, Query(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
                                     description="Only findings of this team.")]
-EntityQ = Annotated[str | None, Query(max_length=300, description="One entity's findings "
+EntityQ = Annotated[str | None, Query(max_length=300, pattern=catalog_service.ENTITY_KEY_PATTERN,
+                                      description="One entity's findings "
                                       "(`namespace:<team>/<ns>`, …).")]
 
 

@@ -8,7 +8,7 @@ result in the object database, ``commit-tree`` records it, and a compare-and-swa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
@@ -139,7 +139,7 @@ class LocalForge:
             return self._info(row, session) if row else None
 
     def set_check(self, number: int, check: Check) -> None:
-        with Session(self.engine, expire_on_commit=False) as session:
+        def write(session: Session) -> None:
             pr = self._row(session, number)
             row = session.exec(select(LocalCheck).where(
                 LocalCheck.number == number, LocalCheck.name == check.name)).first()
@@ -148,17 +148,34 @@ class LocalForge:
             row.description, row.url = check.description[:1000], check.url[:500]
             row.updated_at = utcnow()
             session.add(row)
-            session.commit()
+
+        self._upsert(write)
 
     def comment(self, number: int, body: str, *, key: str = "preview") -> None:
-        with Session(self.engine, expire_on_commit=False) as session:
+        def write(session: Session) -> None:
             self._row(session, number)
             row = session.exec(select(LocalComment).where(
                 LocalComment.number == number, LocalComment.key == key)).first()
             row = row or LocalComment(number=number, key=key)
             row.body, row.updated_at = body, utcnow()
             session.add(row)
-            session.commit()
+
+        self._upsert(write)
+
+    def _upsert(self, write: Callable[[Session], None]) -> None:
+        """Run ``write`` (read the row, create it if absent, set it) and commit. Two writers
+        creating the same (number, name) at once — a merge re-checking its PR while another
+        merge re-checks the open PRs — meet the unique key: the loser runs again and updates
+        the winner's row, as GitHub's statuses API does (the latest write wins)."""
+        for attempt in range(2):
+            try:
+                with Session(self.engine, expire_on_commit=False) as session:
+                    write(session)
+                    session.commit()
+                return
+            except IntegrityError:
+                if attempt:
+                    raise
 
     def comments(self, number: int) -> dict[str, str]:
         with Session(self.engine, expire_on_commit=False) as session:

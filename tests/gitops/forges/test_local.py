@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import Session, select
 
 from gitops.forges.base import (
     ChangeSpec,
@@ -19,6 +20,7 @@ from gitops.forges.base import (
 )
 from gitops.forges.factory import make_forge
 from gitops.forges.local import LocalForge
+from gitops.forges.models import LocalCheck
 from gitops.git import seed_repository
 from gitops.paths import UnsafePath
 from portal import db
@@ -139,3 +141,39 @@ def test_close_comment_and_unsafe_paths(forge: LocalForge) -> None:
     for bad in ("../x", "/etc/passwd", ".git/config", "a//b", "a\nb"):
         with pytest.raises(UnsafePath):
             _open(forge, f"caas/bad{len(bad)}", {bad: b"x"})
+
+
+def test_concurrent_writers_of_one_check_and_comment_end_with_one_row(
+        tmp_path: Path, settings: Settings, engine: Engine) -> None:
+    """Two merges re-check one PR at once (its own merge and another's re-check of the open
+    PRs): the writers race to create the same (number, name) row; all succeed, one row each."""
+    import threading
+
+    skeleton = tmp_path / "skeleton"
+    skeleton.mkdir()
+    (skeleton / "README.md").write_text("gitops\n")
+    seed_repository(settings.resolved_gitops_repo, skeleton)
+    made = make_forge(settings, engine)
+    assert isinstance(made, LocalForge)
+    number = _open(made, "race", {"a.txt": b"a\n"})
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def write(i: int) -> None:
+        barrier.wait()
+        try:
+            made.set_check(number, Check("codeowners", CheckState.success, description=str(i)))
+            made.comment(number, f"body {i}", key="preview")
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with Session(engine) as session:
+        rows = session.exec(select(LocalCheck).where(LocalCheck.number == number)).all()
+    assert [r.name for r in rows] == ["codeowners"]
+    assert list(made.comments(number)) == ["preview"]
