@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from catalog.models import EntityPage
@@ -50,7 +51,9 @@ class CachedPage:
         return Response(self.body, media_type="application/json", headers=headers)
 
 
-def serialise(page: EntityPage) -> CachedPage:
+def serialise(page: BaseModel) -> CachedPage:
+    """``page`` as JSON bytes (pydantic's serialiser, as FastAPI's response model writes it)
+    with its ETag."""
     body = page.model_dump_json().encode()
     return CachedPage(body=body, etag=f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"')
 

@@ -62,6 +62,7 @@ LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
           "headers": {"ETag": {"description": "The page's validator.",
                                "schema": {"type": "string"}}}},
 }
+SEARCH_CACHE_BYTES = 8 * 2 ** 20  # search results held per process (least recently used go)
 IfNoneMatch = Annotated[str | None, Header(
     max_length=2000, description="ETag(s) of a page you hold: 304 while it is unchanged.")]
 
@@ -129,9 +130,10 @@ async def list_applications(request: Request, _p: PrincipalDep, settings: Settin
                        cursor, if_none_match)
 
 
-@router.get("/search", response_model=SearchResults)
-def search_everything(
-    _p: PrincipalDep, session: SessionDep, registry: RegistryDep,
+@router.get("/search", response_model=SearchResults,
+            responses={200: LIST_RESPONSES[200], 304: LIST_RESPONSES[304]})
+async def search_everything(
+    request: Request, _p: PrincipalDep, registry: RegistryDep,
     q: Annotated[str, Query(min_length=1, max_length=search.MAX_QUERY, description=(
         "Words to find, case-insensitive (letters and digits; anything else separates "
         "words): each must start a word of the name, owner, title, description or tags. "
@@ -141,7 +143,8 @@ def search_everything(
         description="Only these kinds (repeat for several); every kind when absent.")] = None,
     limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT,
                                 description=f"Hits per kind, 1-{search.MAX_LIMIT}.")] = 5,
-) -> SearchResults:
+    if_none_match: IfNoneMatch = None,
+) -> Response:
     """Search teams, namespaces, environments, applications and templates at once.
 
     Hits are grouped by kind (the group holding the best hit first); within a group, a name
@@ -149,12 +152,28 @@ def search_everything(
     starting with it, then owner matches, then title/description/tag matches. Each group has
     at most ``limit`` hits and says whether there are ``more``. Any signed-in user may search
     (the catalog and the templates are readable by all).
+
+    Results are kept per process like the list pages (``catalog.list_cache``): under the
+    catalog generation read before computing them and the templates they ranked, so the
+    next search after a merge (or a template change) is computed afresh; ETag / 304 as lists.
     """
-    try:
-        return search.search(session, q=q, kinds=kind, limit=limit,
-                             documents=scaffolder_service.template_documents(registry=registry))
-    finally:
-        _release(session)
+    engine = get_engine(request)
+    generation = getattr(request.state, "generation", None) or generations.current(engine)
+    cache: ListCache | None = getattr(request.app.state, "catalog_search", None)
+    if cache is None:
+        cache = request.app.state.catalog_search = ListCache(max_bytes=SEARCH_CACHE_BYTES)
+    documents = scaffolder_service.template_documents(registry=registry)
+    key = ("search", q, tuple(kind or ()), limit, tuple(documents))
+    page = cache.get(key, generation.catalog)
+    if page is None:
+        def compute() -> CachedPage:
+            with Session(engine, expire_on_commit=False) as session:
+                return serialise(search.search(session, q=q, kinds=kind, limit=limit,
+                                               documents=documents))
+
+        page = await run_in_threadpool(compute)
+        cache.put(key, generation.catalog, page)
+    return page.response(if_none_match)
 
 
 def _detail(key: str, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:

@@ -167,6 +167,31 @@ def test_terms_follow_the_index_and_pull_requests(engine: Engine, indexed: gitop
     assert keys("ledger") == []
 
 
+def test_cached_results_follow_the_next_write_and_answer_304_while_unchanged(
+        app_client: TestClient, headers: dict[str, str], engine: Engine) -> None:
+    """The API keeps results per catalog generation: a write in any process (here a status set
+    through the service, as the worker does) shows on the very next search."""
+    def keys(q: str) -> list[str]:
+        return [h["key"] for g in _find(app_client, headers, q=q)["groups"] for h in g["items"]]
+
+    assert keys("ledger") == []
+    first = app_client.get("/api/catalog/search", params={"q": "ledger"}, headers=headers)
+    etag = first.headers["etag"]
+    again = app_client.get("/api/catalog/search", params={"q": "ledger"},
+                           headers={**headers, "If-None-Match": etag})
+    assert again.status_code == 304 and again.headers["etag"] == etag
+    with Session(engine) as s:
+        service.set_status(s, entity="namespace:search/ledger-ro", status="requested",
+                           commit=True)
+    assert keys("ledger") == ["namespace:search/ledger-ro"]
+    changed = app_client.get("/api/catalog/search", params={"q": "ledger"},
+                             headers={**headers, "If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    with Session(engine) as s:
+        service.set_status(s, entity="namespace:search/ledger-ro", status="closed", commit=True)
+    assert keys("ledger") == []
+
+
 def test_sql_ranks_agree_with_the_in_memory_rules(engine: Engine, indexed: gitops.Repo) -> None:
     """Templates are ranked in memory: the same rules as the database's, entity by entity."""
     with Session(engine) as s:
