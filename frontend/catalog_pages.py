@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from catalog import detail as catalog_detail
 from catalog import query as catalog_query
+from catalog import search as catalog_search
 from catalog.cost import load_price_sheet
 from catalog.drift import service as drift_service
 from catalog.live_status import live_block
@@ -52,8 +53,7 @@ EVENTS = {
 
 def entity_url(key: str) -> str:
     """``namespace:payments/api`` → ``/catalog/namespaces/payments/api``."""
-    kind, _, name = key.partition(":")
-    return f"/catalog/{kind}s/{name}" if kind in {k.value for k in Kind} else "/catalog"
+    return catalog_search.page_path(key)
 
 
 def _event_text(event: str) -> str:

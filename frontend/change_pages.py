@@ -12,6 +12,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
+from catalog.models import Kind
+from catalog.search import page_path
 from frontend.highlight import split_diff
 from frontend.pages import render
 from frontend.services import ForgeDep, RegistryDep
@@ -82,11 +84,9 @@ def _forge_checks(forge: Forge, change: ChangeDetail) -> list[dict[str, str]]:
 def _entity_link(unit_key: str) -> str | None:
     entity = key_for_unit(unit_key)
     kind, _, name = entity.partition(":")
-    if not name:
+    if not name or kind not in {k.value for k in Kind}:
         return None
-    return {"namespace": f"/catalog/namespaces/{name}", "team": f"/catalog/teams/{name}",
-            "environment": f"/catalog/environments/{name}",
-            "application": f"/catalog/applications/{name}"}.get(kind)
+    return page_path(entity)
 
 
 def _change_page(request: Request, session: Session, forge: Forge, principal: Principal,
