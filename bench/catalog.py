@@ -39,6 +39,7 @@ from sqlmodel import Session
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.gitgen import fast_import  # noqa: E402
 from catalog import service  # noqa: E402
 from gitops.git import init_bare, out  # noqa: E402
 from gitops.gitreader import GitReader  # noqa: E402
@@ -109,27 +110,6 @@ def repo_files(teams: int, tenants: int) -> dict[str, str]:
             f"  name: {team}-web\nspec:\n  destination:\n    name: prod\n"
             f"    namespace: {team}-ns000\n  source:\n    repoURL: https://git/x\n")
     return files
-
-
-def fast_import(git_dir: Path, files: dict[str, str | None], *, parent: str | None,
-                message: str) -> str:
-    """Write one commit on main with git fast-import (70k files in a couple of seconds)."""
-    chunks: list[bytes] = [b"commit refs/heads/main\n",
-                           b"committer bench <bench@localhost> 1700000000 +0000\n"]
-    msg = message.encode()
-    chunks.append(b"data %d\n%s\n" % (len(msg), msg))
-    if parent:
-        chunks.append(f"from {parent}\n".encode())
-    for path, content in files.items():
-        if content is None:
-            chunks.append(f"D {path}\n".encode())
-            continue
-        data = content.encode()
-        chunks.append(f"M 100644 inline {path}\n".encode())
-        chunks.append(b"data %d\n%s\n" % (len(data), data))
-    subprocess.run(["git", f"--git-dir={git_dir}", "fast-import", "--quiet"],
-                   input=b"".join(chunks), check=True)
-    return out(git_dir, "rev-parse", "main").strip()
 
 
 def free_port() -> int:

@@ -43,12 +43,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.gitgen import fast_import  # noqa: E402
 from catalog import service as catalog_service  # noqa: E402
 from catalog.drift import service as drift_service  # noqa: E402
 from catalog.drift.snapshot import read_main  # noqa: E402
 from gitops import lists  # noqa: E402
 from gitops import yaml as gyaml  # noqa: E402
-from gitops.git import init_bare, out  # noqa: E402
+from gitops.git import init_bare  # noqa: E402
 from gitops.gitreader import GitReader  # noqa: E402
 from portal import db  # noqa: E402
 from portal.settings import Settings  # noqa: E402
@@ -115,25 +116,6 @@ def repo_files(registry: Registry, teams: int, tenants: int, sample: int) -> dic
             files.update(made)
     print(f"  name swap checked against {checked} real renders: byte-equal")
     return files
-
-
-def fast_import(git_dir: Path, files: dict[str, bytes | None], *, parent: str | None,
-                message: str) -> str:
-    chunks: list[bytes] = [b"commit refs/heads/main\n",
-                           b"committer bench <bench@localhost> 1700000000 +0000\n"]
-    msg = message.encode()
-    chunks.append(b"data %d\n%s\n" % (len(msg), msg))
-    if parent:
-        chunks.append(f"from {parent}\n".encode())
-    for path, content in files.items():
-        if content is None:
-            chunks.append(f"D {path}\n".encode())
-            continue
-        chunks.append(f"M 100644 inline {path}\n".encode())
-        chunks.append(b"data %d\n%s\n" % (len(content), content))
-    subprocess.run(["git", f"--git-dir={git_dir}", "fast-import", "--quiet"],
-                   input=b"".join(chunks), check=True)
-    return out(git_dir, "rev-parse", "main").strip()
 
 
 # ---- phases (each in its own process) -----------------------------------------------------------

@@ -23,7 +23,6 @@ import argparse
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,8 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from sqlmodel import Session  # noqa: E402
 
+from bench.gitgen import fast_import  # noqa: E402
 from gitops.forges.factory import make_forge  # noqa: E402
-from gitops.git import out, seed_repository  # noqa: E402
+from gitops.git import seed_repository  # noqa: E402
 from portal import db  # noqa: E402
 from portal.auth.principal import Principal  # noqa: E402
 from portal.settings import Settings  # noqa: E402
@@ -67,17 +67,6 @@ def old_tenant(root: Path) -> Path:
     manifest = folder / "template.yaml"
     manifest.write_text(manifest.read_text().replace(MAX_PODS, LEGACY))
     return folder
-
-
-def fast_import(git_dir: Path, files: dict[str, bytes], parent: str) -> str:
-    chunks = [b"commit refs/heads/main\n",
-              b"committer bench <bench@localhost> 1700000000 +0000\n",
-              b"data 13\nbench tenants\n", f"from {parent}\n".encode()]
-    for path, data in files.items():
-        chunks += [f"M 100644 inline {path}\n".encode(), b"data %d\n" % len(data), data, b"\n"]
-    subprocess.run(["git", f"--git-dir={git_dir}", "fast-import", "--quiet"],
-                   input=b"".join(chunks), check=True)
-    return out(git_dir, "rev-parse", "main").strip()
 
 
 def main() -> None:
@@ -124,7 +113,8 @@ def run(work: Path, teams: int, tenants: int, floor_renders: int, upgrade_teams:
             unit = f"u{n:04d}"
             for path, data in one.items():
                 files[path.replace(TOKEN, unit)] = data.replace(TOKEN.encode(), unit.encode())
-    fast_import(settings.resolved_gitops_repo, files, forge.head())
+    fast_import(settings.resolved_gitops_repo, files, parent=forge.head(),
+                message="bench tenants")
     print(f"generated {teams * tenants} tenant units ({len(files)} files) in "
           f"{time.perf_counter() - started:.1f} s")
     shutil.rmtree(folder)

@@ -96,6 +96,11 @@ UserFactory = Callable[..., User]
 @pytest.fixture
 def make_user(engine: Engine) -> UserFactory:
     """Create a user (and its teams) in a short session of its own, as the app would."""
+    return make_user_for(engine)
+
+
+def make_user_for(engine: Engine) -> UserFactory:
+    """The ``make_user`` factory on ``engine`` (for tests that build their own engine)."""
 
     def factory(username: str, *, teams: dict[str, Role] | None = None,
                 admin: bool = False) -> User:

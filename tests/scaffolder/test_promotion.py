@@ -22,7 +22,7 @@ from portal.app import create_app
 from portal.auth.models import AuditEvent, Role
 from portal.settings import Settings
 from scaffolder.models import Change
-from tests.conftest import UserFactory, make_settings
+from tests.conftest import UserFactory, make_settings, make_user_for
 from tests.fakes.kubernetes import write_kubeconfig
 from tests.scaffolder.conftest import write_skeleton
 
@@ -288,23 +288,6 @@ async def test_prod_promotion_gates_with_argocd_status(
         engine.dispose()
 
     await asyncio.to_thread(scenario)
-
-
-def make_user_for(engine: Engine) -> UserFactory:
-    from portal.auth import service as auth_service
-    from tests.conftest import PASSWORD
-
-    def factory(username: str, *, teams: dict[str, Role] | None = None,
-                admin: bool = False) -> Any:
-        with Session(engine, expire_on_commit=False) as s:
-            user = auth_service.create_user(s, username=username, password=PASSWORD,
-                                            is_platform_admin=admin)
-            for team, role in (teams or {}).items():
-                auth_service.ensure_team(s, name=team)
-                auth_service.add_member(s, team=team, username=username, role=role)
-            return user
-
-    return factory
 
 
 def _bearer(engine: Engine, username: str) -> dict[str, str]:
