@@ -123,6 +123,10 @@ def _outcome(session: Session, *, forge: Forge, row: WebhookDelivery, event_name
         return "merge recorded"
     if (isinstance(event, PullRequestEvent) and event.action in service.PREVIEW_ACTIONS
             and event.head_sha and event.number > 0):
+        if _refusal(session, event) is None:
+            # A portal PR's new head (a push to its branch): its checks run again for it.
+            service.request_pr_checks(session, change_number=event.number,
+                                      head_sha=event.head_sha)
         return _preview(session, forge=forge, event=event)
     return "ignored"
 
