@@ -21,7 +21,7 @@ from portal.auth.principal import Principal
 from portal.db import aware, utcnow
 from portal.errors import Conflict, NotFound, ValidationFailed
 from portal.settings import Settings
-from reconciler import queue
+from reconciler import queue, wakeup
 from reconciler.models import (
     EnvironmentStatus,
     EnvLock,
@@ -83,7 +83,7 @@ def record_merge_event(session: Session, *, event: MergeEvent) -> None:
                  target=event.commit, detail={"source": event.source,
                                               "change": event.change_number}, commit=False)
     session.commit()
-    queue.notify()
+    wakeup.notify()
 
 
 def request_plan_preview(session: Session, *, change_number: int, head_sha: str) -> None:
@@ -96,7 +96,7 @@ def request_plan_preview(session: Session, *, change_number: int, head_sha: str)
         queue.NewJob(unit=preview_unit(change_number), kind=JobKind.plan_preview.value,
                      payload={"change": change_number})])
     session.commit()
-    queue.notify()
+    wakeup.notify()
 
 
 def refuse_merge(session: Session, *, commit: str, reason: str) -> None:
@@ -208,7 +208,7 @@ def retry_job(session: Session, *, job_id: int, principal: Principal, ip: str = 
                  target=f"{job.id} {job.unit}", ip=ip, detail={"commit": job.commit},
                  commit=False)
     session.commit()
-    queue.notify()
+    wakeup.notify()
     return job_public(job)
 
 

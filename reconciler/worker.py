@@ -31,7 +31,7 @@ from portal.auth import audit
 from portal.db import aware, utcnow
 from portal.redact import redact
 from portal.settings import Settings
-from reconciler import finalize, queue, tfproc
+from reconciler import finalize, queue, tfproc, wakeup
 from reconciler.context import Handler, JobContext, Result
 from reconciler.errors import PermanentError, TemporaryError, Waiting
 from reconciler.models import TERMINAL, Job, JobKind, JobLog, JobState
@@ -54,14 +54,22 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._registered = False
         self._next_sweep = 0.0
+        self._last_beat = 0.0  # time.monotonic() of the worker's last heartbeat write
+        self.wakeup = wakeup.Wakeup()
+        self.listener = wakeup.Listener(engine)
 
     # ---- loop ----------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, *, once: bool = False) -> None:
-        """Work until ``stop`` is set (or, with ``once``, until nothing is runnable)."""
+        """Work until ``stop`` is set (or, with ``once``, until nothing is runnable). Idle, it
+        waits for a wake-up (``reconciler.wakeup``: a job queued in this process or, on
+        PostgreSQL, in any) or at most ``worker_poll_interval_s``."""
         self._register()
+        if not once:
+            self.listener.start()
         try:
             while not stop.is_set():
+                self.wakeup.clear()  # before looking: a job queued from now on wakes the wait
                 try:
                     self._sweep_when_due()
                     if self.run_one():
@@ -76,8 +84,9 @@ class Worker:
                     continue
                 if once:
                     break
-                queue.wait_for_work(self.settings.worker_poll_interval_s)
+                self.wakeup.wait(self.settings.worker_poll_interval_s)
         finally:
+            self.listener.stop()
             with Session(self.engine) as session:
                 queue.stop_worker(session, worker_id=self.id)
 
@@ -104,11 +113,14 @@ class Worker:
     def run_one(self) -> bool:
         """Claim and run one job; False when nothing was runnable."""
         self._register()
+        touch = time.monotonic() - self._last_beat >= self._beat_every()
         with Session(self.engine, expire_on_commit=False) as session:
             job = queue.claim(session, worker_id=self.id, lease_s=self.settings.worker_lease_s,
                               max_attempts=self.settings.worker_max_attempts,
-                              grace_s=self.settings.worker_heartbeat_grace_s,
+                              grace_s=self.settings.worker_heartbeat_grace_s, touch=touch,
                               on_claim=self._started, on_end=self._ended)
+        if touch:
+            self._last_beat = time.monotonic()
         if job is None:
             return False
         self.execute(job)
@@ -196,9 +208,8 @@ class Worker:
     def _heartbeat(self, job: Job, buffer: LogBuffer, done: threading.Event) -> None:
         """Flush the log every FLUSH_S (the SSE stream follows it); beat (the worker's heartbeat
         and the job's lease) every third of the heartbeat grace or of the lease, the shorter."""
-        every = max(FLUSH_S, min(self.settings.worker_lease_s,
-                                 self.settings.worker_heartbeat_grace_s) / 3)
-        last_beat = time.monotonic()
+        every = self._beat_every()
+        last_beat = self._last_beat  # the claim may have skipped its beat: count from the last
         ours = True
         while not done.wait(FLUSH_S):
             beat = ours and time.monotonic() - last_beat >= every
@@ -210,12 +221,17 @@ class Worker:
                     if beat:
                         ours = queue.heartbeat(session, job=job, worker_id=self.id,
                                                lease_s=self.settings.worker_lease_s)
-                        last_beat = time.monotonic()
+                        last_beat = self._last_beat = time.monotonic()
                         if not ours:
                             log.warning("job %s: lease lost to another worker", job.id)
                     session.commit()
             except Exception:  # the database blinked; the next round tries again
                 log.warning("heartbeat of job %s failed", job.id, exc_info=True)
+
+    def _beat_every(self) -> float:
+        """Seconds between heartbeats: a third of the grace or of the lease, the shorter."""
+        return max(FLUSH_S, min(self.settings.worker_lease_s,
+                                self.settings.worker_heartbeat_grace_s) / 3)
 
     def _finish(self, job: Job, outcome: queue.Outcome, buffer: LogBuffer) -> None:
         """Outcome, log, audit, the merge's final state and the catalog: one transaction."""
@@ -274,7 +290,8 @@ class Worker:
         try:
             with session.begin_nested():
                 if job.kind not in (JobKind.plan.value, JobKind.plan_preview.value):
-                    existing = _existing(session, job.entities)
+                    existing = (_existing(session, job.entities) if event == "job.started"
+                                else [])
                     for entity in job.entities:
                         catalog_service.record_timeline(
                             session, entity=entity, event=event, actor=ACTOR,

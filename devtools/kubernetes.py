@@ -3,11 +3,17 @@
 kmock stores objects and merges PATCH bodies, but a PATCH of a missing object is a 404 there,
 while a real API server *creates* the object on an apply patch
 (``application/apply-patch+yaml``). This subclass adds exactly that, and writes kubeconfigs
-that point the official client at the emulator.
+that point the official client at the emulator; :func:`running_emulator` serves one outside
+pytest (the benches).
 """
 
 from __future__ import annotations
 
+import asyncio
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +66,34 @@ def serve_namespace(server: kmock.KubernetesEmulator, name: str, phase: str | No
     else:
         server[path] << {"apiVersion": "v1", "kind": "Namespace",
                          "metadata": {"name": name}, "status": {"phase": phase}}
+
+
+@contextmanager
+def running_emulator() -> Iterator[tuple[ApplyingEmulator, str]]:
+    """An :class:`ApplyingEmulator` served on a loopback port by its own event loop in a
+    background thread, for code outside pytest (the kmock fixture does this inside it): yields
+    the emulator and its URL."""
+    ready: queue.Queue[tuple[ApplyingEmulator, str] | BaseException] = queue.Queue()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        try:
+            async with ApplyingEmulator() as emulator, kmock.Server(emulator):
+                ready.put((emulator, str(emulator.url)))
+                await stop.wait()
+        except BaseException as exc:  # reported to the caller waiting on ``ready``
+            ready.put(exc)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),),
+                              name="kmock-emulator", daemon=True)
+    thread.start()
+    started = ready.get(timeout=30)
+    if isinstance(started, BaseException):
+        raise RuntimeError("the Kubernetes emulator did not start") from started
+    try:
+        yield started
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+        loop.close()
