@@ -52,7 +52,11 @@ def subject_of(forge: Forge, change: Change) -> promotion_gates.Subject:
     return promotion_gates.Subject(
         team=team, app=app, source=str(record["from"]), target=target,
         tier=policy.Tier(change.tier), source_legacy=bool(record.get("legacy_source")),
-        target_doc=doc, author=change.author)
+        target_doc=doc, author=change.author, source_pr=_number(record.get("source_pr")))
+
+
+def _number(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _while_open(change: Change | ChangePublic) -> policy.Decision:
