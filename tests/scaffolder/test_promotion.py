@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import kmock
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -27,7 +26,6 @@ from tests.conftest import UserFactory, make_settings, make_user_for
 from tests.scaffolder.conftest import write_skeleton
 
 Headers = Callable[[str], dict[str, str]]
-SQLITE_ONLY = pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
 TENANT = {"team": "payments", "name": "web", "cost_center": "cc-1",
           "environments": ["dev", "staging", "prod"]}
 APP = {"team": "payments", "name": "shop", "tenant": "web", "environment": "dev",
@@ -83,7 +81,6 @@ def _checks(change: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in change["checks"]}
 
 
-@SQLITE_ONLY
 def test_dev_to_staging_changes_exactly_the_target_overlay(
         settings: Settings, engine: Engine, tmp_path: Path, make_user: UserFactory,
         auth_headers: Headers) -> None:
@@ -157,7 +154,6 @@ def test_dev_to_staging_changes_exactly_the_target_overlay(
         assert again.status_code == 409 and again.json()["error"]["rule"] == "no-change"
 
 
-@SQLITE_ONLY
 def test_refusals_write_nothing_and_authz(settings: Settings, engine: Engine, tmp_path: Path,
                                           make_user: UserFactory, auth_headers: Headers) -> None:
     gitops = _seed(settings, tmp_path)
@@ -214,7 +210,6 @@ def _application(name: str, *, sync: str, health: str, since: datetime) -> dict[
                        "operationState": {"finishedAt": stamp}}}
 
 
-@SQLITE_ONLY
 async def test_prod_promotion_gates_with_argocd_status(
         kmock: kmock.KubernetesEmulator, tmp_path: Path, database_url: str) -> None:
     """Into prod: refused while the source is Degraded (kmock serving the Application), with
@@ -302,7 +297,6 @@ def test_overlay_paths_round_trip() -> None:
     assert app_overlays.parse_overlay_path("applications/pay/web/application.yaml") is None
 
 
-@SQLITE_ONLY
 def test_cli_promote_as_a_user(settings: Settings, engine: Engine, tmp_path: Path,
                                make_user: UserFactory, auth_headers: Headers) -> None:
     from tests.scaffolder.test_cli import caas
@@ -345,7 +339,6 @@ def _old_application_template(root: Path) -> Path:
     return folder
 
 
-@SQLITE_ONLY
 def test_a_unit_of_the_older_layout_indexes_and_an_upgrade_moves_it(
         settings: Settings, engine: Engine, gitops: Path, tmp_path: Path,
         make_user: UserFactory) -> None:
