@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -111,10 +112,12 @@ def refuse_merge(session: Session, *, commit: str, reason: str) -> None:
 
 def mark_planned(session: Session, *, commit: str, paths: list[str],
                  entities: list[str]) -> None:
-    record = session.exec(select(MergeRecord).where(MergeRecord.commit == commit)).first()
-    if record is not None and record.state == MergeState.recorded.value:
-        record.state, record.paths, record.entities = MergeState.planned.value, paths, entities
-        session.add(record)
+    """A ``recorded`` merge becomes ``planned`` with its paths and entities (one UPDATE; a
+    merge in any other state is left alone). Caller commits."""
+    session.execute(update(MergeRecord).where(
+        col(MergeRecord.commit) == commit, col(MergeRecord.state) == MergeState.recorded.value)
+        .values(state=MergeState.planned.value, paths=paths, entities=entities)
+        .execution_options(synchronize_session=False))
 
 
 # ---- reading ------------------------------------------------------------------------------------
