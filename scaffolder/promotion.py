@@ -11,7 +11,8 @@ them as ``caas/<gate>`` checks. The change's tier — hence its approval routing
 environment's.
 
 Refused with nothing written: an unknown application (404), a caller outside the team (403),
-the same environment twice, an environment without ``envs/<env>/infra.yaml``, a source without
+the same environment twice, an environment without ``envs/<env>/infra.yaml``, a target that is
+uninstalled (``installed: false``), a source without
 an overlay, a tenant namespace that does not run in the target environment, a target that
 already matches the source (409/422, naming the field and the rule).
 
@@ -110,6 +111,10 @@ def plan(forge: Forge, registry: Registry, principal: Principal, *, team: str, a
                                field="to", rule="different-environments")
     _env_doc(forge, source, "from", sha)
     target_env = _env_doc(forge, target, "to", sha)
+    if not read_manifest(target_env).installed:
+        raise ValidationFailed(f"to: environment {target!r} is uninstalled (installed: false in "
+                               f"envs/{target}/infra.yaml): nothing runs there to promote to",
+                               field="to", rule="environment-installed")
     source_content, legacy = _source_file(forge, team, app, source, sha)
     path = app_overlays.overlay_path(team, app, target)
     old = forge.read_file(path, sha)
