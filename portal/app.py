@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from gitops.forges.base import Forge, MergeEvent
-from portal import __version__, db, tracing
+from portal import __version__, db, heap, tracing
 from portal.api import api_router
 from portal.auth.principal_cache import PrincipalCache
 from portal.errors import CaasError, Unauthenticated, Unavailable, error_responses
@@ -31,8 +31,10 @@ log = logging.getLogger("caas.http")
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None,
-               background: bool = False) -> FastAPI:
-    """Build the portal. ``background=True`` also runs the reconciler worker in-process (demo)."""
+               background: bool = False, serving: bool = False) -> FastAPI:
+    """Build the portal. ``background=True`` also runs the reconciler worker in-process (demo);
+    ``serving=True`` (``caas serve``'s own processes, never tests) freezes what start-up built
+    out of the garbage collector's scans once the lifespan has started (``portal.heap``)."""
     engine = engine or db.make_engine(settings)
     metrics = Metrics()
     from catalog.drift.metrics import DriftCollector
@@ -47,6 +49,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
             from reconciler.runtime import start_in_process
 
             stop = start_in_process(settings, engine)
+        if serving:
+            heap.settle()
         try:
             yield
         finally:

@@ -53,7 +53,7 @@ def catalog(ctx: JobContext) -> Result:
     back what a later merge changed or removed, and a re-run is idempotent."""
     raw = ctx.job.payload.get("paths")
     changed = [str(p) for p in raw] if isinstance(raw, list) else None
-    head = ctx.forge.head(ctx.settings.main_branch)
+    head = ctx.desired_commit()
     with Session(ctx.engine, expire_on_commit=False) as session:
         result = catalog_service.index_commit(session, forge=ctx.forge, commit=head,
                                               changed=changed)
