@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from gitops.forges.base import Forge, MergeEvent
+from gitops.forges.github_webhook import PullRequestEvent
 from portal import __version__, db, heap, tracing
 from portal.api import api_router
 from portal.auth.principal_cache import PrincipalCache
@@ -67,6 +68,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     app.state.metrics = metrics
     app.state.principals = PrincipalCache()  # portal.auth.deps.get_principal
     app.state.after_merge = _after_merge(settings)
+    app.state.on_pull_request = _on_pull_request(settings)
 
     _install_middleware(app, metrics)
     tracing.instrument_app(app, engine)  # OpenTelemetry, only with OTEL_EXPORTER_OTLP_ENDPOINT
@@ -206,3 +208,18 @@ def _after_merge(settings: Settings) -> Callable[[Session, Forge, MergeEvent], o
                                             event=event)
 
     return after_merge
+
+
+def _on_pull_request(settings: Settings) -> Callable[[Session, Forge, PullRequestEvent],
+                                                     str | None]:
+    """What a review or new commits on a pull request trigger in the scaffolder: an open
+    promotion's gates are evaluated again (a review given on GitHub turns the approval gate
+    green)."""
+    from scaffolder import promotion_review
+
+    def on_pull_request(session: Session, forge: Forge, event: PullRequestEvent) -> str | None:
+        return promotion_review.refresh_for_pull_request(session, forge=forge,
+                                                         settings=settings,
+                                                         number=event.number)
+
+    return on_pull_request

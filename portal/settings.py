@@ -116,6 +116,14 @@ class Settings(BaseSettings):
         description="Minutes the source of a promotion must have been Synced and Healthy in "
         "ArgoCD, per tier of the target environment (`tier=minutes`, comma-separated; a tier "
         "not listed needs the largest listed). Read by scaffolder.promotion_gates.")
+    promotion_required_statuses: str = Field(
+        "", max_length=2000,
+        pattern=r"^([a-z]+=[^,|=\r\n]{1,100}(\|[^,|=\r\n]{1,100})*)?"
+                r"(,[a-z]+=[^,|=\r\n]{1,100}(\|[^,|=\r\n]{1,100})*)*$",
+        description="Commit statuses (contexts, e.g. `ci/tests`) that must be `success` on the "
+        "source version's commit before a promotion into a tier: `tier=context|context`, "
+        "comma-separated (`staging=ci/tests,prod=ci/tests|ci/e2e`); a tier not listed requires "
+        "none. Read by scaffolder.promotion_gates.")
 
     # --- reconciler --------------------------------------------------------------------------
     terraform_bin: str = Field("terraform", description="The terraform CLI.")

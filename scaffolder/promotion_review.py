@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from gitops import app_overlays
-from gitops.forges.base import Forge
+from gitops.forges.base import ApprovalReader, Forge
 from portal.auth import audit, policy
+from portal.auth import service as auth_service
 from portal.auth.principal import Principal
 from portal.db import utcnow
 from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -52,7 +53,11 @@ def subject_of(forge: Forge, change: Change) -> promotion_gates.Subject:
     return promotion_gates.Subject(
         team=team, app=app, source=str(record["from"]), target=target,
         tier=policy.Tier(change.tier), source_legacy=bool(record.get("legacy_source")),
-        target_doc=doc, author=change.author)
+        target_doc=doc, author=change.author, source_pr=_number(record.get("source_pr")))
+
+
+def _number(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _while_open(change: Change | ChangePublic) -> policy.Decision:
@@ -81,11 +86,30 @@ def gate_decisions(principal: Principal, change: Change | ChangePublic
             "override": override_decision(principal, change)}
 
 
-def _approvals(forge: Forge, change: Change) -> list[str]:
+def _approvals(session: Session, forge: Forge, change: Change) -> list[str]:
+    """Approvals on record: the local forge's (each passed ``can_approve`` when given); on a
+    forge where reviews happen on its site (GitHub), the logins whose latest review approves
+    that are portal users allowed to approve this change now (``policy.can_approve``, as
+    ``review.approve_decision``: the four-eyes rule and the tier's routing) — a review by
+    anyone else does not count."""
     review = forge.review()
     if review is not None and change.number is not None:
         return review.approvals(change.number)
-    return list(change.approved_by)
+    approved = list(change.approved_by)
+    if isinstance(forge, ApprovalReader) and change.number is not None:
+        for login in forge.approvals(change.number):
+            try:
+                user = auth_service.get_user(session, username=login)
+            except NotFound:
+                continue
+            if not user.is_active:
+                continue
+            principal = auth_service.principal_for(session, user, via="forge-review")
+            if policy.can_approve(principal, author=change.author, team=change.team,
+                                  tier=policy.Tier(change.tier),
+                                  touches_envs=change.touches_envs):
+                approved.append(login)
+    return sorted(set(approved))
 
 
 def refresh(session: Session, *, forge: Forge, settings: Settings,
@@ -94,14 +118,15 @@ def refresh(session: Session, *, forge: Forge, settings: Settings,
     overrides = change.answers.get("overrides")
     fresh = promotion_gates.evaluate(
         settings, forge, subject_of(forge, change), sha=forge.head(),
-        approvals=_approvals(forge, change),
+        approvals=_approvals(session, forge, change),
         overrides=overrides if isinstance(overrides, dict) else {})
     return _store(session, forge=forge, change=change, fresh=fresh)
 
 
 def refresh_approval(session: Session, *, forge: Forge, change: Change) -> list[CheckResult]:
     """Only the ``approval`` gate (after an approval; it needs neither cluster nor policies)."""
-    fresh = [promotion_gates.approval(subject_of(forge, change), _approvals(forge, change))]
+    fresh = [promotion_gates.approval(subject_of(forge, change),
+                                      _approvals(session, forge, change))]
     return _store(session, forge=forge, change=change, fresh=fresh)
 
 
@@ -128,6 +153,21 @@ def refresh_by_id(session: Session, *, forge: Forge, settings: Settings, princip
                        rule="state")
     refresh(session, forge=forge, settings=settings, change=change)
     return change
+
+
+def refresh_for_pull_request(session: Session, *, forge: Forge, settings: Settings,
+                             number: int) -> str | None:
+    """After a review or new commits on PR ``number`` (a forge webhook): ``refresh`` when it is
+    an open promotion; None (nothing done) for any other pull request."""
+    change = session.exec(select(Change).where(Change.number == number,
+                                               Change.status == "open",
+                                               Change.action == ACTION)).first()
+    if change is None:
+        return None
+    gates = refresh(session, forge=forge, settings=settings, change=change)
+    states = ", ".join(f"{g.name} {g.state}" for g in gates
+                       if g.name in promotion_gates.GATES)
+    return f"promotion gates evaluated: {states}"[:200]
 
 
 def override(session: Session, *, forge: Forge, settings: Settings, principal: Principal,

@@ -380,3 +380,34 @@ def test_a_unit_of_the_older_layout_indexes_and_an_upgrade_moves_it(
     moved = yaml.load(forge.read_file(OVERLAY.format("dev"), info.head_sha) or b"")
     assert moved["metadata"]["name"] == "app.payments.shop.dev"
     assert moved["spec"]["source"]["targetRevision"] == "1.2.3"
+
+
+def test_promotion_into_an_uninstalled_environment_is_refused_and_writes_nothing(
+        settings: Settings, engine: Engine, tmp_path: Path, make_user: UserFactory,
+        auth_headers: Headers) -> None:
+    """``installed: false`` destroys the environment's cluster: a promotion into it would
+    open a PR for an Application with nowhere to run."""
+    from gitops.forges.base import FileChange
+
+    gitops = _seed(settings, tmp_path)
+    _people(make_user)
+    with TestClient(create_app(settings, engine=engine)) as client:
+        _setup(client, auth_headers)
+        head = gittree.resolve(gitops, "main")
+        infra = (gittree.read_blob(gitops, head, "envs/staging/infra.yaml") or b"").replace(
+            b"installed: true", b"installed: false")
+        moved = gittree.commit_files(gitops, parent=head, message="uninstall staging",
+                                     files=[FileChange("envs/staging/infra.yaml", infra)],
+                                     author="root")
+        assert gittree.update_ref(gitops, "main", moved, head)
+        refs = git.out(gitops, "for-each-ref", "--format=%(refname)")
+        with Session(engine) as s:
+            before = len(s.exec(select(Change)).all())
+        refused = _promote(client, auth_headers("alice"), "dev", "staging")
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert (error["field"], error["rule"]) == ("to", "environment-installed")
+        assert "installed: false" in error["message"]
+    assert git.out(gitops, "for-each-ref", "--format=%(refname)") == refs
+    with Session(engine) as s:
+        assert len(s.exec(select(Change)).all()) == before
