@@ -24,13 +24,15 @@ from portal.deps import PrincipalDep, SessionDep, client_ip
 from portal.errors import CaasError, NotFound
 from portal.params import PathId
 from reconciler.previews import UnitPlanPreview, latest_plan_preview
+from scaffolder import promotion_review
 from scaffolder import review as scaffolder_review
 from scaffolder.models import ChangeDetail, ChangePublic
 
 router = APIRouter(include_in_schema=False)
 
 DONE = {"approve": "Approved.", "merge": "Merged: the reconciler takes it from here.",
-        "close": "Closed without merging."}
+        "close": "Closed without merging.", "gates": "Gates evaluated again.",
+        "override": "source-health overridden; the reason is in the audit log."}
 VIEWS = ("open", "mine", "review", "merged", "closed", "all")
 
 
@@ -55,6 +57,17 @@ def _actions(principal: Principal, change: ChangeDetail) -> list[ActionView]:
             for name, label, style in (("approve", "Approve", "primary"),
                                        ("merge", "Merge", "primary"),
                                        ("close", "Close", "danger"))]
+
+
+def _gate_actions(principal: Principal, change: ChangeDetail) -> list[ActionView]:
+    """A promotion's "Re-check gates" and "Override source-health", each disabled with its
+    reason when the POST would refuse it (``scaffolder.promotion_review.gate_decisions``)."""
+    if change.action != promotion_review.ACTION:
+        return []
+    decisions = promotion_review.gate_decisions(principal, change)
+    return [ActionView(name, label, style, decisions[name].allowed, decisions[name].reason)
+            for name, label, style in (("gates", "Re-check gates", ""),
+                                       ("override", "Override source-health", "danger"))]
 
 
 def _plan(session: Session, change: ChangeDetail) -> tuple[str, list[UnitPlanPreview]]:
@@ -89,7 +102,7 @@ def _entity_link(unit_key: str) -> str | None:
     return page_path(entity)
 
 
-def _change_page(request: Request, session: Session, forge: Forge, principal: Principal,
+def render_change_page(request: Request, session: Session, forge: Forge, principal: Principal,
                  change_id: int, *, error: CaasError | None = None,
                  flash: str | None = None) -> Response:
     change = scaffolder_review.get_change(session, change_id=change_id)
@@ -99,6 +112,7 @@ def _change_page(request: Request, session: Session, forge: Forge, principal: Pr
         request, "change.html", status=error.status if error else 200,
         title=f"Change #{change.number or change.id}", change=change,
         files=split_diff(change.diff), actions=_actions(principal, change),
+        gate_actions=_gate_actions(principal, change),
         local_forge=local, external_url=change.url if not local and change.url else None,
         plan_state=plan_state, plan=plan, forge_checks=_forge_checks(forge, change),
         entity_link=_entity_link(change.unit_key),
@@ -123,8 +137,9 @@ def changes_page(request: Request, principal: PrincipalDep, session: SessionDep,
 @router.get("/changes/{change_id}")
 def change_page(request: Request, change_id: PathId, principal: PrincipalDep, session: SessionDep,
                 forge: ForgeDep,
-                done: Annotated[str, Query(pattern="^(|approve|merge|close)$")] = "") -> Response:
-    return _change_page(request, session, forge, principal, change_id,
+                done: Annotated[str, Query(pattern="^(|approve|merge|close|gates|override)$")]
+                = "") -> Response:
+    return render_change_page(request, session, forge, principal, change_id,
                         flash=DONE.get(done))
 
 
@@ -145,5 +160,5 @@ def change_action(request: Request, change_id: PathId, action: str, principal: P
         if isinstance(exc, NotFound):
             raise
         session.rollback()
-        return _change_page(request, session, forge, principal, change_id, error=exc)
+        return render_change_page(request, session, forge, principal, change_id, error=exc)
     return RedirectResponse(f"/changes/{change_id}?done={action}", status_code=303)

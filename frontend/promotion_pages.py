@@ -1,6 +1,8 @@
 """Promotion on the application page: the matrix (per environment: source, chart or path,
 revision, images, sync policy, since when and by which PR, live sync and health) and the
-"Promote" form, whose POST opens the promotion PR and follows its task page."""
+"Promote" form, whose POST opens the promotion PR and follows its task page; on a promotion's
+change page, "Re-check gates" and "Override source-health" (with its reason), whose refusals
+show the change page with the reason."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
+from frontend.change_pages import render_change_page
 from gitops.forges.base import Forge
 from portal.deps import PrincipalDep, SessionDep, SettingsDep, client_ip
-from portal.errors import NotFound
+from portal.errors import CaasError, NotFound
+from portal.params import PathId
 from portal.settings import Settings
-from scaffolder import promotion, promotion_matrix
+from scaffolder import promotion, promotion_gates, promotion_matrix, promotion_review
 from scaffolder.deps import ForgeDep, RegistryDep
 
 router = APIRouter(include_in_schema=False)
@@ -43,3 +47,39 @@ async def promote(request: Request, team: str, app: str, principal: PrincipalDep
                              principal=principal, team=team[:63], app=app[:63], source=source,
                              target=target, ip=client_ip(request))
     return RedirectResponse(f"/tasks/{task.id}", status_code=303)
+
+
+@router.post("/changes/{change_id}/promotion/gates")
+def recheck_gates(request: Request, change_id: PathId, principal: PrincipalDep,
+                  session: SessionDep, forge: ForgeDep, settings: SettingsDep) -> Response:
+    """"Re-check gates": ``promotion_review.refresh_by_id``, then the change page."""
+    try:
+        promotion_review.refresh_by_id(session, forge=forge, settings=settings,
+                                       principal=principal, change_id=change_id)
+    except CaasError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        session.rollback()
+        return render_change_page(request, session, forge, principal, change_id, error=exc)
+    return RedirectResponse(f"/changes/{change_id}?done=gates", status_code=303)
+
+
+@router.post("/changes/{change_id}/promotion/override")
+async def override_gate(request: Request, change_id: PathId, principal: PrincipalDep,
+                        session: SessionDep, forge: ForgeDep, settings: SettingsDep
+                        ) -> Response:
+    """"Override source-health" with the reason typed beside it (``promotion_review.override``,
+    audited either way); a refusal shows the change page naming the field."""
+    form = await request.form()
+    reason = str(form.get("reason") or "")[:2000]
+    gate = str(form.get("gate") or promotion_gates.HEALTH)[:63]
+    try:
+        promotion_review.override(session, forge=forge, settings=settings, principal=principal,
+                                  change_id=change_id, gate=gate, reason=reason,
+                                  ip=client_ip(request))
+    except CaasError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        session.rollback()
+        return render_change_page(request, session, forge, principal, change_id, error=exc)
+    return RedirectResponse(f"/changes/{change_id}?done=override", status_code=303)

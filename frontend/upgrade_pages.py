@@ -7,12 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 
 from frontend.catalog_pages import entity_url
 from frontend.pages import render
 from frontend.services import ForgeDep, RegistryDep
 from portal.deps import PrincipalDep, SessionDep, client_ip
-from portal.errors import CaasError
+from portal.errors import CaasError, ValidationFailed
 from scaffolder import upgrade_service
 from scaffolder.models import BehindUnit, UpgradeOutcome, UpgradeRequest
 
@@ -62,7 +63,13 @@ async def open_upgrades(request: Request, principal: PrincipalDep, session: Sess
     """The button: open the upgrade PRs of one template (per unit or per team)."""
     form = await request.form()
     template, per = str(form.get("template") or ""), str(form.get("per") or "unit")
-    body = UpgradeRequest.model_validate({"template": template[:63] or None, "per": per})
+    try:
+        body = UpgradeRequest.model_validate({"template": template[:63] or None, "per": per})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ())) or "form"
+        raise ValidationFailed(f"{field}: {first.get('msg', 'invalid')}", field=field,
+                               rule=str(first.get("type", "invalid"))) from None
     outcomes = upgrade_service.run_upgrades(session, forge=forge, registry=registry,
                                             principal=principal, request=body,
                                             ip=client_ip(request))

@@ -292,10 +292,12 @@ def load_infra(path: Path) -> InfraManifest:
 class Manifest:
     """The lenient view of one ``infra.yaml``: ``tier`` (``DEFAULT_TIER`` when not declared; an
     undeclared or unknown spelling is kept as written so callers may treat it as strict),
-    ``tier_declared``, ``capacity`` (resource name → quantity as written) and the raw mapping."""
+    ``tier_declared``, ``capacity`` (resource name → quantity as written), ``installed`` (False
+    only when the file says ``installed: false``) and the raw mapping."""
 
     tier: str = DEFAULT_TIER
     tier_declared: bool = False
+    installed: bool = True
     capacity: Mapping[str, Any] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict)
 
@@ -317,4 +319,5 @@ def read_manifest(content: bytes | str | Mapping[str, Any] | None) -> Manifest:
     tier = doc.get("tier") or spec.get("tier")
     capacity = doc.get("capacity") or spec.get("capacity") or {}
     return Manifest(tier=str(tier) if tier else DEFAULT_TIER, tier_declared=bool(tier),
+                    installed=doc.get("installed", True) is not False,
                     capacity=capacity if isinstance(capacity, Mapping) else {}, raw=doc)

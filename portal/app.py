@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -17,7 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from gitops.forges.base import Forge, MergeEvent
-from portal import __version__, db, tracing
+from gitops.forges.github_webhook import PullRequestEvent
+from portal import __version__, db, heap, tracing
 from portal.api import api_router
 from portal.auth.principal_cache import PrincipalCache
 from portal.errors import CaasError, Unauthenticated, Unavailable, error_responses
@@ -31,8 +33,10 @@ log = logging.getLogger("caas.http")
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None,
-               background: bool = False) -> FastAPI:
-    """Build the portal. ``background=True`` also runs the reconciler worker in-process (demo)."""
+               background: bool = False, serving: bool = False) -> FastAPI:
+    """Build the portal. ``background=True`` also runs the reconciler worker in-process (demo);
+    ``serving=True`` (``caas serve``'s own processes, never tests) freezes what start-up built
+    out of the garbage collector's scans once the lifespan has started (``portal.heap``)."""
     engine = engine or db.make_engine(settings)
     metrics = Metrics()
     from catalog.drift.metrics import DriftCollector
@@ -47,6 +51,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
             from reconciler.runtime import start_in_process
 
             stop = start_in_process(settings, engine)
+        if serving:
+            heap.settle()
         try:
             yield
         finally:
@@ -63,6 +69,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     app.state.metrics = metrics
     app.state.principals = PrincipalCache()  # portal.auth.deps.get_principal
     app.state.after_merge = _after_merge(settings)
+    app.state.on_pull_request = _on_pull_request(settings)
 
     _install_middleware(app, metrics)
     tracing.instrument_app(app, engine)  # OpenTelemetry, only with OTEL_EXPORTER_OTLP_ENDPOINT
@@ -139,7 +146,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def caas_error(request: Request, exc: CaasError) -> Response:
         if _wants_html(request):
             if isinstance(exc, Unauthenticated):
-                return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+                back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/login?next={quote(back, safe='/')}", status_code=303)
             return render_error(request, exc.status, exc.message, field=exc.field)
         headers = {"www-authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse({"error": exc.to_dict()}, status_code=exc.status, headers=headers)
@@ -202,3 +210,18 @@ def _after_merge(settings: Settings) -> Callable[[Session, Forge, MergeEvent], o
                                             event=event)
 
     return after_merge
+
+
+def _on_pull_request(settings: Settings) -> Callable[[Session, Forge, PullRequestEvent],
+                                                     str | None]:
+    """What a review or new commits on a pull request trigger in the scaffolder: an open
+    promotion's gates are evaluated again (a review given on GitHub turns the approval gate
+    green)."""
+    from scaffolder import promotion_review
+
+    def on_pull_request(session: Session, forge: Forge, event: PullRequestEvent) -> str | None:
+        return promotion_review.refresh_for_pull_request(session, forge=forge,
+                                                         settings=settings,
+                                                         number=event.number)
+
+    return on_pull_request

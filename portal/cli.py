@@ -97,7 +97,7 @@ def _serve(settings: Settings, *, background: bool) -> None:
                                   "log_config": None, "proxy_headers": True,
                                   "forwarded_allow_ips": "127.0.0.1"}
     if workers == 1:
-        application = create_app(settings, engine=engine, background=background)
+        application = create_app(settings, engine=engine, background=background, serving=True)
         uvicorn.run(application, **options)  # type: ignore[arg-type]
         return
     engine.dispose()
@@ -115,7 +115,7 @@ def serving_app() -> FastAPI:
 
     settings = load_settings().model_copy(update={"migrate_on_start": False})
     configure(settings.log_level, settings.log_format)
-    return create_app(settings)
+    return create_app(settings, serving=True)
 
 
 # The CLI runs beside the database (no sign-in): it acts as the named portal user, with that

@@ -36,5 +36,12 @@ class JobContext:
     worker_id: str
     log: Callable[[str], None]
 
+    def desired_commit(self) -> str:
+        """The commit whose state a declarative job (catalog, ArgoCD, Keycloak) brings about:
+        the head of main now, not the job's merge commit. A merge learned late (the poller, a
+        redelivered webhook) must not bring back what a later merge changed or removed, and a
+        re-run converges on the same state. Raises what ``Forge.head`` raises."""
+        return self.forge.head(self.settings.main_branch)
+
 
 Handler = Callable[[JobContext], Result]

@@ -55,8 +55,9 @@ def finalize(session: Session, *, commit: str) -> str | None:
     if record is None or record.state == MergeState.refused.value:
         return None
     # An open PR's jobs (plan preview, checks) may share a sha with a fast-forward merge.
-    states = session.exec(select(Job.state).where(
+    jobs = session.exec(select(Job.kind, Job.state, Job.entities).where(
         Job.commit == commit, col(Job.kind).not_in(_OPEN_PR))).all()
+    states = [state for _kind, state, _entities in jobs]
     if not states or any(s not in _TERMINAL for s in states):
         return None
     final = final_state(states)
@@ -64,8 +65,6 @@ def finalize(session: Session, *, commit: str) -> str | None:
         return None
     record.state, record.finished_at = final, utcnow()
     session.add(record)
-    jobs = session.exec(select(Job.kind, Job.state, Job.entities).where(
-        Job.commit == commit, col(Job.kind).not_in(_OPEN_PR))).all()
     _catalog_status(session, list(record.entities), final,
                     [(str(k), str(s), list(e or [])) for k, s, e in jobs])
     return final

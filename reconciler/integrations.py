@@ -65,19 +65,23 @@ def affected_applications(paths: list[str]) -> dict[str, str]:
 
 
 def argocd(ctx: JobContext) -> Result:
-    """Apply changed AppProjects/ApplicationSets/root Applications; refresh and read back the
-    Applications the change affects."""
+    """Apply the merge's changed AppProjects/ApplicationSets/root Applications as they are at
+    the head of main (``JobContext.desired_commit``); refresh and read back the Applications the
+    change affects."""
     try:
         applier = ArgoCDApplier.from_settings(ctx.settings)
     except NotConfigured as exc:
         return Result.skipped(f"skipped: ArgoCD {exc.reason}",
                               setting=exc.field or "CAAS_KUBECONFIG")
     paths = [str(p) for p in ctx.job.payload.get("paths") or []]
+    head = ctx.desired_commit()
+    if head != ctx.job.commit:
+        ctx.log(f"applying {ctx.job.commit[:12]}'s paths as they are at main {head[:12]}")
     manifests: list[dict[str, Any]] = []
     for path in paths:
         if not any(p.match(path) for p in _MANAGED):
             continue
-        content = ctx.forge.read_file(path, ctx.job.commit)
+        content = ctx.forge.read_file(path, head)
         if content is None:
             ctx.log(f"{path} removed: its objects are pruned by ArgoCD, not deleted here")
             continue
@@ -114,17 +118,19 @@ def keycloak(ctx: JobContext) -> Result:
     """The derived groups of every changed team (``team-<team>``: owners and members,
     ``team-<team>-admins``: owners) with their exact members, and the platform-admin user in
     the platform admins' group. A team file naming any other group fails the job permanently
-    before anything is written."""
+    before anything is written. Team files are read at the head of main
+    (``JobContext.desired_commit``), so a late merge event cannot restore old members."""
     teams = [str(t) for t in ctx.job.payload.get("teams") or []]
     try:
         sync = KeycloakSync.from_settings(ctx.settings)
     except NotConfigured as exc:
         return Result.skipped(f"skipped: Keycloak {exc.reason}",
                               setting=exc.field or "CAAS_KEYCLOAK_URL")
+    head = ctx.desired_commit()
     groups: list[GroupSpec] = []
     for team in teams:
         path = f"teams/{team}/team.yaml"
-        content = ctx.forge.read_file(path, ctx.job.commit)
+        content = ctx.forge.read_file(path, head)
         if content is None:
             ctx.log(f"{path} removed: its Keycloak groups are kept (members may own data)")
             continue

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from catalog import service as catalog_service
-from reconciler import queue, service, tfplan
+from reconciler import queue, service, tfplan, wakeup
 from reconciler.context import Handler, JobContext, Result
 from reconciler.entities import entities_for_paths
 from reconciler.errors import PermanentError
@@ -40,7 +40,7 @@ def plan(ctx: JobContext) -> Result:
         service.mark_planned(session, commit=job.commit, paths=paths[:5000],
                              entities=entities_for_paths(paths))
         session.commit()
-    queue.notify()
+    wakeup.notify()
     units = [j.unit for j in jobs]
     ctx.log("planned: " + ", ".join(units))
     return Result(message=f"planned {len(units)} jobs", detail={"units": units,
@@ -53,7 +53,7 @@ def catalog(ctx: JobContext) -> Result:
     back what a later merge changed or removed, and a re-run is idempotent."""
     raw = ctx.job.payload.get("paths")
     changed = [str(p) for p in raw] if isinstance(raw, list) else None
-    head = ctx.forge.head(ctx.settings.main_branch)
+    head = ctx.desired_commit()
     with Session(ctx.engine, expire_on_commit=False) as session:
         result = catalog_service.index_commit(session, forge=ctx.forge, commit=head,
                                               changed=changed)

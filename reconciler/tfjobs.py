@@ -25,7 +25,7 @@ from gitops.layout import changed_environments
 from portal.errors import CaasError
 from reconciler.context import JobContext, Result
 from reconciler.errors import PermanentError
-from reconciler.models import UnitApply
+from reconciler.models import Job, JobKind, UnitApply
 from reconciler.previews import ERROR, NO_CHANGE, PLANNED, WAITING, status_text
 from reconciler.terraform import PlanSummary, TerraformError, TerraformRunner, UnitRef
 from reconciler.tfplan import read_manifest
@@ -54,6 +54,28 @@ def _repo_url(ctx: JobContext) -> str:
     return str(ctx.settings.resolved_gitops_repo)
 
 
+# How many of a unit's most recent other jobs are compared with a job's commit.
+SUPERSEDING_CANDIDATES = 20
+
+
+def superseded_by(ctx: JobContext, env: str, unit: str) -> str | None:
+    """The commit of a later merge that already has this unit's job (queued, running or done),
+    when the job's own commit is an ancestor of it; ``None`` otherwise. A merge learned late (a
+    redelivered webhook after the poller recorded a later head) must not apply an older
+    manifest over a newer one: the later job applies main's newer state of the unit."""
+    commit = ctx.job.commit
+    with Session(ctx.engine) as session:
+        others = session.exec(
+            select(Job.commit).where(Job.kind == JobKind.terraform.value,
+                                     Job.environment == env, Job.unit == ctx.job.unit,
+                                     Job.commit != commit)
+            .order_by(col(Job.id).desc()).limit(SUPERSEDING_CANDIDATES)).all()
+    for other in dict.fromkeys(others):
+        if ctx.forge.is_ancestor(commit, other):
+            return other
+    return None
+
+
 def run_unit(ctx: JobContext) -> Result:
     payload: Mapping[str, Any] = ctx.job.payload
     if payload.get("error"):
@@ -69,6 +91,11 @@ def run_unit(ctx: JobContext) -> Result:
                     "not running Terraform again")
             return Result(message=f"{action} already recorded", detail={
                 "plan": done.summary, "outputs": done.outputs})
+    if (later := superseded_by(ctx, env, unit)) is not None:
+        ctx.log(f"{env}/{unit}: {commit[:12]} was learned after the later merge {later[:12]}, "
+                "whose job brings this unit to main's newer state; not running Terraform")
+        return Result(message=f"{action} {env}/{unit}: superseded by {later[:12]}",
+                      detail={"superseded_by": later})
     try:
         infra = read_manifest(ctx, env, commit)
         if action == "destroy" and (infra is None or infra.installed):

@@ -156,7 +156,8 @@ async def github_webhook(
         lambda: webhooks.handle_delivery(
             session, forge=forge, delivery_id=x_github_delivery, event_name=x_github_event,
             payload=payload, repository=settings.github_repo, main_branch=settings.main_branch,
-            after_merge=getattr(request.app.state, "after_merge", None)))
+            after_merge=getattr(request.app.state, "after_merge", None),
+            on_pull_request=getattr(request.app.state, "on_pull_request", None)))
     return {"status": outcome}
 
 

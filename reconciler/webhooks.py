@@ -6,7 +6,10 @@ Public contract:
   main_branch, after_merge=None) -> str``: the outcome of one verified delivery (the 202 body's
   ``status``). ``after_merge(session, forge, event)`` runs once a merge into main is recorded
   (the shell passes the scaffolder's re-check of the open changes that main moving affects); its
-  failure is logged and does not undo the recorded merge.
+  failure is logged and does not undo the recorded merge. ``on_pull_request(session, forge,
+  event) -> str | None`` runs once a pull request event in ``GATE_ACTIONS`` (a review given,
+  edited or dismissed; new commits; reopened) is recorded (the shell passes the re-evaluation of
+  a promotion's gates); what it returns is added to the outcome, and its failure is logged.
   Raises ``ValidationFailed`` (422, field ``after``) for a push to main whose ``after`` is not
   reachable from main — audited, nothing queued; ``Unavailable`` when the forge cannot answer
   (nothing recorded, so a redelivery is handled afresh).
@@ -63,11 +66,17 @@ def _claim(session: Session, delivery_id: str, event_name: str) -> WebhookDelive
 
 
 AfterMerge = Callable[[Session, Forge, MergeEvent], object]
+OnPullRequest = Callable[[Session, Forge, PullRequestEvent], "str | None"]
+# Pull request events after which a promotion's gates are evaluated again: a review (the
+# approval gate), new commits (the overlay the policies judge), a reopened PR.
+GATE_ACTIONS = frozenset({"review_submitted", "review_edited", "review_dismissed",
+                          "synchronize", "reopened"})
 
 
 def handle_delivery(session: Session, *, forge: Forge, delivery_id: str, event_name: str,
                     payload: dict[str, Any], repository: str | None,
-                    main_branch: str, after_merge: AfterMerge | None = None) -> str:
+                    main_branch: str, after_merge: AfterMerge | None = None,
+                    on_pull_request: OnPullRequest | None = None) -> str:
     row = _claim(session, delivery_id, event_name)
     if row is None:
         session.rollback()
@@ -94,6 +103,18 @@ def handle_delivery(session: Session, *, forge: Forge, delivery_id: str, event_n
             except Exception:  # the merge is recorded; a later delivery or merge re-checks
                 session.rollback()
                 log.exception("re-checking open changes after %s failed", event.commit)
+    if on_pull_request is not None and not outcome.startswith("ignored: another"):
+        event = parse_event(event_name, payload, main_branch)
+        if (isinstance(event, PullRequestEvent) and event.action in GATE_ACTIONS
+                and event.number > 0):
+            try:
+                said = on_pull_request(session, forge, event)
+            except Exception:  # the delivery is recorded; "Re-check gates" or a merge re-checks
+                session.rollback()
+                log.exception("re-evaluating the gates of #%s failed", event.number)
+            else:
+                if said:
+                    outcome = said if outcome == "ignored" else f"{outcome}; {said}"
     return outcome
 
 

@@ -139,7 +139,7 @@ class _Unit:
 
 
 @dataclass
-class _Changes:
+class ChangeList:
     """The change set against ``main``; the three lists run in parallel (one entry per file)."""
 
     changes: list[FileChange] = field(default_factory=list)
@@ -151,6 +151,16 @@ class _Changes:
         self.changes.append(FileChange(path, new))
         self.files.append(RenderedFile(path=path, status=status, content=content))
         self.diff_parts.append(unified(path, old, new))
+
+    def add_codeowners(self, forge: Forge, registry: Registry, base_sha: str) -> None:
+        """Ownership or tiers may change: the same PR keeps CODEOWNERS current (one entry per
+        CODEOWNERS file whose content the changes so far alter)."""
+        org, admins = registry.code_owners
+        for extra in codeowners_changes(forge, self.changes, org=org, admins=admins,
+                                        ref=base_sha):
+            old = forge.read_file(extra.path, base_sha)
+            self.add(extra.path, "added" if old is None else "modified", old, extra.content,
+                     (extra.content or b"").decode())
 
 
 def prepare(forge: Forge, registry: Registry, principal: Principal,
@@ -168,7 +178,8 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
     if not diff.changes:
         raise Conflict(f"{unit.target} already matches these answers: nothing to change",
                        field="answers", rule="no-change")
-    _codeowners_updates(forge, registry, base_sha, unit.target, diff)
+    if unit.target.startswith(("teams/", "envs/")):
+        diff.add_codeowners(forge, registry, base_sha)
     return _build(forge, template, request, unit, base_sha, rendered, diff)
 
 
@@ -244,9 +255,9 @@ def _authorize(principal: Principal, *, team: str | None, touches: bool,
 
 
 def _file_changes(forge: Forge, base_sha: str, rendered: dict[str, bytes],
-                  on_main: list[str]) -> _Changes:
+                  on_main: list[str]) -> ChangeList:
     """Rendered files against the unit's files on ``main``: added, modified or deleted."""
-    diff = _Changes()
+    diff = ChangeList()
     for path in sorted(set(rendered) | set(on_main)):
         new = rendered.get(path)
         old = forge.read_file(path, base_sha) if path in on_main else None
@@ -257,20 +268,8 @@ def _file_changes(forge: Forge, base_sha: str, rendered: dict[str, bytes],
     return diff
 
 
-def _codeowners_updates(forge: Forge, registry: Registry, base_sha: str, target: str,
-                        diff: _Changes) -> None:
-    """Ownership or tiers may change: the same PR keeps CODEOWNERS current."""
-    if not target.startswith(("teams/", "envs/")):
-        return
-    org, admins = registry.code_owners
-    for extra in codeowners_changes(forge, diff.changes, org=org, admins=admins, ref=base_sha):
-        old = forge.read_file(extra.path, base_sha)
-        diff.add(extra.path, "added" if old is None else "modified", old, extra.content,
-                 (extra.content or b"").decode())
-
-
 def _build(forge: Forge, template: Template, request: ScaffoldRequest, unit: _Unit,
-           base_sha: str, rendered: dict[str, bytes], diff: _Changes) -> Prepared:
+           base_sha: str, rendered: dict[str, bytes], diff: ChangeList) -> Prepared:
     """The environments touched, their strictest tier and routing, and the PR's text."""
     clean = unit.clean
     envs = touched_envs(list(rendered), clean)

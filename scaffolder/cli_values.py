@@ -33,8 +33,11 @@ def parse_values(*, registry: Registry, template: str, pairs: list[str]) -> dict
         except json.JSONDecodeError:
             pass
         expression = found.fetch_values.get(key)
-        spelled = (string_forms.parse(expression, raw, fields[key].schema)
-                   if expression is not None and key in fields else None)
+        try:
+            spelled = (string_forms.parse(expression, raw, fields[key].schema)
+                       if expression is not None and key in fields else None)
+        except string_forms.DuplicateKey as exc:
+            raise ValidationFailed(f"{key}: {exc}", field=key, rule="unique-keys") from None
         if spelled is not None:
             values[key] = spelled
         else:

@@ -11,7 +11,8 @@ them as ``caas/<gate>`` checks. The change's tier — hence its approval routing
 environment's.
 
 Refused with nothing written: an unknown application (404), a caller outside the team (403),
-the same environment twice, an environment without ``envs/<env>/infra.yaml``, a source without
+the same environment twice, an environment without ``envs/<env>/infra.yaml``, a target that is
+uninstalled (``installed: false``), a source without
 an overlay, a tenant namespace that does not run in the target environment, a target that
 already matches the source (409/422, naming the field and the rule).
 
@@ -35,7 +36,7 @@ from portal.auth import audit, policy
 from portal.auth.principal import Principal
 from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from portal.settings import Settings
-from scaffolder import promotion_gates, service
+from scaffolder import promotion_gates, promotion_matrix, service
 from scaffolder.changeset import Prepared, load_yaml, stored_answers, unified
 from scaffolder.models import RenderedFile, TaskPublic
 from scaffolder.registry import Registry
@@ -88,8 +89,10 @@ def promote_decision(principal: Principal, *, team: str) -> policy.Decision:
 
 
 def plan(forge: Forge, registry: Registry, principal: Principal, *, team: str, app: str,
-         source: str, target: str) -> Plan:
-    """Validate, authorize and build the change set; nothing is written."""
+         source: str, target: str, source_pr: int | None = None) -> Plan:
+    """Validate, authorize and build the change set; nothing is written. ``source_pr``: the
+    pull request that put the source's version on main (``promotion_matrix.source_change``),
+    whose commit statuses the ``source-statuses`` gate reads."""
     for field, value in (("team", team), ("app", app)):
         if not is_dns_label(value):
             raise ValidationFailed(f"{field}: {value!r} is not a DNS-1123 label", field=field,
@@ -108,6 +111,10 @@ def plan(forge: Forge, registry: Registry, principal: Principal, *, team: str, a
                                field="to", rule="different-environments")
     _env_doc(forge, source, "from", sha)
     target_env = _env_doc(forge, target, "to", sha)
+    if not read_manifest(target_env).installed:
+        raise ValidationFailed(f"to: environment {target!r} is uninstalled (installed: false in "
+                               f"envs/{target}/infra.yaml): nothing runs there to promote to",
+                               field="to", rule="environment-installed")
     source_content, legacy = _source_file(forge, team, app, source, sha)
     path = app_overlays.overlay_path(team, app, target)
     old = forge.read_file(path, sha)
@@ -128,7 +135,7 @@ def plan(forge: Forge, registry: Registry, principal: Principal, *, team: str, a
     tier = policy.strictest_tier([read_manifest(target_env).tier])
     revision = str(app_overlays.source_of(doc).get("targetRevision") or "")
     record = {"team": team, "app": app, "from": source, "to": target, "revision": revision,
-              "legacy_source": legacy, "source_commit": sha}
+              "legacy_source": legacy, "source_commit": sha, "source_pr": source_pr}
     title = f"Promote {team}/{app} {revision} from {source} to {target}"
     source_path = (app_overlays.legacy_path(team, app) if legacy
                    else app_overlays.overlay_path(team, app, source))
@@ -147,7 +154,7 @@ def plan(forge: Forge, registry: Registry, principal: Principal, *, team: str, a
         unit_exists=True, env_docs={target: target_env})
     subject = promotion_gates.Subject(team=team, app=app, source=source, target=target,
                                       tier=tier, source_legacy=legacy, target_doc=doc,
-                                      author=principal.username)
+                                      author=principal.username, source_pr=source_pr)
     return Plan(prepared=prepared, subject=subject, record=record)
 
 
@@ -156,8 +163,9 @@ def promote(session: Session, *, registry: Registry, forge: Forge, settings: Set
             ip: str = "") -> TaskPublic:
     """Open the promotion pull request (see the module doc); the task says how it went."""
     try:
+        writer = promotion_matrix.source_change(session, team=team, app=app, env=source)
         worked = plan(forge, registry, principal, team=team, app=app, source=source,
-                      target=target)
+                      target=target, source_pr=writer.number if writer else None)
     except Forbidden as exc:
         audit.record(session, actor=principal.username, action="scaffolder.promote",
                      target=f"applications/{team}/{app}"[:300], outcome="denied", ip=ip,

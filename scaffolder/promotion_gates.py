@@ -17,7 +17,16 @@
   evaluated with regopy on the Pod the promoted images would run in (``gitops.app_overlays.
   images``) in the target namespace, labelled ``caas.io/tier=<tier>`` so a Constraint may
   select a tier with ``labelSelector``; only the image constraints (``IMAGE_CONSTRAINTS``) count,
-  the workload's other rules are Gatekeeper's at admission.
+  the workload's other rules are Gatekeeper's at admission;
+- ``source-statuses`` — optional per tier (``CAAS_PROMOTION_REQUIRED_STATUSES``, e.g.
+  ``prod=ci/tests|ci/e2e``): each named commit status (context) is ``success`` on the source
+  version's commit — the head of the pull request that put the source's current version on main
+  (``scaffolder.promotion_matrix.source_change``, "by which PR" of the matrix), read through the
+  forge (``Forge.get_change(number).checks``: GitHub's combined status and check runs of that
+  commit; the local forge's stored checks of that PR). ``failure``/``error`` → red; ``pending``
+  or absent → pending, and it blocks; a tier that requires none → green. A source version that
+  reached main outside the portal has no known commit: pending, blocking, until a promotion or
+  change through the portal writes the source again.
 
 Gates are evaluated when the promotion opens and again, on current data, just before a merge
 (``scaffolder.review.merge_change``) and after an approval, so a green gate never goes stale.
@@ -34,13 +43,15 @@ from catalog import live_status
 from gitops import app_overlays, object_names
 from gitops.forges.base import Forge
 from portal.auth import policy
+from portal.errors import CaasError
 from portal.settings import Settings
 from scaffolder import checks_runner
 from scaffolder.models import CheckResult
 
 ACTION = "promote"  # Change.action of a promotion
 HEALTH, APPROVAL, POLICIES = "source-health", "approval", "target-policies"
-GATES = (HEALTH, APPROVAL, POLICIES)
+STATUSES = "source-statuses"
+GATES = (HEALTH, APPROVAL, POLICIES, STATUSES)
 OVERRIDABLE = frozenset({HEALTH})
 # The constraint kinds that judge an image reference; the rest (limits, privileges, labels)
 # judge the workload the chart renders, which Gatekeeper checks at admission in the cluster.
@@ -60,6 +71,7 @@ class Subject:
     source_legacy: bool
     target_doc: Mapping[str, Any]
     author: str
+    source_pr: int | None = None  # the PR that put the source's version on main
 
 
 def soak(settings: Settings, tier: str) -> timedelta:
@@ -71,6 +83,16 @@ def soak(settings: Settings, tier: str) -> timedelta:
         if name and value.isdigit():
             minutes[name] = int(value)
     return timedelta(minutes=minutes.get(tier, max(minutes.values(), default=0)))
+
+
+def required_statuses(settings: Settings, tier: str) -> list[str]:
+    """The contexts ``promotion_required_statuses`` requires for ``tier`` (none when unlisted:
+    the gate is optional)."""
+    for part in settings.promotion_required_statuses.split(","):
+        name, _, value = part.partition("=")
+        if name.strip() == tier:
+            return [c.strip() for c in value.split("|") if c.strip()]
+    return []
 
 
 def _time(text: str | None) -> datetime | None:
@@ -161,6 +183,43 @@ def target_policies(forge: Forge, subject: Subject, sha: str) -> CheckResult:
                        details=[f"images: {', '.join(images)}"[:500], *result.details])
 
 
+def source_statuses(settings: Settings, forge: Forge, subject: Subject) -> CheckResult:
+    """The ``source-statuses`` gate (see the module doc)."""
+    required = required_statuses(settings, subject.tier.value)
+    if not required:
+        return CheckResult(name=STATUSES, state="success",
+                           summary=f"no commit status required for `{subject.tier}` "
+                           "(CAAS_PROMOTION_REQUIRED_STATUSES)")
+    wanted = ", ".join(required)
+    if subject.source_pr is None:
+        return CheckResult(name=STATUSES, state="pending",
+                           summary=f"{subject.source}'s version reached main outside the "
+                           f"portal: no commit to read {wanted} from"[:300])
+    try:
+        info = forge.get_change(subject.source_pr)
+    except CaasError as exc:
+        return CheckResult(name=STATUSES, state="pending",
+                           summary=f"the statuses of #{subject.source_pr} cannot be read now: "
+                           f"{exc.message}"[:300])
+    seen: dict[str, str] = {}
+    for check in info.checks:  # GitHub's combined status keeps the newest per context
+        seen.setdefault(check.name, check.state.value)
+    states = {context: seen.get(context, "absent") for context in required}
+    details = [f"{context}: {state}" for context, state in states.items()]
+    where = f"on {info.head_sha[:12]} (#{info.number}, {subject.source}'s version)"
+    red = [c for c, state in states.items() if state in ("failure", "error")]
+    if red:
+        return CheckResult(name=STATUSES, state="failure",
+                           summary=f"{', '.join(red)} failed {where}"[:300], details=details)
+    waiting = [c for c, state in states.items() if state != "success"]
+    if waiting:
+        return CheckResult(name=STATUSES, state="pending",
+                           summary=f"waiting for {', '.join(waiting)} {where}"[:300],
+                           details=details)
+    return CheckResult(name=STATUSES, state="success",
+                       summary=f"{wanted} succeeded {where}"[:300], details=details)
+
+
 def evaluate(settings: Settings, forge: Forge, subject: Subject, *, sha: str,
              approvals: Sequence[str], overrides: Mapping[str, Any],
              now: datetime | None = None) -> list[CheckResult]:
@@ -170,4 +229,5 @@ def evaluate(settings: Settings, forge: Forge, subject: Subject, *, sha: str,
     return [source_health(settings, subject, now=moment,
                           override=override if isinstance(override, Mapping) else None),
             approval(subject, approvals),
-            target_policies(forge, subject, sha)]
+            target_policies(forge, subject, sha),
+            source_statuses(settings, forge, subject)]

@@ -4,6 +4,7 @@ and what ArgoCD reports (``catalog.live_status``; "not connected" without a clus
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -30,6 +31,22 @@ def _env_of(change: Change) -> str:
         record = change.answers.get("promotion") or {}
         return str(record.get("to") or "") if isinstance(record, dict) else ""
     return str(change.answers.get("environment") or "")
+
+
+def last_merged(changes: Sequence[Change], env: str) -> Change | None:
+    """The newest merged change (``changes`` newest first) that wrote ``env``'s overlay."""
+    return next((c for c in changes if c.status == "merged" and _env_of(c) == env), None)
+
+
+def _unit_changes(session: Session, unit: str) -> Sequence[Change]:
+    return session.exec(select(Change).where(Change.unit_key == unit)
+                        .order_by(col(Change.id).desc())).all()
+
+
+def source_change(session: Session, *, team: str, app: str, env: str) -> Change | None:
+    """The pull request that put ``env``'s current version on main ("by which PR" of the
+    matrix), or None when it reached main outside the portal."""
+    return last_merged(_unit_changes(session, app_overlays.unit_folder(team, app)), env)
 
 
 def _overlays(forge: Forge, team: str, app: str) -> tuple[str, dict[str, tuple[str, bytes]]]:
@@ -69,15 +86,14 @@ def matrix(session: Session, *, forge: Forge, settings: Settings, team: str,
     layout_name, overlays = _overlays(forge, team, app)
     tiers = {e: policy.strictest_tier([read_manifest(load_yaml(
         forge.read_file(f"envs/{e}/infra.yaml"))).tier]) for e in environments_on_main(forge)}
-    changes = session.exec(select(Change).where(Change.unit_key == unit)
-                           .order_by(col(Change.id).desc())).all()
+    changes = _unit_changes(session, unit)
     rows: list[MatrixRow] = []
     for env, (path, content) in sorted(overlays.items(),
                                        key=lambda kv: (_TIER_RANK.get(tiers.get(kv[0],
                                                        policy.Tier.prod), 2), kv[0])):
         doc = load_yaml(content)
         source = app_overlays.source_of(doc)
-        merged = next((c for c in changes if c.status == "merged" and _env_of(c) == env), None)
+        merged = last_merged(changes, env)
         waiting = next((c for c in changes if c.status in ("pending", "open")
                         and c.action == ACTION and _env_of(c) == env), None)
         name = object_names.team_application(team, app, env if layout_name == "envs" else None)

@@ -8,24 +8,28 @@
   (on GitHub, where merges happen on the pull request);
 - ``override(…)`` — a platform-admin passes the ``source-health`` gate with a reason (at least
   ``MIN_REASON`` characters); the reason stays on the change and in the audit log
-  (``scaffolder.promote.override``). Anyone else: 403, audited as denied.
+  (``scaffolder.promote.override``). Anyone else: 403, audited as denied;
+- ``gate_decisions(principal, change)`` — whether "Re-check gates" and "Override
+  source-health" are allowed now, with the reason when not: the rules ``refresh_by_id`` and
+  ``override`` apply (the change page shows a refused button disabled with that reason).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from gitops import app_overlays
-from gitops.forges.base import Forge
+from gitops.forges.base import ApprovalReader, Forge
 from portal.auth import audit, policy
+from portal.auth import service as auth_service
 from portal.auth.principal import Principal
 from portal.db import utcnow
 from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from portal.settings import Settings
 from scaffolder import merge_gate, promotion_gates
-from scaffolder.models import Change, CheckResult
+from scaffolder.models import Change, ChangePublic, CheckResult
 
 ACTION = promotion_gates.ACTION
 MIN_REASON = 10
@@ -49,14 +53,63 @@ def subject_of(forge: Forge, change: Change) -> promotion_gates.Subject:
     return promotion_gates.Subject(
         team=team, app=app, source=str(record["from"]), target=target,
         tier=policy.Tier(change.tier), source_legacy=bool(record.get("legacy_source")),
-        target_doc=doc, author=change.author)
+        target_doc=doc, author=change.author, source_pr=_number(record.get("source_pr")))
 
 
-def _approvals(forge: Forge, change: Change) -> list[str]:
+def _number(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _while_open(change: Change | ChangePublic) -> policy.Decision:
+    if change.status != "open":
+        return policy.Decision(False, f"the change is {change.status}, not open")
+    return policy.ALLOW
+
+
+def recheck_decision(principal: Principal, change: Change | ChangePublic) -> policy.Decision:
+    """Anyone signed in may ask for the gates again while the promotion is open (it reads)."""
+    del principal
+    return _while_open(change)
+
+
+def override_decision(principal: Principal, change: Change | ChangePublic) -> policy.Decision:
+    """Only a platform-admin overrides a gate, and only while the promotion is open."""
+    if not principal.is_platform_admin:
+        return policy.Decision(False, "only a platform-admin overrides a promotion gate")
+    return _while_open(change)
+
+
+def gate_decisions(principal: Principal, change: Change | ChangePublic
+                   ) -> dict[str, policy.Decision]:
+    """``{"gates": …, "override": …}`` for a promotion (see the module doc)."""
+    return {"gates": recheck_decision(principal, change),
+            "override": override_decision(principal, change)}
+
+
+def _approvals(session: Session, forge: Forge, change: Change) -> list[str]:
+    """Approvals on record: the local forge's (each passed ``can_approve`` when given); on a
+    forge where reviews happen on its site (GitHub), the logins whose latest review approves
+    that are portal users allowed to approve this change now (``policy.can_approve``, as
+    ``review.approve_decision``: the four-eyes rule and the tier's routing) — a review by
+    anyone else does not count."""
     review = forge.review()
     if review is not None and change.number is not None:
         return review.approvals(change.number)
-    return list(change.approved_by)
+    approved = list(change.approved_by)
+    if isinstance(forge, ApprovalReader) and change.number is not None:
+        for login in forge.approvals(change.number):
+            try:
+                user = auth_service.get_user(session, username=login)
+            except NotFound:
+                continue
+            if not user.is_active:
+                continue
+            principal = auth_service.principal_for(session, user, via="forge-review")
+            if policy.can_approve(principal, author=change.author, team=change.team,
+                                  tier=policy.Tier(change.tier),
+                                  touches_envs=change.touches_envs):
+                approved.append(login)
+    return sorted(set(approved))
 
 
 def refresh(session: Session, *, forge: Forge, settings: Settings,
@@ -65,14 +118,15 @@ def refresh(session: Session, *, forge: Forge, settings: Settings,
     overrides = change.answers.get("overrides")
     fresh = promotion_gates.evaluate(
         settings, forge, subject_of(forge, change), sha=forge.head(),
-        approvals=_approvals(forge, change),
+        approvals=_approvals(session, forge, change),
         overrides=overrides if isinstance(overrides, dict) else {})
     return _store(session, forge=forge, change=change, fresh=fresh)
 
 
 def refresh_approval(session: Session, *, forge: Forge, change: Change) -> list[CheckResult]:
     """Only the ``approval`` gate (after an approval; it needs neither cluster nor policies)."""
-    fresh = [promotion_gates.approval(subject_of(forge, change), _approvals(forge, change))]
+    fresh = [promotion_gates.approval(subject_of(forge, change),
+                                      _approvals(session, forge, change))]
     return _store(session, forge=forge, change=change, fresh=fresh)
 
 
@@ -93,12 +147,27 @@ def refresh_by_id(session: Session, *, forge: Forge, settings: Settings, princip
     """``refresh`` for the API: any signed-in user may ask (it only reads)."""
     change = _change(session, change_id)
     _record(change)
-    if change.status != "open":
-        raise Conflict(f"change {change_id} is {change.status}, not open", field="change_id",
+    decision = recheck_decision(principal, change)
+    if not decision:
+        raise Conflict(f"change {change_id}: {decision.reason}", field="change_id",
                        rule="state")
-    del principal
     refresh(session, forge=forge, settings=settings, change=change)
     return change
+
+
+def refresh_for_pull_request(session: Session, *, forge: Forge, settings: Settings,
+                             number: int) -> str | None:
+    """After a review or new commits on PR ``number`` (a forge webhook): ``refresh`` when it is
+    an open promotion; None (nothing done) for any other pull request."""
+    change = session.exec(select(Change).where(Change.number == number,
+                                               Change.status == "open",
+                                               Change.action == ACTION)).first()
+    if change is None:
+        return None
+    gates = refresh(session, forge=forge, settings=settings, change=change)
+    states = ", ".join(f"{g.name} {g.state}" for g in gates
+                       if g.name in promotion_gates.GATES)
+    return f"promotion gates evaluated: {states}"[:200]
 
 
 def override(session: Session, *, forge: Forge, settings: Settings, principal: Principal,
@@ -113,13 +182,14 @@ def override(session: Session, *, forge: Forge, settings: Settings, principal: P
     if len(reason) < MIN_REASON:
         raise ValidationFailed(f"reason: say why in at least {MIN_REASON} characters",
                                field="reason", rule="min-length")
+    decision = override_decision(principal, change)
     if not principal.is_platform_admin:
         audit.record(session, actor=principal.username, action="scaffolder.promote.override",
                      target=change.unit_key, outcome="denied", ip=ip,
                      detail={"change": change.id, "gate": gate, "reason": reason[:500]})
-        raise Forbidden("only a platform-admin overrides a promotion gate", rule="admin")
-    if change.status != "open":
-        raise Conflict(f"change {change_id} is {change.status}, not open", field="change_id",
+        raise Forbidden(decision.reason, rule="admin")
+    if not decision:
+        raise Conflict(f"change {change_id}: {decision.reason}", field="change_id",
                        rule="state")
     overrides = dict(change.answers.get("overrides") or {})
     overrides[gate] = {"by": principal.username, "reason": reason[:500],

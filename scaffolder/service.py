@@ -39,12 +39,20 @@ from scaffolder.models import (
 )
 from scaffolder.parameters import form_fields
 from scaffolder.registry import Registry
+from scaffolder.render_pool import WORKERS
+from scaffolder.rerender import TemplateSource as TemplateSource
 from scaffolder.rerender import UnitDrift as UnitDrift  # re-exported: drift reads units here
+from scaffolder.rerender import answers_path as answers_path
+from scaffolder.rerender import render_key as render_key
+from scaffolder.rerender import template_at as template_at
+from scaffolder.rerender import unit_digests as unit_digests
 from scaffolder.rerender import unit_drift as unit_drift
 from scaffolder.rerender import unit_template as unit_template
 from scaffolder.review import OPEN
 from scaffolder.units import unit_answers
 from scaffolder.upgrade_changeset import replan
+
+RENDER_WORKERS = WORKERS  # renders that run side by side (drift's render threads)
 
 # A change whose task failed after reserving the unit: the reservation is released.
 RELEASED = "failed"
@@ -236,6 +244,7 @@ def _reserve(session: Session, *, prepared: Prepared, forge: Forge, principal: P
         session.rollback()
         raise Conflict(f"an open change already requests {prepared.target}", field="answers",
                        rule="unit-open") from None
+    _own_branch(session, change)
 
     def start() -> None:
         audit.record(session, actor=principal.username, action=action,
@@ -245,6 +254,21 @@ def _reserve(session: Session, *, prepared: Prepared, forge: Forge, principal: P
                        f"{len(prepared.files)} file(s) rendered at {prepared.target}", progress)
 
     return Reservation(task=task, change=change, prepared=prepared, start=start)
+
+
+def _own_branch(session: Session, change: Change) -> None:
+    """Give ``change`` a branch no other open change uses. Branch names join names with
+    ``-`` (``caas/tenant-<team>-<name>``), so two units can share one (payments/x-web and
+    payments-x/web); the forge resumes the open PR of a branch (a retry), which would hand the
+    later change the earlier one's PR. The later of two such changes (higher id) takes
+    ``<branch>-<id>``; a retry keeps what the row holds."""
+    clash = session.exec(select(Change.id).where(
+        Change.branch == change.branch, col(Change.status).in_(OPEN),
+        col(Change.id) < (change.id or 0))).first()
+    if clash is not None:
+        change.branch = f"{change.branch[:190]}-{change.id}"
+        session.add(change)
+        session.commit()
 
 
 def run_task(session: Session, *, reservation: Reservation, forge: Forge,
@@ -331,17 +355,18 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
                        + ", ".join(pr_checks.running(checks)) + " run after the PR opens",
                        progress)
         step = "pull-request"
-        tasks.log_step(session, task, step, "started", prepared.branch, progress)
-        spec = ChangeSpec(branch=prepared.branch, title=prepared.title,
+        tasks.log_step(session, task, step, "started", change.branch, progress)
+        spec = ChangeSpec(branch=change.branch, title=prepared.title,
                           body=pr_text.body(prepared, checks), files=prepared.changes,
                           author=change.author, labels=pr_text.labels(prepared))
         # The forge writes through its own connection: end ours first (an SQLite reader
         # that began before another writer's commit can never write afterwards).
         session.commit()
         # Resumes a change an earlier attempt opened: steps still missing are completed.
-        with tracing.span("scaffolder.pull_request", branch=prepared.branch):
+        with tracing.span("scaffolder.pull_request", branch=change.branch):
             info = forge.open_change(spec)
             tracing.set_attributes(change_number=info.number, commit=info.head_sha)
+        _refuse_foreign(session, change, info.number)
         change.number, change.url, change.status = info.number, info.url, "open"
         change.head_sha, change.base_sha = info.head_sha, info.base_sha
         change.updated_at = utcnow()
@@ -377,6 +402,17 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
         _fail(session, task, change, step, exc.message, progress)
     except Exception as exc:  # the task records why; the requester may retry
         _fail(session, task, change, step, f"{type(exc).__name__}: {exc}", progress)
+
+
+def _refuse_foreign(session: Session, change: Change, number: int) -> None:
+    """The forge resumed PR ``number`` of the branch: refuse it when another open change
+    owns it (two reservations of one branch raced past ``_own_branch``)."""
+    owner = session.exec(select(Change.id).where(
+        Change.number == number, Change.forge == change.forge, col(Change.status).in_(OPEN),
+        Change.id != change.id)).first()
+    if owner is not None:
+        raise Conflict(f"branch {change.branch!r} holds the open PR #{number} of change "
+                       f"{owner}; request again", field="branch", rule="branch-owned")
 
 
 def _fail(session: Session, task: Task, change: Change, step: str, message: str,

@@ -15,7 +15,8 @@ same answers:
 
 An empty cell is left out of its object (``staging:2:`` is ``{"cpu": "2"}``), a cell of an
 ``integer`` property that is all digits becomes an int; the server validator judges the rest.
-``parse(expression, text, schema)`` returns None when the expression is not one of these forms.
+``parse(expression, text, schema)`` returns None when the expression is not one of these forms;
+a map key in two rows raises ``DuplicateKey``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ _LOOP = re.compile(
     r"(.*?)\{%-?\s*if\s+not\s+loop\.last\s*-?%\}(.*?)\{%-?\s*endif\s*-?%\}"
     r"\{%-?\s*endfor\s*-?%\}$", re.S)
 _CELL = re.compile(r"\$\{\{\s*(\w+)(?:\.(\w+))?\s*(?:\|\s*join\((['\"])(.*?)\3\)\s*)?\}\}")
+
+
+class DuplicateKey(ValueError):
+    """A map's string form names one key in two rows (which one was meant is unknown)."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ def parse(expression: str, text: str, schema: Mapping[str, Any]) -> object | Non
         values = schema.get("additionalProperties")
         props = values.get("properties", {}) if isinstance(values, Mapping) else {}
         result: dict[str, object] = {}
-        for row in rows:
+        for number, row in enumerate(rows, start=1):
             key = ""
             item: dict[str, object] = {}
             for cell, part in zip(cells, _row(row, cells), strict=True):
@@ -103,6 +108,8 @@ def parse(expression: str, text: str, schema: Mapping[str, Any]) -> object | Non
                     key = part
                 elif cell.var == value_var and cell.prop and part:
                     item[cell.prop] = _value(part, props.get(cell.prop, {}), cell.join)
+            if key in result:
+                raise DuplicateKey(f"key {key!r} is given twice (row {number})")
             result[key] = item
         return result
     items = schema.get("items")

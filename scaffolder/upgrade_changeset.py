@@ -22,8 +22,7 @@ from portal.auth import policy
 from portal.auth.models import Role
 from portal.auth.principal import Principal
 from portal.errors import Conflict
-from scaffolder.changeset import Prepared, _Changes, derived_lists, load_yaml, touched_envs
-from scaffolder.codeowners import codeowners_changes
+from scaffolder.changeset import ChangeList, Prepared, derived_lists, load_yaml, touched_envs
 from scaffolder.registry import Registry
 from scaffolder.upgrade import Behind, Run, UnitPlan, answers_changes, behind_at, plan_unit
 
@@ -50,7 +49,7 @@ def prepare_upgrade(forge: Forge, registry: Registry, *, key: str, plans: Sequen
     """The change set of ``plans`` (all of one template), read at ``base_sha`` (module doc)."""
     first = plans[0].behind
     template = registry.get(first.template)
-    diff = _Changes()
+    diff = ChangeList()
     rendered: dict[str, bytes] = {}
     for plan in plans:
         for change in plan.changes:
@@ -60,12 +59,7 @@ def prepare_upgrade(forge: Forge, registry: Registry, *, key: str, plans: Sequen
         rendered.update(plan.files)
     derived_lists(forge, base_sha, rendered, diff.changes, diff.files, diff.diff_parts)
     if any(p.behind.unit.startswith(("teams/", "envs/")) for p in plans):
-        org, admins = registry.code_owners
-        for extra in codeowners_changes(forge, diff.changes, org=org, admins=admins,
-                                        ref=base_sha):
-            old = forge.read_file(extra.path, base_sha)
-            diff.add(extra.path, "added" if old is None else "modified", old, extra.content,
-                     (extra.content or b"").decode())
+        diff.add_codeowners(forge, registry, base_sha)
     answers = {k: v for p in plans for k, v in p.answers.items()}
     envs = touched_envs(list(rendered), answers)
     tier = policy.strictest_tier(

@@ -237,6 +237,16 @@ def children_of(paths: Sequence[str], directory: str) -> list[str]:
 
 
 @runtime_checkable
+class ApprovalReader(Protocol):
+    """A forge whose reviews happen on its own site but can be read (GitHub: ``pulls/{n}/
+    reviews``, the latest review of each login)."""
+
+    def approvals(self, number: int) -> list[str]:
+        """Logins whose latest review of PR ``number`` approves it."""
+        ...
+
+
+@runtime_checkable
 class CodeownersAudit(Protocol):
     """A forge whose review requests can be refused (GitHub: only collaborators review)."""
 

@@ -6,7 +6,9 @@ Public contract:
   (``sha256=<hex HMAC of the raw body>``) with a constant-time compare.
 - ``parse_event(event_name, payload, main_branch="main") -> MergeEvent | PullRequestEvent | None``
   turns a ``push`` to main or a merged ``pull_request`` into a ``MergeEvent`` (source
-  ``webhook``), any other ``pull_request`` action into a ``PullRequestEvent``, and everything
+  ``webhook``), any other ``pull_request`` action into a ``PullRequestEvent``, a
+  ``pull_request_review`` into a ``PullRequestEvent`` whose action is ``review_<action>``
+  (``review_submitted``, ``review_edited``, ``review_dismissed``), and everything
   else (pings, pushes to other branches or tags, deleted branches, other events) into ``None``.
 - ``delivery_repository(payload) -> str | None``: the ``repository.full_name`` a delivery is
   about (None for deliveries without one, such as an organisation hook's ping).
@@ -75,6 +77,13 @@ def parse_event(event_name: str, payload: dict[str, Any], main_branch: str = "ma
         return _parse_push(payload, main_branch)
     if event_name == "pull_request":
         return _parse_pull_request(payload, main_branch)
+    if event_name == "pull_request_review":
+        action = payload.get("action")
+        if not isinstance(action, str) or not isinstance(payload.get("pull_request"), dict):
+            return None
+        parsed = _parse_pull_request({**payload, "action": f"review_{action}"[:40]},
+                                     main_branch)
+        return parsed if isinstance(parsed, PullRequestEvent) else None
     return None
 
 

@@ -78,15 +78,16 @@ async def get_principal(request: Request) -> Principal:
     generation = generations.current(engine)
     request.state.generation = generation
     cache: PrincipalCache = request.app.state.principals
-    key = f"{kind}:{token_hash(value)}"
-    principal = cache.get(key, generation.identity)
-    if principal is None:
+
+    async def authenticate() -> Principal:
         # The database work is blocking: it runs in the thread pool, never on the event loop
         # (a loop blocked waiting for a pooled connection, while finished requests hold them
         # waiting for the loop, deadlocks the server under concurrency).
-        principal = await run_in_threadpool(_authenticate, engine, kind, value,
-                                            client_ip(request))
-        cache.put(key, generation.identity, principal)
+        return await run_in_threadpool(_authenticate, engine, kind, value, client_ip(request))
+
+    # Concurrent misses of one credential share one authentication (principal_cache).
+    principal = await cache.get_or_authenticate(f"{kind}:{token_hash(value)}",
+                                                generation.identity, authenticate)
     if principal.via != "token" and request.method in UNSAFE_METHODS:
         sent = await _sent_csrf(request)
         expected = principal.csrf_token or ""

@@ -78,6 +78,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     seed_repository(settings.resolved_gitops_repo, _seed(root / "seed", settings))
     with Session(engine, expire_on_commit=False) as s:
         auth_service.create_user(s, username="dana", password=PASSWORD, display_name="Dana")
+        auth_service.create_user(s, username="ada", password=PASSWORD, display_name="Ada",
+                                 is_platform_admin=True)
         auth_service.ensure_team(s, name="payments")
         auth_service.add_member(s, team="payments", username="dana", role=Role.developer)
         catalog_service.reindex(s, forge=make_forge(settings, engine))
@@ -144,3 +146,30 @@ def test_promote_from_the_application_page(context: Callable[[], BrowserContext]
     expect(main).to_contain_text("applications/payments/shop/envs/staging/application.yaml")
     assert serious_violations(dana) == []
     screenshot(dana, "promotion-change")
+
+    # The gates as buttons: dana may re-check but not override (disabled, the reason beside).
+    change_url = dana.url
+    recheck = dana.get_by_role("button", name="Re-check gates")
+    expect(recheck).to_be_enabled()
+    override = dana.get_by_role("button", name="Override source-health")
+    expect(override).to_be_disabled()
+    expect(dana.locator("#why-override")).to_have_text(
+        "only a platform-admin overrides a promotion gate")
+    expect(dana.get_by_label("Reason for overriding source-health")).to_be_disabled()
+    recheck.click()
+    expect(dana.locator("p.alert[role=status]")).to_have_text("Gates evaluated again.")
+    expect(dana.locator("main")).to_contain_text("unknown: no cluster connected")
+
+    ada = sign_in(context(), "ada")
+    ada.goto(change_url)
+    reason = ada.get_by_label("Reason for overriding source-health")
+    expect(reason).to_be_enabled()
+    assert unlabelled_controls(ada) == []
+    assert serious_violations(ada) == []
+    ada.locator("#override-form").scroll_into_view_if_needed()
+    screenshot(ada, "promotion-gate-buttons")
+    reason.fill("cluster link down; smoke-tested on dev by hand")
+    ada.get_by_role("button", name="Override source-health").click()
+    expect(ada).to_have_url(re.compile(r"done=override"))
+    expect(ada.locator("main")).to_contain_text("overridden by ada: cluster link down")
+    assert serious_violations(ada) == []

@@ -64,3 +64,21 @@ def test_the_page_lists_units_behind_with_what_changed_and_opens_their_prs(
         assert change.action == "upgrade" and change.unit_key == UNIT
     assert f'href="/changes/{change.id}"' in opened.text
     assert registry.store.versions("tenant")
+
+
+@pytest.mark.parametrize(("form", "field"), [
+    ({"template": "../tenant", "per": "unit"}, "template"),
+    ({"template": "tenant", "per": "everything"}, "per"),
+])
+def test_a_refused_form_value_is_a_422_naming_the_field_and_opens_nothing(
+        app_client: TestClient, engine: Engine, gitops: Path, make_user: UserFactory,
+        auth_headers: Headers, form: dict[str, str], field: str) -> None:
+    """The button's form is parsed into ``UpgradeRequest``: a hostile value used to be a
+    500 (an unhandled pydantic error)."""
+    admin(engine, make_user, "admin")
+    refused = app_client.post("/upgrades", headers=auth_headers("admin"), data=form)
+    assert refused.status_code == 422, refused.text[:300]
+    error = refused.json()["error"]
+    assert error["field"] == field and field in error["message"]
+    with Session(engine) as s:
+        assert s.exec(select(Change)).all() == []

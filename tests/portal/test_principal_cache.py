@@ -4,10 +4,13 @@ still answers repeated requests without authenticating again."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
@@ -18,6 +21,7 @@ from portal.auth.models import ApiToken, Role, User, WebSession
 from portal.auth.principal import Principal
 from portal.auth.principal_cache import PrincipalCache
 from portal.db import utcnow
+from portal.errors import Unauthenticated
 from tests.conftest import PASSWORD, UserFactory, bearer
 
 
@@ -96,3 +100,78 @@ def test_entries_end_with_their_credential_their_ttl_and_their_generation() -> N
     for key in ("t:1", "t:2", "t:3"):
         cache.put(key, 5, who)
     assert len(cache) == 2 and cache.get("t:1", 5) is None
+
+
+def test_concurrent_misses_of_one_credential_authenticate_once() -> None:
+    """An entry ageing out under load: every in-flight request of that client misses at once;
+    one authenticates, the others wait for its principal (one last-use write, not a hundred)."""
+    cache = PrincipalCache()
+    who = Principal(user_id=1, username="dora")
+    calls: list[str] = []
+
+    async def authenticate() -> Principal:
+        calls.append("auth")
+        await asyncio.sleep(0.05)
+        return who
+
+    async def main() -> list[Principal]:
+        return list(await asyncio.gather(*[cache.get_or_authenticate("t:a", 5, authenticate)
+                                           for _ in range(50)]))
+
+    assert asyncio.run(main()) == [who] * 50
+    assert calls == ["auth"]
+    assert cache.get("t:a", 5) == who
+    # Under another generation (a revocation moved it) the waiters share nothing old.
+    assert asyncio.run(cache.get_or_authenticate("t:a", 6, authenticate)) == who
+    assert calls == ["auth", "auth"]
+
+
+def test_a_refusal_is_not_shared_each_request_authenticates_and_is_refused() -> None:
+    cache = PrincipalCache()
+    calls: list[int] = []
+
+    async def refuse() -> Principal:
+        calls.append(1)
+        await asyncio.sleep(0.02)
+        raise Unauthenticated("invalid, expired or revoked API token")
+
+    async def main() -> list[BaseException | Principal]:
+        return list(await asyncio.gather(*[cache.get_or_authenticate("t:bad", 5, refuse)
+                                           for _ in range(5)], return_exceptions=True))
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, Unauthenticated) for r in results)
+    assert len(calls) == 5  # each refusal its own (audited) authentication
+    assert cache.get("t:bad", 5) is None and not cache._inflight
+
+
+def test_many_concurrent_requests_of_one_token_write_its_last_use_once(
+        app_client: TestClient, engine: Engine, make_user: UserFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the app: 30 requests of one fresh token at once are all answered and the token
+    is authenticated once (one lookup, one last-use write)."""
+    import httpx
+
+    from portal.auth import deps
+
+    make_user("hank")
+    headers = bearer(engine, "hank")
+    seen: list[str] = []
+    real = deps._authenticate
+
+    def counting(*args: Any) -> Principal:
+        seen.append("auth")
+        time.sleep(0.05)  # a slow database: the others arrive while it runs
+        return real(*args)
+
+    monkeypatch.setattr(deps, "_authenticate", counting)
+
+    async def main() -> list[int]:
+        transport = httpx.ASGITransport(app=app_client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            responses = await asyncio.gather(*[client.get("/api/auth/me", headers=headers)
+                                               for _ in range(30)])
+        return [r.status_code for r in responses]
+
+    assert asyncio.run(main()) == [200] * 30
+    assert seen == ["auth"]

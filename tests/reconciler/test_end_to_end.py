@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
 from catalog.models import Entity, TimelineEvent
-from gitops.forges.base import ChangeSpec, Check, CheckState, FileChange
+from gitops.forges.base import ChangeSpec, Check, CheckState, FileChange, MergeEvent
 from gitops.forges.local import LocalForge
 from gitops.git import seed_repository
 from portal import db
@@ -40,17 +40,18 @@ def skeleton_forge(settings: Settings, engine: Engine) -> LocalForge:
 
 
 def merge_pr(forge: LocalForge, engine: Engine, files: Mapping[str, str | None],
-             branch: str) -> str:
+             branch: str, *, record: bool = True) -> str:
     """Open a PR, make its checks green, approve it as someone else, merge, record the event
-    (what the scaffolder's merge does)."""
+    (what the scaffolder's merge does; ``record=False``: a webhook that has not arrived yet)."""
     info = forge.open_change(ChangeSpec(
         branch=branch, title=branch, body="", author="dev",
         files=[FileChange(p, None if c is None else c.encode()) for p, c in files.items()]))
     forge.set_check(info.number, Check("checks", CheckState.success))
     forge.approve(info.number, by="reviewer")
     event = forge.merge(info.number, by="reviewer")
-    with Session(engine) as session:
-        service.record_merge_event(session, event=event)
+    if record:
+        with Session(engine) as session:
+            service.record_merge_event(session, event=event)
     return event.commit
 
 
@@ -159,4 +160,37 @@ def test_environment_merge_applies_units_in_order_then_only_what_changed_then_de
         state = json.loads((settings.data_dir / "terraform" / "qa" / unit /
                             "terraform.tfstate").read_text())
         assert state["resources"] == [], unit
+    engine.dispose()
+
+
+@pytest.mark.terraform
+@pytest.mark.slow
+def test_a_merge_learned_late_never_applies_an_older_manifest_over_a_newer_one(
+        sqlite_settings: Settings) -> None:
+    """A redelivered webhook for merge A arriving after the later merge B was recorded (by its
+    own webhook or the poller): B's job applied B's manifest; A's job must not put A's back."""
+    settings = sqlite_settings
+    engine = db.make_engine(settings)
+    forge = skeleton_forge(settings, engine)
+    worker = Worker(settings, engine, forge)
+    first = merge_pr(forge, engine, {"envs/qa/infra.yaml": _infra("qa", "qa.caas.internal")},
+                     "env-qa")
+    drain(worker, rounds=400)
+    late = merge_pr(forge, engine, {"envs/qa/infra.yaml": _infra("qa", "qa2.caas.internal")},
+                    "env-qa-2", record=False)
+    newer = merge_pr(forge, engine, {"envs/qa/infra.yaml": _infra("qa", "qa3.caas.internal")},
+                     "env-qa-3")
+    drain(worker, rounds=400)
+    with Session(engine) as session:
+        service.record_merge_event(session, event=MergeEvent(commit=late, before=first))
+    drain(worker, rounds=400)
+    jobs = jobs_of(engine, late)
+    domain = jobs["terraform:qa/domain"]
+    assert domain.state == "succeeded", domain.message
+    assert domain.result["superseded_by"] == newer
+    with Session(engine) as session:
+        status = service.environment_status(session, environment="qa")
+        assert session.exec(select(UnitApply).where(UnitApply.commit == late)).first() is None
+    by_unit = {u.unit: u for u in status.units}
+    assert by_unit["domain"].outputs["zone_name"] == "qa3.caas.internal"
     engine.dispose()

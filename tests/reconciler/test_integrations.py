@@ -12,6 +12,9 @@ from sqlmodel import Session, select
 
 from catalog import service as catalog_service
 from catalog.models import Entity
+from devtools.keycloak import FakeKeycloak
+from devtools.kubernetes import ApplyingEmulator, write_kubeconfig
+from devtools.server import serve
 from gitops.forges.base import MergeEvent
 from gitops.forges.local import LocalForge
 from gitops.git import seed_repository
@@ -20,9 +23,6 @@ from reconciler import service
 from reconciler.argocd import REFRESH_ANNOTATION
 from reconciler.worker import Worker
 from tests.conftest import REPO_ROOT, make_settings
-from tests.fakes.keycloak import FakeKeycloak
-from tests.fakes.kubernetes import ApplyingEmulator, write_kubeconfig
-from tests.fakes.server import serve
 from tests.harness.databases import SqliteFactory
 from tests.reconciler.conftest import drain, jobs_of, push, tenant_files
 
@@ -104,4 +104,38 @@ def test_keycloak_job_syncs_the_changed_team(tmp_path: Path,
     assert "platform-admin" in realm.members("platform-admins")
     assert sorted(job.result["created_groups"]) == ["platform-admins", "team-shop",
                                                    "team-shop-admins"]
+    engine.dispose()
+
+
+def test_a_late_merge_event_does_not_restore_members_a_later_merge_removed(
+        tmp_path: Path, sqlite_factory: SqliteFactory) -> None:
+    """The Keycloak job syncs the team as it is at main's head: the poller learning of an old
+    merge after a later one must not put back a member the later merge removed."""
+    keycloak = FakeKeycloak(client_id="portal-admin", client_secret="s3cr3t")
+    realm = keycloak.add_realm("caas")
+    for user in ("alice", "bob", "carol", "platform-admin"):
+        realm.add_user(user)
+    with serve(keycloak.app) as url:
+        settings = make_settings(tmp_path, sqlite_factory.new(tmp_path / "db"),
+                                 keycloak_url=url, keycloak_realm="caas",
+                                 keycloak_admin_client_id="portal-admin",
+                                 keycloak_admin_client_secret="s3cr3t")
+        engine = db.make_engine(settings)
+        seed_repository(settings.resolved_gitops_repo, REPO_ROOT / "gitops-skeleton")
+        forge = LocalForge(settings, engine)
+        worker = Worker(settings, engine, forge)
+
+        def merged(before: str, commit: str) -> None:
+            with Session(engine) as session:
+                service.record_merge_event(session, event=MergeEvent(commit=commit,
+                                                                     before=before))
+            drain(worker)
+
+        merged(*push(forge, {"teams/shop/team.yaml": TEAM}))
+        late = push(forge, {"teams/shop/team.yaml": TEAM.replace("[bob]", "[bob, carol]")})
+        merged(*push(forge, {"teams/shop/team.yaml": TEAM.replace("[bob]", "[]")}))
+        assert realm.members("team-shop") == {"alice"}
+        merged(*late)
+        assert jobs_of(engine, late[1])["keycloak"].state == "succeeded"
+        assert realm.members("team-shop") == {"alice"}
     engine.dispose()

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import kmock
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from devtools.kubernetes import write_kubeconfig
 from gitops import app_overlays, git, gittree, yaml
 from gitops.git import seed_repository
 from portal.app import create_app
@@ -23,11 +23,9 @@ from portal.auth.models import AuditEvent, Role
 from portal.settings import Settings
 from scaffolder.models import Change
 from tests.conftest import UserFactory, make_settings, make_user_for
-from tests.fakes.kubernetes import write_kubeconfig
 from tests.scaffolder.conftest import write_skeleton
 
 Headers = Callable[[str], dict[str, str]]
-SQLITE_ONLY = pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
 TENANT = {"team": "payments", "name": "web", "cost_center": "cc-1",
           "environments": ["dev", "staging", "prod"]}
 APP = {"team": "payments", "name": "shop", "tenant": "web", "environment": "dev",
@@ -83,7 +81,6 @@ def _checks(change: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in change["checks"]}
 
 
-@SQLITE_ONLY
 def test_dev_to_staging_changes_exactly_the_target_overlay(
         settings: Settings, engine: Engine, tmp_path: Path, make_user: UserFactory,
         auth_headers: Headers) -> None:
@@ -157,7 +154,6 @@ def test_dev_to_staging_changes_exactly_the_target_overlay(
         assert again.status_code == 409 and again.json()["error"]["rule"] == "no-change"
 
 
-@SQLITE_ONLY
 def test_refusals_write_nothing_and_authz(settings: Settings, engine: Engine, tmp_path: Path,
                                           make_user: UserFactory, auth_headers: Headers) -> None:
     gitops = _seed(settings, tmp_path)
@@ -214,7 +210,6 @@ def _application(name: str, *, sync: str, health: str, since: datetime) -> dict[
                        "operationState": {"finishedAt": stamp}}}
 
 
-@SQLITE_ONLY
 async def test_prod_promotion_gates_with_argocd_status(
         kmock: kmock.KubernetesEmulator, tmp_path: Path, database_url: str) -> None:
     """Into prod: refused while the source is Degraded (kmock serving the Application), with
@@ -302,7 +297,6 @@ def test_overlay_paths_round_trip() -> None:
     assert app_overlays.parse_overlay_path("applications/pay/web/application.yaml") is None
 
 
-@SQLITE_ONLY
 def test_cli_promote_as_a_user(settings: Settings, engine: Engine, tmp_path: Path,
                                make_user: UserFactory, auth_headers: Headers) -> None:
     from tests.scaffolder.test_cli import caas
@@ -345,7 +339,6 @@ def _old_application_template(root: Path) -> Path:
     return folder
 
 
-@SQLITE_ONLY
 def test_a_unit_of_the_older_layout_indexes_and_an_upgrade_moves_it(
         settings: Settings, engine: Engine, gitops: Path, tmp_path: Path,
         make_user: UserFactory) -> None:
@@ -387,3 +380,34 @@ def test_a_unit_of_the_older_layout_indexes_and_an_upgrade_moves_it(
     moved = yaml.load(forge.read_file(OVERLAY.format("dev"), info.head_sha) or b"")
     assert moved["metadata"]["name"] == "app.payments.shop.dev"
     assert moved["spec"]["source"]["targetRevision"] == "1.2.3"
+
+
+def test_promotion_into_an_uninstalled_environment_is_refused_and_writes_nothing(
+        settings: Settings, engine: Engine, tmp_path: Path, make_user: UserFactory,
+        auth_headers: Headers) -> None:
+    """``installed: false`` destroys the environment's cluster: a promotion into it would
+    open a PR for an Application with nowhere to run."""
+    from gitops.forges.base import FileChange
+
+    gitops = _seed(settings, tmp_path)
+    _people(make_user)
+    with TestClient(create_app(settings, engine=engine)) as client:
+        _setup(client, auth_headers)
+        head = gittree.resolve(gitops, "main")
+        infra = (gittree.read_blob(gitops, head, "envs/staging/infra.yaml") or b"").replace(
+            b"installed: true", b"installed: false")
+        moved = gittree.commit_files(gitops, parent=head, message="uninstall staging",
+                                     files=[FileChange("envs/staging/infra.yaml", infra)],
+                                     author="root")
+        assert gittree.update_ref(gitops, "main", moved, head)
+        refs = git.out(gitops, "for-each-ref", "--format=%(refname)")
+        with Session(engine) as s:
+            before = len(s.exec(select(Change)).all())
+        refused = _promote(client, auth_headers("alice"), "dev", "staging")
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert (error["field"], error["rule"]) == ("to", "environment-installed")
+        assert "installed: false" in error["message"]
+    assert git.out(gitops, "for-each-ref", "--format=%(refname)") == refs
+    with Session(engine) as s:
+        assert len(s.exec(select(Change)).all()) == before

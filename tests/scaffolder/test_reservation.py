@@ -125,3 +125,32 @@ def test_released_name_goes_to_the_next_request_and_the_old_retry_gets_409(
                            task_id=failed.id)
     assert err.value.rule == "unit-open"
     assert [status for status, _ in _holders(engine)] == ["failed", "open"]
+
+
+def test_units_whose_branch_names_collide_get_their_own_pull_requests(
+        settings: Settings, engine: Engine, make_user: UserFactory, tmp_path: Path) -> None:
+    """``caas/tenant-<team>-<name>`` is the same branch for payments/x-web and payments-x/web:
+    the second request used to be handed the first one's open PR (so team payments-x's
+    reviewer could approve and merge team payments' change). Each change gets its own PR,
+    which holds only its own unit."""
+    from tests.scaffolder.conftest import seed
+
+    seed(settings, tmp_path, teams=("payments", "payments-x"))
+    make_user("alice", teams={"payments": Role.developer})
+    make_user("bob", teams={"payments-x": Role.developer})
+    forge, registry = LocalForge(settings, engine), Registry(settings)
+    numbers: list[int] = []
+    for user, team, name in (("alice", "payments", "x-web"), ("bob", "payments-x", "web")):
+        request = ScaffoldRequest(template="tenant", answers={
+            "team": team, "name": name, "cost_center": "cc", "environments": ["dev"]})
+        with Session(engine, expire_on_commit=False) as s:
+            done = service.create_task(s, registry=registry, forge=forge,
+                                       principal=_principal(engine, user), request=request)
+        assert done.status == "succeeded", done.error
+        assert done.change_number is not None
+        numbers.append(done.change_number)
+        pr = forge.get_change(done.change_number)
+        paths = forge.changed_paths(pr.base_sha, pr.head_sha)
+        assert any(p.startswith(f"tenants/{team}/") for p in paths), paths
+        assert pr.author == user
+    assert numbers[0] != numbers[1]

@@ -95,3 +95,14 @@ def test_hostile_string_forms_stay_data_and_are_refused(settings: Settings,
         validate_answers(found.parameters, {"team": "payments", "name": "web",
                                             "cost_center": "cc", "environments": ["dev"],
                                             **values}, context=CONTEXT)
+
+
+def test_a_map_key_given_twice_is_refused_not_silently_dropped(settings: Settings) -> None:
+    """``environment_quotas=dev:1:1Gi,dev:2:2Gi`` used to keep only the last row: a typo lost
+    a row without a word."""
+    registry = Registry(settings)
+    with pytest.raises(ValidationFailed) as err:
+        parse_values(registry=registry, template="tenant",
+                     pairs=["environment_quotas=dev:1:1Gi,dev:2:2Gi"])
+    assert err.value.field == "environment_quotas" and err.value.rule == "unique-keys"
+    assert "'dev'" in err.value.message and "row 2" in err.value.message

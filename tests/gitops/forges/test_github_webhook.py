@@ -107,3 +107,18 @@ def test_unrelated_events_and_broken_payloads_mean_nothing() -> None:
     assert parse_event("issues", {"action": "opened"}) is None
     assert parse_event("pull_request", {"action": "opened"}) is None
     assert parse_event("push", json.loads("{}")) is None
+
+
+@pytest.mark.parametrize("action", ["submitted", "edited", "dismissed"])
+def test_a_pull_request_review_is_a_pull_request_event(action: str) -> None:
+    payload = {**_pr("opened", merged=False), "action": action,
+               "review": {"state": "approved", "user": {"login": "bob"}}}
+    event = parse_event("pull_request_review", payload)
+    assert event == PullRequestEvent(action=f"review_{action}", number=7, head_sha="d" * 40,
+                                     head_branch="caas/tenant-shop", base_branch="main",
+                                     sender="alice", merged=False)
+    # Never a merge, whatever the pull request says; broken payloads mean nothing.
+    closed = {**_pr("closed", merged=True), "action": action}
+    assert isinstance(parse_event("pull_request_review", closed), PullRequestEvent)
+    assert parse_event("pull_request_review", {"action": action}) is None
+    assert parse_event("pull_request_review", {"pull_request": {"number": 7}}) is None
