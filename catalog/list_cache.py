@@ -25,6 +25,7 @@ from starlette.responses import Response
 from catalog.models import EntityPage
 
 DEFAULT_MAX_BYTES = 32 * 2 ** 20
+Alias = tuple[tuple[object, ...], object, Callable[[], bool] | None]
 MAX_ALIASES = 20_000
 
 
@@ -67,10 +68,10 @@ class ListCache:
     def __init__(self, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_bytes = max_bytes
         self._pages: OrderedDict[tuple[object, ...], tuple[int, CachedPage]] = OrderedDict()
-        # (path, raw query string) → key, learnt when the API validated that request
-        # (``catalog.list_fastpath`` answers the same request again without the router).
-        self._aliases: OrderedDict[tuple[str, bytes], tuple[tuple[object, ...], object]] = (
-            OrderedDict())
+        # (path, raw query string) → (key, route, still), learnt when the API validated that
+        # request (``catalog.list_fastpath`` answers the same request again without the
+        # router while ``still()``, when given, says the key is still the one to ask for).
+        self._aliases: OrderedDict[tuple[str, bytes], Alias] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -97,18 +98,27 @@ class ListCache:
             while self._bytes > self.max_bytes and self._pages:
                 self._drop(next(iter(self._pages)))
 
-    def learn(self, path: str, query: bytes, key: tuple[object, ...], route: object) -> None:
+    def learn(self, path: str, query: bytes, key: tuple[object, ...], route: object,
+              still: Callable[[], bool] | None = None) -> None:
         """Remember that this exact request (validated by the API) asks for ``key``, through
-        ``route`` (the metrics label it by)."""
+        ``route`` (the metrics label it by); ``still`` (cheap, called on the event loop) says
+        whether the request still asks for ``key`` when the key holds more than the request
+        (a search's key holds the templates it ranked)."""
         with self._lock:
-            self._aliases[(path, query)] = (key, route)
+            self._aliases[(path, query)] = (key, route, still)
             self._aliases.move_to_end((path, query))
             while len(self._aliases) > MAX_ALIASES:
                 self._aliases.popitem(last=False)
 
     def key_for(self, path: str, query: bytes) -> tuple[tuple[object, ...], object] | None:
-        """(key, route) a request asked for before (``learn``), else None."""
-        return self._aliases.get((path, query))
+        """(key, route) a request asked for before (``learn``) and still asks for, else None."""
+        alias = self._aliases.get((path, query))
+        if alias is None:
+            return None
+        key, route, still = alias
+        if still is not None and not still():
+            return None
+        return key, route
 
     def get_or_compute(self, key: tuple[object, ...], generation: int,
                        compute: Callable[[], EntityPage]) -> CachedPage:

@@ -1,11 +1,13 @@
-"""A list page served again without the router, for a request the API answered before.
+"""A list page or search result served again without the router, for a request the API
+answered before.
 
 ``ListFastPath`` is ASGI middleware (inside ``portal.guard.Guard``, so security headers, request
 ids, metrics and the log line still apply). For a ``GET`` whose exact path and query string the
-catalog list view validated and answered before (``ListCache.learn``), it answers from the
-``ListCache`` when the caller's principal is in the principal cache and both generations are the
-database's current ones (``portal.generations``, read once here). Anything else — no or unknown
-credential, a page of another generation, a request never seen — goes to the router unchanged,
+catalog list or search view validated and answered before (``ListCache.learn``), it answers
+from that ``ListCache`` when the caller's principal is in the principal cache, both generations
+are the database's current ones (``portal.generations``, read once here) and, for a search, the
+templates it ranked are still the registry's. Anything else — no or unknown credential, a page
+of another generation, a request never seen — goes to the router unchanged,
 which authenticates, validates and computes as always; so the fast path answers only what the
 API itself would answer with the same bytes.
 
@@ -23,6 +25,7 @@ from portal import generations
 from portal.deps import cached_principal, get_engine
 
 PREFIX = "/api/catalog/"
+SEARCH = "/api/catalog/search"  # its own cache (``catalog.views.search_everything``)
 MAX_IF_NONE_MATCH = 2000  # the view's own limit on the header (a longer one is its 422)
 
 
@@ -38,7 +41,9 @@ class ListFastPath:
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> bool:
         request = Request(scope)
-        cache: ListCache | None = getattr(request.app.state, "catalog_lists", None)
+        cache: ListCache | None = getattr(
+            request.app.state, "catalog_search" if scope["path"] == SEARCH else "catalog_lists",
+            None)
         if cache is None:
             return False
         learnt = cache.key_for(scope["path"], scope.get("query_string", b""))

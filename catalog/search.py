@@ -31,9 +31,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal, get_args
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+)
 from sqlmodel import Session, col
 
 from catalog.models import Entity, Kind, SearchGroup, SearchHit, SearchResults, SearchTerm
@@ -53,6 +65,7 @@ NAME, NAME_WORD, OWNER, TEXT = 1, 2, 3, 4  # SearchTerm.field, also the rank of 
 MATCH = {0: "name", 1: "name", 2: "name", 3: "owner", 4: "description"}
 _SPLIT = re.compile(r"[\W_]+")
 CHUNK = 500  # bound IN (...) lists (the indexer's chunk)
+PIVOT_COUNT = 2000  # terms counted per word when choosing the one to start from
 
 
 @dataclass(frozen=True)
@@ -166,10 +179,6 @@ def _successor(word: str) -> str:
     return word[:-1] + chr(min(ord(word[-1]) + 1, 0x10FFFF))
 
 
-def _prefix(column: Any, word: str) -> ColumnElement[bool]:
-    return and_(column >= word, column < _successor(word))
-
-
 def parse_query(q: str) -> tuple[str, list[str]]:
     """``q`` → (the phrase a name is compared with, its first MAX_WORDS distinct words), or
     ValidationFailed when ``q`` is longer than MAX_QUERY. No words (only punctuation or
@@ -183,36 +192,77 @@ def parse_query(q: str) -> tuple[str, list[str]]:
     return (phrase.rpartition("/")[2] or phrase)[:MAX_TERM], found
 
 
-def _search_catalog(session: Session, kinds: list[str], phrase: str, found: list[str],
-                    limit: int) -> dict[str, list[SearchHit]]:
-    """The best ``limit + 1`` entities of each of ``kinds`` matching every word, in one
-    statement: one index range per word (OR-ed: SQLite's multi-index OR, PostgreSQL's
-    BitmapOr), grouped by entity (with several words, an entity must have a term in each
-    word's range), numbered per kind by (rank, key), joined to the entities' columns."""
+def _range(column: Any, name: str) -> ColumnElement[bool]:
+    """``column`` starts with the bound word ``name`` (its successor bound as ``name_end``)."""
+    return and_(column >= bindparam(name), column < bindparam(f"{name}_end"))
+
+
+def _bind(name: str, word: str) -> dict[str, str]:
+    return {name: word, f"{name}_end": _successor(word)}
+
+
+@lru_cache(maxsize=MAX_WORDS)
+def _catalog_statement(n_words: int) -> Select[Any]:
+    """The statement of :func:`_search_catalog` for ``n_words`` words, built once: words,
+    phrase, pivot, kinds and limit are bound parameters (building the expression costs more
+    than running it)."""
     t = SearchTerm
     rank = func.min(case(
-        (and_(col(t.field) == NAME, col(t.term) == phrase), 0),
-        (and_(col(t.field) == NAME, _prefix(col(t.term), phrase)), 1),
+        (and_(col(t.field) == NAME, col(t.term) == bindparam("phrase")), 0),
+        (and_(col(t.field) == NAME, _range(col(t.term), "phrase")), 1),
         (col(t.field) == NAME, NAME_WORD),  # the name has a word starting with a query word
         else_=col(t.field))).label("rank")
+    kinds = col(t.kind).in_(bindparam("kinds", expanding=True))
     # The phrase needs no range of its own: it starts with one of the words (or with a
     # separator, which no term starts with), so a term starting with it is in that range.
-    ranked = select(col(t.kind), col(t.key), rank).where(
-        col(t.kind).in_(kinds), or_(*[_prefix(col(t.term), w) for w in found])
-    ).group_by(col(t.kind), col(t.key))
-    if len(found) > 1:  # every word must match some term of the entity
-        ranked = ranked.having(and_(*[func.max(case((_prefix(col(t.term), w), 1), else_=0)) == 1
-                                      for w in found]))
+    if n_words == 1:
+        where = and_(kinds, _range(col(t.term), "w0"))
+    else:
+        # Only entities matching the most selective word (the pivot) can match them all:
+        # their terms are read by key (one index lookup each; a key names its kind) instead
+        # of every term in every word's range (an OR of ranges is no index range on SQLite:
+        # it scanned every term of the kind).
+        candidates = select(col(t.key)).where(kinds, _range(col(t.term), "pivot"))
+        where = and_(col(t.key).in_(candidates),
+                     or_(*[_range(col(t.term), f"w{i}") for i in range(n_words)]))
+    ranked = select(col(t.kind), col(t.key), rank).where(where).group_by(col(t.kind),
+                                                                          col(t.key))
+    if n_words > 1:  # every word must match some term of the entity
+        ranked = ranked.having(and_(*[
+            func.max(case((_range(col(t.term), f"w{i}"), 1), else_=0)) == 1
+            for i in range(n_words)]))
     sub = ranked.subquery()
     numbered = select(sub.c.kind, sub.c.key, sub.c.rank, func.row_number().over(
         partition_by=sub.c.kind, order_by=(sub.c.rank, sub.c.key)).label("n")).subquery()
-    rows = session.execute(
-        select(numbered.c.kind, numbered.c.key, numbered.c.rank, col(Entity.name),
-               col(Entity.title), col(Entity.owner), col(Entity.description),
-               col(Entity.status))
-        .join(Entity, col(Entity.key) == numbered.c.key)
-        .where(numbered.c.n <= limit + 1)
-        .order_by(numbered.c.kind, numbered.c.rank, numbered.c.key)).all()
+    return (select(numbered.c.kind, numbered.c.key, numbered.c.rank, col(Entity.name),
+                   col(Entity.title), col(Entity.owner), col(Entity.description),
+                   col(Entity.status))
+            .join(Entity, col(Entity.key) == numbered.c.key)
+            .where(numbered.c.n <= bindparam("last"))
+            .order_by(numbered.c.kind, numbered.c.rank, numbered.c.key))
+
+
+@lru_cache(maxsize=1)
+def _count_statement() -> Select[Any]:
+    t = SearchTerm
+    inner = select(col(t.key)).where(col(t.kind).in_(bindparam("kinds", expanding=True)),
+                                     _range(col(t.term), "w")).limit(PIVOT_COUNT).subquery()
+    return select(func.count()).select_from(inner)
+
+
+def _search_catalog(session: Session, kinds: list[str], phrase: str, found: list[str],
+                    limit: int) -> dict[str, list[SearchHit]]:
+    """The best ``limit + 1`` entities of each of ``kinds`` matching every word, in one
+    statement: one index range for one word; with several, the terms of the entities in the
+    most selective word's range (:func:`_most_selective`), grouped by entity (an entity
+    must have a term in each word's range); numbered per kind by (rank, key), joined to the
+    entities' columns."""
+    params: dict[str, Any] = {"kinds": kinds, "last": limit + 1, **_bind("phrase", phrase)}
+    for i, w in enumerate(found):
+        params.update(_bind(f"w{i}", w))
+    if len(found) > 1:
+        params.update(_bind("pivot", _most_selective(session, kinds, found)))
+    rows = session.execute(_catalog_statement(len(found)), params).all()
     hits: dict[str, list[SearchHit]] = {}
     for r in rows:
         hits.setdefault(r.kind, []).append(SearchHit(
@@ -220,6 +270,15 @@ def _search_catalog(session: Session, kinds: list[str], phrase: str, found: list
             description=r.description[:DESCRIPTION_CHARS], status=r.status,
             url=page_path(r.key), match=MATCH[int(r.rank)], rank=int(r.rank)))
     return hits
+
+
+def _most_selective(session: Session, kinds: list[str], found: list[str]) -> str:
+    """The word of ``found`` whose prefix range holds the fewest terms of ``kinds`` (each
+    counted up to PIVOT_COUNT, in the index alone); the first of the least on a tie."""
+    counts = [int(session.execute(_count_statement(),
+                                  {"kinds": kinds, **_bind("w", w)}).scalar_one())
+              for w in found]
+    return found[counts.index(min(counts))]
 
 
 def rank_document(doc: Document, phrase: str, found: list[str]) -> int | None:

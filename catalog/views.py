@@ -162,8 +162,9 @@ async def search_everything(
     cache: ListCache | None = getattr(request.app.state, "catalog_search", None)
     if cache is None:
         cache = request.app.state.catalog_search = ListCache(max_bytes=SEARCH_CACHE_BYTES)
-    documents = scaffolder_service.template_documents(registry=registry)
-    key = ("search", q, tuple(kind or ()), limit, tuple(documents))
+    ranked = tuple(scaffolder_service.template_documents(registry=registry))
+    key = ("search", q, tuple(kind or ()), limit, ranked)
+    documents = list(ranked)
     page = cache.get(key, generation.catalog)
     if page is None:
         def compute() -> CachedPage:
@@ -173,6 +174,13 @@ async def search_everything(
 
         page = await run_in_threadpool(compute)
         cache.put(key, generation.catalog, page)
+
+    def still() -> bool:  # the templates ranked are still the registry's
+        return tuple(scaffolder_service.template_documents(registry=registry)) == ranked
+
+    # catalog.list_fastpath answers this request again without the router.
+    cache.learn(request.scope["path"], request.scope.get("query_string", b""), key,
+                request.scope.get("route"), still)
     return page.response(if_none_match)
 
 

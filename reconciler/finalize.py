@@ -42,7 +42,9 @@ def finalize(session: Session, *, commit: str) -> str | None:
     record = session.exec(stmt).first()
     if record is None or record.state == MergeState.refused.value:
         return None
-    states = session.exec(select(Job.state).where(Job.commit == commit)).all()
+    jobs = session.exec(select(Job.kind, Job.state, Job.entities).where(
+        Job.commit == commit)).all()
+    states = [state for _kind, state, _entities in jobs]
     if not states or any(s not in _TERMINAL for s in states):
         return None
     final = final_state(states)
@@ -50,8 +52,6 @@ def finalize(session: Session, *, commit: str) -> str | None:
         return None
     record.state, record.finished_at = final, utcnow()
     session.add(record)
-    jobs = session.exec(select(Job.kind, Job.state, Job.entities).where(
-        Job.commit == commit)).all()
     _catalog_status(session, list(record.entities), final,
                     [(str(k), str(s), list(e or [])) for k, s, e in jobs])
     return final

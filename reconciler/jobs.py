@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from catalog import service as catalog_service
-from reconciler import queue, service, tfplan
+from reconciler import queue, service, tfplan, wakeup
 from reconciler.context import Handler, JobContext, Result
 from reconciler.entities import entities_for_paths
 from reconciler.errors import PermanentError
@@ -40,7 +40,7 @@ def plan(ctx: JobContext) -> Result:
         service.mark_planned(session, commit=job.commit, paths=paths[:5000],
                              entities=entities_for_paths(paths))
         session.commit()
-    queue.notify()
+    wakeup.notify()
     units = [j.unit for j in jobs]
     ctx.log("planned: " + ", ".join(units))
     return Result(message=f"planned {len(units)} jobs", detail={"units": units,

@@ -39,12 +39,20 @@ from scaffolder.models import (
 )
 from scaffolder.parameters import form_fields
 from scaffolder.registry import Registry
+from scaffolder.render_pool import WORKERS
+from scaffolder.rerender import TemplateSource as TemplateSource
 from scaffolder.rerender import UnitDrift as UnitDrift  # re-exported: drift reads units here
+from scaffolder.rerender import answers_path as answers_path
+from scaffolder.rerender import render_key as render_key
+from scaffolder.rerender import template_at as template_at
+from scaffolder.rerender import unit_digests as unit_digests
 from scaffolder.rerender import unit_drift as unit_drift
 from scaffolder.rerender import unit_template as unit_template
 from scaffolder.review import OPEN
 from scaffolder.units import unit_answers
 from scaffolder.upgrade_changeset import replan
+
+RENDER_WORKERS = WORKERS  # renders that run side by side (drift's render threads)
 
 # A change whose task failed after reserving the unit: the reservation is released.
 RELEASED = "failed"

@@ -12,13 +12,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from devtools.postgres import postgres_server
 from portal import db
 from portal.app import create_app
 from portal.auth import service as auth_service
 from portal.auth.models import Role, User
 from portal.settings import Settings
 from tests.harness.databases import PostgresFactory, SqliteFactory
-from tests.harness.postgres import postgres_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery"

@@ -15,8 +15,18 @@ from scaffolder.registry import Registry
 
 def run(session: Session, *, settings: Settings, forge: Forge, registry: Registry,
         sides: list[str] | None) -> DriftReport:
-    return service.run(session, settings=settings, forge=forge, registry=registry,
-                       sides=sides or None)
+    """Check ``sides`` (all when None) and report only them: the findings other sides'
+    earlier runs stored neither print nor count for the exit code."""
+    report = service.run(session, settings=settings, forge=forge, registry=registry,
+                         sides=sides or None)
+    if not sides:
+        return report
+    chosen = set(sides)
+    return DriftReport(findings=[f for f in report.findings if f.side in chosen],
+                       sides=[s for s in report.sides if s.side in chosen],
+                       counts={k: n for k, n in report.counts.items()
+                               if k.rpartition("/")[2] in chosen},
+                       run=report.run)
 
 
 def drifted(report: DriftReport) -> bool:

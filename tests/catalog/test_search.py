@@ -192,11 +192,41 @@ def test_cached_results_follow_the_next_write_and_answer_304_while_unchanged(
     assert keys("ledger") == []
 
 
+def test_a_repeated_search_follows_a_template_change(
+        app_client: TestClient, headers: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repeated search is answered without the router (``catalog.list_fastpath``) only
+    while the templates it ranked are still the registry's: a new template shows at once."""
+    from scaffolder import service as scaffolder_service
+
+    def templates(q: str) -> list[str]:
+        return [h["key"] for g in _find(app_client, headers, q=q, kind="template")["groups"]
+                for h in g["items"]]
+
+    before = templates("zephyr")
+    assert before == templates("zephyr") == []  # the second from the fast path
+    real = scaffolder_service.template_documents
+
+    def with_zephyr(*, registry: Any) -> list[search.Document]:
+        return [*real(registry=registry), search.Document(
+            kind="template", key="template:zephyr", name="zephyr", title="Zephyr",
+            description="A breeze", url="/templates/zephyr")]
+
+    monkeypatch.setattr(scaffolder_service, "template_documents", with_zephyr)
+    assert templates("zephyr") == ["template:zephyr"]
+    assert templates("zephyr") == ["template:zephyr"]
+    monkeypatch.setattr(scaffolder_service, "template_documents", real)
+    assert templates("zephyr") == []
+
+
 def test_sql_ranks_agree_with_the_in_memory_rules(engine: Engine, indexed: gitops.Repo) -> None:
     """Templates are ranked in memory: the same rules as the database's, entity by entity."""
     with Session(engine) as s:
         rows = s.exec(select(Entity)).all()
-        for q in ("payments", "pay", "payments-api", "search index", "the", "prod", "dev"):
+        # Several words: the most selective one picks the candidates, whichever comes first.
+        for q in ("payments", "pay", "payments-api", "search index", "the", "prod", "dev",
+                  "the payments", "payments the", "payments api", "api payments", "dev payments",
+                  "search ledger", "ledger search"):
             phrase, found = search.parse_query(q)
             sql = {h.key: h.rank for g in search.search(s, q=q, limit=50).groups
                    for h in g.items}

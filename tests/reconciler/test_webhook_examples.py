@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
+from devtools.server import serve
 from gitops.forges.base import ChangeSpec, FileChange
 from gitops.forges.github import GitHubForge
 from gitops.forges.github_webhook import sign
@@ -28,7 +29,6 @@ from reconciler.models import Job, MergeRecord
 from scaffolder.models import Change
 from tests.fakes.github import PREFIX, FakeGitHub
 from tests.fakes.github_npm import webhook_examples
-from tests.fakes.server import serve
 
 pytestmark = [pytest.mark.github_spec,
               pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)]

@@ -50,3 +50,21 @@ def test_drift_command(tmp_path: Path) -> None:
 
     bad = _caas(data, "drift", "--side", "disk")
     assert bad.returncode == 2 and "side 'disk' must be one of" in bad.stderr
+
+
+def test_side_limits_the_report_and_the_exit_code(tmp_path: Path) -> None:
+    """``--side catalog`` checks the catalog only; it used to list (and exit 1 on) the git
+    findings an earlier run had stored."""
+    data = tmp_path / ".caas"
+    tree = write_skeleton(tmp_path / "skeleton")
+    seed_repository(data / "gitops.git", tree)
+    main = Main(data / "gitops.git", tree)
+    main.write(QUOTA, main.read(QUOTA).replace('requests.cpu: "2"', 'requests.cpu: "7"'))
+    main.commit("hand edit")
+    assert _caas(data, "catalog", "reindex").returncode == 0
+    assert _caas(data, "drift", "--side", "git").returncode == 1
+    catalog = _caas(data, "drift", "--json", "--side", "catalog")
+    assert catalog.returncode == 0, catalog.stdout
+    doc = json.loads(catalog.stdout)
+    assert doc["findings"] == [] and doc["counts"] == {}
+    assert [s["side"] for s in doc["sides"]] == ["catalog"]
