@@ -18,7 +18,7 @@ from gitops.paths import is_safe
 from portal.auth import policy
 from portal.auth.principal import Principal
 from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from scaffolder import parameters
+from scaffolder import parameters, uninstall
 from scaffolder.checks.identity import check_identity
 from scaffolder.codeowners import codeowners_changes
 from scaffolder.models import RenderedFile, ScaffoldRequest
@@ -192,9 +192,7 @@ def _refuse_uninstall_with_dependants(forge: Forge, unit: _Unit, base_sha: str) 
     env = unit.target.split("/", 1)[1]
     if not read_manifest(forge.read_file(layout.infra_path(env), base_sha)).installed:
         return  # already uninstalled: nothing more is destroyed
-    from scaffolder.decommission import uninstall_refusal  # it imports this module
-
-    refused = uninstall_refusal(forge, env=env, ref=base_sha)
+    refused = uninstall.uninstall_refusal(forge, env=env, ref=base_sha)
     if refused is not None:
         raise refused
 

@@ -4,9 +4,8 @@ names it true, refused while something still depends on it.
 - ``dependants(forge, unit, ref)`` names what still needs the unit: a team's namespaces and
   applications (``tenants/<team>/*``, ``applications/<team>/*``), a namespace's applications
   (those whose stored answers place them in it). An application has none.
-- ``environment_dependants(forge, env=…, ref)`` / ``uninstall_refusal``: the namespaces and
-  applications with an overlay in an environment; ``installed: false`` is refused while there
-  are any (``scaffolder.changeset.prepare`` asks, 409 ``rule="dependants"`` on ``installed``).
+- An environment's dependants (what ``installed: false`` is refused for) are
+  ``scaffolder.uninstall``'s.
 - ``prepare_decommission(...) -> Prepared`` (action ``decommission``): every file under the unit
   deleted; the lists derived from the tenants (``gitops.lists.derived_updates``: the team's
   AppProject destinations) and ``CODEOWNERS`` (``scaffolder.codeowners``) rewritten in the
@@ -68,29 +67,6 @@ def dependants(forge: Forge, *, unit: str, ref: str = "main") -> list[str]:
                 found.append(f"application:{team}/{app}")
         return found
     return []
-
-
-def environment_dependants(forge: Forge, *, env: str, ref: str = "main") -> list[str]:
-    """Catalog keys of the namespaces and applications with an overlay in ``env``
-    (``tenants/<team>/<ns>/envs/<env>/``, ``applications/<team>/<app>/envs/<env>/``): what
-    ``installed: false`` would leave without a cluster."""
-    found: set[str] = set()
-    for top, kind in (("tenants", "namespace"), ("applications", "application")):
-        for path in forge.list_files(f"{top}/", ref):
-            parts = path.split("/")
-            if len(parts) > 5 and parts[3] == "envs" and parts[4] == env:
-                found.add(f"{kind}:{parts[1]}/{parts[2]}")
-    return sorted(found)
-
-
-def uninstall_refusal(forge: Forge, *, env: str, ref: str) -> Conflict | None:
-    """Why environment ``env`` may not be uninstalled (``installed: false``) at ``ref``: the
-    rule ``refusal`` applies to a team with namespaces, applied to what runs there."""
-    still = environment_dependants(forge, env=env, ref=ref)
-    if not still:
-        return None
-    return Conflict(f"installed: environment:{env} still has dependants; remove them from it "
-                    "first: " + ", ".join(still), field="installed", rule="dependants")
 
 
 def refusal(forge: Forge, principal: Principal, *, unit: str,
