@@ -156,16 +156,18 @@ def phase(name: str, work: Path, database_url: str | None, sample: int) -> dict[
         result["findings"] = len(report.findings)
         result["sides"] = {s.side: round(s.seconds, 2) for s in report.sides}
         result["rendered"] = report.run.rendered if report.run else -1
+        result["workers_mib"] = [peak_rss_mib(pid) for pid in render_pool.worker_pids()]
         engine.dispose()
     result["seconds"] = time.perf_counter() - started
     result["rss_mib"] = peak_rss_mib()
     return result
 
 
-def peak_rss_mib() -> float:
-    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux keeps that across execve, so a
-    child would report its parent's peak (the generated repository) as its own."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def peak_rss_mib(pid: int | None = None) -> float:
+    """A process's peak RSS (VmHWM; this one's by default). Not ru_maxrss: Linux keeps that
+    across execve, so a child would report its parent's peak (the generated repository) as its
+    own."""
+    for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -210,6 +212,8 @@ def _line(label: str, r: dict[str, Any], extra: str = "") -> str:
     return (f"{label:<13}: {r['seconds']:8.2f} s  peak RSS {r['rss_mib']:7.0f} MiB"
             + (f"  sides {r['sides']}  findings {r['findings']}  rendered {r['rendered']}"
                if "sides" in r else "")
+            + (f"  render workers' peak RSS {[round(m) for m in r['workers_mib']]} MiB"
+               if r.get("workers_mib") else "")
             + extra)
 
 
