@@ -81,9 +81,9 @@ def entity_actions(forge: Forge, principal: Principal,
 
 
 def promote_refusal(principal: Principal, entity: dict[str, Any]) -> str:
-    """Why ``principal`` may not promote this application ("" when allowed, or not one):
-    ``scaffolder.promotion.promote_decision``, the rule ``promotion.plan`` applies."""
-    if entity.get("kind") != "application":
+    """Why ``principal`` may not promote this application or namespace ("" when allowed, or
+    neither): ``scaffolder.promotion.promote_decision``, the rule both plans apply."""
+    if entity.get("kind") not in ("application", "namespace"):
         return ""
     decision = promotion.promote_decision(principal, team=str(entity.get("owner") or ""))
     return "" if decision else decision.reason
