@@ -73,11 +73,12 @@ def enqueue(session: Session, *, commit: str, jobs: list[NewJob],
         return []
     # The trace of the merge (or of the plan job) continues in the worker that runs it.
     carrier = tracing.inject()
-    rows, seen = [], set()
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, None] = {}
     for new in jobs:
         if new.unit in seen:
             continue
-        seen.add(new.unit)
+        seen[new.unit] = None
         payload = {**new.payload, tracing.CARRIER_KEY: carrier} if carrier else new.payload
         rows.append(Job(commit=commit, unit=new.unit, kind=new.kind, environment=new.environment,
                         depends_on=new.depends_on, payload=payload, entities=list(new.entities),
@@ -86,7 +87,7 @@ def enqueue(session: Session, *, commit: str, jobs: list[NewJob],
     stmt = (insert(Job).values(rows).on_conflict_do_nothing(index_elements=["commit", "unit"])
             .returning(Job))
     created = list(session.scalars(stmt).all())
-    order = {new.unit: i for i, new in enumerate(jobs)}
+    order = {unit: i for i, unit in enumerate(seen)}  # dicts keep the first-seen order
     return sorted(created, key=lambda job: order[job.unit])
 
 
