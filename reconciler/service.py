@@ -100,6 +100,28 @@ def request_plan_preview(session: Session, *, change_number: int, head_sha: str)
     wakeup.notify()
 
 
+def pr_checks_unit(change_number: int) -> str:
+    """The job unit of a change's checks after its PR opened (one job per head commit)."""
+    return f"pr-checks#{change_number}"
+
+
+def request_pr_checks(session: Session, *, change_number: int, head_sha: str) -> None:
+    """Queue the checks an open PR reports after it opened (``scaffolder.pr_checks``), keyed
+    (head commit, ``pr-checks#<number>``): asking twice for one head queues one job, a new
+    head gets its own (statuses are per commit: a head that comes back keeps its own).
+    Commits, and wakes in-process workers."""
+    _check_sha(head_sha, "head_sha")
+    if change_number < 1:
+        raise ValidationFailed("change_number must be positive", field="change_number",
+                               rule="minimum")
+    unit = pr_checks_unit(change_number)
+    queue.enqueue(session, commit=head_sha, change_number=change_number, jobs=[
+        queue.NewJob(unit=unit, kind=JobKind.pr_checks.value,
+                     payload={"change": change_number})])
+    session.commit()
+    wakeup.notify()
+
+
 def refuse_merge(session: Session, *, commit: str, reason: str) -> None:
     """A commit that is not on main: nothing will run for it (caller commits)."""
     record = session.exec(select(MergeRecord).where(MergeRecord.commit == commit)).first()

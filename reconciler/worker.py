@@ -36,7 +36,7 @@ from portal.settings import Settings
 from reconciler import finalize, queue, tfproc, wakeup
 from reconciler.context import Handler, JobContext, Result
 from reconciler.errors import PermanentError, TemporaryError, Waiting
-from reconciler.models import TERMINAL, Job, JobKind, JobLog, JobState
+from reconciler.models import PRE_MERGE, TERMINAL, Job, JobLog, JobState
 
 log = logging.getLogger("caas.reconciler.worker")
 FLUSH_S = 0.5  # how often a running job's log lines reach the database (and the SSE stream)
@@ -155,7 +155,7 @@ class Worker:
         try:
             if handler is None:
                 raise PermanentError(f"no handler for job kind {job.kind!r}")
-            if job.kind not in (JobKind.plan.value, JobKind.plan_preview.value):
+            if job.kind not in PRE_MERGE:
                 self._check_on_main(job)
             ctx = JobContext(settings=self.settings, engine=self.engine, forge=self.forge,
                              job=job, worker_id=self.id, log=buffer.add)
@@ -331,7 +331,7 @@ class Worker:
         logged."""
         try:
             with session.begin_nested():
-                if job.kind not in (JobKind.plan.value, JobKind.plan_preview.value):
+                if job.kind not in PRE_MERGE:
                     statuses = (_statuses(session, job.entities) if event == "job.started"
                                 else {})
                     for entity in job.entities:

@@ -310,6 +310,11 @@ _pool = _Pool(WORKERS)
 atexit.register(_pool.close)
 
 
+def worker_pids() -> list[int]:
+    """Process ids of the idle workers (a benchmark reads their peak memory)."""
+    return [worker.proc.pid for worker in list(_pool.idle.queue)]
+
+
 def render_files(repo_dir: Path, context: dict[str, Any], *,
                  hooks: bool) -> list[tuple[str, bytes]]:
     """Render ``repo_dir`` with ``context`` in a worker process (see the module docstring).

@@ -118,6 +118,7 @@ def test_check_now_joins_a_running_run_and_the_page_says_so(
     ran = app_client.post("/drift/run", headers={**auth_headers("ada"), "accept": "text/html"},
                           follow_redirects=False)
     assert ran.status_code == 303 and "already+running" in ran.headers["location"]
+    assert app_client.post("/api/drift/run", json={}).status_code == 401
     assert app_client.post("/api/drift/run", headers=auth_headers("dev"),
                            json={}).status_code == 403
     bad = app_client.post("/api/drift/run", headers=auth_headers("ada"),
