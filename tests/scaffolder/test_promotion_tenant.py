@@ -5,18 +5,30 @@ stored answers only (real git, both databases, the API and the CLI)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import kmock
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from gitops import git, gittree, yaml
 from portal.app import create_app
 from portal.settings import Settings
-from tests.conftest import UserFactory
-from tests.scaffolder.test_promotion import APP, TENANT, _checks, _merged, _people, _seed
+from tests.conftest import UserFactory, bearer, make_settings, make_user_for
+from tests.fakes.kubernetes import write_kubeconfig
+from tests.scaffolder.test_promotion import (
+    APP,
+    TENANT,
+    _application,
+    _checks,
+    _merged,
+    _people,
+    _seed,
+)
 
 Headers = Callable[[str], dict[str, str]]
 UNIT = "tenants/payments/payments-web"
@@ -120,3 +132,78 @@ def test_cli_promotes_a_tenant(settings: Settings, engine: Engine, tmp_path: Pat
     branch = gittree.resolve(gitops, "caas/promote-payments-payments-web-dev-to-prod")
     assert branch is not None
     assert _hard(gitops, branch, "prod")["requests.cpu"] == "3"
+
+
+def test_a_tenant_promotion_into_an_uninstalled_environment_is_refused(
+        settings: Settings, engine: Engine, tmp_path: Path, make_user: UserFactory,
+        auth_headers: Headers) -> None:
+    """As for an application: ``installed: false`` leaves no cluster to carry a quota to."""
+    from gitops.forges.base import FileChange
+
+    gitops = _seed(settings, tmp_path)
+    _people(make_user)
+    alice, root = auth_headers("alice"), auth_headers("root")
+    with TestClient(create_app(settings, engine=engine)) as client:
+        tenant = {**TENANT, "environment_quotas": {"dev": {"cpu": "3", "memory": "6Gi"}}}
+        _merged(client, client.post("/api/scaffolder/tasks", headers=alice, json={
+            "template": "tenant", "answers": tenant}), root)
+        head = gittree.resolve(gitops, "main")
+        infra = (gittree.read_blob(gitops, head, "envs/staging/infra.yaml") or b"").replace(
+            b"installed: true", b"installed: false")
+        moved = gittree.commit_files(gitops, parent=head, message="uninstall staging",
+                                     files=[FileChange("envs/staging/infra.yaml", infra)],
+                                     author="root")
+        assert gittree.update_ref(gitops, "main", moved, head)
+        refs = git.out(gitops, "for-each-ref", "--format=%(refname)")
+        refused = _promote(client, alice, "dev", "staging")
+        assert refused.status_code == 422, refused.text
+        assert (refused.json()["error"]["field"], refused.json()["error"]["rule"]) == (
+            "to", "environment-installed")
+    assert git.out(gitops, "for-each-ref", "--format=%(refname)") == refs
+
+
+async def test_source_health_judges_the_namespaces_applications(
+        kmock: kmock.KubernetesEmulator, tmp_path: Path, database_url: str) -> None:
+    """kmock serves the Applications: the tenant's own is Healthy, but the application
+    deployed into the namespace is Degraded — the gate fails naming it; once it is Healthy
+    too, the gate passes."""
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url))
+    settings = make_settings(tmp_path, database_url, kubeconfig=kubeconfig,
+                             promotion_soak_minutes="dev=0,staging=0,prod=0")
+    apps = "argoproj.io/v1alpha1/applications"
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+    kmock.objects[apps, "argocd", "tenant.payments-web.dev"] = _application(
+        "tenant.payments-web.dev", sync="Synced", health="Healthy", since=long_ago)
+    kmock.objects[apps, "argocd", "app.payments.shop.dev"] = _application(
+        "app.payments.shop.dev", sync="Synced", health="Degraded", since=long_ago)
+
+    def scenario() -> None:
+        from portal import db
+
+        engine = db.make_engine(settings)
+        _seed(settings, tmp_path)
+        _people(make_user_for(engine))
+        with TestClient(create_app(settings, engine=engine)) as client:
+            headers = lambda user: bearer(engine, user)  # noqa: E731
+            alice, root = headers("alice"), headers("root")
+            _merged(client, client.post("/api/scaffolder/tasks", headers=alice, json={
+                "template": "tenant", "answers": {**TENANT, "environment_quotas": {
+                    "dev": {"cpu": "3", "memory": "6Gi"}}}}), root)
+            _merged(client, client.post("/api/scaffolder/tasks", headers=alice, json={
+                "template": "application", "answers": APP}), root)
+            task = _promote(client, alice, "dev", "staging").json()
+            cid = task["change_id"]
+            health = _checks(client.get(f"/api/changes/{cid}", headers=alice).json())[
+                "source-health"]
+            assert health["state"] == "failure", health
+            assert "app.payments.shop.dev is Synced and Degraded" in health["summary"]
+            kmock.objects[apps, "argocd", "app.payments.shop.dev"] = _application(
+                "app.payments.shop.dev", sync="Synced", health="Healthy", since=long_ago)
+            fresh = client.post(f"/api/promotions/{cid}/gates", headers=alice).json()
+            health = _checks(fresh)["source-health"]
+            assert health["state"] == "success", health
+            assert "tenant.payments-web.dev Synced and Healthy" in health["summary"]
+            assert "app.payments.shop.dev Synced and Healthy" in health["summary"]
+        engine.dispose()
+
+    await asyncio.to_thread(scenario)
