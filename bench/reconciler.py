@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.postgres import postgres_server  # noqa: E402
 from gitops import gittree  # noqa: E402
 from gitops.forges.base import FileChange, MergeEvent  # noqa: E402
 from gitops.forges.local import LocalForge  # noqa: E402
@@ -40,7 +41,6 @@ from reconciler import service  # noqa: E402
 from reconciler.models import Job, JobLog, MergeRecord  # noqa: E402
 from reconciler.planner import plan_merge  # noqa: E402
 from reconciler.worker import Worker  # noqa: E402
-from tests.harness.postgres import postgres_server  # noqa: E402
 
 SKELETON = ROOT / "gitops-skeleton"
 SOURCE = SKELETON / "tenants" / "platform" / "platform-tools"
