@@ -18,7 +18,7 @@ measures:
                                       [--workers N] [--database sqlite|postgres]
                                       [--database-url postgresql://...]
 
-``--database postgres`` starts a throwaway PostgreSQL (``bench/postgres.py``, the one the tests
+``--database postgres`` starts a throwaway PostgreSQL (``devtools/postgres.py``, the one the tests
 use) for the run; ``--database-url`` uses a server you started.
 """
 
@@ -44,8 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.gitgen import fast_import  # noqa: E402
-from bench.postgres import postgres_server  # noqa: E402
 from catalog import service  # noqa: E402
+from devtools.postgres import postgres_server  # noqa: E402
 from gitops.git import init_bare, out  # noqa: E402
 from gitops.gitreader import GitReader  # noqa: E402
 from portal import db  # noqa: E402

@@ -11,27 +11,25 @@ peak RSS (VmHWM) is its own, without a cluster (git and catalog sides):
 - floor ``walk``: the raw read of every unit's files (``read_tree``: ls-tree + cat-file);
 - floor ``render``: a bare render of SAMPLE tenants, per unit and times the number of units;
 - ``baseline``: the interpreter with the portal imported (what every phase's RSS includes);
-- ``cold``: drift with an empty cache (every unit rendered with cookiecutter and its hooks,
-  every row compared). Rendering dominates (a tenant's hook is a Python subprocess), so by
-  default it runs on a small repository of COLD_TENANTS tenants and the figure for the large
-  one is that per-unit time times its units, printed as an extrapolation; ``--full-cold``
-  measures it on the large repository instead (hours on a loaded 2-core machine);
-- ``warm``: drift again, nothing changed (units whose fingerprint is unchanged are not
-  rendered: the walk, the fingerprints, the catalog comparison). Without ``--full-cold`` the
-  per-unit cache is first seeded as a clean cold run leaves it (every unit's fingerprint with no
-  finding; true here, since every unit is its template's rendering, checked above);
+- ``cold``: drift with an empty cache, measured on the large repository itself: every unit
+  rendered with cookiecutter and its hooks (side by side on the render pool's workers), every
+  row compared, every unit's rendering digests stored;
+- ``warm``: drift again in a new process, nothing changed (the cache is read back from the
+  database, as after a restart: the walk, the fingerprints, the catalog comparison; nothing
+  rendered);
 - ``edit``: one hand edit (the catalog was indexed before it, so its row differs from main
-  too) and a team removed by hand (its row left behind), then drift: 3 findings expected.
+  too) and a team removed by hand (its row left behind), then drift: 3 findings expected, one
+  unit rendered (for the diff).
 
     .venv/bin/python bench/drift.py [--teams 50] [--tenants 100] [--sample 20]
-                                    [--cold-tenants 10] [--database-url postgresql://...]
-                                    [--full-cold]
+                                    [--database-url postgresql://...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -53,6 +51,7 @@ from gitops.git import init_bare  # noqa: E402
 from gitops.gitreader import GitReader  # noqa: E402
 from portal import db  # noqa: E402
 from portal.settings import Settings  # noqa: E402
+from scaffolder import render_pool  # noqa: E402
 from scaffolder.parameters import parameter_context, validate_answers  # noqa: E402
 from scaffolder.registry import Registry  # noqa: E402
 from scaffolder.render import render  # noqa: E402
@@ -137,23 +136,12 @@ def phase(name: str, work: Path, database_url: str | None, sample: int) -> dict[
         result["files"] = sum(len(f) for f in snapshot.units.values())
     elif name == "baseline":
         pass
-    elif name == "seed":
-        from catalog.drift import git_side, store
-
-        registry = Registry(settings)
-        snapshot = read_main(reader)
-        cache = {git_side.folder(k): (snapshot.fingerprint(k), registry.get(
-            "tenant" if k.startswith("namespace:") else k.partition(":")[0]).version, [])
-            for k in snapshot.units}
-        engine = db.make_engine(settings)
-        from sqlmodel import Session
-
-        with Session(engine) as session:
-            store.save_cache(session, {}, cache)
-        result["units"] = len(cache)
     elif name == "render":
         registry = Registry(settings)
         tenant = registry.get("tenant")
+        render(tenant, tenant_answers(registry, "team01", "ns000"),  # starts the pool's worker
+               target="tenants/team01/team01-ns000")
+        started = time.perf_counter()
         for i in range(sample):
             render(tenant, tenant_answers(registry, "team00", f"ns{i:03d}"),
                    target=f"tenants/team00/team00-ns{i:03d}")
@@ -167,16 +155,19 @@ def phase(name: str, work: Path, database_url: str | None, sample: int) -> dict[
                                        sides=["git", "catalog"])
         result["findings"] = len(report.findings)
         result["sides"] = {s.side: round(s.seconds, 2) for s in report.sides}
+        result["rendered"] = report.run.rendered if report.run else -1
+        result["workers_mib"] = [peak_rss_mib(pid) for pid in render_pool.worker_pids()]
         engine.dispose()
     result["seconds"] = time.perf_counter() - started
     result["rss_mib"] = peak_rss_mib()
     return result
 
 
-def peak_rss_mib() -> float:
-    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux keeps that across execve, so a
-    child would report its parent's peak (the generated repository) as its own."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def peak_rss_mib(pid: int | None = None) -> float:
+    """A process's peak RSS (VmHWM; this one's by default). Not ru_maxrss: Linux keeps that
+    across execve, so a child would report its parent's peak (the generated repository) as its
+    own."""
+    for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -219,7 +210,10 @@ def build(work: Path, database_url: str | None, teams: int, tenants: int,
 
 def _line(label: str, r: dict[str, Any], extra: str = "") -> str:
     return (f"{label:<13}: {r['seconds']:8.2f} s  peak RSS {r['rss_mib']:7.0f} MiB"
-            + (f"  sides {r['sides']}  findings {r['findings']}" if "sides" in r else "")
+            + (f"  sides {r['sides']}  findings {r['findings']}  rendered {r['rendered']}"
+               if "sides" in r else "")
+            + (f"  render workers' peak RSS {[round(m) for m in r['workers_mib']]} MiB"
+               if r.get("workers_mib") else "")
             + extra)
 
 
@@ -228,20 +222,16 @@ def main() -> None:
     parser.add_argument("--teams", type=int, default=50)
     parser.add_argument("--tenants", type=int, default=100)
     parser.add_argument("--sample", type=int, default=20)
-    parser.add_argument("--cold-tenants", type=int, default=10)
     parser.add_argument("--database-url", default=None,
                         help="PostgreSQL URL (an empty database); default: SQLite files.")
-    parser.add_argument("--full-cold", action="store_true",
-                        help="Time the cold run on the large repository itself.")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
         print(json.dumps(phase(args.phase, Path(args.work), args.database_url, args.sample)))
         return
-    if args.database_url and not args.full_cold:
-        parser.error("--database-url needs --full-cold (the small cold repository would share "
-                     "the database)")
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+          f"database: {'PostgreSQL' if args.database_url else 'SQLite'}")
     with tempfile.TemporaryDirectory(prefix="caas-bench-drift-") as tmp:
         work = Path(tmp) / "large"
         files, head = build(work, args.database_url, args.teams, args.tenants, args.sample)
@@ -251,23 +241,14 @@ def main() -> None:
         units = walk["units"]
         print(_line("floor walk", walk, f"  ({units} units, {walk['files']} files read)"))
         bare = child("render", work, args.database_url, args.sample)
-        print(f"floor render : {bare['per_unit'] * 1000:8.0f} ms a tenant (bare render, "
-              f"{args.sample} sampled) -> x {units} units = {bare['per_unit'] * units:.0f} s"
-              f"  peak RSS {bare['rss_mib']:.0f} MiB")
-        if args.full_cold:
-            cold = child("drift", work, args.database_url, args.sample)
-            print(_line("drift cold", cold))
-        else:
-            small = Path(tmp) / "small"
-            print(f"cold run on a small repository (1 team x {args.cold_tenants} tenants):")
-            build(small, None, 1, args.cold_tenants, 1)
-            cold = child("drift", small, None, args.sample)
-            small_units = child("walk", small, None, args.sample)["units"]
-            per_unit = cold["seconds"] / small_units
-            print(_line("drift cold", cold, f"  ({small_units} units: {per_unit * 1000:.0f} ms "
-                        f"a unit -> x {units} units = {per_unit * units:.0f} s, extrapolated)"))
-            seeded = child("seed", work, args.database_url, args.sample)
-            print(f"  cache seeded for {seeded['units']} units as a clean cold run leaves it")
+        print(f"floor render : {bare['per_unit'] * 1000:8.0f} ms a tenant (bare render through "
+              f"the pool, one at a time, {args.sample} sampled) -> x {units} units = "
+              f"{bare['per_unit'] * units:.0f} s in series, "
+              f"{bare['per_unit'] * units / render_pool.WORKERS:.0f} s on "
+              f"{render_pool.WORKERS} workers  peak RSS {bare['rss_mib']:.0f} MiB")
+        cold = child("drift", work, args.database_url, args.sample)
+        print(_line("drift cold", cold, f"  ({cold['seconds'] / max(1, units) * 1000:.0f} ms "
+                    f"a unit over {units} units, {render_pool.WORKERS} render workers)"))
         warm = child("drift", work, args.database_url, args.sample)
         print(_line("drift warm", warm))
         quota = "tenants/team07/team07-ns042/envs/prod/quota.yaml"
@@ -280,6 +261,7 @@ def main() -> None:
         edit = child("drift", work, args.database_url, args.sample)
         print(_line("drift edit", edit, "  (expected 3: the hand edit in git, its catalog row "
                     "indexed before it, team49's row left behind)"))
+        print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -1,28 +1,40 @@
-"""Reconciler benchmark: prints figures, asserts nothing.
+"""Reconciler benchmark on PostgreSQL: prints figures beside their floor, asserts nothing.
 
-- merge-to-applied for a tenant change (no Terraform: plan + catalog + ArgoCD jobs, ArgoCD not
-  connected so skipped) with an in-process worker, on SQLite and on PostgreSQL;
-- throughput for MERGES tenant merges queued at once, drained by one and by two `caas worker`
-  processes on PostgreSQL, with lost and duplicate job counts;
-- the planner's time for a one-tenant change in a repository of TENANTS tenants (git diff of the
-  merge + turning the paths into jobs), and the pure path → jobs step alone.
+Jobs without Terraform: catalog indexing, ArgoCD against a Kubernetes API emulator (kmock) and
+Keycloak against its fake admin API (both from ``devtools``, served by this process). Every
+merge is independent of the others (a new tenant; every 4th also changes a team's members, so it
+has a Keycloak job too): nothing orders one merge's jobs after another's.
 
-    .venv/bin/python bench/reconciler.py [--merges 200] [--tenants 5000] [--samples 20]
+1. floor: a raw ``SELECT 1`` round trip, and a no-op job's claim + finish through the queue
+   (an in-process worker whose handler does nothing);
+2. throughput: MERGES merges recorded at once (one transaction, as a burst of webhooks would),
+   drained by 1 and then by 2 idle ``caas worker`` processes (woken by PostgreSQL NOTIFY):
+   jobs/s, the ratio, lost merges and jobs run twice, and the CPU each job cost in the workers,
+   in PostgreSQL and in this process (fakes + polling) — their sum bounds what 2 cores allow;
+3. merge-to-applied: SAMPLES merges one at a time, each recorded (as the API or the webhook
+   does) while one ``caas worker`` process idles at the default 1 s poll interval, until the
+   merge is ``applied`` (every job of it succeeded);
+4. the planner's time for a one-tenant change in a repository of TENANTS tenants (0 skips it).
+
+    .venv/bin/python bench/reconciler.py [--merges 120] [--samples 30] [--tenants 2000]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import create_engine, func, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
@@ -30,26 +42,44 @@ from sqlmodel import Session, col, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.postgres import postgres_server  # noqa: E402
+from devtools.keycloak import FakeKeycloak  # noqa: E402
+from devtools.kubernetes import running_emulator, write_kubeconfig  # noqa: E402
+from devtools.postgres import postgres_server  # noqa: E402
+from devtools.server import serve  # noqa: E402
 from gitops import gittree  # noqa: E402
 from gitops.forges.base import FileChange, MergeEvent  # noqa: E402
 from gitops.forges.local import LocalForge  # noqa: E402
 from gitops.git import commit_directory, init_bare, seed_repository  # noqa: E402
 from portal import db  # noqa: E402
 from portal.settings import Settings  # noqa: E402
-from reconciler import service  # noqa: E402
-from reconciler.models import Job, JobLog, MergeRecord  # noqa: E402
+from reconciler import queue, service  # noqa: E402
+from reconciler.context import JobContext, Result  # noqa: E402
+from reconciler.models import Cursor, Job, JobLog, MergeRecord, WorkerRecord  # noqa: E402
 from reconciler.planner import plan_merge  # noqa: E402
+from reconciler.poller import CURSOR  # noqa: E402
 from reconciler.worker import Worker  # noqa: E402
 
 SKELETON = ROOT / "gitops-skeleton"
 SOURCE = SKELETON / "tenants" / "platform" / "platform-tools"
+USERS = [f"user-{i}" for i in range(20)]
+ADMIN_CLIENT = ("portal-admin", "s3cr3t")  # the fake Keycloak's admin client (not a secret)
+OPEN = ["recorded", "planned"]
 
 
 def tenant(team: str, name: str) -> list[FileChange]:
     return [FileChange(f"tenants/{team}/{name}/{p.relative_to(SOURCE)}",
                        p.read_text().replace("platform-tools", name).encode())
             for p in sorted(SOURCE.rglob("*")) if p.is_file()]
+
+
+def merge_files(i: int) -> list[FileChange]:
+    """Merge ``i``: a new tenant; every 4th also changes the platform team's members."""
+    files = tenant("platform", f"t-{i}")
+    if i % 4 == 0:
+        team = (SKELETON / "teams" / "platform" / "team.yaml").read_text()
+        files.append(FileChange("teams/platform/team.yaml", (
+            team.rstrip("\n") + f"\n# member rotation {i}\n").encode()))
+    return files
 
 
 def push(forge: LocalForge, files: list[FileChange]) -> tuple[str, str]:
@@ -60,117 +90,283 @@ def push(forge: LocalForge, files: list[FileChange]) -> tuple[str, str]:
     return before, commit
 
 
-def settings_for(work: Path, url: str, **extra: object) -> Settings:
-    return Settings.model_validate({"data_dir": work / ".caas", "database_url": url,
-                                    "secret_key": "bench", "log_level": "WARNING",
-                                    "log_format": "text", "worker_poll_interval_s": 0.05,
-                                    **extra})
-
-
-def pg_database(server: str, name: str) -> str:
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(server).set(database=name).render_as_string(hide_password=False)
-
-
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-# ---- 1. merge to applied ------------------------------------------------------------------------
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (5 min {five:.1f}) on {os.cpu_count()} CPUs"
 
 
-def merge_to_applied(work: Path, url: str, samples: int) -> list[float]:
-    settings = settings_for(work, url)
-    engine = db.make_engine(settings)
-    db.upgrade(engine)
-    seed_repository(settings.resolved_gitops_repo, SKELETON)
-    forge = LocalForge(settings, engine)
-    stop = threading.Event()
-    worker = Worker(settings, engine, forge)
-    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-    thread.start()
-    times: list[float] = []
-    for i in range(samples):
-        before, commit = push(forge, tenant("platform", f"bench-{i}"))
-        start = time.perf_counter()
+# ---- the peers: PostgreSQL, the cluster, Keycloak ----------------------------------------------
+
+
+class Platform:
+    """A PostgreSQL server, kmock and the fake Keycloak, and a fresh database per phase."""
+
+    def __init__(self, server: str, kube_url: str, keycloak_url: str, work: Path) -> None:
+        self.server, self.work = server, work
+        self.kubeconfig = write_kubeconfig(work / "kubeconfig", kube_url, context="bench")
+        self.extra = {"kubeconfig": self.kubeconfig, "kube_context": "bench",
+                      "keycloak_url": keycloak_url, "keycloak_realm": "caas",
+                      "keycloak_admin_client_id": ADMIN_CLIENT[0],
+                      "keycloak_admin_client_secret": ADMIN_CLIENT[1]}
+
+    def database(self, name: str) -> tuple[Settings, LocalForge]:
+        admin = create_engine(self.server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        url = make_url(self.server).set(database=name).render_as_string(hide_password=False)
+        settings = Settings.model_validate({
+            "data_dir": self.work / name / ".caas", "database_url": url, "secret_key": "bench",
+            "log_level": "WARNING", "log_format": "text", "main_poll_interval_s": 3600,
+            **self.extra})
+        engine = db.make_engine(settings)
+        db.upgrade(engine)
+        seed_repository(settings.resolved_gitops_repo, SKELETON)
+        return settings, LocalForge(settings, engine)
+
+    def env(self, settings: Settings) -> dict[str, str]:
+        """``caas worker``'s environment: the same settings; the default poll interval."""
+        return {**os.environ, "CAAS_DATABASE_URL": settings.resolved_database_url,
+                "CAAS_DATA_DIR": str(settings.data_dir), "CAAS_SECRET_KEY": "bench",
+                "CAAS_MAIN_POLL_INTERVAL_S": "3600", "CAAS_LOG_LEVEL": "WARNING",
+                "CAAS_LOG_FORMAT": "text", "CAAS_KUBECONFIG": str(self.kubeconfig),
+                "CAAS_KUBE_CONTEXT": "bench", "CAAS_KEYCLOAK_URL": self.extra["keycloak_url"],
+                "CAAS_KEYCLOAK_REALM": "caas", "CAAS_KEYCLOAK_ADMIN_CLIENT_ID": ADMIN_CLIENT[0],
+                "CAAS_KEYCLOAK_ADMIN_CLIENT_SECRET": ADMIN_CLIENT[1]}
+
+
+@contextmanager
+def platform(work: Path) -> Iterator[Platform]:
+    keycloak = FakeKeycloak(client_id=ADMIN_CLIENT[0], client_secret=ADMIN_CLIENT[1])
+    realm = keycloak.add_realm("caas")
+    for user in ("admin", "platform-admin", *USERS):
+        realm.add_user(user)
+    with postgres_server() as server, running_emulator() as (_emulator, kube_url), \
+            serve(keycloak.app) as keycloak_url:
+        yield Platform(server, kube_url, keycloak_url, work)
+
+
+def postgres_cpu(url: str) -> float:
+    """CPU seconds PostgreSQL has used so far: the postmaster, its live children and the
+    children it has reaped (``/proc``; the server runs on this machine)."""
+    with psycopg.connect(make_url(url).set(drivername="postgresql")
+                         .render_as_string(hide_password=False)) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    postmaster = _stat(int(row[0]))[1]
+    ticks = float(os.sysconf("SC_CLK_TCK"))
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            pid = int(entry.name)
+            fields, ppid = _stat(pid)
+        except (OSError, IndexError, ValueError):
+            continue
+        if pid == postmaster:
+            total += sum(int(f) for f in fields[11:15]) / ticks  # utime stime cutime cstime
+        elif ppid == postmaster:
+            total += sum(int(f) for f in fields[11:13]) / ticks
+    return total
+
+
+def _stat(pid: int) -> tuple[list[str], int]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return fields, int(fields[1])
+
+
+def _cpu(pid: int) -> float:
+    fields, _ = _stat(pid)
+    return sum(int(f) for f in fields[11:13]) / float(os.sysconf("SC_CLK_TCK"))
+
+
+def self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# ---- workers ------------------------------------------------------------------------------------
+
+
+class Workers:
+    """``count`` idle ``caas worker`` processes, registered before any work is recorded. Their
+    main-branch poller is told it has seen main's head already: the bench records each merge
+    itself (a poller's first look would otherwise reconcile the whole repository, Terraform
+    included)."""
+
+    def __init__(self, plat: Platform, settings: Settings, count: int, head: str) -> None:
+        engine = db.make_engine(settings)
         with Session(engine) as session:
-            service.record_merge_event(session, event=MergeEvent(commit=commit, before=before))
-        while True:
-            with Session(engine) as session:
-                state = session.exec(select(MergeRecord.state).where(
-                    MergeRecord.commit == commit)).one()
-            if state in ("applied", "committed", "failed"):
-                break
-            time.sleep(0.002)
-        times.append(time.perf_counter() - start)
-        if state not in ("applied", "committed"):
-            print(f"  merge {i} ended {state}")
-    stop.set()
-    from reconciler import queue
+            session.merge(Cursor(name=CURSOR, commit=head))
+            session.commit()
+        engine.dispose()
+        self.procs = [subprocess.Popen([sys.executable, "-m", "portal.cli", "worker"],
+                                       env=plat.env(settings), cwd=ROOT,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                      for _ in range(count)]
+        self.settings = settings
+        self.started_cpu = 0.0
 
-    queue.notify()
-    thread.join()
+    def wait_registered(self, engine: object) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with Session(engine) as session:  # type: ignore[arg-type]
+                live = session.exec(select(func.count()).select_from(WorkerRecord).where(
+                    col(WorkerRecord.stopped_at).is_(None))).one()
+            if live >= len(self.procs):
+                time.sleep(1.0)  # past start-up: reaping, the first sweep, LISTEN
+                self.started_cpu = sum(_cpu(p.pid) for p in self.procs)
+                return
+            time.sleep(0.05)
+        raise RuntimeError("workers did not start: " + "".join(
+            (p.stderr.read(2000).decode() if p.stderr and p.poll() is not None else "")
+            for p in self.procs))
+
+    def stop(self) -> float:
+        """SIGTERM; returns the CPU seconds the workers used after start-up (their own,
+        whatever the load)."""
+        cpu = -self.started_cpu
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            _, _, usage = os.wait4(proc.pid, 0)
+            cpu += usage.ru_utime + usage.ru_stime
+        return cpu
+
+
+def wait_merges(engine: object, commits: list[str] | None = None, *,
+                poll_s: float = 0.005, timeout_s: float = 900) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with Session(engine) as session:  # type: ignore[arg-type]
+            stmt = select(func.count()).select_from(MergeRecord).where(
+                col(MergeRecord.state).in_(OPEN))
+            if commits is not None:
+                stmt = stmt.where(col(MergeRecord.commit).in_(commits))
+            if session.exec(stmt).one() == 0:
+                return
+        time.sleep(poll_s)
+    raise RuntimeError("merges still open after the timeout")
+
+
+# ---- 1. floor -----------------------------------------------------------------------------------
+
+
+def floor(plat: Platform, jobs: int) -> None:
+    settings, forge = plat.database("bench_floor")
+    raw = make_url(settings.resolved_database_url).set(drivername="postgresql")
+    with psycopg.connect(raw.render_as_string(hide_password=False)) as conn:
+        for _ in range(50):
+            conn.execute("SELECT 1")
+        started = time.perf_counter()
+        for _ in range(1000):
+            conn.execute("SELECT 1")
+        rtt = (time.perf_counter() - started) / 1000
+    engine = db.make_engine(settings)
+    with Session(engine) as session:
+        for i in range(jobs):
+            queue.enqueue(session, commit=f"{i:040x}", jobs=[queue.NewJob(unit="noop",
+                                                                         kind="noop")])
+        session.commit()
+
+    def noop(_ctx: JobContext) -> Result:
+        return Result()
+
+    worker = Worker(settings, engine, forge, handlers={"noop": noop})
+    worker.run_one()  # warm: registration, first connections
+    started, cpu0 = time.perf_counter(), time.process_time()
+    ran = 1
+    while worker.run_one():
+        ran += 1
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu0
+    print(f"  raw SELECT 1 round trip (psycopg): {rtt * 1000:.2f} ms")
+    print(f"  no-op job, claim + finish through the queue (in-process worker, {ran - 1} jobs): "
+          f"{elapsed / (ran - 1) * 1000:.1f} ms/job, {cpu / (ran - 1) * 1000:.1f} ms CPU/job "
+          f"in the worker; {load()}")
     engine.dispose()
-    return times
 
 
 # ---- 2. throughput ------------------------------------------------------------------------------
 
 
-def throughput(work: Path, url: str, merges: int, workers: int) -> None:
-    settings = settings_for(work, url, main_poll_interval_s=3600)
+def throughput(plat: Platform, merges: int, workers: int) -> float:
+    settings, forge = plat.database(f"bench_tp{workers}")
     engine = db.make_engine(settings)
-    db.upgrade(engine)
-    seed_repository(settings.resolved_gitops_repo, SKELETON)
-    forge = LocalForge(settings, engine)
-    events = [push(forge, tenant("platform", f"t-{i}")) for i in range(merges)]
+    events = [push(forge, merge_files(i)) for i in range(merges)]
+    pool = Workers(plat, settings, workers, forge.head())
+    pool.wait_registered(engine)
+    pg0, me0 = postgres_cpu(settings.resolved_database_url), self_cpu()
+    start = time.perf_counter()
     with Session(engine) as session:
         for before, commit in events:
             service.record_merge_event(session, event=MergeEvent(commit=commit, before=before))
-    env = {**os.environ, "CAAS_DATABASE_URL": url, "CAAS_DATA_DIR": str(settings.data_dir),
-           "CAAS_SECRET_KEY": "bench", "CAAS_WORKER_POLL_INTERVAL_S": "0.05",
-           "CAAS_MAIN_POLL_INTERVAL_S": "3600", "CAAS_LOG_LEVEL": "WARNING",
-           "CAAS_LOG_FORMAT": "text"}
-    start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "portal.cli", "worker"], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for _ in range(workers)]
-    while True:
-        with Session(engine) as session:
-            open_merges = session.exec(select(func.count()).select_from(MergeRecord).where(
-                col(MergeRecord.state).in_(["recorded", "planned"]))).one()
-        if open_merges == 0:
-            break
-        time.sleep(0.05)
+    wait_merges(engine, poll_s=0.05)
     elapsed = time.perf_counter() - start
-    cpu = 0.0
-    for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-        _, _, usage = os.wait4(proc.pid, 0)  # the worker's own CPU time, whatever the load
-        cpu += usage.ru_utime + usage.ru_stime
+    pg_cpu = postgres_cpu(settings.resolved_database_url) - pg0
+    me_cpu = self_cpu() - me0
+    worker_cpu = pool.stop()
     with Session(engine) as session:
-        applied = session.exec(select(func.count()).select_from(MergeRecord).where(
-            col(MergeRecord.state).in_(["applied", "committed"]))).one()
+        states = dict(session.exec(select(MergeRecord.state, func.count())
+                                   .group_by(col(MergeRecord.state))).all())
         jobs = session.exec(select(func.count()).select_from(Job)).one()
-        runs = session.exec(select(func.count()).select_from(JobLog).where(
-            col(JobLog.message).startswith("attempt "))).one()
-        by_worker = session.exec(select(Job.id, func.count()).join(
-            JobLog, col(JobLog.job_id) == col(Job.id)).where(
-            col(JobLog.message).startswith("attempt ")).group_by(col(Job.id))).all()
-    duplicates = sum(1 for _, n in by_worker if n > 1)
-    print(f"  {workers} worker(s): {merges} merges ({jobs} jobs) in {elapsed:.1f} s = "
-          f"{merges / elapsed:.1f} merges/s, {jobs / elapsed:.1f} jobs/s; "
-          f"lost {merges - applied}, jobs run twice {duplicates} (runs {runs} for {jobs} jobs); "
-          f"worker CPU {cpu:.1f} s ({cpu / jobs * 1000:.0f} ms/job incl. start-up), "
-          f"load average {os.getloadavg()[0]:.1f}")
+        kinds = dict(session.exec(select(Job.kind, func.count()).group_by(col(Job.kind))).all())
+        job_states = dict(session.exec(select(Job.state, func.count())
+                                       .group_by(col(Job.state))).all())
+        runs = session.exec(select(JobLog.job_id, func.count()).where(
+            col(JobLog.message).startswith("attempt ")).group_by(col(JobLog.job_id))).all()
+    twice = sum(1 for _, n in runs if n > 1)
+    rate = jobs / elapsed
+    per_job = (worker_cpu + pg_cpu + me_cpu) / jobs
+    print(f"  {workers} worker(s): {merges} merges, {jobs} jobs "
+          f"({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))}) in {elapsed:.2f} s = "
+          f"{rate:.1f} jobs/s ({merges / elapsed:.1f} merges/s); merges {states}, jobs "
+          f"{job_states}; lost {merges - states.get('applied', 0)}, run twice {twice}; "
+          f"{load()}")
+    print(f"    CPU per job: workers {worker_cpu / jobs * 1000:.0f} ms, "
+          f"PostgreSQL {pg_cpu / jobs * 1000:.0f} ms, bench process (fakes, polling) "
+          f"{me_cpu / jobs * 1000:.0f} ms; total {per_job * 1000:.0f} ms → at most "
+          f"{2 / per_job:.1f} jobs/s on 2 idle cores")
+    engine.dispose()
+    return rate
+
+
+# ---- 3. merge to applied ------------------------------------------------------------------------
+
+
+def merge_to_applied(plat: Platform, samples: int) -> None:
+    settings, forge = plat.database("bench_m2a")
+    engine = db.make_engine(settings)
+    pool = Workers(plat, settings, 1, forge.head())
+    pool.wait_registered(engine)
+    times: list[float] = []
+    failed = 0
+    for i in range(samples):
+        before, commit = push(forge, merge_files(i))
+        start = time.perf_counter()
+        with Session(engine) as session:
+            service.record_merge_event(session, event=MergeEvent(commit=commit, before=before))
+        wait_merges(engine, [commit], timeout_s=60)
+        times.append(time.perf_counter() - start)
+        with Session(engine) as session:
+            failed += session.exec(select(MergeRecord.state).where(
+                MergeRecord.commit == commit)).one() != "applied"
+        time.sleep(0.2)  # the worker is idle again (waiting on its poll interval or NOTIFY)
+    pool.stop()
+    print(f"  PostgreSQL, 1 `caas worker` process (poll interval "
+          f"{settings.worker_poll_interval_s:.0f} s, woken by NOTIFY): median "
+          f"{statistics.median(times) * 1000:.0f} ms, p95 {pct(times, 0.95) * 1000:.0f} ms, "
+          f"min {min(times) * 1000:.0f} ms ({samples} merges: plan + catalog + argocd, "
+          f"+ keycloak for every 4th; {failed} not applied); {load()}")
     engine.dispose()
 
 
-# ---- 3. planner at scale ------------------------------------------------------------------------
+# ---- 4. planner at scale ------------------------------------------------------------------------
 
 
 def planner(work: Path, tenants: int, samples: int) -> None:
@@ -181,12 +377,12 @@ def planner(work: Path, tenants: int, samples: int) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(path.read_bytes())
     for i in range(tenants):
-        team = f"team-{i % 50}"
-        for change in tenant(team, f"ns-{i}"):
+        for change in tenant(f"team-{i % 50}", f"ns-{i}"):
             target = tree / change.path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(change.content or b"")
-    settings = settings_for(work, f"sqlite:///{work / 'planner.db'}")
+    settings = Settings.model_validate({"data_dir": work / ".caas", "secret_key": "bench",
+                                        "database_url": f"sqlite:///{work / 'planner.db'}"})
     init_bare(settings.resolved_gitops_repo)
     started = time.perf_counter()
     commit_directory(settings.resolved_gitops_repo, tree, branch="main", message="big")
@@ -197,8 +393,8 @@ def planner(work: Path, tenants: int, samples: int) -> None:
     full, pure = [], []
     for i in range(samples):
         quota = tenant(f"team-{i % 50}", f"ns-{i}")
-        before, commit = push(forge, [FileChange(quota[-1].path, quota[-1].content + b"#\n"
-                                                 if quota[-1].content else b"#\n")])
+        before, commit = push(forge, [FileChange(quota[-1].path, (quota[-1].content or b"")
+                                                 + b"#\n")])
         t0 = time.perf_counter()
         paths = forge.changed_paths(before, commit)
         t1 = time.perf_counter()
@@ -215,30 +411,26 @@ def planner(work: Path, tenants: int, samples: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--merges", type=int, default=200)
-    parser.add_argument("--tenants", type=int, default=5000)
-    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--merges", type=int, default=120)
+    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--floor-jobs", type=int, default=200)
+    parser.add_argument("--tenants", type=int, default=2000)
     args = parser.parse_args()
     os.environ.setdefault("CHECKPOINT_DISABLE", "1")
+    print(f"== {' '.join(sys.argv)}; {load()}")
     with tempfile.TemporaryDirectory(prefix="caas-bench-rec-") as tmp:
         work = Path(tmp)
-        print("== merge-to-applied, tenant change, in-process worker")
-        times = merge_to_applied(work / "sqlite", f"sqlite:///{work / 'sqlite.db'}",
-                                 args.samples)
-        print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
-        print(f"  SQLite: median {statistics.median(times) * 1000:.0f} ms, "
-              f"p95 {pct(times, 0.95) * 1000:.0f} ms ({len(times)} merges)")
-        with postgres_server() as server:
-            times = merge_to_applied(work / "pg", pg_database(server, "bench_m2a"),
-                                     args.samples)
-            print(f"  PostgreSQL: median {statistics.median(times) * 1000:.0f} ms, "
-                  f"p95 {pct(times, 0.95) * 1000:.0f} ms ({len(times)} merges)")
-            print(f"== throughput, {args.merges} merges queued at once, PostgreSQL")
-            for workers in (1, 2):
-                throughput(work / f"tp{workers}", pg_database(server, f"bench_tp{workers}"),
-                           args.merges, workers)
-        print(f"== planner, repository of {args.tenants} tenants")
-        planner(work / "planner", args.tenants, args.samples)
+        with platform(work) as plat:
+            print("== floor")
+            floor(plat, args.floor_jobs)
+            print(f"== throughput: {args.merges} independent merges recorded at once")
+            rates = {n: throughput(plat, args.merges, n) for n in (1, 2)}
+            print(f"  2 workers / 1 worker: {rates[2] / rates[1]:.2f} times")
+            print("== merge-to-applied, no Terraform")
+            merge_to_applied(plat, args.samples)
+        if args.tenants:
+            print(f"== planner, repository of {args.tenants} tenants")
+            planner(work / "planner", args.tenants, min(args.samples, 20))
 
 
 if __name__ == "__main__":

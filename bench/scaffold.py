@@ -1,5 +1,8 @@
-"""Scaffolder latency: dry-run and request-to-PR on LocalForge, with a GitOps repository of 10
-and of 5,000 tenants, beside their floors measured in the same run:
+"""Scaffolder latency: dry-run (every check) and request-to-PR (the PR exists, manifests,
+kustomize, policies and capacity pending), the time until those checks are green (a worker
+thread of the reconciler's queue running them, as ``caas worker`` would), 20 concurrent
+requests, and what each check costs, on LocalForge with a GitOps repository of 10 and of 5,000
+tenants, beside their floors measured in the same run:
 
 - a bare in-process ``cookiecutter()`` render of the same template (its hook a subprocess) and
   the portal's render of it (``scaffolder.render``: a render worker, the hook in-process);
@@ -21,6 +24,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,8 +43,10 @@ from gitops.git import commit_directory, init_bare  # noqa: E402
 from portal import db  # noqa: E402
 from portal.auth.principal import Principal  # noqa: E402
 from portal.settings import Settings  # noqa: E402
-from scaffolder import service  # noqa: E402
-from scaffolder.models import ScaffoldRequest  # noqa: E402
+from reconciler.worker import Worker  # noqa: E402
+from scaffolder import checks_runner, service  # noqa: E402
+from scaffolder.changeset import prepare  # noqa: E402
+from scaffolder.models import Change, ScaffoldRequest  # noqa: E402
 from scaffolder.registry import Registry  # noqa: E402
 from scaffolder.render import render  # noqa: E402
 
@@ -125,17 +131,87 @@ def bench_size(tenants: int, samples: int) -> dict[str, tuple[float, float]]:
                 raise SystemExit(f"request failed: {task.error}")
             return task
 
-        result = {"dry-run": timed(samples, dry), "request-to-PR": timed(samples, pr)}
-        # 20 requests at once (threads of this process, through the service layer).
+        result = {"dry-run": timed(samples, dry)}
+        result |= check_costs(forge, registry, samples)
+        # 20 requests at once (threads of this process, through the service layer); no worker
+        # runs meanwhile: its checks queue up, as they would for a worker in another process.
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=CONCURRENT) as pool:
             list(pool.map(pr, range(1000, 1000 + CONCURRENT)))
         elapsed = time.perf_counter() - started
-        print(f"  {CONCURRENT} concurrent requests-to-PR: {elapsed:.1f} s = "
-              f"{CONCURRENT / elapsed:.1f} PRs/s")
+        print(f"  {CONCURRENT} concurrent requests-to-PR: {elapsed:.2f} s = "
+              f"{CONCURRENT / elapsed:.1f} PRs/s (checks queued)")
+        worker = Worker(settings, engine, LocalForge(settings, engine))
+        started = time.perf_counter()
+        while worker.run_one():
+            pass
+        print(f"  ... their {CONCURRENT} check jobs, one worker: "
+              f"{time.perf_counter() - started:.1f} s")
+        result |= request_then_green(settings, engine, pr, samples)
         result |= git_floors(settings, samples)
         engine.dispose()
         return result
+
+
+def request_then_green(settings: Settings, engine: object, pr: Callable[[int], object],
+                       samples: int) -> dict[str, tuple[float, float]]:
+    """Request-to-PR, and request-to-green (its checks reported by a worker thread that runs
+    the reconciler's queue meanwhile), one request after the other."""
+    stop = threading.Event()
+    worker = Worker(settings, engine, LocalForge(settings, engine))  # type: ignore[arg-type]
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    to_pr: list[float] = []
+    to_green: list[float] = []
+    try:
+        for i in range(-1, samples):
+            start = time.perf_counter()
+            task = pr(2000 + i)
+            opened = time.perf_counter()
+            change_id = getattr(task, "change_id", None)
+            while True:
+                with Session(engine) as s:  # type: ignore[arg-type]
+                    row = s.get(Change, change_id)
+                    if row is not None and row.checks_green:
+                        break
+                    if row is not None and any(c.get("state") == "failure" for c in row.checks):
+                        raise SystemExit(f"checks failed: {row.checks}")
+                time.sleep(0.005)
+            if i >= 0:  # the first is a warm-up
+                to_pr.append((opened - start) * 1000)
+                to_green.append((time.perf_counter() - start) * 1000)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    return {"request-to-PR": _stats(to_pr), "request-to-green": _stats(to_green)}
+
+
+def _stats(times: list[float]) -> tuple[float, float]:
+    times = sorted(times)
+    return statistics.median(times), times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+
+
+def check_costs(forge: LocalForge, registry: Registry, samples: int
+                ) -> dict[str, tuple[float, float]]:
+    """Each check alone on one prepared request (warm caches), and the deferred ones together
+    as the job runs them (side by side)."""
+    prepared = prepare(forge, registry, ADMIN, ScaffoldRequest(
+        template="tenant", answers=answers("team4", "costs")))
+    rendered = prepared.rendered
+    version = checks_runner.manifests.DEFAULT_KUBERNETES_VERSION
+    objects = checks_runner.check_manifests(rendered, kubernetes_version=version)[1]
+    built = checks_runner.check_kustomize(rendered)[1]
+    runs: dict[str, Callable[[int], object]] = {
+        "check manifests": lambda _i: checks_runner.check_manifests(
+            rendered, kubernetes_version=version),
+        "check kustomize": lambda _i: checks_runner.check_kustomize(rendered),
+        "check policies": lambda _i: checks_runner.check_policies(
+            forge, prepared.base_sha, objects + built),
+        "check collisions": lambda _i: checks_runner.check_collisions(forge, prepared, []),
+        "check capacity": lambda _i: checks_runner.check_capacity(forge, prepared),
+        "deferred checks": lambda _i: checks_runner.deferred_checks(forge, prepared),
+    }
+    return {name: timed(samples, run) for name, run in runs.items()}
 
 
 def _cli_tree(git_dir: Path, tree: str | None, changes: dict[str, str]) -> str:

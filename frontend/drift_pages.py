@@ -47,12 +47,13 @@ def drift_page(request: Request, principal: PrincipalDep, session: SessionDep,
 @router.post("/drift/run")
 def run_drift(request: Request, admin: AdminDep, session: SessionDep, settings: SettingsDep,
               forge: ForgeDep, registry: RegistryDep) -> Response:
-    """Check every side now (platform-admins; the worker also does it periodically)."""
-    del admin
-    report = drift_service.run(session, settings=settings, forge=forge, registry=registry)
-    drifted = sum(1 for f in report.findings if f.state == "drift")
-    return RedirectResponse("/drift?" + urlencode({"done": f"checked: {drifted} finding(s)"}),
-                            status_code=303)
+    """Start a run in the background (platform-admins; the worker also runs it periodically);
+    the page then says it is running until its results replace the previous ones."""
+    run = drift_service.request_run(session, settings=settings, forge=forge, registry=registry,
+                                    requested_by=admin.username)
+    note = (f"run {run.id} was already running: refresh to see its results" if run.joined
+            else f"run {run.id} started: refresh to see its results")
+    return RedirectResponse("/drift?" + urlencode({"done": note}), status_code=303)
 
 
 @router.post("/drift/findings/{finding_id}/fix")

@@ -3,8 +3,9 @@
 - ``entity_actions(forge, principal, entity)``: "Change" (every unit), "Remove" (team,
   namespace, application) and "Uninstall" (an installed environment: its Change form with
   ``installed: false``), each judged by the scaffolder's own rules — ``changeset.change_decision``
-  (what ``prepare`` authorizes for an update) and ``decommission.refusal`` (what
-  ``prepare_decommission`` raises: permission, dependants) — so a button the viewer cannot use
+  (what ``prepare`` authorizes for an update), ``decommission.refusal`` (what
+  ``prepare_decommission`` raises: permission, dependants) and ``uninstall.uninstall_refusal``
+  (what ``prepare`` raises for ``installed: false``) — so a button the viewer cannot use
   is shown disabled with the very reason the POST would give;
 - ``promote_refusal(principal, entity)``: why "Promote" (on an application's promotion card) is
   disabled, by ``promotion.promote_decision``;
@@ -23,7 +24,7 @@ from sqlmodel import Session
 from gitops.forges.base import Forge
 from portal.auth.principal import Principal
 from portal.errors import CaasError
-from scaffolder import changeset, decommission, promotion
+from scaffolder import changeset, decommission, promotion, uninstall
 from scaffolder import review as scaffolder_review
 
 
@@ -62,8 +63,17 @@ def entity_actions(forge: Forge, principal: Principal,
     if kind in decommission.KINDS:
         actions.append(_remove(forge, principal, unit, kind))
     elif kind == "environment" and (entity.get("spec") or {}).get("installed", True):
+        reason = "" if may_change else may_change.reason
+        if not reason:
+            refused: CaasError | None
+            try:
+                refused = uninstall.uninstall_refusal(forge, env=unit.split("/")[-1],
+                                                      ref=forge.head())
+            except CaasError as exc:  # the repository cannot be read now: say so
+                refused = exc
+            reason = refused.message.removeprefix("installed: ") if refused else ""
         actions.append(EntityAction(
-            "uninstall", "Uninstall", may_change.allowed, "" if may_change else may_change.reason,
+            "uninstall", "Uninstall", not reason, reason,
             href=f"/change?unit={quote(unit, safe='/')}&installed=false",
             help="Uninstall opens the Change form with `installed: false`: after its merge the "
                  "environment's Terraform units are destroyed in reverse order."))
@@ -71,9 +81,9 @@ def entity_actions(forge: Forge, principal: Principal,
 
 
 def promote_refusal(principal: Principal, entity: dict[str, Any]) -> str:
-    """Why ``principal`` may not promote this application ("" when allowed, or not one):
-    ``scaffolder.promotion.promote_decision``, the rule ``promotion.plan`` applies."""
-    if entity.get("kind") != "application":
+    """Why ``principal`` may not promote this application or namespace ("" when allowed, or
+    neither): ``scaffolder.promotion.promote_decision``, the rule both plans apply."""
+    if entity.get("kind") not in ("application", "namespace"):
         return ""
     decision = promotion.promote_decision(principal, team=str(entity.get("owner") or ""))
     return "" if decision else decision.reason

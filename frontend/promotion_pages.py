@@ -18,7 +18,13 @@ from portal.deps import PrincipalDep, SessionDep, SettingsDep, client_ip
 from portal.errors import CaasError, NotFound
 from portal.params import PathId
 from portal.settings import Settings
-from scaffolder import promotion, promotion_gates, promotion_matrix, promotion_review
+from scaffolder import (
+    promotion,
+    promotion_gates,
+    promotion_matrix,
+    promotion_review,
+    promotion_tenant,
+)
 from scaffolder.deps import ForgeDep, RegistryDep
 
 router = APIRouter(include_in_schema=False)
@@ -46,6 +52,20 @@ async def promote(request: Request, team: str, app: str, principal: PrincipalDep
     task = promotion.promote(session, registry=registry, forge=forge, settings=settings,
                              principal=principal, team=team[:63], app=app[:63], source=source,
                              target=target, ip=client_ip(request))
+    return RedirectResponse(f"/tasks/{task.id}", status_code=303)
+
+
+@router.post("/catalog/namespaces/{team}/{namespace}/promote")
+async def promote_tenant(request: Request, team: str, namespace: str, principal: PrincipalDep,
+                         session: SessionDep, registry: RegistryDep, forge: ForgeDep,
+                         settings: SettingsDep) -> Response:
+    """"Promote quota" on the namespace page; a refusal is the error page naming the field."""
+    form = await request.form()
+    source, target = str(form.get("from") or "")[:63], str(form.get("to") or "")[:63]
+    task = promotion_tenant.promote(session, registry=registry, forge=forge,
+                                    settings=settings, principal=principal, team=team[:63],
+                                    namespace=namespace[:63], source=source, target=target,
+                                    ip=client_ip(request))
     return RedirectResponse(f"/tasks/{task.id}", status_code=303)
 
 

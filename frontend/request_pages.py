@@ -33,6 +33,7 @@ from portal.auth.principal import Principal
 from portal.deps import EngineDep, PrincipalDep, SessionDep, SettingsDep, client_ip
 from portal.errors import CaasError, Unavailable, ValidationFailed
 from portal.params import PathId
+from scaffolder import pr_checks
 from scaffolder import review as scaffolder_review
 from scaffolder import service as scaffolder_service
 from scaffolder.changeset import parameter_context
@@ -44,6 +45,7 @@ from scaffolder.units import unit_answers
 router = APIRouter(include_in_schema=False)
 
 START_TIMEOUT_S = 60.0
+CHECKS_REFRESH_S = 2  # the task page reloads itself this often while checks still run
 MAX_ANSWERS_CHARS = 64 * 1024
 
 
@@ -357,8 +359,9 @@ def task_page(request: Request, task_id: PathId, principal: PrincipalDep,
     change = (scaffolder_review.get_change(session, change_id=task.change_id)
               if task.status == "succeeded" and task.change_id else None)
     failing = [c.name for c in change.checks if c.state in ("failure", "error")] if change else []
+    running = pr_checks.running(change.checks) if change and change.status == "open" else []
     return render(request, "task.html", title=f"Request #{task.id}", task=task, change=change,
-                  failing=failing)
+                  failing=failing, running=running, refresh_s=CHECKS_REFRESH_S)
 
 
 @router.post("/tasks/{task_id}/retry")

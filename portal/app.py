@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -145,7 +146,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def caas_error(request: Request, exc: CaasError) -> Response:
         if _wants_html(request):
             if isinstance(exc, Unauthenticated):
-                return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+                back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/login?next={quote(back, safe='/')}", status_code=303)
             return render_error(request, exc.status, exc.message, field=exc.field)
         headers = {"www-authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse({"error": exc.to_dict()}, status_code=exc.status, headers=headers)

@@ -411,29 +411,39 @@ def upgrade(
 
 @app.command()
 def promote(
-    application: Annotated[str, typer.Argument(help="The application, TEAM/APP.")],
+    application: Annotated[str, typer.Argument(
+        help="The application, TEAM/APP (with --tenant: the tenant, TEAM/NAMESPACE).")],
     source: Annotated[str, typer.Option("--from", help="Environment to carry from.")],
     target: Annotated[str, typer.Option("--to", help="Environment whose overlay changes.")],
+    tenant: Annotated[bool, typer.Option(
+        "--tenant", help="Promote a tenant's quota instead of an application.")] = False,
     user: Annotated[str, typer.Option(help=USER_HELP, envvar="CAAS_USER")] = "admin",
 ) -> None:
-    """Open the pull request that carries APPLICATION's version and values from --from's
-    overlay to --to's; its gates (source health, approval, target policies) are its checks."""
+    """Open the pull request that carries APPLICATION's version and values (with --tenant: a
+    tenant's CPU and memory quota) from --from's overlay to --to's; its gates (source health,
+    approval, target policies, required statuses) are its checks."""
     from gitops.forges.factory import make_forge
-    from scaffolder import promotion
+    from scaffolder import promotion, promotion_tenant
     from scaffolder.registry import Registry
 
     team, _, name = application.partition("/")
     if not team or not name:
-        raise ConfigError("application: give it as TEAM/APP", field="application")
+        raise ConfigError("application: give it as TEAM/APP (TEAM/NAMESPACE with --tenant)",
+                          field="application")
     settings = load_settings()
     engine = ready_engine(settings)
     registry, forge = Registry(settings), make_forge(settings, engine)
     with db.session_scope(engine) as session:
         principal = auth_service.principal_for(
             session, auth_service.get_user(session, username=user), via="token")
-        task = promotion.promote(session, registry=registry, forge=forge, settings=settings,
-                                 principal=principal, team=team, app=name, source=source,
-                                 target=target)
+        if tenant:
+            task = promotion_tenant.promote(session, registry=registry, forge=forge,
+                                            settings=settings, principal=principal, team=team,
+                                            namespace=name, source=source, target=target)
+        else:
+            task = promotion.promote(session, registry=registry, forge=forge,
+                                     settings=settings, principal=principal, team=team,
+                                     app=name, source=source, target=target)
     if task.status != "succeeded":
         raise CaasError(f"task {task.id} failed: {task.error}")
     out.print(f"[bold]change #{task.change_number}[/] {task.change_url}")

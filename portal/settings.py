@@ -143,6 +143,11 @@ class Settings(BaseSettings):
     drift_interval_s: float = Field(900.0, ge=0, description="The worker compares git, the "
                                     "catalog, the cluster and Keycloak this often and stores "
                                     "the drift findings; 0: never.")
+    drift_lease_s: float = Field(120.0, ge=1, description="Lease of a running drift run "
+                                 "(renewed every third of it while it runs): a killed run's is "
+                                 "taken over once it runs out.")
+    drift_wait_s: float = Field(3600.0, ge=0, description="How long `caas drift` waits for a "
+                                "run another process is already doing before giving up.")
     worker_lease_s: int = Field(600, ge=5, description="Lease of a running job.")
     worker_heartbeat_grace_s: float = Field(60.0, ge=1, description="A running job whose worker "
                                             "has not heart-beaten for this long is claimed "

@@ -3,8 +3,9 @@
 ``caas_drift_findings`` gauge read stored findings instead of checking on each request.
 
 A run is idempotent (findings are keyed by entity, side and subject) and a failed run is
-logged and tried again at the next interval. Several workers may run it: each run rewrites
-the same rows, and a run that loses a race on a row (unique key) is retried next time.
+logged and tried again at the next interval. Runs are single-flight across processes and
+hosts (``catalog.drift.runs``: a lease in the database): when another worker or a "Check now"
+is already running one, this interval joins it without waiting and does nothing.
 ``reconciler.runtime`` starts it beside the worker (``caas worker``, ``caas serve`` in-process).
 """
 
@@ -43,4 +44,5 @@ class DriftJob:
 
     def run_once(self) -> DriftReport:
         with Session(self.engine) as session:
-            return drift_service.run(session, settings=self.settings, forge=self.forge)
+            return drift_service.run(session, settings=self.settings, forge=self.forge,
+                                     requested_by="worker", wait=False)

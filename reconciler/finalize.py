@@ -21,11 +21,23 @@ from sqlmodel import Session, col, select
 from catalog import service as catalog_service
 from catalog.models import Entity
 from portal.db import utcnow
-from reconciler.models import DONE_OK, TERMINAL, Job, JobKind, JobState, MergeRecord, MergeState
+from reconciler.models import (
+    DONE_OK,
+    PRE_MERGE,
+    TERMINAL,
+    Job,
+    JobKind,
+    JobState,
+    MergeRecord,
+    MergeState,
+)
 
 log = logging.getLogger("caas.reconciler.finalize")
 _TERMINAL = [s.value for s in TERMINAL]
 SWEEP_BATCH = 200
+
+
+_OPEN_PR = (JobKind.plan_preview.value, JobKind.pr_checks.value)
 
 
 def finalize(session: Session, *, commit: str) -> str | None:
@@ -42,7 +54,10 @@ def finalize(session: Session, *, commit: str) -> str | None:
     record = session.exec(stmt).first()
     if record is None or record.state == MergeState.refused.value:
         return None
-    states = session.exec(select(Job.state).where(Job.commit == commit)).all()
+    # An open PR's jobs (plan preview, checks) may share a sha with a fast-forward merge.
+    jobs = session.exec(select(Job.kind, Job.state, Job.entities).where(
+        Job.commit == commit, col(Job.kind).not_in(_OPEN_PR))).all()
+    states = [state for _kind, state, _entities in jobs]
     if not states or any(s not in _TERMINAL for s in states):
         return None
     final = final_state(states)
@@ -50,8 +65,6 @@ def finalize(session: Session, *, commit: str) -> str | None:
         return None
     record.state, record.finished_at = final, utcnow()
     session.add(record)
-    jobs = session.exec(select(Job.kind, Job.state, Job.entities).where(
-        Job.commit == commit)).all()
     _catalog_status(session, list(record.entities), final,
                     [(str(k), str(s), list(e or [])) for k, s, e in jobs])
     return final
@@ -74,7 +87,7 @@ def entity_status(entity: str, merge_state: str,
     ``committed`` if one was skipped, ``applied`` if all succeeded; the merge's state when no
     job names it."""
     own = [s for kind, s, entities in jobs if entity in entities
-           and kind not in (JobKind.plan.value, JobKind.plan_preview.value)]
+           and kind not in PRE_MERGE]
     if not own:
         return merge_state if merge_state in (MergeState.applied.value,
                                               MergeState.committed.value) else "failed"

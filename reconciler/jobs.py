@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from catalog import service as catalog_service
-from reconciler import queue, service, tfplan
+from reconciler import queue, service, tfplan, wakeup
 from reconciler.context import Handler, JobContext, Result
 from reconciler.entities import entities_for_paths
 from reconciler.errors import PermanentError
@@ -40,7 +40,7 @@ def plan(ctx: JobContext) -> Result:
         service.mark_planned(session, commit=job.commit, paths=paths[:5000],
                              entities=entities_for_paths(paths))
         session.commit()
-    queue.notify()
+    wakeup.notify()
     units = [j.unit for j in jobs]
     ctx.log("planned: " + ", ".join(units))
     return Result(message=f"planned {len(units)} jobs", detail={"units": units,
@@ -66,6 +66,19 @@ def catalog(ctx: JobContext) -> Result:
         "removed": result.removed[:100], "flagged": result.flagged[:100]})
 
 
+def pr_checks(ctx: JobContext) -> Result:
+    """The checks of an open PR's head that report after it opened (``scaffolder.pr_checks``:
+    statuses on the forge, stored on the change); a retry computes and reports the same."""
+    from scaffolder import service as scaffolder_service
+
+    number = int(ctx.job.payload["change"])
+    with Session(ctx.engine, expire_on_commit=False) as session:
+        message = scaffolder_service.run_pr_checks(session, forge=ctx.forge, number=number,
+                                                   sha=ctx.job.commit)
+    ctx.log(message)
+    return Result(message=message)
+
+
 def handlers() -> dict[str, Handler]:
     # The adapters (terraform CLI, kubernetes client, python-keycloak) load with the first
     # worker, not with every module that plans or lists jobs.
@@ -81,4 +94,5 @@ def handlers() -> dict[str, Handler]:
         JobKind.argocd.value: argocd,
         JobKind.keycloak.value: keycloak,
         JobKind.remove.value: remove,
+        JobKind.pr_checks.value: pr_checks,
     }

@@ -45,6 +45,13 @@ class JobKind(StrEnum):
     keycloak = "keycloak"
     plan_preview = "plan_preview"  # an open PR: plan only, never apply
     remove = "remove"  # a decommissioned unit's cluster objects, bottom-up (reconciler.removal)
+    # An open PR's head: the scaffolder's checks that report after the PR opened
+    # (``scaffolder.pr_checks``); never applies anything.
+    pr_checks = "pr_checks"
+
+
+# Kinds that run before (or to plan) a merge: not on main, nothing applied, no catalog status.
+PRE_MERGE = (JobKind.plan.value, JobKind.plan_preview.value, JobKind.pr_checks.value)
 
 
 class MergeState(StrEnum):

@@ -2,11 +2,12 @@
 
 Claiming is safe with several workers on one database:
 
-- PostgreSQL: candidates are read without a lock, then the one a worker is about to take is
-  locked with ``SELECT … FOR UPDATE SKIP LOCKED`` and its runnability checked again on the
-  locked row, so two workers never take the same row, and a claim holds that one row — not the
-  whole page of candidates, which would leave the other workers finding nothing to do while
-  it lasts.
+- PostgreSQL: runnable jobs are read one at a time, oldest first, each locked as it is read
+  (``SELECT … FOR UPDATE SKIP LOCKED``, runnability re-checked on the locked row), so two
+  workers never take the same row, and a claim holds only the rows it looked at — never a whole
+  page of candidates, which would leave the other workers finding nothing to do while it lasts.
+  In the common case (the oldest unlocked job is runnable) a claim is that one read and one
+  write.
 - SQLite: the claim transaction starts with a write (the worker's heartbeat), which takes the
   database's single write lock before anything is read, so claims are serialised.
 
@@ -26,8 +27,7 @@ worker died on the last attempt) finalises its merge in the same transaction
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import and_, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from portal import tracing
@@ -52,19 +52,6 @@ CANDIDATES = 64
 MAX_BACKOFF_S = 600.0
 WAITING_SINCE = "waiting_since"  # Job.result key: when a waiting job began to wait (ISO 8601)
 
-_wake = threading.Event()
-
-
-def notify() -> None:
-    """Wake in-process workers now (a merge in this process need not wait for a poll)."""
-    _wake.set()
-
-
-def wait_for_work(timeout: float) -> None:
-    _wake.wait(timeout)
-    _wake.clear()
-
-
 @dataclass(frozen=True)
 class NewJob:
     """A job the planner wants; ``depends_on`` names a unit of the same commit."""
@@ -79,26 +66,29 @@ class NewJob:
 
 def enqueue(session: Session, *, commit: str, jobs: list[NewJob],
             change_number: int | None = None) -> list[Job]:
-    """Insert the jobs that do not exist yet for ``commit`` (idempotent; caller commits)."""
-    existing = set(session.exec(select(Job.unit).where(Job.commit == commit)).all())
-    created: list[Job] = []
+    """Insert the jobs that do not exist yet for ``commit`` (idempotent; caller commits): one
+    ``INSERT … ON CONFLICT DO NOTHING RETURNING`` for all of them, so a concurrent planner
+    inserting the same (commit, unit) first is no error. Returns the jobs inserted here."""
+    if not jobs:
+        return []
+    # The trace of the merge (or of the plan job) continues in the worker that runs it.
+    carrier = tracing.inject()
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, None] = {}
     for new in jobs:
-        if new.unit in existing:
+        if new.unit in seen:
             continue
-        # The trace of the merge (or of the plan job) continues in the worker that runs it.
-        carrier = tracing.inject()
+        seen[new.unit] = None
         payload = {**new.payload, tracing.CARRIER_KEY: carrier} if carrier else new.payload
-        job = Job(commit=commit, unit=new.unit, kind=new.kind, environment=new.environment,
-                  depends_on=new.depends_on, payload=payload, entities=list(new.entities),
-                  change_number=change_number)
-        try:
-            with session.begin_nested():
-                session.add(job)
-        except IntegrityError:  # a concurrent planner inserted it first: same job, fine
-            continue
-        existing.add(new.unit)
-        created.append(job)
-    return created
+        rows.append(Job(commit=commit, unit=new.unit, kind=new.kind, environment=new.environment,
+                        depends_on=new.depends_on, payload=payload, entities=list(new.entities),
+                        change_number=change_number).model_dump(exclude={"id"}))
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (insert(Job).values(rows).on_conflict_do_nothing(index_elements=["commit", "unit"])
+            .returning(Job))
+    created = list(session.scalars(stmt).all())
+    order = {unit: i for i, unit in enumerate(seen)}  # dicts keep the first-seen order
+    return sorted(created, key=lambda job: order[job.unit])
 
 
 def backoff(attempts: int, base: float) -> float:
@@ -129,7 +119,7 @@ def _touch_worker(session: Session, worker_id: str, now: datetime) -> None:
 
 
 def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int,
-          grace_s: float | None = None,
+          grace_s: float | None = None, touch: bool = True,
           on_claim: Callable[[Session, Job], None] | None = None,
           on_end: Callable[[Session, Job], None] | None = None) -> Job | None:
     """Take the oldest runnable job, or None. Commits; ``on_claim`` (the job taken) and
@@ -137,9 +127,16 @@ def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int
     transaction (the worker's catalog bookkeeping).
 
     A running job is runnable again when its lease expired or (with ``grace_s``) when its
-    worker's last heartbeat is older than ``grace_s`` seconds or that worker has stopped."""
+    worker's last heartbeat is older than ``grace_s`` seconds or that worker has stopped.
+    ``touch`` writes the worker's heartbeat first; on PostgreSQL a worker that beat recently
+    may skip it (SQLite always writes first: see the module docstring).
+
+    Round trips on PostgreSQL when the oldest unlocked candidate is runnable: one statement
+    finds it, locks it and reads its upstream unit's state; one writes the claim."""
     now = utcnow()
-    _touch_worker(session, worker_id, now)  # first statement writes: see the module docstring
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if touch or not postgres:
+        _touch_worker(session, worker_id, now)  # first statement writes: see the module docstring
     abandoned = col(Job.lease_expires_at) < now
     if grace_s is not None:
         silent = select(WorkerRecord.id).where(or_(
@@ -150,16 +147,11 @@ def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int
         and_(col(Job.state) == JobState.queued.value, col(Job.not_before) <= now),
         and_(col(Job.state) == JobState.running.value, abandoned),
     )
-    stmt = select(Job).where(runnable).order_by(col(Job.id)).limit(CANDIDATES)
-    postgres = session.get_bind().dialect.name == "postgresql"
     expires = now + timedelta(seconds=lease_s)
     # Jobs of one environment run in id order: once one is blocked, the later ones are too.
     blocked_envs: set[str] = set()
-    for candidate in session.exec(stmt).all():
-        if candidate.environment in blocked_envs:
-            continue
-        job = _lock(session, candidate, runnable) if postgres else candidate
-        if job is None:  # another worker is taking it right now, or has taken it
+    for job, upstream in _candidates(session, runnable, blocked_envs, postgres):
+        if job.environment in blocked_envs:
             continue
         if job.state == JobState.running.value and job.attempts >= max_attempts:
             # Its worker died on the last attempt: no further attempt is allowed.
@@ -171,7 +163,7 @@ def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int
                 on_end(session, job)
             finalize(session, commit=job.commit)
             continue
-        verdict = _upstream(session, job)
+        verdict = _upstream(job, upstream)
         if verdict == "blocked":
             if job.environment:
                 blocked_envs.add(job.environment)
@@ -206,22 +198,41 @@ def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int
     return None
 
 
-def _lock(session: Session, candidate: Job, runnable: Any) -> Job | None:
-    """``candidate`` locked for this transaction and read again, if it is still runnable and no
-    other transaction holds it (PostgreSQL re-checks ``runnable`` on the locked row)."""
-    locked: Job | None = session.exec(
-        select(Job).where(col(Job.id) == candidate.id, runnable)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)).first()
-    return locked
+def _candidates(session: Session, runnable: Any, blocked_envs: set[str],
+                postgres: bool) -> Iterator[tuple[Job, str | None]]:
+    """Runnable jobs oldest first, each with its upstream unit's state (None: no upstream, or
+    none of that name), at most ``CANDIDATES``.
+
+    PostgreSQL: one at a time, each locked as it is read (``FOR UPDATE OF … SKIP LOCKED``,
+    runnability evaluated on the locked row), so two workers never take the same row and a
+    worker holds only the rows it has looked at, never a page it has not; environments found
+    blocked (``blocked_envs``, filled by the caller) are left out of the next read. SQLite (one
+    writer, already holding the lock): one read of the page."""
+    upstream = aliased(Job)
+    upstream_state = (select(upstream.state)
+                      .where(upstream.commit == Job.commit, upstream.unit == Job.depends_on)
+                      .scalar_subquery())
+    stmt = select(Job, upstream_state).where(runnable).order_by(col(Job.id))
+    if not postgres:
+        yield from session.exec(stmt.limit(CANDIDATES)).all()
+        return
+    after = 0
+    for _ in range(CANDIDATES):
+        page = stmt.where(col(Job.id) > after)
+        if blocked_envs:
+            page = page.where(or_(col(Job.environment).is_(None),
+                                  col(Job.environment).not_in(sorted(blocked_envs))))
+        row = session.exec(page.limit(1).with_for_update(skip_locked=True, of=Job)
+                           .execution_options(populate_existing=True)).first()
+        if row is None:
+            return
+        yield row
+        after = row[0].id or 0
 
 
-def _upstream(session: Session, job: Job) -> str:
-    if not job.depends_on:
-        return "ok"
-    state = session.exec(select(Job.state).where(Job.commit == job.commit,
-                                                 Job.unit == job.depends_on)).first()
-    if state is None or state in DONE_OK:
+def _upstream(job: Job, state: str | None) -> str:
+    """``ok``, ``blocked`` or ``failed`` from the state of the unit ``job`` depends on."""
+    if not job.depends_on or state is None or state in DONE_OK:
         return "ok"
     if state in (JobState.failed.value, JobState.dead.value):
         return "failed"
@@ -330,15 +341,16 @@ def finish(session: Session, *, job: Job, worker_id: str, outcome: Outcome,
         values |= {"state": JobState.dead.value, "finished_at": now}
     else:
         values |= {"state": outcome.state.value, "finished_at": now}
-    res = session.execute(
+    fresh = session.scalars(
         update(Job).where(col(Job.id) == job.id, col(Job.lease_owner) == worker_id,
                           col(Job.state) == JobState.running.value).values(**values)
-    )
-    if getattr(res, "rowcount", 0) != 1:
+        .returning(Job).execution_options(synchronize_session=False, populate_existing=True)
+    ).first()
+    if fresh is None:
         session.rollback()
         return None
     _release_env(session, job)
-    return session.get(Job, job.id, populate_existing=True)
+    return fresh
 
 
 def requeue(session: Session, *, job: Job) -> None:

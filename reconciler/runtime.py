@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from gitops.forges.factory import make_forge
 from portal.settings import Settings
-from reconciler import queue
+from reconciler import wakeup
 from reconciler.drift_job import DriftJob
 from reconciler.identity_resync import KeycloakResync
 from reconciler.poller import Poller
@@ -42,7 +42,7 @@ def start_in_process(settings: Settings, engine: Engine) -> Callable[[], None]:
 
     def stopper() -> None:
         stop.set()
-        queue.notify()
+        wakeup.notify()
         for thread in threads:
             thread.join(timeout=settings.worker_lease_s)
 
@@ -58,7 +58,7 @@ def run_worker(settings: Settings, engine: Engine, *, once: bool) -> None:
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: finishing the current job, then stopping", signum)
         stop.set()
-        queue.notify()
+        wakeup.notify()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     poller_thread = None

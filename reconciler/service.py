@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -21,7 +22,7 @@ from portal.auth.principal import Principal
 from portal.db import aware, utcnow
 from portal.errors import Conflict, NotFound, ValidationFailed
 from portal.settings import Settings
-from reconciler import queue
+from reconciler import queue, wakeup
 from reconciler.models import (
     EnvironmentStatus,
     EnvLock,
@@ -83,7 +84,7 @@ def record_merge_event(session: Session, *, event: MergeEvent) -> None:
                  target=event.commit, detail={"source": event.source,
                                               "change": event.change_number}, commit=False)
     session.commit()
-    queue.notify()
+    wakeup.notify()
 
 
 def request_plan_preview(session: Session, *, change_number: int, head_sha: str) -> None:
@@ -96,7 +97,29 @@ def request_plan_preview(session: Session, *, change_number: int, head_sha: str)
         queue.NewJob(unit=preview_unit(change_number), kind=JobKind.plan_preview.value,
                      payload={"change": change_number})])
     session.commit()
-    queue.notify()
+    wakeup.notify()
+
+
+def pr_checks_unit(change_number: int) -> str:
+    """The job unit of a change's checks after its PR opened (one job per head commit)."""
+    return f"pr-checks#{change_number}"
+
+
+def request_pr_checks(session: Session, *, change_number: int, head_sha: str) -> None:
+    """Queue the checks an open PR reports after it opened (``scaffolder.pr_checks``), keyed
+    (head commit, ``pr-checks#<number>``): asking twice for one head queues one job, a new
+    head gets its own (statuses are per commit: a head that comes back keeps its own).
+    Commits, and wakes in-process workers."""
+    _check_sha(head_sha, "head_sha")
+    if change_number < 1:
+        raise ValidationFailed("change_number must be positive", field="change_number",
+                               rule="minimum")
+    unit = pr_checks_unit(change_number)
+    queue.enqueue(session, commit=head_sha, change_number=change_number, jobs=[
+        queue.NewJob(unit=unit, kind=JobKind.pr_checks.value,
+                     payload={"change": change_number})])
+    session.commit()
+    wakeup.notify()
 
 
 def refuse_merge(session: Session, *, commit: str, reason: str) -> None:
@@ -111,10 +134,12 @@ def refuse_merge(session: Session, *, commit: str, reason: str) -> None:
 
 def mark_planned(session: Session, *, commit: str, paths: list[str],
                  entities: list[str]) -> None:
-    record = session.exec(select(MergeRecord).where(MergeRecord.commit == commit)).first()
-    if record is not None and record.state == MergeState.recorded.value:
-        record.state, record.paths, record.entities = MergeState.planned.value, paths, entities
-        session.add(record)
+    """A ``recorded`` merge becomes ``planned`` with its paths and entities (one UPDATE; a
+    merge in any other state is left alone). Caller commits."""
+    session.execute(update(MergeRecord).where(
+        col(MergeRecord.commit) == commit, col(MergeRecord.state) == MergeState.recorded.value)
+        .values(state=MergeState.planned.value, paths=paths, entities=entities)
+        .execution_options(synchronize_session=False))
 
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -208,7 +233,7 @@ def retry_job(session: Session, *, job_id: int, principal: Principal, ip: str = 
                  target=f"{job.id} {job.unit}", ip=ip, detail={"commit": job.commit},
                  commit=False)
     session.commit()
-    queue.notify()
+    wakeup.notify()
     return job_public(job)
 
 

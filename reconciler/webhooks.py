@@ -144,6 +144,12 @@ def _outcome(session: Session, *, forge: Forge, row: WebhookDelivery, event_name
         return "merge recorded"
     if (isinstance(event, PullRequestEvent) and event.action in service.PREVIEW_ACTIONS
             and event.head_sha and event.number > 0):
+        if event.action == "synchronize" and _refusal(session, event) is None and \
+                session.exec(select(Change.id).where(Change.number == event.number)).first():
+            # A push to a portal PR's branch: the checks of its new head (the portal queues
+            # those of the head it opened itself).
+            service.request_pr_checks(session, change_number=event.number,
+                                      head_sha=event.head_sha)
         return _preview(session, forge=forge, event=event)
     return "ignored"
 

@@ -17,28 +17,31 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
-from catalog.models import Entity
+from catalog.models import Entity, Status
 from gitops.forges.base import Forge, RateLimited
 from portal import tracing
 from portal.auth import audit
 from portal.db import aware, utcnow
 from portal.redact import redact
 from portal.settings import Settings
-from reconciler import finalize, queue, tfproc
+from reconciler import finalize, queue, tfproc, wakeup
 from reconciler.context import Handler, JobContext, Result
 from reconciler.errors import PermanentError, TemporaryError, Waiting
-from reconciler.models import TERMINAL, Job, JobKind, JobLog, JobState
+from reconciler.models import PRE_MERGE, TERMINAL, Job, JobLog, JobState
 
 log = logging.getLogger("caas.reconciler.worker")
 FLUSH_S = 0.5  # how often a running job's log lines reach the database (and the SSE stream)
 ACTOR = "reconciler"
+APPLYING = Status.applying.value  # the catalog status of an entity whose job runs
 
 
 class Worker:
@@ -54,14 +57,23 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._registered = False
         self._next_sweep = 0.0
+        self._last_beat = 0.0  # time.monotonic() of the worker's last heartbeat write
+        self._conn: Connection | None = None  # the queue's own connection (_queue_session)
+        self.wakeup = wakeup.Wakeup()
+        self.listener = wakeup.Listener(engine)
 
     # ---- loop ----------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, *, once: bool = False) -> None:
-        """Work until ``stop`` is set (or, with ``once``, until nothing is runnable)."""
+        """Work until ``stop`` is set (or, with ``once``, until nothing is runnable). Idle, it
+        waits for a wake-up (``reconciler.wakeup``: a job queued in this process or, on
+        PostgreSQL, in any) or at most ``worker_poll_interval_s``."""
         self._register()
+        if not once:
+            self.listener.start()
         try:
             while not stop.is_set():
+                self.wakeup.clear()  # before looking: a job queued from now on wakes the wait
                 try:
                     self._sweep_when_due()
                     if self.run_one():
@@ -76,8 +88,10 @@ class Worker:
                     continue
                 if once:
                     break
-                queue.wait_for_work(self.settings.worker_poll_interval_s)
+                self.wakeup.wait(self.settings.worker_poll_interval_s)
         finally:
+            self.listener.stop()
+            self._close_connection()
             with Session(self.engine) as session:
                 queue.stop_worker(session, worker_id=self.id)
 
@@ -104,11 +118,14 @@ class Worker:
     def run_one(self) -> bool:
         """Claim and run one job; False when nothing was runnable."""
         self._register()
-        with Session(self.engine, expire_on_commit=False) as session:
+        touch = time.monotonic() - self._last_beat >= self._beat_every()
+        with self._queue_session() as session:
             job = queue.claim(session, worker_id=self.id, lease_s=self.settings.worker_lease_s,
                               max_attempts=self.settings.worker_max_attempts,
-                              grace_s=self.settings.worker_heartbeat_grace_s,
+                              grace_s=self.settings.worker_heartbeat_grace_s, touch=touch,
                               on_claim=self._started, on_end=self._ended)
+        if touch:
+            self._last_beat = time.monotonic()
         if job is None:
             return False
         self.execute(job)
@@ -138,7 +155,7 @@ class Worker:
         try:
             if handler is None:
                 raise PermanentError(f"no handler for job kind {job.kind!r}")
-            if job.kind not in (JobKind.plan.value, JobKind.plan_preview.value):
+            if job.kind not in PRE_MERGE:
                 self._check_on_main(job)
             ctx = JobContext(settings=self.settings, engine=self.engine, forge=self.forge,
                              job=job, worker_id=self.id, log=buffer.add)
@@ -196,9 +213,8 @@ class Worker:
     def _heartbeat(self, job: Job, buffer: LogBuffer, done: threading.Event) -> None:
         """Flush the log every FLUSH_S (the SSE stream follows it); beat (the worker's heartbeat
         and the job's lease) every third of the heartbeat grace or of the lease, the shorter."""
-        every = max(FLUSH_S, min(self.settings.worker_lease_s,
-                                 self.settings.worker_heartbeat_grace_s) / 3)
-        last_beat = time.monotonic()
+        every = self._beat_every()
+        last_beat = self._last_beat  # the claim may have skipped its beat: count from the last
         ours = True
         while not done.wait(FLUSH_S):
             beat = ours and time.monotonic() - last_beat >= every
@@ -210,16 +226,58 @@ class Worker:
                     if beat:
                         ours = queue.heartbeat(session, job=job, worker_id=self.id,
                                                lease_s=self.settings.worker_lease_s)
-                        last_beat = time.monotonic()
+                        last_beat = self._last_beat = time.monotonic()
                         if not ours:
                             log.warning("job %s: lease lost to another worker", job.id)
                     session.commit()
             except Exception:  # the database blinked; the next round tries again
                 log.warning("heartbeat of job %s failed", job.id, exc_info=True)
 
+    @contextmanager
+    def _queue_session(self) -> Iterator[Session]:
+        """A session on the worker's own connection, kept from job to job for the queue's
+        transactions (claim, finish): they pay no pool check-out — on PostgreSQL a pre-ping
+        round trip each. A connection that raised is closed; the next use checks out a fresh
+        one (pre-pinged)."""
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        try:
+            with Session(bind=self._conn, expire_on_commit=False) as session:
+                yield session
+        except BaseException:
+            self._close_connection()
+            raise
+
+    def _close_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                log.debug("closing worker %s's connection failed", self.id, exc_info=True)
+
+    def _beat_every(self) -> float:
+        """Seconds between heartbeats: a third of the grace or of the lease, the shorter."""
+        return max(FLUSH_S, min(self.settings.worker_lease_s,
+                                self.settings.worker_heartbeat_grace_s) / 3)
+
     def _finish(self, job: Job, outcome: queue.Outcome, buffer: LogBuffer) -> None:
-        """Outcome, log, audit, the merge's final state and the catalog: one transaction."""
-        with Session(self.engine, expire_on_commit=False) as session:
+        """Outcome, log, audit, the merge's final state and the catalog: one transaction, on
+        the worker's own connection; once more on a fresh connection when that one was lost
+        (the database restarted while the job ran), so the outcome is not left to the lease."""
+        lines = buffer.drain()
+        for attempt in (1, 2):
+            try:
+                self._finish_once(job, outcome, LogBuffer(lines))
+                return
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+                log.warning("job %s: the database connection was lost while finishing it; "
+                            "once more on a fresh one", job.id)
+
+    def _finish_once(self, job: Job, outcome: queue.Outcome, buffer: LogBuffer) -> None:
+        with self._queue_session() as session:
             fresh = queue.finish(session, job=job, worker_id=self.id, outcome=outcome,
                                  max_attempts=self.settings.worker_max_attempts,
                                  backoff_s=self.settings.worker_backoff_s)
@@ -273,16 +331,19 @@ class Worker:
         logged."""
         try:
             with session.begin_nested():
-                if job.kind not in (JobKind.plan.value, JobKind.plan_preview.value):
-                    existing = _existing(session, job.entities)
+                if job.kind not in PRE_MERGE:
+                    statuses = (_statuses(session, job.entities) if event == "job.started"
+                                else {})
                     for entity in job.entities:
                         catalog_service.record_timeline(
                             session, entity=entity, event=event, actor=ACTOR,
                             detail={"job": job.id, "unit": job.unit, "commit": job.commit[:12],
                                     **detail})
-                        if event == "job.started" and entity in existing:
-                            catalog_service.set_status(session, entity=entity,
-                                                       status="applying")
+                        # An existing entity, not already applying (an earlier job of the
+                        # merge said so): writing the same status again would only move the
+                        # catalog's generation and empty every server's list cache.
+                        if statuses.get(entity, APPLYING) != APPLYING:
+                            catalog_service.set_status(session, entity=entity, status=APPLYING)
         except Exception:
             log.warning("catalog bookkeeping of job %s failed", job.id, exc_info=True)
 
@@ -290,8 +351,10 @@ class Worker:
 class LogBuffer:
     """A job's log lines, collected from the handler's thread and written in batches."""
 
-    def __init__(self) -> None:
-        self._lines: list[JobLog] = []
+    def __init__(self, lines: list[JobLog] | None = None) -> None:
+        # Copies: a line added to a session that rolled back is not added again as such.
+        self._lines = [JobLog(job_id=0, at=line.at, level=line.level, message=line.message)
+                       for line in lines or []]
         self._lock = threading.Lock()
 
     def add(self, message: str, level: str = "info") -> None:
@@ -313,7 +376,9 @@ def _was_waiting(job: Job) -> bool:
     return bool((job.result or {}).get(queue.WAITING_SINCE))
 
 
-def _existing(session: Session, keys: list[str]) -> list[str]:
+def _statuses(session: Session, keys: list[str]) -> dict[str, str]:
+    """The catalog status of each of ``keys`` that exists."""
     if not keys:
-        return []
-    return sorted(session.exec(select(Entity.key).where(col(Entity.key).in_(keys))).all())
+        return {}
+    return dict(session.exec(select(Entity.key, Entity.status).where(
+        col(Entity.key).in_(keys))).all())

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from gitops import quota
 from gitops.environment import read_manifest
@@ -158,7 +158,24 @@ def capacity_result(usages: Iterable[EnvUsage], *, context: str = "",
                        details=details)
 
 
-def unit_overlay(forge: Forge, prepared: Prepared, env: str) -> dict[str, bytes | None]:
+class UnitRender(Protocol):
+    """What the capacity of a unit's change reads: its folder, the commit it was rendered
+    against, the environments it touches with their ``infra.yaml`` documents, and the
+    rendered files (``changeset.Prepared``; ``pr_checks`` rebuilds one from a PR's head)."""
+
+    @property
+    def target(self) -> str: ...
+    @property
+    def base_sha(self) -> str: ...
+    @property
+    def envs(self) -> list[str]: ...
+    @property
+    def env_docs(self) -> dict[str, dict[str, Any]]: ...
+    @property
+    def rendered(self) -> dict[str, bytes]: ...
+
+
+def unit_overlay(forge: Forge, prepared: UnitRender, env: str) -> dict[str, bytes | None]:
     """The unit's quota files in ``env``: its old ones on main removed, its rendered ones."""
     mine = f"{prepared.target}/"
     overlay: dict[str, bytes | None] = {
@@ -168,7 +185,7 @@ def unit_overlay(forge: Forge, prepared: Prepared, env: str) -> dict[str, bytes 
     return overlay
 
 
-def unit_usages(forge: Forge, prepared: Prepared) -> list[EnvUsage]:
+def unit_usages(forge: Forge, prepared: UnitRender) -> list[EnvUsage]:
     return [usage(forge, prepared.base_sha, env, infra=prepared.env_docs.get(env, {}),
                   overlay=unit_overlay(forge, prepared, env))
             for env in prepared.envs]

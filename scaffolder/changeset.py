@@ -18,7 +18,7 @@ from gitops.paths import is_safe
 from portal.auth import policy
 from portal.auth.principal import Principal
 from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from scaffolder import parameters
+from scaffolder import parameters, uninstall
 from scaffolder.checks.identity import check_identity
 from scaffolder.codeowners import codeowners_changes
 from scaffolder.models import RenderedFile, ScaffoldRequest
@@ -170,6 +170,7 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
     template = registry.get(request.template)
     unit = _resolve_unit(forge, registry, principal, request, template)
     base_sha = forge.head()
+    _refuse_uninstall_with_dependants(forge, unit, base_sha)
     rendered = render(template, unit.clean, target=unit.target)
     # Nothing a team's files grant may reach beyond the team's own groups (422, nothing written).
     check_identity(rendered, platform_groups=registry.platform_groups)
@@ -181,6 +182,19 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
     if unit.target.startswith(("teams/", "envs/")):
         diff.add_codeowners(forge, registry, base_sha)
     return _build(forge, template, request, unit, base_sha, rendered, diff)
+
+
+def _refuse_uninstall_with_dependants(forge: Forge, unit: _Unit, base_sha: str) -> None:
+    """``installed: false`` on an installed environment: 409 while something runs there."""
+    if not (unit.target.startswith("envs/") and unit.on_main
+            and unit.clean.get("installed") is False):
+        return
+    env = unit.target.split("/", 1)[1]
+    if not read_manifest(forge.read_file(layout.infra_path(env), base_sha)).installed:
+        return  # already uninstalled: nothing more is destroyed
+    refused = uninstall.uninstall_refusal(forge, env=env, ref=base_sha)
+    if refused is not None:
+        raise refused
 
 
 def _resolve_unit(forge: Forge, registry: Registry, principal: Principal,

@@ -203,14 +203,14 @@ def _tenant_units(forge: Forge, sha: str) -> Iterable[str]:
     return _tenant_dirs(at(forge, sha))
 
 
-def check_capacity(forge: Forge, prepared: Prepared) -> CheckResult:
+def check_capacity(forge: Forge, subject: capacity.UnitRender) -> CheckResult:
     """Sum of the quotas per touched environment: main without this unit's quota files, plus
     the ones it renders (``scaffolder.capacity``)."""
-    return capacity.capacity_result(capacity.unit_usages(forge, prepared))
+    return capacity.capacity_result(capacity.unit_usages(forge, subject))
 
 
-def _kubernetes_version(prepared: Prepared) -> str:
-    for doc in prepared.env_docs.values():
+def _kubernetes_version(env_docs: Mapping[str, Mapping[str, Any]]) -> str:
+    for doc in env_docs.values():
         version = (doc.get("kubernetes") or {}).get("version") if isinstance(
             doc.get("kubernetes"), Mapping) else None
         if isinstance(version, str) and version:
@@ -218,20 +218,48 @@ def _kubernetes_version(prepared: Prepared) -> str:
     return manifests.DEFAULT_KUBERNETES_VERSION
 
 
-def run_checks(forge: Forge, prepared: Prepared, *, open_units: Iterable[str]
-               ) -> list[CheckResult]:
-    rendered = prepared.rendered
-    schemas, objects = check_manifests(rendered,
-                                       kubernetes_version=_kubernetes_version(prepared))
-    builds, built = check_kustomize(rendered)
-    # An upgrade's merge may leave conflict markers: red until they are resolved.
+def immediate_checks(forge: Forge, prepared: Prepared, *, open_units: Iterable[str]
+                     ) -> list[CheckResult]:
+    """The checks a request answers before its pull request opens (cheap, name-bound):
+    ``collisions``, and an upgrade's ``conflicts`` (a merge may leave conflict markers: red
+    until they are resolved)."""
     conflicts = [check_conflicts({c.path: c.content for c in prepared.changes})] \
         if prepared.action == "upgrade" else []
-    return [
-        schemas,
-        builds,
-        check_policies(forge, prepared.base_sha, objects + built),
-        check_collisions(forge, prepared, open_units),
-        check_capacity(forge, prepared),
-        *conflicts,
-    ]
+    return [check_collisions(forge, prepared, open_units), *conflicts]
+
+
+def deferred_checks(forge: Forge, subject: capacity.UnitRender) -> list[CheckResult]:
+    """``DEFERRED``, in that order: manifests and kustomize side by side, then policies on
+    what both produced (rendered and built objects) beside capacity. A pull request reports
+    them after it opens (``scaffolder.pr_checks``); a dry run waits for them."""
+    rendered = subject.rendered
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        schemas_f = pool.submit(check_manifests, rendered,
+                                kubernetes_version=_kubernetes_version(subject.env_docs))
+        builds_f = pool.submit(check_kustomize, rendered)
+        capacity_f = pool.submit(check_capacity, forge, subject)
+        schemas, objects = schemas_f.result()
+        builds, built = builds_f.result()
+        policies = check_policies(forge, subject.base_sha, objects + built)
+        return [schemas, builds, policies, capacity_f.result()]
+
+
+# The checks ``deferred_checks`` returns; what a pull request reports as pending at first.
+DEFERRED = ("manifests", "kustomize", "policies", "capacity")
+
+
+def run_checks(forge: Forge, prepared: Prepared, *, open_units: Iterable[str]
+               ) -> list[CheckResult]:
+    """Every check, now (a dry run): manifests, kustomize, policies, collisions, capacity, and
+    an upgrade's conflicts."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        later = pool.submit(deferred_checks, forge, prepared)
+        now = immediate_checks(forge, prepared, open_units=open_units)
+        return in_order(later.result(), now)
+
+
+def in_order(deferred: list[CheckResult], immediate: list[CheckResult]) -> list[CheckResult]:
+    """One order wherever checks are listed: manifests, kustomize, policies, collisions,
+    capacity, then the rest (conflicts)."""
+    schemas, builds, policies, room = deferred
+    return [schemas, builds, policies, immediate[0], room, *immediate[1:]]

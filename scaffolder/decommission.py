@@ -4,6 +4,8 @@ names it true, refused while something still depends on it.
 - ``dependants(forge, unit, ref)`` names what still needs the unit: a team's namespaces and
   applications (``tenants/<team>/*``, ``applications/<team>/*``), a namespace's applications
   (those whose stored answers place them in it). An application has none.
+- An environment's dependants (what ``installed: false`` is refused for) are
+  ``scaffolder.uninstall``'s.
 - ``prepare_decommission(...) -> Prepared`` (action ``decommission``): every file under the unit
   deleted; the lists derived from the tenants (``gitops.lists.derived_updates``: the team's
   AppProject destinations) and ``CODEOWNERS`` (``scaffolder.codeowners``) rewritten in the

@@ -6,6 +6,8 @@ from portal.redact import redact
 from scaffolder.changeset import Prepared
 from scaffolder.models import CheckResult
 
+_MARK = {"success": "✅", "pending": "⏳"}
+
 
 def labels(prepared: Prepared) -> list[str]:
     return ["caas", f"template:{prepared.template.name}", f"tier:{prepared.tier.value}",
@@ -21,6 +23,6 @@ def body(prepared: Prepared, checks: list[CheckResult]) -> str:
 
 def preview(prepared: Prepared, checks: list[CheckResult]) -> str:
     files = "\n".join(f"- `{f.path}` ({f.status})" for f in prepared.files)
-    results = "\n".join(f"- {'✅' if c.state == 'success' else '❌'} **{c.name}**: {c.summary}"
+    results = "\n".join(f"- {_MARK.get(c.state, '❌')} **{c.name}**: {c.summary}"
                         for c in checks)
     return f"### Files\n{files}\n\n### Checks\n{results}\n"

@@ -54,7 +54,7 @@ class Plan:
     record: dict[str, Any]
 
 
-def _env_doc(forge: Forge, env: str, field: str, sha: str) -> dict[str, Any]:
+def env_doc(forge: Forge, env: str, field: str, sha: str) -> dict[str, Any]:
     if not is_dns_label(env):
         raise ValidationFailed(f"{field}: {env!r} is not an environment name (DNS-1123 label)",
                                field=field, rule="dns-label")
@@ -109,8 +109,8 @@ def plan(forge: Forge, registry: Registry, principal: Principal, *, team: str, a
     if source == target:
         raise ValidationFailed("to: the target environment must differ from the source",
                                field="to", rule="different-environments")
-    _env_doc(forge, source, "from", sha)
-    target_env = _env_doc(forge, target, "to", sha)
+    env_doc(forge, source, "from", sha)
+    target_env = env_doc(forge, target, "to", sha)
     if not read_manifest(target_env).installed:
         raise ValidationFailed(f"to: environment {target!r} is uninstalled (installed: false in "
                                f"envs/{target}/infra.yaml): nothing runs there to promote to",
@@ -163,7 +163,8 @@ def promote(session: Session, *, registry: Registry, forge: Forge, settings: Set
             ip: str = "") -> TaskPublic:
     """Open the promotion pull request (see the module doc); the task says how it went."""
     try:
-        writer = promotion_matrix.source_change(session, team=team, app=app, env=source)
+        writer = promotion_matrix.source_change(
+            session, unit=app_overlays.unit_folder(team, app), env=source)
         worked = plan(forge, registry, principal, team=team, app=app, source=source,
                       target=target, source_pr=writer.number if writer else None)
     except Forbidden as exc:

@@ -57,6 +57,7 @@ OVERRIDABLE = frozenset({HEALTH})
 # judge the workload the chart renders, which Gatekeeper checks at admission in the cluster.
 IMAGE_CONSTRAINTS = frozenset({"K8sImageTag", "K8sAllowedRegistries"})
 UNKNOWN = "unknown"
+TENANT = "tenant"  # Subject.kind of a tenant's promotion
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,21 @@ class Subject:
     target_doc: Mapping[str, Any]
     author: str
     source_pr: int | None = None  # the PR that put the source's version on main
+    kind: str = "application"  # or TENANT (scaffolder.promotion_tenant)
+    health_names: tuple[str, ...] = ()  # a tenant: the namespace's Applications in the source
+
+
+def tenant_subject(record: Mapping[str, Any], *, tier: policy.Tier,
+                   author: str) -> Subject:
+    """What the gates judge for a tenant's promotion (``record``: the change's ``promotion``,
+    written by ``scaffolder.promotion_tenant``)."""
+    names, pr = record.get("health_names"), record.get("source_pr")
+    return Subject(
+        team=str(record["team"]), app=str(record["app"]), source=str(record["from"]),
+        target=str(record["to"]), tier=tier, source_legacy=False, target_doc={},
+        author=author, source_pr=pr if isinstance(pr, int) and not isinstance(pr, bool)
+        else None, kind=TENANT,
+        health_names=tuple(str(n) for n in names) if isinstance(names, list) else ())
 
 
 def soak(settings: Settings, tier: str) -> timedelta:
@@ -118,14 +134,28 @@ def source_health(settings: Settings, subject: Subject, *, now: datetime,
                            summary=f"overridden by {override.get('by')}: "
                            f"{override.get('reason')}"[:300],
                            details=[f"at {override.get('at')}"])
-    name = object_names.team_application(
-        subject.team, subject.app, None if subject.source_legacy else subject.source)
+    names = subject.health_names or (object_names.team_application(
+        subject.team, subject.app, None if subject.source_legacy else subject.source),)
     if settings.kubeconfig is None:
-        return _unknown(f"no cluster connected, so the health of {name} cannot be read "
-                        "(CAAS_KUBECONFIG)")
+        return _unknown(f"no cluster connected, so the health of {', '.join(names)} cannot "
+                        "be read (CAAS_KUBECONFIG)")
     from catalog.live import LiveStatus  # only with a kubeconfig (catalog.live_status's rule)
 
-    live = LiveStatus.from_settings(settings).application(name)
+    status = LiveStatus.from_settings(settings)
+    results = [_health_of(status, name, subject, need=soak(settings, subject.tier.value),
+                          now=now) for name in names]
+    for state in ("failure", "pending"):  # the worst Application decides
+        worst = next((r for r in results if r.state == state), None)
+        if worst is not None:
+            return worst
+    return CheckResult(name=HEALTH, state="success",
+                       summary="; ".join(r.summary for r in results)[:300])
+
+
+def _health_of(status: Any, name: str, subject: Subject, *, need: timedelta,
+               now: datetime) -> CheckResult:
+    """One Application of the source: Synced and Healthy for at least ``need``."""
+    live = status.application(name)
     if not live.connected:
         return _unknown(f"{name}: {live.reason or live_status.NOT_CONNECTED}")
     if not live.found:
@@ -136,7 +166,6 @@ def source_health(settings: Settings, subject: Subject, *, now: datetime,
                            summary=f"{name} is {live.sync or 'Unknown'} and "
                            f"{live.health or 'Unknown'}; promote from a Synced and Healthy "
                            f"{subject.source}")
-    need = soak(settings, subject.tier.value)
     times = [t for t in (_time(live.health_since), _time(live.synced_at)) if t is not None]
     if need and not times:
         return _unknown(f"{name} reports no health or sync time; the {need} soak of "
@@ -163,7 +192,14 @@ def approval(subject: Subject, approvals: Sequence[str]) -> CheckResult:
 
 
 def target_policies(forge: Forge, subject: Subject, sha: str) -> CheckResult:
-    """The ``target-policies`` gate: main's constraints on the Pod the promoted images run in."""
+    """The ``target-policies`` gate: main's constraints on the Pod the promoted images run in.
+    A tenant's promotion carries a quota, no image: the PR's own ``policies`` and ``capacity``
+    checks judge the rendered overlay."""
+    if subject.kind != "application":
+        return CheckResult(name=POLICIES, state="success",
+                           summary=f"{subject.target} ({subject.tier}): no container image to "
+                           "judge; the rendered quota is judged by this PR's policies and "
+                           "capacity checks")
     images = app_overlays.images(dict(subject.target_doc))
     if not images:
         return CheckResult(name=POLICIES, state="success",

@@ -33,9 +33,18 @@ def _env_of(change: Change) -> str:
     return str(change.answers.get("environment") or "")
 
 
+def _writes(change: Change, env: str) -> bool:
+    """Did ``change`` write ``env``'s overlay: a promotion into it, a change naming it as its
+    environment (an application's), or a change of a unit whose answers name no single
+    environment (a tenant's re-render writes every overlay)."""
+    if change.action == ACTION or "environment" in change.answers:
+        return _env_of(change) == env
+    return True
+
+
 def last_merged(changes: Sequence[Change], env: str) -> Change | None:
     """The newest merged change (``changes`` newest first) that wrote ``env``'s overlay."""
-    return next((c for c in changes if c.status == "merged" and _env_of(c) == env), None)
+    return next((c for c in changes if c.status == "merged" and _writes(c, env)), None)
 
 
 def _unit_changes(session: Session, unit: str) -> Sequence[Change]:
@@ -43,10 +52,10 @@ def _unit_changes(session: Session, unit: str) -> Sequence[Change]:
                         .order_by(col(Change.id).desc())).all()
 
 
-def source_change(session: Session, *, team: str, app: str, env: str) -> Change | None:
-    """The pull request that put ``env``'s current version on main ("by which PR" of the
-    matrix), or None when it reached main outside the portal."""
-    return last_merged(_unit_changes(session, app_overlays.unit_folder(team, app)), env)
+def source_change(session: Session, *, unit: str, env: str) -> Change | None:
+    """The pull request that put ``env``'s current version of the unit at folder ``unit`` on
+    main ("by which PR" of the matrix), or None when it reached main outside the portal."""
+    return last_merged(_unit_changes(session, unit), env)
 
 
 def _overlays(forge: Forge, team: str, app: str) -> tuple[str, dict[str, tuple[str, bytes]]]:

@@ -46,6 +46,9 @@ def _record(change: Change) -> dict[str, Any]:
 def subject_of(forge: Forge, change: Change) -> promotion_gates.Subject:
     """What the gates judge, read back from the change and the file at its head."""
     record = _record(change)
+    if record.get("kind") == promotion_gates.TENANT:
+        return promotion_gates.tenant_subject(record, tier=policy.Tier(change.tier),
+                                              author=change.author)
     team, app, target = str(record["team"]), str(record["app"]), str(record["to"])
     content = forge.read_file(app_overlays.overlay_path(team, app, target),
                               change.head_sha or "main") if change.head_sha else None

@@ -1,4 +1,5 @@
-"""Promotion API: open a promotion, read the matrix, re-evaluate or override a gate."""
+"""Promotion API: open a promotion (an application's or a tenant's), read the matrix,
+re-evaluate or override a gate."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from fastapi import APIRouter, Path, Request
 from portal.deps import PrincipalDep, SessionDep, SettingsDep, client_ip
 from portal.errors import error_responses
 from portal.params import PathId
-from scaffolder import promotion, promotion_matrix, promotion_review, review
+from scaffolder import (
+    promotion,
+    promotion_matrix,
+    promotion_review,
+    promotion_tenant,
+    review,
+)
 from scaffolder.deps import ForgeDep, RegistryDep
 from scaffolder.models import ChangePublic, TaskPublic
 from scaffolder.promotion_models import OverrideRequest, PromotionMatrix, PromotionRequest
@@ -32,6 +39,22 @@ def promote(team: Label, app: Label, body: PromotionRequest, request: Request,
     return promotion.promote(session, registry=registry, forge=forge, settings=settings,
                              principal=principal, team=team, app=app, source=body.source,
                              target=body.target, ip=client_ip(request))
+
+
+@router.post("/namespaces/{team}/{namespace}/promotions", response_model=TaskPublic,
+             status_code=201)
+def promote_tenant(team: Label, namespace: Label, body: PromotionRequest, request: Request,
+                   principal: PrincipalDep, session: SessionDep, registry: RegistryDep,
+                   forge: ForgeDep, settings: SettingsDep) -> TaskPublic:
+    """Open the PR that carries the tenant's CPU and memory quota of `from` to `to` (the
+    target's `quota.yaml` and the stored answers), with the same gates as an application's
+    promotion. 403 outside the team; 409 while another change of the tenant is open, when the
+    quotas already match or the tenant does not run in an environment; 422 for an unknown
+    environment."""
+    return promotion_tenant.promote(session, registry=registry, forge=forge,
+                                    settings=settings, principal=principal, team=team,
+                                    namespace=namespace, source=body.source,
+                                    target=body.target, ip=client_ip(request))
 
 
 @router.get("/applications/{team}/{app}/promotions", response_model=PromotionMatrix)

@@ -6,12 +6,18 @@ files on main). Lists the portal maintains across units are derived, not edits: 
 ``spec.destinations`` (``gitops.lists``) is left out of the comparison on both sides.
 CODEOWNERS lies outside every unit and is never compared.
 
-Answer shape: ``UnitDrift(template, recorded, state, reason, changed, diff)`` with ``state``
-``clean`` | ``drift`` | ``unknown``; ``changed`` lists ``(path, "modified"|"added"|"deleted")``
-where "added" is a file on main that the template does not render and "deleted" a rendered
-file missing on main. ``unknown`` says why in ``reason``: no answers, a template not in the
-registry, a recorded version the registry cannot render ("unknown (template version not
-available)": only the current version of each template is at hand), or a render that fails.
+Answer shape: ``UnitDrift(template, recorded, state, reason, changed, diff, expected)`` with
+``state`` ``clean`` | ``drift`` | ``unknown``; ``changed`` lists ``(path,
+"modified"|"added"|"deleted")`` where "added" is a file on main that the template does not
+render and "deleted" a rendered file missing on main. ``unknown`` says why in ``reason``: no
+answers, a template not in the registry, a recorded version the registry cannot render
+("unknown (template version not available)": only the current version of each template is at
+hand), or a render that fails.
+``expected`` is the rendering as digests (``unit_digests``: path inside the unit → sha1 of the
+comparable content), so a caller can keep it and later tell a unit that still matches its
+rendering without rendering again: a rendering is a function of ``render_key(unit, answers
+file)`` — the unit folder and the answers file's bytes, which name the template, its version
+(a tree id: that content, forever) and the answers.
 
 The fix for a hand edit is ``scaffolder.service.rerender_task``: an update PR re-rendering the
 unit with its stored answers, which restores every hand-edited file.
@@ -19,9 +25,10 @@ unit with its stored answers, which restores every hand-edited file.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +52,11 @@ class UnitDrift:
     reason: str = ""
     changed: list[tuple[str, str]] = field(default_factory=list)
     diff: str = ""
+    expected: dict[str, str] = field(default_factory=dict)  # the rendering's ``unit_digests``
+
+
+# (template name, recorded version) -> the template at that version, or None when unavailable
+TemplateSource = Callable[[str, str], Template | None]
 
 
 def answers_path(unit: str, files: Mapping[str, bytes]) -> str | None:
@@ -88,8 +100,27 @@ def _comparable(path: str, content: bytes) -> bytes:
     return lists.without_derived(content) if _APPPROJECT.match(path) else content
 
 
-def unit_drift(registry: Registry, *, unit: str, files: Mapping[str, bytes]) -> UnitDrift:
-    """Compare the unit at folder ``unit`` (``files``: its files on main) with its rendering."""
+def render_key(unit: str, answers_file: bytes) -> str:
+    """sha256 over the unit folder and its answers file: equal keys render equal files."""
+    digest = hashlib.sha256(unit.encode() + b"\0")
+    digest.update(answers_file)
+    return digest.hexdigest()
+
+
+def unit_digests(unit: str, files: Mapping[str, bytes]) -> dict[str, str]:
+    """``{path inside the unit: sha1 hex of its comparable content}`` (derived lists left out,
+    as ``unit_drift`` compares): equal maps mean the same comparison outcome."""
+    cut = len(unit) + 1
+    return {path[cut:]: hashlib.sha1(_comparable(path, content),
+                                     usedforsecurity=False).hexdigest()
+            for path, content in files.items()}
+
+
+def unit_drift(registry: Registry, *, unit: str, files: Mapping[str, bytes],
+               templates: TemplateSource | None = None) -> UnitDrift:
+    """Compare the unit at folder ``unit`` (``files``: its files on main) with its rendering.
+    ``templates`` resolves (name, version) to a template (a run over many units shares one;
+    default: ``template_at`` into a scratch folder of this call)."""
     path = answers_path(unit, files)
     if path is None:
         return UnitDrift(unit=unit, state="unknown", reason=f"no {ANSWERS_FILE}: not rendered "
@@ -102,7 +133,8 @@ def unit_drift(registry: Registry, *, unit: str, files: Mapping[str, bytes]) -> 
                          reason=f"{path} holds no template and answers")
     with tempfile.TemporaryDirectory(prefix="caas-drift-") as scratch:
         try:
-            template = template_at(registry, name, recorded, Path(scratch))
+            template = (templates(name, recorded) if templates is not None
+                        else template_at(registry, name, recorded, Path(scratch)))
         except NotFound:
             return UnitDrift(unit=unit, template=name, recorded=recorded, state="unknown",
                              reason=f"template {name!r} is not in the registry")
@@ -114,6 +146,7 @@ def unit_drift(registry: Registry, *, unit: str, files: Mapping[str, bytes]) -> 
         except ValidationFailed as exc:
             return UnitDrift(unit=unit, template=name, recorded=recorded, state="unknown",
                              reason=f"the stored answers do not render: {exc.message}")
+    digests = unit_digests(unit, expected)
     changed: list[tuple[str, str]] = []
     parts: list[str] = []
     for file in sorted(set(expected) | set(files)):
@@ -125,6 +158,6 @@ def unit_drift(registry: Registry, *, unit: str, files: Mapping[str, bytes]) -> 
                         else "modified"))
         parts.append(unified(file, want, have))
     if not changed:
-        return UnitDrift(unit=unit, template=name, recorded=recorded)
+        return UnitDrift(unit=unit, template=name, recorded=recorded, expected=digests)
     return UnitDrift(unit=unit, template=name, recorded=recorded, state="drift",
-                     changed=changed, diff="".join(parts)[:MAX_DIFF])
+                     changed=changed, diff="".join(parts)[:MAX_DIFF], expected=digests)

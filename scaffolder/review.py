@@ -23,7 +23,13 @@ from portal.auth.principal import Principal
 from portal.db import aware, utcnow
 from portal.errors import BadRequest, CaasError, Conflict, Forbidden, NotFound
 from reconciler import service as reconciler_service
-from scaffolder import merge_gate, merge_lock, promotion_gates, promotion_review
+from scaffolder import (
+    merge_gate,
+    merge_lock,
+    pr_checks,
+    promotion_gates,
+    promotion_review,
+)
 from scaffolder.changeset import touched_envs
 from scaffolder.checks.identity import check_identity
 from scaffolder.models import Change, ChangeDetail, ChangePublic, CheckResult, RenderedFile
@@ -133,6 +139,9 @@ def merge_decision(principal: Principal, change: Change | ChangePublic, *,
                    approved_by: Sequence[str] | None = None) -> policy.Decision:
     """Checks first ("checks failing: capacity"), then ``policy.can_merge`` with the approvals
     on record (``approved_by``: the forge's, at merge time; the change row's otherwise)."""
+    still = pr_checks.running(change.checks)
+    if still:
+        return policy.Decision(False, "checks still running: " + ", ".join(still))
     failing = failing_checks(change.checks)
     if failing:
         return policy.Decision(False, "checks failing: " + ", ".join(failing))
@@ -208,6 +217,13 @@ def merge_change(session: Session, *, forge: Forge, registry: Registry, principa
     change = _change(session, change_id)
     number = _open_number(change)
     local = _local(forge)
+    still = pr_checks.running(change.checks)
+    if still:  # not re-checked now: the results would overtake the ones being computed
+        reason = "checks still running: " + ", ".join(still) + "; merge once they are green"
+        audit.record(session, actor=principal.username, action="scaffolder.merge",
+                     target=change.unit_key, outcome="denied", ip=ip,
+                     detail={"change": change.id, "reason": reason})
+        raise Conflict(reason, field="checks", rule="checks-pending")
     engine = session.get_bind()
     assert isinstance(engine, Engine)
     session.commit()

@@ -23,9 +23,9 @@ from portal.db import utcnow
 from portal.errors import CaasError, Conflict, Forbidden, NotFound
 from portal.redact import redact
 from reconciler import service as reconciler_service
-from scaffolder import capacity, pr_text, tasks
+from scaffolder import capacity, pr_checks, pr_text, tasks
 from scaffolder.changeset import Prepared, parameter_context, prepare
-from scaffolder.checks_runner import run_checks
+from scaffolder.checks_runner import immediate_checks, in_order, run_checks
 from scaffolder.decommission import prepare_decommission
 from scaffolder.models import (
     Change,
@@ -39,12 +39,20 @@ from scaffolder.models import (
 )
 from scaffolder.parameters import form_fields
 from scaffolder.registry import Registry
+from scaffolder.render_pool import WORKERS
+from scaffolder.rerender import TemplateSource as TemplateSource
 from scaffolder.rerender import UnitDrift as UnitDrift  # re-exported: drift reads units here
+from scaffolder.rerender import answers_path as answers_path
+from scaffolder.rerender import render_key as render_key
+from scaffolder.rerender import template_at as template_at
+from scaffolder.rerender import unit_digests as unit_digests
 from scaffolder.rerender import unit_drift as unit_drift
 from scaffolder.rerender import unit_template as unit_template
 from scaffolder.review import OPEN
 from scaffolder.units import unit_answers
 from scaffolder.upgrade_changeset import replan
+
+RENDER_WORKERS = WORKERS  # renders that run side by side (drift's render threads)
 
 # A change whose task failed after reserving the unit: the reservation is released.
 RELEASED = "failed"
@@ -334,14 +342,18 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
         tasks.log_step(session, task, step, "started", "", progress)
         others = [u for u in _open_units(session) if u != change.unit_key]
         with tracing.span("scaffolder.checks", unit=change.unit_key):
-            checks = run_checks(forge, prepared, open_units=others)
+            # The expensive checks report after the PR opens (``scaffolder.pr_checks``).
+            checks = in_order(pr_checks.pending(),
+                              immediate_checks(forge, prepared, open_units=others))
             checks += gates() if gates is not None else []
         change.checks = [c.model_dump() for c in checks]
-        change.checks_green = _green(checks)
+        change.checks_green = False
         session.add(change)
-        failed = [c.name for c in checks if c.state != "success"]
+        failed = [c.name for c in checks if c.state not in ("success", pr_checks.PENDING)]
         tasks.log_step(session, task, step, "done",
-                       "all green" if not failed else "failing: " + ", ".join(failed), progress)
+                       ("failing: " + ", ".join(failed) + "; " if failed else "")
+                       + ", ".join(pr_checks.running(checks)) + " run after the PR opens",
+                       progress)
         step = "pull-request"
         tasks.log_step(session, task, step, "started", change.branch, progress)
         spec = ChangeSpec(branch=change.branch, title=prepared.title,
@@ -363,18 +375,19 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
         step = "statuses"
         session.commit()
         for c in checks:
+            if c.state == pr_checks.PENDING:
+                continue  # ``pr_checks.queue`` reports them
             forge.set_check(info.number, Check(name=f"caas/{c.name}", state=CheckState(c.state),
                                                description=c.summary[:140]))
         forge.comment(info.number, redact(pr_text.preview(prepared, checks)))
-        tasks.log_step(session, task, step, "done", f"{len(checks)} check(s) reported", progress)
+        pr_checks.queue(session, forge=forge, number=info.number, sha=info.head_sha)
+        tasks.log_step(session, task, step, "done", f"{len(checks)} check(s) reported, "
+                       f"{len(pr_checks.running(checks))} pending", progress)
         step = "catalog"
         if change.entity:
             catalog_service.record_timeline(
                 session, entity=change.entity, event="pr.opened", actor=change.author,
                 detail={"change": change.id, "number": info.number, "url": info.url})
-            catalog_service.record_timeline(
-                session, entity=change.entity, event="checks.finished", actor="scaffolder",
-                detail={"green": change.checks_green, "failing": failed})
             catalog_service.set_status(session, entity=change.entity, status="requested")
         session.commit()
         if prepared.touches_envs:
@@ -419,6 +432,12 @@ def _fail(session: Session, task: Task, change: Change, step: str, message: str,
     tasks.log_step(session, task, step, "failed",
                    f"{message} (the reservation of {change.unit_key} is released; retry the "
                    "task to take it again)", progress)
+
+
+def run_pr_checks(session: Session, *, forge: Forge, number: int, sha: str) -> str:
+    """The deferred checks of PR ``number`` at head ``sha`` (the reconciler's ``pr_checks``
+    job; ``scaffolder.pr_checks.run``)."""
+    return pr_checks.run(session, forge=forge, number=number, sha=sha)
 
 
 def rerender_task(session: Session, *, registry: Registry, forge: Forge, principal: Principal,

@@ -6,24 +6,42 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from devtools.postgres import postgres_server
 from portal import db
 from portal.app import create_app
 from portal.auth import service as auth_service
 from portal.auth.models import Role, User
 from portal.settings import Settings
 from tests.harness.databases import PostgresFactory, SqliteFactory
-from tests.harness.postgres import postgres_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery"
 
 os.environ.setdefault("CHECKPOINT_DISABLE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _pr_checks_at_once(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new PR's deferred checks (``scaffolder.pr_checks``) run at once, in the request that
+    opened it, where a worker would run them a moment later: most tests are about what follows
+    (review, merge). Tests of the lifecycle itself (``@pytest.mark.checks_after_pr``) leave them
+    to the queue and a worker; so do servers started in their own process."""
+    if request.node.get_closest_marker("checks_after_pr"):
+        return
+    from scaffolder import pr_checks
+
+    def at_once(session: Session, *, forge: Any, number: int, sha: str) -> None:
+        session.commit()
+        pr_checks.run(session, forge=forge, number=number, sha=sha)
+
+    monkeypatch.setattr(pr_checks, "queue", at_once)
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,8 @@ def run(session: Session, *, settings: Settings, forge: Forge, registry: Registr
     return DriftReport(findings=[f for f in report.findings if f.side in chosen],
                        sides=[s for s in report.sides if s.side in chosen],
                        counts={k: n for k, n in report.counts.items()
-                               if k.rpartition("/")[2] in chosen})
+                               if k.rpartition("/")[2] in chosen},
+                       run=report.run)
 
 
 def drifted(report: DriftReport) -> bool:

@@ -5,7 +5,9 @@ so a run that finds the same difference again updates the row instead of adding 
 ``catalog_drift_sides`` says, per side, when it was last checked and whether it could be
 (``checked``, ``not connected``, ``not configured``, ``failed: <why>``). ``catalog_drift_units``
 caches the git side per unit: a unit whose files (fingerprint) and template version have not
-changed since the last run is not rendered again.
+changed since the last run keeps its findings; one whose answers file has not changed keeps
+its rendering's digests, so only a unit that differs from them is rendered again (for the
+diff). ``catalog_drift_runs`` and ``catalog_drift_lease``: see ``catalog.drift.runs``.
 """
 
 from __future__ import annotations
@@ -102,6 +104,10 @@ class DriftSideState(SQLModel, table=True):
 
 
 class DriftUnit(SQLModel, table=True):
+    """The git side's memory of one unit, two levels deep: ``fingerprint`` + ``findings`` (the
+    unit's files unchanged: its findings stand), and ``render_key`` + ``rendered`` (its answers
+    file unchanged: the rendering stands, so files still matching it need no render)."""
+
     __tablename__ = "catalog_drift_units"
 
     unit: str = Field(primary_key=True, max_length=300)  # folder, e.g. tenants/a/b
@@ -109,9 +115,62 @@ class DriftUnit(SQLModel, table=True):
     template_version: str = Field(default="", max_length=64)  # the registry's, at that time
     findings: list[dict[str, Any]] = Field(default_factory=list,
                                            sa_column=Column(JSON, nullable=False))
+    # ``scaffolder.rerender.render_key``: the unit folder and answers file (template, recorded
+    # version tree id, answers); "" when it was not rendered
+    render_key: str = Field(default="", max_length=64)
+    # the rendering's ``unit_digests``: path inside the unit -> sha1 of its comparable content
+    rendered: dict[str, str] = Field(default_factory=dict,
+                                     sa_column=Column(JSON, nullable=False))
+
+
+class DriftRun(SQLModel, table=True):
+    """One drift run (``catalog.drift.runs``): who asked, which sides, how it ended."""
+
+    __tablename__ = "catalog_drift_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    state: str = Field(default="running", max_length=16)  # running | succeeded | failed
+    requested_by: str = Field(default="", max_length=100)  # a username, ``worker`` or ``cli``
+    sides: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    owner: str = Field(default="", max_length=200)  # host:pid:id of the process running it
+    commit: str = Field(default="", max_length=64)  # main's head it checked
+    message: str = Field(default="")  # what it found, or why it failed
+    findings: int = Field(default=0)  # findings in state drift after it
+    rendered: int = Field(default=0)  # units the git side rendered
+    started_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    finished_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+class DriftLease(SQLModel, table=True):
+    """The single-flight lease: the one row ``drift`` names the run that may write, until
+    ``expires_at`` (renewed while it runs; a killed run's lease runs out and is taken over)."""
+
+    __tablename__ = "catalog_drift_lease"
+
+    name: str = Field(primary_key=True, max_length=32)
+    run_id: int | None = Field(default=None)
+    owner: str = Field(default="", max_length=200)
+    expires_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
 # ---- public shapes ------------------------------------------------------------------------------
+
+
+class RunPublic(SQLModel):
+    id: int
+    state: str
+    requested_by: str
+    sides: list[str]
+    commit: str
+    message: str
+    findings: int
+    rendered: int
+    started_at: datetime
+    finished_at: datetime | None
+    joined: bool = False  # this request found the run already going and joined it
 
 
 class FindingPublic(SQLModel):
@@ -145,6 +204,7 @@ class DriftReport(SQLModel):
     findings: list[FindingPublic]
     sides: list[SidePublic]
     counts: dict[str, int]  # "<kind>/<side>" -> findings in state drift
+    run: RunPublic | None = None  # the latest run (running, or how it ended)
 
 
 class FixResult(SQLModel):
@@ -152,6 +212,17 @@ class FixResult(SQLModel):
     fix: str
     message: str
     change_id: int | None = None
+
+
+@dataclass(frozen=True)
+class UnitCache:
+    """One ``catalog_drift_units`` row as the git side reads and writes it."""
+
+    fingerprint: str
+    template_version: str
+    findings: list[dict[str, object]]
+    render_key: str = ""
+    rendered: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -163,3 +234,4 @@ class SideResult:
     findings: list[Finding] = field(default_factory=list)
     checked: int = 0
     seconds: float = 0.0
+    rendered: int = 0  # units rendered in this run (the git side; the others render nothing)

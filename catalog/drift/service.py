@@ -1,8 +1,11 @@
 """Drift, as the API, the pages, the CLI and the worker call it.
 
-- ``run(session, settings=, forge=, registry=, sides=None) -> DriftReport``: read main once,
-  check each side (git, catalog always; cluster when a kubeconfig is set; Keycloak when
-  configured), store the findings (``store``), return the stored report. Idempotent.
+- ``run(session, settings=, forge=, registry=, sides=None, wait=True) -> DriftReport``: read
+  main once, check each side (git, catalog always; cluster when a kubeconfig is set; Keycloak
+  when configured), store the findings (``store``), return the stored report. Idempotent.
+  Single-flight (``runs``): when a run is going it joins it instead (waits, or not).
+- ``request_run(...) -> RunPublic``: "Check now" — the same run on a thread of this process,
+  returned at once; ``get_run(session, id)``; ``execute(engine, run, …)``: one run's work.
 - ``report(session, kind=, side=, team=, entity=) -> DriftReport``: what the last runs found.
 - ``entity_badges(session, keys) -> {entity: {side: count}}``: for entity pages and lists.
 - ``counts(session) -> {(kind, side): count}``: the Prometheus gauge's values.
@@ -17,25 +20,31 @@ and the adapters' own errors (not configured, unreachable) as they are.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import func
+from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
-from catalog.drift import catalog_side, cluster_side, git_side, identity_side, store
+from catalog.drift import catalog_side, cluster_side, git_side, identity_side, runs, store
 from catalog.drift.models import (
     FIX_LABELS,
     DriftFinding,
     DriftReport,
+    DriftRun,
     DriftSideState,
     FindingPublic,
     Fix,
     FixResult,
+    RunPublic,
     Side,
     SidePublic,
     SideResult,
     State,
+    UnitCache,
 )
 from catalog.drift.snapshot import Snapshot, read_main
 from catalog.models import Kind
@@ -44,12 +53,14 @@ from gitops.layout import unit_dir
 from gitops.names import is_dns_label
 from portal.auth import audit, policy
 from portal.auth.principal import Principal
-from portal.db import aware
+from portal.db import aware, utcnow
 from portal.errors import Conflict, NotFound, ValidationFailed
 from portal.settings import Settings
 from reconciler import service as reconciler_service
 from scaffolder import service as scaffolder_service
 from scaffolder.registry import Registry
+
+log = logging.getLogger("caas.drift")
 
 MAX_FINDINGS = 5000  # rows one report returns; the counts cover all
 
@@ -75,18 +86,25 @@ def _cluster(settings: Settings, snapshot: Snapshot) -> SideResult:
     return cluster_side.check(snapshot, live=LiveStatus.from_settings(settings))
 
 
-def run(session: Session, *, settings: Settings, forge: Forge, registry: Registry | None = None,
-        sides: Iterable[str] | None = None) -> DriftReport:
-    """Check ``sides`` (all by default) against the head of main and store what they find
-    (``registry``: the templates; the settings' own when None)."""
-    chosen = _sides(sides)
-    registry = registry or Registry(settings)
+@dataclass
+class _Checked:
+    """What one run found, before anything is written."""
+
+    commit: str
+    results: list[SideResult]
+    cache: tuple[dict[str, UnitCache], dict[str, UnitCache]] | None  # (old, new) of the git side
+
+
+def _check(session: Session, *, settings: Settings, forge: Forge, registry: Registry,
+           chosen: Sequence[Side]) -> _Checked:
+    """Every chosen side against the head of main; writes nothing."""
     snapshot = read_main(forge, ref=settings.main_branch)
+    checked = _Checked(commit=snapshot.commit, results=[], cache=None)
     for side in chosen:
         if side == Side.git:
             cache = store.load_cache(session)
             result, new_cache = git_side.check(snapshot, registry=registry, cache=cache)
-            store.save_cache(session, cache, new_cache)
+            checked.cache = (cache, new_cache)
         elif side == Side.catalog:
             result = catalog_side.check(session, snapshot)
         elif side == Side.cluster:
@@ -94,8 +112,101 @@ def run(session: Session, *, settings: Settings, forge: Forge, registry: Registr
         else:
             teams = sum(1 for k in snapshot.units if k.startswith("team:"))
             result = identity_side.check(settings, forge, teams=teams)
-        store.save(session, result, commit=snapshot.commit)
+        checked.results.append(result)
+    session.rollback()  # end the read transaction before the long write wait, if any
+    return checked
+
+
+def execute(engine: Engine, run: DriftRun, *, settings: Settings, forge: Forge,
+            registry: Registry) -> DriftRun:
+    """Run ``run`` (holding the lease: ``runs.start``): check its sides, then write every
+    side's findings and the git side's cache in one transaction fenced by the lease, so a
+    reader sees the previous run's findings or this one's, never half of each. Records how it
+    ended (a failure's message on the run) and frees the lease; returns the ended run."""
+    assert run.id is not None
+    lease_s = settings.drift_lease_s
+    try:
+        with runs.Heartbeat(engine, run, lease_s) as beat, Session(engine) as session:
+            checked = _check(session, settings=settings, forge=forge, registry=registry,
+                             chosen=_sides(run.sides or None))
+            if beat.lost.is_set():
+                raise Conflict(f"drift run {run.id} lost its lease to another run",
+                               field="run", rule="lease-lost")
+            runs.fence(session, run, lease_s)
+            if checked.cache is not None:
+                store.save_cache(session, *checked.cache, commit=False)
+            now = utcnow()
+            for result in checked.results:
+                store.apply(session, result, commit=checked.commit, now=now)
+            session.commit()
+            drifted = sum(counts(session).values())
+            rendered = sum(r.rendered for r in checked.results)
+            summary = ", ".join(f"{r.side.value} {r.status} ({r.checked} checked, "
+                                f"{r.seconds:.1f} s)" for r in checked.results)
+            runs.finish(session, run.id, state="succeeded", commit=checked.commit,
+                        findings=drifted, rendered=rendered,
+                        message=f"{drifted} finding(s) in state drift; {summary}")
+    except Exception as exc:
+        log.warning("drift run %s failed", run.id, exc_info=True)
+        with Session(engine) as session:
+            runs.finish(session, run.id, state="failed",
+                        message=str(getattr(exc, "message", "") or exc) or type(exc).__name__)
+        raise
+    with Session(engine, expire_on_commit=False) as session:
+        return runs.get(session, run.id)
+
+
+def _engine(session: Session) -> Engine:
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
+def run(session: Session, *, settings: Settings, forge: Forge, registry: Registry | None = None,
+        sides: Iterable[str] | None = None, requested_by: str = "cli",
+        wait: bool = True) -> DriftReport:
+    """Check ``sides`` (all by default) against the head of main and store what they find
+    (``registry``: the templates; the settings' own when None), in this thread. When another
+    run holds the lease this one joins it: waits for it to end (``wait``) or returns at once.
+    Raises what a failed run raised (``Conflict`` when it lost its lease)."""
+    chosen = _sides(sides)
+    run_row, started = runs.start(session, requested_by=requested_by,
+                                  sides=[s.value for s in chosen],
+                                  lease_s=settings.drift_lease_s)
+    engine = _engine(session)
+    if started:
+        execute(engine, run_row, settings=settings, forge=forge,
+                registry=registry or Registry(settings))
+    elif wait:
+        runs.wait(engine, run_row.id or 0, timeout_s=settings.drift_wait_s)
+    session.expire_all()
     return report(session)
+
+
+def request_run(session: Session, *, settings: Settings, forge: Forge, registry: Registry,
+                requested_by: str, sides: Iterable[str] | None = None) -> RunPublic:
+    """"Check now": start a run on a thread of this process and return at once (``joined``:
+    a run was already going; that one is returned). ``ValidationFailed`` for a bad side,
+    before anything is written."""
+    chosen = _sides(sides)
+    run_row, started = runs.start(session, requested_by=requested_by,
+                                  sides=[s.value for s in chosen],
+                                  lease_s=settings.drift_lease_s)
+    if started:
+        engine = _engine(session)
+
+        def background() -> None:
+            try:
+                execute(engine, run_row, settings=settings, forge=forge, registry=registry)
+            except Exception:  # recorded on the run by ``execute``
+                return
+
+        threading.Thread(target=background, name=f"caas-drift-run-{run_row.id}",
+                         daemon=True).start()
+    return runs.public(run_row, joined=not started)
+
+
+def get_run(session: Session, run_id: int) -> RunPublic:
+    return runs.shown(session, runs.get(session, run_id))
 
 
 def _check_filters(kind: str | None, side: str | None, team: str | None) -> None:
@@ -139,7 +250,9 @@ def report(session: Session, *, kind: str | None = None, side: str | None = None
                         seconds=round(s.seconds, 3), checked_at=aware(s.checked_at))
              for s in session.exec(select(DriftSideState)).all()]
     totals = {f"{k}/{s}": n for (k, s), n in counts(session).items()}
-    return DriftReport(findings=[public(r) for r in rows], sides=sides, counts=totals)
+    last = runs.latest(session)
+    return DriftReport(findings=[public(r) for r in rows], sides=sides, counts=totals,
+                       run=runs.shown(session, last) if last is not None else None)
 
 
 def counts(session: Session) -> dict[tuple[str, str], int]:

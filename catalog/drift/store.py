@@ -16,7 +16,14 @@ from datetime import datetime
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from catalog.drift.models import DriftFinding, DriftSideState, DriftUnit, Finding, SideResult
+from catalog.drift.models import (
+    DriftFinding,
+    DriftSideState,
+    DriftUnit,
+    Finding,
+    SideResult,
+    UnitCache,
+)
 from portal.db import utcnow
 
 CHUNK = 500
@@ -29,6 +36,13 @@ def _kind(entity: str) -> str:
 def save(session: Session, result: SideResult, *, commit: str,
          entities: Iterable[str] | None = None, now: datetime | None = None) -> None:
     """Store one side's result (see the module docstring); commits."""
+    apply(session, result, commit=commit, entities=entities, now=now)
+    session.commit()
+
+
+def apply(session: Session, result: SideResult, *, commit: str,
+          entities: Iterable[str] | None = None, now: datetime | None = None) -> None:
+    """``save`` without the commit: a run writes all its sides in one transaction."""
     now = now or utcnow()
     side = result.side.value
     scope = set(entities) if entities is not None else None
@@ -56,25 +70,31 @@ def save(session: Session, result: SideResult, *, commit: str,
         state.status, state.commit, state.checked = result.status, commit, result.checked
         state.seconds, state.checked_at = result.seconds, now
         session.add(state)
-    session.commit()
 
 
-def load_cache(session: Session) -> dict[str, tuple[str, str, list[dict[str, object]]]]:
-    """The git side's per-unit cache: folder → (fingerprint, template version, findings)."""
-    return {u.unit: (u.fingerprint, u.template_version, list(u.findings))
+def load_cache(session: Session) -> dict[str, UnitCache]:
+    """The git side's per-unit cache: folder → ``UnitCache``."""
+    return {u.unit: UnitCache(fingerprint=u.fingerprint, template_version=u.template_version,
+                              findings=list(u.findings), render_key=u.render_key,
+                              rendered=dict(u.rendered or {}))
             for u in session.exec(select(DriftUnit)).all()}
 
 
-def save_cache(session: Session, old: Mapping[str, tuple[str, str, list[dict[str, object]]]],
-               new: Mapping[str, tuple[str, str, list[dict[str, object]]]]) -> None:
-    """Write only the entries that changed; drop units no longer on main. Commits."""
+def save_cache(session: Session, old: Mapping[str, UnitCache],
+               new: Mapping[str, UnitCache], *, commit: bool = True) -> None:
+    """Write only the entries that changed; drop units no longer on main. Commits unless
+    ``commit`` is False (a run writes it with its findings)."""
     gone = sorted(set(old) - set(new))
     for i in range(0, len(gone), CHUNK):
         session.execute(delete(DriftUnit).where(col(DriftUnit.unit).in_(gone[i:i + CHUNK])))
-    for unit, (fingerprint, version, findings) in new.items():
-        if old.get(unit) == (fingerprint, version, findings):
+    for unit, entry in new.items():
+        if old.get(unit) == entry:
             continue
-        row = session.get(DriftUnit, unit) or DriftUnit(unit=unit, fingerprint=fingerprint)
-        row.fingerprint, row.template_version, row.findings = fingerprint, version, findings
+        row = (session.get(DriftUnit, unit) if unit in old else None) or DriftUnit(
+            unit=unit, fingerprint="")
+        row.fingerprint, row.template_version = entry.fingerprint, entry.template_version
+        row.findings, row.render_key = entry.findings, entry.render_key
+        row.rendered = entry.rendered
         session.add(row)
-    session.commit()
+    if commit:
+        session.commit()

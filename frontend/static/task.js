@@ -1,7 +1,12 @@
 // Follows a scaffolder task's step log over Server-Sent Events, then shows the change link
-// (by reloading: the server renders the finished page, so the no-JavaScript page is the same).
+// (by reloading: the server renders the finished page, so the no-JavaScript page is the same);
+// then reloads while the pull request's checks still run.
 "use strict";
 (function () {
+  // A pull request whose checks still run: reload until they are in (plain page refresh).
+  const checks = document.getElementById("task-checks");
+  const every = checks ? Number(checks.getAttribute("data-refresh-s")) : 0;
+  if (every > 0) window.setTimeout(() => window.location.reload(), every * 1000);
   const log = document.getElementById("task-log");
   if (!log || !log.getAttribute("data-events-url")) return;
   const seen = new Set(Array.from(log.querySelectorAll("li[data-id]"),

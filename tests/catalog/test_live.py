@@ -10,8 +10,8 @@ import kmock
 import pytest
 
 from catalog.live import NOT_CONNECTED, AppLive, LiveStatus, NamespaceLive, QuotaLive
+from devtools.kubernetes import serve_namespace, write_kubeconfig
 from portal.settings import Settings
-from tests.fakes.kubernetes import serve_namespace, write_kubeconfig
 
 
 def _live(tmp_path: Path, url: str) -> LiveStatus:

@@ -9,8 +9,8 @@ from pathlib import Path
 import kmock
 
 from catalog.live_status import live_block
+from devtools.kubernetes import serve_namespace, write_kubeconfig
 from portal.settings import Settings
-from tests.fakes.kubernetes import serve_namespace, write_kubeconfig
 
 NS_SPEC = {"namespace": "payments-api"}
 

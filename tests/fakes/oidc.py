@@ -25,7 +25,7 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.testclient import TestClient
 
-from tests.fakes.server import serve
+from devtools.server import serve
 
 REALM_PATH = "/realms/caas"
 CLIENT_ID = "caas-portal"

@@ -66,7 +66,10 @@ def test_environment_page_offers_uninstall_as_a_change_to_installed_false(
         client: Callable[[str], httpx.Client]) -> None:
     page = client("ada").get("/catalog/environments/dev").text
     assert 'action="/decommission"' not in page
-    assert 'href="/change?unit=envs/dev&amp;installed=false"' in page
+    # dev still runs the platform's namespace: disabled with the refusal the form would give.
+    assert "disabled" in _button(page, "Uninstall")
+    assert _why(page, "uninstall").startswith("environment:dev still has dependants")
+    assert "namespace:platform/platform-tools" in _why(page, "uninstall")
     form = client("ada").get("/change", params={"unit": "envs/dev", "installed": "false"}).text
     box = re.search(r'<input[^>]*name="installed"[^>]*>', form)
     assert box and "checked" not in box.group(0)  # pre-set to false

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from portal.auth.models import Role
-from tests.catalog.drift.conftest import QUOTA, Main, reindex
+from tests.catalog.drift.conftest import QUOTA, Main, reindex, wait_run
 from tests.catalog.drift.conftest import main as main  # the fixture, shared
 from tests.conftest import UserFactory
 
@@ -32,7 +32,9 @@ def test_drift_page_badges_and_fix_button(app_client: TestClient, main: Main, en
     assert "Check now" not in empty.text  # admins only
     assert app_client.post("/drift/run", headers=dev).status_code == 403
     ran = app_client.post("/drift/run", headers=ada, follow_redirects=False)
-    assert ran.status_code == 303 and "/drift?done=checked" in ran.headers["location"]
+    assert ran.status_code == 303 and "started" in ran.headers["location"]
+    run_id = app_client.get("/api/drift", headers=dev).json()["run"]["id"]
+    assert wait_run(app_client, dev, run_id)["state"] == "succeeded"
 
     page = app_client.get("/drift", headers=dev, params={"side": "git"})
     assert page.status_code == 200

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from portal.app import create_app
-from tests.conftest import bearer, make_settings
+from tests.conftest import UserFactory, bearer, make_settings
 from tests.frontend.conftest import LiveServer
 
 
@@ -90,3 +90,16 @@ def test_login_page_follows_the_identity_settings(tmp_path: Path) -> None:
     assert page.status_code == 200
     assert 'href="/auth/oidc/login?next=/catalog"' in page.text
     assert 'name="password"' not in page.text
+
+
+def test_sign_in_returns_to_the_page_with_its_query(app_client: TestClient,
+                                                    make_user: UserFactory) -> None:
+    """A link to ``/search?q=pay&kind=team`` opened signed out used to come back as
+    ``/search`` after sign-in (the redirect kept the path only)."""
+    make_user("carol")
+    sent = app_client.get("/search?q=pay&kind=team", headers={"accept": "text/html"},
+                          follow_redirects=False)
+    assert sent.status_code == 303
+    assert sent.headers["location"] == "/login?next=/search%3Fq%3Dpay%26kind%3Dteam"
+    login = app_client.get(sent.headers["location"])
+    assert 'name="next" value="/search?q=pay&amp;kind=team"' in login.text

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from catalog import service as catalog_service
 from gitops.forges.factory import make_forge
 from portal.app import create_app
 from portal.auth.models import AuditEvent
@@ -106,3 +107,32 @@ def test_gate_buttons_disabled_with_the_reason_and_audited(
         assert sorted((e.actor, e.outcome) for e in events) == [
             ("alice", "denied"), ("root", "success")]
         assert [e.detail["reason"] for e in events if e.outcome == "success"] == [reason]
+
+
+def test_namespace_page_promotes_the_quota(
+        settings: Settings, engine: Engine, tmp_path: Path, make_user: UserFactory,
+        auth_headers: Headers) -> None:
+    _seed(settings, tmp_path)
+    _people(make_user)
+    with TestClient(create_app(settings, engine=engine)) as client:
+        _setup(client, auth_headers)
+        with Session(engine) as s:  # what the worker's index job does after the merge
+            catalog_service.reindex(s, forge=make_forge(settings, engine))
+        page = "/catalog/namespaces/payments/payments-web"
+        alice = {**auth_headers("alice"), **HTML}
+        mine = client.get(page, headers=alice).text
+        assert "disabled" not in _button(mine, "Promote quota")
+        assert re.search(r'<select id="tenant-promote-to"[^>]*>.*staging.*prod', mine, re.S)
+        outsider = client.get(page, headers={**auth_headers("eve"), **HTML}).text
+        assert "disabled" in _button(outsider, "Promote quota")
+        assert _why(outsider, "tenant-promote") == "you are not a member of team `payments`"
+        refused = client.post(page + "/promote", headers={**auth_headers("eve"), **HTML},
+                              data={"from": "dev", "to": "staging"}, follow_redirects=False)
+        assert refused.status_code == 403
+        same = client.post(page + "/promote", headers=alice, data={"from": "dev", "to": "dev"},
+                           follow_redirects=False)
+        assert same.status_code == 422 and "to: the target environment must differ" in same.text
+        # TENANT's quotas are the same everywhere: nothing to carry, said as such.
+        nothing = client.post(page + "/promote", headers=alice,
+                              data={"from": "dev", "to": "staging"}, follow_redirects=False)
+        assert nothing.status_code == 409 and "already has dev" in nothing.text

@@ -173,3 +173,20 @@ def test_promote_from_the_application_page(context: Callable[[], BrowserContext]
     expect(ada).to_have_url(re.compile(r"done=override"))
     expect(ada.locator("main")).to_contain_text("overridden by ada: cluster link down")
     assert serious_violations(ada) == []
+
+
+def test_promote_a_tenants_quota_from_the_namespace_page(
+        context: Callable[[], BrowserContext]) -> None:
+    dana = sign_in(context(), "dana")
+    dana.goto("/catalog/namespaces/payments/payments-web")
+    card = dana.get_by_role("region", name="Promote the quota")
+    expect(card.get_by_label("From")).to_have_value("dev")
+    expect(card.get_by_label("To")).to_have_value("staging")
+    assert unlabelled_controls(dana) == []
+    assert serious_violations(dana) == []
+    card.scroll_into_view_if_needed()
+    screenshot(dana, "promotion-tenant-quota")
+    # The seeded tenant has one quota everywhere: the refusal names the field and the rule.
+    card.get_by_role("button", name="Promote quota").click()
+    expect(dana.locator("main")).to_contain_text("to: staging already has dev's quota")
+    assert serious_violations(dana) == []

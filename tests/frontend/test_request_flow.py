@@ -5,8 +5,10 @@ here, so not deployed) with its timeline."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect
@@ -102,3 +104,43 @@ def test_request_review_merge_and_follow(new_context: Callable[[], BrowserContex
     expect(timeline).to_contain_text("by rui")
     expect(reviewer.get_by_role("table", name="Quota per environment")).to_contain_text("dev")
     screenshot(reviewer, "namespace")
+
+
+@pytest.mark.checks_after_pr
+def test_the_task_page_shows_pending_checks_until_the_worker_reports_them(
+        new_context: Callable[[], BrowserContext], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server's in-process worker runs the PR's checks; hold them until the page has shown
+    # them pending, so the test sees both states whatever the machine's speed.
+    from scaffolder import pr_checks
+
+    release = threading.Event()
+    real = pr_checks.deferred_checks
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pr_checks, "deferred_checks", held)
+    dev = sign_in(new_context(), "dana")
+    dev.goto("/templates/tenant")
+    dev.get_by_role("combobox", name="Team", exact=True).select_option("payments")
+    dev.get_by_role("textbox", name="Name", exact=True).fill("slow-checks")
+    dev.get_by_role("textbox", name="Cost centre").fill("cc-7")
+    dev.get_by_role("button", name="Preview the change").click()
+    dev.get_by_role("button", name="Submit the request").click()
+    expect(dev).to_have_url(re.compile(r"/tasks/\d+$"))
+    banner = dev.locator("#task-banner")
+    expect(banner).to_contain_text("checks still running: manifests, kustomize, policies, "
+                                   "capacity")
+    checks = dev.get_by_role("list", name="Checks")
+    expect(checks.locator("li[data-check=kustomize] .badge")).to_have_text("pending")
+    expect(checks.locator("li[data-check=collisions] .badge")).to_have_text("success")
+    release.set()
+    # The page refreshes itself until the worker has reported them (capacity depends on what
+    # the other tests of this shared server requested in dev: green or red, no longer pending).
+    expect(banner).not_to_contain_text("still running", timeout=30_000)
+    expect(banner).to_contain_text(re.compile(r"checks passed|checks failed: capacity$|"
+                                              r"checks failed: capacity\."))
+    for name in ("manifests", "kustomize", "policies"):
+        expect(checks.locator(f"li[data-check={name}] .badge")).to_have_text("success")
+    expect(checks.locator("li[data-check=capacity] .badge")).not_to_have_text("pending")

@@ -1,8 +1,4 @@
-"""The test session's PostgreSQL: the benches' throwaway server (``bench/postgres.py``, its one
-owner)."""
+"""Moved to ``devtools.postgres`` (shared with the benches); this re-export keeps imports written
+before the move working until they are updated. New code imports ``devtools.postgres``."""
 
-from __future__ import annotations
-
-from bench.postgres import postgres_server
-
-__all__ = ["postgres_server"]
+from devtools.postgres import *  # noqa: F403

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from sqlmodel import Session, select
 
 from catalog.models import Entity
+from devtools.server import serve
 from gitops import git
 from gitops.bootstrap import BRANCH, MARKER
 from portal import db
@@ -22,7 +23,6 @@ from portal.bootstrap import REQUIRED_CHECKS, init_platform
 from portal.settings import Settings
 from tests.conftest import REPO_ROOT, make_settings
 from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo
-from tests.fakes.server import serve
 
 SKELETON = REPO_ROOT / "gitops-skeleton"
 _names = itertools.count(1)

@@ -100,8 +100,8 @@ def test_user_team_token_round_trip(tmp_path: Path) -> None:
 
 
 def test_check_codeowners_names_who_cannot_review(tmp_path: Path) -> None:
+    from devtools.server import serve
     from tests.fakes.github import PREFIX, FakeGitHub
-    from tests.fakes.server import serve
 
     fake = FakeGitHub()
     with serve(fake.app) as url:

@@ -16,6 +16,7 @@ import kmock
 import pytest
 from kubernetes import config as k8s_config
 
+from devtools.kubernetes import ApplyingEmulator, write_kubeconfig
 from portal.settings import Settings
 from reconciler.adapters import NotConfigured
 from reconciler.argocd import (
@@ -29,7 +30,6 @@ from reconciler.argocd import (
     ArgoCDTemporaryError,
 )
 from reconciler.errors import PermanentError, TemporaryError
-from tests.fakes.kubernetes import ApplyingEmulator, write_kubeconfig
 
 pytestmark = pytest.mark.kmock(cls=ApplyingEmulator)
 

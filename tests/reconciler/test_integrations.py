@@ -12,6 +12,9 @@ from sqlmodel import Session, select
 
 from catalog import service as catalog_service
 from catalog.models import Entity
+from devtools.keycloak import FakeKeycloak
+from devtools.kubernetes import ApplyingEmulator, write_kubeconfig
+from devtools.server import serve
 from gitops.forges.base import MergeEvent
 from gitops.forges.local import LocalForge
 from gitops.git import seed_repository
@@ -20,9 +23,6 @@ from reconciler import service
 from reconciler.argocd import REFRESH_ANNOTATION
 from reconciler.worker import Worker
 from tests.conftest import REPO_ROOT, make_settings
-from tests.fakes.keycloak import FakeKeycloak
-from tests.fakes.kubernetes import ApplyingEmulator, write_kubeconfig
-from tests.fakes.server import serve
 from tests.harness.databases import SqliteFactory
 from tests.reconciler.conftest import drain, jobs_of, push, tenant_files
 

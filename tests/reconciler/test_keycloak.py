@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from devtools.keycloak import FakeKeycloak, FakeRealm
+from devtools.server import serve
 from portal.settings import Settings
 from reconciler.adapters import NotConfigured
 from reconciler.errors import PermanentError, TemporaryError
@@ -22,8 +24,6 @@ from reconciler.keycloak import (
     SyncReport,
     groups_from_team,
 )
-from tests.fakes.keycloak import FakeKeycloak, FakeRealm
-from tests.fakes.server import serve
 
 CLIENT, SECRET = "caas-portal-admin", "s3cr3t"
 _realms = itertools.count(1)

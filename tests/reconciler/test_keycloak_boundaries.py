@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from devtools.keycloak import FakeKeycloak, FakeRealm
+from devtools.server import serve
 from gitops.forges.local import LocalForge
 from portal.settings import Settings
 from reconciler.errors import PermanentError, TemporaryError
@@ -25,8 +27,6 @@ from reconciler.keycloak import (
     SyncError,
     groups_from_team,
 )
-from tests.fakes.keycloak import FakeKeycloak, FakeRealm
-from tests.fakes.server import serve
 from tests.reconciler.conftest import push
 
 CLIENT, SECRET = "caas-portal-admin", "s3cr3t"

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from devtools.keycloak import FakeKeycloak, FakeRealm
+from devtools.server import serve
 from portal.settings import Settings
 from reconciler.keycloak import GroupSpec, KeycloakSync, groups_from_team
-from tests.fakes.keycloak import FakeKeycloak, FakeRealm
 from tests.fakes.keycloak_npm import admin_routes, check_request
-from tests.fakes.server import serve
 
 pytestmark = pytest.mark.keycloak_spec
 CLIENT, SECRET = "caas-portal-admin", "s3cr3t"

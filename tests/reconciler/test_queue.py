@@ -72,6 +72,30 @@ def test_record_merge_event_is_idempotent(forge: LocalForge, engine: Engine) -> 
             AuditEvent.action == "reconciler.merge")).one().target == commit
 
 
+def test_enqueue_inserts_only_new_units_in_the_order_given(forge: LocalForge,
+                                                          engine: Engine) -> None:
+    """One INSERT for a plan's jobs: ids follow the order given (units of one environment run
+    in id order), a unit named twice is inserted once, a unit already queued is left alone."""
+    commit = push(forge, {"README.md": "enqueue\n"})[1]
+    units = [queue.NewJob(unit="catalog", kind="catalog"),
+             *tf_units("dev", "backend", "network", "domain"),
+             queue.NewJob(unit="argocd", kind="argocd")]
+    with Session(engine, expire_on_commit=False) as session:
+        first = queue.enqueue(session, commit=commit, jobs=[*units, units[2]])
+        session.commit()
+        again = queue.enqueue(session, commit=commit,
+                              jobs=[queue.NewJob(unit="keycloak", kind="keycloak"), *units])
+        session.commit()
+    assert [j.unit for j in first] == [u.unit for u in units]
+    ids = [j.id or 0 for j in first]
+    assert ids == sorted(ids)
+    assert [j.unit for j in again] == ["keycloak"]
+    stored = jobs_of(engine, commit)
+    assert sorted(stored) == sorted([u.unit for u in units] + ["keycloak"])
+    assert stored["terraform:dev/network"].depends_on == "terraform:dev/backend"
+    assert stored["terraform:dev/network"].id == first[2].id  # the first insert's row stays
+
+
 def test_units_run_in_order_and_merge_is_applied(forge: LocalForge, engine: Engine,
                                                  settings: Settings) -> None:
     ran: list[str] = []

@@ -13,6 +13,9 @@ from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
 from catalog.models import Entity, TimelineEvent
+from devtools.keycloak import FakeKeycloak
+from devtools.kubernetes import ApplyingEmulator, write_kubeconfig
+from devtools.server import serve
 from gitops.forges.base import MergeEvent
 from gitops.forges.local import LocalForge
 from gitops.git import seed_repository
@@ -23,9 +26,6 @@ from reconciler.planner import plan_merge
 from reconciler.removal import removal_jobs
 from reconciler.worker import Worker
 from tests.conftest import REPO_ROOT, make_settings
-from tests.fakes.keycloak import FakeKeycloak
-from tests.fakes.kubernetes import ApplyingEmulator, write_kubeconfig
-from tests.fakes.server import serve
 from tests.reconciler.conftest import drain, jobs_of, push
 
 APPS = "argoproj.io/v1alpha1/applications"

@@ -99,3 +99,4 @@ def test_removing_a_namespace_rewrites_its_teams_appproject(
     after = gittree.read_blob(gitops, change["head_sha"], "teams/platform/appproject.yaml")
     assert after is not None and b"platform-tools" not in after
     assert b"kind: AppProject" in after
+

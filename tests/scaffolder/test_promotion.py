@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from devtools.kubernetes import write_kubeconfig
 from gitops import app_overlays, git, gittree, yaml
 from gitops.git import seed_repository
 from portal.app import create_app
@@ -22,7 +23,6 @@ from portal.auth.models import AuditEvent, Role
 from portal.settings import Settings
 from scaffolder.models import Change
 from tests.conftest import UserFactory, make_settings, make_user_for
-from tests.fakes.kubernetes import write_kubeconfig
 from tests.scaffolder.conftest import write_skeleton
 
 Headers = Callable[[str], dict[str, str]]

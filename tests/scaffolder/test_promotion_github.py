@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from devtools.server import serve
 from gitops.forges.github_webhook import sign
 from portal.app import create_app
 from portal.settings import ForgeKind, Settings
@@ -26,7 +27,6 @@ from scaffolder.registry import Registry
 from scaffolder.render import render
 from tests.conftest import UserFactory
 from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo
-from tests.fakes.server import serve
 from tests.scaffolder.test_promotion import APP, TENANT, _checks, _people, _promote
 
 Headers = Callable[[str], dict[str, str]]

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
+from devtools.server import serve
 from gitops.forges.base import ChangeSpec, Check, CheckState, FileChange
 from gitops.forges.factory import make_forge
 from gitops.forges.github import GitHubForge
@@ -23,7 +24,6 @@ from portal.auth import policy
 from scaffolder import promotion_gates
 from tests.conftest import UserFactory, make_settings
 from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo
-from tests.fakes.server import serve
 from tests.scaffolder.test_promotion import _checks, _people, _promote, _seed, _setup
 
 Headers = Callable[[str], dict[str, str]]

@@ -100,3 +100,23 @@ def test_a_killed_worker_is_replaced(tmp_path: Path) -> None:
         worker.proc.wait()
         render_pool._pool.idle.put(worker)
     assert _render(template, "b") == {"file.yaml": b"name: b\n"}
+
+
+def test_a_hook_s_own_environment_renders_each_source_and_renders_write_to_shm(
+        tmp_path: Path) -> None:
+    # The hook compiles through the worker's cache (keyed by source and configuration): two
+    # renders with different sources and values must each get their own text.
+    hook = ("import os\n"
+            "from cookiecutter.environment import StrictEnvironment\n"
+            "env = StrictEnvironment(context={}, keep_trailing_newline=True)\n"
+            "src = open('file.yaml').read().replace('name', 'hooked')\n"
+            "v = '{' + '{ v }' + '}|'\n"  # not rendered by cookiecutter: the hook's own
+            "text = env.from_string(v + src).render(v='{{ cookiecutter.name }}')\n"
+            "open('hooked.txt', 'w').write(text)\n"
+            "open('cwd.txt', 'w').write(os.getcwd())\n")
+    template = _template(tmp_path / "t", hook=hook)
+    first, second = _render(template, "one"), _render(template, "two")
+    assert first["hooked.txt"] == b"one|hooked: one\n"
+    assert second["hooked.txt"] == b"two|hooked: two\n"
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        assert first["cwd.txt"].startswith(b"/dev/shm/caas-render-")

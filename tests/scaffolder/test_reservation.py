@@ -44,7 +44,7 @@ def _fail_last_step(real: Callable[..., None]) -> Callable[..., None]:
 # (step the task fails at, how the failure is injected)
 STEPS: list[tuple[str, Callable[[pytest.MonkeyPatch, LocalForge], None]]] = [
     ("request", lambda mp, _f: mp.setattr(service.audit, "record", _boom)),
-    ("checks", lambda mp, _f: mp.setattr(service, "run_checks", _boom)),
+    ("checks", lambda mp, _f: mp.setattr(service, "immediate_checks", _boom)),
     ("pull-request", lambda _mp, f: setattr(f, "open_change", _boom)),
     ("statuses", lambda _mp, f: setattr(f, "set_check", _boom)),
     ("statuses", lambda _mp, f: setattr(f, "comment", _boom)),
@@ -74,6 +74,7 @@ def alice(make_user: UserFactory, engine: Engine, gitops: Path) -> Principal:
     return _principal(engine, "alice")
 
 
+@pytest.mark.checks_after_pr  # the request's own steps; the deferred checks are a job's
 @pytest.mark.parametrize(("step", "inject"), STEPS,
                          ids=[f"{s}-{i}" for i, (s, _) in enumerate(STEPS)])
 def test_failure_at_any_step_releases_the_reservation(

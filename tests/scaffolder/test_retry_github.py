@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from devtools.server import serve
 from gitops import gittree
 from gitops.forges.github import GitHubForge
 from portal.auth import service as auth_service
@@ -22,7 +23,6 @@ from scaffolder.models import ScaffoldRequest
 from scaffolder.registry import Registry
 from tests.conftest import UserFactory
 from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo, Fault
-from tests.fakes.server import serve
 
 NOW = 1_800_000_000.0
 

@@ -4,9 +4,12 @@ repository; ``Main`` commits edits on top of it as a person pushing to main woul
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -67,3 +70,17 @@ def registry(settings: Settings) -> Registry:
 def reindex(engine: Engine, main: Main) -> None:
     with Session(engine) as session:
         catalog_service.reindex(session, forge=GitReader(main.git_dir))
+
+
+def wait_run(client: TestClient, headers: dict[str, str], run_id: int,
+             timeout_s: float = 180) -> dict[str, Any]:
+    """Poll ``GET /api/drift/runs/{id}`` until the run has ended; its JSON."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = client.get(f"/api/drift/runs/{run_id}", headers=headers)
+        assert got.status_code == 200, got.text
+        body: dict[str, Any] = got.json()
+        if body["state"] != "running":
+            return body
+        assert time.monotonic() < deadline, f"run {run_id} still running: {body}"
+        time.sleep(0.1)

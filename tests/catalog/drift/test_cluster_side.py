@@ -14,12 +14,12 @@ from sqlmodel import Session
 
 from catalog.drift import service
 from catalog.drift.models import DriftReport
+from devtools.kubernetes import serve_namespace, write_kubeconfig
 from gitops.forges.factory import make_forge
 from portal.auth.principal import SYSTEM
 from portal.settings import Settings
 from scaffolder.registry import Registry
 from tests.catalog.drift.conftest import Main, reindex
-from tests.fakes.kubernetes import serve_namespace, write_kubeconfig
 
 NS, APP = "platform-tools", "tenant.platform-tools.dev"
 APPS = "argoproj.io/v1alpha1/applications"

@@ -11,14 +11,14 @@ from sqlmodel import Session
 
 from catalog.drift import service
 from catalog.drift.models import DriftReport
+from devtools.keycloak import FakeKeycloak, FakeRealm
+from devtools.server import serve
 from gitops.forges.factory import make_forge
 from portal.auth.principal import SYSTEM
 from portal.settings import Settings
 from reconciler.identity_resync import KeycloakResync
 from scaffolder.registry import Registry
 from tests.catalog.drift.conftest import Main
-from tests.fakes.keycloak import FakeKeycloak, FakeRealm
-from tests.fakes.server import serve
 
 CLIENT, SECRET = "caas-portal-admin", "s3cr3t"
 TEAM = "teams/platform/team.yaml"

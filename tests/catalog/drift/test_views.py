@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from gitops import git
 from portal.auth.models import AuditEvent, Role
-from tests.catalog.drift.conftest import QUOTA, Main, reindex
+from tests.catalog.drift.conftest import QUOTA, Main, reindex, wait_run
 from tests.conftest import UserFactory
 
 Headers = Callable[[str], dict[str, str]]
@@ -38,8 +38,17 @@ def test_read_run_and_fix(app_client: TestClient, drifted: Main, make_user: User
     assert app_client.get("/api/drift").status_code == 401
     assert app_client.post("/api/drift/run", headers=dev, json={}).status_code == 403
     run = app_client.post("/api/drift/run", headers=admin, json={"sides": ["git", "catalog"]})
-    assert run.status_code == 200, run.text
-    findings = {f["side"]: f for f in run.json()["findings"]}
+    assert run.status_code == 202, run.text
+    assert run.json()["state"] == "running" and run.json()["requested_by"] == "admin"
+    assert run.headers["location"] == f"/api/drift/runs/{run.json()['id']}"
+    ended = wait_run(app_client, dev, run.json()["id"])
+    assert ended["state"] == "succeeded", ended
+    assert ended["findings"] == 2 and ended["sides"] == ["git", "catalog"]
+    assert app_client.get("/api/drift/runs/999999", headers=dev).status_code == 404
+    assert app_client.get(f"/api/drift/runs/{ended['id']}").status_code == 401
+    reported = app_client.get("/api/drift", headers=dev).json()
+    assert reported["run"]["id"] == ended["id"]
+    findings = {f["side"]: f for f in reported["findings"]}
     assert set(findings) == {"git", "catalog"}
     gauge = app_client.get("/metrics").text
     assert 'caas_drift_findings{kind="namespace",side="git"} 1.0' in gauge

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from devtools.server import serve
 from gitops.forges.base import (
     ChangeSpec,
     ChangeState,
@@ -23,7 +24,6 @@ from gitops.forges.github_codeowners import codeowners_for, split_reviewers
 from portal.errors import ConfigError, NotFound
 from portal.settings import Settings
 from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo
-from tests.fakes.server import serve
 
 CODEOWNERS = b"""\
 # generated from catalog ownership

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from devtools.server import serve
 from gitops.forges.base import ChangeSpec, Check, CheckState, FileChange
 from gitops.forges.github import GitHubForge
 from gitops.forges.github_rest import (
@@ -20,7 +21,6 @@ from gitops.forges.github_rest import (
 )
 from portal.errors import Unavailable
 from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo, Fault
-from tests.fakes.server import serve
 
 NOW = 1_800_000_000.0
 CODEOWNERS = b"*  @acme/platform-admins\n/tenants/shop/  @acme/team-shop @carol\n"

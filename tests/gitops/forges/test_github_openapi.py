@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from openapi_schema_validator import OAS30Validator
 
+from devtools.server import serve
 from gitops.forges.base import ChangeSpec, Check, CheckState, FileChange
 from gitops.forges.github import GitHubForge
 from gitops.forges.github_rest import API_VERSION
 from tests.fakes.github import PREFIX, Call, FakeGitHub, Fault
 from tests.fakes.github_npm import openapi
-from tests.fakes.server import serve
 
 pytestmark = pytest.mark.github_spec
 

@@ -1,5 +1,4 @@
-"""A real, throwaway PostgreSQL server: ``initdb`` + ``pg_ctl`` in a temporary directory, for the
-test session (``tests/conftest.py``) and the benches' ``--database postgres``.
+"""A real PostgreSQL server for the test session: ``initdb`` + ``pg_ctl`` in a temporary directory.
 
 PostgreSQL refuses to run as root, so when the tests run as root the server runs as the
 ``postgres`` user (Debian's postgresql package creates it).
