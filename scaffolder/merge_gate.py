@@ -57,10 +57,8 @@ def store_checks(session: Session, *, forge: Forge, change: Change,
     session.add(change)
     session.commit()  # the forge writes through its own connection
     if change.number is not None:
-        for c in fresh:
-            forge.set_check(change.number, Check(name=f"caas/{c.name}",
-                                                 state=CheckState(c.state),
-                                                 description=c.summary[:140]))
+        forge.set_checks(change.number, [Check(name=f"caas/{c.name}", state=CheckState(c.state),
+                                               description=c.summary[:140]) for c in fresh])
     return fresh
 
 

@@ -69,9 +69,8 @@ def queue(session: Session, *, forge: Forge, number: int, sha: str) -> None:
 
 
 def _report_pending(forge: Forge, number: int) -> None:
-    for c in pending():
-        forge.set_check(number, Check(name=f"caas/{c.name}", state=CheckState.pending,
-                                      description=c.summary))
+    forge.set_checks(number, [Check(name=f"caas/{c.name}", state=CheckState.pending,
+                                    description=c.summary) for c in pending()])
 
 
 @dataclass(frozen=True)

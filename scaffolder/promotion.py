@@ -55,6 +55,9 @@ class Plan:
 
 
 def env_doc(forge: Forge, env: str, field: str, sha: str) -> dict[str, Any]:
+    """``envs/<env>/infra.yaml`` on ``sha`` as a mapping; 422 naming ``field`` for a bad
+    name, a missing environment, or (``field="to"``: the target) one with ``installed:
+    false``."""
     if not is_dns_label(env):
         raise ValidationFailed(f"{field}: {env!r} is not an environment name (DNS-1123 label)",
                                field=field, rule="dns-label")
@@ -62,7 +65,12 @@ def env_doc(forge: Forge, env: str, field: str, sha: str) -> dict[str, Any]:
     if raw is None:
         raise ValidationFailed(f"{field}: no environment {env!r} (no envs/{env}/infra.yaml)",
                                field=field, rule="environment-exists")
-    return load_yaml(raw)
+    doc = load_yaml(raw)
+    if field == "to" and not read_manifest(doc).installed:
+        raise ValidationFailed(f"to: environment {env!r} is uninstalled (installed: false in "
+                               f"envs/{env}/infra.yaml): nothing runs there to promote to",
+                               field="to", rule="environment-installed")
+    return doc
 
 
 def _source_file(forge: Forge, team: str, app: str, source: str,
@@ -111,10 +119,6 @@ def plan(forge: Forge, registry: Registry, principal: Principal, *, team: str, a
                                field="to", rule="different-environments")
     env_doc(forge, source, "from", sha)
     target_env = env_doc(forge, target, "to", sha)
-    if not read_manifest(target_env).installed:
-        raise ValidationFailed(f"to: environment {target!r} is uninstalled (installed: false in "
-                               f"envs/{target}/infra.yaml): nothing runs there to promote to",
-                               field="to", rule="environment-installed")
     source_content, legacy = _source_file(forge, team, app, source, sha)
     path = app_overlays.overlay_path(team, app, target)
     old = forge.read_file(path, sha)

@@ -374,11 +374,10 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
         tasks.log_step(session, task, step, "done", f"#{info.number} {info.url}", progress)
         step = "statuses"
         session.commit()
-        for c in checks:
-            if c.state == pr_checks.PENDING:
-                continue  # ``pr_checks.queue`` reports them
-            forge.set_check(info.number, Check(name=f"caas/{c.name}", state=CheckState(c.state),
-                                               description=c.summary[:140]))
+        # The pending ones are ``pr_checks.queue``'s to report.
+        forge.set_checks(info.number, [
+            Check(name=f"caas/{c.name}", state=CheckState(c.state), description=c.summary[:140])
+            for c in checks if c.state != pr_checks.PENDING])
         forge.comment(info.number, redact(pr_text.preview(prepared, checks)))
         pr_checks.queue(session, forge=forge, number=info.number, sha=info.head_sha)
         tasks.log_step(session, task, step, "done", f"{len(checks)} check(s) reported, "

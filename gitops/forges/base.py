@@ -204,6 +204,11 @@ class Forge(Protocol):
         """Record a check result on the PR's head commit (commit status on GitHub)."""
         ...
 
+    def set_checks(self, number: int, checks: Sequence[Check]) -> None:
+        """``set_check`` for each of ``checks``, on one head: one transaction on the local
+        forge, one read of the PR on GitHub."""
+        ...
+
     def comment(self, number: int, body: str, *, key: str = "preview") -> None:
         """Create or update the one comment identified by ``key`` on the PR."""
         ...

@@ -224,8 +224,14 @@ class GitHubForge:
         return self.get_change(number)
 
     def set_check(self, number: int, check: Check) -> None:
-        pr = self._pull(number)
-        github_checks.set_status(self.rest, self._path, pr["head"]["sha"], check)
+        self.set_checks(number, [check])
+
+    def set_checks(self, number: int, checks: Sequence[Check]) -> None:
+        if not checks:
+            return
+        sha = self._pull(number)["head"]["sha"]
+        for check in checks:
+            github_checks.set_status(self.rest, self._path, sha, check)
 
     def comment(self, number: int, body: str, *, key: str = "preview") -> None:
         marker = comment_marker(key)

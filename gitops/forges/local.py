@@ -139,17 +139,25 @@ class LocalForge:
             return self._info(row, session) if row else None
 
     def set_check(self, number: int, check: Check) -> None:
+        self.set_checks(number, [check])
+
+    def set_checks(self, number: int, checks: Sequence[Check]) -> None:
         def write(session: Session) -> None:
             pr = self._row(session, number)
-            row = session.exec(select(LocalCheck).where(
-                LocalCheck.number == number, LocalCheck.name == check.name)).first()
-            row = row or LocalCheck(number=number, name=check.name, state="", sha="")
-            row.state, row.sha = check.state.value, pr.head_sha
-            row.description, row.url = check.description[:1000], check.url[:500]
-            row.updated_at = utcnow()
-            session.add(row)
+            names = [c.name for c in checks]
+            rows = {r.name: r for r in session.exec(select(LocalCheck).where(
+                LocalCheck.number == number, col(LocalCheck.name).in_(names))).all()}
+            for check in checks:
+                row = rows.get(check.name) or LocalCheck(number=number, name=check.name,
+                                                         state="", sha="")
+                row.state, row.sha = check.state.value, pr.head_sha
+                row.description, row.url = check.description[:1000], check.url[:500]
+                row.updated_at = utcnow()
+                session.add(row)
+                rows[check.name] = row
 
-        self._upsert(write)
+        if checks:
+            self._upsert(write)
 
     def comment(self, number: int, body: str, *, key: str = "preview") -> None:
         def write(session: Session) -> None:

@@ -86,3 +86,32 @@ def test_generated_names_collide_with_both_units_named(
     assert "reserved" in checks_runner.check_collisions(forge, default, []).details[0]
     team = replace(change, target="teams/platform")
     assert checks_runner.check_collisions(forge, team, []).state == "success"
+
+
+def test_an_overlay_build_is_kept_per_content_and_rebuilt_when_a_file_changes(
+        prepared: tuple[LocalForge, Prepared], monkeypatch: pytest.MonkeyPatch) -> None:
+    _forge, change = prepared
+    calls: list[str] = []
+    real = checks_runner._build
+
+    def counted(path: Path) -> tuple[str, str]:
+        calls.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(checks_runner, "_build", counted)
+    rendered = dict(change.rendered)
+    first, objects = checks_runner.check_kustomize(rendered)
+    assert first.state == "success" and objects and calls == ["dev"]
+    again, same = checks_runner.check_kustomize(dict(rendered))  # equal content: no kubectl
+    assert (again, same) == (first, objects) and calls == ["dev"]
+    overlay = next(p for p in rendered if p.endswith("envs/dev/kustomization.yaml"))
+    broken = {**rendered, overlay: rendered[overlay] + b"  - missing.yaml\n"}
+    red, _ = checks_runner.check_kustomize(broken)  # one byte differs: built again, red
+    assert red.state == "failure" and calls == ["dev", "dev"], red
+    base = next(p for p in rendered if p.endswith("base/namespace.yaml"))
+    relabelled = {**rendered, base: rendered[base].replace(b"payments-web", b"payments-api")}
+    _, rebuilt = checks_runner.check_kustomize(relabelled)  # a base file changed: rebuilt
+    assert calls == ["dev", "dev", "dev"]
+    assert any(o["metadata"]["name"] == "payments-api" for o in rebuilt)
+    assert checks_runner.check_kustomize(rendered) == (first, objects)  # still kept
+    assert calls == ["dev", "dev", "dev"]

@@ -134,6 +134,34 @@ def test_cli_promotes_a_tenant(settings: Settings, engine: Engine, tmp_path: Pat
     assert _hard(gitops, branch, "prod")["requests.cpu"] == "3"
 
 
+def test_a_tenant_promotion_into_an_uninstalled_environment_is_refused(
+        settings: Settings, engine: Engine, tmp_path: Path, make_user: UserFactory,
+        auth_headers: Headers) -> None:
+    """As for an application: ``installed: false`` leaves no cluster to carry a quota to."""
+    from gitops.forges.base import FileChange
+
+    gitops = _seed(settings, tmp_path)
+    _people(make_user)
+    alice, root = auth_headers("alice"), auth_headers("root")
+    with TestClient(create_app(settings, engine=engine)) as client:
+        tenant = {**TENANT, "environment_quotas": {"dev": {"cpu": "3", "memory": "6Gi"}}}
+        _merged(client, client.post("/api/scaffolder/tasks", headers=alice, json={
+            "template": "tenant", "answers": tenant}), root)
+        head = gittree.resolve(gitops, "main")
+        infra = (gittree.read_blob(gitops, head, "envs/staging/infra.yaml") or b"").replace(
+            b"installed: true", b"installed: false")
+        moved = gittree.commit_files(gitops, parent=head, message="uninstall staging",
+                                     files=[FileChange("envs/staging/infra.yaml", infra)],
+                                     author="root")
+        assert gittree.update_ref(gitops, "main", moved, head)
+        refs = git.out(gitops, "for-each-ref", "--format=%(refname)")
+        refused = _promote(client, alice, "dev", "staging")
+        assert refused.status_code == 422, refused.text
+        assert (refused.json()["error"]["field"], refused.json()["error"]["rule"]) == (
+            "to", "environment-installed")
+    assert git.out(gitops, "for-each-ref", "--format=%(refname)") == refs
+
+
 async def test_source_health_judges_the_namespaces_applications(
         kmock: kmock.KubernetesEmulator, tmp_path: Path, database_url: str) -> None:
     """kmock serves the Applications: the tenant's own is Healthy, but the application

@@ -46,7 +46,7 @@ STEPS: list[tuple[str, Callable[[pytest.MonkeyPatch, LocalForge], None]]] = [
     ("request", lambda mp, _f: mp.setattr(service.audit, "record", _boom)),
     ("checks", lambda mp, _f: mp.setattr(service, "immediate_checks", _boom)),
     ("pull-request", lambda _mp, f: setattr(f, "open_change", _boom)),
-    ("statuses", lambda _mp, f: setattr(f, "set_check", _boom)),
+    ("statuses", lambda _mp, f: setattr(f, "set_checks", _boom)),
     ("statuses", lambda _mp, f: setattr(f, "comment", _boom)),
     ("catalog", lambda mp, _f: mp.setattr(service.catalog_service, "record_timeline", _boom)),
     ("plan-preview", lambda mp, _f: mp.setattr(service.reconciler_service,

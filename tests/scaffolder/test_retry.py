@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -27,11 +28,11 @@ class FlakyForge(LocalForge):
 
     failures = 1
 
-    def set_check(self, number: int, check: Check) -> None:
+    def set_checks(self, number: int, checks: Sequence[Check]) -> None:
         if self.failures:
             self.failures -= 1
             raise Unavailable("forge unreachable")
-        super().set_check(number, check)
+        super().set_checks(number, checks)
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
