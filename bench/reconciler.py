@@ -157,8 +157,8 @@ def postgres_cpu(url: str) -> float:
     with psycopg.connect(make_url(url).set(drivername="postgresql")
                          .render_as_string(hide_password=False)) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    postmaster = _stat(int(row[0]))[1]
+        assert row is not None
+        postmaster = _stat(int(row[0]))[1]  # while this backend lives
     ticks = float(os.sysconf("SC_CLK_TCK"))
     total = 0.0
     for entry in Path("/proc").iterdir():

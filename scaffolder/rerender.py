@@ -25,6 +25,7 @@ unit with its stored answers, which restores every hand-edited file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import tempfile
@@ -36,7 +37,7 @@ from gitops import lists, yaml
 from portal.errors import CaasError, NotFound, ValidationFailed
 from scaffolder.changeset import unified
 from scaffolder.registry import Registry, Template, load_template
-from scaffolder.render import ANSWERS_FILE, read_answers, read_template_name, render
+from scaffolder.render import ANSWERS_FILE, parse_answers_file, read_template_name, render
 
 VERSION_UNAVAILABLE = "unknown (template version not available)"
 MAX_DIFF = 20_000  # characters of diff kept per unit
@@ -126,15 +127,18 @@ def unit_drift(registry: Registry, *, unit: str, files: Mapping[str, bytes],
         return UnitDrift(unit=unit, state="unknown", reason=f"no {ANSWERS_FILE}: not rendered "
                          "by the portal")
     content = files[path]
-    answers, name = read_answers(content), read_template_name(content)
-    recorded = _recorded_version(content)
-    if answers is None or name is None:
-        return UnitDrift(unit=unit, recorded=recorded, state="unknown",
+    parsed = parse_answers_file(content)  # one YAML parse: drift reads thousands
+    if parsed is None:
+        return UnitDrift(unit=unit, recorded=_recorded_version(content), state="unknown",
                          reason=f"{path} holds no template and answers")
-    with tempfile.TemporaryDirectory(prefix="caas-drift-") as scratch:
+    name, recorded, answers = parsed
+    with contextlib.ExitStack() as stack:
         try:
-            template = (templates(name, recorded) if templates is not None
-                        else template_at(registry, name, recorded, Path(scratch)))
+            if templates is None:
+                scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="caas-drift-"))
+                template = template_at(registry, name, recorded, Path(scratch))
+            else:
+                template = templates(name, recorded)
         except NotFound:
             return UnitDrift(unit=unit, template=name, recorded=recorded, state="unknown",
                              reason=f"template {name!r} is not in the registry")
