@@ -169,13 +169,17 @@ def request_then_green(settings: Settings, engine: object, pr: Callable[[int], o
             task = pr(2000 + i)
             opened = time.perf_counter()
             change_id = getattr(task, "change_id", None)
+            deadline = opened + 120
             while True:
                 with Session(engine) as s:  # type: ignore[arg-type]
                     row = s.get(Change, change_id)
                     if row is not None and row.checks_green:
                         break
-                    if row is not None and any(c.get("state") == "failure" for c in row.checks):
+                    if row is not None and any(c.get("state") in ("failure", "error")
+                                               for c in row.checks):
                         raise SystemExit(f"checks failed: {row.checks}")
+                if time.perf_counter() > deadline:
+                    raise SystemExit(f"checks of change {change_id} not green after 120 s")
                 time.sleep(0.005)
             if i >= 0:  # the first is a warm-up
                 to_pr.append((opened - start) * 1000)

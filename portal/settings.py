@@ -139,7 +139,9 @@ class Settings(BaseSettings):
                                          "the job is retried later; it is never killed.")
     terraform_lock_timeout_s: int = Field(5, ge=0, description="How long terraform waits for a "
                                           "unit's state lock before the job is retried later.")
-    worker_poll_interval_s: float = Field(1.0, gt=0, description="Idle worker poll interval.")
+    worker_poll_interval_s: float = Field(1.0, gt=0, description="Idle worker poll interval: the "
+                                        "fallback, as a queued job wakes the workers at once "
+                                        "(in-process; on PostgreSQL through NOTIFY).")
     drift_interval_s: float = Field(900.0, ge=0, description="The worker compares git, the "
                                     "catalog, the cluster and Keycloak this often and stores "
                                     "the drift findings; 0: never.")

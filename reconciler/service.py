@@ -24,6 +24,7 @@ from portal.errors import Conflict, NotFound, ValidationFailed
 from portal.settings import Settings
 from reconciler import queue, wakeup
 from reconciler.models import (
+    TERMINAL,
     EnvironmentStatus,
     EnvLock,
     Job,
@@ -108,13 +109,17 @@ def pr_checks_unit(change_number: int) -> str:
 def request_pr_checks(session: Session, *, change_number: int, head_sha: str) -> None:
     """Queue the checks an open PR reports after it opened (``scaffolder.pr_checks``), keyed
     (head commit, ``pr-checks#<number>``): asking twice for one head queues one job, a new
-    head gets its own (statuses are per commit: a head that comes back keeps its own).
-    Commits, and wakes in-process workers."""
+    head gets its own; a head whose job has ended has it run again (a retried request stored
+    them pending again). Commits, and wakes in-process workers."""
     _check_sha(head_sha, "head_sha")
     if change_number < 1:
         raise ValidationFailed("change_number must be positive", field="change_number",
                                rule="minimum")
     unit = pr_checks_unit(change_number)
+    ended = session.exec(select(Job).where(Job.commit == head_sha, Job.unit == unit,
+                                           col(Job.state).in_(sorted(TERMINAL)))).first()
+    if ended is not None:  # asked again (a retried request marked them pending): run again
+        queue.requeue(session, job=ended)
     queue.enqueue(session, commit=head_sha, change_number=change_number, jobs=[
         queue.NewJob(unit=unit, kind=JobKind.pr_checks.value,
                      payload={"change": change_number})])

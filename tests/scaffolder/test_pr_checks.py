@@ -31,7 +31,7 @@ from reconciler import service as reconciler_service
 from reconciler.context import JobContext
 from reconciler.models import Job, JobKind
 from reconciler.worker import Worker
-from scaffolder import review, service
+from scaffolder import pr_checks, review, service
 from scaffolder.checks_runner import DEFERRED
 from scaffolder.models import Change, ScaffoldRequest, Task
 from scaffolder.registry import Registry
@@ -274,3 +274,28 @@ def test_a_running_check_is_named_before_a_failing_one() -> None:
     assert review.merge_decision(bob, change).reason == "checks still running: manifests"
     change.checks = change.checks[1:]
     assert review.merge_decision(bob, change).reason == "checks failing: collisions, approval"
+
+
+def test_checks_asked_again_for_the_same_head_run_again(
+        app_client: TestClient, settings: Settings, engine: Engine, gitops: Path,
+        make_user: UserFactory, auth_headers: Headers) -> None:
+    # A retried request stores the deferred checks pending again for the head it already had.
+    _people(make_user)
+    change = _open(app_client, auth_headers("alice"))
+    forge = LocalForge(settings, engine)
+    drain(Worker(settings, engine, forge))
+    with Session(engine, expire_on_commit=False) as s:
+        row = s.get(Change, change["id"])
+        assert row is not None and row.checks_green
+        row.checks = [{**c, "state": "pending"} if c["name"] in DEFERRED else c
+                      for c in row.checks]
+        row.checks_green = False
+        s.add(row)
+        s.commit()
+        pr_checks.queue(s, forge=forge, number=change["number"], sha=change["head_sha"])
+        [job] = s.exec(select(Job).where(Job.kind == JobKind.pr_checks.value)).all()
+        assert (job.state, job.attempts) == ("queued", 0)
+    drain(Worker(settings, engine, forge))
+    with Session(engine) as s:
+        row = s.get(Change, change["id"])
+        assert row is not None and row.checks_green, row.checks if row else None
