@@ -15,7 +15,11 @@ measures:
 - each serving process's peak RSS (VmHWM).
 
     .venv/bin/python bench/catalog.py [--teams 50] [--tenants 100] [--seconds 10]
-                                      [--workers N] [--database-url postgresql://...]
+                                      [--workers N] [--database sqlite|postgres]
+                                      [--database-url postgresql://...]
+
+``--database postgres`` starts a throwaway PostgreSQL (``devtools/postgres.py``, the one the tests
+use) for the run; ``--database-url`` uses a server you started.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.gitgen import fast_import  # noqa: E402
 from catalog import service  # noqa: E402
+from devtools.postgres import postgres_server  # noqa: E402
 from gitops.git import init_bare, out  # noqa: E402
 from gitops.gitreader import GitReader  # noqa: E402
 from portal import db  # noqa: E402
@@ -209,11 +214,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="Length of each wrk run.")
     parser.add_argument("--workers", type=int, default=None,
                         help="caas serve --workers (default: its own, from the CPU count).")
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite",
+                        help="postgres: a throwaway PostgreSQL started for this run.")
+    parser.add_argument("--database-url", default=None, help="A database you started.")
     parser.add_argument("--no-serve", action="store_true", help="Only the indexing figures.")
     parser.add_argument("--verbose", action="store_true", help="Print the server's log tail.")
     args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs, load average {loadavg()} (uptime)")
+    if args.database == "postgres" and not args.database_url:
+        with postgres_server() as url:
+            run(args, url)
+    else:
+        run(args, args.database_url)
 
+
+def run(args: argparse.Namespace, database_url: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="caas-bench-") as tmp:
         work = Path(tmp)
         git_dir = work / "gitops.git"
@@ -227,7 +242,7 @@ def main() -> None:
               f"(generated in {time.perf_counter() - started:.1f} s)")
         del files
 
-        settings = Settings(data_dir=work / ".caas", database_url=args.database_url,
+        settings = Settings(data_dir=work / ".caas", database_url=database_url,
                             gitops_repo=git_dir, secret_key="bench-secret-key",  # noqa: S106
                             log_level="WARNING", log_format="text")
         engine = db.make_engine(settings)
@@ -267,7 +282,7 @@ def main() -> None:
                "CAAS_DATA_DIR": str(settings.data_dir), "CAAS_GITOPS_REPO": str(git_dir),
                "CAAS_PORT": str(port), "CAAS_LOG_LEVEL": "WARNING", "CAAS_LOG_FORMAT": "text",
                "CAAS_SECRET_KEY": "bench-secret-key",
-               **({"CAAS_DATABASE_URL": args.database_url} if args.database_url else {})}
+               **({"CAAS_DATABASE_URL": database_url} if database_url else {})}
         command = [sys.executable, "-m", "portal.cli", "serve"] + (
             ["--workers", str(args.workers)] if args.workers else [])
         print(f"server: {' '.join(command[2:])}; load: wrk, {args.seconds} s per run, "
@@ -296,7 +311,7 @@ def main() -> None:
             box = [f"/api/catalog/search?limit=5&q={q}" for q in search_box_queries(args.teams,
                                                                                       n)]
             # One connection: the latency one person typing sees, without queueing.
-            runs = [("healthz (floor)", ["/healthz"], 64), ("healthz (floor)", ["/healthz"], 1),
+            runs = [("healthz (floor)", ["/healthz"], c) for c in (64, 256, 1)] + [
                     ("search box", box, 1)] + [
                 (label, paths_, c) for label, paths_ in (
                     ("list", lists), ("tab search", searches), ("search box", box))
@@ -304,6 +319,7 @@ def main() -> None:
             print(f"distinct queries: list {len(set(lists))}, search {len(set(searches))}, "
                   f"search box {len(set(box))} (not cached); each server process computes a "
                   "list page once per catalog generation")
+            floor: dict[int, dict[str, float]] = {}  # connections → /healthz in this run
             for label, paths_, connections in runs:
                 if label != "healthz (floor)" and connections == 64:
                     # The first pass after a start (or a merge): pages computed, then cached.
@@ -317,11 +333,16 @@ def main() -> None:
                 before = loadavg()
                 f = wrk(base, token, paths_, connections=connections, seconds=args.seconds,
                         work=work)
+                if label == "healthz (floor)":
+                    floor[connections] = f
+                same = floor.get(connections)
+                beside = (f"; floor /healthz {same['rps']:.0f} req/s p99 {same['p99']:.1f} ms"
+                          if same and label != "healthz (floor)" else "")
                 print(f"{label:<16} {connections:>3} connections: {f['rps']:7.0f} req/s, "
                       f"p50 {f['p50']:6.1f} ms, p99 {f['p99']:6.1f} ms, "
-                      f"{f['errors']:.0f} errors (loadavg before {before})")
+                      f"{f['errors']:.0f} errors (loadavg before {before}{beside})")
             rss = ", ".join(f"{vm_hwm_mb(pid):.0f}" for pid in server_pids(server.pid))
-            print(f"server processes' peak RSS (VmHWM): {rss} MB")
+            print(f"server processes' peak RSS (VmHWM): {rss} MB; load average now {loadavg()}")
             if args.verbose:
                 print((work / "server.log").read_text()[-3000:])
         finally:

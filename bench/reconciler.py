@@ -8,7 +8,8 @@ has a Keycloak job too): nothing orders one merge's jobs after another's.
 1. floor: a raw ``SELECT 1`` round trip, and a no-op job's claim + finish through the queue
    (an in-process worker whose handler does nothing);
 2. throughput: MERGES merges recorded at once (one transaction, as a burst of webhooks would),
-   drained by 1 and then by 2 idle ``caas worker`` processes (woken by PostgreSQL NOTIFY):
+   drained by 1 and then by 2 idle, warmed-up ``caas worker`` processes (woken by PostgreSQL
+   NOTIFY; a few merges per worker run first, not measured):
    jobs/s, the ratio, lost merges and jobs run twice, and the CPU each job cost in the workers,
    in PostgreSQL and in this process (fakes + polling) — their sum bounds what 2 cores allow;
 3. merge-to-applied: SAMPLES merges one at a time, each recorded (as the API or the webhook
@@ -64,6 +65,7 @@ SOURCE = SKELETON / "tenants" / "platform" / "platform-tools"
 USERS = [f"user-{i}" for i in range(20)]
 ADMIN_CLIENT = ("portal-admin", "s3cr3t")  # the fake Keycloak's admin client (not a secret)
 OPEN = ["recorded", "planned"]
+WARM_UP_PER_WORKER = 3  # merges run before the throughput is measured
 
 
 def tenant(team: str, name: str) -> list[FileChange]:
@@ -221,12 +223,16 @@ class Workers:
                     col(WorkerRecord.stopped_at).is_(None))).one()
             if live >= len(self.procs):
                 time.sleep(1.0)  # past start-up: reaping, the first sweep, LISTEN
-                self.started_cpu = sum(_cpu(p.pid) for p in self.procs)
+                self.mark()
                 return
             time.sleep(0.05)
         raise RuntimeError("workers did not start: " + "".join(
             (p.stderr.read(2000).decode() if p.stderr and p.poll() is not None else "")
             for p in self.procs))
+
+    def mark(self) -> None:
+        """From now on: the CPU :meth:`stop` reports."""
+        self.started_cpu = sum(_cpu(p.pid) for p in self.procs)
 
     def stop(self) -> float:
         """SIGTERM; returns the CPU seconds the workers used after start-up (their own,
@@ -298,26 +304,41 @@ def floor(plat: Platform, jobs: int) -> None:
 def throughput(plat: Platform, merges: int, workers: int) -> float:
     settings, forge = plat.database(f"bench_tp{workers}")
     engine = db.make_engine(settings)
-    events = [push(forge, merge_files(i)) for i in range(merges)]
+    warm_up = [push(forge, merge_files(i)) for i in range(WARM_UP_PER_WORKER * workers)]
+    events = [push(forge, merge_files(len(warm_up) + i)) for i in range(merges)]
     pool = Workers(plat, settings, workers, forge.head())
-    pool.wait_registered(engine)
-    pg0, me0 = postgres_cpu(settings.resolved_database_url), self_cpu()
-    start = time.perf_counter()
+    try:
+        pool.wait_registered(engine)
+        # Each process's first jobs pay one-time costs (first connections, compiled
+        # statements, the adapters' first clients): run a few merges before measuring.
+        with Session(engine) as session:
+            for before, commit in warm_up:
+                service.record_merge_event(session, event=MergeEvent(commit=commit,
+                                                                     before=before))
+        wait_merges(engine, poll_s=0.05)
+        pool.mark()
+        pg0, me0 = postgres_cpu(settings.resolved_database_url), self_cpu()
+        start = time.perf_counter()
+        with Session(engine) as session:
+            for before, commit in events:
+                service.record_merge_event(session, event=MergeEvent(commit=commit,
+                                                                     before=before))
+        wait_merges(engine, poll_s=0.05)
+        elapsed = time.perf_counter() - start
+        pg_cpu = postgres_cpu(settings.resolved_database_url) - pg0
+        me_cpu = self_cpu() - me0
+    finally:
+        worker_cpu = pool.stop()
+    measured = [commit for _, commit in events]
     with Session(engine) as session:
-        for before, commit in events:
-            service.record_merge_event(session, event=MergeEvent(commit=commit, before=before))
-    wait_merges(engine, poll_s=0.05)
-    elapsed = time.perf_counter() - start
-    pg_cpu = postgres_cpu(settings.resolved_database_url) - pg0
-    me_cpu = self_cpu() - me0
-    worker_cpu = pool.stop()
-    with Session(engine) as session:
-        states = dict(session.exec(select(MergeRecord.state, func.count())
-                                   .group_by(col(MergeRecord.state))).all())
-        jobs = session.exec(select(func.count()).select_from(Job)).one()
-        kinds = dict(session.exec(select(Job.kind, func.count()).group_by(col(Job.kind))).all())
-        job_states = dict(session.exec(select(Job.state, func.count())
-                                       .group_by(col(Job.state))).all())
+        states = dict(session.exec(select(MergeRecord.state, func.count()).where(
+            col(MergeRecord.commit).in_(measured)).group_by(col(MergeRecord.state))).all())
+        jobs = session.exec(select(func.count()).select_from(Job).where(
+            col(Job.commit).in_(measured))).one()
+        kinds = dict(session.exec(select(Job.kind, func.count()).where(
+            col(Job.commit).in_(measured)).group_by(col(Job.kind))).all())
+        job_states = dict(session.exec(select(Job.state, func.count()).where(
+            col(Job.commit).in_(measured)).group_by(col(Job.state))).all())
         runs = session.exec(select(JobLog.job_id, func.count()).where(
             col(JobLog.message).startswith("attempt ")).group_by(col(JobLog.job_id))).all()
     twice = sum(1 for _, n in runs if n > 1)
@@ -343,21 +364,24 @@ def merge_to_applied(plat: Platform, samples: int) -> None:
     settings, forge = plat.database("bench_m2a")
     engine = db.make_engine(settings)
     pool = Workers(plat, settings, 1, forge.head())
-    pool.wait_registered(engine)
     times: list[float] = []
     failed = 0
-    for i in range(samples):
-        before, commit = push(forge, merge_files(i))
-        start = time.perf_counter()
-        with Session(engine) as session:
-            service.record_merge_event(session, event=MergeEvent(commit=commit, before=before))
-        wait_merges(engine, [commit], timeout_s=60)
-        times.append(time.perf_counter() - start)
-        with Session(engine) as session:
-            failed += session.exec(select(MergeRecord.state).where(
-                MergeRecord.commit == commit)).one() != "applied"
-        time.sleep(0.2)  # the worker is idle again (waiting on its poll interval or NOTIFY)
-    pool.stop()
+    try:
+        pool.wait_registered(engine)
+        for i in range(samples):
+            before, commit = push(forge, merge_files(i))
+            start = time.perf_counter()
+            with Session(engine) as session:
+                service.record_merge_event(session, event=MergeEvent(commit=commit,
+                                                                     before=before))
+            wait_merges(engine, [commit], timeout_s=60)
+            times.append(time.perf_counter() - start)
+            with Session(engine) as session:
+                failed += session.exec(select(MergeRecord.state).where(
+                    MergeRecord.commit == commit)).one() != "applied"
+            time.sleep(0.2)  # the worker is idle again (waiting on its poll interval or NOTIFY)
+    finally:
+        pool.stop()
     print(f"  PostgreSQL, 1 `caas worker` process (poll interval "
           f"{settings.worker_poll_interval_s:.0f} s, woken by NOTIFY): median "
           f"{statistics.median(times) * 1000:.0f} ms, p95 {pct(times, 0.95) * 1000:.0f} ms, "

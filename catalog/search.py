@@ -242,12 +242,19 @@ def _catalog_statement(n_words: int) -> Select[Any]:
             .order_by(numbered.c.kind, numbered.c.rank, numbered.c.key))
 
 
-@lru_cache(maxsize=1)
-def _count_statement() -> Select[Any]:
+@lru_cache(maxsize=MAX_WORDS)
+def _count_statement(n_words: int) -> Select[Any]:
+    """One row: for each word ``w{i}``, how many terms of the kinds start with it (counted up
+    to PIVOT_COUNT, in the index alone): one round trip for every word."""
     t = SearchTerm
-    inner = select(col(t.key)).where(col(t.kind).in_(bindparam("kinds", expanding=True)),
-                                     _range(col(t.term), "w")).limit(PIVOT_COUNT).subquery()
-    return select(func.count()).select_from(inner)
+
+    def count(i: int) -> Any:
+        inner = select(col(t.key)).where(col(t.kind).in_(bindparam("kinds", expanding=True)),
+                                         _range(col(t.term), f"w{i}")
+                                         ).limit(PIVOT_COUNT).subquery()
+        return select(func.count()).select_from(inner).scalar_subquery()
+
+    return select(*[count(i) for i in range(n_words)])
 
 
 def _search_catalog(session: Session, kinds: list[str], phrase: str, found: list[str],
@@ -275,9 +282,10 @@ def _search_catalog(session: Session, kinds: list[str], phrase: str, found: list
 def _most_selective(session: Session, kinds: list[str], found: list[str]) -> str:
     """The word of ``found`` whose prefix range holds the fewest terms of ``kinds`` (each
     counted up to PIVOT_COUNT, in the index alone); the first of the least on a tie."""
-    counts = [int(session.execute(_count_statement(),
-                                  {"kinds": kinds, **_bind("w", w)}).scalar_one())
-              for w in found]
+    params: dict[str, Any] = {"kinds": kinds}
+    for i, w in enumerate(found):
+        params.update(_bind(f"w{i}", w))
+    counts = [int(n) for n in session.execute(_count_statement(len(found)), params).one()]
     return found[counts.index(min(counts))]
 
 

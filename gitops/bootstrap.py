@@ -17,6 +17,15 @@ Public contract:
   change on ``BRANCH``, never a direct push).
 - ``missing_files(forge, files, *, main) -> list[FileChange]``: the skeleton's files ``main`` does
   not have (existing files are left as they are; reviewers merge the rest).
+- ``repo_url_in(root) -> str | None``: the repository URL the App of Apps clones, read from the
+  content of ``MARKER`` (the first Application's ``spec.source.repoURL``); None when the file is
+  missing, is not YAML, or names none.
+- ``repo_url_on(forge, ref) -> str | None``: the same, read at ``ref``.
+- ``fill_repo_url(files, repo_url) -> dict[str, bytes]``: ``files`` with the skeleton's
+  placeholder repository URL replaced by ``repo_url`` in every file (unchanged when
+  ``repo_url`` is None). Templates use the same placeholder wherever a unit names the GitOps
+  repository (a team's AppProject ``sourceRepos``), so what a started platform renders names
+  its own repository, as its skeleton does.
 - ``start_local(git_dir, files, *, branch) -> bool``: create the bare repository when missing and
   commit ``files`` as the first commit of ``branch`` when it has none; False when ``branch``
   already existed (nothing written).
@@ -29,11 +38,12 @@ names.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from gitops import git, gittree
+from gitops import git, gittree, yaml
 from gitops.forges.base import FileChange, Forge
 from portal.errors import CaasError, NotFound
 
@@ -91,6 +101,35 @@ def skeleton_files(skeleton: Path, values: Placeholders, *,
     if codeowners is not None:
         files["CODEOWNERS"] = codeowners
     return files
+
+
+def repo_url_in(root: bytes | None) -> str | None:
+    """The App of Apps' repository URL in ``root`` (see the module docstring)."""
+    if root is None:
+        return None
+    try:
+        docs = yaml.load_mappings(root)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    for doc in docs:
+        spec = doc.get("spec") if doc.get("kind") == "Application" else None
+        source = spec.get("source") if isinstance(spec, dict) else None
+        if isinstance(source, dict) and isinstance(source.get("repoURL"), str):
+            return str(source["repoURL"])
+    return None
+
+
+def repo_url_on(forge: Forge, ref: str) -> str | None:
+    """``repo_url_in`` of ``MARKER`` at ``ref`` (a branch or commit of ``forge``)."""
+    return repo_url_in(forge.read_file(MARKER, ref))
+
+
+def fill_repo_url(files: Mapping[str, bytes], repo_url: str | None) -> dict[str, bytes]:
+    """``files`` with the placeholder repository URL filled in (see the module docstring)."""
+    if repo_url is None or repo_url == PLACEHOLDER_REPO_URL:
+        return dict(files)
+    placeholder, value = PLACEHOLDER_REPO_URL.encode(), repo_url.encode()
+    return {path: data.replace(placeholder, value) for path, data in files.items()}
 
 
 def state_of(forge: Forge, *, main: str) -> RepositoryState:

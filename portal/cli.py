@@ -93,9 +93,15 @@ def _serve(settings: Settings, *, background: bool) -> None:
         record_settings_change(session, settings)
     settings.resolved_secret_key()  # generated here once, never by racing workers
     workers = 1 if background else server_workers(settings.workers)
+    # The asyncio event loop, not uvloop: libuv accepts ONE connection per loop iteration
+    # (libuv/libuv#3696), so a burst of new connections on a busy process waited up to 3 s to
+    # be accepted (256 connections, two processes: accepts spread over 1.3-3.2 s, p99 0.8-2.7 s
+    # even for /healthz); asyncio accepts up to the backlog at once (all in ~40 ms, p99
+    # 140-190 ms in the same back-to-back runs, bench/catalog.py). httptools still parses.
     options: dict[str, object] = {"host": settings.host, "port": settings.port,
                                   "log_config": None, "proxy_headers": True,
-                                  "forwarded_allow_ips": "127.0.0.1"}
+                                  "forwarded_allow_ips": "127.0.0.1", "loop": "asyncio",
+                                  "http": "httptools"}
     if workers == 1:
         application = create_app(settings, engine=engine, background=background, serving=True)
         uvicorn.run(application, **options)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitops import layout, lists, yaml
+from gitops import bootstrap, layout, lists, yaml
 from gitops.environment import read_manifest
 from gitops.forges.base import FileChange, Forge
 from gitops.paths import is_safe
@@ -171,7 +171,8 @@ def prepare(forge: Forge, registry: Registry, principal: Principal,
     unit = _resolve_unit(forge, registry, principal, request, template)
     base_sha = forge.head()
     _refuse_uninstall_with_dependants(forge, unit, base_sha)
-    rendered = render(template, unit.clean, target=unit.target)
+    rendered = render(template, unit.clean, target=unit.target,
+                      repo_url=bootstrap.repo_url_on(forge, base_sha))
     # Nothing a team's files grant may reach beyond the team's own groups (422, nothing written).
     check_identity(rendered, platform_groups=registry.platform_groups)
     diff = _file_changes(forge, base_sha, rendered, unit.on_main)

@@ -19,7 +19,7 @@ from jinja2 import Template as JinjaTemplate
 from jinja2 import Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
-from gitops import yaml
+from gitops import bootstrap, yaml
 from gitops.paths import UnsafePath, check_path
 from portal.errors import ValidationFailed
 from scaffolder import render_pool
@@ -81,8 +81,12 @@ def answers_document(template: Template, answers: Mapping[str, Any]) -> bytes:
     return yaml.dump(doc).encode()
 
 
-def render(template: Template, answers: Mapping[str, Any], *, target: str) -> dict[str, bytes]:
-    """Every file the unit consists of, keyed by its path in the GitOps repository."""
+def render(template: Template, answers: Mapping[str, Any], *, target: str,
+           repo_url: str | None = None) -> dict[str, bytes]:
+    """Every file the unit consists of, keyed by its path in the GitOps repository. ``repo_url``
+    (the platform's GitOps repository: ``gitops.bootstrap.repo_url_on`` of main) replaces the
+    skeleton's placeholder URL wherever the template names the repository
+    (``gitops.bootstrap.fill_repo_url``); None leaves the placeholder."""
     try:
         check_path(target)
     except UnsafePath:
@@ -107,7 +111,7 @@ def render(template: Template, answers: Mapping[str, Any], *, target: str) -> di
     placed = [p for p in files if p.rsplit("/", 1)[-1] == ANSWERS_FILE]
     for path in placed or [f"{target}/{ANSWERS_FILE}"]:
         files[path] = document
-    return files
+    return bootstrap.fill_repo_url(files, repo_url)
 
 
 def read_template_name(content: bytes | None) -> str | None:

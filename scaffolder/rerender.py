@@ -101,9 +101,10 @@ def _comparable(path: str, content: bytes) -> bytes:
     return lists.without_derived(content) if _APPPROJECT.match(path) else content
 
 
-def render_key(unit: str, answers_file: bytes) -> str:
-    """sha256 over the unit folder and its answers file: equal keys render equal files."""
-    digest = hashlib.sha256(unit.encode() + b"\0")
+def render_key(unit: str, answers_file: bytes, repo_url: str | None = None) -> str:
+    """sha256 over the unit folder, its answers file and the repository URL ``render`` fills
+    in: equal keys render equal files."""
+    digest = hashlib.sha256(unit.encode() + b"\0" + (repo_url or "").encode() + b"\0")
     digest.update(answers_file)
     return digest.hexdigest()
 
@@ -118,10 +119,12 @@ def unit_digests(unit: str, files: Mapping[str, bytes]) -> dict[str, str]:
 
 
 def unit_drift(registry: Registry, *, unit: str, files: Mapping[str, bytes],
-               templates: TemplateSource | None = None) -> UnitDrift:
+               templates: TemplateSource | None = None,
+               repo_url: str | None = None) -> UnitDrift:
     """Compare the unit at folder ``unit`` (``files``: its files on main) with its rendering.
     ``templates`` resolves (name, version) to a template (a run over many units shares one;
-    default: ``template_at`` into a scratch folder of this call)."""
+    default: ``template_at`` into a scratch folder of this call); ``repo_url``: the platform's
+    GitOps repository, as ``render`` takes it (``gitops.bootstrap.repo_url_on`` of main)."""
     path = answers_path(unit, files)
     if path is None:
         return UnitDrift(unit=unit, state="unknown", reason=f"no {ANSWERS_FILE}: not rendered "
@@ -146,7 +149,7 @@ def unit_drift(registry: Registry, *, unit: str, files: Mapping[str, bytes],
             return UnitDrift(unit=unit, template=name, recorded=recorded, state="unknown",
                              reason=VERSION_UNAVAILABLE)
         try:
-            expected = render(template, answers, target=unit)
+            expected = render(template, answers, target=unit, repo_url=repo_url)
         except ValidationFailed as exc:
             return UnitDrift(unit=unit, template=name, recorded=recorded, state="unknown",
                              reason=f"the stored answers do not render: {exc.message}")

@@ -33,7 +33,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from gitops import git, layout
+from gitops import bootstrap, git, layout
 from gitops.forges.base import FileChange, Forge
 from gitops.gitreader import FEW
 from portal.errors import CaasError
@@ -239,14 +239,15 @@ def plan_unit(run: Run, behind: Behind, *, ref: str = "main") -> UnitPlan:
                              f"({template.fill(template.target_path, answers)!r})",
                              field="answers", rule="upgrade-target")
     old = run.old_template(behind)
+    repo_url = bootstrap.repo_url_on(forge, ref)
     try:
-        base = render(old, behind.answers, target=behind.unit)
+        base = render(old, behind.answers, target=behind.unit, repo_url=repo_url)
     except CaasError as exc:
         raise UpgradeRefused(f"{behind.unit}: template {behind.template} version "
                              f"{behind.version[:12]} does not render with the stored "
                              f"answers: {exc.message}", field="version",
                              rule="template-version") from exc
-    theirs = render(template, answers, target=behind.unit)
+    theirs = render(template, answers, target=behind.unit, repo_url=repo_url)
     ours = forge.read_tree([behind.unit], ref)
     plan = UnitPlan(behind=behind, added=added, dropped=dropped, answers=answers,
                     files=dict(ours), ours=ours)

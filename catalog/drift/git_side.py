@@ -42,13 +42,14 @@ def _team(key: str) -> str:
 
 
 def unit_findings(registry: Registry, key: str, files: Mapping[str, bytes],
-                  templates: scaffolder_service.TemplateSource | None = None
-                  ) -> tuple[list[Finding], dict[str, str]]:
-    """The git-side findings of one unit (none when it matches its rendering) and the
-    rendering's digests (empty when it could not be rendered)."""
+                  templates: scaffolder_service.TemplateSource | None = None,
+                  repo_url: str | None = None) -> tuple[list[Finding], dict[str, str]]:
+    """The git-side findings of one unit (none when it matches its rendering, ``repo_url``
+    filled in as ``scaffolder.render.render`` does) and the rendering's digests (empty when it
+    could not be rendered)."""
     unit = folder(key)
     result = scaffolder_service.unit_drift(registry, unit=unit, files=files,
-                                           templates=templates)
+                                           templates=templates, repo_url=repo_url)
     if result.state == "clean":
         return [], result.expected
     if result.state == "unknown":
@@ -108,7 +109,7 @@ def check(snapshot: Snapshot, *, registry: Registry, cache: Mapping[str, UnitCac
         name = scaffolder_service.unit_template(unit, files) if path is not None else None
         if path is None or name is None:
             continue  # not rendered by the portal: nothing to compare with
-        render_key = scaffolder_service.render_key(unit, files[path])
+        render_key = scaffolder_service.render_key(unit, files[path], snapshot.repo_url)
         version = versions.get(name, "")
         if (cached is not None and cached.render_key == render_key and cached.rendered
                 and scaffolder_service.unit_digests(unit, files) == cached.rendered):
@@ -122,7 +123,8 @@ def check(snapshot: Snapshot, *, registry: Registry, cache: Mapping[str, UnitCac
         templates = _Templates(registry, Path(scratch))
 
         def one(item: tuple[str, str, str, str]) -> tuple[list[Finding], dict[str, str]]:
-            return unit_findings(registry, item[0], snapshot.units[item[0]], templates)
+            return unit_findings(registry, item[0], snapshot.units[item[0]], templates,
+                                 snapshot.repo_url)
 
         with ThreadPoolExecutor(max_workers=max(1, workers),
                                 thread_name_prefix="caas-drift-render") as pool:

@@ -10,7 +10,8 @@ first renews the lease on its own row (``fence``): a run that lost its lease wri
 and on PostgreSQL a taker-over waits for that commit, so the findings of two runs never mix.
 
 - ``start(session, *, requested_by, sides, lease_s) -> (run, started)``: a new run holding the
-  lease (``started``), or the run already holding it (not ``started``: join it). Commits.
+  lease (``started``), or the run already holding it (not ``started``: join it); runs older
+  than the last ``KEEP`` ids are deleted then. Commits.
 - ``fence(session, run, lease_s)``: ``Conflict`` (rule ``lease-lost``) when another run took
   the lease; does not commit (the caller's write transaction does).
 - ``finish(session, run_id, *, state, message, …)``: records the end and frees the lease.
@@ -32,7 +33,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from types import TracebackType
 
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import Engine, delete, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -44,6 +45,7 @@ from portal.errors import Conflict, NotFound
 log = logging.getLogger("caas.drift.runs")
 
 LEASE = "drift"
+KEEP = 1000  # run rows kept (ids within this many of the newest): one per interval adds up
 ABANDONED = "abandoned: its lease ran out (the process running it stopped or was killed)"
 
 
@@ -75,6 +77,7 @@ def start(session: Session, *, requested_by: str, sides: Sequence[str], lease_s:
             update(DriftRun)
             .where(col(DriftRun.state) == "running", col(DriftRun.id) != run.id)
             .values(state="failed", message=ABANDONED, finished_at=now))
+        session.execute(delete(DriftRun).where(col(DriftRun.id) <= (run.id or 0) - KEEP))
         session.commit()
         session.refresh(run)
         return run, True

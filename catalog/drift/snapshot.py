@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from catalog.parse import Parsed, parse_entity
+from gitops import bootstrap
 from gitops.gitreader import TreeSource
 from gitops.layout import key_for_path, unit_dir
 
@@ -21,6 +22,9 @@ from gitops.layout import key_for_path, unit_dir
 class Snapshot:
     commit: str
     units: dict[str, dict[str, bytes]]  # entity key -> {path: content}
+    # The platform's GitOps repository URL (``gitops.bootstrap.repo_url_in`` of main's
+    # bootstrap/root.yaml): what renders fill in where a template names the repository.
+    repo_url: str | None = None
     _parsed: dict[str, Parsed | None] = field(default_factory=dict)
 
     def parsed(self, key: str) -> Parsed | None:
@@ -30,8 +34,9 @@ class Snapshot:
         return self._parsed[key]
 
     def fingerprint(self, key: str) -> str:
-        """sha1 over the unit's paths and contents: equal means unchanged."""
-        digest = hashlib.sha1(usedforsecurity=False)
+        """sha1 over the repository URL and the unit's paths and contents: equal means
+        unchanged (a moved repository URL changes what the unit renders to)."""
+        digest = hashlib.sha1((self.repo_url or "").encode() + b"\0", usedforsecurity=False)
         for path, content in sorted(self.units.get(key, {}).items()):
             digest.update(path.encode() + b"\0" + hashlib.sha1(
                 content, usedforsecurity=False).digest())
@@ -47,7 +52,8 @@ def read_main(source: TreeSource, *, ref: str = "main") -> Snapshot:
         key = key_for_path(path)
         if key is not None:
             units[key][path] = content
-    return Snapshot(commit=commit, units=dict(units))
+    return Snapshot(commit=commit, units=dict(units),
+                    repo_url=bootstrap.repo_url_in(files.get(bootstrap.MARKER)))
 
 
 def folder(key: str) -> str:

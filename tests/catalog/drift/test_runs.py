@@ -221,3 +221,15 @@ def test_a_failed_run_leaves_the_previous_findings_whole(
     assert _findings(engine) == before  # the git side's new (empty) set was not written alone
     last = _runs(engine)[-1]
     assert last.state == "failed" and "catalog side down" in last.message
+
+
+def test_old_runs_are_pruned(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runs, "KEEP", 2)
+    for _ in range(4):
+        with Session(engine) as session:
+            run, started = runs.start(session, requested_by="t", sides=["git"], lease_s=60)
+            assert started
+            last = run.id or 0
+            runs.finish(session, last, state="succeeded", message="ok")
+    kept = [r.id or 0 for r in _runs(engine)]
+    assert kept == [last - 1, last]

@@ -133,3 +133,21 @@ def test_a_unit_behind_its_template_is_rendered_with_its_own_version(
     assert (finding.entity, finding.state, finding.fix) == ("environment:dev", "drift",
                                                             "rerender")
     assert '-region: "local"' in finding.detail and '+region: "elsewhere"' in finding.detail
+
+
+def test_a_platform_started_by_caas_init_has_no_drift(
+        engine: Engine, settings: Settings, main: Main, registry: Registry) -> None:
+    """``caas init`` fills the skeleton's placeholders (repository URL, organisation); the
+    units' renderings fill the same URL, so a fresh platform is clean (no hand edit on
+    ``team:platform``)."""
+    from gitops import bootstrap
+
+    url = "https://git.example.net/acme/platform-gitops.git"
+    filled = bootstrap.skeleton_files(main.tree, bootstrap.Placeholders(repo_url=url, org="acme"))
+    for rel, data in filled.items():
+        (main.tree / rel).write_bytes(data)
+    assert url in main.read(APPPROJECT)
+    main.commit("caas init")
+    reindex(engine, main)
+    report = _run(engine, settings, registry, sides=["git"])
+    assert report.findings == []
