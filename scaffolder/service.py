@@ -374,10 +374,10 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
         tasks.log_step(session, task, step, "done", f"#{info.number} {info.url}", progress)
         step = "statuses"
         session.commit()
-        # The pending ones are ``pr_checks.queue``'s to report.
+        later = set(pr_checks.running(checks))  # ``pr_checks.queue`` reports them
         forge.set_checks(info.number, [
             Check(name=f"caas/{c.name}", state=CheckState(c.state), description=c.summary[:140])
-            for c in checks if c.state != pr_checks.PENDING])
+            for c in checks if c.name not in later])
         forge.comment(info.number, redact(pr_text.preview(prepared, checks)))
         pr_checks.queue(session, forge=forge, number=info.number, sha=info.head_sha)
         tasks.log_step(session, task, step, "done", f"{len(checks)} check(s) reported, "
