@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from catalog.models import TimelineEvent
+from devtools.server import serve
 from gitops import gittree
 from gitops.forges.base import FileChange
 from gitops.forges.github import GitHubForge
@@ -37,7 +38,6 @@ from scaffolder.models import Change, ScaffoldRequest, Task
 from scaffolder.registry import Registry
 from tests.conftest import UserFactory
 from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo
-from tests.fakes.server import serve
 from tests.reconciler.conftest import drain
 
 pytestmark = pytest.mark.checks_after_pr

@@ -15,11 +15,11 @@ import kmock
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from devtools.kubernetes import write_kubeconfig
 from gitops import git, gittree, yaml
 from portal.app import create_app
 from portal.settings import Settings
 from tests.conftest import UserFactory, bearer, make_settings, make_user_for
-from tests.fakes.kubernetes import write_kubeconfig
 from tests.scaffolder.test_promotion import (
     APP,
     TENANT,
