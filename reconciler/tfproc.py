@@ -8,7 +8,11 @@
   (https://developer.hashicorp.com/terraform/cli/commands/apply: "Terraform will attempt to
   gracefully stop ... on interrupt"). It is never sent a second one (which makes Terraform exit at
   once, without saving). The signal follows the *thread* that started the process: run Terraform
-  from a thread that lives as long as the worker.
+  from a thread that lives as long as the worker. Its ``SIGINT`` disposition is reset to the
+  default first: a worker started in the background of a non-interactive shell (``caas worker
+  &``, ``nohup``) inherits ``SIGINT`` ignored, and an ignored signal cannot be trapped by a shell
+  wrapper (POSIX sh, "trap": "Signals that were ignored on entry to a non-interactive shell
+  cannot be trapped or reset").
 - Its output goes to a file in the working directory (``.caas-terraform.out``) that the worker
   follows, never to a pipe: a pipe dies with the worker, and Terraform writing its "Interrupt
   received" to a broken pipe would itself die of ``SIGPIPE`` before saving its state.
@@ -49,7 +53,7 @@ FOLLOW_S = 0.05
 Log = Callable[[str], None]
 
 
-def _load_prctl() -> Callable[..., int] | None:
+def _load_libc(function: str) -> Callable[..., int] | None:
     if not os.path.exists("/proc/self/stat"):
         return None  # not Linux: no parent-death signal (the pid file still protects)
     name = ctypes.util.find_library("c")
@@ -57,15 +61,19 @@ def _load_prctl() -> Callable[..., int] | None:
         libc = ctypes.CDLL(name, use_errno=True)
     except OSError:
         return None
-    prctl: Callable[..., int] = libc.prctl
-    return prctl
+    found: Callable[..., int] = getattr(libc, function)
+    return found
 
 
-_PRCTL = _load_prctl()  # resolved once, before any fork: the child only calls it
+# Resolved once, before any fork: the child only calls them.
+_PRCTL = _load_libc("prctl")
+_SIGNAL = _load_libc("signal")  # signal(2); SIG_DFL is 0
 
 
 def _interrupt_when_parent_dies(parent: int) -> Callable[[], None]:
     def preexec() -> None:  # in the child, between fork and exec: no imports, no allocation
+        if _SIGNAL is not None:
+            _SIGNAL(signal.SIGINT.value, 0)  # an inherited SIG_IGN would swallow the interrupt
         if _PRCTL is not None:
             _PRCTL(PR_SET_PDEATHSIG, signal.SIGINT.value, 0, 0, 0)
         if os.getppid() != parent:  # the worker died before the signal was armed

@@ -26,13 +26,18 @@ def wait_until(predicate: object, timeout: float) -> bool:
     return False
 
 
-def test_a_child_is_interrupted_when_its_worker_is_killed(tmp_path: Path) -> None:
-    """kill -9 of the parent alone: the child gets exactly one SIGINT, in its own session."""
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_a_child_is_interrupted_when_its_worker_is_killed(tmp_path: Path, sigint: str) -> None:
+    """kill -9 of the parent alone: the child gets exactly one SIGINT, in its own session —
+    also when the worker itself was started with SIGINT ignored (``caas worker &`` from a
+    script, ``nohup``), which a shell child would otherwise inherit and could not trap."""
     got, pidfile = tmp_path / "interrupted", tmp_path / "child.pid"
     child = (f"trap 'echo INT >> {got}; exit 0' INT; echo $$ > {pidfile}; "
              "while true; do sleep 0.05; done")
     parent = textwrap.dedent(f"""
-        import time
+        import signal, time
+        if {sigint == "ignored"}:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         from reconciler import tfproc
         tfproc.spawn(["sh", "-c", {child!r}], env={{"PATH": "/usr/bin:/bin"}})
         time.sleep(60)
