@@ -23,6 +23,7 @@ folder. Moving the older file itself is a template upgrade's job.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,14 +167,25 @@ def promote(session: Session, *, registry: Registry, forge: Forge, settings: Set
             principal: Principal, team: str, app: str, source: str, target: str,
             ip: str = "") -> TaskPublic:
     """Open the promotion pull request (see the module doc); the task says how it went."""
+    return open_promotion(
+        session, forge=forge, settings=settings, principal=principal,
+        unit=app_overlays.unit_folder(team, app), source=source, target=target, ip=ip,
+        planner=lambda source_pr: plan(forge, registry, principal, team=team, app=app,
+                                       source=source, target=target, source_pr=source_pr))
+
+
+def open_promotion(session: Session, *, forge: Forge, settings: Settings,
+                   principal: Principal, unit: str, source: str, target: str, ip: str,
+                   planner: Callable[[int | None], Plan]) -> TaskPublic:
+    """Plan a promotion of ``unit`` (``planner`` gets the number of the PR that last wrote the
+    source environment, None when unknown) and open its pull request with the gates as checks;
+    a refusal (``Forbidden``) is audited ``denied`` and raised."""
     try:
-        writer = promotion_matrix.source_change(
-            session, unit=app_overlays.unit_folder(team, app), env=source)
-        worked = plan(forge, registry, principal, team=team, app=app, source=source,
-                      target=target, source_pr=writer.number if writer else None)
+        writer = promotion_matrix.source_change(session, unit=unit, env=source)
+        worked = planner(writer.number if writer else None)
     except Forbidden as exc:
         audit.record(session, actor=principal.username, action="scaffolder.promote",
-                     target=f"applications/{team}/{app}"[:300], outcome="denied", ip=ip,
+                     target=unit[:300], outcome="denied", ip=ip,
                      detail={"reason": exc.message, "from": source, "to": target})
         raise
 

@@ -35,11 +35,11 @@ from gitops import app_overlays, layout, object_names
 from gitops.environment import read_manifest
 from gitops.forges.base import Forge
 from gitops.names import is_dns_label
-from portal.auth import audit, policy
+from portal.auth import policy
 from portal.auth.principal import Principal
 from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from portal.settings import Settings
-from scaffolder import changeset, promotion, promotion_gates, promotion_matrix, service
+from scaffolder import changeset, promotion, promotion_gates
 from scaffolder.changeset import load_yaml, stored_answers
 from scaffolder.models import ScaffoldRequest, TaskPublic
 from scaffolder.registry import Registry
@@ -146,24 +146,9 @@ def promote(session: Session, *, registry: Registry, forge: Forge, settings: Set
             principal: Principal, team: str, namespace: str, source: str, target: str,
             ip: str = "") -> TaskPublic:
     """Open the tenant's promotion pull request (see the module doc)."""
-    try:
-        writer = promotion_matrix.source_change(session, unit=unit_folder(team, namespace),
-                                                env=source)
-        worked = plan(forge, registry, principal, team=team, namespace=namespace,
-                      source=source, target=target,
-                      source_pr=writer.number if writer else None)
-    except Forbidden as exc:
-        audit.record(session, actor=principal.username, action="scaffolder.promote",
-                     target=unit_folder(team, namespace)[:300], outcome="denied", ip=ip,
-                     detail={"reason": exc.message, "from": source, "to": target})
-        raise
-
-    def gates() -> list[Any]:
-        return promotion_gates.evaluate(settings, forge, worked.subject,
-                                        sha=worked.prepared.base_sha, approvals=[],
-                                        overrides={})
-
-    return service.open_prepared(
-        session, prepared=worked.prepared, forge=forge, principal=principal,
-        request_doc={"promotion": worked.record}, ip=ip, action="scaffolder.promote",
-        gates=gates)
+    return promotion.open_promotion(
+        session, forge=forge, settings=settings, principal=principal,
+        unit=unit_folder(team, namespace), source=source, target=target, ip=ip,
+        planner=lambda source_pr: plan(forge, registry, principal, team=team,
+                                       namespace=namespace, source=source, target=target,
+                                       source_pr=source_pr))
