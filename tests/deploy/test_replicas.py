@@ -133,6 +133,13 @@ def test_one_flow_across_two_web_and_two_worker_processes(
     assert bob_a.get("/api/auth/me").json()["username"] == "bob"
     cid = task["change_id"]
     assert bob_b.post(f"/api/changes/{cid}/approve", headers=bob_csrf).status_code == 200
+    # The PR opened with manifests, kustomize, policies and capacity pending; one of the two
+    # workers reports them (README "The check lifecycle"); merging waits until they are green.
+    deadline = time.monotonic() + 120
+    while not (change := bob_a.get(f"/api/changes/{cid}").json())["checks_green"]:
+        assert all(c["state"] in ("pending", "success") for c in change["checks"]), change
+        assert time.monotonic() < deadline, change["checks"]
+        time.sleep(0.2)
     merged = bob_b.post(f"/api/changes/{cid}/merge", headers=bob_csrf)
     assert merged.status_code == 200, merged.text
     commit = merged.json()["merge_sha"]
