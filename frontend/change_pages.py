@@ -153,12 +153,21 @@ def change_action(request: Request, change_id: PathId, action: str, principal: P
     handler = handlers.get(action)
     if handler is None:
         raise NotFound(f"no action {action[:20]!r} on a change", field="action")
+    return act_on_change(request, session, forge, principal, change_id, done=action,
+                         act=lambda: handler(session, forge=forge, principal=principal,
+                                             change_id=change_id, ip=client_ip(request)))
+
+
+def act_on_change(request: Request, session: Session, forge: Forge, principal: Principal,
+                  change_id: int, *, done: str, act: Callable[[], object]) -> Response:
+    """Run one of the change page's actions: success redirects to the page with ``done``'s
+    flash (303); a refusal (any ``CaasError`` but ``NotFound``, which stays a 404) rolls back
+    and shows the change page naming the field and the rule."""
     try:
-        handler(session, forge=forge, principal=principal, change_id=change_id,
-                ip=client_ip(request))
+        act()
     except CaasError as exc:
         if isinstance(exc, NotFound):
             raise
         session.rollback()
         return render_change_page(request, session, forge, principal, change_id, error=exc)
-    return RedirectResponse(f"/changes/{change_id}?done={action}", status_code=303)
+    return RedirectResponse(f"/changes/{change_id}?done={done}", status_code=303)

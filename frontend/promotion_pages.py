@@ -12,10 +12,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from frontend.change_pages import render_change_page
+from frontend.change_pages import act_on_change
 from gitops.forges.base import Forge
 from portal.deps import PrincipalDep, SessionDep, SettingsDep, client_ip
-from portal.errors import CaasError, NotFound
+from portal.errors import NotFound
 from portal.params import PathId
 from portal.settings import Settings
 from scaffolder import (
@@ -73,15 +73,10 @@ async def promote_tenant(request: Request, team: str, namespace: str, principal:
 def recheck_gates(request: Request, change_id: PathId, principal: PrincipalDep,
                   session: SessionDep, forge: ForgeDep, settings: SettingsDep) -> Response:
     """"Re-check gates": ``promotion_review.refresh_by_id``, then the change page."""
-    try:
-        promotion_review.refresh_by_id(session, forge=forge, settings=settings,
-                                       principal=principal, change_id=change_id)
-    except CaasError as exc:
-        if isinstance(exc, NotFound):
-            raise
-        session.rollback()
-        return render_change_page(request, session, forge, principal, change_id, error=exc)
-    return RedirectResponse(f"/changes/{change_id}?done=gates", status_code=303)
+    return act_on_change(request, session, forge, principal, change_id, done="gates",
+                         act=lambda: promotion_review.refresh_by_id(
+                             session, forge=forge, settings=settings, principal=principal,
+                             change_id=change_id))
 
 
 @router.post("/changes/{change_id}/promotion/override")
@@ -93,13 +88,8 @@ async def override_gate(request: Request, change_id: PathId, principal: Principa
     form = await request.form()
     reason = str(form.get("reason") or "")[:2000]
     gate = str(form.get("gate") or promotion_gates.HEALTH)[:63]
-    try:
-        promotion_review.override(session, forge=forge, settings=settings, principal=principal,
-                                  change_id=change_id, gate=gate, reason=reason,
-                                  ip=client_ip(request))
-    except CaasError as exc:
-        if isinstance(exc, NotFound):
-            raise
-        session.rollback()
-        return render_change_page(request, session, forge, principal, change_id, error=exc)
-    return RedirectResponse(f"/changes/{change_id}?done=override", status_code=303)
+    return act_on_change(request, session, forge, principal, change_id, done="override",
+                         act=lambda: promotion_review.override(
+                             session, forge=forge, settings=settings, principal=principal,
+                             change_id=change_id, gate=gate, reason=reason,
+                             ip=client_ip(request)))

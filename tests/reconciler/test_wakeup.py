@@ -26,9 +26,9 @@ from tests.reconciler.conftest import jobs_of, push
 IDLE_POLL_S = 120.0  # far longer than any wait below: only a wake-up can explain a quick pick-up
 
 
-def postgres_only(db_backend: str) -> None:
-    if db_backend != "postgresql":
-        pytest.skip("NOTIFY/LISTEN is PostgreSQL's (SQLite workers share a process or poll)")
+# NOTIFY/LISTEN is PostgreSQL's (SQLite workers share a process or poll): these tests take only
+# the PostgreSQL parameter of the ``db_backend`` fixture.
+postgres_only = pytest.mark.parametrize("db_backend", ["postgresql"], indirect=True)
 
 
 @contextmanager
@@ -93,9 +93,9 @@ def wait_done(engine: Engine, commit: str, within_s: float) -> None:
     raise AssertionError(f"job of {commit[:12]} not done within {within_s} s")
 
 
+@postgres_only
 def test_a_job_queued_or_ending_notifies_a_claim_does_not(
         engine: Engine, forge: LocalForge, db_backend: str) -> None:
-    postgres_only(db_backend)
     commit = push(forge, {"README.md": "x\n"})[1]
     with listening(engine) as driver:
         with Session(engine) as session:
@@ -114,9 +114,9 @@ def test_a_job_queued_or_ending_notifies_a_claim_does_not(
         assert received(driver) == 1  # its dependants and its environment are free
 
 
+@postgres_only
 def test_an_idle_worker_takes_a_job_queued_elsewhere_without_waiting_its_poll(
         tmp_path: Any, database_url: str, db_backend: str, forge: LocalForge) -> None:
-    postgres_only(db_backend)
     settings = make_settings(tmp_path, database_url, worker_poll_interval_s=IDLE_POLL_S)
     engine = db.make_engine(settings)
     worker = Worker(settings, engine, forge, handlers={"catalog": noop})
@@ -128,9 +128,9 @@ def test_an_idle_worker_takes_a_job_queued_elsewhere_without_waiting_its_poll(
     engine.dispose()
 
 
+@postgres_only
 def test_a_lost_listening_connection_is_reopened(
         tmp_path: Any, database_url: str, db_backend: str, forge: LocalForge) -> None:
-    postgres_only(db_backend)
     settings = make_settings(tmp_path, database_url, worker_poll_interval_s=IDLE_POLL_S)
     engine = db.make_engine(settings)
     listener = wakeup.Listener(engine, check_s=0.2)
