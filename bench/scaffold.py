@@ -50,6 +50,7 @@ from scaffolder.changeset import prepare  # noqa: E402
 from scaffolder.models import Change, ScaffoldRequest  # noqa: E402
 from scaffolder.registry import Registry  # noqa: E402
 from scaffolder.render import render  # noqa: E402
+from scaffolder.render_pool import hook_scratch  # noqa: E402
 
 TEAMS = 50
 CONCURRENT = 20
@@ -298,7 +299,7 @@ def bare_render(samples: int) -> tuple[float, float]:
     template = REPO / "templates" / "tenant"
 
     def run(i: int) -> object:
-        with tempfile.TemporaryDirectory() as out:
+        with tempfile.TemporaryDirectory() as out, hook_scratch(out):  # its hook's script
             return cookiecutter(str(template), no_input=True, output_dir=out,
                                 extra_context={"team": "team1", "name": f"bare{i + 1}"})
     return timed(samples, run)

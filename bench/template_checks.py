@@ -19,6 +19,7 @@ from scaffolder.checks.kustomize import build
 from scaffolder.checks.manifests import load_documents, validate_manifest
 from scaffolder.checks.policy import PolicySet
 from scaffolder.parameters import ParameterContext, validate_answers
+from scaffolder.render_pool import hook_scratch
 
 ROOT = Path(__file__).resolve().parents[1]
 TENANT = {
@@ -60,14 +61,15 @@ def main() -> None:
 
         def render() -> Path:
             out = Path(tempfile.mkdtemp(dir=tmp))
-            return Path(
-                generate_files(
-                    repo_dir=str(ROOT / "templates/tenant"),
-                    context={"cookiecutter": dict(answers)},
-                    output_dir=str(out),
-                    accept_hooks=True,
+            with hook_scratch(tmp):  # cookiecutter's hook runner leaves its script behind
+                return Path(
+                    generate_files(
+                        repo_dir=str(ROOT / "templates/tenant"),
+                        context={"cookiecutter": dict(answers)},
+                        output_dir=str(out),
+                        accept_hooks=True,
+                    )
                 )
-            )
 
         unit = render()
         built = build(unit / "envs" / "dev")

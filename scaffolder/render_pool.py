@@ -21,7 +21,9 @@ In a worker:
   environment and context) and executed in the worker instead of a new Python process; the
   same file still runs as a subprocess under the plain ``cookiecutter`` CLI and is mirrored by
   Backstage's ``each`` step (``templates/README.md``). A template with any other hook (a
-  ``pre_gen_project`` hook, a shell hook) runs through cookiecutter's own hook runner.
+  ``pre_gen_project`` hook, a shell hook) runs through cookiecutter's own hook runner, whose
+  rendered scripts (``NamedTemporaryFile(delete=False)``, never removed) go into the render's
+  scratch folder and leave with it (``hook_scratch``).
 
 ``render_files(repo_dir, context, hooks=…)`` → ``[(path relative to the project, bytes)]`` of
 every regular file (symlinks are left out); raises ``RenderError`` (a message) when the
@@ -32,6 +34,7 @@ decides: ``Template.trusted``).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import pickle
 import queue
@@ -40,7 +43,7 @@ import sys
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -139,6 +142,25 @@ def start_worker() -> None:
     _SCRATCH = _scratch_root()
 
 
+@contextlib.contextmanager
+def hook_scratch(dir: str | None = None) -> Iterator[str]:
+    """A temporary folder (inside ``dir``; default: the system's) that Python's temporary files
+    go to meanwhile (``tempfile.tempdir``), removed afterwards with what they left.
+
+    Cookiecutter's hook runner (``cookiecutter.hooks.run_script_with_context``) writes each
+    rendered hook script as ``NamedTemporaryFile(delete=False)`` and never removes it: one
+    ``tmp*.py`` per hook run, forever. Every caller of that runner (``generate_files`` or
+    ``cookiecutter()`` with hooks on) wraps the call in this. Process-wide: the pool's worker
+    renders one at a time; tests and benches call it from one thread."""
+    saved = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix="caas-hooks-", dir=dir) as folder:
+        tempfile.tempdir = folder
+        try:
+            yield folder
+        finally:
+            tempfile.tempdir = saved
+
+
 def _in_process_hooks(repo_dir: Path) -> list[str] | None:
     """The template's hooks when the only one is a Python ``post_gen_project`` (None: let
     cookiecutter run whatever hooks it has)."""
@@ -175,9 +197,10 @@ def render_in_worker(repo_dir: str, context: dict[str, Any],
     scripts = _in_process_hooks(root_dir) if hooks_allowed else []
     with tempfile.TemporaryDirectory(prefix="caas-render-", dir=_SCRATCH) as tmp:
         try:
-            project = generate.generate_files(repo_dir=repo_dir, context=context,
-                                              output_dir=tmp,
-                                              accept_hooks=hooks_allowed and scripts is None)
+            with hook_scratch(tmp) if scripts is None else contextlib.nullcontext():
+                project = generate.generate_files(
+                    repo_dir=repo_dir, context=context, output_dir=tmp,
+                    accept_hooks=hooks_allowed and scripts is None)
             for script in scripts or []:
                 _run_python_hook(script, project, context)
         except (CookiecutterException, TemplateError, OSError) as exc:

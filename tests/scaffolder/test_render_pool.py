@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tempfile
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from cookiecutter.generate import generate_files
 
 from scaffolder import render_pool
 
@@ -73,6 +76,34 @@ def test_a_pre_gen_hook_runs_through_cookiecutter(tmp_path: Path) -> None:
                          hook="open('post', 'w').write('x')\n")
     with pytest.raises(render_pool.RenderError, match="exit status: 3"):
         _render(template, "a")
+
+
+def _left_in_tempdir(marker: str) -> list[Path]:
+    folder = Path(tempfile.gettempdir())
+    return [p for p in folder.glob("tmp*.py") if marker in p.read_text(errors="replace")]
+
+
+def test_cookiecutter_s_hook_runner_leaves_no_temporary_file_per_render(tmp_path: Path) -> None:
+    # cookiecutter writes each rendered hook script as NamedTemporaryFile(delete=False): the
+    # render's scratch folder takes it (the worker inherits this process's temporary folder).
+    marker = f"caas-leak-{uuid.uuid4().hex}"
+    template = _template(tmp_path / "t", pre_hook=f"# {marker}\n",
+                         hook=f"# {marker}\nopen('post', 'w').write('x')\n")
+    assert _render(template, "a") == {"file.yaml": b"name: a\n", "post": b"x"}
+    assert _left_in_tempdir(marker) == []
+
+
+def test_hook_scratch_takes_cookiecutter_s_hook_scripts(tmp_path: Path) -> None:
+    marker = f"caas-leak-{uuid.uuid4().hex}"
+    template = _template(tmp_path / "t", hook=f"# {marker}\nopen('post', 'w').write('x')\n")
+    with render_pool.hook_scratch() as folder:
+        generate_files(repo_dir=str(template), context={"cookiecutter": {"name": "a"}},
+                       output_dir=str(tmp_path / "out"), accept_hooks=True)
+        assert [p.name for p in Path(folder).glob("tmp*.py")] != []
+    assert not Path(folder).exists()
+    assert tempfile.gettempdir() != folder
+    assert (tmp_path / "out" / "a" / "post").read_text() == "x"
+    assert _left_in_tempdir(marker) == []
 
 
 def test_an_edited_template_renders_its_new_content(tmp_path: Path) -> None:

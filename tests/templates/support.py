@@ -13,6 +13,7 @@ from ruamel.yaml import YAML
 from scaffolder.checks.manifests import is_cluster_manifest, load_documents
 from scaffolder.parameters import ParameterContext, validate_answers
 from scaffolder.registry import load_template
+from scaffolder.render_pool import hook_scratch
 from scaffolder.render import cookiecutter_values
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,14 +40,15 @@ def render(name: str, answers: dict[str, Any], out: Path, *, validate: bool = Tr
         else copy.deepcopy(answers)
     )
     template = load_template(TEMPLATES / name, trusted=True)
-    return Path(
-        generate_files(
-            repo_dir=str(TEMPLATES / name),
-            context={"cookiecutter": cookiecutter_values(template, context)},
-            output_dir=str(out),
-            accept_hooks=True,
+    with hook_scratch():  # cookiecutter's hook runner leaves its rendered script behind
+        return Path(
+            generate_files(
+                repo_dir=str(TEMPLATES / name),
+                context={"cookiecutter": cookiecutter_values(template, context)},
+                output_dir=str(out),
+                accept_hooks=True,
+            )
         )
-    )
 
 
 def yaml_files(root: Path) -> list[Path]:

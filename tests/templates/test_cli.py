@@ -39,9 +39,12 @@ def cookiecutter(tmp_path: Path, *args: str) -> Path:
         config.write_text(yaml.safe_dump({"replay_dir": str(tmp_path / "replay"),
                                           "cookiecutters_dir": str(tmp_path / "clones")}))
     out = tmp_path / "out"
+    scratch = tmp_path / "tmp"  # cookiecutter's hook runner leaves its rendered script there
+    scratch.mkdir(exist_ok=True)
     result = subprocess.run(
         [str(COOKIECUTTER), "--config-file", str(config), "--output-dir", str(out), *args],
         capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "TMPDIR": str(scratch)},
     )
     assert result.returncode == 0, result.stderr
     (project,) = [p for p in out.iterdir() if p.is_dir()]

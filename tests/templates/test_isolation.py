@@ -26,6 +26,7 @@ from scaffolder.checks.manifests import load_documents
 from scaffolder.parameters import ParameterContext, validate_answers
 from scaffolder.registry import load_template
 from scaffolder.render import cookiecutter_values
+from scaffolder.render_pool import hook_scratch
 from tests.templates.appset_expander import TemplateError, expand, render_string
 from tests.templates.support import SKELETON, TEMPLATES, TYPICAL, parameters
 
@@ -53,8 +54,10 @@ CONTEXT = ParameterContext(teams=frozenset(TEAMS), environments=frozenset(ENVS))
 def _render(name: str, answers: dict[str, Any], out: Path) -> Path:
     clean = validate_answers(parameters(name), answers, context=CONTEXT)
     values = cookiecutter_values(load_template(TEMPLATES / name, trusted=True), clean)
-    return Path(generate_files(repo_dir=str(TEMPLATES / name), context={"cookiecutter": values},
-                               output_dir=str(out), accept_hooks=True))
+    with hook_scratch():  # cookiecutter's hook runner leaves its rendered script behind
+        return Path(generate_files(repo_dir=str(TEMPLATES / name),
+                                   context={"cookiecutter": values},
+                                   output_dir=str(out), accept_hooks=True))
 
 
 def _files(root: Path, under: str) -> dict[str, bytes]:
