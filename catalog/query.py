@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlmodel import Session, col
 
+from catalog import substring
 from catalog.cost import PriceSheet
 from catalog.models import (
     Entity,
@@ -62,11 +63,6 @@ def decode_cursor(cursor: str) -> str:
         raise ValidationFailed("cursor is not one this API returned (use next_cursor as is)",
                                field="cursor", rule="opaque-cursor")
     return raw[3:]
-
-
-def _like(q: str) -> str:
-    escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def _env_filter(kind: Kind, env: str) -> ColumnElement[bool]:
@@ -121,7 +117,7 @@ def list_entities(session: Session, *, kind: Kind, prices: PriceSheet, q: str | 
     if cursor:
         stmt = stmt.where(col(Entity.key) > decode_cursor(cursor))
     if q:
-        stmt = stmt.where(col(Entity.search).like(_like(q), escape="\\"))
+        stmt = stmt.where(substring.matches(session, q))
     if owner:
         stmt = stmt.where(col(Entity.owner) == owner.split(":", 1)[-1].split("/")[-1])
     if env:
