@@ -66,6 +66,20 @@ USERS = [f"user-{i}" for i in range(20)]
 ADMIN_CLIENT = ("portal-admin", "s3cr3t")  # the fake Keycloak's admin client (not a secret)
 OPEN = ["recorded", "planned"]
 WARM_UP_PER_WORKER = 3  # merges run before the throughput is measured
+PROFILE: Path | None = None  # --profile: each worker process runs under cProfile, its stats here
+# ``caas worker`` under cProfile timed by the process's CPU clock (not the wall clock: on a
+# shared machine, waiting for a core is not the code's cost); the stats are written on exit.
+PROFILED = """
+import cProfile, runpy, sys, time
+profile = cProfile.Profile(time.process_time)
+sys.argv = ["caas", "worker"]
+profile.enable()
+try:
+    runpy.run_module("portal.cli", run_name="__main__")
+finally:
+    profile.disable()
+    profile.dump_stats({out!r})
+"""
 
 
 def tenant(team: str, name: str) -> list[FileChange]:
@@ -208,10 +222,15 @@ class Workers:
             session.merge(Cursor(name=CURSOR, commit=head))
             session.commit()
         engine.dispose()
-        self.procs = [subprocess.Popen([sys.executable, "-m", "portal.cli", "worker"],
-                                       env=plat.env(settings), cwd=ROOT,
+        def command(i: int) -> list[str]:
+            if PROFILE is None:
+                return [sys.executable, "-m", "portal.cli", "worker"]
+            out = PROFILE / f"{settings.data_dir.parent.name}-worker{i}.prof"
+            return [sys.executable, "-c", PROFILED.format(out=str(out))]
+
+        self.procs = [subprocess.Popen(command(i), env=plat.env(settings), cwd=ROOT,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                      for _ in range(count)]
+                      for i in range(count)]
         self.settings = settings
         self.started_cpu = 0.0
 
@@ -275,10 +294,16 @@ def floor(plat: Platform, jobs: int) -> None:
             conn.execute("SELECT 1")
         rtt = (time.perf_counter() - started) / 1000
     engine = db.make_engine(settings)
+    # Each no-op job as a real one is: of a merge commit on main (so the worker's "is it on
+    # main?" check passes: a commit that is not is refused, audited, and costs more), naming
+    # one entity (its timeline gets the start and the end), its merge finalised by it.
     with Session(engine) as session:
         for i in range(jobs):
-            queue.enqueue(session, commit=f"{i:040x}", jobs=[queue.NewJob(unit="noop",
-                                                                         kind="noop")])
+            before, commit = push(forge, [FileChange(f"notes/floor-{i}.txt", b"floor\n")])
+            session.add(MergeRecord(commit=commit, before=before, state="planned",
+                                    entities=["namespace:platform/floor"]))
+            queue.enqueue(session, commit=commit, jobs=[queue.NewJob(
+                unit="noop", kind="noop", entities=("namespace:platform/floor",))])
         session.commit()
 
     def noop(_ctx: JobContext) -> Result:
@@ -292,7 +317,8 @@ def floor(plat: Platform, jobs: int) -> None:
         ran += 1
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu0
     print(f"  raw SELECT 1 round trip (psycopg): {rtt * 1000:.2f} ms")
-    print(f"  no-op job, claim + finish through the queue (in-process worker, {ran - 1} jobs): "
+    print(f"  no-op job (a merge's only job, one entity), claim + finish through the queue "
+          f"(in-process worker, {ran - 1} jobs): "
           f"{elapsed / (ran - 1) * 1000:.1f} ms/job, {cpu / (ran - 1) * 1000:.1f} ms CPU/job "
           f"in the worker; {load()}")
     engine.dispose()
@@ -439,20 +465,31 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--floor-jobs", type=int, default=200)
     parser.add_argument("--tenants", type=int, default=2000)
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="run each worker process under cProfile, its stats in DIR "
+                        "(the figures then include the profiler's own cost)")
+    parser.add_argument("--only", choices=["throughput"], default=None,
+                        help="run only that phase")
     args = parser.parse_args()
+    global PROFILE
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        PROFILE = args.profile.resolve()
     os.environ.setdefault("CHECKPOINT_DISABLE", "1")
     print(f"== {' '.join(sys.argv)}; {load()}")
     with tempfile.TemporaryDirectory(prefix="caas-bench-rec-") as tmp:
         work = Path(tmp)
         with platform(work) as plat:
-            print("== floor")
-            floor(plat, args.floor_jobs)
+            if args.only is None:
+                print("== floor")
+                floor(plat, args.floor_jobs)
             print(f"== throughput: {args.merges} independent merges recorded at once")
             rates = {n: throughput(plat, args.merges, n) for n in (1, 2)}
             print(f"  2 workers / 1 worker: {rates[2] / rates[1]:.2f} times")
-            print("== merge-to-applied, no Terraform")
-            merge_to_applied(plat, args.samples)
-        if args.tenants:
+            if args.only is None:
+                print("== merge-to-applied, no Terraform")
+                merge_to_applied(plat, args.samples)
+        if args.tenants and args.only is None:
             print(f"== planner, repository of {args.tenants} tenants")
             planner(work / "planner", args.tenants, min(args.samples, 20))
 

@@ -10,7 +10,9 @@ once, as JAX-RS does for ``@PathParam`` (so ``team-%41`` names ``team-A``, as in
 ``writes`` logs every state-changing call so tests can assert idempotence and "nothing moved";
 ``requests`` logs every admin request (method, raw path, query, JSON body) so tests can check
 each against the Admin REST API's resource definitions; ``revoke_tokens_after`` makes every
-issued token invalid after that many admin requests (an expiry mid-sync); ``on_request`` runs
+issued token invalid after that many admin requests (an expiry mid-sync); tokens live
+``token_lifetime_s`` (300, Keycloak's default; answered as ``expires_in``) and are refused
+after it; ``on_request`` runs
 before each admin request is answered (a concurrent create; a status it returns is the
 answer).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,6 +83,8 @@ class FakeKeycloak:
         self.client_secret = client_secret
         self.realms: dict[str, FakeRealm] = {}
         self.tokens: set[str] = set()
+        self.token_lifetime_s = 300
+        self._expires: dict[str, float] = {}  # token -> time.monotonic() it expires at
         self.writes: list[tuple[str, str]] = []
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
         self.token_requests = 0
@@ -103,6 +108,7 @@ class FakeKeycloak:
         self.writes.clear()
         self.requests.clear()
         self.revoke_tokens_after = None
+        self.token_lifetime_s = 300
         self.on_request = None
 
     async def _token(self, request: Request) -> Response:
@@ -117,7 +123,8 @@ class FakeKeycloak:
                                  "credentials"}, status_code=401)
         token = secrets.token_urlsafe(24)
         self.tokens.add(token)
-        return JSONResponse({"access_token": token, "expires_in": 300,
+        self._expires[token] = time.monotonic() + self.token_lifetime_s
+        return JSONResponse({"access_token": token, "expires_in": self.token_lifetime_s,
                              "refresh_expires_in": 0, "token_type": "Bearer",
                              "not-before-policy": 0, "scope": "profile email"})
 
@@ -134,7 +141,8 @@ class FakeKeycloak:
             else:
                 self.revoke_tokens_after -= 1
         auth = request.headers.get("Authorization", "")
-        if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
+        if (not auth.startswith("Bearer ") or auth[7:] not in self.tokens
+                or self._expires.get(auth[7:], 0.0) <= time.monotonic()):
             return JSONResponse({"error": "HTTP 401 Unauthorized"}, status_code=401)
         realm = self.realms.get(request.path_params["realm"])
         if realm is None:

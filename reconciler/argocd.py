@@ -38,6 +38,7 @@ from reconciler.errors import PermanentError, ReconcilerError, TemporaryError
 
 if TYPE_CHECKING:
     from portal.settings import Settings
+    from reconciler.clients import Clients
 
 FIELD_MANAGER = "caas-portal"
 GROUP, VERSION = "argoproj.io", "v1alpha1"
@@ -97,10 +98,22 @@ class AppStatus:
     revision: str | None = None
 
 
-def api_client_from_settings(settings: Settings) -> k8s.ApiClient:
-    """A client for the configured kubeconfig/context; ``NotConfigured`` without one."""
+def api_client_from_settings(settings: Settings, clients: Clients | None = None
+                             ) -> k8s.ApiClient:
+    """A client for the configured kubeconfig/context; ``NotConfigured`` without one. With
+    ``clients`` (a worker's, ``reconciler.clients``): the one kept there while the kubeconfig's
+    path, size, modification time and context are the same (a rotated credential is a new
+    file content: a new client)."""
     if settings.kubeconfig is None:
         raise NotConfigured("not connected: no kubeconfig configured", setting="kubeconfig")
+    if clients is not None:
+        try:
+            stat = settings.kubeconfig.stat()
+            key: tuple[object, ...] = (str(settings.kubeconfig), stat.st_mtime_ns,
+                                       stat.st_size, settings.kube_context)
+        except OSError:  # unreadable: building the client says so, nothing is kept
+            return api_client_from_settings(settings)
+        return clients.get("kubernetes", key, lambda: api_client_from_settings(settings))
     try:
         return k8s_config.new_client_from_config(config_file=str(settings.kubeconfig),
                                                  context=settings.kube_context)
@@ -126,8 +139,10 @@ class ArgoCDApplier:
         self.namespace = namespace
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ArgoCDApplier:
-        return cls(api_client_from_settings(settings), namespace=settings.argocd_namespace)
+    def from_settings(cls, settings: Settings, clients: Clients | None = None
+                      ) -> ArgoCDApplier:
+        return cls(api_client_from_settings(settings, clients),
+                   namespace=settings.argocd_namespace)
 
     def _target(self, manifest: Mapping[str, Any]) -> tuple[str, str, str, dict[str, Any]]:
         """Validate one manifest; returns (kind, plural, namespace, body to apply)."""
@@ -230,8 +245,10 @@ class ClusterRemover:
         self.namespace = namespace
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ClusterRemover:
-        return cls(api_client_from_settings(settings), namespace=settings.argocd_namespace)
+    def from_settings(cls, settings: Settings, clients: Clients | None = None
+                      ) -> ClusterRemover:
+        return cls(api_client_from_settings(settings, clients),
+                   namespace=settings.argocd_namespace)
 
     def delete_application(self, name: str) -> bool:
         where = f"Application {self.namespace}/{name}"

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from gitops.forges.base import Forge
 from portal.settings import Settings
+from reconciler.clients import Clients
 from reconciler.models import Job, JobState
 
 
@@ -35,6 +36,8 @@ class JobContext:
     job: Job
     worker_id: str
     log: Callable[[str], None]
+    # The worker's adapter clients, kept from job to job (``reconciler.clients``).
+    clients: Clients = field(default_factory=Clients)
 
     def desired_commit(self) -> str:
         """The commit whose state a declarative job (catalog, ArgoCD, Keycloak) brings about:

@@ -69,7 +69,7 @@ def argocd(ctx: JobContext) -> Result:
     the head of main (``JobContext.desired_commit``); refresh and read back the Applications the
     change affects."""
     try:
-        applier = ArgoCDApplier.from_settings(ctx.settings)
+        applier = ArgoCDApplier.from_settings(ctx.settings, ctx.clients)
     except NotConfigured as exc:
         return Result.skipped(f"skipped: ArgoCD {exc.reason}",
                               setting=exc.field or "CAAS_KUBECONFIG")
@@ -122,7 +122,7 @@ def keycloak(ctx: JobContext) -> Result:
     (``JobContext.desired_commit``), so a late merge event cannot restore old members."""
     teams = [str(t) for t in ctx.job.payload.get("teams") or []]
     try:
-        sync = KeycloakSync.from_settings(ctx.settings)
+        sync = KeycloakSync.from_settings(ctx.settings, ctx.clients)
     except NotConfigured as exc:
         return Result.skipped(f"skipped: Keycloak {exc.reason}",
                               setting=exc.field or "CAAS_KEYCLOAK_URL")

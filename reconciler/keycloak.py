@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from portal.settings import Settings
+    from reconciler.clients import Clients
 
 T = TypeVar("T")
 # The attribute that marks a group the sync manages, with the name the repository gives it:
@@ -179,13 +180,21 @@ class KeycloakSync:
         self._user_ids: dict[str, str | None] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> KeycloakSync:
+    def from_settings(cls, settings: Settings, clients: Clients | None = None) -> KeycloakSync:
+        """With ``clients`` (a worker's, ``reconciler.clients``): the sync kept there while
+        the URL, realm, credentials and admin group are the same — its HTTP connections and
+        its token too (renewed by python-keycloak before it expires, and on a 401)."""
         secret = settings.keycloak_admin_client_secret
         if not settings.keycloak_url:
             raise NotConfigured("not configured: no Keycloak URL", setting="keycloak_url")
         if not settings.keycloak_admin_client_id or secret is None:
             raise NotConfigured("not configured: no Keycloak admin client credentials",
                                 setting="keycloak_admin_client_id")
+        if clients is not None:
+            key = (settings.keycloak_url, settings.keycloak_realm,
+                   settings.keycloak_admin_client_id, secret.get_secret_value(),
+                   settings.oidc_admin_group)
+            return clients.get("keycloak", key, lambda: cls.from_settings(settings))
         connection = KeycloakOpenIDConnection(
             server_url=settings.keycloak_url.rstrip("/") + "/",
             realm_name=settings.keycloak_realm,
@@ -317,8 +326,10 @@ class KeycloakSync:
             seen.add(group.name)
         report = SyncReport()
         self._user_ids.clear()
-        # One token up front instead of learning from a 401 on the first call.
-        self._call("get an admin token", self._admin.connection.get_token)
+        # One token up front instead of learning from a 401 on the first call; a kept client
+        # (``reconciler.clients``) has one already, renewed by python-keycloak when it is due.
+        if self._admin.connection.token is None:
+            self._call("get an admin token", self._admin.connection.get_token)
         plans: list[_GroupPlan] = []
         for group in wanted:
             plans.extend(self._plan_group(group.name, group.members, report, exact=True))

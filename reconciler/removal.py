@@ -106,7 +106,7 @@ def remove(ctx: JobContext) -> Result:
     from reconciler.argocd import ClusterRemover  # the kubernetes client loads with a worker
 
     try:
-        remover = ClusterRemover.from_settings(ctx.settings)
+        remover = ClusterRemover.from_settings(ctx.settings, ctx.clients)
     except NotConfigured as exc:
         return Result.skipped(f"skipped: the cluster is {exc.reason}",
                               setting=exc.field or "CAAS_KUBECONFIG")
@@ -126,7 +126,7 @@ def _remove_groups(ctx: JobContext, names: list[str]) -> Result:
     from reconciler.keycloak import KeycloakSync  # python-keycloak loads with a worker
 
     try:
-        sync = KeycloakSync.from_settings(ctx.settings)
+        sync = KeycloakSync.from_settings(ctx.settings, ctx.clients)
     except NotConfigured as exc:
         return Result.skipped(f"skipped: Keycloak {exc.reason}",
                               setting=exc.field or "CAAS_KEYCLOAK_URL")

@@ -34,6 +34,7 @@ from portal.db import aware, utcnow
 from portal.redact import redact
 from portal.settings import Settings
 from reconciler import finalize, queue, tfproc, wakeup
+from reconciler.clients import Clients
 from reconciler.context import Handler, JobContext, Result
 from reconciler.errors import PermanentError, TemporaryError, Waiting
 from reconciler.models import PRE_MERGE, TERMINAL, Job, JobLog, JobState
@@ -60,6 +61,7 @@ class Worker:
         self._last_beat = 0.0  # time.monotonic() of the worker's last heartbeat write
         self._conn: Connection | None = None  # the queue's own connection (_queue_session)
         self.wakeup = wakeup.Wakeup()
+        self.clients = Clients()  # adapter clients kept from job to job (reconciler.clients)
         self.listener = wakeup.Listener(engine)
 
     # ---- loop ----------------------------------------------------------------------------------
@@ -158,8 +160,14 @@ class Worker:
             if job.kind not in PRE_MERGE:
                 self._check_on_main(job)
             ctx = JobContext(settings=self.settings, engine=self.engine, forge=self.forge,
-                             job=job, worker_id=self.id, log=buffer.add)
-            result: Result = handler(ctx)
+                             job=job, worker_id=self.id, log=buffer.add, clients=self.clients)
+            try:
+                result: Result = handler(ctx)
+            except BaseException:
+                # The next attempt starts from fresh clients (a broken connection or a client
+                # left half-way is not carried over); the outcome is decided below.
+                self.clients.clear()
+                raise
         except PermanentError as exc:
             buffer.add(f"failed: {exc.message}", "error")
             return queue.Outcome(state=JobState.failed, message=exc.message)

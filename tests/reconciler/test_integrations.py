@@ -4,6 +4,7 @@ adapters talking to a fake Kubernetes API (kmock) and a fake Keycloak over HTTP.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import kmock
@@ -137,5 +138,61 @@ def test_a_late_merge_event_does_not_restore_members_a_later_merge_removed(
         assert realm.members("team-shop") == {"alice"}
         merged(*late)
         assert jobs_of(engine, late[1])["keycloak"].state == "succeeded"
+        assert realm.members("team-shop") == {"alice"}
+    engine.dispose()
+
+
+def test_a_worker_keeps_its_keycloak_client_and_renews_a_revoked_or_expired_token(
+        tmp_path: Path, sqlite_factory: SqliteFactory) -> None:
+    """One Keycloak client per worker (``reconciler.clients``): its token serves the next
+    job; a token revoked or expired between jobs is replaced and the job completes; a job that
+    failed leaves no client behind (the retry starts afresh)."""
+    keycloak = FakeKeycloak(client_id="portal-admin", client_secret="s3cr3t")
+    realm = keycloak.add_realm("caas")
+    for user in ("alice", "bob", "carol", "platform-admin"):
+        realm.add_user(user)
+    with serve(keycloak.app) as url:
+        settings = make_settings(tmp_path, sqlite_factory.new(tmp_path / "db"),
+                                 keycloak_url=url, keycloak_realm="caas",
+                                 keycloak_admin_client_id="portal-admin",
+                                 keycloak_admin_client_secret="s3cr3t",
+                                 worker_backoff_s=0.01)
+        engine = db.make_engine(settings)
+        seed_repository(settings.resolved_gitops_repo, REPO_ROOT / "gitops-skeleton")
+        forge = LocalForge(settings, engine)
+        worker = Worker(settings, engine, forge)
+
+        def merged(members: str) -> str:
+            before, commit = push(forge, {"teams/shop/team.yaml": TEAM.replace("[bob]",
+                                                                              members)})
+            with Session(engine) as session:
+                service.record_merge_event(session, event=MergeEvent(commit=commit,
+                                                                     before=before))
+            drain(worker)
+            job = jobs_of(engine, commit)["keycloak"]
+            assert job.state == "succeeded", job.message
+            return commit
+
+        merged("[bob]")
+        assert keycloak.token_requests == 1 and "keycloak" in worker.clients
+        merged("[bob, carol]")
+        assert keycloak.token_requests == 1  # the kept token served the second job
+        assert realm.members("team-shop") == {"alice", "bob", "carol"}
+
+        keycloak.tokens.clear()  # revoked between jobs: a 401, a new token, the call again
+        keycloak.token_lifetime_s = 2
+        merged("[carol]")
+        assert keycloak.token_requests == 2
+        assert realm.members("team-shop") == {"alice", "carol"}
+
+        time.sleep(2.1)  # the token has expired (python-keycloak renews it at 90 % of 2 s)
+        merged("[bob]")
+        assert keycloak.token_requests == 3
+        assert realm.members("team-shop") == {"alice", "bob"}
+
+        keycloak.fail_next = [503]  # the job fails once (temporary): its client is dropped
+        commit = merged("[]")
+        assert jobs_of(engine, commit)["keycloak"].attempts == 2
+        assert keycloak.token_requests == 4  # the retry built a new client, with a new token
         assert realm.members("team-shop") == {"alice"}
     engine.dispose()

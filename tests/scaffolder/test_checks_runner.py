@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ def test_namespace_names_collide_across_teams_on_main_and_in_open_changes(
         prepared: tuple[LocalForge, Prepared]) -> None:
     forge, change = prepared
     assert checks_runner.check_collisions(forge, change, []).state == "success"
-    # Team `pay` with tenant `ments-web` would also be the namespace `payments-web`.
+    # A tenant's folder is its namespace: another team's folder of that name clashes.
     clash = checks_runner.check_collisions(forge, change, ["tenants/pay/payments-web"])
     assert clash.state == "failure" and "open change" in clash.details[0]
     platform = replace(change, target="tenants/other/platform-tools")
@@ -99,6 +100,7 @@ def test_an_overlay_build_is_kept_per_content_and_rebuilt_when_a_file_changes(
         return real(path)
 
     monkeypatch.setattr(checks_runner, "_build", counted)
+    monkeypatch.setattr(checks_runner, "_BUILDS", OrderedDict())  # not another test's builds
     rendered = dict(change.rendered)
     first, objects = checks_runner.check_kustomize(rendered)
     assert first.state == "success" and objects and calls == ["dev"]

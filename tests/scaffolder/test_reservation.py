@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from gitops import git
 from gitops.forges.local import LocalForge
 from portal.auth import service as auth_service
 from portal.auth.models import Role
@@ -19,7 +20,7 @@ from portal.auth.principal import Principal
 from portal.errors import Conflict, Unavailable
 from portal.settings import Settings
 from scaffolder import service, tasks
-from scaffolder.models import Change, ScaffoldRequest
+from scaffolder.models import Change, ScaffoldRequest, Task
 from scaffolder.registry import Registry
 from tests.conftest import UserFactory
 
@@ -128,29 +129,84 @@ def test_released_name_goes_to_the_next_request_and_the_old_retry_gets_409(
 
 
 def test_units_whose_branch_names_collide_get_their_own_pull_requests(
+        settings: Settings, engine: Engine, make_user: UserFactory, tmp_path: Path,
+        auth_headers: Callable[[str], dict[str, str]]) -> None:
+    """``caas/application-<team>-<name>`` is the same branch for payments/x-shop and
+    payments-x/shop: the second request used to be handed the first one's open PR (so team
+    payments-x's reviewer could approve and merge team payments' change). Each change gets its
+    own PR, which holds only its own unit. (Tenants cannot meet this way any more: their
+    namespaces, ``<team>-<name>``, would be the same, and the second is refused as taken.)"""
+    from fastapi.testclient import TestClient
+
+    from portal.app import create_app
+    from tests.scaffolder.conftest import seed
+
+    seed(settings, tmp_path, teams=("payments", "payments-x"))
+    make_user("alice", teams={"payments": Role.developer})
+    make_user("bob", teams={"payments-x": Role.developer})
+    make_user("root", admin=True)
+    forge = LocalForge(settings, engine)
+    numbers: list[int] = []
+    with TestClient(create_app(settings, engine=engine)) as client:
+        for user, team in (("alice", "payments"), ("bob", "payments-x")):
+            opened = client.post("/api/scaffolder/tasks", headers=auth_headers(user), json={
+                "template": "tenant", "answers": {"team": team, "name": "web",
+                                                  "cost_center": "cc", "cpu_quota": "1",
+                                                  "memory_quota": "1Gi",
+                                                  "environments": ["dev"]}}).json()
+            assert opened["status"] == "succeeded", opened
+            cid = opened["change_id"]
+            for step in ("approve", "merge"):
+                done = client.post(f"/api/changes/{cid}/{step}", headers=auth_headers("root"))
+                assert done.status_code == 200, done.text
+        for user, team, name in (("alice", "payments", "x-shop"), ("bob", "payments-x", "shop")):
+            done = client.post("/api/scaffolder/tasks", headers=auth_headers(user), json={
+                "template": "application", "answers": {
+                    "team": team, "name": name, "tenant": "web", "environment": "dev",
+                    "repo_url": "https://charts.example.com", "revision": "1.2.3",
+                    "chart": "shop"}}).json()
+            assert done["status"] == "succeeded", done
+            assert done["change_number"] is not None
+            numbers.append(done["change_number"])
+            pr = forge.get_change(done["change_number"])
+            paths = forge.changed_paths(pr.base_sha, pr.head_sha)
+            assert any(p.startswith(f"applications/{team}/") for p in paths), paths
+            assert pr.author == user
+    assert numbers[0] != numbers[1]
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite", "postgres"], indirect=True)
+def test_a_name_another_unit_generates_is_refused_before_anything_is_written(
         settings: Settings, engine: Engine, make_user: UserFactory, tmp_path: Path) -> None:
-    """``caas/tenant-<team>-<name>`` is the same branch for payments/x-web and payments-x/web:
-    the second request used to be handed the first one's open PR (so team payments-x's
-    reviewer could approve and merge team payments' change). Each change gets its own PR,
-    which holds only its own unit."""
+    """A tenant's Namespace is ``<team>-<name>``: team ``payments``' tenant ``x-web`` and team
+    ``payments-x``' tenant ``web`` are both ``payments-x-web``. The second is refused with 409
+    ``name-taken`` naming both units, and nothing is written: no change, task or branch."""
     from tests.scaffolder.conftest import seed
 
     seed(settings, tmp_path, teams=("payments", "payments-x"))
     make_user("alice", teams={"payments": Role.developer})
     make_user("bob", teams={"payments-x": Role.developer})
     forge, registry = LocalForge(settings, engine), Registry(settings)
-    numbers: list[int] = []
-    for user, team, name in (("alice", "payments", "x-web"), ("bob", "payments-x", "web")):
-        request = ScaffoldRequest(template="tenant", answers={
-            "team": team, "name": name, "cost_center": "cc", "environments": ["dev"]})
-        with Session(engine, expire_on_commit=False) as s:
-            done = service.create_task(s, registry=registry, forge=forge,
-                                       principal=_principal(engine, user), request=request)
-        assert done.status == "succeeded", done.error
-        assert done.change_number is not None
-        numbers.append(done.change_number)
-        pr = forge.get_change(done.change_number)
-        paths = forge.changed_paths(pr.base_sha, pr.head_sha)
-        assert any(p.startswith(f"tenants/{team}/") for p in paths), paths
-        assert pr.author == user
-    assert numbers[0] != numbers[1]
+    first = ScaffoldRequest(template="tenant", answers={
+        "team": "payments", "name": "x-web", "cost_center": "cc", "environments": ["dev"]})
+    with Session(engine, expire_on_commit=False) as s:
+        opened = service.create_task(s, registry=registry, forge=forge,
+                                     principal=_principal(engine, "alice"), request=first)
+    assert opened.status == "succeeded", opened.error
+    repo = settings.resolved_gitops_repo
+    branches = git.out(repo, "for-each-ref", "--format=%(refname)", "refs/heads/").split()
+    clash = ScaffoldRequest(template="tenant", answers={
+        "team": "payments-x", "name": "web", "cost_center": "cc", "environments": ["dev"]})
+    with Session(engine, expire_on_commit=False) as s, pytest.raises(Conflict) as err:
+        service.create_task(s, registry=registry, forge=forge,
+                            principal=_principal(engine, "bob"), request=clash)
+    assert (err.value.field, err.value.rule) == ("answers", "name-taken")
+    assert ("Namespace payments-x-web of tenants/payments-x/payments-x-web is already "
+            "generated by tenants/payments/payments-x-web (in an open change)"
+            ) in err.value.message
+    with Session(engine) as s:
+        assert [c.unit_key for c in s.exec(select(Change)).all()] == [
+            "tenants/payments/payments-x-web"]
+        assert len(s.exec(select(Task)).all()) == 1
+    assert git.out(repo, "for-each-ref", "--format=%(refname)", "refs/heads/").split() \
+        == branches
