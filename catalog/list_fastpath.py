@@ -53,7 +53,7 @@ class ListFastPath:
         if_none_match = request.headers.get("if-none-match")
         if if_none_match is not None and len(if_none_match) > MAX_IF_NONE_MATCH:
             return False
-        generation = generations.current(get_engine(request))
+        generation = await generations.shared(get_engine(request))
         if cached_principal(request, generation) is None:
             return False
         page = cache.get(key, generation.catalog)

@@ -74,7 +74,7 @@ async def _list(request: Request, kind: Kind, settings: Settings, q: str | None,
     (``catalog.list_cache``); computed in the thread pool otherwise. The generation was read by
     the authentication, before any of the page's data."""
     engine = get_engine(request)
-    generation = getattr(request.state, "generation", None) or generations.current(engine)
+    generation = getattr(request.state, "generation", None) or await generations.shared(engine)
     cache: ListCache | None = getattr(request.app.state, "catalog_lists", None)
     if cache is None:
         cache = request.app.state.catalog_lists = ListCache()
@@ -158,7 +158,7 @@ async def search_everything(
     next search after a merge (or a template change) is computed afresh; ETag / 304 as lists.
     """
     engine = get_engine(request)
-    generation = getattr(request.state, "generation", None) or generations.current(engine)
+    generation = getattr(request.state, "generation", None) or await generations.shared(engine)
     cache: ListCache | None = getattr(request.app.state, "catalog_search", None)
     if cache is None:
         cache = request.app.state.catalog_search = ListCache(max_bytes=SEARCH_CACHE_BYTES)

@@ -106,8 +106,13 @@ def _install_middleware(app: FastAPI, metrics: Metrics) -> None:
     from frontend.pages import render_error
 
     def fallback(scope: Scope, exc: Exception) -> Response:
-        message = "internal error; it has been logged"
+        """A request the guard refuses (a CaasError: its status) or whose handler raised."""
         request = Request(scope)
+        if isinstance(exc, CaasError):
+            if _wants_html(request):
+                return render_error(request, exc.status, exc.message, field=exc.field)
+            return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
+        message = "internal error; it has been logged"
         if _wants_html(request):
             return render_error(request, 500, message)
         return JSONResponse({"error": {"code": "internal", "message": message}}, status_code=500)

@@ -19,13 +19,32 @@ under the new one. On PostgreSQL the triggers are deferred to commit and bump at
 transaction (the row is locked only for the commit's instant, so concurrent writers never
 deadlock on it); on SQLite (one writer) they bump per row.
 
-Reads use one dedicated autocommit connection per engine, not the pool: the read runs on the
-event loop, which must never wait for a pooled connection that a request holds until the loop
-serves it. The connection is closed with ``engine.dispose()`` and replaced after an error.
+Reads use one dedicated autocommit connection per engine, not the pool: a pooled connection
+could be held by a request waiting for the event loop. The connection is closed with
+``engine.dispose()`` and replaced after an error.
+
+Serving processes read through :func:`shared` (awaited on the event loop), never :func:`current`:
+on PostgreSQL a read is a network round trip, and one per request, blocking the loop, was most
+of a server process's time under load (``bench/catalog.py``: py-spy found 63% of the loop's
+samples waiting on it; on the busy 2-core machine a round trip waits for the PostgreSQL backend
+to be scheduled, so a warm search box ranged from 333 to 5,600 req/s). ``shared`` reads in a
+thread, off the loop, and one read answers every request that asked while it was *waiting to
+start*:
+
+- a request that asks when no read is running starts one at once;
+- a request that asks while a read is running waits for the next read, which starts when the
+  running one ends, and shares it with every request that asked meanwhile.
+
+So every answer comes from a read that started after the request asked: a write committed
+before a request arrived (in any process or worker) is seen by it, exactly as with a read of
+its own; "the next request sees the change" holds. At most one read per engine and event loop
+is in flight, whatever the concurrency: one round trip per batch instead of per request. On
+SQLite (in-process, a few microseconds, no round trip) ``shared`` reads at once on the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import weakref
@@ -45,11 +64,23 @@ class Generation:
     identity: int
 
 
+@dataclass
+class _Batch:
+    """The reads of one engine on one event loop: ``waiting`` is the future of the next read
+    (the requests that asked while ``running``); None when nobody waits."""
+
+    running: bool = False
+    waiting: asyncio.Future[Generation] | None = None
+
+
 class _Reader:
     def __init__(self, engine: Engine) -> None:
         self.engine = weakref.ref(engine)  # the registry's value must not keep its key alive
         self.lock = threading.Lock()
         self.conn: PoolProxiedConnection | None = None
+        # The reads ``shared`` runs, per event loop (tests run several loops in one process).
+        self.batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batch] = (
+            weakref.WeakKeyDictionary())
 
     def read(self) -> Generation:
         with self.lock:
@@ -99,10 +130,7 @@ _readers: weakref.WeakKeyDictionary[Engine, _Reader] = weakref.WeakKeyDictionary
 _registry_lock = threading.Lock()
 
 
-def current(engine: Engine) -> Generation:
-    """The generations as committed now (one indexed single-row read, ~0.1 ms).
-
-    Raises ``sqlalchemy.exc.OperationalError`` when it cannot be read twice in a row."""
+def _reader(engine: Engine) -> _Reader:
     reader = _readers.get(engine)
     if reader is None:
         with _registry_lock:
@@ -110,4 +138,54 @@ def current(engine: Engine) -> Generation:
             if reader is None:
                 reader = _readers[engine] = _Reader(engine)
                 event.listen(engine, "engine_disposed", lambda _engine: reader.close())
-    return reader.read()
+    return reader
+
+
+def current(engine: Engine) -> Generation:
+    """The generations as committed now (one indexed single-row read, ~0.1 ms), blocking.
+
+    Raises ``sqlalchemy.exc.OperationalError`` when it cannot be read twice in a row."""
+    return _reader(engine).read()
+
+
+async def shared(engine: Engine) -> Generation:
+    """The generations as committed now, from a read that started after this call (see the
+    module's docstring): on PostgreSQL shared with the concurrent callers on this event loop and
+    run in the loop's default executor, never blocking the loop; on SQLite read at once.
+
+    Raises ``sqlalchemy.exc.OperationalError`` as :func:`current` (every caller of that read)."""
+    reader = _reader(engine)
+    if engine.dialect.name == "sqlite":
+        return reader.read()
+    loop = asyncio.get_running_loop()
+    batch = reader.batches.get(loop)
+    if batch is None:  # only this loop's thread touches its batch
+        batch = reader.batches[loop] = _Batch()
+    future = batch.waiting
+    if future is None:
+        future = batch.waiting = loop.create_future()
+        if not batch.running:
+            _start(loop, reader, batch)
+    # shield: one caller cancelled (its client went away) must not cancel the others' read.
+    return await asyncio.shield(future)
+
+
+def _start(loop: asyncio.AbstractEventLoop, reader: _Reader, batch: _Batch) -> None:
+    """Run the read the waiting callers share; when it ends, start the next one if anybody
+    asked meanwhile."""
+    future, batch.waiting, batch.running = batch.waiting, None, True
+    assert future is not None
+
+    def done(read: asyncio.Future[Generation]) -> None:
+        batch.running = False
+        if not future.done():  # never cancelled (shielded), but be safe
+            if read.cancelled():
+                future.cancel()
+            elif (error := read.exception()) is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(read.result())
+        if batch.waiting is not None:
+            _start(loop, reader, batch)
+
+    loop.run_in_executor(None, reader.read).add_done_callback(done)

@@ -277,8 +277,12 @@ def merge_change(session: Session, *, forge: Forge, registry: Registry, principa
     return ChangePublic(**_public(change))
 
 
-def close_change(session: Session, *, forge: Forge, principal: Principal, change_id: int,
-                 ip: str = "") -> ChangePublic:
+def close_change(session: Session, *, forge: Forge, registry: Registry, principal: Principal,
+                 change_id: int, ip: str = "") -> ChangePublic:
+    """Close an open change (its author or a reviewer of its team): the PR closes, the unit's
+    reservation is released, and the open changes that touch its environments or generate one
+    of its names are re-checked (``merge_gate``): a collision with it, which only a closed or
+    merged change ends, no longer holds them red."""
     change = _change(session, change_id)
     if change.status not in OPEN:
         raise Conflict(f"change {change.id} is {change.status}, not open", field="change_id",
@@ -299,7 +303,10 @@ def close_change(session: Session, *, forge: Forge, principal: Principal, change
     audit.record(session, actor=principal.username, action="scaffolder.close",
                  target=change.unit_key, ip=ip, detail={"change": change.id}, commit=False)
     session.commit()
-    return ChangePublic(**_public(change))
+    closed = ChangePublic(**_public(change))
+    merge_gate.recheck_open_changes(session, forge=forge, code_owners=registry.code_owners,
+                                    envs=change.envs, units=[change.unit_key])
+    return closed
 
 
 def record_pr_event(session: Session, *, event: MergeEvent | PullRequestEvent) -> str:

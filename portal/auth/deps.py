@@ -74,8 +74,9 @@ async def get_principal(request: Request) -> Principal:
         return cached
     kind, value = _credential(request)
     engine = get_engine(request)
-    # One indexed single-row read on a dedicated connection: cheap enough for the event loop.
-    generation = generations.current(engine)
+    # One indexed single-row read, shared with the requests asking at the same moment and off
+    # the event loop (portal.generations.shared): never older than this request.
+    generation = await generations.shared(engine)
     request.state.generation = generation
     cache: PrincipalCache = request.app.state.principals
 
