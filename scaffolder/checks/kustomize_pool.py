@@ -28,7 +28,8 @@ Public API:
   0, a different ``kubectl``, the first use, a spare that died): the caller builds cold.
   ``subprocess.TimeoutExpired`` after ``timeout`` seconds (the spare is killed).
 - ``close() -> None`` — stops every spare and removes its folder (also at interpreter exit).
-- ``spare_pids() -> list[int]`` — the process ids of the idle spares.
+- ``spare_pids(*, ready=False) -> list[int]`` — the process ids of the idle spares (``ready``:
+  only those that have initialised and wait at their FIFO; Linux ``/proc/<pid>/wchan``).
 
 Ownership: one pool per process. Spares are started by one long-lived daemon thread (the
 parent-death signal, ``SIGKILL``, follows the thread that started the process:
@@ -66,6 +67,15 @@ READY_POLL_S = 0.001  # how often a build looks whether its spare has reached th
 class _Spare:
     proc: subprocess.Popen[str]
     folder: Path
+
+    def ready(self) -> bool:
+        """kubectl has initialised and blocks opening the FIFO (Linux: one of its threads waits
+        in ``wait_for_partner``, the kernel's FIFO open); unknown elsewhere (False)."""
+        tasks = Path(f"/proc/{self.proc.pid}/task")
+        try:
+            return any((t / "wchan").read_text() == "wait_for_partner" for t in tasks.iterdir())
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -119,7 +129,11 @@ class _Pool:
             if self.size == 0 or kubectl != self.kubectl or self.closed:
                 return None
             self._start_starter()
-            spare = self.spares.pop(0) if self.spares else None
+            # A ready spare first; else the one started first (still sooner than a cold start).
+            ready = [s for s in self.spares if s.ready()]
+            spare = (ready or self.spares)[0] if self.spares else None
+            if spare is not None:
+                self.spares.remove(spare)
             self.lock.notify_all()  # the starter replaces it
             return spare
 
@@ -249,10 +263,10 @@ def close() -> None:
     _POOL.close()
 
 
-def spare_pids() -> list[int]:
-    """The process ids of the idle spares (for tests and diagnostics)."""
+def spare_pids(*, ready: bool = False) -> list[int]:
+    """The process ids of the idle spares (``ready``: only those waiting at the FIFO)."""
     with _POOL.lock:
-        return [s.proc.pid for s in _POOL.spares]
+        return [s.proc.pid for s in _POOL.spares if not ready or s.ready()]
 
 
 _POOL = _Pool()

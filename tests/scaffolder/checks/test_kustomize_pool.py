@@ -62,7 +62,7 @@ def cold(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 def warm_run(path: Path, timeout: float = 30.0) -> tuple[int, str, str]:
-    wait_for(lambda: bool(kustomize_pool.spare_pids()))
+    wait_for(lambda: bool(kustomize_pool.spare_pids(ready=True)))
     result = kustomize_pool.run(KUBECTL, path, timeout=timeout)
     assert result is not None, "no spare was ready"
     return result
@@ -155,6 +155,17 @@ def test_the_timeout_holds(warm: None, tmp_path: Path) -> None:
     with pytest.raises(KustomizeError, match="took longer than 1s"):
         build(tmp_path, timeout=1.0)
     assert time.monotonic() - started < 10
+
+
+def test_a_spare_is_ready_once_kubectl_waits_at_its_fifo() -> None:
+    kustomize_pool.configure(1, kubectl=KUBECTL)
+    try:
+        wait_for(lambda: bool(kustomize_pool.spare_pids(ready=True)))
+        (pid,) = kustomize_pool.spare_pids(ready=True)
+        waits = [(t / "wchan").read_text() for t in Path(f"/proc/{pid}/task").iterdir()]
+        assert "wait_for_partner" in waits
+    finally:
+        kustomize_pool.configure(0, kubectl=KUBECTL)
 
 
 def test_size_zero_is_the_cold_path_and_leaves_nothing(tmp_path: Path) -> None:
