@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import weakref
 
-from sqlalchemy import ColumnElement, Connection, Engine, column, select, table, text
+from sqlalchemy import ColumnElement, Connection, Engine, text
 from sqlmodel import Session, col
 
 from catalog.models import Entity
@@ -77,6 +77,9 @@ SQLITE_DROP = (
     "DROP TABLE IF EXISTS catalog_entities_trgm",
 )
 
+CANDIDATES = text("SELECT rowid FROM catalog_entities_trgm WHERE catalog_entities_trgm MATCH "
+                  ":phrase LIMIT :n").bindparams(n=MAX_CANDIDATES + 1)
+
 # PostgreSQL: what the migration runs (the extension may be refused: see the migration).
 PG_DDL = ("CREATE EXTENSION IF NOT EXISTS pg_trgm",
           f"CREATE INDEX IF NOT EXISTS {PG_INDEX} ON catalog_entities USING gin "
@@ -110,9 +113,7 @@ def candidates(session: Session, q: str) -> list[int] | None:
     if len(q.lower()) < MIN_INDEXED or not has_index(session) or \
             session.get_bind().dialect.name != "sqlite":
         return None
-    fts = table(FTS_TABLE, column("rowid"), column(FTS_TABLE))
-    ids = session.execute(select(fts.c.rowid).where(
-        fts.c[FTS_TABLE].op("MATCH")(fts_phrase(q))).limit(MAX_CANDIDATES + 1)).scalars().all()
+    ids = session.execute(CANDIDATES, {"phrase": fts_phrase(q)}).scalars().all()
     if len(ids) > MAX_CANDIDATES:
         return None  # common: the scan in key order meets a page's worth early
     return list(ids)
