@@ -6,7 +6,9 @@ measures:
 
 - full reindex (``catalog.service.reindex``) into a fresh database;
 - incremental reindex after one merge that changes one tenant's quota (``index_commit``);
-- throughput and latency (p50/p99, errors) of list and tab search on
+- throughput and latency (p50/p99, errors) of list and tab search (``?q=``: 1,000 queries the
+  cache serves after their first answer; then ones never repeated, through the trigram index,
+  and 1-2 character ones, which scan: ``catalog.substring``) on
   ``/api/catalog/namespaces`` and of the search box across every kind
   (``/api/catalog/search``: typeahead queries, 5 hits per kind, one to three words) with an API
   token, at 64 and 256 connections, measured by ``wrk`` (a separate process) against
@@ -134,10 +136,20 @@ WRK_SCRIPT = """
 local paths = {}
 for line in io.lines(os.getenv("PATHS")) do paths[#paths + 1] = line end
 local token = os.getenv("TOKEN")
-local i = 0
+-- Thread k of THREADS takes paths k+1, k+1+THREADS, ...: no two threads send the same path
+-- at once (an uncached run stays uncached).
+local step = tonumber(os.getenv("THREADS") or "1")
+local threads = 0
+function setup(thread)
+  thread:set("start", threads)
+  threads = threads + 1
+end
+local i = nil
 request = function()
-  i = i % #paths + 1
-  return wrk.format("GET", paths[i], {["Authorization"] = "Bearer " .. token})
+  if i == nil then i = start or 0 end
+  local path = paths[i % #paths + 1]
+  i = i + step
+  return wrk.format("GET", path, {["Authorization"] = "Bearer " .. token})
 end
 """
 
@@ -149,10 +161,11 @@ def wrk(base: str, token: str, paths: list[str], *, connections: int, seconds: i
     script, listing = work / "rotate.lua", work / "paths.txt"
     script.write_text(WRK_SCRIPT)
     listing.write_text("\n".join(paths) + "\n")
+    threads = min(2, connections)
     result = subprocess.run(
-        ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency",
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
          "--timeout", "10s", "-s", str(script), base],
-        env={**os.environ, "PATHS": str(listing), "TOKEN": token},
+        env={**os.environ, "PATHS": str(listing), "TOKEN": token, "THREADS": str(threads)},
         capture_output=True, text=True, check=True)
     text = result.stdout
     figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),  # type: ignore[union-attr]
@@ -187,6 +200,31 @@ def search_box_queries(teams: int, n: int) -> list[str]:
                 ENVS[i % 3][0], "web", "zzz-nothing"]
         i += 1
     return out[:n]
+
+
+def tab_search_uncached(teams: int, tenants: int) -> list[str]:
+    """Namespace-list paths whose ``q`` (7-14 characters) no other path repeats: per tenant
+    ``team07-ns042``, ``eam07-ns042``, ``am07-ns042``, ``m07-ns042``, ``t team07-ns042`` (its
+    description "Tenant team07-ns042"; each one row), ``ns042-07`` (no row) and, for the first
+    ten teams, ``7-ns042`` (one row per team ending in 7). Interleaved: any slice mixes them."""
+    queries: list[str] = []
+    for n in range(tenants):
+        for t in range(teams):
+            name = f"{t:02d}-ns{n:03d}"
+            queries += [f"team{name}", f"eam{name}", f"am{name}", f"m{name}",
+                        f"t%20team{name}", f"ns{n:03d}-{t:02d}"]
+            if t < 10:
+                queries.append(name[1:])
+    return [f"/api/catalog/namespaces?limit=20&q={q}" for q in queries]
+
+
+def tab_search_scan() -> list[str]:
+    """Paths with a 1-2 character ``q`` (letters and digits: most match nothing), which no
+    trigram can answer: the scan. Distinct by ``limit`` (10-49) where ``q`` repeats."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    queries = list(alphabet) + [a + b for a in alphabet for b in alphabet]
+    return [f"/api/catalog/namespaces?limit={limit}&q={q}"
+            for limit in range(10, 50) for q in queries]
 
 
 def loadavg() -> str:
@@ -310,18 +348,29 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
             searches = [f"/api/catalog/namespaces?limit=20&q=ns{i % 1000:03d}" for i in range(n)]
             box = [f"/api/catalog/search?limit=5&q={q}" for q in search_box_queries(args.teams,
                                                                                       n)]
+            # Tab search with no query twice in a run, so no page comes from the cache: the
+            # trigram index (q of 3+ characters) and the scan it leaves short queries to.
+            fresh = tab_search_uncached(args.teams, args.tenants)
+            scans = tab_search_scan()
             # One connection: the latency one person typing sees, without queueing.
             runs = [("healthz (floor)", ["/healthz"], c) for c in (64, 256, 1)] + [
                     ("search box", box, 1)] + [
                 (label, paths_, c) for label, paths_ in (
                     ("list", lists), ("tab search", searches), ("search box", box))
+                for c in (64, 256)] + [
+                (label, paths_[c // 64 % 2::2], c) for label, paths_ in (
+                    ("tab search uncached", fresh), ("tab scan q<3", scans))
                 for c in (64, 256)]
             print(f"distinct queries: list {len(set(lists))}, search {len(set(searches))}, "
                   f"search box {len(set(box))} (not cached); each server process computes a "
-                  "list page once per catalog generation")
+                  "list page once per catalog generation; uncached tab search (q of 7-14 "
+                  f"characters through the trigram index, 1 in 6 matching nothing) "
+                  f"{len(fresh)}, and 1-2 character q (scanned) {len(scans)}, half per "
+                  "connection count, none repeated")
             floor: dict[int, dict[str, float]] = {}  # connections → /healthz in this run
             for label, paths_, connections in runs:
-                if label != "healthz (floor)" and connections == 64:
+                if label not in ("healthz (floor)", "tab search uncached", "tab scan q<3") \
+                        and connections == 64:
                     # The first pass after a start (or a merge): pages computed, then cached.
                     before = loadavg()
                     f = wrk(base, token, paths_, connections=connections, seconds=args.seconds,
@@ -329,7 +378,8 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
                     print(f"{label + ' (cold)':<16} {connections:>3} connections: "
                           f"{f['rps']:7.0f} req/s, p50 {f['p50']:6.1f} ms, p99 {f['p99']:6.1f} "
                           f"ms, {f['errors']:.0f} errors (loadavg before {before})")
-                wrk(base, token, paths_[:50], connections=8, seconds=1, work=work)  # warm-up
+                if "q<3" not in label and "uncached" not in label:  # its warm-up would cache
+                    wrk(base, token, paths_[:50], connections=8, seconds=1, work=work)
                 before = loadavg()
                 f = wrk(base, token, paths_, connections=connections, seconds=args.seconds,
                         work=work)

@@ -6,10 +6,13 @@ merge is independent of the others (a new tenant; every 4th also changes a team'
 has a Keycloak job too): nothing orders one merge's jobs after another's.
 
 1. floor: a raw ``SELECT 1`` round trip, and a no-op job's claim + finish through the queue
-   (an in-process worker whose handler does nothing);
+   (an in-process worker whose handler does nothing); the worker's own CPU per job by kind
+   (an in-process worker's thread CPU clock: what the product costs, without the fakes,
+   PostgreSQL or the machine's other load);
 2. throughput: MERGES merges recorded at once (one transaction, as a burst of webhooks would),
    drained by 1 and then by 2 idle, warmed-up ``caas worker`` processes (woken by PostgreSQL
-   NOTIFY; a few merges per worker run first, not measured):
+   NOTIFY; a few merges per worker run first, not measured), ROUNDS times alternately (the
+   median ratio is the verdict; a burst of other load lands in one round only):
    jobs/s, the ratio, lost merges and jobs run twice, and the CPU each job cost in the workers,
    in PostgreSQL and in this process (fakes + polling) — their sum bounds what 2 cores allow;
 3. merge-to-applied: SAMPLES merges one at a time, each recorded (as the API or the webhook
@@ -18,6 +21,7 @@ has a Keycloak job too): nothing orders one merge's jobs after another's.
 4. the planner's time for a one-tenant change in a repository of TENANTS tenants (0 skips it).
 
     .venv/bin/python bench/reconciler.py [--merges 120] [--samples 30] [--tenants 2000]
+        [--rounds 3] [--only cpu|throughput] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -202,6 +206,14 @@ def _cpu(pid: int) -> float:
     return sum(int(f) for f in fields[11:13]) / float(os.sysconf("SC_CLK_TCK"))
 
 
+def busy_cores_s() -> float:
+    """Core-seconds the whole machine has been busy so far (``/proc/stat``: all but idle and
+    iowait), to tell how much of a window other processes took."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(f) for f in fields[:8]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / float(os.sysconf("SC_CLK_TCK"))
+
+
 def self_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -250,19 +262,21 @@ class Workers:
             for p in self.procs))
 
     def mark(self) -> None:
-        """From now on: the CPU :meth:`stop` reports."""
+        """From now on: the CPU :meth:`used` reports."""
         self.started_cpu = sum(_cpu(p.pid) for p in self.procs)
 
-    def stop(self) -> float:
-        """SIGTERM; returns the CPU seconds the workers used after start-up (their own,
-        whatever the load)."""
-        cpu = -self.started_cpu
+    def used(self) -> float:
+        """The CPU seconds the workers used since :meth:`mark` (every thread; their own,
+        whatever the load), read while they run: their exit (interpreter teardown, ~1 s of
+        CPU for 195 jobs) is not the jobs' cost."""
+        return sum(_cpu(p.pid) for p in self.procs) - self.started_cpu
+
+    def stop(self) -> None:
+        """SIGTERM, and wait for them to exit."""
         for proc in self.procs:
             proc.send_signal(signal.SIGTERM)
         for proc in self.procs:
-            _, _, usage = os.wait4(proc.pid, 0)
-            cpu += usage.ru_utime + usage.ru_stime
-        return cpu
+            proc.wait()
 
 
 def wait_merges(engine: object, commits: list[str] | None = None, *,
@@ -324,11 +338,53 @@ def floor(plat: Platform, jobs: int) -> None:
     engine.dispose()
 
 
+# ---- 1b. CPU per job, by kind ------------------------------------------------------------------
+
+
+def cpu_by_kind(plat: Platform, merges: int) -> None:
+    """The worker's own CPU per job (claim, handler, finish) by job kind: an in-process worker
+    on the same merges, timed by its thread's CPU clock — not the fakes' (their threads), not
+    PostgreSQL's, and hardly moved by other load on the machine (unlike a rate)."""
+    settings, forge = plat.database("bench_cpu")
+    engine = db.make_engine(settings)
+    head = forge.head()
+    with Session(engine) as session:
+        session.merge(Cursor(name=CURSOR, commit=head))
+        session.commit()
+    worker = Worker(settings, engine, forge)
+    claimed: list[str] = []
+    execute = worker.execute
+
+    def spy(job: Job) -> None:
+        claimed.append(job.kind)
+        execute(job)
+
+    worker.execute = spy  # type: ignore[method-assign]
+    per_kind: dict[str, list[float]] = {}
+    for i in range(merges + WARM_UP_PER_WORKER):
+        before, commit = push(forge, merge_files(i))
+        with Session(engine) as session:
+            service.record_merge_event(session, event=MergeEvent(commit=commit, before=before))
+        while True:
+            claimed.clear()
+            cpu = time.thread_time()
+            if not worker.run_one():
+                break
+            if i >= WARM_UP_PER_WORKER:  # the first merges pay one-time costs
+                per_kind.setdefault(claimed[0], []).append(time.thread_time() - cpu)
+    everything = [t for times in per_kind.values() for t in times]
+    print("  " + ", ".join(f"{kind} {statistics.median(times) * 1000:.1f}"
+                           for kind, times in sorted(per_kind.items()))
+          + f" ms (medians); mean over all {len(everything)} jobs "
+          f"{statistics.fmean(everything) * 1000:.1f} ms; {load()}")
+    engine.dispose()
+
+
 # ---- 2. throughput ------------------------------------------------------------------------------
 
 
-def throughput(plat: Platform, merges: int, workers: int) -> float:
-    settings, forge = plat.database(f"bench_tp{workers}")
+def throughput(plat: Platform, merges: int, workers: int, round_: int = 1) -> float:
+    settings, forge = plat.database(f"bench_tp{workers}_{round_}")
     engine = db.make_engine(settings)
     warm_up = [push(forge, merge_files(i)) for i in range(WARM_UP_PER_WORKER * workers)]
     events = [push(forge, merge_files(len(warm_up) + i)) for i in range(merges)]
@@ -344,6 +400,7 @@ def throughput(plat: Platform, merges: int, workers: int) -> float:
         wait_merges(engine, poll_s=0.05)
         pool.mark()
         pg0, me0 = postgres_cpu(settings.resolved_database_url), self_cpu()
+        busy0 = busy_cores_s()
         start = time.perf_counter()
         with Session(engine) as session:
             for before, commit in events:
@@ -351,10 +408,12 @@ def throughput(plat: Platform, merges: int, workers: int) -> float:
                                                                      before=before))
         wait_merges(engine, poll_s=0.05)
         elapsed = time.perf_counter() - start
+        busy = busy_cores_s() - busy0
+        worker_cpu = pool.used()
         pg_cpu = postgres_cpu(settings.resolved_database_url) - pg0
         me_cpu = self_cpu() - me0
     finally:
-        worker_cpu = pool.stop()
+        pool.stop()
     measured = [commit for _, commit in events]
     with Session(engine) as session:
         states = dict(session.exec(select(MergeRecord.state, func.count()).where(
@@ -376,9 +435,12 @@ def throughput(plat: Platform, merges: int, workers: int) -> float:
           f"{job_states}; lost {merges - states.get('applied', 0)}, run twice {twice}; "
           f"{load()}")
     print(f"    CPU per job: workers {worker_cpu / jobs * 1000:.0f} ms, "
-          f"PostgreSQL {pg_cpu / jobs * 1000:.0f} ms, bench process (fakes, polling) "
+          f"PostgreSQL {pg_cpu / jobs * 1000:.0f} ms, bench process (fakes, recording the "
+          f"merges, polling) "
           f"{me_cpu / jobs * 1000:.0f} ms; total {per_job * 1000:.0f} ms → at most "
-          f"{2 / per_job:.1f} jobs/s on 2 idle cores")
+          f"{2 / per_job:.1f} jobs/s on 2 idle cores; other processes kept "
+          f"{max(0.0, busy - per_job * jobs) / elapsed:.2f} of the {os.cpu_count()} cores "
+          "busy meanwhile")
     engine.dispose()
     return rate
 
@@ -465,10 +527,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--floor-jobs", type=int, default=200)
     parser.add_argument("--tenants", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="throughput: how many times 1 then 2 workers run")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
                         help="run each worker process under cProfile, its stats in DIR "
                         "(the figures then include the profiler's own cost)")
-    parser.add_argument("--only", choices=["throughput"], default=None,
+    parser.add_argument("--only", choices=["cpu", "throughput"], default=None,
                         help="run only that phase")
     args = parser.parse_args()
     global PROFILE
@@ -483,9 +547,23 @@ def main() -> None:
             if args.only is None:
                 print("== floor")
                 floor(plat, args.floor_jobs)
+            if args.only in (None, "cpu"):
+                print(f"== CPU per job in the worker (claim + handler + finish), {args.merges // 2}"
+                      " merges one after another, in-process worker, its thread's CPU clock")
+                cpu_by_kind(plat, args.merges // 2)
+            if args.only == "cpu":
+                return
             print(f"== throughput: {args.merges} independent merges recorded at once")
-            rates = {n: throughput(plat, args.merges, n) for n in (1, 2)}
-            print(f"  2 workers / 1 worker: {rates[2] / rates[1]:.2f} times")
+            # 1 then 2 workers, ROUNDS times: a burst of load from elsewhere on the machine
+            # lands in one round, not in every figure of one worker count.
+            ratios = []
+            for round_ in range(1, args.rounds + 1):
+                print(f"  round {round_}:")
+                rates = {n: throughput(plat, args.merges, n, round_) for n in (1, 2)}
+                ratios.append(rates[2] / rates[1])
+                print(f"  round {round_}: 2 workers / 1 worker: {ratios[-1]:.2f} times")
+            print(f"  2 workers / 1 worker: median {statistics.median(ratios):.2f} times "
+                  f"over {len(ratios)} rounds ({', '.join(f'{r:.2f}' for r in ratios)})")
             if args.only is None:
                 print("== merge-to-applied, no Terraform")
                 merge_to_applied(plat, args.samples)

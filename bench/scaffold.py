@@ -47,6 +47,7 @@ from portal.settings import Settings  # noqa: E402
 from reconciler.worker import Worker  # noqa: E402
 from scaffolder import checks_runner, service  # noqa: E402
 from scaffolder.changeset import prepare  # noqa: E402
+from scaffolder.checks import kustomize, kustomize_pool  # noqa: E402
 from scaffolder.models import Change, ScaffoldRequest  # noqa: E402
 from scaffolder.registry import Registry  # noqa: E402
 from scaffolder.render import render  # noqa: E402
@@ -285,6 +286,40 @@ def git_floors(settings: Settings, samples: int) -> dict[str, tuple[float, float
             "commit in-process": timed(samples, in_process)}
 
 
+def kustomize_floors(samples: int) -> dict[str, tuple[float, float]]:
+    """One tenant overlay built by ``kubectl kustomize``: a cold process, and a warm spare of
+    ``scaffolder.checks.kustomize_pool`` (each sample waits, untimed, for a spare to be ready:
+    initialised, waiting at its FIFO)."""
+    registry = Registry(Settings(data_dir=Path(tempfile.gettempdir()) / "caas-bench-render"))
+    files = render(registry.get("tenant"), {**answers("team1", "kfloor"), **_defaults()},
+                   target="tenants/team1/team1-kfloor")
+    overlay = next(p for p in files if p.endswith("/envs/dev/kustomization.yaml"))
+    result = {}
+    with tempfile.TemporaryDirectory(prefix="caas-bench-kustomize-") as tmp:
+        for path, content in files.items():
+            (Path(tmp) / path).parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / path).write_bytes(content)
+        folder = Path(tmp) / overlay.rsplit("/", 1)[0]
+        kustomize_pool.configure(0, kubectl=checks_runner.KUBECTL)
+        result["kubectl cold"] = timed(samples, lambda _i: kustomize.build(
+            folder, kubectl=checks_runner.KUBECTL))
+        kustomize_pool.configure(1, kubectl=checks_runner.KUBECTL)
+
+        def warm(_i: int) -> object:
+            while not kustomize_pool.spare_pids(ready=True):
+                time.sleep(0.005)
+            start = time.perf_counter()
+            kustomize.build(folder, kubectl=checks_runner.KUBECTL)
+            return time.perf_counter() - start
+
+        warm(-1)  # the first use starts the pool
+        times = sorted(float(warm(i)) * 1000 for i in range(samples))
+        result["kubectl warm spare"] = (statistics.median(times),
+                                        times[min(len(times) - 1, round(0.95 * (len(times) - 1)))])
+        kustomize_pool.configure(Settings().kustomize_warm, kubectl=checks_runner.KUBECTL)
+    return result
+
+
 def portal_render(samples: int) -> tuple[float, float]:
     registry = Registry(Settings(data_dir=Path(tempfile.gettempdir()) / "caas-bench-render"))
     template = registry.get("tenant")
@@ -317,6 +352,9 @@ def main() -> None:
     m, p = portal_render(args.samples)
     print(f"portal render (scaffolder.render, worker + in-process hook): median {m:.0f} ms, "
           f"p95 {p:.0f} ms")
+    for name, (m, p) in kustomize_floors(args.samples).items():
+        print(f"{name} build of the tenant overlay (kubectl kustomize): median {m:.0f} ms, "
+              f"p95 {p:.0f} ms")
     for size in args.sizes:
         print(f"GitOps repository with {size} tenants ({args.samples} samples each):")
         for name, (m, p) in bench_size(size, args.samples).items():

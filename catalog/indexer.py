@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlmodel import Session, col
 
-from catalog import search
+from catalog import search, substring
 from catalog.models import Entity, IndexState, Kind, Placement, Relation, Status, TimelineEvent
 from catalog.parse import Parsed, parse_entity
 from gitops.gitreader import TreeSource
@@ -202,6 +202,7 @@ def full_index(session: Session, *, source: TreeSource, commit: str) -> IndexRes
                                   detail={"commit": commit}, at=now))
     _save_state(session, commit)
     session.commit()
+    substring.after_bulk_write(session)
     return IndexResult(commit=commit, full=True,
                        added=sorted(new_keys - kept.keys()),
                        changed=sorted(new_keys & kept.keys()), removed=removed,

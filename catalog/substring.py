@@ -19,13 +19,17 @@ How it stays fast (issue 18: tab search at 15,000 tenant-environment pairs):
   ``CREATE EXTENSION`` has no index: the same query scans (logged once per process).
 - **SQLite**: an FTS5 table ``catalog_entities_trgm`` (``tokenize='trigram'``,
   external content ``catalog_entities``, rowid = ``id``) that triggers keep in step with every
-  insert, delete and update of ``search``. A ``q`` of 3 or more characters adds ``id IN
-  (SELECT rowid FROM catalog_entities_trgm WHERE catalog_entities_trgm MATCH '"<q>"')`` (one
-  quoted phrase: ``%``, ``_``, ``\\`` and quotes are plain characters in it) to the ``LIKE``.
-  The phrase finds every row whose text holds ``q`` up to FTS5's per-character case folding,
-  a superset of the ``LIKE``'s matches, which the ``LIKE`` then cuts to exactly the old result.
-  Shorter queries, which the trigram tokenizer cannot look up (they match nothing there),
-  scan; so does a database without the table (logged once per process).
+  insert, delete and update of ``search``. For a ``q`` of 3 or more characters, ``SELECT rowid
+  FROM catalog_entities_trgm WHERE catalog_entities_trgm MATCH '"<q>"'`` (one quoted phrase:
+  ``%``, ``_``, ``\\`` and quotes are plain characters in it) finds the candidate rows, and
+  the list adds ``id IN (<them>)`` to the ``LIKE``: rows fetched by rowid, then sorted. The
+  phrase finds every row whose text holds ``q`` up to FTS5's per-character case folding, a
+  superset of the ``LIKE``'s matches, which the ``LIKE`` then cuts to exactly the old result.
+  More than :data:`MAX_CANDIDATES` candidates (a common substring) keep the scan in key order,
+  which finds a page among the first rows it reads (at 5,100 entities: 0.4 ms for a rare
+  ``q`` by rowid against 7 ms scanned; 10 ms by rowid for one in every row against 0.03 ms
+  scanned). Shorter queries, which the trigram tokenizer cannot look up (they match nothing
+  there), scan; so does a database without the table (logged once per process).
 
 Errors: none of its own; the caller (``catalog.query.list_entities``) validates ``q``.
 """
@@ -35,7 +39,7 @@ from __future__ import annotations
 import logging
 import weakref
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, column, select, table, text
+from sqlalchemy import ColumnElement, Connection, Engine, text
 from sqlmodel import Session, col
 
 from catalog.models import Entity
@@ -43,6 +47,9 @@ from catalog.models import Entity
 log = logging.getLogger("caas.catalog")
 
 MIN_INDEXED = 3  # characters (code points): a trigram index has nothing shorter to look up
+# SQLite: more candidate rows than this and the scan in key order is the faster plan (it stops
+# at the page's last row); at most this many are fetched by rowid and sorted.
+MAX_CANDIDATES = 300
 FTS_TABLE = "catalog_entities_trgm"
 PG_INDEX = "ix_catalog_entities_search_trgm"
 
@@ -70,6 +77,9 @@ SQLITE_DROP = (
     "DROP TABLE IF EXISTS catalog_entities_trgm",
 )
 
+CANDIDATES = text("SELECT rowid FROM catalog_entities_trgm WHERE catalog_entities_trgm MATCH "
+                  ":phrase LIMIT :n").bindparams(n=MAX_CANDIDATES + 1)
+
 # PostgreSQL: what the migration runs (the extension may be refused: see the migration).
 PG_DDL = ("CREATE EXTENSION IF NOT EXISTS pg_trgm",
           f"CREATE INDEX IF NOT EXISTS {PG_INDEX} ON catalog_entities USING gin "
@@ -95,17 +105,18 @@ def fts_phrase(q: str) -> str:
     return '"' + q.lower().replace('"', '""') + '"'
 
 
-def matches(session: Session, q: str) -> ColumnElement[bool]:
-    """The ``q`` filter for a select over ``Entity``: :func:`scan`, narrowed by the trigram
-    index where the database has one and ``q`` has at least :data:`MIN_INDEXED` characters."""
-    exact = scan(q)
-    if len(q.lower()) < MIN_INDEXED or not has_index(session):
-        return exact
-    if session.get_bind().dialect.name != "sqlite":
-        return exact  # PostgreSQL: the planner answers this LIKE from the GIN index
-    fts = table(FTS_TABLE, column("rowid"), column(FTS_TABLE))
-    candidates = select(fts.c.rowid).where(fts.c[FTS_TABLE].op("MATCH")(fts_phrase(q)))
-    return and_(col(Entity.id).in_(candidates), exact)
+def candidates(session: Session, q: str) -> list[int] | None:
+    """The ids of the rows that may match ``q`` (SQLite's trigram table; at most
+    :data:`MAX_CANDIDATES`), or None where the rows are to be scanned: PostgreSQL (whose
+    planner takes the GIN index for the ``LIKE`` itself), ``q`` under :data:`MIN_INDEXED`
+    characters, a common ``q``, no index. Either way the caller also applies :func:`scan`."""
+    if len(q.lower()) < MIN_INDEXED or not has_index(session) or \
+            session.get_bind().dialect.name != "sqlite":
+        return None
+    ids = session.execute(CANDIDATES, {"phrase": fts_phrase(q)}).scalars().all()
+    if len(ids) > MAX_CANDIDATES:
+        return None  # common: the scan in key order meets a page's worth early
+    return list(ids)
 
 
 def has_index(session: Session) -> bool:
@@ -129,3 +140,14 @@ def has_index(session: Session) -> bool:
                         "`q` filters scan every row", FTS_TABLE if engine.dialect.name ==
                         "sqlite" else f"{PG_INDEX}, extension pg_trgm")
     return known
+
+
+def after_bulk_write(session: Session) -> None:
+    """After a write of every row (a full reindex): on PostgreSQL, ``ANALYZE`` the table, so
+    the planner knows at once (not when autovacuum comes by) that a rare ``q`` is a few rows
+    of the GIN index and a common one a page early in key order. Without statistics it took
+    ``kind = 'namespace'`` for 5 rows and scanned them all (3 ms against 0.2 ms at 5,100
+    entities). Commits. SQLite: nothing (the candidates decide its plan)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ANALYZE catalog_entities"))
+        session.commit()

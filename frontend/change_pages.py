@@ -149,7 +149,7 @@ def change_action(request: Request, change_id: PathId, action: str, principal: P
     handlers: dict[str, Callable[..., ChangePublic]] = {
         "approve": scaffolder_review.approve_change,
         "merge": partial(scaffolder_review.merge_change, registry=registry),
-        "close": scaffolder_review.close_change}
+        "close": partial(scaffolder_review.close_change, registry=registry)}
     handler = handlers.get(action)
     if handler is None:
         raise NotFound(f"no action {action[:20]!r} on a change", field="action")

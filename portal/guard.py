@@ -6,6 +6,11 @@ For every HTTP request it:
   (``Content-Length`` and chunked transfer alike) and answering 413 as soon as the count passes
   ``max_body_bytes``; the 413 names the value that crossed the limit (``answers.description``)
   when the body is JSON or a form, else ``body``;
+- refuses text PostgreSQL cannot hold: a NUL character (U+0000) in the path, a query
+  parameter, a form field or a JSON string is a 422 naming the parameter (a JSON value by its
+  key), rule ``no-control-characters``, before any view runs (psycopg refuses such a string
+  with an error of its own: a 500, on every route that compares or stores text, sign-in
+  included). Built by ``fallback`` (an error page or JSON);
 - answers an exception that escaped the application with a 500 of its own, so that a 500 goes
   through the same header path as every other response;
 - sets ``x-request-id`` (the caller's, when it is a short token, else a new one) and the security
@@ -32,7 +37,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portal.errors import PayloadTooLarge
+from portal.errors import PayloadTooLarge, ValidationFailed
 from portal.metrics import Metrics
 
 log = logging.getLogger("caas.http")
@@ -50,7 +55,8 @@ SECURITY_HEADERS = {
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _QUIET = frozenset({"/healthz", "/readyz", "/metrics"})
 
-# Builds the 500 response for a request whose handler raised (JSON or an error page).
+# Builds the response for a request whose handler raised (a 500) or that the guard refuses (a
+# CaasError's own status), as JSON or an error page.
 Fallback = Callable[[Scope, Exception], Response]
 
 
@@ -90,7 +96,14 @@ class Guard:
             await send(message)
 
         try:
-            replay = await self._read_body(scope, receive)
+            body, replay = await self._read_body(scope, receive)
+            nul = nul_field(scope, body)
+            if nul is not None:
+                refused = ValidationFailed(
+                    f"{nul}: must not contain the NUL character (U+0000) "
+                    "(no-control-characters)", field=nul, rule="no-control-characters")
+                await self.fallback(scope, refused)(scope, replay, send_with_headers)
+                return
         except BodyTooLarge as exc:
             err = PayloadTooLarge(
                 f"{exc.field}: the request body is over {self.max_body_bytes} bytes",
@@ -110,13 +123,14 @@ class Guard:
         finally:
             self._observe(scope, state["status"], request_id, time.perf_counter() - start)
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> Receive:
-        """The whole body, read up to the limit; a ``receive`` that replays it.
+    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, Receive]:
+        """The whole body, read up to the limit, and a ``receive`` that replays it.
 
         A ``Content-Length`` over the limit is not trusted to name the value: at most the limit
         plus one chunk is read either way, then refused.
         """
         chunks: list[bytes] = []
+        body = b""
         size = 0
         while True:
             message = await receive()
@@ -129,8 +143,8 @@ class Guard:
             if size > self.max_body_bytes:
                 raise BodyTooLarge(_field_at_cut(scope, b"".join(chunks)[:self.max_body_bytes]))
             if not message.get("more_body", False):
-                pending = [{"type": "http.request", "body": b"".join(chunks),
-                            "more_body": False}]
+                body = b"".join(chunks)
+                pending = [{"type": "http.request", "body": body, "more_body": False}]
                 break
 
         async def replay() -> Message:
@@ -138,7 +152,7 @@ class Guard:
                 return pending.pop(0)
             return await receive()
 
-        return replay
+        return body, replay
 
     def _observe(self, scope: Scope, status: int, request_id: str, seconds: float) -> None:
         route = scope.get("route")
@@ -180,3 +194,41 @@ def _field_at_cut(scope: Scope, prefix: bytes) -> str:
     parts = [p for p in where.split(".") if p and p != "item"]
     return ".".join(parts)[:200] or "body"
 
+
+def nul_field(scope: Scope, body: bytes) -> str | None:
+    """The first parameter carrying a NUL character (U+0000): ``path``, a query parameter's
+    name, a form field's name, or a JSON value's key (``body`` at the top level); None when
+    there is none. Cheap when there is none: byte searches before any parsing."""
+    if "\x00" in str(scope.get("path", "")):
+        return "path"
+    query: bytes = scope.get("query_string", b"")
+    found = _form_field(query)
+    if found is not None:
+        return found
+    if not body:
+        return None
+    content_type = _header(scope, b"content-type").split(";")[0].strip().lower()
+    if content_type == "application/x-www-form-urlencoded":
+        return _form_field(body)
+    if (content_type == "application/json" or content_type.endswith("+json")) \
+            and b"\\u0000" in body:
+        try:
+            for path, event, value in ijson.parse(io.BytesIO(body)):
+                if event == "map_key" and "\x00" in value:
+                    return value.replace("\x00", "")[:100] or "body"
+                if event == "string" and "\x00" in value:
+                    parts = [p for p in path.split(".") if p and p != "item"]
+                    return parts[-1][:100] if parts else "body"
+        except ijson.JSONError:
+            return None  # not JSON: the view says so
+    return None
+
+
+def _form_field(raw: bytes) -> str | None:
+    """The first ``name=value`` pair of a query string or form body holding a NUL."""
+    if b"\x00" not in raw and b"%00" not in raw:
+        return None
+    for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return name.replace("\x00", "")[:100] or "query"
+    return None

@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     reserved_namespaces: str = Field("", description="Extra namespace names templates refuse, "
                                      "comma-separated (besides default, kube-* and the "
                                      "platform's own namespaces).")
+    kustomize_warm: int = Field(2, ge=0, le=16, description="`kubectl kustomize` processes "
+                                "each portal process keeps started and waiting for a build "
+                                "(the kustomize check of a change set; ~75 ms of kubectl's "
+                                "start-up paid ahead, each idle one holds some memory); 0: "
+                                "every build starts kubectl. Read by "
+                                "scaffolder.checks.kustomize_pool.")
     promotion_soak_minutes: str = Field(
         "dev=0,staging=15,prod=60", pattern=r"^([a-z]+=[0-9]{1,6})?(,[a-z]+=[0-9]{1,6})*$",
         description="Minutes the source of a promotion must have been Synced and Healthy in "

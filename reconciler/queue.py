@@ -27,12 +27,12 @@ worker died on the last attempt) finalises its merge in the same transaction
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, insert, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -300,11 +300,20 @@ def heartbeat(session: Session, *, job: Job, worker_id: str, lease_s: float) -> 
     return ours
 
 
-def add_logs(session: Session, *, job_id: int, lines: list[JobLog]) -> None:
-    """Add buffered log lines (already redacted) to the caller's transaction."""
-    for line in lines:
-        line.job_id = job_id
-        session.add(line)
+class LogLine(NamedTuple):
+    """A job's log line before it is written (``message`` already redacted)."""
+
+    at: datetime
+    level: str
+    message: str
+
+
+def add_logs(session: Session, *, job_id: int, lines: Sequence[LogLine]) -> None:
+    """Write buffered log lines in the caller's transaction: one INSERT for all of them."""
+    if lines:
+        session.execute(insert(JobLog), [{"job_id": job_id, "at": line.at,
+                                          "level": line.level, "message": line.message}
+                                         for line in lines])
 
 
 @dataclass(frozen=True)

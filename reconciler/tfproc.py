@@ -26,8 +26,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import os
 import shutil
@@ -42,51 +40,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from portal import parent_death
 from reconciler.tfdiag import Diagnostic, parse_line
 
 PIDFILE = ".caas-terraform.json"
 OUTPUT = ".caas-terraform.out"
 LOCK_INFO = ".terraform.tfstate.lock.info"
-PR_SET_PDEATHSIG = 1
 POLL_S = 0.5
 FOLLOW_S = 0.05
 Log = Callable[[str], None]
-
-
-def _load_libc(function: str) -> Callable[..., int] | None:
-    if not os.path.exists("/proc/self/stat"):
-        return None  # not Linux: no parent-death signal (the pid file still protects)
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name, use_errno=True)
-    except OSError:
-        return None
-    found: Callable[..., int] = getattr(libc, function)
-    return found
-
-
-# Resolved once, before any fork: the child only calls them.
-_PRCTL = _load_libc("prctl")
-_SIGNAL = _load_libc("signal")  # signal(2); SIG_DFL is 0
-
-
-def _interrupt_when_parent_dies(parent: int) -> Callable[[], None]:
-    def preexec() -> None:  # in the child, between fork and exec: no imports, no allocation
-        if _SIGNAL is not None:
-            _SIGNAL(signal.SIGINT.value, 0)  # an inherited SIG_IGN would swallow the interrupt
-        if _PRCTL is not None:
-            _PRCTL(PR_SET_PDEATHSIG, signal.SIGINT.value, 0, 0, 0)
-        if os.getppid() != parent:  # the worker died before the signal was armed
-            os._exit(1)
-
-    return preexec
 
 
 def spawn(cmd: list[str], *, env: dict[str, str], **kwargs: Any) -> subprocess.Popen[str]:
     """Start ``cmd`` in its own session, interrupted (SIGINT) when the calling thread dies."""
     return subprocess.Popen(cmd, env=env, text=True, stdin=subprocess.DEVNULL,
                             start_new_session=True,
-                            preexec_fn=_interrupt_when_parent_dies(os.getpid()), **kwargs)
+                            preexec_fn=parent_death.preexec(signal.SIGINT.value, reset=True),
+                            **kwargs)
 
 
 def interrupt(proc: subprocess.Popen[str]) -> None:

@@ -37,7 +37,7 @@ from reconciler import finalize, queue, tfproc, wakeup
 from reconciler.clients import Clients
 from reconciler.context import Handler, JobContext, Result
 from reconciler.errors import PermanentError, TemporaryError, Waiting
-from reconciler.models import PRE_MERGE, TERMINAL, Job, JobLog, JobState
+from reconciler.models import PRE_MERGE, TERMINAL, Job, JobState
 
 log = logging.getLogger("caas.reconciler.worker")
 FLUSH_S = 0.5  # how often a running job's log lines reach the database (and the SSE stream)
@@ -336,37 +336,38 @@ class Worker:
         """The job on its entities' timelines; ``applying`` when it starts (``applied`` or
         ``failed`` when the whole merge is done: ``reconciler.finalize``). In a savepoint:
         catalog bookkeeping never undoes a job's outcome, and a failure to write it is
-        logged."""
+        logged. A job with nothing to write (a plan job, no entities) opens no savepoint: two
+        round trips saved, twice per job."""
+        if job.kind in PRE_MERGE or not job.entities:
+            return
         try:
             with session.begin_nested():
-                if job.kind not in PRE_MERGE:
-                    statuses = (_statuses(session, job.entities) if event == "job.started"
-                                else {})
-                    for entity in job.entities:
-                        catalog_service.record_timeline(
-                            session, entity=entity, event=event, actor=ACTOR,
-                            detail={"job": job.id, "unit": job.unit, "commit": job.commit[:12],
-                                    **detail})
-                        # An existing entity, not already applying (an earlier job of the
-                        # merge said so): writing the same status again would only move the
-                        # catalog's generation and empty every server's list cache.
-                        if statuses.get(entity, APPLYING) != APPLYING:
-                            catalog_service.set_status(session, entity=entity, status=APPLYING)
+                statuses = (_statuses(session, job.entities) if event == "job.started"
+                            else {})
+                for entity in job.entities:
+                    catalog_service.record_timeline(
+                        session, entity=entity, event=event, actor=ACTOR,
+                        detail={"job": job.id, "unit": job.unit, "commit": job.commit[:12],
+                                **detail})
+                    # An existing entity, not already applying (an earlier job of the
+                    # merge said so): writing the same status again would only move the
+                    # catalog's generation and empty every server's list cache.
+                    if statuses.get(entity, APPLYING) != APPLYING:
+                        catalog_service.set_status(session, entity=entity, status=APPLYING)
         except Exception:
             log.warning("catalog bookkeeping of job %s failed", job.id, exc_info=True)
 
 
 class LogBuffer:
-    """A job's log lines, collected from the handler's thread and written in batches."""
+    """A job's log lines (``queue.LogLine``: plain tuples, rows only when written), collected
+    from the handler's thread and written in batches."""
 
-    def __init__(self, lines: list[JobLog] | None = None) -> None:
-        # Copies: a line added to a session that rolled back is not added again as such.
-        self._lines = [JobLog(job_id=0, at=line.at, level=line.level, message=line.message)
-                       for line in lines or []]
+    def __init__(self, lines: list[queue.LogLine] | None = None) -> None:
+        self._lines = list(lines or [])
         self._lock = threading.Lock()
 
     def add(self, message: str, level: str = "info") -> None:
-        line = JobLog(job_id=0, at=utcnow(), level=level, message=redact(message)[:20000])
+        line = queue.LogLine(utcnow(), level, redact(message)[:20000])
         with self._lock:
             self._lines.append(line)
 
@@ -374,7 +375,7 @@ class LogBuffer:
         with self._lock:
             return bool(self._lines)
 
-    def drain(self) -> list[JobLog]:
+    def drain(self) -> list[queue.LogLine]:
         with self._lock:
             lines, self._lines = self._lines, []
         return lines

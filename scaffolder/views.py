@@ -160,8 +160,8 @@ def merge(change_id: PathId, request: Request, principal: PrincipalDep, session:
 
 @router.post("/changes/{change_id}/close", response_model=ChangePublic)
 def close(change_id: PathId, request: Request, principal: PrincipalDep, session: SessionDep,
-          forge: ForgeDep) -> ChangePublic:
-    return review.close_change(session, forge=forge, principal=principal, change_id=change_id,
-                                ip=client_ip(request))
+          forge: ForgeDep, registry: RegistryDep) -> ChangePublic:
+    return review.close_change(session, forge=forge, registry=registry, principal=principal,
+                               change_id=change_id, ip=client_ip(request))
 
 
