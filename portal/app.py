@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
@@ -23,7 +24,7 @@ from portal import __version__, db, heap, tracing
 from portal.api import api_router
 from portal.auth.principal_cache import PrincipalCache
 from portal.errors import CaasError, Unauthenticated, Unavailable, error_responses
-from portal.guard import MAX_BODY_BYTES, Guard
+from portal.guard import MAX_BODY_BYTES, Guard, document_nul_rule
 from portal.health import readiness, repository_problem
 from portal.metrics import Metrics
 from portal.settings import Settings
@@ -96,10 +97,23 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
         return metrics.render()
 
     app.include_router(api_router())
+    _document_nul_rule(app)
     from frontend.views import mount as mount_frontend
 
     mount_frontend(app)
     return app
+
+
+def _document_nul_rule(app: FastAPI) -> None:
+    """The API document states the guard's refusal of NUL in free text (guard.NUL_FREE)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document_nul_rule(build())
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_middleware(app: FastAPI, metrics: Metrics) -> None:

@@ -195,6 +195,29 @@ def _field_at_cut(scope: Scope, prefix: bytes) -> str:
     return ".".join(parts)[:200] or "body"
 
 
+NUL_FREE = "^[^\\u0000]*$"
+"""The rule as a JSON Schema pattern (ECMA-262): what the API document states for free text."""
+
+
+def document_nul_rule(schema: Any) -> None:
+    """State the guard's rule in an OpenAPI document, in place: every string schema without a
+    ``pattern``, ``format``, ``enum`` or ``const`` of its own gets ``pattern: NUL_FREE`` (the
+    patterns the API has already exclude NUL), and every map (``additionalProperties``) the
+    same rule for its keys (``propertyNames``), so a client, and a schema-driven test, know
+    that such text is refused."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "string" and not {"pattern", "format", "enum",
+                                                    "const"} & schema.keys():
+            schema["pattern"] = NUL_FREE
+        if schema.get("type") == "object" and "additionalProperties" in schema:
+            schema.setdefault("propertyNames", {"pattern": NUL_FREE})
+        for value in schema.values():
+            document_nul_rule(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            document_nul_rule(item)
+
+
 def nul_field(scope: Scope, body: bytes) -> str | None:
     """The first parameter carrying a NUL character (U+0000): ``path``, a query parameter's
     name, a form field's name, or a JSON value's key (``body`` at the top level); None when

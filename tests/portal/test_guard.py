@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from portal.auth.models import ApiToken
-from portal.guard import _field_at_cut, nul_field
+from portal.guard import NUL_FREE, _field_at_cut, nul_field
 from tests.conftest import UserFactory
 
 
@@ -87,3 +87,15 @@ def test_nul_field_costs_nothing_without_a_nul() -> None:
     assert nul_field({"path": "/api/x", "query_string": b"q=a%20b"}, b'{"a": "\\\\u0000"}') is None
     assert nul_field({"path": "/a\x00"}, b"") == "path"
     assert nul_field({"path": "/", "query_string": b"a=1&%00=2"}, b"") == "query"
+
+
+def test_the_api_document_states_the_rule_for_free_text(app_client: TestClient) -> None:
+    document = app_client.get("/api/openapi.json").json()
+    login = document["components"]["schemas"]["LoginIn"]["properties"]["username"]
+    assert login["pattern"] == NUL_FREE
+    search = next(p for p in document["paths"]["/api/catalog/search"]["get"]["parameters"]
+                  if p["name"] == "q")
+    assert search["schema"]["pattern"] == NUL_FREE
+    cursor = next(p for p in document["paths"]["/api/catalog/teams"]["get"]["parameters"]
+                  if p["name"] == "cursor")
+    assert cursor["schema"]["anyOf"][0]["pattern"] != NUL_FREE  # its own pattern stays
