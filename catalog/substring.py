@@ -14,8 +14,10 @@ How it stays fast (issue 18: tab search at 15,000 tenant-environment pairs):
   that every search would scan until the next vacuum (after a full reindex that list held every
   row, and a look-up cost 4 ms instead of 0.07 ms at 5,000 rows). The query is the
   same ``LIKE``; the planner answers it with a bitmap scan of that index and rechecks the
-  pattern on each candidate row (exact by construction). For patterns shorter than 3 characters
-  the index has no trigram to look up and the planner keeps the scan. A database that refused
+  pattern on each candidate row (exact by construction); for a common ``q`` it reads the rows in
+  key order instead and stops at the page's end. Both need statistics: a full reindex runs
+  ``ANALYZE`` (:func:`after_bulk_write`). For patterns shorter than 3 characters the index has
+  no trigram to look up and the planner keeps the scan. A database that refused
   ``CREATE EXTENSION`` has no index: the same query scans (logged once per process).
 - **SQLite**: an FTS5 table ``catalog_entities_trgm`` (``tokenize='trigram'``,
   external content ``catalog_entities``, rowid = ``id``) that triggers keep in step with every
@@ -39,7 +41,7 @@ from __future__ import annotations
 import logging
 import weakref
 
-from sqlalchemy import ColumnElement, Connection, Engine, column, select, table, text
+from sqlalchemy import ColumnElement, Connection, Engine, text
 from sqlmodel import Session, col
 
 from catalog.models import Entity
@@ -77,6 +79,9 @@ SQLITE_DROP = (
     "DROP TABLE IF EXISTS catalog_entities_trgm",
 )
 
+CANDIDATES = text("SELECT rowid FROM catalog_entities_trgm WHERE catalog_entities_trgm MATCH "
+                  ":phrase LIMIT :n").bindparams(n=MAX_CANDIDATES + 1)
+
 # PostgreSQL: what the migration runs (the extension may be refused: see the migration).
 PG_DDL = ("CREATE EXTENSION IF NOT EXISTS pg_trgm",
           f"CREATE INDEX IF NOT EXISTS {PG_INDEX} ON catalog_entities USING gin "
@@ -110,9 +115,7 @@ def candidates(session: Session, q: str) -> list[int] | None:
     if len(q.lower()) < MIN_INDEXED or not has_index(session) or \
             session.get_bind().dialect.name != "sqlite":
         return None
-    fts = table(FTS_TABLE, column("rowid"), column(FTS_TABLE))
-    ids = session.execute(select(fts.c.rowid).where(
-        fts.c[FTS_TABLE].op("MATCH")(fts_phrase(q))).limit(MAX_CANDIDATES + 1)).scalars().all()
+    ids = session.execute(CANDIDATES, {"phrase": fts_phrase(q)}).scalars().all()
     if len(ids) > MAX_CANDIDATES:
         return None  # common: the scan in key order meets a page's worth early
     return list(ids)

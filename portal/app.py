@@ -221,10 +221,17 @@ def _on_pull_request(settings: Settings) -> Callable[[Session, Forge, PullReques
                                                      str | None]:
     """What a review or new commits on a pull request trigger in the scaffolder: an open
     promotion's gates are evaluated again (a review given on GitHub turns the approval gate
-    green)."""
+    green); a pull request closed without merging closes its change."""
     from scaffolder import promotion_review
+    from scaffolder import review as scaffolder_review
+    from scaffolder.codeowners import owners_config
+
+    code_owners = owners_config(settings)
 
     def on_pull_request(session: Session, forge: Forge, event: PullRequestEvent) -> str | None:
+        if event.action == "closed":
+            return scaffolder_review.closed_on_forge(session, forge=forge,
+                                                     code_owners=code_owners, event=event)
         return promotion_review.refresh_for_pull_request(session, forge=forge,
                                                          settings=settings,
                                                          number=event.number)

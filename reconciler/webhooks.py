@@ -71,6 +71,9 @@ OnPullRequest = Callable[[Session, Forge, PullRequestEvent], "str | None"]
 # approval gate), new commits (the overlay the policies judge), a reopened PR.
 GATE_ACTIONS = frozenset({"review_submitted", "review_edited", "review_dismissed",
                           "synchronize", "reopened"})
+# ... and a PR closed without merging (a merged one is a MergeEvent): its change is closed and
+# the open changes it held red re-checked. The hook (``on_pull_request``) is told both.
+HOOK_ACTIONS = GATE_ACTIONS | {"closed"}
 
 
 def handle_delivery(session: Session, *, forge: Forge, delivery_id: str, event_name: str,
@@ -105,7 +108,7 @@ def handle_delivery(session: Session, *, forge: Forge, delivery_id: str, event_n
                 log.exception("re-checking open changes after %s failed", event.commit)
     if on_pull_request is not None and not outcome.startswith("ignored: another"):
         event = parse_event(event_name, payload, main_branch)
-        if (isinstance(event, PullRequestEvent) and event.action in GATE_ACTIONS
+        if (isinstance(event, PullRequestEvent) and event.action in HOOK_ACTIONS
                 and event.number > 0):
             try:
                 said = on_pull_request(session, forge, event)

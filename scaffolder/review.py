@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
 from gitops import object_names
-from gitops.forges.base import Forge, MergeEvent, Review
+from gitops.forges.base import ChangeState, Forge, MergeEvent, Review
 from gitops.forges.github_webhook import PullRequestEvent
 from portal import tracing
 from portal.auth import audit, policy
@@ -344,6 +344,26 @@ def record_pr_event(session: Session, *, event: MergeEvent | PullRequestEvent) -
     audit.record(session, actor=actor, action=f"scaffolder.{status}", target=change.unit_key,
                  detail={"change": change.id, "source": "forge"}, commit=False)
     session.commit()
+    return outcome
+
+
+def closed_on_forge(session: Session, *, forge: Forge,
+                    code_owners: tuple[str | None, Sequence[str]],
+                    event: PullRequestEvent) -> str | None:
+    """A pull request closed without merging on the forge's own site (GitHub's ``closed``
+    delivery, ``merged: false``): its open change is closed (``record_pr_event``: the unit's
+    reservation released, the catalog says closed) once the forge confirms the PR is closed
+    (a late delivery of a reopened PR changes nothing), and the open changes that touch its
+    environments or names are re-checked, as when it is closed in the portal. None when the
+    PR is no open change's."""
+    change = session.exec(select(Change).where(Change.number == event.number,
+                                               col(Change.status).in_(OPEN))).first()
+    if change is None or forge.get_change(event.number).state is not ChangeState.closed:
+        return None
+    envs, unit = list(change.envs), change.unit_key
+    outcome = record_pr_event(session, event=event)
+    merge_gate.recheck_open_changes(session, forge=forge, code_owners=code_owners, envs=envs,
+                                    units=[unit])
     return outcome
 
 

@@ -1,21 +1,28 @@
 """Warm ``kubectl kustomize`` processes: kubectl's start-up paid before a build is asked for.
 
-One ``kubectl kustomize`` costs ~75-85 ms of CPU, almost all of it process start (the Go runtime
-and kubectl's initialisation); the build of a tenant overlay itself takes a few milliseconds. A
-*spare* is ``kubectl kustomize <spare-dir>`` started ahead of time, where
-``<spare-dir>/kustomization.yaml`` is a FIFO (``os.mkfifo``): kubectl initialises, then blocks
-opening it. A build writes a wrapper kustomization into the FIFO, ``resources: [<overlay>]``
-(the overlay's path relative to the spare dir: kustomize refuses absolute roots), and closes it;
-kubectl builds the overlay and exits. The FIFO is removed as soon as it is written, so an
-overlay that names the spare dir finds no kustomization there (an error, never a hang).
+A ``kubectl kustomize`` of a tenant overlay costs ~150-250 ms of CPU, little of it the build:
+the Go runtime and kubectl's initialisation, then kustomize's OpenAPI schema, parsed the first
+time a strategic-merge patch needs it. A *spare* pays both ahead of time. It is
+``kubectl kustomize <spare-dir>`` over::
 
-The wrapper adds nothing to the overlay (no transformer, no namespace), so the output is the
-overlay's own (``tests/scaffolder/checks/test_kustomize_pool.py`` compares every template's
-overlays with a direct ``kubectl kustomize``). kustomize's load restrictor
+    <spare-dir>/kustomization.yaml       resources: [warm, hand]
+    <spare-dir>/warm/                    a ConfigMap deleted by a strategic-merge patch: kustomize
+                                         loads its OpenAPI schema; no object comes out of it
+    <spare-dir>/hand/kustomization.yaml  a FIFO (os.mkfifo)
+
+kubectl initialises, builds ``warm``, then blocks opening the FIFO. A build writes
+``resources: [<overlay>]`` into it (the overlay's path relative to ``hand``: kustomize refuses
+absolute roots) and closes it; kubectl builds the overlay and exits (~15 ms on a quiet machine).
+The FIFO is removed as soon as it is written, so an overlay naming the spare's folders finds no
+kustomization in ``hand`` (an error, never a hang).
+
+Neither the wrapper nor ``warm`` adds a transformer to the overlay's objects, so the output is
+the overlay's own (``tests/scaffolder/checks/test_kustomize_pool.py`` compares every template's
+overlays with a direct ``kubectl kustomize``, byte for byte). kustomize's load restrictor
 (``LoadRestrictionsRootOnly``) is unchanged: it applies to each kustomization's own folder, the
 overlay's as in a direct build. Only a failing build's message differs (it is wrapped in
-"accumulating resources from '<relative path>'"): ``scaffolder.checks.kustomize.build`` builds a
-failing overlay again cold for kustomize's own message.
+"accumulating resources from 'hand'"): ``scaffolder.checks.kustomize.build`` builds a failing
+overlay again cold for kustomize's own message.
 
 Public API:
 
@@ -58,7 +65,14 @@ from pathlib import Path
 
 from portal import parent_death
 
-FIFO = "kustomization.yaml"
+FIFO = "hand/kustomization.yaml"
+WRAPPER = "resources:\n- warm\n- hand\n"
+WARM_UP = {  # built before the FIFO is opened: kustomize's OpenAPI schema loaded, nothing output
+    "warm/kustomization.yaml": "resources: [configmap.yaml]\npatches:\n- patch: |-\n"
+    "    $patch: delete\n    apiVersion: v1\n    kind: ConfigMap\n    metadata:\n"
+    "      name: caas-warm-up\n",
+    "warm/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: caas-warm-up\n",
+}
 PREFIX = "caas-kustomize-warm-"  # + the owning process id + "-": <tmp>/caas-kustomize-warm-<pid>-*
 READY_POLL_S = 0.001  # how often a build looks whether its spare has reached the FIFO
 
@@ -199,6 +213,11 @@ def _sweep() -> None:
 def _start(kubectl: str) -> _Spare:
     folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
     try:
+        (folder / "warm").mkdir()
+        (folder / "hand").mkdir()
+        (folder / "kustomization.yaml").write_text(WRAPPER)
+        for name, text in WARM_UP.items():
+            (folder / name).write_text(text)
         os.mkfifo(folder / FIFO, 0o600)
         proc = subprocess.Popen(
             [kubectl, "kustomize", str(folder)], stdin=subprocess.DEVNULL,
@@ -240,7 +259,7 @@ def run(kubectl: str, folder: Path, *, timeout: float) -> tuple[int, str, str] |
         return None
     try:
         deadline = time.monotonic() + timeout
-        relative = os.path.relpath(folder.resolve(), spare.folder)
+        relative = os.path.relpath(folder.resolve(), (spare.folder / FIFO).parent)
         wrapper = f"resources:\n- {json.dumps(relative)}\n".encode()
         if not _hand_over(spare, wrapper, deadline):
             return None

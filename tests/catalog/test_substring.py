@@ -5,6 +5,7 @@ Both databases: PostgreSQL's ``pg_trgm`` GIN index and SQLite's FTS5 trigram tab
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -12,14 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, insert, select, text
+from sqlalchemy import Engine, create_engine, event, insert, select, text
+from sqlalchemy.engine import make_url
 from sqlmodel import Session, col
 
 from catalog import query, service, substring
 from catalog.cost import DEFAULT_PRICE_SHEET, load_price_sheet
 from catalog.models import Entity, Kind, Status
 from gitops.gitreader import GitReader
+from portal import db
 from tests.catalog import gitops
+from tests.harness.databases import PostgresFactory
 
 PRICES = load_price_sheet(DEFAULT_PRICE_SHEET)
 LONG = "x" * 3000 + " needle-in-a-haystack " + "y" * 3000
@@ -234,3 +238,39 @@ def test_without_the_index_the_filter_scans_and_says_so_once(
             assert _listed(s, q, Kind.namespace) == _oracle(s, q, Kind.namespace)
     assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
     assert "no trigram index" in caplog.records[0].message
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"], indirect=True)
+def test_a_server_refusing_pg_trgm_migrates_without_the_index(
+        tmp_path: Path, postgres_factory: PostgresFactory, db_backend: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A role without CREATE on its database may not create the (trusted) extension: the
+    migration warns with what the owner should run, the rest of the schema is there, and the
+    filter scans with the same results."""
+    name = f"caas_noext_{uuid.uuid4().hex[:8]}"
+    with postgres_factory.admin.connect() as conn:
+        conn.execute(text(f"CREATE ROLE {name} LOGIN"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    grant = create_engine(make_url(postgres_factory.server_url).set(database=name),
+                          isolation_level="AUTOCOMMIT")
+    with grant.connect() as conn:
+        conn.execute(text(f"GRANT ALL ON SCHEMA public TO {name}"))
+    grant.dispose()
+    url = make_url(postgres_factory.server_url).set(database=name, username=name)
+    engine = create_engine(url)
+    try:
+        with caplog.at_level(logging.WARNING, logger="caas.catalog"):
+            db.upgrade(engine)
+        [refusal] = [r.getMessage() for r in caplog.records if "pg_trgm refused" in r.getMessage()]
+        assert substring.PG_BY_HAND in refusal and "permission denied" in refusal
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM pg_indexes WHERE indexname = :n"),
+                                {"n": substring.PG_INDEX}).scalar() == 0
+        _add_rows(engine)
+        with Session(engine) as s:
+            assert not substring.has_index(s)
+            for q in ("straße", "needle", "%pure", "ab"):
+                assert _listed(s, q, Kind.namespace) == _oracle(s, q, Kind.namespace)
+            assert _listed(s, "needle", Kind.namespace) == ["namespace:t/r017"]
+    finally:
+        engine.dispose()

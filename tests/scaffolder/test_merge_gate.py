@@ -225,3 +225,49 @@ def test_closing_a_change_rechecks_the_open_changes_it_collided_with(
     forge = LocalForge(settings, app_client.app.state.engine)  # type: ignore[attr-defined]
     statuses = {c.name: c.state.value for c in forge.get_change(second["number"]).checks}
     assert statuses["caas/collisions"] == "success"
+
+
+def test_a_pull_request_closed_on_the_forge_closes_its_change_and_rechecks_the_rest(
+        settings: Settings, tmp_path: Path, engine: Engine, make_user: UserFactory,
+        auth_headers: Headers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GitHub reports a portal PR closed without merging (a signed delivery): the change is
+    closed, its unit free for a new request, and the open change it collided with re-checked.
+    It stayed open in the portal, its unit reserved ('an open change already requests …')."""
+    seed(settings, tmp_path, teams=("payments", "payments-web"))
+    monkeypatch.setattr(service, "_refuse_taken_names", lambda *_a, **_k: None)  # the race
+    configured = settings.model_copy(update={"github_webhook_secret": SecretStr("s3cret"),
+                                             "github_repo": "acme/gitops"})
+    make_user("alice", teams={"payments": Role.developer, "payments-web": Role.developer})
+    alice = auth_headers("alice")
+    bodies = [{"template": "tenant", "answers": {
+        "team": team, "name": name, "cost_center": "cc-1", "environments": ["dev"],
+        "cpu_quota": "1", "memory_quota": "1Gi", "storage_quota": "1Gi"}}
+        for team, name in (("payments", "web-x"), ("payments-web", "x"))]
+    with TestClient(create_app(configured, engine=engine)) as client:
+        ids = [client.post("/api/scaffolder/tasks", headers=alice, json=b).json()["change_id"]
+               for b in bodies]
+        first, second = (client.get(f"/api/changes/{i}", headers=alice).json() for i in ids)
+        assert _check(second, "collisions")["state"] == "failure"
+        forge = LocalForge(configured, engine)
+        forge.close_change(first["number"], by="bob")  # closed on the forge's own site
+        repo = {"full_name": "acme/gitops", "name": "gitops"}
+        body = json.dumps({
+            "action": "closed", "number": first["number"], "repository": repo,
+            "sender": {"login": "bob"}, "pull_request": {
+                "number": first["number"], "merged": False, "merge_commit_sha": None,
+                "base": {"ref": "main", "sha": first["base_sha"], "repo": repo},
+                "head": {"ref": forge.get_change(first["number"]).branch,
+                         "sha": first["head_sha"], "repo": repo}},
+        }).encode()
+        got = client.post("/api/webhooks/github", content=body, headers={
+            "content-type": "application/json", "x-github-event": "pull_request",
+            "x-github-delivery": "d-closed-1", "x-hub-signature-256": sign("s3cret", body)})
+        assert got.status_code in (200, 202), got.text
+        assert client.get(f"/api/changes/{first['id']}",
+                          headers=alice).json()["status"] == "closed"
+        shown = client.get(f"/api/changes/{second['id']}", headers=alice).json()
+        assert _check(shown, "collisions")["state"] == "success", _check(shown, "collisions")
+        monkeypatch.undo()  # no race now: the unit is free, its name the other change's
+        again = client.post("/api/scaffolder/tasks", headers=alice, json=bodies[0])
+        assert again.status_code == 409 and again.json()["error"]["rule"] == "name-taken", \
+            again.text

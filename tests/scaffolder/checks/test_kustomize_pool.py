@@ -122,7 +122,7 @@ def test_a_failing_overlay_gives_kustomizes_own_message(warm: None, tmp_path: Pa
     assert "missing.yaml" in raised.value.message
 
 
-@pytest.mark.parametrize("attack", ["dotdot", "symlink", "spare-dir"])
+@pytest.mark.parametrize("attack", ["dotdot", "symlink", "spare-dir", "spare-dir/hand"])
 def test_the_load_restrictor_still_holds(warm: None, tmp_path: Path, attack: str) -> None:
     write(tmp_path / "secret.txt", "s3cret\n")
     overlay = tmp_path / "tree" / "overlay"
@@ -133,16 +133,17 @@ def test_the_load_restrictor_still_holds(warm: None, tmp_path: Path, attack: str
         write(overlay / "kustomization.yaml",
               "configMapGenerator:\n- name: x\n  files: [link.txt]\n")
         (overlay / "link.txt").symlink_to(tmp_path / "secret.txt")
-    else:  # the spare's own folder, whose kustomization.yaml was the FIFO: no hang
+    else:  # the spare's own folders, where the FIFO was: no hang
         kustomize_pool.configure(1, kubectl=KUBECTL)
         wait_for(lambda: len(kustomize_pool.spare_pids()) == 1)
         mine = f"caas-kustomize-warm-{os.getpid()}-"
         (spare,) = {f for f in spare_folders() if f.startswith(mine)}
         write(overlay / "kustomization.yaml",
-              f"resources: [{os.path.relpath(Path(tempfile.gettempdir(), spare), overlay)}]\n")
+              f"resources: [{os.path.relpath(Path(tempfile.gettempdir(), spare), overlay)}"
+              f"{attack.removeprefix('spare-dir')}]\n")
     code, out, err = warm_run(overlay, timeout=20)
     assert code != 0 and "s3cret" not in out, (out, err)
-    if attack != "spare-dir":
+    if not attack.startswith("spare-dir"):
         assert "security" in err or "not in or below" in err, err
     with pytest.raises(KustomizeError):
         build(overlay)
