@@ -5,12 +5,14 @@ Any signed-in user may read the catalog; nothing here writes.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
+import anyio
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import StringConstraints
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
 from catalog import backstage, detail, query, search
 from catalog.cost import load_price_sheet
@@ -63,6 +65,24 @@ LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
                                "schema": {"type": "string"}}}},
 }
 SEARCH_CACHE_BYTES = 8 * 2 ** 20  # search results held per process (least recently used go)
+# Pages and searches a server process computes at once (the rest queue for a thread): each holds
+# a pooled database connection and its rows. With the thread pool's 40, a cold search box at 64
+# connections computed ~40 at once per process on SQLite, every thread with its connection's
+# page cache and its own malloc arena: the process peaked at 313 MB (bench/catalog.py); on two
+# cores more than a few at once only queue for the CPU.
+COMPUTE_THREADS = 4
+T = TypeVar("T")
+
+
+async def _compute(request: Request, compute: Callable[[], T]) -> T:
+    """``compute()`` in a worker thread, at most COMPUTE_THREADS at once per process (and event
+    loop: tests run one app on several)."""
+    loop = asyncio.get_running_loop()
+    held: tuple[asyncio.AbstractEventLoop, anyio.CapacityLimiter] | None = getattr(
+        request.app.state, "catalog_compute", None)
+    if held is None or held[0] is not loop:
+        held = request.app.state.catalog_compute = (loop, anyio.CapacityLimiter(COMPUTE_THREADS))
+    return await anyio.to_thread.run_sync(compute, limiter=held[1])
 IfNoneMatch = Annotated[str | None, Header(
     max_length=2000, description="ETag(s) of a page you hold: 304 while it is unchanged.")]
 
@@ -87,7 +107,7 @@ async def _list(request: Request, kind: Kind, settings: Settings, q: str | None,
                     session, kind=kind, prices=load_price_sheet(settings.price_sheet), q=q,
                     owner=owner, env=env, status=status, limit=limit, cursor=cursor))
 
-        page = await run_in_threadpool(compute)
+        page = await _compute(request, compute)
         cache.put(key, generation.catalog, page)
     cache.learn(request.scope["path"], request.scope.get("query_string", b""), key,
                 request.scope.get("route"))
@@ -172,7 +192,7 @@ async def search_everything(
                 return serialise(search.search(session, q=q, kinds=kind, limit=limit,
                                                documents=documents))
 
-        page = await run_in_threadpool(compute)
+        page = await _compute(request, compute)
         cache.put(key, generation.catalog, page)
 
     def still() -> bool:  # the templates ranked are still the registry's

@@ -39,7 +39,14 @@ from portal.redact import redact
 from scaffolder import pr_text, service
 from scaffolder.changeset import unified
 from scaffolder.checks_runner import run_checks
-from scaffolder.models import BehindUnit, Change, RenderedFile, UpgradeOutcome, UpgradeRequest
+from scaffolder.models import (
+    BehindUnit,
+    Change,
+    CheckResult,
+    RenderedFile,
+    UpgradeOutcome,
+    UpgradeRequest,
+)
 from scaffolder.registry import Registry
 from scaffolder.review import OPEN
 from scaffolder.upgrade import (
@@ -226,11 +233,11 @@ def _moved_again(session: Session, run: Run, *, principal: Principal, change: Ch
                  target=change.unit_key, ip=ip,
                  detail={"change": change.id, "updated_to": prepared.template.version})
     session.commit()
-    for c in checks:
-        if c.name != "collisions":
-            forge.set_check(change.number, Check(name=f"caas/{c.name}",
-                                                 state=CheckState(c.state),
-                                                 description=c.summary[:140]))
+    # Statuses are per commit: the new head reports every check, the kept collisions result
+    # included (a required context missing on the head blocks the PR on GitHub for good).
+    forge.set_checks(change.number, [
+        Check(name=f"caas/{c.name}", state=CheckState(c.state), description=c.summary[:140])
+        for c in map(CheckResult.model_validate, change.checks)])
     forge.comment(change.number, redact(pr_text.preview(prepared, checks)))
     return outcome
 

@@ -127,3 +127,43 @@ def test_backstage_export(app_client: TestClient, headers: dict[str, str]) -> No
     bad = app_client.get("/api/catalog/entities", params={"filter": "nonsense"},
                          headers=headers)
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "filter"
+
+
+def test_a_process_computes_at_most_compute_threads_pages_at_once(
+        app_client: TestClient, headers: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twelve different cold pages asked at once: all answered, never more than
+    COMPUTE_THREADS computed at the same moment (each holds a connection and its rows)."""
+    import asyncio
+    import threading
+    import time
+
+    import httpx
+
+    from catalog import query, views
+
+    running, most, lock = [0], [0], threading.Lock()
+    real = query.list_entities
+
+    def counting(*args: object, **kwargs: object) -> object:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.05)  # a slow page: the others arrive while it runs
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(query, "list_entities", counting)
+
+    async def main() -> list[int]:
+        transport = httpx.ASGITransport(app=app_client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            responses = await asyncio.gather(*[
+                client.get(f"/api/catalog/namespaces?limit={n}", headers=headers)
+                for n in range(1, 13)])
+        return [r.status_code for r in responses]
+
+    assert asyncio.run(main()) == [200] * 12
+    assert most[0] == views.COMPUTE_THREADS

@@ -17,6 +17,7 @@ from gitops.forges.factory import make_forge
 from gitops.forges.local import LocalForge
 from portal.auth import service as auth_service
 from portal.auth.principal import Principal
+from portal.bootstrap import REQUIRED_CHECKS
 from portal.settings import REPO_ROOT, Settings
 from scaffolder import merge_gate
 from scaffolder.changeset import parameter_context
@@ -209,6 +210,11 @@ def test_a_template_that_moves_again_updates_the_open_pr(
         [updated] = run_upgrades(session, forge=forge, registry=registry, principal=root,
                                  request=request)
         assert updated.state == "updated" and updated.number == opened.number, updated
+        # The new head reports every check branch protection requires (caas init's list):
+        # a required context missing on it blocks the PR on GitHub for good.
+        reported = {c.name: c.state.value for c in forge.get_change(updated.number or 0).checks}
+        assert set(REQUIRED_CHECKS) <= set(reported), reported
+        assert set(reported.values()) == {"success"}, reported
         [again] = run_upgrades(session, forge=forge, registry=registry, principal=root,
                                request=request)
         assert again.state == "open"
