@@ -14,8 +14,10 @@ How it stays fast (issue 18: tab search at 15,000 tenant-environment pairs):
   that every search would scan until the next vacuum (after a full reindex that list held every
   row, and a look-up cost 4 ms instead of 0.07 ms at 5,000 rows). The query is the
   same ``LIKE``; the planner answers it with a bitmap scan of that index and rechecks the
-  pattern on each candidate row (exact by construction). For patterns shorter than 3 characters
-  the index has no trigram to look up and the planner keeps the scan. A database that refused
+  pattern on each candidate row (exact by construction); for a common ``q`` it reads the rows in
+  key order instead and stops at the page's end. Both need statistics: a full reindex runs
+  ``ANALYZE`` (:func:`after_bulk_write`). For patterns shorter than 3 characters the index has
+  no trigram to look up and the planner keeps the scan. A database that refused
   ``CREATE EXTENSION`` has no index: the same query scans (logged once per process).
 - **SQLite**: an FTS5 table ``catalog_entities_trgm`` (``tokenize='trigram'``,
   external content ``catalog_entities``, rowid = ``id``) that triggers keep in step with every

@@ -26,13 +26,14 @@ worker died on the last attempt) finalises its merge in the same transaction
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, insert, or_, update
+from sqlalchemy import BindParameter, and_, bindparam, insert, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -137,20 +138,13 @@ def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int
     postgres = session.get_bind().dialect.name == "postgresql"
     if touch or not postgres:
         _touch_worker(session, worker_id, now)  # first statement writes: see the module docstring
-    abandoned = col(Job.lease_expires_at) < now
+    params: dict[str, Any] = {"now": now}
     if grace_s is not None:
-        silent = select(WorkerRecord.id).where(or_(
-            col(WorkerRecord.last_seen_at) < now - timedelta(seconds=grace_s),
-            col(WorkerRecord.stopped_at).is_not(None)))
-        abandoned = or_(abandoned, col(Job.lease_owner).in_(silent))
-    runnable = or_(
-        and_(col(Job.state) == JobState.queued.value, col(Job.not_before) <= now),
-        and_(col(Job.state) == JobState.running.value, abandoned),
-    )
+        params["silent_since"] = now - timedelta(seconds=grace_s)
     expires = now + timedelta(seconds=lease_s)
     # Jobs of one environment run in id order: once one is blocked, the later ones are too.
     blocked_envs: set[str] = set()
-    for job, upstream in _candidates(session, runnable, blocked_envs, postgres):
+    for job, upstream in _candidates(session, params, blocked_envs, postgres):
         if job.environment in blocked_envs:
             continue
         if job.state == JobState.running.value and job.attempts >= max_attempts:
@@ -198,7 +192,41 @@ def claim(session: Session, *, worker_id: str, lease_s: float, max_attempts: int
     return None
 
 
-def _candidates(session: Session, runnable: Any, blocked_envs: set[str],
+@functools.cache
+def _candidate_query(*, grace: bool, postgres: bool, blocked: bool) -> Any:
+    """The statement :func:`_candidates` runs, built once per shape (building it was a good
+    part of a claim's CPU); its values are parameters: ``now``, ``silent_since`` (with
+    ``grace``: a worker silent since then, or stopped, has abandoned its jobs), on PostgreSQL
+    ``after`` (the last id looked at) and, with ``blocked``, ``blocked`` (the environments
+    found blocked)."""
+    now: BindParameter[Any] = bindparam("now")  # typed by the columns it is compared with
+    abandoned = col(Job.lease_expires_at) < now
+    if grace:
+        silent = select(WorkerRecord.id).where(or_(
+            col(WorkerRecord.last_seen_at) < bindparam("silent_since"),
+            col(WorkerRecord.stopped_at).is_not(None)))
+        abandoned = or_(abandoned, col(Job.lease_owner).in_(silent))
+    runnable = or_(
+        and_(col(Job.state) == JobState.queued.value, col(Job.not_before) <= now),
+        and_(col(Job.state) == JobState.running.value, abandoned),
+    )
+    upstream = aliased(Job)
+    upstream_state = (select(upstream.state)
+                      .where(upstream.commit == Job.commit, upstream.unit == Job.depends_on)
+                      .scalar_subquery())
+    stmt = select(Job, upstream_state).where(runnable).order_by(col(Job.id))
+    if not postgres:
+        return stmt.limit(CANDIDATES)
+    stmt = stmt.where(col(Job.id) > bindparam("after"))
+    if blocked:
+        stmt = stmt.where(or_(col(Job.environment).is_(None),
+                              col(Job.environment).not_in(bindparam("blocked",
+                                                                    expanding=True))))
+    return (stmt.limit(1).with_for_update(skip_locked=True, of=Job)
+            .execution_options(populate_existing=True))
+
+
+def _candidates(session: Session, params: dict[str, Any], blocked_envs: set[str],
                 postgres: bool) -> Iterator[tuple[Job, str | None]]:
     """Runnable jobs oldest first, each with its upstream unit's state (None: no upstream, or
     none of that name), at most ``CANDIDATES``.
@@ -208,22 +236,18 @@ def _candidates(session: Session, runnable: Any, blocked_envs: set[str],
     worker holds only the rows it has looked at, never a page it has not; environments found
     blocked (``blocked_envs``, filled by the caller) are left out of the next read. SQLite (one
     writer, already holding the lock): one read of the page."""
-    upstream = aliased(Job)
-    upstream_state = (select(upstream.state)
-                      .where(upstream.commit == Job.commit, upstream.unit == Job.depends_on)
-                      .scalar_subquery())
-    stmt = select(Job, upstream_state).where(runnable).order_by(col(Job.id))
+    grace = "silent_since" in params
     if not postgres:
-        yield from session.exec(stmt.limit(CANDIDATES)).all()
+        yield from session.execute(_candidate_query(grace=grace, postgres=False, blocked=False),
+                                   params).all()
         return
     after = 0
     for _ in range(CANDIDATES):
-        page = stmt.where(col(Job.id) > after)
+        stmt = _candidate_query(grace=grace, postgres=True, blocked=bool(blocked_envs))
+        values = {**params, "after": after}
         if blocked_envs:
-            page = page.where(or_(col(Job.environment).is_(None),
-                                  col(Job.environment).not_in(sorted(blocked_envs))))
-        row = session.exec(page.limit(1).with_for_update(skip_locked=True, of=Job)
-                           .execution_options(populate_existing=True)).first()
+            values["blocked"] = sorted(blocked_envs)
+        row = session.execute(stmt, values).first()
         if row is None:
             return
         yield row
@@ -309,11 +333,13 @@ class LogLine(NamedTuple):
 
 
 def add_logs(session: Session, *, job_id: int, lines: Sequence[LogLine]) -> None:
-    """Write buffered log lines in the caller's transaction: one INSERT for all of them."""
+    """Write buffered log lines in the caller's transaction: one INSERT for all of them, on the
+    table (the ORM's bulk path costs more CPU than the rows)."""
     if lines:
-        session.execute(insert(JobLog), [{"job_id": job_id, "at": line.at,
-                                          "level": line.level, "message": line.message}
-                                         for line in lines])
+        session.connection().execute(
+            insert(JobLog.__table__),  # type: ignore[attr-defined]
+            [{"job_id": job_id, "at": line.at, "level": line.level, "message": line.message}
+             for line in lines])
 
 
 @dataclass(frozen=True)

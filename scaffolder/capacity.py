@@ -23,6 +23,7 @@ One reading for the three places that need it: the pre-merge ``capacity`` check
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -62,6 +63,27 @@ def _used_at(commit: At, env: str) -> Usage:
 def quotas_at(forge: Forge, sha: str, env: str) -> Usage:
     """``((quota file path, amounts per RESOURCES), ...)`` of ``env`` at ``sha``."""
     return _used_at(at(forge, sha), env)
+
+
+@lru_cache(maxsize=64)
+def _indexed_at(commit: At, env: str) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
+    """``_used_at`` as path → amounts, and their sum (per commit: 5,000 tenants are summed
+    once, not on every request)."""
+    used = _used_at(commit, env)
+    return dict(used), _sum(amounts for _path, amounts in used)
+
+
+def _quota_paths_under(forge: Forge, sha: str, env: str, folder: str) -> list[str]:
+    """The quota files of ``env`` at ``sha`` below ``folder/`` (a bisection of the sorted
+    ``quotas_at``)."""
+    used = quotas_at(forge, sha, env)
+    start = bisect.bisect_left(used, (folder,))
+    found = []
+    for path, _amounts in used[start:]:
+        if not path.startswith(folder):
+            break
+        found.append(path)
+    return found
 
 
 def show(key: str, amount: int) -> str:
@@ -104,14 +126,15 @@ def usage(forge: Forge, sha: str, env: str, *, infra: Mapping[str, Any],
     """``env``'s capacity (from the ``infra`` document) and its use at ``sha`` without and
     with ``overlay`` (path → new content, None: removed)."""
     capacity = read_manifest(dict(infra)).capacity
-    before = dict(quotas_at(forge, sha, env))
-    after = dict(before)
+    before, before_total = _indexed_at(at(forge, sha), env)
+    after_total = dict(before_total)
     for path, content in overlay.items():
         if is_quota_path(path, env):
-            if content is None:
-                after.pop(path, None)
-            else:
-                after[path] = quota_of(content)
+            for key, amount in zip(RESOURCES, before.get(path, ()), strict=False):
+                after_total[key] -= amount
+            if content is not None:
+                for key, amount in zip(RESOURCES, quota_of(content), strict=True):
+                    after_total[key] += amount
     limits: dict[str, int] = {}
     problems: list[str] = []
     for key in RESOURCES:
@@ -122,8 +145,7 @@ def usage(forge: Forge, sha: str, env: str, *, infra: Mapping[str, Any],
         except QuantityError as exc:
             problems.append(f"{env}: capacity.{key}: {exc}")
     return EnvUsage(env=env, declared=bool(capacity), capacity=limits,
-                    before=_sum(before.values()), after=_sum(after.values()),
-                    problems=problems)
+                    before=dict(before_total), after=after_total, problems=problems)
 
 
 def capacity_result(usages: Iterable[EnvUsage], *, context: str = "",
@@ -178,9 +200,8 @@ class UnitRender(Protocol):
 def unit_overlay(forge: Forge, prepared: UnitRender, env: str) -> dict[str, bytes | None]:
     """The unit's quota files in ``env``: its old ones on main removed, its rendered ones."""
     mine = f"{prepared.target}/"
-    overlay: dict[str, bytes | None] = {
-        path: None for path, _ in quotas_at(forge, prepared.base_sha, env)
-        if path.startswith(mine)}
+    overlay: dict[str, bytes | None] = dict.fromkeys(
+        _quota_paths_under(forge, prepared.base_sha, env, mine))
     overlay.update((p, c) for p, c in prepared.rendered.items() if is_quota_path(p, env))
     return overlay
 
