@@ -281,16 +281,23 @@ class Workers:
 
 def wait_merges(engine: object, commits: list[str] | None = None, *,
                 poll_s: float = 0.005, timeout_s: float = 900) -> None:
+    """Until no merge (of ``commits``) is open. One plain psycopg connection and one prepared
+    query: this process shares the cores with the workers, and an ORM session per look (a
+    pre-ping, the statement built anew) cost ~1 ms of CPU each, every 5 ms while a merge-to-
+    applied sample runs."""
+    url = make_url(engine.url).set(drivername="postgresql")  # type: ignore[attr-defined]
+    query = "SELECT count(*) FROM reconciler_merges WHERE state = ANY(%s)"
+    args: list[object] = [OPEN]
+    if commits is not None:
+        query += " AND commit = ANY(%s)"
+        args.append(commits)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with Session(engine) as session:  # type: ignore[arg-type]
-            stmt = select(func.count()).select_from(MergeRecord).where(
-                col(MergeRecord.state).in_(OPEN))
-            if commits is not None:
-                stmt = stmt.where(col(MergeRecord.commit).in_(commits))
-            if session.exec(stmt).one() == 0:
+    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(query, args, prepare=True).fetchone()
+            if row is not None and row[0] == 0:
                 return
-        time.sleep(poll_s)
+            time.sleep(poll_s)
     raise RuntimeError("merges still open after the timeout")
 
 
