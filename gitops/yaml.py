@@ -10,7 +10,11 @@ string ``"2026-01-01"`` — what Kubernetes' JSON-based decoding sees too.
 Public functions:
 
 - ``load(text) -> Any`` — one document (``None`` when empty); ``YamlError`` when it does not parse.
-- ``load_all(text) -> list[Any]`` — every non-empty document of a multi-document file.
+- ``load_all(text) -> list[Any]`` — every non-empty document of a multi-document file. The
+  last ``PARSED_KEPT`` texts of up to ``PARSED_MAX_CHARS`` (``PARSED_BUDGET`` bytes in all)
+  are kept parsed (pickled, so each caller gets its own copy): a change set's files are read
+  by several checks (identity, manifests) and again by its pull request's checks, and parsing
+  is the dearest part of them.
 - ``load_mappings(text) -> list[dict]`` — the same, refusing any document that is not a mapping.
 - ``dump(data, sort_keys=True) -> str`` / ``dump_all(docs, sort_keys=True) -> str`` (``---``
   before each document) — block-style YAML; any string another YAML reader
@@ -25,8 +29,10 @@ the YAML spec requires unique keys, and a silent "last one wins" hides mistakes.
 from __future__ import annotations
 
 import io
+import pickle
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -101,12 +107,38 @@ def load(source: str | bytes) -> Any:
         raise YamlError(f"not valid YAML: {exc}") from exc
 
 
+PARSED_KEPT = 512  # texts kept parsed per process (a few KB each) ...
+PARSED_MAX_CHARS = 64 * 1024  # ... each at most this long ...
+PARSED_BUDGET = 8 * 1024 * 1024  # ... and all, text and pickle, at most this many bytes
+_parsed: OrderedDict[str, bytes] = OrderedDict()
+_parsed_size = [0]
+_parsed_lock = threading.Lock()
+
+
 def load_all(source: str | bytes) -> list[Any]:
-    """Every non-empty document of ``source`` as plain data."""
+    """Every non-empty document of ``source`` as plain data (a fresh copy on every call)."""
+    text = _text(source)
+    with _parsed_lock:
+        kept = _parsed.get(text)
+        if kept is not None:
+            _parsed.move_to_end(text)
+    if kept is not None:
+        docs: list[Any] = pickle.loads(kept)  # noqa: S301  (pickled by this process, below)
+        return docs
     try:
-        return [doc for doc in _loader().load_all(_text(source)) if doc is not None]
+        docs = [doc for doc in _loader().load_all(text) if doc is not None]
     except YAMLError as exc:
         raise YamlError(f"not valid YAML: {exc}") from exc
+    if len(text) <= PARSED_MAX_CHARS:
+        pickled = pickle.dumps(docs, protocol=pickle.HIGHEST_PROTOCOL)
+        with _parsed_lock:
+            if text not in _parsed:
+                _parsed[text] = pickled
+                _parsed_size[0] += len(text) + len(pickled)
+            while len(_parsed) > PARSED_KEPT or _parsed_size[0] > PARSED_BUDGET:
+                old, old_pickled = _parsed.popitem(last=False)
+                _parsed_size[0] -= len(old) + len(old_pickled)
+    return docs
 
 
 def load_mappings(source: str | bytes) -> list[dict[str, Any]]:

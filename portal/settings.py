@@ -113,10 +113,10 @@ class Settings(BaseSettings):
                                      "platform's own namespaces).")
     kustomize_warm: int = Field(2, ge=0, le=16, description="`kubectl kustomize` processes "
                                 "each portal process keeps started and waiting for a build "
-                                "(the kustomize check of a change set; ~75 ms of kubectl's "
-                                "start-up paid ahead, each idle one holds some memory); 0: "
-                                "every build starts kubectl. Read by "
-                                "scaffolder.checks.kustomize_pool.")
+                                "(the kustomize check of a change set: kubectl's start-up and "
+                                "kustomize's OpenAPI schema, 150-250 ms of CPU, paid ahead; "
+                                "~45 MB each while idle); 0: every build starts kubectl. Read "
+                                "by scaffolder.checks.kustomize_pool.")
     promotion_soak_minutes: str = Field(
         "dev=0,staging=15,prod=60", pattern=r"^([a-z]+=[0-9]{1,6})?(,[a-z]+=[0-9]{1,6})*$",
         description="Minutes the source of a promotion must have been Synced and Healthy in "

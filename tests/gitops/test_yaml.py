@@ -87,3 +87,16 @@ def test_multi_document_dump_keeps_order_when_asked() -> None:
     text = yaml.dump_all(docs, sort_keys=False)
     assert text.startswith("---\nkind: Group\napiVersion:") and "\n---\nb: 1\na: 2\n" in text
     assert yaml.load_all(text) == docs
+
+
+def test_a_text_parsed_again_gives_equal_independent_documents() -> None:
+    text = f"a: [1, 2]\nb: {{c: on}}\n---\nd: 2026-01-01\n# {id(object())}\n"
+    first = yaml.load_all(text)
+    first[0]["a"].append(3)  # a caller's change never reaches the next caller
+    second = yaml.load_all(text.encode())
+    assert second == [{"a": [1, 2], "b": {"c": "on"}}, {"d": "2026-01-01"}]
+    assert second[0] is not first[0]
+    bad = f"a: 1\na: 2\n# {id(object())}\n"
+    for _ in range(2):  # refused every time, never kept
+        with pytest.raises(yaml.YamlError):
+            yaml.load_all(bad)
