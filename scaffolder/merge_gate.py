@@ -35,13 +35,23 @@ def scopes(change: Change) -> list[str]:
     return [f"env:{e}" for e in change.envs] + [f"name:{s}:{n}" for s, n in names]
 
 
-def _open_units(session: Session) -> list[str]:
-    return list(session.exec(select(Change.unit_key).where(col(Change.status).in_(OPEN))).all())
+def open_units(session: Session, *, before: int | None = None) -> list[str]:
+    """The units of the open changes; with ``before``, only those reserved earlier (a lower
+    change id) — what the ``collisions`` of change ``before`` count against.
+
+    Of two changes whose units generate one name, the earlier reservation wins: the later one
+    is red on it (and refused outright when it would create the unit, ``scaffolder.service``),
+    the earlier is not red on the later. Two requests racing past the request's name check
+    therefore end with exactly one that can merge, not two red ones."""
+    stmt = select(Change.unit_key).where(col(Change.status).in_(OPEN))
+    if before is not None:
+        stmt = stmt.where(col(Change.id) < before)
+    return list(session.exec(stmt).all())
 
 
 def recheck_change(session: Session, *, forge: Forge, change: Change,
                    code_owners: tuple[str | None, Sequence[str]]) -> list[CheckResult]:
-    fresh = merge_checks.recheck(forge, change, open_units=_open_units(session),
+    fresh = merge_checks.recheck(forge, change, open_units=open_units(session, before=change.id),
                                  code_owners=code_owners)
     return store_checks(session, forge=forge, change=change, fresh=fresh)
 

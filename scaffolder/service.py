@@ -23,7 +23,7 @@ from portal.db import utcnow
 from portal.errors import CaasError, Conflict, Forbidden, NotFound
 from portal.redact import redact
 from reconciler import service as reconciler_service
-from scaffolder import capacity, pr_checks, pr_text, tasks
+from scaffolder import capacity, merge_gate, pr_checks, pr_text, tasks
 from scaffolder.changeset import Prepared, parameter_context, prepare
 from scaffolder.checks_runner import check_collisions, immediate_checks, in_order, run_checks
 from scaffolder.decommission import prepare_decommission
@@ -107,16 +107,11 @@ def get_template(*, registry: Registry, forge: Forge, principal: Principal,
 # ---- dry run and tasks --------------------------------------------------------------------------
 
 
-def _open_units(session: Session) -> list[str]:
-    rows = session.exec(select(Change.unit_key).where(col(Change.status).in_(OPEN))).all()
-    return list(rows)
-
-
 def dry_run(session: Session, *, registry: Registry, forge: Forge, principal: Principal,
             request: ScaffoldRequest) -> DryRunResult:
     """Rendered files and check results; touches no git ref and writes no row."""
     prepared = prepare(forge, registry, principal, request)
-    checks = run_checks(forge, prepared, open_units=_open_units(session))
+    checks = run_checks(forge, prepared, open_units=merge_gate.open_units(session))
     return DryRunResult(
         template=prepared.template.name, version=prepared.template.version,
         target_path=prepared.target, unit_exists=prepared.unit_exists, files=prepared.files,
@@ -185,10 +180,13 @@ def _refuse_taken_names(session: Session, forge: Forge, prepared: Prepared) -> N
     Two requests racing past this check each reserve their own unit; the PR's ``collisions``
     check (evaluated again under the merge lock, ``scaffolder.merge_checks``) lets only one
     of them merge."""
-    others = [u for u in _open_units(session) if u != prepared.target]
-    taken = check_collisions(forge, prepared, others)
-    if taken.state == "failure":
-        raise Conflict("answers: " + "; ".join(taken.details), field="answers",
+    others = [u for u in merge_gate.open_units(session) if u != prepared.target]
+    _refuse_if_taken(check_collisions(forge, prepared, others))
+
+
+def _refuse_if_taken(collisions: CheckResult) -> None:
+    if collisions.state == "failure":
+        raise Conflict("answers: " + "; ".join(collisions.details), field="answers",
                        rule="name-taken")
 
 
@@ -356,11 +354,14 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
         start()
         step = "checks"
         tasks.log_step(session, task, step, "started", "", progress)
-        others = [u for u in _open_units(session) if u != change.unit_key]
+        others = [u for u in merge_gate.open_units(session, before=change.id)
+                  if u != change.unit_key]
         with tracing.span("scaffolder.checks", unit=change.unit_key):
+            now = immediate_checks(forge, prepared, open_units=others)
+            if prepared.action == "create":
+                _refuse_if_taken(now[0])  # an earlier reservation raced past the request's
             # The expensive checks report after the PR opens (``scaffolder.pr_checks``).
-            checks = in_order(pr_checks.pending(),
-                              immediate_checks(forge, prepared, open_units=others))
+            checks = in_order(pr_checks.pending(), now)
             checks += gates() if gates is not None else []
         change.checks = [c.model_dump() for c in checks]
         change.checks_green = False
