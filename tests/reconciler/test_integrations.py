@@ -180,12 +180,13 @@ def test_a_worker_keeps_its_keycloak_client_and_renews_a_revoked_or_expired_toke
         assert realm.members("team-shop") == {"alice", "bob", "carol"}
 
         keycloak.tokens.clear()  # revoked between jobs: a 401, a new token, the call again
-        keycloak.token_lifetime_s = 2
+        keycloak.token_lifetime_s = 4  # the new token's: a job lasting 3.6 s would renew it
         merged("[carol]")
         assert keycloak.token_requests == 2
         assert realm.members("team-shop") == {"alice", "carol"}
 
-        time.sleep(2.1)  # the token has expired (python-keycloak renews it at 90 % of 2 s)
+        time.sleep(4.1)  # the token has expired (python-keycloak renews it at 90 % of 4 s)
+        keycloak.token_lifetime_s = 300  # the renewed one outlives the rest of the test
         merged("[bob]")
         assert keycloak.token_requests == 3
         assert realm.members("team-shop") == {"alice", "bob"}
