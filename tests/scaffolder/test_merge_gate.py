@@ -191,6 +191,13 @@ def test_a_signed_merged_pull_request_delivery_rechecks_open_changes(
         assert statuses["caas/capacity"] == "failure"
 
 
+# Two teams' tenants with one namespace, payments-web-x (payments + web-x, payments-web + x).
+RACING_BODIES = [{"template": "tenant", "answers": {
+    "team": team, "name": name, "cost_center": "cc-1", "environments": ["dev"],
+    "cpu_quota": "1", "memory_quota": "1Gi", "storage_quota": "1Gi"}}
+    for team, name in (("payments", "web-x"), ("payments-web", "x"))]
+
+
 def test_closing_a_change_frees_its_name_for_the_request_that_lost_the_race(
         settings: Settings, tmp_path: Path, app_client: TestClient, make_user: UserFactory,
         auth_headers: Headers, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -204,10 +211,7 @@ def test_closing_a_change_frees_its_name_for_the_request_that_lost_the_race(
     monkeypatch.setattr(service, "_refuse_taken_names", lambda *_a, **_k: None)
     make_user("alice", teams={"payments": Role.developer, "payments-web": Role.developer})
     alice = auth_headers("alice")
-    bodies = [{"template": "tenant", "answers": {
-        "team": team, "name": name, "cost_center": "cc-1", "environments": ["dev"],
-        "cpu_quota": "1", "memory_quota": "1Gi", "storage_quota": "1Gi"}}
-        for team, name in (("payments", "web-x"), ("payments-web", "x"))]
+    bodies = RACING_BODIES
     tasks = [app_client.post("/api/scaffolder/tasks", headers=alice, json=b).json()
              for b in bodies]
     assert [t["status"] for t in tasks] == ["succeeded", "failed"], tasks
@@ -243,10 +247,7 @@ def test_a_pull_request_closed_on_the_forge_closes_its_change_and_rechecks_the_r
                                              "github_repo": "acme/gitops"})
     make_user("alice", teams={"payments": Role.developer, "payments-web": Role.developer})
     alice = auth_headers("alice")
-    bodies = [{"template": "tenant", "answers": {
-        "team": team, "name": name, "cost_center": "cc-1", "environments": ["dev"],
-        "cpu_quota": "1", "memory_quota": "1Gi", "storage_quota": "1Gi"}}
-        for team, name in (("payments", "web-x"), ("payments-web", "x"))]
+    bodies = RACING_BODIES
     with TestClient(create_app(configured, engine=engine)) as client:
         tasks = [client.post("/api/scaffolder/tasks", headers=alice, json=b).json()
                  for b in bodies]
