@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
@@ -26,7 +26,7 @@ from portal.params import PathId
 from reconciler.previews import UnitPlanPreview, latest_plan_preview
 from scaffolder import promotion_review
 from scaffolder import review as scaffolder_review
-from scaffolder.models import ChangeDetail, ChangePublic
+from scaffolder.models import HEAD_SHA, ChangeDetail, ChangePublic
 
 router = APIRouter(include_in_schema=False)
 
@@ -145,9 +145,11 @@ def change_page(request: Request, change_id: PathId, principal: PrincipalDep, se
 
 @router.post("/changes/{change_id}/{action}")
 def change_action(request: Request, change_id: PathId, action: str, principal: PrincipalDep,
-                  session: SessionDep, forge: ForgeDep, registry: RegistryDep) -> Response:
+                  session: SessionDep, forge: ForgeDep, registry: RegistryDep,
+                  head_sha: Annotated[str | None, Form(pattern=HEAD_SHA)] = None) -> Response:
+    """Approve (the head the page showed: ``head_sha``), merge or close."""
     handlers: dict[str, Callable[..., ChangePublic]] = {
-        "approve": scaffolder_review.approve_change,
+        "approve": partial(scaffolder_review.approve_change, head_sha=head_sha),
         "merge": partial(scaffolder_review.merge_change, registry=registry),
         "close": partial(scaffolder_review.close_change, registry=registry)}
     handler = handlers.get(action)

@@ -138,6 +138,19 @@ class DecommissionRequest(BaseModel):
                        description="The unit's folder, e.g. `tenants/payments/payments-web`.")
 
 
+HEAD_SHA = r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$"  # a SHA-1 or SHA-256 commit id, lower-case hex
+
+
+class ApproveRequest(BaseModel):
+    """An approval of the head the reviewer saw (optional: without it, the current head)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    head_sha: str | None = PField(default=None, pattern=HEAD_SHA,
+                                  description="The PR head the reviewer looked at; 409 "
+                                  "`head-moved` when the PR has moved on since.")
+
+
 class UnitAnswers(BaseModel):
     """A unit on main as its template's form sees it (the "Change" form is pre-filled so)."""
 

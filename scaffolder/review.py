@@ -172,7 +172,10 @@ def action_decisions(principal: Principal, change: Change | ChangePublic
 
 
 def approve_change(session: Session, *, forge: Forge, principal: Principal, change_id: int,
-                   ip: str = "") -> ChangePublic:
+                   ip: str = "", head_sha: str | None = None) -> ChangePublic:
+    """Approve the change's PR on the local forge; ``head_sha`` is the head the reviewer saw
+    (409 ``head-moved``, nothing recorded, when the PR moved on since: an update pushed while
+    the page was open must be reviewed again)."""
     change = _change(session, change_id)
     number = _open_number(change)
     decision = approve_decision(principal, change)
@@ -182,7 +185,13 @@ def approve_change(session: Session, *, forge: Forge, principal: Principal, chan
                      detail={"change": change.id, "reason": decision.reason})
         raise Forbidden(decision.reason, rule="can-approve")
     session.commit()  # the forge writes through its own connection (see _run)
-    _local(forge).approve(number, by=principal.username)
+    try:
+        _local(forge).approve(number, by=principal.username, head_sha=head_sha)
+    except Conflict as exc:
+        audit.record(session, actor=principal.username, action="scaffolder.approve",
+                     target=change.unit_key, outcome="denied", ip=ip,
+                     detail={"change": change.id, "reason": exc.message})
+        raise
     change.approved_by = sorted({*change.approved_by, principal.username})
     change.updated_at = utcnow()
     session.add(change)

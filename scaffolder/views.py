@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from sqlmodel import Session
 from sse_starlette.sse import EventSourceResponse
 
@@ -17,6 +17,7 @@ from portal.params import LastEventId, PathId
 from scaffolder import review, service, tasks
 from scaffolder.deps import ForgeDep, RegistryDep
 from scaffolder.models import (
+    ApproveRequest,
     ChangeDetail,
     ChangePublic,
     DecommissionRequest,
@@ -143,10 +144,13 @@ def get_change(change_id: PathId, _principal: PrincipalDep, session: SessionDep)
 
 @router.post("/changes/{change_id}/approve", response_model=ChangePublic)
 def approve(change_id: PathId, request: Request, principal: PrincipalDep, session: SessionDep,
-            forge: ForgeDep) -> ChangePublic:
-    """Local forge: approve (never your own change; routing by tier)."""
+            forge: ForgeDep, body: Annotated[ApproveRequest | None, Body()] = None
+            ) -> ChangePublic:
+    """Local forge: approve (never your own change; routing by tier); with ``head_sha``, only
+    the head the reviewer saw (409 ``head-moved`` when the PR moved on)."""
     return review.approve_change(session, forge=forge, principal=principal,
-                                  change_id=change_id, ip=client_ip(request))
+                                  change_id=change_id, ip=client_ip(request),
+                                  head_sha=body.head_sha if body else None)
 
 
 @router.post("/changes/{change_id}/merge", response_model=ChangePublic)

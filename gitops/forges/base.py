@@ -130,8 +130,10 @@ class MergeEvent:
 class Review(Protocol):
     """Review inside the portal: approvals of the current head and the merge itself."""
 
-    def approve(self, number: int, *, by: str) -> ChangeInfo:
-        """Record ``by``'s approval of the PR's current head (a later push makes it stale)."""
+    def approve(self, number: int, *, by: str, head_sha: str | None = None) -> ChangeInfo:
+        """Record ``by``'s approval of the PR's current head (a later push makes it stale);
+        ``head_sha``, the head the reviewer saw: ``Conflict`` (``head-moved``) when the PR has
+        moved on since, nothing recorded."""
         ...
 
     def approvals(self, number: int) -> list[str]:

@@ -199,13 +199,19 @@ class LocalForge:
             session.commit()
             return self._info(row, session)
 
-    def approve(self, number: int, *, by: str) -> ChangeInfo:
-        """Record ``by``'s approval of the PR's current head (a later push makes it stale)."""
+    def approve(self, number: int, *, by: str, head_sha: str | None = None) -> ChangeInfo:
+        """Record ``by``'s approval of the PR's current head (a later push makes it stale).
+        ``head_sha``: the head the reviewer saw (GitHub's review ``commit_id``); 409
+        ``head-moved``, nothing recorded, when the PR has moved on since."""
         with Session(self.engine, expire_on_commit=False) as session:
             row = self._open_row(session, number)
             if by == row.author:
                 raise Forbidden("nobody approves their own change (four-eyes rule)",
                                 rule="four-eyes")
+            if head_sha is not None and head_sha != row.head_sha:
+                raise Conflict(f"the pull request moved on to {row.head_sha[:12]} since you "
+                               f"looked at {head_sha[:12]}: review it again",
+                               field="head_sha", rule="head-moved")
             approval = session.exec(select(LocalApproval).where(
                 LocalApproval.number == number, LocalApproval.by == by)).first()
             approval = approval or LocalApproval(number=number, by=by, sha="")

@@ -273,3 +273,49 @@ def test_only_a_platform_admin_requests_an_environment(
     approve = app_client.post(f"/api/changes/{change['id']}/approve",
                               headers=auth_headers("bob"))
     assert approve.status_code == 403
+
+
+def test_an_approval_is_of_the_head_the_reviewer_saw(
+        app_client: TestClient, gitops: Path, make_user: UserFactory, auth_headers: Headers,
+        settings: Settings, engine: Engine) -> None:
+    """The PR moves on (an update pushed) while bob's page shows the old head: his approval of
+    what he saw is refused (409 ``head-moved``, nothing recorded, the refusal audited) — through
+    the API's ``head_sha`` and through the change page's Approve button, which carries the head
+    it showed. Approving the new head works."""
+    _people(make_user)
+    alice, bob = auth_headers("alice"), auth_headers("bob")
+    task = app_client.post("/api/scaffolder/tasks", headers=alice,
+                           json={"template": "tenant", "answers": TENANT}).json()
+    cid = task["change_id"]
+    seen = app_client.get(f"/api/changes/{cid}", headers=bob).json()
+    page = app_client.get(f"/changes/{cid}", headers={**bob, "accept": "text/html"}).text
+    assert f'name="head_sha" value="{seen["head_sha"]}"' in page
+    forge = LocalForge(settings, engine)
+    path = "tenants/payments/payments-web/envs/dev/quota.yaml"
+    moved = forge.update_change(seen["number"], [FileChange(
+        path, (forge.read_file(path, seen["head_sha"]) or b"") + b"# pushed meanwhile\n")],
+        "edit after review")
+    with Session(engine) as s:
+        row = s.get(Change, cid)
+        assert row is not None
+        row.head_sha = moved.head_sha
+        s.add(row)
+        s.commit()
+
+    stale = app_client.post(f"/api/changes/{cid}/approve", headers=bob,
+                            json={"head_sha": seen["head_sha"]})
+    assert stale.status_code == 409, stale.text
+    assert stale.json()["error"]["rule"] == "head-moved"
+    refused = app_client.post(f"/changes/{cid}/approve", follow_redirects=False,
+                              headers={**bob, "accept": "text/html"},
+                              data={"head_sha": seen["head_sha"]})
+    assert refused.status_code == 409 and "review it again" in refused.text
+    assert forge.approvals(seen["number"]) == []
+    assert app_client.get(f"/api/changes/{cid}", headers=bob).json()["approved_by"] == []
+    bad = app_client.post(f"/api/changes/{cid}/approve", headers=bob,
+                          json={"head_sha": "../main"})
+    assert bad.status_code == 422
+    fresh = app_client.post(f"/api/changes/{cid}/approve", headers=bob,
+                            json={"head_sha": moved.head_sha})
+    assert fresh.status_code == 200 and fresh.json()["approved_by"] == ["bob"]
+    assert forge.approvals(seen["number"]) == ["bob"]
