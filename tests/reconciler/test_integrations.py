@@ -5,21 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import kmock
 import pytest
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from catalog import service as catalog_service
 from catalog.models import Entity
-from devtools.keycloak import FakeKeycloak
+from devtools.keycloak import FakeKeycloak, FakeRealm
 from devtools.kubernetes import ApplyingEmulator, write_kubeconfig
 from devtools.server import serve
 from gitops.forges.base import MergeEvent
 from gitops.forges.local import LocalForge
 from gitops.git import seed_repository
 from portal import db
+from portal.settings import Settings
 from reconciler import service
 from reconciler.argocd import REFRESH_ANNOTATION
 from reconciler.worker import Worker
@@ -38,6 +44,46 @@ spec:
   owners: [alice]
   members: [bob]
 """
+
+
+@dataclass
+class KeycloakPlatform:
+    """A fake Keycloak (realm ``caas``) served over HTTP, and a platform whose worker syncs it."""
+
+    keycloak: FakeKeycloak
+    realm: FakeRealm
+    settings: Settings
+    engine: Engine
+    forge: LocalForge
+    worker: Worker
+
+    def merged(self, before: str, commit: str) -> None:
+        """Record the merge ``before..commit`` and drain the worker."""
+        with Session(self.engine) as session:
+            service.record_merge_event(session, event=MergeEvent(commit=commit, before=before))
+        drain(self.worker)
+
+
+@contextmanager
+def keycloak_platform(tmp_path: Path, sqlite_factory: SqliteFactory, users: tuple[str, ...],
+                      **settings: Any) -> Iterator[KeycloakPlatform]:
+    keycloak = FakeKeycloak(client_id="portal-admin", client_secret="s3cr3t")
+    realm = keycloak.add_realm("caas")
+    for user in users:
+        realm.add_user(user)
+    with serve(keycloak.app) as url:
+        configured = make_settings(tmp_path, sqlite_factory.new(tmp_path / "db"),
+                                   keycloak_url=url, keycloak_realm="caas",
+                                   keycloak_admin_client_id="portal-admin",
+                                   keycloak_admin_client_secret="s3cr3t", **settings)
+        engine = db.make_engine(configured)
+        seed_repository(configured.resolved_gitops_repo, REPO_ROOT / "gitops-skeleton")
+        forge = LocalForge(configured, engine)
+        try:
+            yield KeycloakPlatform(keycloak, realm, configured, engine, forge,
+                                   Worker(configured, engine, forge))
+        finally:
+            engine.dispose()
 
 
 @pytest.mark.kmock(cls=ApplyingEmulator)
@@ -81,65 +127,32 @@ async def test_argocd_job_applies_refreshes_and_reads_status_back(
 
 def test_keycloak_job_syncs_the_changed_team(tmp_path: Path,
                                              sqlite_factory: SqliteFactory) -> None:
-    keycloak = FakeKeycloak(client_id="portal-admin", client_secret="s3cr3t")
-    realm = keycloak.add_realm("caas")
-    for user in ("alice", "bob", "platform-admin"):
-        realm.add_user(user)
-    with serve(keycloak.app) as url:
-        settings = make_settings(tmp_path, sqlite_factory.new(tmp_path / "db"),
-                                 keycloak_url=url, keycloak_realm="caas",
-                                 keycloak_admin_client_id="portal-admin",
-                                 keycloak_admin_client_secret="s3cr3t")
-        engine = db.make_engine(settings)
-        seed_repository(settings.resolved_gitops_repo, REPO_ROOT / "gitops-skeleton")
-        forge = LocalForge(settings, engine)
-        before, commit = push(forge, {"teams/shop/team.yaml": TEAM})
-        with Session(engine) as session:
-            service.record_merge_event(session, event=MergeEvent(commit=commit, before=before))
-        drain(Worker(settings, engine, forge))
-    job = jobs_of(engine, commit)["keycloak"]
-    assert job.state == "succeeded", job.message
-    assert job.payload == {"teams": ["shop"]}
-    assert realm.members("team-shop") == {"alice", "bob"}
-    assert realm.members("team-shop-admins") == {"alice"}
-    assert "platform-admin" in realm.members("platform-admins")
-    assert sorted(job.result["created_groups"]) == ["platform-admins", "team-shop",
-                                                   "team-shop-admins"]
-    engine.dispose()
+    with keycloak_platform(tmp_path, sqlite_factory, ("alice", "bob", "platform-admin")) as p:
+        before, commit = push(p.forge, {"teams/shop/team.yaml": TEAM})
+        p.merged(before, commit)
+        job = jobs_of(p.engine, commit)["keycloak"]
+        assert job.state == "succeeded", job.message
+        assert job.payload == {"teams": ["shop"]}
+        assert p.realm.members("team-shop") == {"alice", "bob"}
+        assert p.realm.members("team-shop-admins") == {"alice"}
+        assert "platform-admin" in p.realm.members("platform-admins")
+        assert sorted(job.result["created_groups"]) == ["platform-admins", "team-shop",
+                                                       "team-shop-admins"]
 
 
 def test_a_late_merge_event_does_not_restore_members_a_later_merge_removed(
         tmp_path: Path, sqlite_factory: SqliteFactory) -> None:
     """The Keycloak job syncs the team as it is at main's head: the poller learning of an old
     merge after a later one must not put back a member the later merge removed."""
-    keycloak = FakeKeycloak(client_id="portal-admin", client_secret="s3cr3t")
-    realm = keycloak.add_realm("caas")
-    for user in ("alice", "bob", "carol", "platform-admin"):
-        realm.add_user(user)
-    with serve(keycloak.app) as url:
-        settings = make_settings(tmp_path, sqlite_factory.new(tmp_path / "db"),
-                                 keycloak_url=url, keycloak_realm="caas",
-                                 keycloak_admin_client_id="portal-admin",
-                                 keycloak_admin_client_secret="s3cr3t")
-        engine = db.make_engine(settings)
-        seed_repository(settings.resolved_gitops_repo, REPO_ROOT / "gitops-skeleton")
-        forge = LocalForge(settings, engine)
-        worker = Worker(settings, engine, forge)
-
-        def merged(before: str, commit: str) -> None:
-            with Session(engine) as session:
-                service.record_merge_event(session, event=MergeEvent(commit=commit,
-                                                                     before=before))
-            drain(worker)
-
-        merged(*push(forge, {"teams/shop/team.yaml": TEAM}))
-        late = push(forge, {"teams/shop/team.yaml": TEAM.replace("[bob]", "[bob, carol]")})
-        merged(*push(forge, {"teams/shop/team.yaml": TEAM.replace("[bob]", "[]")}))
-        assert realm.members("team-shop") == {"alice"}
-        merged(*late)
-        assert jobs_of(engine, late[1])["keycloak"].state == "succeeded"
-        assert realm.members("team-shop") == {"alice"}
-    engine.dispose()
+    users = ("alice", "bob", "carol", "platform-admin")
+    with keycloak_platform(tmp_path, sqlite_factory, users) as p:
+        p.merged(*push(p.forge, {"teams/shop/team.yaml": TEAM}))
+        late = push(p.forge, {"teams/shop/team.yaml": TEAM.replace("[bob]", "[bob, carol]")})
+        p.merged(*push(p.forge, {"teams/shop/team.yaml": TEAM.replace("[bob]", "[]")}))
+        assert p.realm.members("team-shop") == {"alice"}
+        p.merged(*late)
+        assert jobs_of(p.engine, late[1])["keycloak"].state == "succeeded"
+        assert p.realm.members("team-shop") == {"alice"}
 
 
 def test_a_worker_keeps_its_keycloak_client_and_renews_a_revoked_or_expired_token(
@@ -147,29 +160,15 @@ def test_a_worker_keeps_its_keycloak_client_and_renews_a_revoked_or_expired_toke
     """One Keycloak client per worker (``reconciler.clients``): its token serves the next
     job; a token revoked or expired between jobs is replaced and the job completes; a job that
     failed leaves no client behind (the retry starts afresh)."""
-    keycloak = FakeKeycloak(client_id="portal-admin", client_secret="s3cr3t")
-    realm = keycloak.add_realm("caas")
-    for user in ("alice", "bob", "carol", "platform-admin"):
-        realm.add_user(user)
-    with serve(keycloak.app) as url:
-        settings = make_settings(tmp_path, sqlite_factory.new(tmp_path / "db"),
-                                 keycloak_url=url, keycloak_realm="caas",
-                                 keycloak_admin_client_id="portal-admin",
-                                 keycloak_admin_client_secret="s3cr3t",
-                                 worker_backoff_s=0.01)
-        engine = db.make_engine(settings)
-        seed_repository(settings.resolved_gitops_repo, REPO_ROOT / "gitops-skeleton")
-        forge = LocalForge(settings, engine)
-        worker = Worker(settings, engine, forge)
+    users = ("alice", "bob", "carol", "platform-admin")
+    with keycloak_platform(tmp_path, sqlite_factory, users, worker_backoff_s=0.01) as p:
+        keycloak, realm, worker = p.keycloak, p.realm, p.worker
 
         def merged(members: str) -> str:
-            before, commit = push(forge, {"teams/shop/team.yaml": TEAM.replace("[bob]",
-                                                                              members)})
-            with Session(engine) as session:
-                service.record_merge_event(session, event=MergeEvent(commit=commit,
-                                                                     before=before))
-            drain(worker)
-            job = jobs_of(engine, commit)["keycloak"]
+            before, commit = push(p.forge, {"teams/shop/team.yaml": TEAM.replace(
+                "[bob]", members)})
+            p.merged(before, commit)
+            job = jobs_of(p.engine, commit)["keycloak"]
             assert job.state == "succeeded", job.message
             return commit
 
@@ -193,7 +192,6 @@ def test_a_worker_keeps_its_keycloak_client_and_renews_a_revoked_or_expired_toke
 
         keycloak.fail_next = [503]  # the job fails once (temporary): its client is dropped
         commit = merged("[]")
-        assert jobs_of(engine, commit)["keycloak"].attempts == 2
+        assert jobs_of(p.engine, commit)["keycloak"].attempts == 2
         assert keycloak.token_requests == 4  # the retry built a new client, with a new token
         assert realm.members("team-shop") == {"alice"}
-    engine.dispose()
