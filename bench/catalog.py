@@ -31,7 +31,6 @@ import os
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.gitgen import fast_import  # noqa: E402
 from catalog import service  # noqa: E402
+from devtools.ports import free_port  # noqa: E402
 from devtools.postgres import postgres_server  # noqa: E402
 from gitops.git import init_bare, out  # noqa: E402
 from gitops.gitreader import GitReader  # noqa: E402
@@ -117,12 +117,6 @@ def repo_files(teams: int, tenants: int) -> dict[str, str]:
             f"  name: {team}-web\nspec:\n  destination:\n    name: prod\n"
             f"    namespace: {team}-ns000\n  source:\n    repoURL: https://git/x\n")
     return files
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -17,11 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from devtools.ports import free_port
 
 
 def _bin(name: str) -> str:
@@ -44,7 +40,7 @@ def postgres_server() -> Iterator[str]:
     """Start a throwaway server; yield a SQLAlchemy URL to its ``postgres`` database."""
     root = Path(tempfile.mkdtemp(prefix="caas-pg-"))
     data = root / "data"
-    port = _free_port()
+    port = free_port()
     if os.geteuid() == 0:
         entry = pwd.getpwnam("postgres")
         os.chown(root, entry.pw_uid, entry.pw_gid)

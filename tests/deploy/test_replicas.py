@@ -9,7 +9,6 @@ each run exactly once although two workers compete for them.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from devtools.ports import free_port
 from portal.auth.models import Role
 from portal.settings import Settings
 from reconciler.models import Job, JobLog, WorkerRecord
@@ -31,12 +31,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900),
               pytest.mark.parametrize("db_backend", ["postgresql"], indirect=True)]
 ROOT = Path(__file__).resolve().parents[2]
 TENANT = {"team": "payments", "name": "web", "cost_center": "cc-1", "environments": ["dev"]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -7,7 +7,6 @@ browser context, so cookies never leak between users.
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from catalog import service as catalog_service
+from devtools.ports import free_port
 from gitops.forges.factory import make_forge
 from gitops.git import seed_repository
 from portal import db
@@ -62,12 +62,6 @@ class LiveServer:
     engine: Engine
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _seed(folder: Path, settings: Settings) -> Path:
     """The skeleton plus team `payments` and environment `dev`, rendered by the real templates
     (as if their PRs had been merged), so a developer of `payments` can request a tenant."""
@@ -95,7 +89,7 @@ def _seed(folder: Path, settings: Settings) -> Path:
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("ui")
-    port = _free_port()
+    port = free_port()
     settings = make_settings(root, f"sqlite:///{root / 'caas.db'}", port=port,
                              base_url=f"http://127.0.0.1:{port}")
     engine = db.make_engine(settings)

@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, BrowserContext, expect
 from sqlmodel import Session
 
 from catalog import service as catalog_service
+from devtools.ports import free_port
 from gitops.forges.factory import make_forge
 from gitops.git import seed_repository
 from portal import db
@@ -29,7 +30,7 @@ from scaffolder.registry import Registry
 from scaffolder.render import render
 from tests.conftest import PASSWORD, make_settings
 from tests.frontend.axe_check import serious_violations
-from tests.frontend.conftest import _free_port, screenshot, sign_in, unlabelled_controls
+from tests.frontend.conftest import screenshot, sign_in, unlabelled_controls
 
 pytestmark = pytest.mark.browser
 
@@ -70,7 +71,7 @@ def _seed(folder: Path, settings: Settings) -> Path:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("promotion-ui")
-    port = _free_port()
+    port = free_port()
     settings = make_settings(root, f"sqlite:///{root / 'caas.db'}", port=port,
                              base_url=f"http://127.0.0.1:{port}")
     engine = db.make_engine(settings)

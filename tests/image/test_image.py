@@ -13,7 +13,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import tarfile
 import time
@@ -24,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.ports import free_port
 from gitops.git import seed_repository
 
 pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -113,12 +113,6 @@ class Container:
     def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(self.argv(*args), input=stdin, capture_output=True, text=True,
                               timeout=300, check=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.ports import free_port
 from tests.conftest import REPO_ROOT
 
 SECTION = "## Production: from an empty machine to the first tenant"
@@ -34,12 +34,6 @@ def production_blocks() -> list[str]:
     return BLOCK.findall(text[start:end if end != -1 else len(text)])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_the_production_section_is_a_numbered_path_of_runnable_blocks() -> None:
     blocks = production_blocks()
     assert len(blocks) == 6
@@ -51,7 +45,7 @@ def test_the_production_section_is_a_numbered_path_of_runnable_blocks() -> None:
 
 def test_following_the_readme_reaches_a_tenant_applied(tmp_path: Path, database_url: str
                                                        ) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     ours = {"CAAS_DATABASE_URL": database_url, "CAAS_DATA_DIR": str(tmp_path / "caas"),
             "CAAS_BASE_URL": base}

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from catalog import service
+from devtools.ports import free_port
 from gitops.gitreader import GitReader
 from portal.auth import service as auth_service
 from portal.auth.models import ApiToken
@@ -26,7 +27,7 @@ from reconciler.models import Cursor
 from tests.catalog import gitops
 from tests.catalog.conftest import base_files
 from tests.conftest import UserFactory
-from tests.deploy.test_replicas import free_port, wait_ready
+from tests.deploy.test_replicas import wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 ROOT = Path(__file__).resolve().parents[2]
