@@ -240,9 +240,15 @@ class Workers:
             out = PROFILE / f"{settings.data_dir.parent.name}-worker{i}.prof"
             return [sys.executable, "-c", PROFILED.format(out=str(out))]
 
-        self.procs = [subprocess.Popen(command(i), env=plat.env(settings), cwd=ROOT,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                      for i in range(count)]
+        # Each worker's stderr goes to a file (a pipe nobody drains would stall a worker that
+        # writes more than the pipe holds); its tail is shown when workers fail to start.
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.logs = [settings.data_dir / f"worker{i}.stderr" for i in range(count)]
+        self.procs = []
+        for i, log in enumerate(self.logs):
+            with log.open("wb") as stderr:
+                self.procs.append(subprocess.Popen(command(i), env=plat.env(settings), cwd=ROOT,
+                                                   stdout=subprocess.DEVNULL, stderr=stderr))
         self.settings = settings
         self.started_cpu = 0.0
 
@@ -258,8 +264,7 @@ class Workers:
                 return
             time.sleep(0.05)
         raise RuntimeError("workers did not start: " + "".join(
-            (p.stderr.read(2000).decode() if p.stderr and p.poll() is not None else "")
-            for p in self.procs))
+            log.read_text(errors="replace")[-2000:] for log in self.logs))
 
     def mark(self) -> None:
         """From now on: the CPU :meth:`used` reports."""
