@@ -91,8 +91,7 @@ def recheck(forge: Forge, change: Change, *, open_units: Iterable[str],
     conflicts = _upgrade_checks(forge, change, overlay) if change.action == "upgrade" else []
     return [
         _policies(forge, main, overlay),
-        checks_runner.collisions(forge, change.unit_key, main,
-                                 [u for u in open_units if u != change.unit_key]),
+        checks_runner.collisions(forge, change.unit_key, main, open_units),
         _capacity(forge, main, overlay, change.envs),
         _codeowners(forge, main, overlay, org=org, admins=admins),
         *conflicts,

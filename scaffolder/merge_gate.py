@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from gitops import object_names
@@ -35,23 +37,35 @@ def scopes(change: Change) -> list[str]:
     return [f"env:{e}" for e in change.envs] + [f"name:{s}:{n}" for s, n in names]
 
 
-def open_units(session: Session, *, before: int | None = None) -> list[str]:
-    """The units of the open changes; with ``before``, only those reserved earlier (a lower
-    change id) — what the ``collisions`` of change ``before`` count against.
+def reservation_order(changes: Any = Change) -> Any:
+    """The SQL expression that orders reservations: a change's ``reservation`` when it
+    reserved anew (reopened on the forge, ``scaffolder.reopen``), else its id. ``changes``:
+    ``Change`` or an alias of it."""
+    return func.coalesce(changes.reservation, changes.id)
+
+
+def open_units(session: Session, *, before: Change | None = None) -> list[str]:
+    """The units of the open changes; with ``before``, only those reserved earlier (an earlier
+    place in ``reservation_order``, the change id breaking a tie) — what the ``collisions`` of
+    change ``before`` count against.
 
     Of two changes whose units generate one name, the earlier reservation wins: the later one
     is red on it (and refused outright when it would create the unit, ``scaffolder.service``),
     the earlier is not red on the later. Two requests racing past the request's name check
-    therefore end with exactly one that can merge, not two red ones."""
+    therefore end with exactly one that can merge, not two red ones. A change reopened on the
+    forge is a new reservation: whatever was reserved while it was closed comes first."""
     stmt = select(Change.unit_key).where(col(Change.status).in_(OPEN))
     if before is not None:
-        stmt = stmt.where(col(Change.id) < before)
+        place = before.reservation or before.id or 0
+        order = reservation_order()
+        stmt = stmt.where(col(Change.id) != before.id,
+                          or_(order < place, and_(order == place, col(Change.id) < before.id)))
     return list(session.exec(stmt).all())
 
 
 def recheck_change(session: Session, *, forge: Forge, change: Change,
                    code_owners: tuple[str | None, Sequence[str]]) -> list[CheckResult]:
-    fresh = merge_checks.recheck(forge, change, open_units=open_units(session, before=change.id),
+    fresh = merge_checks.recheck(forge, change, open_units=open_units(session, before=change),
                                  code_owners=code_owners)
     return store_checks(session, forge=forge, change=change, fresh=fresh)
 

@@ -111,7 +111,8 @@ def dry_run(session: Session, *, registry: Registry, forge: Forge, principal: Pr
             request: ScaffoldRequest) -> DryRunResult:
     """Rendered files and check results; touches no git ref and writes no row."""
     prepared = prepare(forge, registry, principal, request)
-    checks = run_checks(forge, prepared, open_units=merge_gate.open_units(session))
+    others = [u for u in merge_gate.open_units(session) if u != prepared.target]
+    checks = run_checks(forge, prepared, open_units=others)
     return DryRunResult(
         template=prepared.template.name, version=prepared.template.version,
         target_path=prepared.target, unit_exists=prepared.unit_exists, files=prepared.files,
@@ -354,8 +355,8 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
         start()
         step = "checks"
         tasks.log_step(session, task, step, "started", "", progress)
-        others = [u for u in merge_gate.open_units(session, before=change.id)
-                  if u != change.unit_key]
+        # Another change of the unit reserved earlier (one reopened on the forge) counts.
+        others = merge_gate.open_units(session, before=change)
         with tracing.span("scaffolder.checks", unit=change.unit_key):
             now = immediate_checks(forge, prepared, open_units=others)
             if prepared.action == "create":
