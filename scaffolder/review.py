@@ -64,11 +64,14 @@ def list_changes(session: Session, *, status: str | None = None, limit: int = 10
     return [ChangePublic(**_public(c)) for c in session.exec(stmt).all()]
 
 
-def open_changes(session: Session, *, entity: str, limit: int = 20) -> list[ChangePublic]:
-    """The open changes (pending or open pull requests) of one catalog entity, newest first."""
-    rows = session.exec(select(Change).where(Change.entity == entity,
-                                             col(Change.status).in_(OPEN))
-                        .order_by(col(Change.id).desc()).limit(limit)).all()
+def open_changes(session: Session, *, entity: str | None = None, team: str | None = None,
+                 limit: int = 20) -> list[ChangePublic]:
+    """The open changes (pending or open pull requests) of one catalog entity, or of one team
+    (what its decommission waits for, ``scaffolder.decommission``), newest first."""
+    stmt = select(Change).where(col(Change.status).in_(OPEN))
+    stmt = stmt.where(Change.entity == entity) if entity is not None else stmt
+    stmt = stmt.where(Change.team == team) if team is not None else stmt
+    rows = session.exec(stmt.order_by(col(Change.id).desc()).limit(limit)).all()
     return [ChangePublic(**_public(c)) for c in rows]
 
 

@@ -23,7 +23,7 @@ from portal.db import utcnow
 from portal.errors import CaasError, Conflict, Forbidden, NotFound
 from portal.redact import redact
 from reconciler import service as reconciler_service
-from scaffolder import capacity, merge_gate, pr_checks, pr_text, tasks
+from scaffolder import capacity, merge_gate, pr_checks, pr_text, review, tasks
 from scaffolder.changeset import Prepared, parameter_context, prepare
 from scaffolder.checks_runner import check_collisions, immediate_checks, in_order, run_checks
 from scaffolder.decommission import prepare_decommission
@@ -195,9 +195,14 @@ def decommission_task(session: Session, *, registry: Registry, forge: Forge,
                       principal: Principal, unit: str, ip: str = "",
                       progress: tasks.Progress | None = None) -> TaskPublic:
     """Open the pull request that removes ``unit`` (``scaffolder.decommission``): refused,
-    with nothing written, while dependants exist; reserved like any change of the unit."""
+    with nothing written, while dependants exist (or, for a team, open changes of the team);
+    reserved like any change of the unit."""
+    team = unit.strip().strip("/").split("/")
+    waiting = review.open_changes(session, team=team[1]) if len(team) == 2 and \
+        team[0] == "teams" else []
     try:
-        prepared = prepare_decommission(forge, registry, principal, unit=unit)
+        prepared = prepare_decommission(forge, registry, principal, unit=unit,
+                                        open_changes=waiting)
     except Forbidden as exc:
         audit.record(session, actor=principal.username, action="scaffolder.decommission",
                      target=unit[:300], outcome="denied", ip=ip,

@@ -286,8 +286,9 @@ WEB_TEAM = {"team": "web", "display_name": "Web", "cost_center": "cc-1", "owners
 
 def _team_and_changes(client: TestClient, make_user: UserFactory, auth_headers: Headers
                       ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Team ``web`` merged; then open: a tenant of web, a tenant of payments, and web's
-    decommission (allowed: the tenant is not on main yet)."""
+    """Team ``web`` merged; then web's decommission requested and approved (the team has no
+    open change yet: ``decommission`` refuses it otherwise), and open after it: a tenant of
+    web and a tenant of payments."""
     make_user("root", admin=True)
     make_user("alice", teams={"web": Role.developer, "payments": Role.developer})
     make_user("bob", teams={"web": Role.developer, "payments": Role.developer})
@@ -295,14 +296,14 @@ def _team_and_changes(client: TestClient, make_user: UserFactory, auth_headers: 
     team = _open(client, alice, {"template": "team", "answers": WEB_TEAM})
     assert client.post(f"/api/changes/{team['id']}/approve", headers=root).status_code == 200
     assert client.post(f"/api/changes/{team['id']}/merge", headers=alice).status_code == 200
-    web = _open(client, alice, {"template": "tenant", "answers": {
-        **_tenant("api", "1")["answers"], "team": "web"}})
-    payments = _open(client, alice, _tenant("shop", "1"))
     task = client.post("/api/scaffolder/decommission", headers=alice, json={"unit": "teams/web"})
     assert task.status_code == 201 and task.json()["status"] == "succeeded", task.text
     removal = client.get(f"/api/changes/{task.json()['change_id']}", headers=alice).json()
     assert removal["checks_green"], removal["checks"]
     assert client.post(f"/api/changes/{removal['id']}/approve", headers=bob).status_code == 200
+    web = _open(client, alice, {"template": "tenant", "answers": {
+        **_tenant("api", "1")["answers"], "team": "web"}})
+    payments = _open(client, alice, _tenant("shop", "1"))
     return web, payments, removal
 
 
