@@ -121,6 +121,8 @@ def entity_context(session: Session, settings: Settings, key: str, *, forge: For
                                           prices=load_price_sheet(settings.price_sheet))
     numbers = scaffolder_review.change_numbers(session, ids=_change_ids(detail["timeline"]))
     open_changes = open_change_links(session, key)
+    team_changes = scaffolder_review.open_changes(session, team=detail["name"]) \
+        if detail["kind"] == "team" else []
     session.commit()  # end the read before a possibly slow cluster call
     detail["live"] = live_block(settings, kind=detail["kind"], name=detail["name"],
                                 spec=detail["spec"])
@@ -128,7 +130,8 @@ def entity_context(session: Session, settings: Settings, key: str, *, forge: For
                  for r in detail["relations"]["items"]]
     return {"entity": detail, "relations": relations,
             "timeline": timeline_view(detail["timeline"], numbers),
-            "actions": entity_actions(forge, principal, detail), "open_changes": open_changes,
+            "actions": entity_actions(forge, principal, detail, team_changes),
+            "open_changes": open_changes,
             "promote_refused": promote_refusal(principal, detail),
             "not_deployed": not_deployed_reason(detail["status"], detail["timeline"]),
             "owner_url": entity_url(f"team:{detail['owner']}") if detail["owner"] else None,

@@ -1,11 +1,12 @@
 """An entity page's actions and open changes.
 
-- ``entity_actions(forge, principal, entity)``: "Change" (every unit), "Remove" (team,
-  namespace, application) and "Uninstall" (an installed environment: its Change form with
-  ``installed: false``), each judged by the scaffolder's own rules — ``changeset.change_decision``
-  (what ``prepare`` authorizes for an update), ``decommission.refusal`` (what
-  ``prepare_decommission`` raises: permission, dependants) and ``uninstall.uninstall_refusal``
-  (what ``prepare`` raises for ``installed: false``) — so a button the viewer cannot use
+- ``entity_actions(forge, principal, entity, team_changes=())``: "Change" (every unit),
+  "Remove" (team, namespace, application) and "Uninstall" (an installed environment: its
+  Change form with ``installed: false``), each judged by the scaffolder's own rules —
+  ``changeset.change_decision`` (what ``prepare`` authorizes for an update),
+  ``decommission.refusal`` (what ``prepare_decommission`` raises: permission, dependants, a
+  team's open changes) and ``uninstall.uninstall_refusal`` (what ``prepare`` raises for
+  ``installed: false``) — so a button the viewer cannot use
   is shown disabled with the very reason the POST would give;
 - ``promote_refusal(principal, entity)``: why "Promote" (on an application's promotion card) is
   disabled, by ``promotion.promote_decision``;
@@ -15,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +28,7 @@ from portal.auth.principal import Principal
 from portal.errors import CaasError
 from scaffolder import changeset, decommission, promotion, uninstall
 from scaffolder import review as scaffolder_review
+from scaffolder.models import ChangePublic
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,10 @@ class EntityAction:
     help: str = ""
 
 
-def _remove(forge: Forge, principal: Principal, unit: str, kind: str) -> EntityAction:
+def _remove(forge: Forge, principal: Principal, unit: str, kind: str,
+            team_changes: Sequence[ChangePublic]) -> EntityAction:
     try:
-        refused = decommission.refusal(forge, principal, unit=unit)
+        refused = decommission.refusal(forge, principal, unit=unit, open_changes=team_changes)
     except CaasError as exc:  # the repository cannot be read now: say so, offer nothing
         refused = exc
     reason = refused.message.removeprefix("unit: ") if refused is not None else ""
@@ -50,9 +54,11 @@ def _remove(forge: Forge, principal: Principal, unit: str, kind: str) -> EntityA
                         "after its merge the reconciler removes it from the clusters.")
 
 
-def entity_actions(forge: Forge, principal: Principal,
-                   entity: dict[str, Any]) -> list[EntityAction]:
-    """The actions of an entity on main (none for one only requested or decommissioned)."""
+def entity_actions(forge: Forge, principal: Principal, entity: dict[str, Any],
+                   team_changes: Sequence[ChangePublic] = ()) -> list[EntityAction]:
+    """The actions of an entity on main (none for one only requested or decommissioned);
+    ``team_changes``: a team's open changes (``scaffolder.review.open_changes(team=…)``),
+    which hold its "Remove" disabled."""
     unit, kind = str(entity.get("path") or ""), str(entity.get("kind") or "")
     if not unit or not entity.get("on_main"):
         return []
@@ -61,7 +67,7 @@ def entity_actions(forge: Forge, principal: Principal,
                             "" if may_change else may_change.reason,
                             href=f"/change?unit={quote(unit, safe='/')}")]
     if kind in decommission.KINDS:
-        actions.append(_remove(forge, principal, unit, kind))
+        actions.append(_remove(forge, principal, unit, kind, team_changes))
     elif kind == "environment" and (entity.get("spec") or {}).get("installed", True):
         reason = "" if may_change else may_change.reason
         if not reason:

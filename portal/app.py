@@ -235,8 +235,10 @@ def _on_pull_request(settings: Settings) -> Callable[[Session, Forge, PullReques
                                                      str | None]:
     """What a review or new commits on a pull request trigger in the scaffolder: an open
     promotion's gates are evaluated again (a review given on GitHub turns the approval gate
-    green); a pull request closed without merging closes its change."""
+    green); a pull request closed without merging closes its change; a reopened one reopens
+    it, checked again (``scaffolder.reopen``), before its gates are evaluated."""
     from scaffolder import promotion_review
+    from scaffolder import reopen as scaffolder_reopen
     from scaffolder import review as scaffolder_review
     from scaffolder.codeowners import owners_config
 
@@ -246,8 +248,12 @@ def _on_pull_request(settings: Settings) -> Callable[[Session, Forge, PullReques
         if event.action == "closed":
             return scaffolder_review.closed_on_forge(session, forge=forge,
                                                      code_owners=code_owners, event=event)
-        return promotion_review.refresh_for_pull_request(session, forge=forge,
-                                                         settings=settings,
-                                                         number=event.number)
+        reopened = scaffolder_reopen.reopened_on_forge(
+            session, forge=forge, code_owners=code_owners,
+            event=event) if event.action == "reopened" else None
+        gates = promotion_review.refresh_for_pull_request(session, forge=forge,
+                                                          settings=settings,
+                                                          number=event.number)
+        return "; ".join(s for s in (reopened, gates) if s) or None
 
     return on_pull_request

@@ -72,7 +72,8 @@ OnPullRequest = Callable[[Session, Forge, PullRequestEvent], "str | None"]
 GATE_ACTIONS = frozenset({"review_submitted", "review_edited", "review_dismissed",
                           "synchronize", "reopened"})
 # ... and a PR closed without merging (a merged one is a MergeEvent): its change is closed and
-# the open changes it held red re-checked. The hook (``on_pull_request``) is told both.
+# the open changes it held red re-checked. The hook (``on_pull_request``) is told both; on
+# ``reopened`` it also reopens a closed change, checked again (``scaffolder.reopen``).
 HOOK_ACTIONS = GATE_ACTIONS | {"closed"}
 
 

@@ -55,8 +55,8 @@ class Prepared:
     extra_labels: list[str] = field(default_factory=list)
 
 
-def _dirs(forge: Forge, directory: str) -> set[str]:
-    return set(forge.list_dir(directory))
+def _dirs(forge: Forge, directory: str, ref: str = "main") -> set[str]:
+    return set(forge.list_dir(directory, ref))
 
 
 def environments_on_main(forge: Forge) -> set[str]:
@@ -64,8 +64,11 @@ def environments_on_main(forge: Forge) -> set[str]:
             if forge.read_file(f"envs/{e}/infra.yaml") is not None}
 
 
-def teams_on_main(forge: Forge) -> set[str]:
-    return _dirs(forge, "teams")
+def teams_on_main(forge: Forge, ref: str = "main") -> set[str]:
+    """The teams that exist (a folder ``teams/<team>/``) on main, or at commit ``ref``: the
+    ``team`` answer rule's choices at request, the ``team`` check's at merge
+    (``scaffolder.merge_checks``)."""
+    return _dirs(forge, "teams", ref)
 
 
 def parameter_context(forge: Forge, principal: Principal,

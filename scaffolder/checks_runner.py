@@ -210,16 +210,21 @@ def check_collisions(forge: Forge, prepared: Prepared, open_units: Iterable[str]
 def collisions(forge: Forge, target: str, sha: str, open_units: Iterable[str]) -> CheckResult:
     """The names the unit ``target`` generates in a shared scope (``gitops.object_names``:
     namespace, dashboard uid, Application, AppProject, cluster) are used by no other unit at
-    ``sha`` and by no open change; a clash names both units."""
+    ``sha`` and by no open change; a clash names both units. ``target`` itself among
+    ``open_units`` is a clash too: another open change edits the unit (a change reopened on
+    the forge while a newer one holds the unit, ``scaffolder.reopen``)."""
     mine = object_names.generated_names(target)
+    open_units = sorted(set(open_units))
     clashes: list[str] = []
+    if target in open_units:
+        clashes.append(f"{target} is already requested by another open change")
     for scope, name in mine:
         if scope == "ArgoCD AppProject" and name in object_names.RESERVED_PROJECTS:
             clashes.append(f"{scope} {name} of {target} is reserved by the platform")
     if mine:
         on_main = _names_on(at(forge, sha))
         others = [(u, "on main") for u in sorted({u for n in mine for u in on_main.get(n, ())})]
-        others += [(u, "in an open change") for u in sorted(set(open_units))]
+        others += [(u, "in an open change") for u in open_units]
         for unit, where in others:
             if unit == target:
                 continue

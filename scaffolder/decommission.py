@@ -11,14 +11,18 @@ names it true, refused while something still depends on it.
   AppProject destinations) and ``CODEOWNERS`` (``scaffolder.codeowners``) rewritten in the
   same change set. Nothing is written here; refusals (``refusal(...)``, which an entity page
   shows beside a disabled "Remove") are ``Conflict`` (``rule="dependants"``,
-  naming them), ``NotFound`` (no unit), ``Forbidden`` (not the unit's team), ``BadRequest``
-  for an environment (it is removed with ``installed: false``, a Change).
+  naming them; ``rule="open-changes"`` for a team with open changes, naming them: each would
+  be red once the team is gone, ``merge_checks``' ``team`` check), ``NotFound`` (no unit),
+  ``Forbidden`` (not the unit's team), ``BadRequest`` for an environment (it is removed with
+  ``installed: false``, a Change).
 
 After the merge the reconciler removes what the files described (ArgoCD prunes what the
 ApplicationSets no longer generate).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from gitops import layout
 from gitops.environment import read_manifest
@@ -34,7 +38,7 @@ from scaffolder.changeset import (
     unified,
 )
 from scaffolder.codeowners import codeowners_changes
-from scaffolder.models import RenderedFile
+from scaffolder.models import ChangePublic, RenderedFile
 from scaffolder.registry import Registry
 from scaffolder.render import ANSWERS_FILE, read_answers
 from scaffolder.units import unit_answers
@@ -69,11 +73,12 @@ def dependants(forge: Forge, *, unit: str, ref: str = "main") -> list[str]:
     return []
 
 
-def refusal(forge: Forge, principal: Principal, *, unit: str,
-            ref: str = "main") -> CaasError | None:
+def refusal(forge: Forge, principal: Principal, *, unit: str, ref: str = "main",
+            open_changes: Sequence[ChangePublic] = ()) -> CaasError | None:
     """Why ``principal`` may not decommission ``unit`` at ``ref`` — the error
     ``prepare_decommission`` raises (an entity page shows its message beside a disabled
-    "Remove") — or None when it may go."""
+    "Remove") — or None when it may go. ``open_changes``: the open changes of the unit's team
+    (``review.open_changes(team=…)``); a team is refused while it has any."""
     if not is_safe(unit):
         return ValidationFailed(f"unit: {unit[:80]!r} is not a safe repository folder",
                                 field="unit", rule="safe-path")
@@ -93,15 +98,19 @@ def refusal(forge: Forge, principal: Principal, *, unit: str,
     if still:
         return Conflict(f"unit: {entity} still has dependants; decommission them first: "
                         + ", ".join(still), field="unit", rule="dependants")
+    if kind == "team" and open_changes:
+        return Conflict(f"unit: {entity} has open changes; merge or close them first: "
+                        + ", ".join(f"change {c.id} ({c.unit_key})" for c in open_changes),
+                        field="unit", rule="open-changes")
     return None
 
 
 def prepare_decommission(forge: Forge, registry: Registry, principal: Principal, *,
-                         unit: str) -> Prepared:
+                         unit: str, open_changes: Sequence[ChangePublic] = ()) -> Prepared:
     """The change set that removes ``unit`` (a folder such as ``tenants/pay/pay-web``)."""
     unit = unit.strip().strip("/")
     base_sha = forge.head()
-    refused = refusal(forge, principal, unit=unit, ref=base_sha)
+    refused = refusal(forge, principal, unit=unit, ref=base_sha, open_changes=open_changes)
     if refused is not None:
         raise refused
     entity = layout.key_for_unit(unit)

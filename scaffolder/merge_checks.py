@@ -14,7 +14,11 @@ the branch writes) and returns them as ``CheckResult`` rows:
   over capacity fails only when the change adds to it (a change that adds no quota merges);
 - ``codeowners``: when the change touches a team's ``team.yaml`` or an environment's
   ``infra.yaml``, the CODEOWNERS of current main + the change equals what their ownership and
-  tiers generate.
+  tiers generate;
+- ``team``: the team that owns the change still exists on current main
+  (``changeset.teams_on_main``, the choices of the request's ``team`` answer rule), or the
+  change creates it. A team's decommission that merged leaves its other open changes red
+  here: they edit lists in ``teams/<team>/`` that are gone, and can never merge.
 
 Callers serialise merges per environment and name (``scaffolder.merge_lock``) around this and
 the merge itself, so two merges never both take the last capacity.
@@ -27,13 +31,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from gitops import layout
 from gitops.forges.base import FileChange, Forge
 from scaffolder import capacity, checks_runner
-from scaffolder.changeset import load_yaml
+from scaffolder.changeset import load_yaml, teams_on_main
 from scaffolder.checks.manifests import DEFAULT_KUBERNETES_VERSION
 from scaffolder.codeowners import codeowners_changes
 from scaffolder.models import Change, CheckResult
 from scaffolder.upgrade import check_conflicts
 
-MAIN_DEPENDENT = ("policies", "collisions", "capacity", "codeowners")
+MAIN_DEPENDENT = ("policies", "collisions", "capacity", "codeowners", "team")
 
 
 def overlay_of(forge: Forge, change: Change) -> dict[str, bytes | None]:
@@ -80,6 +84,21 @@ def _codeowners(forge: Forge, main: str, overlay: Mapping[str, bytes | None], *,
     return CheckResult(name="codeowners", state="success", summary="CODEOWNERS is current")
 
 
+def _team(forge: Forge, main: str, change: Change, overlay: Mapping[str, bytes | None]
+          ) -> CheckResult:
+    team = change.team
+    if not team:
+        return CheckResult(name="team", state="success", summary="owned by no team")
+    if team in teams_on_main(forge, main):
+        return CheckResult(name="team", state="success", summary=f"team {team} exists on main")
+    if overlay.get(f"teams/{team}/team.yaml") is not None:
+        return CheckResult(name="team", state="success", summary=f"creates team {team}")
+    return CheckResult(name="team", state="failure",
+                       summary=f"team {team} no longer exists on main; close this change"[:140],
+                       details=[f"teams/{team}/ is gone from main (the team was "
+                                "decommissioned): a change of the team can never merge"])
+
+
 def recheck(forge: Forge, change: Change, *, open_units: Iterable[str],
             code_owners: tuple[str | None, Sequence[str]]) -> list[CheckResult]:
     """The main-dependent checks of ``change`` on current main + its edits (see module doc)."""
@@ -91,10 +110,10 @@ def recheck(forge: Forge, change: Change, *, open_units: Iterable[str],
     conflicts = _upgrade_checks(forge, change, overlay) if change.action == "upgrade" else []
     return [
         _policies(forge, main, overlay),
-        checks_runner.collisions(forge, change.unit_key, main,
-                                 [u for u in open_units if u != change.unit_key]),
+        checks_runner.collisions(forge, change.unit_key, main, open_units),
         _capacity(forge, main, overlay, change.envs),
         _codeowners(forge, main, overlay, org=org, admins=admins),
+        _team(forge, main, change, overlay),
         *conflicts,
     ]
 

@@ -6,17 +6,23 @@ the open changes that a moved ``main`` affects re-checked, their statuses update
 - ``recheck_change(session, *, forge, change, code_owners)`` — ``merge_checks.recheck`` stored
   on the change (checks, checks_green) and reported to the forge as ``caas/<check>`` statuses
   (LocalForge check rows; commit statuses on GitHub). Returns the fresh results;
-- ``recheck_open_changes(session, *, forge, code_owners, envs, units)`` — after ``main``
-  moved: every open change that touches one of ``envs`` or generates a name of ``units`` is
-  re-checked. On GitHub, branch protection with "Require branches to be up to date before
-  merging" plus these statuses as required checks gives the same guarantee (README).
+- ``recheck_open_changes(session, *, forge, code_owners, envs, units, teams=())`` — after
+  ``main`` moved: every open change that touches one of ``envs``, generates a name of
+  ``units`` or belongs to one of ``teams`` is re-checked. On GitHub, branch protection with
+  "Require branches to be up to date before merging" plus these statuses as required checks
+  gives the same guarantee (README);
+- ``gone_teams(forge, units) -> list[str]`` — the teams among ``units`` (``teams/<team>``)
+  that main no longer has: a team decommission merged, and its team's open changes are
+  re-checked (red on ``team``, ``scaffolder.merge_checks``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from gitops import object_names
@@ -24,6 +30,7 @@ from gitops.forges.base import Check, CheckState, Forge
 from portal.db import utcnow
 from portal.errors import CaasError
 from scaffolder import merge_checks
+from scaffolder.changeset import teams_on_main
 from scaffolder.models import Change, CheckResult
 
 log = logging.getLogger(__name__)
@@ -35,23 +42,35 @@ def scopes(change: Change) -> list[str]:
     return [f"env:{e}" for e in change.envs] + [f"name:{s}:{n}" for s, n in names]
 
 
-def open_units(session: Session, *, before: int | None = None) -> list[str]:
-    """The units of the open changes; with ``before``, only those reserved earlier (a lower
-    change id) — what the ``collisions`` of change ``before`` count against.
+def reservation_order(changes: Any = Change) -> Any:
+    """The SQL expression that orders reservations: a change's ``reservation`` when it
+    reserved anew (reopened on the forge, ``scaffolder.reopen``), else its id. ``changes``:
+    ``Change`` or an alias of it."""
+    return func.coalesce(changes.reservation, changes.id)
+
+
+def open_units(session: Session, *, before: Change | None = None) -> list[str]:
+    """The units of the open changes; with ``before``, only those reserved earlier (an earlier
+    place in ``reservation_order``, the change id breaking a tie) — what the ``collisions`` of
+    change ``before`` count against.
 
     Of two changes whose units generate one name, the earlier reservation wins: the later one
     is red on it (and refused outright when it would create the unit, ``scaffolder.service``),
     the earlier is not red on the later. Two requests racing past the request's name check
-    therefore end with exactly one that can merge, not two red ones."""
+    therefore end with exactly one that can merge, not two red ones. A change reopened on the
+    forge is a new reservation: whatever was reserved while it was closed comes first."""
     stmt = select(Change.unit_key).where(col(Change.status).in_(OPEN))
     if before is not None:
-        stmt = stmt.where(col(Change.id) < before)
+        place = before.reservation or before.id or 0
+        order = reservation_order()
+        stmt = stmt.where(col(Change.id) != before.id,
+                          or_(order < place, and_(order == place, col(Change.id) < before.id)))
     return list(session.exec(stmt).all())
 
 
 def recheck_change(session: Session, *, forge: Forge, change: Change,
                    code_owners: tuple[str | None, Sequence[str]]) -> list[CheckResult]:
-    fresh = merge_checks.recheck(forge, change, open_units=open_units(session, before=change.id),
+    fresh = merge_checks.recheck(forge, change, open_units=open_units(session, before=change),
                                  code_owners=code_owners)
     return store_checks(session, forge=forge, change=change, fresh=fresh)
 
@@ -72,11 +91,16 @@ def store_checks(session: Session, *, forge: Forge, change: Change,
     return fresh
 
 
+def gone_teams(forge: Forge, units: Iterable[str]) -> list[str]:
+    named = {u.split("/")[1] for u in units if u.startswith("teams/") and u.count("/") == 1}
+    return sorted(named - teams_on_main(forge)) if named else []
+
+
 def recheck_open_changes(session: Session, *, forge: Forge,
                          code_owners: tuple[str | None, Sequence[str]], envs: Iterable[str],
-                         units: Iterable[str]) -> list[int]:
+                         units: Iterable[str], teams: Iterable[str] = ()) -> list[int]:
     """Re-check the open changes affected by what just landed; returns their ids."""
-    envs = set(envs)
+    envs, teams = set(envs), set(teams)
     names = {n for u in units for n in object_names.generated_names(u)}
     rows = session.exec(select(Change).where(Change.status == "open",
                                              col(Change.number).is_not(None))
@@ -84,7 +108,7 @@ def recheck_open_changes(session: Session, *, forge: Forge,
     done: list[int] = []
     for other in rows:
         if not (set(other.envs) & envs or set(object_names.generated_names(other.unit_key))
-                & names):
+                & names or other.team in teams):
             continue
         try:
             recheck_change(session, forge=forge, change=other, code_owners=code_owners)

@@ -39,6 +39,10 @@ class Change(SQLModel, table=True):
     ``open_unit_key`` holds the unit's key (its target path) while the change is pending or
     open and NULL afterwards; the unique index makes two concurrent requests for one unit
     end with exactly one row (the loser's INSERT fails), whatever the isolation level.
+
+    ``reservation`` is the change's place in the order of reservations when it is not its id:
+    a change reopened on the forge reserves anew, after every change there is
+    (``scaffolder.reopen``); ``merge_gate.open_units`` orders by ``coalesce(reservation, id)``.
     """
 
     __tablename__ = "scaffolder_changes"
@@ -49,6 +53,7 @@ class Change(SQLModel, table=True):
     action: str = Field(default="create", max_length=16)  # create | update
     unit_key: str = Field(max_length=300, index=True)
     open_unit_key: str | None = Field(default=None, max_length=300, unique=True)
+    reservation: int | None = Field(default=None)
     entity: str = Field(default="", max_length=300)
     branch: str = Field(max_length=255, index=True)
     forge: str = Field(default="local", max_length=16)

@@ -64,11 +64,14 @@ def list_changes(session: Session, *, status: str | None = None, limit: int = 10
     return [ChangePublic(**_public(c)) for c in session.exec(stmt).all()]
 
 
-def open_changes(session: Session, *, entity: str, limit: int = 20) -> list[ChangePublic]:
-    """The open changes (pending or open pull requests) of one catalog entity, newest first."""
-    rows = session.exec(select(Change).where(Change.entity == entity,
-                                             col(Change.status).in_(OPEN))
-                        .order_by(col(Change.id).desc()).limit(limit)).all()
+def open_changes(session: Session, *, entity: str | None = None, team: str | None = None,
+                 limit: int = 20) -> list[ChangePublic]:
+    """The open changes (pending or open pull requests) of one catalog entity, or of one team
+    (what its decommission waits for, ``scaffolder.decommission``), newest first."""
+    stmt = select(Change).where(col(Change.status).in_(OPEN))
+    stmt = stmt.where(Change.entity == entity) if entity is not None else stmt
+    stmt = stmt.where(Change.team == team) if team is not None else stmt
+    rows = session.exec(stmt.order_by(col(Change.id).desc()).limit(limit)).all()
     return [ChangePublic(**_public(c)) for c in rows]
 
 
@@ -221,7 +224,8 @@ def merge_change(session: Session, *, forge: Forge, registry: Registry, principa
     capacity, policies, CODEOWNERS) evaluated again on current main + the change, while the
     change's environments and names are locked (``scaffolder.merge_gate``); then re-check the
     open changes that touch the same environments or names. A check that no longer passes is
-    stored, shown on the change and refused with a 409 naming it; ``GroupRuleError`` (422) when
+    stored, shown on the change and refused with a 409 naming it (and a team's decommission
+    re-checks that team's open changes: red on ``team``); ``GroupRuleError`` (422) when
     a team file names a group it may not (nothing merged)."""
     change = _change(session, change_id)
     number = _open_number(change)
@@ -282,7 +286,8 @@ def merge_change(session: Session, *, forge: Forge, registry: Registry, principa
         session.commit()
     reconciler_service.record_merge_event(session, event=event)
     merge_gate.recheck_open_changes(session, forge=forge, code_owners=registry.code_owners,
-                                    envs=change.envs, units=[change.unit_key])
+                                    envs=change.envs, units=[change.unit_key],
+                                    teams=merge_gate.gone_teams(forge, [change.unit_key]))
     return ChangePublic(**_public(change))
 
 
@@ -380,8 +385,9 @@ def main_moved(session: Session, *, forge: Forge, code_owners: tuple[str | None,
                event: MergeEvent) -> list[int]:
     """``main`` moved on the forge (a GitHub merge or push): the change it merged is recorded
     as merged, and every open change touching an environment or a unit name that the new
-    commits touch is re-checked (``merge_gate``), its ``caas/*`` statuses updated on the PR
-    (commit statuses on GitHub). Returns the ids of the re-checked changes."""
+    commits touch, and every open change of a team whose decommission they merged, is
+    re-checked (``merge_gate``), its ``caas/*`` statuses updated on the PR (commit statuses on
+    GitHub). Returns the ids of the re-checked changes."""
     try:
         changed = forge.changed_paths(event.before, event.commit) if event.before else []
     except CaasError:  # a PR's base commit the forge no longer has: the change row suffices
@@ -395,4 +401,5 @@ def main_moved(session: Session, *, forge: Forge, code_owners: tuple[str | None,
             units.add(merged.unit_key)
         record_pr_event(session, event=event)
     return merge_gate.recheck_open_changes(session, forge=forge, code_owners=code_owners,
-                                           envs=sorted(envs), units=sorted(units))
+                                           envs=sorted(envs), units=sorted(units),
+                                           teams=merge_gate.gone_teams(forge, units))

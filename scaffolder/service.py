@@ -23,7 +23,7 @@ from portal.db import utcnow
 from portal.errors import CaasError, Conflict, Forbidden, NotFound
 from portal.redact import redact
 from reconciler import service as reconciler_service
-from scaffolder import capacity, merge_gate, pr_checks, pr_text, tasks
+from scaffolder import capacity, merge_gate, pr_checks, pr_text, review, tasks
 from scaffolder.changeset import Prepared, parameter_context, prepare
 from scaffolder.checks_runner import check_collisions, immediate_checks, in_order, run_checks
 from scaffolder.decommission import prepare_decommission
@@ -111,7 +111,8 @@ def dry_run(session: Session, *, registry: Registry, forge: Forge, principal: Pr
             request: ScaffoldRequest) -> DryRunResult:
     """Rendered files and check results; touches no git ref and writes no row."""
     prepared = prepare(forge, registry, principal, request)
-    checks = run_checks(forge, prepared, open_units=merge_gate.open_units(session))
+    others = [u for u in merge_gate.open_units(session) if u != prepared.target]
+    checks = run_checks(forge, prepared, open_units=others)
     return DryRunResult(
         template=prepared.template.name, version=prepared.template.version,
         target_path=prepared.target, unit_exists=prepared.unit_exists, files=prepared.files,
@@ -194,9 +195,14 @@ def decommission_task(session: Session, *, registry: Registry, forge: Forge,
                       principal: Principal, unit: str, ip: str = "",
                       progress: tasks.Progress | None = None) -> TaskPublic:
     """Open the pull request that removes ``unit`` (``scaffolder.decommission``): refused,
-    with nothing written, while dependants exist; reserved like any change of the unit."""
+    with nothing written, while dependants exist (or, for a team, open changes of the team);
+    reserved like any change of the unit."""
+    team = unit.strip().strip("/").split("/")
+    waiting = review.open_changes(session, team=team[1]) if len(team) == 2 and \
+        team[0] == "teams" else []
     try:
-        prepared = prepare_decommission(forge, registry, principal, unit=unit)
+        prepared = prepare_decommission(forge, registry, principal, unit=unit,
+                                        open_changes=waiting)
     except Forbidden as exc:
         audit.record(session, actor=principal.username, action="scaffolder.decommission",
                      target=unit[:300], outcome="denied", ip=ip,
@@ -354,8 +360,8 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
         start()
         step = "checks"
         tasks.log_step(session, task, step, "started", "", progress)
-        others = [u for u in merge_gate.open_units(session, before=change.id)
-                  if u != change.unit_key]
+        # Another change of the unit reserved earlier (one reopened on the forge) counts.
+        others = merge_gate.open_units(session, before=change)
         with tracing.span("scaffolder.checks", unit=change.unit_key):
             now = immediate_checks(forge, prepared, open_units=others)
             if prepared.action == "create":

@@ -3,6 +3,7 @@ lists naming it; a unit with dependants is refused, naming them, with nothing wr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from catalog import service as catalog_service
 from gitops import git, gittree
+from gitops.gitreader import GitReader
 from portal.auth.models import AuditEvent, Role
 from scaffolder.models import Change
 from tests.conftest import UserFactory
@@ -100,3 +103,49 @@ def test_removing_a_namespace_rewrites_its_teams_appproject(
     assert after is not None and b"platform-tools" not in after
     assert b"kind: AppProject" in after
 
+
+
+def test_a_team_with_open_changes_is_not_decommissioned_until_they_end(
+        app_client: TestClient, engine: Engine, gitops: Path, make_user: UserFactory,
+        auth_headers: Headers) -> None:
+    """Each open change of the team would be red once the team is gone (``team`` check): the
+    request is refused naming them, nothing written; the team page's Remove says the same;
+    once the change is closed the team may go."""
+    make_user("root", admin=True)
+    make_user("alice", teams={"web": Role.developer})
+    make_user("bob", teams={"web": Role.developer})
+    alice, root = auth_headers("alice"), auth_headers("root")
+    team = app_client.post("/api/scaffolder/tasks", headers=alice, json={
+        "template": "team", "answers": {"team": "web", "display_name": "Web",
+                                        "cost_center": "cc-1", "owners": ["alice"]}})
+    _merge(app_client, team.json(), root)
+    before = gittree.resolve(gitops, "main~1")
+    with Session(engine) as s:  # what the reconciler's catalog job does after the merge
+        catalog_service.index_commit(s, forge=GitReader(gitops), commit=gittree.resolve(
+            gitops, "main"), changed=gittree.changed_paths(gitops, before, "main"))
+    tenant = app_client.post("/api/scaffolder/tasks", headers=alice, json={
+        "template": "tenant", "answers": {**TENANT, "team": "web", "name": "api"}})
+    assert tenant.status_code == 201 and tenant.json()["status"] == "succeeded", tenant.text
+    cid = tenant.json()["change_id"]
+    refs_before = git.out(gitops, "for-each-ref", "--format=%(refname)")
+    with Session(engine) as s:
+        rows = len(s.exec(select(Change)).all())
+
+    refused = app_client.post("/api/scaffolder/decommission", headers=alice,
+                              json={"unit": "teams/web"})
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert (error["field"], error["rule"]) == ("unit", "open-changes")
+    assert error["message"] == ("unit: team:web has open changes; merge or close them first: "
+                                f"change {cid} (tenants/web/web-api)")
+    assert git.out(gitops, "for-each-ref", "--format=%(refname)") == refs_before
+    with Session(engine) as s:
+        assert len(s.exec(select(Change)).all()) == rows
+    page = app_client.get("/catalog/teams/web", headers={**alice, "accept": "text/html"}).text
+    assert re.search(r"<button[^>]*disabled[^>]*>Remove</button>", page), page[:2000]
+    assert f"team:web has open changes; merge or close them first: change {cid}" in page
+
+    assert app_client.post(f"/api/changes/{cid}/close", headers=alice).status_code == 200
+    allowed = app_client.post("/api/scaffolder/decommission", headers=alice,
+                              json={"unit": "teams/web"})
+    assert allowed.status_code == 201 and allowed.json()["status"] == "succeeded", allowed.text

@@ -278,3 +278,81 @@ def test_a_pull_request_closed_on_the_forge_closes_its_change_and_rechecks_the_r
         again = client.post("/api/scaffolder/tasks", headers=alice, json=bodies[0])
         assert again.status_code == 409 and again.json()["error"]["rule"] == "name-taken", \
             again.text
+
+
+WEB_TEAM = {"team": "web", "display_name": "Web", "cost_center": "cc-1", "owners": ["alice"],
+            "members": ["bob"]}
+
+
+def _team_and_changes(client: TestClient, make_user: UserFactory, auth_headers: Headers
+                      ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Team ``web`` merged; then web's decommission requested and approved (the team has no
+    open change yet: ``decommission`` refuses it otherwise), and open after it: a tenant of
+    web and a tenant of payments."""
+    make_user("root", admin=True)
+    make_user("alice", teams={"web": Role.developer, "payments": Role.developer})
+    make_user("bob", teams={"web": Role.developer, "payments": Role.developer})
+    root, alice, bob = auth_headers("root"), auth_headers("alice"), auth_headers("bob")
+    team = _open(client, alice, {"template": "team", "answers": WEB_TEAM})
+    assert client.post(f"/api/changes/{team['id']}/approve", headers=root).status_code == 200
+    assert client.post(f"/api/changes/{team['id']}/merge", headers=alice).status_code == 200
+    task = client.post("/api/scaffolder/decommission", headers=alice, json={"unit": "teams/web"})
+    assert task.status_code == 201 and task.json()["status"] == "succeeded", task.text
+    removal = client.get(f"/api/changes/{task.json()['change_id']}", headers=alice).json()
+    assert removal["checks_green"], removal["checks"]
+    assert client.post(f"/api/changes/{removal['id']}/approve", headers=bob).status_code == 200
+    web = _open(client, alice, {"template": "tenant", "answers": {
+        **_tenant("api", "1")["answers"], "team": "web"}})
+    payments = _open(client, alice, _tenant("shop", "1"))
+    return web, payments, removal
+
+
+def _red_on_team(client: TestClient, headers: dict[str, str], change: dict[str, Any],
+                 forge: LocalForge) -> None:
+    shown = client.get(f"/api/changes/{change['id']}", headers=headers).json()
+    assert not shown["checks_green"]
+    team = _check(shown, "team")
+    assert team["state"] == "failure" and "team web no longer exists on main" in \
+        team["summary"], team
+    assert any("teams/web/" in d and "decommissioned" in d for d in team["details"]), team
+    statuses = {c.name: c.state.value for c in forge.get_change(change["number"]).checks}
+    assert statuses["caas/team"] == "failure"
+
+
+def test_a_merged_team_decommission_turns_the_teams_open_changes_red(
+        app_client: TestClient, gitops: Path, make_user: UserFactory,
+        auth_headers: Headers) -> None:
+    """The team's tenant change, green until then, can never merge once teams/web/ is gone:
+    it is re-checked with the decommission's merge and red on ``team``, naming web; the merge
+    is refused naming it. Another team's change is not re-checked."""
+    web, payments, removal = _team_and_changes(app_client, make_user, auth_headers)
+    alice, bob = auth_headers("alice"), auth_headers("bob")
+    merged = app_client.post(f"/api/changes/{removal['id']}/merge", headers=bob)
+    assert merged.status_code == 200, merged.text
+    assert gittree.list_paths(gitops, "main", "teams/web") == []
+    app: Any = app_client.app
+    forge = LocalForge(app.state.settings, app.state.engine)
+    _red_on_team(app_client, alice, web, forge)
+    assert app_client.post(f"/api/changes/{web['id']}/approve", headers=bob).status_code == 200
+    refused = app_client.post(f"/api/changes/{web['id']}/merge", headers=bob)
+    assert refused.status_code == 409, refused.text
+    assert "team: team web no longer exists on main" in refused.json()["error"]["message"]
+    assert gittree.list_paths(gitops, "main", "teams/web") == []
+    # payments' change: untouched (not re-checked: no "team" check, the same updated_at).
+    kept = app_client.get(f"/api/changes/{payments['id']}", headers=alice).json()
+    assert kept["checks_green"] and kept["updated_at"] == payments["updated_at"]
+    assert "team" not in {c["name"] for c in kept["checks"]}
+
+
+def test_a_team_decommission_merged_on_the_forge_turns_the_teams_open_changes_red(
+        app_client: TestClient, gitops: Path, make_user: UserFactory,
+        auth_headers: Headers) -> None:
+    """The same when the forge reports the merge (GitHub's webhook, ``after_merge``)."""
+    web, payments, removal = _team_and_changes(app_client, make_user, auth_headers)
+    app: Any = app_client.app
+    forge = LocalForge(app.state.settings, app.state.engine)
+    event = forge.merge(removal["number"], by="bob")  # as if merged on the forge's own site
+    with Session(app.state.engine) as session:
+        rechecked = app.state.after_merge(session, forge, event)
+    assert web["id"] in rechecked and payments["id"] not in rechecked
+    _red_on_team(app_client, auth_headers("alice"), web, forge)
