@@ -7,12 +7,15 @@
   gracefully — it stops its operation, writes its state and releases the state lock
   (https://developer.hashicorp.com/terraform/cli/commands/apply: "Terraform will attempt to
   gracefully stop ... on interrupt"). It is never sent a second one (which makes Terraform exit at
-  once, without saving). The signal follows the *thread* that started the process: run Terraform
-  from a thread that lives as long as the worker. Its ``SIGINT`` disposition is reset to the
-  default first: a worker started in the background of a non-interactive shell (``caas worker
-  &``, ``nohup``) inherits ``SIGINT`` ignored, and an ignored signal cannot be trapped by a shell
-  wrapper (POSIX sh, "trap": "Signals that were ignored on entry to a non-interactive shell
-  cannot be trapped or reset").
+  once, without saving): the signal is re-sent each time a child is re-parented, and a child of
+  the multi-threaded worker is re-parented thread by thread as a ``kill -9`` ends them, so
+  Terraform runs under a single-threaded guard (``reconciler.interrupt_once``) that forwards
+  one interrupt and ignores the rest. The signal follows the *thread* that started the
+  process: run Terraform from a thread that lives as long as the worker. Its ``SIGINT``
+  disposition is reset to the default first: a worker started in the background of a
+  non-interactive shell (``caas worker &``, ``nohup``) inherits ``SIGINT`` ignored, and an
+  ignored signal cannot be trapped by a shell wrapper (POSIX sh, "trap": "Signals that were
+  ignored on entry to a non-interactive shell cannot be trapped or reset").
 - Its output goes to a file in the working directory (``.caas-terraform.out``) that the worker
   follows, never to a pipe: a pipe dies with the worker, and Terraform writing its "Interrupt
   received" to a broken pipe would itself die of ``SIGPIPE`` before saving its state.
@@ -32,6 +35,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -43,6 +47,7 @@ from typing import Any
 from portal import parent_death
 from reconciler.tfdiag import Diagnostic, parse_line
 
+GUARD = str(Path(__file__).with_name("interrupt_once.py"))
 PIDFILE = ".caas-terraform.json"
 OUTPUT = ".caas-terraform.out"
 LOCK_INFO = ".terraform.tfstate.lock.info"
@@ -52,8 +57,12 @@ Log = Callable[[str], None]
 
 
 def spawn(cmd: list[str], *, env: dict[str, str], **kwargs: Any) -> subprocess.Popen[str]:
-    """Start ``cmd`` in its own session, interrupted (SIGINT) when the calling thread dies."""
-    return subprocess.Popen(cmd, env=env, text=True, stdin=subprocess.DEVNULL,
+    """Start ``cmd`` in its own session, interrupted exactly once (SIGINT) when the calling
+    thread's process dies or ``interrupt`` is called, through the single-threaded guard
+    ``reconciler.interrupt_once`` (the returned process is the guard; its exit status is the
+    command's, 128 + N for a command killed by signal N)."""
+    return subprocess.Popen([sys.executable, "-I", GUARD, *cmd], env=env, text=True,
+                            stdin=subprocess.DEVNULL,
                             start_new_session=True,
                             preexec_fn=parent_death.preexec(signal.SIGINT.value, reset=True),
                             **kwargs)

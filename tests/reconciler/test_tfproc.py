@@ -47,7 +47,7 @@ def test_a_child_is_interrupted_when_its_worker_is_killed(tmp_path: Path, sigint
     try:
         assert wait_until(pidfile.exists, 20)
         child_pid = int(pidfile.read_text())
-        assert os.getsid(child_pid) == child_pid != os.getsid(proc.pid)  # its own session
+        assert os.getsid(child_pid) != os.getsid(proc.pid)  # its own session (its guard's)
         assert not got.exists()
         os.kill(proc.pid, signal.SIGKILL)  # the worker's PID alone
         proc.wait()
@@ -57,6 +57,58 @@ def test_a_child_is_interrupted_when_its_worker_is_killed(tmp_path: Path, sigint
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_child_re_parented_twice_is_interrupted_once(tmp_path: Path) -> None:
+    """The kernel re-sends the parent-death signal each time the child is re-parented, and a
+    child of a multi-threaded worker moves to another live thread first: a ``kill -9`` ending
+    the worker's threads one by one gave Terraform two interrupts ("Two interrupts received.
+    Exiting immediately") and lost the resource it was provisioning. Made deterministic here:
+    the thread that started the child ends (first move, to the main thread), then the worker
+    is killed (second move). The child, running on after its first interrupt, counts: one."""
+    got, pidfile = tmp_path / "interrupted", tmp_path / "child.pid"
+    child = (f"trap 'echo INT >> {got}' INT; echo $$ > {pidfile}; "
+             "i=0; while [ $i -lt 40 ]; do sleep 0.05; i=$((i+1)); done")
+    parent = textwrap.dedent(f"""
+        import threading, time
+        from reconciler import tfproc
+        def start():
+            tfproc.spawn(["sh", "-c", {child!r}], env={{"PATH": "/usr/bin:/bin"}})
+            time.sleep(0.5)
+        thread = threading.Thread(target=start)
+        thread.start()
+        thread.join()
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", parent], env={**os.environ},
+                            start_new_session=True)
+    try:
+        assert wait_until(pidfile.exists, 20)
+        child_pid = int(pidfile.read_text())
+        assert wait_until(got.exists, 10)  # the starting thread ended: the first move
+        os.kill(proc.pid, signal.SIGKILL)  # the second
+        proc.wait()
+        assert wait_until(lambda: tfproc._start_time(child_pid) is None, 20)
+        assert got.read_text() == "INT\n"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_the_guard_forwards_one_interrupt_and_returns_the_command_status(tmp_path: Path
+                                                                         ) -> None:
+    got = tmp_path / "interrupted"
+    script = (f"trap 'echo INT >> {got}' INT; i=0; while [ $i -lt 20 ]; do sleep 0.05; "
+              "i=$((i+1)); done; exit 7")
+    proc = tfproc.spawn(["sh", "-c", script], env={"PATH": "/usr/bin:/bin"})
+    time.sleep(0.3)  # the guard has started its command
+    for _ in range(3):
+        tfproc.interrupt(proc)
+        time.sleep(0.05)
+    assert proc.wait(timeout=20) == 7  # the command's own status
+    assert got.read_text() == "INT\n"
+    killed = tfproc.spawn(["sh", "-c", "kill -KILL $$"], env={"PATH": "/usr/bin:/bin"})
+    assert killed.wait(timeout=20) == 128 + signal.SIGKILL
 
 
 def test_settle_waits_for_a_running_predecessor_and_never_kills_it(tmp_path: Path) -> None:
