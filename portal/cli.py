@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -109,8 +110,17 @@ def _serve(settings: Settings, *, background: bool) -> None:
     engine.dispose()
     # The spawned workers read their settings from the environment: pass the CLI overrides on.
     os.environ.update({"CAAS_HOST": settings.host, "CAAS_PORT": str(settings.port)})
-    uvicorn.run("portal.cli:serving_app", factory=True, workers=workers,
-                **options)  # type: ignore[arg-type]
+    # uvicorn's supervisor (restarts, signals, health pings) with one listening socket per
+    # worker, not one shared by all (portal.listeners: a burst of connections no longer lands
+    # in one process).
+    from uvicorn.supervisors import Multiprocess
+
+    from portal.listeners import ReusePortListener
+
+    config = uvicorn.Config("portal.cli:serving_app", factory=True, workers=workers,
+                            **options)  # type: ignore[arg-type]
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[ReusePortListener(settings.host, settings.port)]).run()
 
 
 def serving_app() -> FastAPI:
