@@ -34,8 +34,8 @@ def bind(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``(host, port)`` with ``SO_REUSEADDR`` and ``SO_REUSEPORT``, not yet
     listening. Its protocol is stated (``IPPROTO_TCP``, not 0): asyncio sets ``TCP_NODELAY`` only
     on accepted sockets whose ``proto`` says TCP, and without it every small response waited
-    ~40 ms for the client's delayed ACK (Nagle). Raises ``OSError`` (``EADDRINUSE``) when a socket without ``SO_REUSEPORT``, or of
-    another user, holds the address."""
+    ~40 ms for the client's delayed ACK (Nagle). Raises ``OSError`` (``EADDRINUSE``) when a
+    socket without ``SO_REUSEPORT``, or of another user, holds the address."""
     sock = socket.socket(_family(host), socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
