@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -53,6 +54,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
 
             stop = start_in_process(settings, engine)
         if serving:
+            from scaffolder.deps import warm
+
+            await asyncio.to_thread(warm, app, settings)
             heap.settle()
         try:
             yield

@@ -26,7 +26,7 @@ from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from gitops import object_names
-from gitops.forges.base import Check, CheckState, Forge
+from gitops.forges.base import Forge
 from portal.db import utcnow
 from portal.errors import CaasError
 from scaffolder import merge_checks
@@ -86,8 +86,7 @@ def store_checks(session: Session, *, forge: Forge, change: Change,
     session.add(change)
     session.commit()  # the forge writes through its own connection
     if change.number is not None:
-        forge.set_checks(change.number, [Check(name=f"caas/{c.name}", state=CheckState(c.state),
-                                               description=c.summary[:140]) for c in fresh])
+        forge.set_checks(change.number, [c.as_status() for c in fresh])
     return fresh
 
 

@@ -10,6 +10,7 @@ from pydantic import Field as PField
 from sqlalchemy import JSON, Column, DateTime, Text
 from sqlmodel import Field, SQLModel
 
+from gitops.forges.base import Check, CheckState
 from portal.db import UtcDatetime, utcnow
 
 
@@ -229,6 +230,15 @@ class CheckResult(BaseModel):
     state: str
     summary: str = ""
     details: list[str] = PField(default_factory=list)
+
+    def as_status(self) -> Check:
+        """This result as the PR head's commit status: context ``caas/<name>`` (the contexts
+        ``caas init`` makes required, ``portal.bootstrap.REQUIRED_CHECKS``), its state, and the
+        summary cut to the 140 characters GitHub keeps of a status description
+        (https://docs.github.com/en/rest/commits/statuses). ``ValueError`` for a state that is
+        not a commit status state."""
+        return Check(name=f"caas/{self.name}", state=CheckState(self.state),
+                     description=self.summary[:140])
 
 
 class EnvironmentPreview(BaseModel):

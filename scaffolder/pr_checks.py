@@ -37,7 +37,7 @@ from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
 from gitops import layout
-from gitops.forges.base import Check, CheckState, Forge
+from gitops.forges.base import Forge
 from reconciler import service as reconciler_service
 from scaffolder import merge_checks, merge_gate
 from scaffolder.changeset import load_yaml
@@ -69,8 +69,7 @@ def queue(session: Session, *, forge: Forge, number: int, sha: str) -> None:
 
 
 def _report_pending(forge: Forge, number: int) -> None:
-    forge.set_checks(number, [Check(name=f"caas/{c.name}", state=CheckState.pending,
-                                    description=c.summary) for c in pending()])
+    forge.set_checks(number, [c.as_status() for c in pending()])
 
 
 @dataclass(frozen=True)

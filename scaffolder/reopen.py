@@ -38,7 +38,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from catalog import service as catalog_service
-from gitops.forges.base import ChangeState, Check, CheckState, Forge
+from gitops.forges.base import ChangeState, Forge
 from gitops.forges.github_webhook import PullRequestEvent
 from portal.auth import audit
 from portal.db import utcnow
@@ -78,8 +78,7 @@ def reopened_on_forge(session: Session, *, forge: Forge,
                  detail={"change": change.id, "source": "forge", "head": info.head_sha,
                          "holds_unit": change.open_unit_key is not None}, commit=False)
     session.commit()
-    forge.set_checks(event.number, [Check(name=f"caas/{c.name}", state=CheckState.pending,
-                                          description=SUMMARY) for c in pending])
+    forge.set_checks(event.number, [c.as_status() for c in pending])
     reconciler_service.request_pr_checks(session, change_number=event.number,
                                          head_sha=info.head_sha)
     merge_gate.recheck_change(session, forge=forge, change=change, code_owners=code_owners)

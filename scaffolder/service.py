@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from catalog import search as catalog_search
 from catalog import service as catalog_service
-from gitops.forges.base import ChangeSpec, Check, CheckState, Forge
+from gitops.forges.base import ChangeSpec, Forge
 from portal import tracing
 from portal.auth import audit
 from portal.auth.principal import Principal
@@ -398,9 +398,7 @@ def _run(session: Session, *, task: Task, change: Change, prepared: Prepared, fo
         step = "statuses"
         session.commit()
         later = set(pr_checks.running(checks))  # ``pr_checks.queue`` reports them
-        forge.set_checks(info.number, [
-            Check(name=f"caas/{c.name}", state=CheckState(c.state), description=c.summary[:140])
-            for c in checks if c.name not in later])
+        forge.set_checks(info.number, [c.as_status() for c in checks if c.name not in later])
         forge.comment(info.number, redact(pr_text.preview(prepared, checks)))
         pr_checks.queue(session, forge=forge, number=info.number, sha=info.head_sha)
         tasks.log_step(session, task, step, "done", f"{len(checks)} check(s) reported, "

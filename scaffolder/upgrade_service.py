@@ -235,9 +235,8 @@ def _moved_again(session: Session, run: Run, *, principal: Principal, change: Ch
     session.commit()
     # Statuses are per commit: the new head reports every check, the kept collisions result
     # included (a required context missing on the head blocks the PR on GitHub for good).
-    forge.set_checks(change.number, [
-        Check(name=f"caas/{c.name}", state=CheckState(c.state), description=c.summary[:140])
-        for c in map(CheckResult.model_validate, change.checks)])
+    forge.set_checks(change.number, [CheckResult.model_validate(c).as_status()
+                                     for c in change.checks])
     forge.comment(change.number, redact(pr_text.preview(prepared, checks)))
     return outcome
 
