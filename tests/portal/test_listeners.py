@@ -18,16 +18,19 @@ from portal import listeners
 
 
 def _accept_and_count(listener: socket.socket, ready: Connection, done: Connection) -> None:
-    """A spawned "worker": listen on the socket it was handed, count what it accepts."""
+    """A spawned "worker": listen on the socket it was handed, count what it accepts. It stops
+    once told the burst is over AND its accept queue is empty (every client connection was
+    established, so queued, before it is told)."""
     listener.listen(128)
     listener.settimeout(0.2)
     ready.send(True)
     accepted = []
-    while not done.poll():
+    while True:
         try:
             accepted.append(listener.accept()[0])
         except TimeoutError:
-            continue
+            if done.poll():
+                break
     done.recv()
     done.send(len(accepted))
 
