@@ -23,7 +23,8 @@ import itertools
 import json
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -733,3 +734,17 @@ class FakeGitHub:
             pr.update(state="closed", merged=True, merged_by=merged_by,
                       merge_commit_sha=sha, head_sha=head_sha)
             return sha
+
+
+@contextmanager
+def served(full_name: str, main: dict[str, bytes]) -> Iterator[tuple[FakeGitHub, FakeRepo]]:
+    """A ``FakeGitHub`` served on a loopback port (its ``base_url`` set) holding one repository
+    ``full_name`` whose ``main`` has the files ``main`` (path → bytes) in one commit."""
+    from devtools.server import serve
+
+    fake = FakeGitHub()
+    with serve(fake.app) as url:
+        fake.base_url = url
+        repo = fake.add_repo(full_name)
+        repo.commit_files("main", main, "seed")
+        yield fake, repo

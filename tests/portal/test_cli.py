@@ -100,15 +100,12 @@ def test_user_team_token_round_trip(tmp_path: Path) -> None:
 
 
 def test_check_codeowners_names_who_cannot_review(tmp_path: Path) -> None:
-    from devtools.server import serve
-    from tests.fakes.github import PREFIX, FakeGitHub
+    from tests.fakes.github import PREFIX, served
 
-    fake = FakeGitHub()
-    with serve(fake.app) as url:
-        fake.base_url = url
-        repo = fake.add_repo("acme/gitops")
-        repo.commit_files("main", {"CODEOWNERS": b"* @acme/platform-admins @erin\n"
-                                                  b"/tenants/ @carol @acme/team-shop\n"}, "seed")
+    with served("acme/gitops", {"CODEOWNERS": b"* @acme/platform-admins @erin\n"
+                                              b"/tenants/ @carol @acme/team-shop\n"}
+                ) as (fake, repo):
+        url = fake.base_url
         repo.collaborators, repo.teams = {"erin"}, {"team-shop"}
         github = {"CAAS_FORGE": "github", "CAAS_GITHUB_URL": url + PREFIX,
                   "CAAS_GITHUB_REPO": "acme/gitops", "CAAS_GITHUB_TOKEN": "ghs_x",

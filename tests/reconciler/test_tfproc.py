@@ -3,6 +3,7 @@ interrupt, waiting for (never killing) a predecessor, reaping what a dead one le
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,20 @@ def wait_until(predicate: object, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+@contextlib.contextmanager
+def _worker(code: str, pidfile: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A "worker" process running ``code`` (in a session of its own, so killing it never
+    touches pytest) and the PID its child wrote to ``pidfile``; killed at the end if alive."""
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ},
+                            start_new_session=True)
+    try:
+        assert wait_until(pidfile.exists, 20)
+        yield proc, int(pidfile.read_text())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 @pytest.mark.parametrize("sigint", ["default", "ignored"])
@@ -42,11 +58,7 @@ def test_a_child_is_interrupted_when_its_worker_is_killed(tmp_path: Path, sigint
         tfproc.spawn(["sh", "-c", {child!r}], env={{"PATH": "/usr/bin:/bin"}})
         time.sleep(60)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", parent], env={**os.environ},
-                            start_new_session=True)
-    try:
-        assert wait_until(pidfile.exists, 20)
-        child_pid = int(pidfile.read_text())
+    with _worker(parent, pidfile) as (proc, child_pid):
         assert os.getsid(child_pid) != os.getsid(proc.pid)  # its own session (its guard's)
         assert not got.exists()
         os.kill(proc.pid, signal.SIGKILL)  # the worker's PID alone
@@ -54,9 +66,6 @@ def test_a_child_is_interrupted_when_its_worker_is_killed(tmp_path: Path, sigint
         assert wait_until(got.exists, 10)
         assert wait_until(lambda: tfproc._start_time(child_pid) is None, 10)
         assert got.read_text() == "INT\n"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 def test_a_child_re_parented_twice_is_interrupted_once(tmp_path: Path) -> None:
@@ -80,19 +89,12 @@ def test_a_child_re_parented_twice_is_interrupted_once(tmp_path: Path) -> None:
         thread.join()
         time.sleep(60)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", parent], env={**os.environ},
-                            start_new_session=True)
-    try:
-        assert wait_until(pidfile.exists, 20)
-        child_pid = int(pidfile.read_text())
+    with _worker(parent, pidfile) as (proc, child_pid):
         assert wait_until(got.exists, 10)  # the starting thread ended: the first move
         os.kill(proc.pid, signal.SIGKILL)  # the second
         proc.wait()
         assert wait_until(lambda: tfproc._start_time(child_pid) is None, 20)
         assert got.read_text() == "INT\n"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 def test_the_guard_forwards_one_interrupt_and_returns_the_command_status(tmp_path: Path

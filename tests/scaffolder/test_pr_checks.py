@@ -17,7 +17,6 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from catalog.models import TimelineEvent
-from devtools.server import serve
 from gitops import gittree
 from gitops.forges.base import FileChange
 from gitops.forges.github import GitHubForge
@@ -37,7 +36,7 @@ from scaffolder.checks_runner import DEFERRED
 from scaffolder.models import Change, ScaffoldRequest, Task
 from scaffolder.registry import Registry
 from tests.conftest import UserFactory
-from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo
+from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo, served
 from tests.reconciler.conftest import drain
 
 pytestmark = pytest.mark.checks_after_pr
@@ -204,12 +203,8 @@ def test_a_job_killed_after_reporting_is_retried_and_reports_once(
 
 @pytest.fixture
 def github(gitops: Path) -> Iterator[tuple[FakeGitHub, FakeRepo]]:
-    fake = FakeGitHub()
-    with serve(fake.app) as url:
-        fake.base_url = url
-        repo = fake.add_repo("acme/gitops")
-        repo.commit_files("main", {p: gittree.read_blob(gitops, "main", p) or b""
-                                   for p in gittree.list_paths(gitops, "main")}, "skeleton")
+    with served("acme/gitops", {p: gittree.read_blob(gitops, "main", p) or b""
+                                for p in gittree.list_paths(gitops, "main")}) as (fake, repo):
         yield fake, repo
 
 

@@ -18,7 +18,6 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from devtools.server import serve
 from gitops.forges.github_webhook import sign
 from portal.app import create_app
 from portal.settings import ForgeKind, Settings
@@ -26,7 +25,7 @@ from scaffolder.parameters import ParameterContext, validate_answers
 from scaffolder.registry import Registry
 from scaffolder.render import render
 from tests.conftest import UserFactory
-from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo
+from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo, served
 from tests.scaffolder.test_promotion import APP, TENANT, _checks, _people, _promote
 
 Headers = Callable[[str], dict[str, str]]
@@ -59,12 +58,8 @@ def _files(settings: Settings, folder: Path) -> dict[str, bytes]:
 
 @pytest.fixture
 def github(settings: Settings, tmp_path: Path) -> Iterator[tuple[FakeGitHub, FakeRepo]]:
-    fake = FakeGitHub()
-    with serve(fake.app) as url:
-        fake.base_url = url
-        repo = fake.add_repo(REPO)
-        repo.commit_files("main", _files(settings, tmp_path / "seed"), "seed")
-        yield fake, repo
+    with served(REPO, _files(settings, tmp_path / "seed")) as pair:
+        yield pair
 
 
 def _deliver(client: TestClient, event: str, payload: dict[str, Any],

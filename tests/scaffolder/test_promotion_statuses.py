@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from devtools.server import serve
 from gitops.forges.base import ChangeSpec, Check, CheckState, FileChange
 from gitops.forges.factory import make_forge
 from gitops.forges.github import GitHubForge
@@ -23,7 +22,7 @@ from portal.app import create_app
 from portal.auth import policy
 from scaffolder import promotion_gates
 from tests.conftest import UserFactory, make_settings
-from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo
+from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo, served
 from tests.scaffolder.test_promotion import _checks, _people, _promote, _seed, _setup
 
 Headers = Callable[[str], dict[str, str]]
@@ -91,12 +90,8 @@ def test_local_forge_stored_checks_of_the_source_pr(
 
 @pytest.fixture
 def github() -> Iterator[tuple[FakeGitHub, FakeRepo, GitHubForge]]:
-    fake = FakeGitHub()
-    with serve(fake.app) as url:
-        fake.base_url = url
-        repo = fake.add_repo("acme/gitops")
-        repo.commit_files("main", {"README.md": b"# gitops\n"}, "seed")
-        forge = GitHubForge("acme/gitops", token="ghs_test", base_url=url + PREFIX,
+    with served("acme/gitops", {"README.md": b"# gitops\n"}) as (fake, repo):
+        forge = GitHubForge("acme/gitops", token="ghs_test", base_url=fake.base_url + PREFIX,
                             seconds_between_writes=None)
         yield fake, repo, forge
 

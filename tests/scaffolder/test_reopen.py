@@ -17,7 +17,6 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from devtools.server import serve
 from gitops import gittree
 from gitops.forges.github import GitHubForge
 from gitops.forges.github_webhook import sign
@@ -32,7 +31,7 @@ from scaffolder.parameters import ParameterContext, validate_answers
 from scaffolder.registry import Registry
 from scaffolder.render import render
 from tests.conftest import UserFactory
-from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo
+from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo, served
 from tests.reconciler.conftest import drain
 from tests.scaffolder.conftest import seed
 
@@ -62,12 +61,8 @@ def _main_files(settings: Settings, tmp_path: Path) -> dict[str, bytes]:
 
 @pytest.fixture
 def github(settings: Settings, tmp_path: Path) -> Iterator[tuple[FakeGitHub, FakeRepo]]:
-    fake = FakeGitHub()
-    with serve(fake.app) as url:
-        fake.base_url = url
-        repo = fake.add_repo(REPO)
-        repo.commit_files("main", _main_files(settings, tmp_path), "seed")
-        yield fake, repo
+    with served(REPO, _main_files(settings, tmp_path)) as pair:
+        yield pair
 
 
 @pytest.fixture
@@ -153,6 +148,15 @@ def _reopen_on_github(repo: FakeRepo, number: int) -> None:
     repo.pulls[number]["state"] = "open"  # what "Reopen pull request" does on GitHub
 
 
+def _requested_tenant(client: TestClient, configured: Settings, engine: Engine,
+                      alice: dict[str, str]) -> dict[str, Any]:
+    """Alice's tenant request, its PR opened and its checks run."""
+    change = _request(client, alice, "/api/scaffolder/tasks",
+                      {"template": "tenant", "answers": X})
+    _drain(configured, engine)
+    return change
+
+
 def _audits(engine: Engine, action: str) -> list[AuditEvent]:
     with Session(engine) as s:
         return list(s.exec(select(AuditEvent).where(AuditEvent.action == action)
@@ -164,10 +168,8 @@ def test_a_reopened_pull_request_reopens_its_change_pending_then_green(
         github: tuple[FakeGitHub, FakeRepo]) -> None:
     _fake, repo = github
     alice = auth_headers("alice")
-    change = _request(client, alice, "/api/scaffolder/tasks",
-                      {"template": "tenant", "answers": X})
+    change = _requested_tenant(client, configured, engine, alice)
     cid, number = change["id"], change["number"]
-    _drain(configured, engine)
     shown = client.get(f"/api/changes/{cid}", headers=alice).json()
     assert shown["checks_green"], shown["checks"]
     assert set(_statuses(repo, number).values()) == {"success"}
@@ -265,9 +267,7 @@ def test_an_unsigned_or_mis_signed_reopen_changes_nothing(
         auth_headers: Headers, github: tuple[FakeGitHub, FakeRepo]) -> None:
     _fake, repo = github
     alice = auth_headers("alice")
-    change = _request(client, alice, "/api/scaffolder/tasks",
-                      {"template": "tenant", "answers": X})
-    _drain(configured, engine)
+    change = _requested_tenant(client, configured, engine, alice)
     _close_on_github(client, configured, repo, change, alice)
     _reopen_on_github(repo, change["number"])
     head = repo.refs[f"heads/{repo.pulls[change['number']]['head']}"]
@@ -288,9 +288,7 @@ def test_a_reopen_the_forge_does_not_confirm_changes_nothing(
     """A late ``reopened`` delivery of a PR closed again since: GitHub says closed."""
     _fake, repo = github
     alice = auth_headers("alice")
-    change = _request(client, alice, "/api/scaffolder/tasks",
-                      {"template": "tenant", "answers": X})
-    _drain(configured, engine)
+    change = _requested_tenant(client, configured, engine, alice)
     _close_on_github(client, configured, repo, change, alice)
     got = _deliver(client, _payload(repo, "reopened", change["number"], "carol"))
     assert got.status_code == 202 and "pr.reopened" not in got.json()["status"], got.text

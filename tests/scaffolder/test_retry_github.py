@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from devtools.server import serve
 from gitops import gittree
 from gitops.forges.github import GitHubForge
 from portal.auth import service as auth_service
@@ -22,19 +21,15 @@ from scaffolder import service
 from scaffolder.models import ScaffoldRequest
 from scaffolder.registry import Registry
 from tests.conftest import UserFactory
-from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo, Fault
+from tests.fakes.github import PREFIX, FakeGitHub, FakeRepo, Fault, served
 
 NOW = 1_800_000_000.0
 
 
 @pytest.fixture
 def github(gitops: Path) -> Iterator[tuple[FakeGitHub, FakeRepo]]:
-    fake = FakeGitHub()
-    with serve(fake.app) as url:
-        fake.base_url = url
-        repo = fake.add_repo("acme/gitops")
-        repo.commit_files("main", {p: gittree.read_blob(gitops, "main", p) or b""
-                                   for p in gittree.list_paths(gitops, "main")}, "skeleton")
+    with served("acme/gitops", {p: gittree.read_blob(gitops, "main", p) or b""
+                                for p in gittree.list_paths(gitops, "main")}) as (fake, repo):
         repo.collaborators = set()  # nobody CODEOWNERS names may review: a stale file
         yield fake, repo
 

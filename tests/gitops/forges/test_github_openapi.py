@@ -17,11 +17,10 @@ from typing import Any
 import pytest
 from openapi_schema_validator import OAS30Validator
 
-from devtools.server import serve
 from gitops.forges.base import ChangeSpec, Check, CheckState, FileChange
 from gitops.forges.github import GitHubForge
 from gitops.forges.github_rest import API_VERSION
-from tests.fakes.github import PREFIX, Call, FakeGitHub, Fault
+from tests.fakes.github import PREFIX, Call, Fault, served
 from tests.fakes.github_npm import openapi
 
 pytestmark = pytest.mark.github_spec
@@ -100,13 +99,10 @@ def _problems(op: Operation, call: Call) -> list[str]:
 @pytest.fixture(scope="module")
 def calls() -> Iterator[list[Call]]:
     """Every forge method, run once against the fake; the requests it sent."""
-    fake = FakeGitHub()
-    with serve(fake.app) as url:
-        fake.base_url = url
-        repo = fake.add_repo("acme/gitops")
-        repo.commit_files("main", {"README.md": b"# gitops\n", "CODEOWNERS":
-                                   b"* @acme/platform-admins\n/tenants/ @carol @acme/team-shop\n"},
-                          "seed")
+    with served("acme/gitops", {"README.md": b"# gitops\n", "CODEOWNERS":
+                                b"* @acme/platform-admins\n/tenants/ @carol @acme/team-shop\n"}
+                ) as (fake, repo):
+        url = fake.base_url
         repo.collaborators, repo.teams = {"erin"}, {"team-shop"}
         forge = GitHubForge("acme/gitops", token="ghs_test", base_url=url + PREFIX,
                             sleep=lambda _s: None, seconds_between_writes=None)
