@@ -83,6 +83,46 @@ async def _compute(request: Request, compute: Callable[[], T]) -> T:
     if held is None or held[0] is not loop:
         held = request.app.state.catalog_compute = (loop, anyio.CapacityLimiter(COMPUTE_THREADS))
     return await anyio.to_thread.run_sync(compute, limiter=held[1])
+
+
+Flights = dict[tuple[int, tuple[object, ...], int], "asyncio.Task[CachedPage]"]
+
+
+async def _page(request: Request, cache: ListCache, key: tuple[object, ...], generation: int,
+                compute: Callable[[], CachedPage]) -> CachedPage:
+    """The page ``key`` of catalog generation ``generation``: from ``cache``, else computed
+    (``_compute``) and stored — once, however many requests ask for it while it is computed:
+    they all wait for the one computation (right after a merge every page is asked for by many
+    connections at once, and each computed it). Only requests that read the same generation
+    share one, so a request that arrives after a write committed never gets a page computed
+    before it. The computation is a task of its own: a requester that goes away does not cancel
+    it for the others. Its error, if any, is every waiter's."""
+    page = cache.get(key, generation)
+    if page is not None:
+        return page
+    loop = asyncio.get_running_loop()
+    held: tuple[asyncio.AbstractEventLoop, Flights] | None = getattr(
+        request.app.state, "catalog_flights", None)
+    if held is None or held[0] is not loop:
+        held = request.app.state.catalog_flights = (loop, {})
+    flights = held[1]
+    flight = (id(cache), key, generation)
+    task = flights.get(flight)
+    if task is None:
+        async def run() -> CachedPage:
+            try:
+                computed = await _compute(request, compute)
+                cache.put(key, generation, computed)
+                return computed
+            finally:
+                flights.pop(flight, None)
+
+        task = flights[flight] = loop.create_task(run())
+        # Read its outcome even when every requester went away (no "never retrieved" warning).
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return await asyncio.shield(task)
+
+
 IfNoneMatch = Annotated[str | None, Header(
     max_length=2000, description="ETag(s) of a page you hold: 304 while it is unchanged.")]
 
@@ -99,16 +139,14 @@ async def _list(request: Request, kind: Kind, settings: Settings, q: str | None,
     if cache is None:
         cache = request.app.state.catalog_lists = ListCache()
     key = (kind, q, owner, env, status, limit, cursor)
-    page = cache.get(key, generation.catalog)
-    if page is None:
-        def compute() -> CachedPage:
-            with Session(engine, expire_on_commit=False) as session:
-                return serialise(query.list_entities(
-                    session, kind=kind, prices=load_price_sheet(settings.price_sheet), q=q,
-                    owner=owner, env=env, status=status, limit=limit, cursor=cursor))
 
-        page = await _compute(request, compute)
-        cache.put(key, generation.catalog, page)
+    def compute() -> CachedPage:
+        with Session(engine, expire_on_commit=False) as session:
+            return serialise(query.list_entities(
+                session, kind=kind, prices=load_price_sheet(settings.price_sheet), q=q,
+                owner=owner, env=env, status=status, limit=limit, cursor=cursor))
+
+    page = await _page(request, cache, key, generation.catalog, compute)
     cache.learn(request.scope["path"], request.scope.get("query_string", b""), key,
                 request.scope.get("route"))
     return page.response(if_none_match)
@@ -185,15 +223,13 @@ async def search_everything(
     ranked = tuple(scaffolder_service.template_documents(registry=registry))
     key = ("search", q, tuple(kind or ()), limit, ranked)
     documents = list(ranked)
-    page = cache.get(key, generation.catalog)
-    if page is None:
-        def compute() -> CachedPage:
-            with Session(engine, expire_on_commit=False) as session:
-                return serialise(search.search(session, q=q, kinds=kind, limit=limit,
-                                               documents=documents))
 
-        page = await _compute(request, compute)
-        cache.put(key, generation.catalog, page)
+    def compute() -> CachedPage:
+        with Session(engine, expire_on_commit=False) as session:
+            return serialise(search.search(session, q=q, kinds=kind, limit=limit,
+                                           documents=documents))
+
+    page = await _page(request, cache, key, generation.catalog, compute)
 
     def still() -> bool:  # the templates ranked are still the registry's
         return tuple(scaffolder_service.template_documents(registry=registry)) == ranked

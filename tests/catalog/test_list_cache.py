@@ -123,3 +123,84 @@ def test_a_request_seen_before_is_answered_without_the_router(
                            commit=True)
     assert app_client.get(LIST, headers=headers).status_code == 500
     assert app_client.get(LIST).status_code == 401  # no credential: never the fast path
+
+
+def test_a_page_many_ask_for_at_once_is_computed_once(
+        app_client: TestClient, headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    """Right after a merge every connection asks for the same cold page: one computation, every
+    request answered with it."""
+    import asyncio
+    import threading
+    import time
+
+    import httpx
+
+    from catalog import query
+
+    calls, lock = [0], threading.Lock()
+    real = query.list_entities
+
+    def slow(*args: object, **kwargs: object) -> object:
+        with lock:
+            calls[0] += 1
+        time.sleep(0.2)  # the others arrive while it runs
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(query, "list_entities", slow)
+
+    async def main() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app_client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return list(await asyncio.gather(*[client.get(LIST, headers=headers)
+                                               for _ in range(10)]))
+
+    responses = asyncio.run(main())
+    assert [r.status_code for r in responses] == [200] * 10
+    assert len({r.headers["etag"] for r in responses}) == 1
+    assert calls[0] == 1
+
+
+def test_a_request_after_a_write_never_shares_an_older_computation(
+        app_client: TestClient, headers: dict[str, str], engine: Engine,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page still being computed when a write commits is not the answer to a request that
+    arrives after the write: that one computes its own and shows the write."""
+    import asyncio
+    import threading
+
+    import httpx
+
+    from catalog import query
+
+    url = "/api/catalog/namespaces?status=failed"
+    started, release = threading.Event(), threading.Event()
+    calls = [0]
+    real = query.list_entities
+
+    def first_waits(*args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        if calls[0] == 1:
+            started.set()
+            assert release.wait(30)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(query, "list_entities", first_waits)
+
+    async def main() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app_client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            early = asyncio.ensure_future(client.get(url, headers=headers))
+            assert await asyncio.to_thread(started.wait, 30)
+            with Session(engine) as s:  # committed while the early page is computed
+                service.set_status(s, entity="namespace:payments/payments-api",
+                                   status="failed", commit=True)
+            late = asyncio.ensure_future(client.get(url, headers=headers))
+            await asyncio.sleep(0.3)
+            release.set()
+            return await early, await late
+
+    early, late = asyncio.run(main())
+    assert early.status_code == late.status_code == 200
+    assert calls[0] == 2
+    assert keys(late.json()) == {"namespace:payments/payments-api"}
