@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from catalog import search as catalog_search
 from catalog import service as catalog_service
+from gitops import layout
 from gitops.forges.base import ChangeSpec, Forge
 from portal import tracing
 from portal.auth import audit
@@ -197,9 +198,8 @@ def decommission_task(session: Session, *, registry: Registry, forge: Forge,
     """Open the pull request that removes ``unit`` (``scaffolder.decommission``): refused,
     with nothing written, while dependants exist (or, for a team, open changes of the team);
     reserved like any change of the unit."""
-    team = unit.strip().strip("/").split("/")
-    waiting = review.open_changes(session, team=team[1]) if len(team) == 2 and \
-        team[0] == "teams" else []
+    kind, _, name = layout.key_for_unit(unit.strip().strip("/")).partition(":")
+    waiting = review.open_changes(session, team=name) if kind == "team" else []
     try:
         prepared = prepare_decommission(forge, registry, principal, unit=unit,
                                         open_changes=waiting)
